@@ -1,0 +1,130 @@
+"""Start QEMU with its gdbstub on 127.0.0.1, USART1 in a log, and optionally its NVIC trace."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from irqmon.errors import UsageError
+
+NVIC_TRACE_EVENTS = ("nvic_acknowledge_irq", "nvic_complete_irq")
+MIN_QEMU_MAJOR = 8
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def check_qemu(binary: str = "qemu-system-arm") -> str:
+    """The path of a QEMU >= 8.0, or UsageError saying what to install."""
+    path = shutil.which(binary)
+    if path is None:
+        raise UsageError(f"{binary} not found: install QEMU >= {MIN_QEMU_MAJOR}.0 (make setup)")
+    out = subprocess.run([path, "--version"], capture_output=True, text=True, check=False).stdout
+    try:
+        major = int(out.split("version ", 1)[1].split(".", 1)[0])
+    except (IndexError, ValueError):
+        raise UsageError(f"cannot read the version of {path}") from None
+    if major < MIN_QEMU_MAJOR:
+        raise UsageError(
+            f"{path} is QEMU {major}: irqmon needs >= {MIN_QEMU_MAJOR}.0 to see BASEPRI/PRIMASK"
+        )
+    return path
+
+
+@dataclass
+class QemuTarget:
+    """A QEMU machine running `elf`, halted at reset until a debugger continues it."""
+
+    elf: Path
+    machine: str = "netduinoplus2"
+    workdir: Path | None = None
+    nvic_trace: bool = False
+    port: int = 0
+    process: subprocess.Popen | None = field(default=None, repr=False)
+
+    @property
+    def serial_log(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "usart1.log"
+
+    @property
+    def nvic_log(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "nvic-trace.log"
+
+    @property
+    def gdb_address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, connect_timeout: float = 10.0) -> QemuTarget:
+        binary = check_qemu()
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="irqmon-qemu-"))
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        cmd = [
+            binary, "-M", self.machine, "-nographic", "-monitor", "none",
+            "-kernel", str(self.elf), "-S",
+            "-gdb", f"tcp:127.0.0.1:{self.port}",
+            "-serial", f"file:{self.serial_log}",
+        ]  # fmt: skip
+        if self.nvic_trace:
+            for event in NVIC_TRACE_EVENTS:
+                cmd += ["-trace", event]
+            cmd += ["-D", str(self.nvic_log)]
+        self.process = subprocess.Popen(
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
+        self._wait_for_gdbstub(connect_timeout)
+        return self
+
+    def _wait_for_gdbstub(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                err = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
+                raise UsageError(f"QEMU exited at start: {err.splitlines()[-1] if err else 'no message'}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
+                    return
+            except OSError:
+                time.sleep(0.05)
+        self.stop()
+        raise UsageError(f"QEMU's gdbstub did not open 127.0.0.1:{self.port} in {timeout:.0f} s")
+
+    def serial_output(self) -> str:
+        try:
+            return self.serial_log.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        if self.process.stderr:
+            self.process.stderr.close()
+
+    def __enter__(self) -> QemuTarget:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

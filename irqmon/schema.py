@@ -1,0 +1,92 @@
+"""The trace schema: one place for column names, dtypes, event names and the version.
+
+Every writer, reader and rule refers to these names instead of spelling them again.
+`docs/trace-format.md` describes the same schema for people.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+SCHEMA_VERSION = 1
+MAGIC = "irqmon-trace"
+
+
+class Event(StrEnum):
+    """What happened at a trace row."""
+
+    CALL = "call"  # a probed function was entered (breakpoint on its first instruction)
+    RETURN = "return"  # a probed function returned to its caller (value = r0)
+    ACCESS = "access"  # a watched address was read or written (access = r|w)
+    MASK = "mask"  # an instruction that changes PRIMASK/BASEPRI/FAULTMASK executed
+    IRQ_ENTER = "irq_enter"  # the core took an exception (from QEMU's NVIC trace or SWO)
+    IRQ_EXIT = "irq_exit"  # the exception returned
+    CONFIG = "config"  # a value read from the target once (e.g. the max-syscall priority)
+
+
+class Kind(StrEnum):
+    """What an event means, as its probe pack declares it."""
+
+    HEAP = "heap"
+    MUTEX = "mutex"
+    BLOCKING = "blocking"
+    LOCK = "lock"
+    CRITICAL_SECTION = "critical-section"
+    RTOS_API = "rtos-api"
+    RTOS_FROMISR = "rtos-fromisr"
+    NON_REENTRANT = "non-reentrant"
+    SHARED_REGISTER = "shared-register"
+    IRQ = "irq"
+    WATCH = "watch"
+    CONFIG = "config"
+
+
+# Column name -> pandas dtype. Order is the CSV column order.
+COLUMNS: dict[str, str] = {
+    "seq": "int64",
+    "time": "float64",  # seconds since the capture started
+    "cycles": "Int64",  # DWT CYCCNT where the target has one, else empty
+    "event": "string",  # Event
+    "kind": "string",  # Kind
+    "probe": "string",  # probe pack that produced the row
+    "symbol": "string",  # function (call/return), watched object (access), mask register (mask)
+    "pc": "Int64",
+    "lr": "Int64",
+    "sp": "Int64",
+    "ipsr": "Int64",  # exception number: 0 thread mode, 16+n IRQ n
+    "exception": "string",  # its name from the target profile ("Thread" for 0)
+    "priority": "Int64",  # NVIC priority of the active exception, in implemented bits; empty in thread mode
+    "basepri": "Int64",
+    "primask": "Int64",
+    "faultmask": "Int64",
+    "control": "Int64",
+    "task": "string",  # current RTOS task where a pack can tell
+    "address": "Int64",  # watched address, lock object, mask-instruction site
+    "access": "string",  # r | w for access rows
+    "value": "Int64",  # accessed value, return value, first argument, mask register after
+    "old_value": "Int64",  # value before a write, mask register before
+    "size": "Int64",  # access width in bytes, or the size argument of a heap call
+    "args": "string",  # name=value pairs separated by ';'
+    "callpath": "string",  # call stack, innermost first, frames separated by ';'
+    "source": "string",  # file:line of pc
+}
+
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
+INTEGER_COLUMNS: tuple[str, ...] = tuple(c for c, t in COLUMNS.items() if t in ("int64", "Int64"))
+STRING_COLUMNS: tuple[str, ...] = tuple(c for c, t in COLUMNS.items() if t == "string")
+
+CALLPATH_SEPARATOR = ";"
+ARGS_SEPARATOR = ";"
+THREAD_MODE = 0
+FIRST_IRQ = 16  # exception number of IRQ 0
+
+# Metadata keys written in the leading '# key: value' lines of a CSV trace
+# (and in the Parquet schema metadata).
+META_SCHEMA = "schema"
+META_TARGET = "target"
+META_ELF = "elf"
+META_BUILD_ID = "build_id"
+META_TOOL_VERSION = "tool_version"
+META_START_TIME = "start_time"
+META_PRIORITY_BITS = "priority_bits"
+META_BACKEND = "backend"

@@ -1,0 +1,56 @@
+"""Helpers the tests share: the sample list, building them, and running one under gdb on QEMU."""
+
+from __future__ import annotations
+
+import subprocess
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from irqmon.backends.qemu import QemuTarget
+
+ROOT = Path(__file__).resolve().parents[1]
+SAMPLES_DIR = ROOT / "firmware_samples"
+BUILD_DIR = SAMPLES_DIR / "build"
+GDB = "gdb-multiarch"
+
+
+def sample_names() -> list[str]:
+    """Every sample: a directory of firmware_samples/ with an expected.toml."""
+    return sorted(p.parent.name for p in SAMPLES_DIR.glob("*/expected.toml"))
+
+
+def expected(sample: str) -> dict:
+    return tomllib.loads((SAMPLES_DIR / sample / "expected.toml").read_text())
+
+
+def build_samples(board: str = "netduinoplus2") -> subprocess.CompletedProcess:
+    return subprocess.run(
+        ["make", "-C", str(SAMPLES_DIR), f"BOARD={board}", "-j2"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def sample_elf(sample: str) -> Path:
+    return BUILD_DIR / f"{sample}.elf"
+
+
+@dataclass
+class GdbRun:
+    gdb_output: str
+    serial: str
+    returncode: int
+
+
+def run_under_gdb(elf: Path, commands: list[str], timeout: float = 120.0) -> GdbRun:
+    """Boot `elf` on QEMU halted at reset, run gdb-multiarch in batch mode with `commands`.
+
+    The commands run after `target remote`; QEMU is stopped afterwards whatever gdb did.
+    """
+    with QemuTarget(elf) as qemu:
+        args = [GDB, "-nx", "-batch", "-ex", "set pagination off", "-ex", "set confirm off",
+                "-ex", f"file {elf}", "-ex", f"target remote {qemu.gdb_address}"]  # fmt: skip
+        for command in commands:
+            args += ["-ex", command]
+        proc = subprocess.run(args, capture_output=True, text=True, timeout=timeout, check=False)
+        return GdbRun(proc.stdout + proc.stderr, qemu.serial_output(), proc.returncode)
