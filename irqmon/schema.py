@@ -41,6 +41,25 @@ class Kind(StrEnum):
     CONFIG = "config"
 
 
+class Role(StrEnum):
+    """What a row does to the object it names, as its probe pack declares it."""
+
+    ACQUIRE = "acquire"  # take a mutex/semaphore/lock (a write of the locked value for a HAL Lock)
+    RELEASE = "release"  # give it back (a write of the unlocked value)
+    TEST = "test"  # read a lock without taking it (e.g. `if (h->Lock == HAL_LOCKED)`)
+    ALLOC = "alloc"  # malloc, calloc, realloc
+    FREE = "free"
+    BLOCKING = "blocking"  # a call that may wait (delay, queue receive with a timeout)
+    ENTER = "enter"  # task-level critical section entered (e.g. vPortEnterCritical)
+    EXIT = "exit"
+    API = "api"  # any other task-level RTOS call
+    FROMISR = "fromisr"  # an ISR-safe RTOS call (the FromISR family)
+    DISABLE = "disable"  # cpsid: PRIMASK/FAULTMASK set
+    ENABLE = "enable"  # cpsie: PRIMASK/FAULTMASK cleared
+    WRITE = "write"  # msr to PRIMASK/BASEPRI/BASEPRI_MAX/FAULTMASK, or a plain watched write
+    READ = "read"  # a plain watched read
+
+
 # Column name -> pandas dtype. Order is the CSV column order.
 COLUMNS: dict[str, str] = {
     "seq": "int64",
@@ -48,6 +67,7 @@ COLUMNS: dict[str, str] = {
     "cycles": "Int64",  # DWT CYCCNT where the target has one, else empty
     "event": "string",  # Event
     "kind": "string",  # Kind
+    "role": "string",  # Role
     "probe": "string",  # probe pack that produced the row
     "symbol": "string",  # function (call/return), watched object (access), mask register (mask)
     "pc": "Int64",

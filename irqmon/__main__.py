@@ -1,0 +1,5 @@
+import sys
+
+from irqmon.cli import main
+
+sys.exit(main())
