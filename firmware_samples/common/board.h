@@ -75,6 +75,19 @@ typedef enum { DEVICE_IRQS(X) } IRQn_Type;
 #define TIM_DIER_UIE (1u << 0)
 #define TIM_SR_UIF   (1u << 0)
 
+/* Start a timer's update interrupt every (psc+1)*(arr+1) timer clocks.
+ * QEMU's TIM2-5 model counts from the time CNT was last written: write CNT before CEN,
+ * or an ARR smaller than the virtual time since reset never fires. */
+static inline void tim_start_periodic(uint32_t base, uint32_t psc, uint32_t arr)
+{
+    TIM_PSC(base) = psc;
+    TIM_ARR(base) = arr;
+    TIM_CNT(base) = 0;
+    TIM_SR(base) = 0;
+    TIM_DIER(base) = TIM_DIER_UIE;
+    TIM_CR1(base) = TIM_CR1_CEN;
+}
+
 static inline void nvic_enable_irq(IRQn_Type irq) { NVIC_ISER(irq >> 5) = 1u << (irq & 31u); }
 static inline void nvic_disable_irq(IRQn_Type irq) { NVIC_ICER(irq >> 5) = 1u << (irq & 31u); }
 static inline void nvic_set_pending(IRQn_Type irq) { NVIC_ISPR(irq >> 5) = 1u << (irq & 31u); }

@@ -78,9 +78,9 @@ class QemuTarget:
             "-serial", f"file:{self.serial_log}",
         ]  # fmt: skip
         if self.nvic_trace:
-            for event in NVIC_TRACE_EVENTS:
-                cmd += ["-trace", event]
-            cmd += ["-D", str(self.nvic_log)]
+            # `-msg timestamp=on` prefixes each line with pid@seconds.microseconds (host clock).
+            events = ",".join(f"trace:{event}" for event in NVIC_TRACE_EVENTS)
+            cmd += ["-d", events, "-msg", "timestamp=on", "-D", str(self.nvic_log)]
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
         )
