@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
 from irqmon import schema
+from irqmon.errors import UsageError
 
 
 def format_cell(value: Any) -> str:
@@ -56,3 +63,226 @@ class TraceWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# Readers
+
+PARQUET_MAGIC = b"PAR1"
+PARQUET_META_PREFIX = "irqmon."
+_ARROW_TYPES = {"int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}
+_NOT_NULL = ("seq", "time", "event")
+
+
+@dataclass
+class Trace:
+    """A loaded trace: one row per event with the schema's dtypes, and the capture's metadata."""
+
+    frame: pd.DataFrame
+    metadata: dict[str, str]
+    path: Path
+
+
+def load_trace(path: Path | str) -> Trace:
+    """Read and check a CSV or Parquet trace; any problem is one `UsageError` line."""
+    path = Path(path)
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not head:
+        raise UsageError(f"{path}: empty file, not a trace")
+    if head == PARQUET_MAGIC:
+        frame, metadata = _read_parquet(path)
+    else:
+        frame, metadata = _read_csv(path)
+    _check_metadata(path, metadata)
+    _check_rows(path, frame, first_line=_first_data_line(path) if head != PARQUET_MAGIC else None)
+    return Trace(frame, metadata, path)
+
+
+def write_parquet(trace: Trace, path: Path | str) -> None:
+    """Write `trace` as Parquet, metadata kept under `irqmon.<key>` in the schema metadata."""
+    table = pa.Table.from_pandas(trace.frame, preserve_index=False)
+    metadata = {f"{PARQUET_META_PREFIX}{k}".encode(): str(v).encode() for k, v in trace.metadata.items()}
+    metadata.setdefault(f"{PARQUET_META_PREFIX}{schema.META_SCHEMA}".encode(), str(schema.SCHEMA_VERSION).encode())
+    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
+    pq.write_table(table, path)
+
+
+def _read_metadata_lines(path: Path) -> tuple[dict[str, str], int, bytes]:
+    """The leading `# key: value` lines, how many there are, and the header line after them."""
+    metadata: dict[str, str] = {}
+    count = 0
+    with open(path, "rb") as file:
+        for raw in file:
+            if not raw.startswith(b"#"):
+                return metadata, count, raw
+            count += 1
+            text = _decode(path, raw, count).lstrip("#").strip()
+            key, sep, value = text.partition(":")
+            if sep:
+                metadata[key.strip()] = value.strip()
+    return metadata, count, b""
+
+
+def _first_data_line(path: Path) -> int:
+    return _read_metadata_lines(path)[1] + 2
+
+
+def _decode(path: Path, raw: bytes, line: int) -> str:
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise UsageError(f"{path}:{line}: not UTF-8 (byte {exc.start + 1} of the line)") from None
+
+
+def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    metadata, skip, header_raw = _read_metadata_lines(path)
+    header_line = skip + 1
+    header_text = _decode(path, header_raw, header_line).strip("\r\n")
+    if not header_text.strip():
+        raise UsageError(f"{path}: no header row after the metadata lines (empty or truncated file)")
+    header = next(csv.reader([header_text]))
+    missing = [c for c in schema.REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise UsageError(f"{path}:{header_line}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    duplicated = sorted({c for c in header if header.count(c) > 1})
+    if duplicated:
+        raise UsageError(f"{path}:{header_line}: column {duplicated[0]} appears twice")
+    types = {c: _ARROW_TYPES[schema.COLUMNS[c]] if c in schema.COLUMNS else pa.string() for c in header}
+    try:
+        table = pacsv.read_csv(
+            path,
+            read_options=pacsv.ReadOptions(skip_rows=skip, use_threads=True),
+            parse_options=pacsv.ParseOptions(newlines_in_values=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=types, null_values=[""], strings_can_be_null=True, check_utf8=True
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise UsageError(_diagnose_csv(path, skip, header, str(exc))) from None
+    return _to_pandas(table), metadata
+
+
+def _diagnose_csv(path: Path, skip: int, header: list[str], arrow_message: str) -> str:
+    """Find the line and column Arrow refused (the slow path, only taken for a bad file)."""
+    with open(path, "rb") as file:
+        lines = file.read().split(b"\n")
+    for number, raw in enumerate(lines[skip + 1 :], start=skip + 2):
+        if not raw.strip(b"\r"):
+            continue
+        text = _decode(path, raw, number).rstrip("\r")
+        cells = next(csv.reader([text]), [])
+        if len(cells) != len(header):
+            last = number == len(lines) or (number == len(lines) - 1 and not lines[-1])
+            hint = " (truncated file?)" if last else ""
+            return f"{path}:{number}: {len(cells)} fields, the header has {len(header)}{hint}"
+        for column, cell in zip(header, cells):
+            problem = _cell_problem(schema.COLUMNS.get(column, "string"), cell)
+            if problem:
+                return f"{path}:{number}: column {column}: {problem}"
+    return f"{path}: not a readable trace CSV ({arrow_message.splitlines()[0]})"
+
+
+def _cell_problem(dtype: str, cell: str) -> str | None:
+    if cell == "" or dtype == "string":
+        return None
+    try:
+        int(cell) if dtype in ("int64", "Int64") else float(cell)
+    except ValueError:
+        kind = "an integer" if dtype in ("int64", "Int64") else "a number"
+        return f"{cell[:40]!r} is not {kind}"
+    return None
+
+
+def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+    try:
+        table = pq.read_table(path)
+    except (pa.ArrowException, OSError) as exc:
+        raise UsageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
+    raw_meta = table.schema.metadata or {}
+    metadata = {
+        k.decode("utf-8", "replace")[len(PARQUET_META_PREFIX) :]: v.decode("utf-8", "replace")
+        for k, v in raw_meta.items()
+        if k.startswith(PARQUET_META_PREFIX.encode())
+    }
+    if schema.META_SCHEMA not in metadata:
+        raise UsageError(f"{path}: Parquet file is not an irqmon trace (no {PARQUET_META_PREFIX}{schema.META_SCHEMA} metadata)")
+    missing = [c for c in schema.REQUIRED_COLUMNS if c not in table.column_names]
+    if missing:
+        raise UsageError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    columns = []
+    for name in table.column_names:
+        column = table.column(name)
+        wanted = _ARROW_TYPES.get(schema.COLUMNS.get(name, "string"))
+        if column.type != wanted:
+            compatible = pa.types.is_null(column.type) or (
+                pa.types.is_integer(column.type) and pa.types.is_integer(wanted)
+            ) or ((pa.types.is_integer(column.type) or pa.types.is_floating(column.type)) and pa.types.is_floating(wanted)) or (
+                pa.types.is_string(column.type) or pa.types.is_large_string(column.type)
+            ) and pa.types.is_string(wanted) or (pa.types.is_dictionary(column.type) and pa.types.is_string(wanted))
+            if not compatible:
+                raise UsageError(f"{path}: column {name}: type {column.type}, expected {wanted}")
+            try:
+                column = column.cast(wanted)
+            except pa.ArrowException as exc:
+                raise UsageError(f"{path}: column {name}: {str(exc).splitlines()[0]}") from None
+        columns.append(column)
+    return _to_pandas(pa.table(columns, names=table.column_names)), metadata
+
+
+def _to_pandas(table: pa.Table) -> pd.DataFrame:
+    frame = table.to_pandas(types_mapper=_pandas_type, self_destruct=True)
+    for name, dtype in schema.COLUMNS.items():
+        if dtype == "int64" and frame[name].dtype != "int64" and not frame[name].isna().any():
+            frame[name] = frame[name].astype("int64")
+        if dtype == "float64":
+            frame[name] = frame[name].astype("float64")
+    return frame
+
+
+def _pandas_type(arrow_type: pa.DataType) -> Any:
+    if pa.types.is_integer(arrow_type):
+        return pd.Int64Dtype()
+    if pa.types.is_string(arrow_type) or pa.types.is_large_string(arrow_type) or pa.types.is_null(arrow_type):
+        return pd.StringDtype("pyarrow")
+    return None
+
+
+def _check_metadata(path: Path, metadata: dict[str, str]) -> None:
+    version = metadata.get(schema.META_SCHEMA, str(schema.SCHEMA_VERSION))
+    if not version.isdigit():
+        raise UsageError(f"{path}: metadata schema {version!r} is not a version number")
+    if int(version) > schema.SCHEMA_VERSION:
+        raise UsageError(f"{path}: trace schema {version} is newer than this irqmon reads ({schema.SCHEMA_VERSION})")
+    bits = metadata.get(schema.META_PRIORITY_BITS)
+    if bits is not None and not (bits.isdigit() and 1 <= int(bits) <= 8):
+        raise UsageError(f"{path}: metadata priority_bits {bits!r} is not a number of bits from 1 to 8")
+
+
+def _check_rows(path: Path, frame: pd.DataFrame, first_line: int | None) -> None:
+    """Vectorized row checks; the first offending row is named (CSV line, or Parquet row)."""
+
+    def where(position: int) -> str:
+        return f"{path}:{first_line + position}" if first_line is not None else f"{path}: row {position}"
+
+    for column in _NOT_NULL:
+        missing = frame[column].isna().to_numpy()
+        if missing.any():
+            raise UsageError(f"{where(int(missing.argmax()))}: column {column} is empty")
+    seq = frame["seq"].to_numpy()
+    if len(seq) > 1:
+        step = seq[1:] <= seq[:-1]
+        if step.any():
+            raise UsageError(f"{where(int(step.argmax()) + 1)}: column seq is not increasing")
+    known = frame["event"].isin([e.value for e in schema.Event]).to_numpy(dtype=bool)
+    if not known.all():
+        position = int((~known).argmax())
+        raise UsageError(f"{where(position)}: column event: unknown event {frame['event'].iloc[position]!r}")
+    negative = (frame["ipsr"] < 0).fillna(False).to_numpy(dtype=bool) | (frame["ipsr"] > 511).fillna(False).to_numpy(
+        dtype=bool
+    )
+    if negative.any():
+        raise UsageError(f"{where(int(negative.argmax()))}: column ipsr: {frame['ipsr'].iloc[int(negative.argmax())]} is not an exception number")
