@@ -1,0 +1,30 @@
+"""The analyzer: runs the rules over a trace and returns findings.
+
+No backend and no plotting here: a trace in, findings out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from irqmon.analysis.context import AnalysisConfig, Context
+from irqmon.analysis.findings import Finding
+from irqmon.analysis.registry import LoadedRule, Rule, all_rules
+from irqmon.errors import UsageError
+from irqmon.tracefile import Trace
+
+__all__ = ["AnalysisConfig", "Context", "Finding", "Rule", "LoadedRule", "all_rules", "analyze"]
+
+SEVERITY_ORDER = {"error": 0, "warning": 1, "note": 2}
+
+
+def analyze(trace: Trace, config: AnalysisConfig | None = None, rules: Sequence[str] | None = None) -> list[Finding]:
+    """Findings of the selected rules (all by default), most severe and earliest first."""
+    available = all_rules()
+    selected = list(available) if rules is None else list(rules)
+    unknown = [r for r in selected if r not in available]
+    if unknown:
+        raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
+    ctx = Context(trace.frame, trace.metadata, config or AnalysisConfig())
+    findings = [finding for rule_id in selected for finding in available[rule_id].check(ctx)]
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule))

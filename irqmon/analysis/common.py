@@ -1,0 +1,41 @@
+"""Pieces several rules share: calls made from an ISR, and the wording of where a thing happened."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import pandas as pd
+
+from irqmon.analysis.context import IN_ISR, Context
+from irqmon.schema import Event
+
+
+def isr_calls(ctx: Context, kind: str | Iterable[str], role: str | Iterable[str] | None = None) -> pd.DataFrame:
+    """Outermost `call` rows of `kind` (and `role`) made in handler mode.
+
+    Nesting is judged among all calls of the kind, so `_malloc_r` under `malloc` counts once.
+    """
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kind)
+    calls = ctx.outermost_calls(rows)
+    if role is not None:
+        roles = [role] if isinstance(role, str) else list(role)
+        calls = calls[calls["role"].isin(roles).fillna(False).astype(bool)]
+    return calls[calls[IN_ISR]]
+
+
+def where(first: pd.Series) -> str:
+    """`OTG_FS_IRQHandler (IRQ 67, priority 6)`: the handler and the numbers of its exception."""
+    context = str(first["context"])
+    numbers = context[context.find("(") :] if "(" in context else ""
+    return f"{first['handler']} {numbers}".strip()
+
+
+def at(first: pd.Series) -> str:
+    """` at file.c:12` where the row has a source line."""
+    source = first.get("source")
+    return f" at {source}" if isinstance(source, str) and source else ""
+
+
+def frames_text(first: pd.Series) -> str:
+    path = first.get("callpath")
+    return " <- ".join(path.split(";")) if isinstance(path, str) and path else ""

@@ -1,0 +1,128 @@
+"""Findings: what a rule reports, and the grouping of a rule's hits into findings."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from irqmon import schema
+
+if TYPE_CHECKING:
+    from irqmon.analysis.context import Context
+    from irqmon.analysis.registry import Rule
+
+SEVERITIES = ("error", "warning", "note")
+
+
+@dataclass
+class Finding:
+    """One problem at one site, however often the trace shows it."""
+
+    rule: str
+    severity: str
+    title: str
+    message: str
+    fingerprint: str
+    count: int
+    first_time: float
+    last_time: float
+    first_seq: int
+    contexts: list[str] = field(default_factory=list)
+    exception: str | None = None
+    priority: int | None = None
+    task: str | None = None
+    symbol: str | None = None
+    address: int | None = None
+    callpath: list[str] = field(default_factory=list)
+    source: str | None = None
+    evidence: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Finding:
+        names = cls.__dataclass_fields__
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def fingerprint(rule: str, site: Sequence[Any]) -> str:
+    """Stable id of a finding's site: the rule and what identifies the place, never a time."""
+    text = "\x1f".join([rule, *("" if plain(v) is None else str(plain(v)) for v in site)])
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def plain(value: Any) -> Any:
+    """A JSON-friendly Python value from a pandas/numpy scalar (None for missing)."""
+    if value is None or value is pd.NA:
+        return None
+    if isinstance(value, float) and value != value:
+        return None
+    if hasattr(value, "item"):
+        return value.item()
+    return value
+
+
+TextFn = Callable[[pd.Series, pd.DataFrame], str]
+EvidenceFn = Callable[[pd.Series, pd.DataFrame], dict[str, Any]]
+
+
+def group_hits(
+    rule: Rule,
+    ctx: Context,
+    hits: pd.DataFrame,
+    site: Sequence[str],
+    title: TextFn,
+    message: TextFn,
+    evidence: EvidenceFn | None = None,
+    severity: str | None = None,
+) -> list[Finding]:
+    """One finding per site: count, first/last time, every context involved.
+
+    `hits` holds one row per occurrence with the trace's columns and the context's derived ones;
+    an `other_context` column, where a rule fills it, adds the second party's label.
+    `title`, `message` and `evidence` see the first hit and the whole group.
+    """
+    if hits.empty:
+        return []
+    hits = hits.sort_values("seq").assign(context=ctx.labels(hits.sort_values("seq")))
+    hits["handler"] = ctx.handlers(hits)
+    findings = []
+    for _, group in hits.groupby(list(site), dropna=False, sort=False):
+        first = group.iloc[0]
+        contexts = list(dict.fromkeys(group["context"].dropna()))
+        if "other_context" in group:
+            contexts += [c for c in dict.fromkeys(group["other_context"].dropna()) if c not in contexts]
+        callpath = plain(first["callpath"])
+        findings.append(
+            Finding(
+                rule=rule.id,
+                severity=severity or rule.severity,
+                title=f"{rule.id}: {title(first, group)}",
+                message=message(first, group),
+                fingerprint=fingerprint(rule.id, [first[c] for c in site]),
+                count=len(group),
+                first_time=float(group["time"].min()),
+                last_time=float(group["time"].max()),
+                first_seq=int(first["seq"]),
+                contexts=contexts,
+                exception=plain(first["exc_name"]) if first["in_isr"] else None,
+                priority=plain(first["prio"]) if first["in_isr"] else None,
+                task=plain(first["task"]),
+                symbol=plain(first["symbol"]),
+                address=plain(first["address"]),
+                callpath=own_frames(callpath),
+                source=plain(first["source"]),
+                evidence={k: plain(v) if not isinstance(v, (list, dict)) else v for k, v in (evidence(first, group) if evidence else {}).items()},
+            )
+        )
+    return findings
+
+
+def own_frames(callpath: str | None) -> list[str]:
+    """The frames of a call path, innermost first (an ISR's path keeps the interrupted frames)."""
+    return [f for f in (callpath or "").split(schema.CALLPATH_SEPARATOR) if f]

@@ -1,0 +1,1 @@
+"""Built-in rules, one module each: `RULE` and `check(ctx) -> list[Finding]`."""

@@ -1,0 +1,54 @@
+"""malloc-in-isr: a heap function (malloc, free, realloc, …) called from an interrupt handler.
+
+Why it is bad:
+    The heap is not reentrant. Without an RTOS nothing protects it, so an ISR that allocates while
+    thread mode is inside malloc corrupts the free list. With an RTOS the heap lock is a mutex
+    (or a scheduler suspension), which an ISR may not take and which does not stop interrupts
+    anyway. The allocation can also fail or take unbounded time inside the handler.
+
+Example:
+    ST's USB device stack: OTG_FS_IRQHandler -> HAL_PCD_IRQHandler -> … -> USBD_SetClassConfig ->
+    USBD_CDC_Init -> USBD_malloc -> malloc, and free() on de-initialisation (seed 000).
+
+Instead:
+    Allocate at start-up (a static buffer, or `USBD_static_malloc`), or hand the work to a task
+    (queue/deferred call) that may allocate; use a fixed-size pool with interrupt-safe operations
+    if an ISR must obtain memory.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from irqmon.analysis.common import at, frames_text, isr_calls, where
+from irqmon.analysis.context import Context
+from irqmon.analysis.findings import Finding, group_hits, own_frames
+from irqmon.analysis.registry import Rule
+from irqmon.schema import Kind
+
+RULE = Rule(id="malloc-in-isr", severity="error", summary="heap function called from an interrupt handler")
+
+
+def check(ctx: Context) -> list[Finding]:
+    hits = isr_calls(ctx, Kind.HEAP.value)
+    return group_hits(RULE, ctx, hits, site=("ipsr", "symbol", "source"), title=_title, message=_message, evidence=_evidence)
+
+
+def _title(first: pd.Series, group: pd.DataFrame) -> str:
+    return f"{first['symbol']} called from {where(first)}"
+
+
+def _message(first: pd.Series, group: pd.DataFrame) -> str:
+    chain = frames_text(first)
+    path = f" Call path: {chain}." if chain else ""
+    return f"{first['symbol']} ({first['role']}) ran in {first['context']}{at(first)}, {len(group)} time(s).{path}"
+
+
+def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
+    sizes = group["size"].dropna()
+    return {
+        "role": first["role"],
+        "handler": first["handler"],
+        "call_chain": own_frames(first["callpath"] if isinstance(first["callpath"], str) else None),
+        "sizes": sorted({int(s) for s in sizes})[:16],
+    }
