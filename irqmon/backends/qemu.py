@@ -82,7 +82,8 @@ class QemuTarget:
             events = ",".join(f"trace:{event}" for event in NVIC_TRACE_EVENTS)
             cmd += ["-d", events, "-msg", "timestamp=on", "-D", str(self.nvic_log)]
         self.process = subprocess.Popen(
-            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+            cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+            start_new_session=True,  # Ctrl-C reaches irqmon, which stops QEMU itself
         )
         self._wait_for_gdbstub(connect_timeout)
         return self

@@ -1,0 +1,268 @@
+"""The GDB-MI backend: gdb-multiarch driven over its machine interface, talking to any GDB
+server (QEMU's gdbstub, OpenOCD, pyOCD gdbserver, J-Link GDB server).
+
+pygdbmi parses the MI records; the process and the reads are ours, so no call ever waits for a
+fixed time: each command carries a token and returns as soon as its result record arrives.
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import subprocess
+import time
+from collections import deque
+from pathlib import Path
+
+from pygdbmi.gdbmiparser import parse_response
+
+from irqmon.backends.base import Frame, Stop, StopReason, WatchAccess
+from irqmon.errors import CaptureError, UsageError
+
+GDB = "gdb-multiarch"
+EXCEPTION_FRAME = "<exception>"
+WATCH_TYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int"}
+GONE_MESSAGES = ("Remote connection closed", "The program is not being run", "Remote communication error")
+
+SETUP_COMMANDS = (
+    "-gdb-set mi-async on",
+    "-gdb-set confirm off",
+    "-gdb-set pagination off",
+    "-gdb-set width 0",
+    "-gdb-set height 0",
+    "-gdb-set backtrace limit 32",
+    # Keep breakpoints in the target while stopped: no z/Z packet pairs at every stop.
+    "-gdb-set breakpoint always-inserted on",
+    "-gdb-set print pretty off",
+)
+
+
+class GdbError(Exception):
+    """gdb answered a command with ^error."""
+
+
+class GdbMiBackend:
+    name = "gdbmi"
+
+    def __init__(self, elf: Path, remote: str, gdb: str = GDB, command_timeout: float = 20.0) -> None:
+        self.elf = Path(elf)
+        self.remote = remote
+        self.gdb = gdb
+        self.command_timeout = command_timeout
+        self._process: subprocess.Popen | None = None
+        self._buffer = b""
+        self._records: deque[dict] = deque()
+        self._stops: deque[Stop] = deque()
+        self._token = 0
+        self._register_numbers: dict[str, int] = {}
+        self._watch_addresses: dict[int, int] = {}
+        self.running = False
+        self.gone = ""
+
+    # --- process and MI plumbing --------------------------------------------------------
+
+    def connect(self) -> None:
+        try:
+            self._process = subprocess.Popen(
+                [self.gdb, "--nx", "--quiet", "--interpreter=mi3"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                start_new_session=True,  # Ctrl-C goes to irqmon only, which then cleans up
+            )  # fmt: skip
+        except FileNotFoundError:
+            raise UsageError(f"{self.gdb} not found: install gdb-multiarch (make setup)") from None
+        for command in SETUP_COMMANDS:
+            self.command(command)
+        self.command(f"-file-exec-and-symbols {_quote(str(self.elf))}")
+        try:
+            self.command(f"-target-select remote {self.remote}")
+        except GdbError as exc:
+            raise UsageError(f"cannot reach the GDB server at {self.remote}: {exc}") from None
+        self._stops.clear()  # the stop that connecting reports is not an event
+        names = self.command("-data-list-register-names")["register-names"]
+        self._register_numbers = {name: number for number, name in enumerate(names) if name}
+        missing = [r for r in ("basepri", "primask") if r not in self._register_numbers]
+        if missing:
+            raise UsageError(
+                f"the GDB server at {self.remote} does not show {', '.join(missing)}: "
+                "irqmon needs them (QEMU >= 8.0, OpenOCD, pyOCD and J-Link show them)"
+            )
+        self.running = False
+
+    def command(self, text: str, timeout: float | None = None) -> dict:
+        """Send one MI command and return its result payload; raises GdbError on ^error."""
+        self._token += 1
+        token = self._token
+        self._send(f"{token}{text}\n")
+        deadline = time.monotonic() + (timeout or self.command_timeout)
+        while True:
+            record = self._next_record(deadline)
+            if record is None:
+                raise CaptureError(f"gdb did not answer '{text}' in time")
+            if record["type"] == "result" and record["token"] == token:
+                if record["message"] == "error":
+                    message = (record.get("payload") or {}).get("msg", "error")
+                    if any(gone in message for gone in GONE_MESSAGES):
+                        self.gone = message
+                        raise CaptureError(f"lost the target: {message}")
+                    raise GdbError(message)
+                if record["message"] == "running":
+                    self.running = True
+                return record.get("payload") or {}
+
+    def _send(self, text: str) -> None:
+        assert self._process is not None and self._process.stdin is not None
+        try:
+            self._process.stdin.write(text.encode())
+            self._process.stdin.flush()
+        except (BrokenPipeError, OSError):
+            raise CaptureError("gdb exited") from None
+
+    def _next_record(self, deadline: float) -> dict | None:
+        """The next MI record; async stop records are queued as they pass."""
+        while True:
+            while self._records:
+                record = self._records.popleft()
+                if record["type"] == "notify" and record["message"] == "stopped":
+                    self.running = False
+                    self._stops.append(self._parse_stop(record.get("payload") or {}))
+                    continue
+                if record["type"] == "notify" and record["message"] == "thread-group-exited":
+                    self.gone = self.gone or "the target exited"
+                    self._stops.append(Stop(StopReason.EXITED, message=self.gone))
+                    continue
+                if record["type"] in ("log", "console") and any(g in str(record["payload"]) for g in GONE_MESSAGES):
+                    self.gone = str(record["payload"]).strip()
+                    self._stops.append(Stop(StopReason.EXITED, message=self.gone))
+                    continue
+                return record
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._read_more(remaining):
+                return None
+
+    def _read_more(self, timeout: float) -> bool:
+        assert self._process is not None and self._process.stdout is not None
+        fd = self._process.stdout.fileno()
+        ready, _, _ = select.select([fd], [], [], max(timeout, 0))
+        if not ready:
+            return False
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            raise CaptureError(self.gone or "gdb exited")
+        self._buffer += chunk
+        *lines, self._buffer = self._buffer.split(b"\n")
+        for line in lines:
+            text = line.decode(errors="replace").rstrip("\r")
+            if text and text != "(gdb) ":
+                self._records.append(parse_response(text))
+        return True
+
+    def _parse_stop(self, payload: dict) -> Stop:
+        reason = payload.get("reason", "")
+        pc = int(payload.get("frame", {}).get("addr", "0"), 16)
+        if reason == "breakpoint-hit":
+            return Stop(StopReason.BREAKPOINT, pc, int(payload.get("bkptno", 0)))
+        if reason.endswith("watchpoint-trigger"):
+            spec = payload.get("hw-awpt") or payload.get("hw-rwpt") or payload.get("wpt") or {}
+            number = int(spec.get("number", 0))
+            return Stop(StopReason.WATCHPOINT, pc, number, self._watch_addresses.get(number))
+        if reason == "end-stepping-range":
+            return Stop(StopReason.STEP, pc)
+        if reason.startswith("exited"):
+            return Stop(StopReason.EXITED, pc, message=reason)
+        return Stop(StopReason.HALTED, pc, message=payload.get("signal-name", reason))
+
+    # --- the Backend protocol -----------------------------------------------------------
+
+    def add_breakpoint(self, address: int) -> int:
+        result = self.command(f"-break-insert -h *0x{address:x}")
+        return int(result["bkpt"]["number"])
+
+    def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
+        # `watch` ignores writes of an unchanged value, so writes are watched as accesses too.
+        flag = "-r" if access is WatchAccess.READ else "-a"
+        c_type = WATCH_TYPES.get(size, "unsigned int")
+        result = self.command(f"-break-watch {flag} {_quote(f'*({c_type} *)0x{address:x}')}")
+        spec = result.get("hw-awpt") or result.get("hw-rwpt") or result.get("wpt")
+        number = int(spec["number"])
+        self._watch_addresses[number] = address
+        return number
+
+    def remove_point(self, point: int) -> None:
+        self.command(f"-break-delete {point}")
+        self._watch_addresses.pop(point, None)
+
+    def resume(self) -> None:
+        self.command("-exec-continue")
+
+    def wait_stop(self, timeout: float) -> Stop | None:
+        deadline = time.monotonic() + timeout
+        while not self._stops:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            record = self._next_record(deadline)
+            if record is None and not self._stops:
+                return None
+        return self._stops.popleft()
+
+    def halt(self) -> Stop:
+        if not self.running:
+            return Stop(StopReason.HALTED)
+        self.command("-exec-interrupt")
+        stop = self.wait_stop(self.command_timeout)
+        if stop is None:
+            raise CaptureError("the target did not halt")
+        return stop
+
+    def step(self) -> Stop:
+        self.command("-exec-step-instruction")
+        stop = self.wait_stop(self.command_timeout)
+        if stop is None:
+            raise CaptureError("a single step did not finish")
+        return Stop(StopReason.STEP, stop.pc) if stop.reason is StopReason.BREAKPOINT else stop
+
+    def read_registers(self, names: tuple[str, ...]) -> dict[str, int]:
+        numbers = " ".join(str(self._register_numbers[name]) for name in names)
+        values = self.command(f"-data-list-register-values --skip-unavailable x {numbers}")["register-values"]
+        by_number = {int(v["number"]): int(v["value"], 16) for v in values}
+        return {name: by_number.get(self._register_numbers[name], 0) for name in names}
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        blocks = self.command(f"-data-read-memory-bytes 0x{address:x} {size}")["memory"]
+        return bytes.fromhex("".join(block["contents"] for block in blocks))
+
+    def backtrace(self, depth: int) -> list[Frame]:
+        try:
+            frames = self.command(f"-stack-list-frames 0 {depth - 1}")["stack"]
+        except GdbError:
+            return []
+        result = []
+        for frame in frames:
+            function = frame.get("func", "??")
+            if function == "<signal handler called>":
+                function = EXCEPTION_FRAME
+            result.append(Frame(function, int(frame.get("addr", "0"), 16)))
+        return result
+
+    def disconnect(self, resume: bool) -> None:
+        """Delete every breakpoint and watchpoint, detach (which resumes the target), quit."""
+        if self._process is None:
+            return
+        try:
+            if not self.gone:
+                if self.running:
+                    self.halt()
+                self.command("-break-delete", timeout=5)
+                self.command("-target-detach" if resume else "-target-disconnect", timeout=5)
+            self.command("-gdb-exit", timeout=2)
+        except (CaptureError, GdbError, OSError):
+            pass
+        finally:
+            if self._process.poll() is None:
+                self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+def _quote(path: str) -> str:
+    return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -1,0 +1,298 @@
+"""Probe packs (`probes/*.toml`): what to break on or watch, and what each event means.
+
+A pack is declarative; `plan_capture` resolves the selected packs against one ELF and one
+target profile into a `CapturePlan`: concrete addresses, comparators needed, and the meaning
+of each hit.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from irqmon.elf import ElfImage
+from irqmon.errors import UsageError
+from irqmon.schema import Kind, Role
+from irqmon.targets import TargetProfile
+
+PACK_DIR = Path(__file__).resolve().parent.parent / "probes"
+ARG_REGISTERS = ("r0", "r1", "r2", "r3")
+PACK_KEYS = {"name", "description", "targets", "function", "dwarf_member", "register", "mask_sites", "task", "config"}
+
+
+@dataclass(frozen=True)
+class FunctionProbe:
+    """Break on a function's entry (and, if `returns`, on its return to the caller)."""
+
+    probe: str
+    symbol: str
+    address: int
+    kind: str
+    role: str
+    args: dict[str, str] = field(default_factory=dict)  # name -> register
+    size_arg: str | None = None
+    object_arg: str | None = None
+    returns: bool = False
+
+
+@dataclass(frozen=True)
+class WatchProbe:
+    """Stop on every access to `address`."""
+
+    probe: str
+    symbol: str
+    address: int
+    size: int
+    kind: str
+    locked_value: int | None = None
+    unlocked_value: int | None = None
+
+    def role(self, access: str, value: int | None) -> str:
+        if self.locked_value is None:
+            return Role.READ if access == "r" else Role.WRITE
+        if access == "r":
+            return Role.TEST
+        return Role.ACQUIRE if value == self.locked_value else Role.RELEASE
+
+
+@dataclass(frozen=True)
+class MaskProbe:
+    """Break on an instruction that changes a mask register, then step over it."""
+
+    probe: str
+    address: int
+    function: str
+    register: str
+    role: str
+    text: str
+
+
+@dataclass(frozen=True)
+class TaskPointer:
+    """Where the current task's control block is, and the offset of its name in it."""
+
+    pointer_address: int
+    name_offset: int
+    name_length: int = 16
+
+
+@dataclass(frozen=True)
+class ConfigRead:
+    name: str
+    symbol: str
+    address: int
+    size: int
+
+
+@dataclass
+class CapturePlan:
+    packs: list[str]
+    functions: list[FunctionProbe] = field(default_factory=list)
+    watches: list[WatchProbe] = field(default_factory=list)
+    masks: list[MaskProbe] = field(default_factory=list)
+    task: TaskPointer | None = None
+    configs: list[ConfigRead] = field(default_factory=list)
+
+    @property
+    def breakpoints_needed(self) -> int:
+        """Entry breakpoints, one return breakpoint per returning function, one per mask site."""
+        returning = sum(1 for f in self.functions if f.returns)
+        return len(self.functions) + returning + len(self.masks)
+
+    @property
+    def watchpoints_needed(self) -> int:
+        return len(self.watches)
+
+    def cost_by_pack(self) -> dict[str, tuple[int, int]]:
+        cost: dict[str, list[int]] = {name: [0, 0] for name in self.packs}
+        for f in self.functions:
+            cost[f.probe][0] += 2 if f.returns else 1
+        for m in self.masks:
+            cost[m.probe][0] += 1
+        for w in self.watches:
+            cost[w.probe][1] += 1
+        return {name: (b, w) for name, (b, w) in cost.items()}
+
+
+@dataclass(frozen=True)
+class Pack:
+    name: str
+    description: str
+    path: Path
+    data: dict
+
+
+def available_packs(directory: Path = PACK_DIR) -> dict[str, Pack]:
+    packs = {}
+    for path in sorted(directory.glob("*.toml")):
+        pack = load_pack(path)
+        packs[pack.name] = pack
+    return packs
+
+
+def load_pack(path: Path) -> Pack:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"bad probe pack {path}: {exc}") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read probe pack {path}: {exc.strerror}") from None
+    unknown = set(data) - PACK_KEYS
+    if unknown:
+        raise UsageError(f"bad probe pack {path}{_line_of(path, sorted(unknown)[0])}: unknown key '{sorted(unknown)[0]}'")
+    if "name" not in data:
+        raise UsageError(f"bad probe pack {path}: missing 'name'")
+    for entry in data.get("function", []):
+        _check_function_entry(path, entry)
+    return Pack(data["name"], data.get("description", ""), path, data)
+
+
+def _line_of(path: Path, text: str) -> str:
+    """':N' for the first line of `path` that mentions `text`, for error messages."""
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if re.search(rf"\b{re.escape(text)}\b", line):
+            return f":{number}"
+    return ""
+
+
+def _check_function_entry(path: Path, entry: dict) -> None:
+    symbols = entry.get("symbols")
+    where = path.name + _line_of(path, symbols[0]) if isinstance(symbols, list) and symbols else path.name
+    if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
+        raise UsageError(f"bad probe pack {path}: a [[function]] needs symbols = [\"name\", ...]")
+    kinds = {k.value for k in Kind}
+    roles = {r.value for r in Role}
+    if entry.get("kind") not in kinds:
+        raise UsageError(f"bad probe pack {where}: kind must be one of {', '.join(sorted(kinds))}")
+    if entry.get("role") not in roles:
+        raise UsageError(f"bad probe pack {where}: role must be one of {', '.join(sorted(roles))}")
+    for name, register in entry.get("args", {}).items():
+        if register not in ARG_REGISTERS:
+            raise UsageError(f"bad probe pack {where}: argument '{name}' must be in one of r0..r3")
+    for key in ("size_arg", "object_arg"):
+        if key in entry and entry[key] not in entry.get("args", {}):
+            raise UsageError(f"bad probe pack {where}: {key} '{entry[key]}' is not one of its args")
+
+
+def _target_matches(pack: Pack, target: TargetProfile) -> bool:
+    patterns = pack.data.get("targets")
+    return not patterns or any(fnmatch.fnmatch(target.name, p) for p in patterns)
+
+
+def _code_words(elf: ElfImage) -> set[int]:
+    """Every aligned 32-bit word in the functions' bodies (their literal pools included)."""
+    words: set[int] = set()
+    for symbol in elf.symbols.values():
+        if symbol.is_function and symbol.size:
+            code = elf.read_code(symbol.address, symbol.size)
+            start = (4 - symbol.address % 4) % 4
+            words.update(int.from_bytes(code[i : i + 4], "little") for i in range(start, len(code) - 3, 4))
+    return words
+
+
+def resolve_pack(pack: Pack, elf: ElfImage, target: TargetProfile, code_words: set[int] | None = None) -> CapturePlan:
+    """The part of `pack` that exists in this ELF on this target."""
+    plan = CapturePlan(packs=[pack.name])
+    if not _target_matches(pack, target):
+        return plan
+    for entry in pack.data.get("function", []):
+        for symbol_name in entry["symbols"]:
+            symbol = elf.symbols.get(symbol_name)
+            if symbol is None or not symbol.is_function:
+                continue
+            plan.functions.append(
+                FunctionProbe(
+                    probe=pack.name, symbol=symbol_name, address=symbol.address,
+                    kind=entry["kind"], role=entry["role"], args=dict(entry.get("args", {})),
+                    size_arg=entry.get("size_arg"), object_arg=entry.get("object_arg"),
+                    returns=bool(entry.get("returns", False)),
+                )
+            )  # fmt: skip
+    for entry in pack.data.get("dwarf_member", []):
+        for obj in elf.objects_with_member(entry["member"], entry["type"]):
+            plan.watches.append(
+                WatchProbe(pack.name, obj.name, obj.address, obj.size, entry.get("kind", Kind.LOCK),
+                           entry.get("locked_value"), entry.get("unlocked_value"))
+            )  # fmt: skip
+    registers = pack.data.get("register", [])
+    if registers:
+        words = code_words if code_words is not None else _code_words(elf)
+        for entry in registers:
+            if entry["address"] in words or entry.get("base") in words:
+                plan.watches.append(
+                    WatchProbe(pack.name, entry["name"], entry["address"], entry.get("size", 4), Kind.SHARED_REGISTER)
+                )
+    if pack.data.get("mask_sites", {}).get("scan"):
+        plan.masks = [
+            MaskProbe(pack.name, s.address, s.function, s.register, s.role, s.text) for s in elf.mask_sites
+        ]
+    task = pack.data.get("task")
+    if task and task["pointer"] in elf.symbols:
+        offset = elf.member_offset(task["pointer"], task["name_member"])
+        if offset is not None:
+            plan.task = TaskPointer(elf.symbols[task["pointer"]].address, offset, task.get("name_length", 16))
+    for entry in pack.data.get("config", []):
+        for symbol_name in entry["symbols"]:
+            symbol = elf.symbols.get(symbol_name)
+            if symbol is not None and not symbol.is_function:
+                plan.configs.append(ConfigRead(entry["name"], symbol_name, symbol.address, symbol.size or 4))
+    return plan
+
+
+def is_useful(plan: CapturePlan) -> bool:
+    return bool(plan.functions or plan.watches or plan.masks or plan.task)
+
+
+def plan_capture(
+    elf: ElfImage,
+    target: TargetProfile,
+    selected: list[str] | None,
+    extra_watches: list[WatchProbe] = (),
+    pack_dir: Path = PACK_DIR,
+) -> CapturePlan:
+    """Resolve the chosen packs (default: every pack that finds something in the ELF)."""
+    packs = available_packs(pack_dir)
+    if selected:
+        unknown = [name for name in selected if name not in packs]
+        if unknown:
+            raise UsageError(f"unknown probe pack '{unknown[0]}': known are {', '.join(packs)}")
+        chosen = [packs[name] for name in selected]
+    else:
+        chosen = list(packs.values())
+    words = _code_words(elf)
+    plan = CapturePlan(packs=[])
+    for pack in chosen:
+        part = resolve_pack(pack, elf, target, words)
+        if selected or is_useful(part):
+            plan.packs.append(pack.name)
+            plan.functions += part.functions
+            plan.watches += part.watches
+            plan.masks += part.masks
+            plan.configs += part.configs
+            plan.task = plan.task or part.task
+    if extra_watches:
+        plan.packs.append("watch")
+        plan.watches += list(extra_watches)
+    return plan
+
+
+def parse_watch(spec: str, elf: ElfImage) -> WatchProbe:
+    """`--watch SYMBOL_OR_ADDRESS[:SIZE]` as a watch probe."""
+    name, _, size_text = spec.partition(":")
+    try:
+        size = int(size_text, 0) if size_text else None
+    except ValueError:
+        raise UsageError(f"--watch {spec}: size must be a number of bytes") from None
+    if size is not None and size not in (1, 2, 4):
+        raise UsageError(f"--watch {spec}: size must be 1, 2 or 4 bytes")
+    symbol = elf.symbols.get(name)
+    if symbol is not None:
+        return WatchProbe("watch", name, symbol.address, size or min(symbol.size or 4, 4), Kind.WATCH)
+    try:
+        address = int(name, 0)
+    except ValueError:
+        raise UsageError(f"--watch {spec}: no symbol '{name}' in {elf.path.name}, and not an address") from None
+    return WatchProbe("watch", f"0x{address:08x}", address, size or 4, Kind.WATCH)
