@@ -111,6 +111,17 @@ def write_parquet(trace: Trace, path: Path | str) -> None:
     pq.write_table(table, path)
 
 
+def write_csv(trace: Trace, path: Path | str) -> None:
+    """Write `trace` in the capture's CSV format (metadata lines, header, one row per event)."""
+    with open(path, "w", newline="", encoding="utf-8") as file:
+        file.write(f"# {schema.MAGIC}\n")
+        file.write(f"# {schema.META_SCHEMA}: {trace.metadata.get(schema.META_SCHEMA, schema.SCHEMA_VERSION)}\n")
+        for key, value in trace.metadata.items():
+            if key != schema.META_SCHEMA:
+                file.write(f"# {key}: {value}\n")
+        trace.frame.to_csv(file, index=False, float_format="%.6f", lineterminator="\n")
+
+
 def _read_metadata_lines(path: Path) -> tuple[dict[str, str], int, bytes]:
     """The leading `# key: value` lines, how many there are, and the header line after them."""
     metadata: dict[str, str] = {}

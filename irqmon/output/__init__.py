@@ -1,0 +1,1 @@
+"""Formatters for findings: a rich table for people, JSON for tools, SARIF for code scanning."""

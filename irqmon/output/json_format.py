@@ -1,0 +1,46 @@
+"""The JSON result (`docs/findings.md`), and reading one back as a baseline."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from irqmon import __version__
+from irqmon.analysis import Finding
+from irqmon.errors import UsageError
+from irqmon.tracefile import Trace
+
+RESULT_SCHEMA = 1
+
+
+def result(findings: list[Finding], trace: Trace) -> dict[str, Any]:
+    counts = Counter(f.severity for f in findings)
+    return {
+        "schema": RESULT_SCHEMA,
+        "tool": {"name": "irqmon", "version": __version__},
+        "trace": {"path": str(trace.path), "rows": len(trace.frame), "metadata": dict(trace.metadata)},
+        "summary": {severity: counts.get(severity, 0) for severity in ("error", "warning", "note")},
+        "findings": [f.to_dict() for f in findings],
+    }
+
+
+def render(findings: list[Finding], trace: Trace) -> str:
+    return json.dumps(result(findings, trace), indent=2, ensure_ascii=False) + "\n"
+
+
+def baseline_fingerprints(path: Path) -> set[str]:
+    """Fingerprints of the findings in an earlier JSON result."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read baseline: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: baseline is not JSON ({exc})") from None
+    findings = data.get("findings") if isinstance(data, dict) else None
+    if data.get("schema") != RESULT_SCHEMA if isinstance(data, dict) else True:
+        raise UsageError(f"{path}: baseline is not an irqmon JSON result (schema {RESULT_SCHEMA})")
+    if not isinstance(findings, list) or not all(isinstance(f, dict) and isinstance(f.get("fingerprint"), str) for f in findings):
+        raise UsageError(f"{path}: baseline findings lack fingerprints")
+    return {f["fingerprint"] for f in findings}

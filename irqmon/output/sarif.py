@@ -1,0 +1,105 @@
+"""SARIF 2.1.0 for GitHub code scanning: one result per finding, at its source line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from irqmon import __version__
+from irqmon.analysis import Finding, LoadedRule
+
+SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
+FINGERPRINT_KEY = "irqmonSite/v1"
+INFORMATION_URI = "https://github.com/irqmon/irqmon"
+
+
+def split_source(source: str | None) -> tuple[str, int] | None:
+    """`path/file.c:123` → (`path/file.c`, 123); None when there is no usable line."""
+    if not source:
+        return None
+    path, _, line = source.rpartition(":")
+    return (path, int(line)) if path and line.isdigit() and int(line) > 0 else None
+
+
+def artifact(path: str, root: Path) -> dict[str, Any]:
+    """A repository-relative URI where the file is under `root`, else an absolute file URI."""
+    candidate = Path(path)
+    if candidate.is_absolute():
+        try:
+            return {"uri": PurePosixPath(candidate.resolve().relative_to(root.resolve())).as_posix(), "uriBaseId": "%SRCROOT%"}
+        except ValueError:
+            return {"uri": candidate.as_uri()}
+    return {"uri": PurePosixPath(path).as_posix(), "uriBaseId": "%SRCROOT%"}
+
+
+def _location(source: str | None, root: Path, text: str | None = None) -> dict[str, Any] | None:
+    parsed = split_source(source)
+    if parsed is None:
+        return None
+    location: dict[str, Any] = {
+        "physicalLocation": {"artifactLocation": artifact(parsed[0], root), "region": {"startLine": parsed[1]}}
+    }
+    if text:
+        location["message"] = {"text": text}
+    return location
+
+
+def _rule_descriptor(rule: LoadedRule) -> dict[str, Any]:
+    return {
+        "id": rule.id,
+        "name": "".join(part.capitalize() for part in rule.id.split("-")),
+        "shortDescription": {"text": rule.rule.summary},
+        "fullDescription": {"text": rule.doc.split("\n\n", 1)[0]},
+        "help": {"text": rule.doc},
+        "defaultConfiguration": {"level": rule.rule.severity},
+    }
+
+
+def _result(finding: Finding, index: int, root: Path) -> dict[str, Any]:
+    result: dict[str, Any] = {
+        "ruleId": finding.rule,
+        "ruleIndex": index,
+        "level": finding.severity,
+        "message": {"text": f"{finding.title}. {finding.message}"},
+        "partialFingerprints": {FINGERPRINT_KEY: finding.fingerprint},
+        "properties": {
+            "count": finding.count,
+            "firstTime": finding.first_time,
+            "lastTime": finding.last_time,
+            "contexts": finding.contexts,
+            "evidence": finding.evidence,
+        },
+    }
+    location = _location(finding.source, root)
+    result["locations"] = [location] if location else []
+    frames = [f for f in finding.callpath]
+    if frames:
+        steps = [{"location": _location(finding.source, root, frames[0]) or {"message": {"text": frames[0]}}}]
+        steps += [{"location": {"message": {"text": frame}}} for frame in frames[1:]]
+        result["codeFlows"] = [{"threadFlows": [{"locations": steps}]}]
+    return result
+
+
+def render(findings: list[Finding], rules: dict[str, LoadedRule], root: Path) -> str:
+    used = sorted(rules)
+    index = {rule_id: number for number, rule_id in enumerate(used)}
+    log = {
+        "$schema": SARIF_SCHEMA,
+        "version": "2.1.0",
+        "runs": [
+            {
+                "tool": {
+                    "driver": {
+                        "name": "irqmon",
+                        "version": __version__,
+                        "informationUri": INFORMATION_URI,
+                        "rules": [_rule_descriptor(rules[r]) for r in used],
+                    }
+                },
+                "originalUriBaseIds": {"%SRCROOT%": {"uri": root.resolve().as_uri() + "/"}},
+                "results": [_result(f, index[f.rule], root) for f in findings],
+            }
+        ],
+    }
+    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
