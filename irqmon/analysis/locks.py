@@ -1,0 +1,56 @@
+"""Lock events shared by the lock rules: who holds each lock at every take, test and release.
+
+A lock is a HAL `Lock` byte (watched `access` rows, role test/acquire/release) or a mutex
+(`call` rows of kind mutex, keyed by the object in `address`). Each event row gets the lock's
+last holder before it: `held_role` (acquire/release), `held_act`, `held_row` (index of that row).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from irqmon.analysis.context import ACT, Context
+from irqmon.schema import Event, Kind, Role
+
+LOCK = "lock"
+LOCK_NAME = "lock_name"
+STATE = "changes_state"
+
+
+def lock_events(ctx: Context) -> pd.DataFrame:
+    roles = (Role.ACQUIRE.value, Role.RELEASE.value, Role.TEST.value)
+    hal = ctx.select(event=Event.ACCESS.value, kind=Kind.LOCK.value, role=roles)
+    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.MUTEX.value)
+    mutex = ctx.outermost_calls(mutex_rows)
+    mutex = mutex[mutex["role"].isin(roles).fillna(False).astype(bool) & mutex["address"].notna()]
+    events = pd.concat([hal, mutex]).sort_values("seq")
+    if events.empty:
+        return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
+    address = ("0x" + events["address"].astype("Int64").map(lambda a: f"{a:x}", na_action="ignore")).astype("string")
+    events[LOCK] = (events["kind"] + ":" + address.fillna(events["symbol"])).astype("string")
+    name = events["symbol"].where(events["kind"] == Kind.LOCK.value, events["symbol"] + "(" + address + ")")
+    events[LOCK_NAME] = name.fillna(address).astype("string")
+    events = events[events[LOCK].notna()]
+    # A release that writes the unlocked value over the unlocked value changes nothing.
+    redundant = (events["role"] == Role.RELEASE.value) & (events["old_value"] == 0)
+    events[STATE] = events["role"].isin([Role.ACQUIRE.value, Role.RELEASE.value]) & ~redundant.fillna(False)
+    events[STATE] = events[STATE].fillna(False).astype(bool)
+    state = events[STATE]
+    events["row"] = events.index
+    groups = events.groupby(LOCK, sort=False)
+    for column, source in (("held_role", "role"), ("held_act", ACT), ("held_row", "row")):
+        marked = events[source].where(state)
+        events[column] = marked.groupby(events[LOCK], sort=False).shift()
+        events[column] = events[column].groupby(events[LOCK], sort=False).ffill()
+    del groups
+    events["held_act"] = events["held_act"].astype("Int64")
+    events["held_row"] = events["held_row"].astype("Int64")
+    return events
+
+
+def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
+    """The label of the context that held the lock at each event (NA where nobody did)."""
+    rows = events["held_row"].dropna().astype(np.int64)
+    labels = ctx.labels(ctx.frame.loc[rows.to_numpy()])
+    return pd.Series(labels.to_numpy(), index=rows.index, dtype="string").reindex(events.index)

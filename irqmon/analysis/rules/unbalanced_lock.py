@@ -1,0 +1,95 @@
+"""unbalanced-lock: a lock released by another context than took it, left taken when an ISR returns, or never released.
+
+Why it is bad:
+    A lock protects a sequence of operations of its holder. An ISR that force-unlocks what a
+    task holds lets a third party in while the task is still mid-transfer; an ISR that returns
+    with a lock taken blocks every later user (nothing will run its release); a lock that is
+    never released is a deadlock waiting for the next caller. For a mutex, giving it from
+    another task than the owner breaks priority inheritance.
+
+Example:
+    The seed 004 workaround: I2C1_EV_IRQHandler runs `__HAL_UNLOCK(&hi2c1)` while the task that
+    ran `__HAL_LOCK` is still polling inside HAL_I2C_Mem_Read_IT.
+
+Instead:
+    Release a lock in the context that took it, on every path (error returns included). Fix the
+    contention instead of force-unlocking: see isr-lock-contention. Use a semaphore, not a
+    mutex, when one context signals another.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from irqmon.analysis.common import at, where
+from irqmon.analysis.context import ACT, IN_ISR, Context
+from irqmon.analysis.findings import Finding, group_hits
+from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events
+from irqmon.analysis.registry import Rule
+from irqmon.schema import Kind, Role
+
+RULE = Rule(id="unbalanced-lock", severity="error", summary="lock released by another context, left taken by an ISR, or never released")
+
+
+def check(ctx: Context) -> list[Finding]:
+    events = lock_events(ctx)
+    if events.empty:
+        return []
+    state = events[events[STATE]]
+    findings = _foreign_release(ctx, events) + _isr_returns_locked(ctx, state)
+    return findings + _never_released(ctx, state)
+
+
+def _severity(group: pd.DataFrame) -> str:
+    """HAL lock bytes have no owner semantics to fall back on; a mutex may be a signalling semaphore."""
+    return "error" if (group["kind"] == Kind.LOCK.value).all() else "warning"
+
+
+def _foreign_release(ctx: Context, events: pd.DataFrame) -> list[Finding]:
+    foreign = events[STATE] & (events["role"] == Role.RELEASE.value) & (events["held_role"] == Role.ACQUIRE.value)
+    hits = events[(foreign & (events["held_act"] != events[ACT])).fillna(False).astype(bool)].copy()
+    hits["other_context"] = holder_labels(ctx, hits)
+    findings = []
+    for kind, group in hits.groupby("kind", sort=False):
+        findings += group_hits(
+            RULE, ctx, group, site=("ipsr", LOCK, "source"),
+            title=lambda f, g: f"{f[LOCK_NAME]} taken by {f['other_context']} released by {where(f)}",
+            message=lambda f, g: (
+                f"{f['context']} released {f[LOCK_NAME]}{at(f)} that {f['other_context']} had taken and still "
+                f"relied on ({len(g)} time(s))."
+            ),
+            evidence=lambda f, g: {"lock": f[LOCK_NAME], "holder": f["other_context"], "case": "foreign-release"},
+            severity=_severity(group),
+        )  # fmt: skip
+    return findings
+
+
+def _isr_returns_locked(ctx: Context, state: pd.DataFrame) -> list[Finding]:
+    in_isr = state[state[IN_ISR]]
+    last = in_isr.groupby([ACT, LOCK], sort=False).tail(1)
+    closed = last[ACT].map(ctx.closed_activations()).fillna(False).astype(bool)
+    hits = last[(last["role"] == Role.ACQUIRE.value) & closed]
+    return group_hits(
+        RULE, ctx, hits, site=("ipsr", LOCK, "source"),
+        title=lambda f, g: f"{where(f)} returned with {f[LOCK_NAME]} still taken",
+        message=lambda f, g: f"{f['context']} took {f[LOCK_NAME]}{at(f)} and returned without releasing it ({len(g)} time(s)).",
+        evidence=lambda f, g: {"lock": f[LOCK_NAME], "case": "isr-returned-locked"},
+    )  # fmt: skip
+
+
+def _never_released(ctx: Context, state: pd.DataFrame) -> list[Finding]:
+    """Held at the end of the trace (warning: the capture may have stopped first), or too long."""
+    end = float(ctx.frame["time"].max())
+    next_change = state.groupby(LOCK, sort=False)["time"].shift(-1)
+    held_for = next_change.fillna(end) - state["time"]
+    at_end = next_change.isna() & ~state[IN_ISR]
+    too_long = held_for > ctx.config.lock_window if ctx.config.lock_window is not None else pd.Series(False, index=state.index)
+    takes = (state["role"] == Role.ACQUIRE.value) & (at_end | too_long)
+    hits = state[takes.astype(bool)].assign(held_for=held_for[takes.astype(bool)], at_end=at_end[takes.astype(bool)])
+    return group_hits(
+        RULE, ctx, hits, site=(LOCK, "source"),
+        title=lambda f, g: f"{f[LOCK_NAME]} taken by {f['context']} and not released" + (" by the end of the trace" if f["at_end"] else f" for {f['held_for']:.3f} s"),
+        message=lambda f, g: f"{f['context']} took {f[LOCK_NAME]}{at(f)}; it stayed taken for {g['held_for'].max():.6f} s.",
+        evidence=lambda f, g: {"lock": f[LOCK_NAME], "case": "never-released" if f["at_end"] else "held-too-long", "held_for": float(g["held_for"].max())},
+        severity="warning",
+    )  # fmt: skip

@@ -1,0 +1,92 @@
+"""isr-lock-contention and unbalanced-lock on HAL Lock bytes and mutexes."""
+
+from __future__ import annotations
+
+from tracebuild import THREAD, irq_pair, isr, run_rule, task
+
+I2C = isr(31, "I2C1_EV", 3)
+LOCK = {"event": "access", "kind": "lock", "symbol": "hi2c1.Lock", "address": 0x2000003C, "size": 1}
+ISR_PATH = "I2C_Master_ISR_IT;HAL_I2C_EV_IRQHandler;I2C1_EV_IRQHandler;<exception>;I2C_WaitOnTXISFlagUntilTimeout"
+
+
+def lock_read(ctx: dict, value: int, **extra) -> dict:
+    return {**LOCK, **ctx, "access": "r", "role": "test", "value": value, **extra}
+
+
+def write(ctx: dict, old: int, value: int, **extra) -> dict:
+    role = "acquire" if value else "release"
+    return {**LOCK, **ctx, "access": "w", "role": role, "value": value, "old_value": old, **extra}
+
+
+def task_takes_lock() -> list[dict]:
+    return [lock_read(THREAD, 0), write(THREAD, 0, 1, source="hal_i2c.c:120")]
+
+
+def storm_rows(entries: int) -> list[dict]:
+    rows = task_takes_lock()
+    for n in range(entries):
+        rows += [irq_pair(31, "I2C1_EV", 3, 0.01 + n * 1e-5, 0.01 + n * 1e-5 + 8e-6)[0],
+                 lock_read(I2C, 1, callpath=ISR_PATH, source="hal_i2c.c:300", time=0.01 + n * 1e-5 + 2e-6),
+                 irq_pair(31, "I2C1_EV", 3, 0.01 + n * 1e-5, 0.01 + n * 1e-5 + 8e-6)[1]]  # fmt: skip
+    return rows
+
+
+def test_isr_lock_contention_found_with_holder(tmp_path):
+    findings = run_rule(tmp_path, "isr-lock-contention", storm_rows(5))
+    assert len(findings) == 1
+    f = findings[0]
+    assert f.title == "isr-lock-contention: I2C1_EV_IRQHandler (IRQ 31, priority 3) found hi2c1.Lock held by Thread"
+    assert f.count == 5 and f.evidence["activations"] == 5
+    assert f.evidence["holder_source"] == "hal_i2c.c:120"
+    assert f.contexts == ["I2C1_EV (IRQ 31, priority 3)", "Thread"]
+
+
+def test_isr_lock_contention_without_irq_rows_or_holder_row(tmp_path):
+    rows = [lock_read(I2C, 1), lock_read(I2C, 1)]
+    findings = run_rule(tmp_path, "isr-lock-contention", rows)
+    assert len(findings) == 1 and findings[0].evidence["holder"] == "a context not in the trace"
+
+
+def test_isr_lock_contention_silent_when_lock_free(tmp_path):
+    rows = task_takes_lock() + [write(THREAD, 1, 0), lock_read(I2C, 0), write(I2C, 0, 1), write(I2C, 1, 0)]
+    assert run_rule(tmp_path, "isr-lock-contention", rows) == []
+    assert run_rule(tmp_path, "unbalanced-lock", rows) == []
+
+
+def test_isr_mutex_contention(tmp_path):
+    mutex = {"event": "call", "kind": "mutex", "address": 0x20000500}
+    rows = [{**mutex, **task("a"), "role": "acquire", "symbol": "osMutexAcquire"},
+            {**mutex, **isr(5, "EXTI0", 6), "role": "acquire", "symbol": "osMutexAcquire"}]  # fmt: skip
+    findings = run_rule(tmp_path, "isr-lock-contention", rows)
+    assert len(findings) == 1 and "held by task a" in findings[0].title
+
+
+def test_unbalanced_lock_isr_force_unlock(tmp_path):
+    rows = task_takes_lock() + [write(I2C, 1, 0, source="main.c:55"), write(THREAD, 0, 0)]
+    findings = run_rule(tmp_path, "unbalanced-lock", rows)
+    assert [f.evidence["case"] for f in findings] == ["foreign-release"]
+    assert findings[0].title == "unbalanced-lock: hi2c1.Lock taken by Thread released by I2C1_EV (IRQ 31, priority 3)"
+    assert findings[0].severity == "error"
+
+
+def test_unbalanced_lock_isr_returns_locked(tmp_path):
+    enter, leave = irq_pair(31, "I2C1_EV", 3, 0.1, 0.2)
+    rows = [enter, lock_read(I2C, 0, time=0.15), write(I2C, 0, 1, time=0.16), leave]
+    findings = run_rule(tmp_path, "unbalanced-lock", rows)
+    assert [f.evidence["case"] for f in findings] == ["isr-returned-locked"]
+
+
+def test_unbalanced_lock_isr_still_running_is_not_reported(tmp_path):
+    enter, _ = irq_pair(31, "I2C1_EV", 3, 0.1, 0.2)
+    assert run_rule(tmp_path, "unbalanced-lock", [enter, write(I2C, 0, 1)]) == []
+
+
+def test_unbalanced_lock_held_at_end_and_window(tmp_path):
+    from irqmon.analysis import AnalysisConfig
+
+    findings = run_rule(tmp_path, "unbalanced-lock", task_takes_lock() + [lock_read(THREAD, 1)])
+    assert [(f.severity, f.evidence["case"]) for f in findings] == [("warning", "never-released")]
+    rows = task_takes_lock() + [write(THREAD, 1, 0, time=0.5)]
+    assert run_rule(tmp_path, "unbalanced-lock", rows) == []
+    slow = run_rule(tmp_path, "unbalanced-lock", rows, config=AnalysisConfig(lock_window=0.1))
+    assert [f.evidence["case"] for f in slow] == ["held-too-long"]
