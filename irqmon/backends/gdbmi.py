@@ -117,8 +117,9 @@ class GdbMiBackend:
         except (BrokenPipeError, OSError):
             raise CaptureError("gdb exited") from None
 
-    def _next_record(self, deadline: float) -> dict | None:
-        """The next MI record; async stop records are queued as they pass."""
+    def _next_record(self, deadline: float, until_stop: bool = False) -> dict | None:
+        """The next MI record; async stop records are queued as they pass (and end the wait
+        when `until_stop`)."""
         while True:
             while self._records:
                 record = self._records.popleft()
@@ -135,6 +136,8 @@ class GdbMiBackend:
                     self._stops.append(Stop(StopReason.EXITED, message=self.gone))
                     continue
                 return record
+            if until_stop and self._stops:
+                return None
             remaining = deadline - time.monotonic()
             if remaining <= 0 or not self._read_more(remaining):
                 return None
@@ -200,7 +203,7 @@ class GdbMiBackend:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return None
-            record = self._next_record(deadline)
+            record = self._next_record(deadline, until_stop=True)
             if record is None and not self._stops:
                 return None
         return self._stops.popleft()

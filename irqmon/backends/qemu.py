@@ -129,3 +129,66 @@ class QemuTarget:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+class NvicTraceReader:
+    """Turns new lines of QEMU's NVIC trace log into `irq_enter`/`irq_exit` rows.
+
+    A line looks like `1234@1795310967.573734:nvic_acknowledge_irq NVIC acknowledge IRQ: 44 now
+    active (prio 80)`: host clock in µs, the exception number, its raw priority byte.
+    """
+
+    def __init__(self, path: Path, exception_name, logical_priority) -> None:
+        self.path = path
+        self._exception_name = exception_name
+        self._logical_priority = logical_priority
+        self._file = None
+        self._partial = ""
+
+    def __call__(self) -> list[dict]:
+        if self._file is None:
+            try:
+                self._file = open(self.path, encoding="utf-8", errors="replace")
+            except FileNotFoundError:
+                return []
+        text = self._partial + self._file.read()
+        lines = text.split("\n")
+        self._partial = lines.pop()
+        rows = []
+        for line in lines:
+            row = self._parse(line)
+            if row is not None:
+                rows.append(row)
+        return rows
+
+    def _parse(self, line: str) -> dict | None:
+        stamp, _, rest = line.partition(":")
+        _, _, epoch = stamp.partition("@")
+        event, _, message = rest.partition(" ")
+        try:
+            if event == "nvic_acknowledge_irq":
+                number = int(message.split("IRQ: ", 1)[1].split(" ", 1)[0])
+                raw = int(message.rsplit("prio ", 1)[1].rstrip(")"))
+                kind = "irq_enter"
+            elif event == "nvic_complete_irq":
+                number = int(message.split("IRQ ", 1)[1].split(" ", 1)[0])
+                raw = None
+                kind = "irq_exit"
+            else:
+                return None
+            when = float(epoch)
+        except (IndexError, ValueError):
+            return None
+        return {
+            "epoch": when,
+            "event": kind,
+            "kind": "irq",
+            "probe": "qemu",
+            "ipsr": number,
+            "exception": self._exception_name(number),
+            "priority": self._logical_priority(raw) if raw is not None and raw >= 0 else None,
+        }
+
+    def close(self) -> None:
+        if self._file is not None:
+            self._file.close()

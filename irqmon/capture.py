@@ -1,0 +1,356 @@
+"""The capture loop: install a plan's comparators through a backend, turn every stop into trace
+rows, merge the emulator's IRQ timeline, and always leave the target running and clean.
+
+This is the hot path: per stop it does one register batch, one backtrace, and reads memory only
+where the event needs it (watched value, task name, exception priority).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from irqmon import thumb
+from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
+from irqmon.elf import ElfImage
+from irqmon.errors import CaptureError, UsageError
+from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
+from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, FIRST_IRQ, Event, Kind, Role
+from irqmon.targets import TargetProfile
+from irqmon.tracefile import TraceWriter
+
+ARG_REGISTERS = ("r0", "r1", "r2", "r3")
+STOP_REGISTERS = ARG_REGISTERS + CORE_REGISTERS
+NVIC_IPR = 0xE000E400
+SCB_SHPR = 0xE000ED18  # SHPR1..3: one byte per system exception from 4 (MemManage)
+EXC_RETURN_PREFIX = 0xFFFFFF00
+CALLPATH_DEPTH = 16
+PRIORITY_CACHE_SECONDS = 0.5
+POLL_SECONDS = 0.05
+
+
+@dataclass
+class CaptureLimits:
+    duration: float | None = None
+    max_events: int | None = None
+    until: int | None = None  # stop when the core reaches this address
+
+
+@dataclass
+class CaptureSummary:
+    events: int = 0
+    halts: int = 0
+    elapsed: float = 0.0
+    by_kind: Counter = field(default_factory=Counter)
+    by_exception: Counter = field(default_factory=Counter)
+    ended_by: str = ""
+    error: str = ""
+
+
+IrqSource = Callable[[], Iterable[dict]]
+
+
+def check_budget(plan: CapturePlan, target: TargetProfile) -> None:
+    """Refuse a plan that needs more comparators than the target has, saying what to drop."""
+    breakpoints, watchpoints = plan.breakpoints_needed, plan.watchpoints_needed
+    if breakpoints <= target.fpb_comparators and watchpoints <= target.dwt_comparators:
+        return
+    costs = ", ".join(f"{name} {b} bp/{w} wp" for name, (b, w) in plan.cost_by_pack().items() if b or w)
+    raise UsageError(
+        f"the probes need {breakpoints} breakpoints and {watchpoints} watchpoints but {target.name} has "
+        f"{target.fpb_comparators} FPB and {target.dwt_comparators} DWT comparators ({costs}): "
+        "choose fewer with --probes, or on QEMU pass --unlimited"
+    )
+
+
+class Capture:
+    """One capture session over a connected, halted backend."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        plan: CapturePlan,
+        elf: ElfImage,
+        target: TargetProfile,
+        writer: TraceWriter,
+        irq_source: IrqSource | None = None,
+        on_progress: Callable[[CaptureSummary], None] | None = None,
+    ) -> None:
+        self.backend = backend
+        self.plan = plan
+        self.elf = elf
+        self.target = target
+        self.writer = writer
+        self.irq_source = irq_source
+        self.on_progress = on_progress
+        self.summary = CaptureSummary()
+        self._start = time.time()
+        self._handlers: dict[int, list[Callable[[dict], None]]] = defaultdict(list)
+        self._breakpoint_ids: dict[int, int] = {}  # address -> backend id
+        self._watch_by_point: dict[int, WatchProbe] = {}
+        self._shadow: dict[int, int] = {}  # watched address -> last value seen
+        self._pending_returns: dict[int, list[tuple[int, FunctionProbe]]] = defaultdict(list)
+        self._priority_cache: dict[int, tuple[float, int | None]] = {}
+        self._task_names: dict[int, str] = {}
+        self._until_reached = False
+
+    # --- set-up and tear-down -----------------------------------------------------------
+
+    def _break_at(self, address: int, handler: Callable[[dict], None]) -> None:
+        if address not in self._breakpoint_ids:
+            self._breakpoint_ids[address] = self.backend.add_breakpoint(address)
+        self._handlers[address].append(handler)
+
+    def install(self, limits: CaptureLimits) -> None:
+        for probe in self.plan.functions:
+            self._break_at(probe.address, lambda regs, p=probe: self._on_call(p, regs))
+        for mask in self.plan.masks:
+            self._break_at(mask.address, lambda regs, m=mask: self._on_mask(m, regs))
+        for watch in self.plan.watches:
+            self._shadow[watch.address] = self._read_value(watch.address, watch.size)
+            point = self.backend.add_watchpoint(watch.address, watch.size, WatchAccess.ACCESS)
+            self._watch_by_point[point] = watch
+        if limits.until is not None:
+            self._break_at(limits.until, self._on_until)
+
+    def _release_return_breakpoint(self, address: int) -> None:
+        handlers = self._handlers.get(address)
+        if handlers:
+            handlers.remove(self._on_return)
+        if not handlers:
+            self._handlers.pop(address, None)
+            self.backend.remove_point(self._breakpoint_ids.pop(address))
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def run(self, limits: CaptureLimits) -> CaptureSummary:
+        """Capture until a limit, Ctrl-C or the target going away. Always cleans up."""
+        self._start = time.time()
+        deadline = self._start + limits.duration if limits.duration else None
+        try:
+            self.install(limits)
+            self.backend.resume()
+            while True:
+                stop = self.backend.wait_stop(POLL_SECONDS)
+                self._drain_irqs()
+                if stop is not None:
+                    self._handle(stop)
+                    if self._until_reached:
+                        self.summary.ended_by = "reached --until"
+                        break
+                if limits.max_events and self.summary.events >= limits.max_events:
+                    self.summary.ended_by = "--max-events"
+                    break
+                if deadline and time.time() >= deadline:
+                    self.summary.ended_by = "--duration"
+                    break
+                if stop is not None:
+                    self.backend.resume()
+                if self.on_progress:
+                    self.on_progress(self.summary)
+        except KeyboardInterrupt:
+            self.summary.ended_by = "Ctrl-C"
+        except CaptureError as exc:
+            self.summary.error = str(exc)
+            self.summary.ended_by = "error"
+        finally:
+            self._finish()
+        return self.summary
+
+    def _finish(self) -> None:
+        try:
+            if not self.summary.error:
+                self.backend.halt()
+                self._drain_irqs()
+                self._read_configs()
+        except (CaptureError, KeyboardInterrupt) as exc:
+            self.summary.error = self.summary.error or str(exc)
+        finally:
+            self.backend.disconnect(resume=True)
+            self._drain_irqs()
+            self.summary.elapsed = time.time() - self._start
+            self.writer.close()
+
+    def _handle(self, stop: Stop) -> None:
+        if stop.reason is StopReason.EXITED:
+            raise CaptureError(f"the target went away: {stop.message}")
+        self.summary.halts += 1
+        if stop.reason is StopReason.WATCHPOINT:
+            watch = self._watch_by_point.get(stop.point or -1)
+            if watch is not None:
+                self._on_access(watch, stop, self._registers())
+            return
+        handlers = self._handlers.get(stop.pc)
+        if stop.reason is StopReason.BREAKPOINT and handlers:
+            regs = self._registers()
+            for handler in list(handlers):
+                handler(regs)
+
+    # --- rows -----------------------------------------------------------------------------
+
+    def _registers(self) -> dict[str, int]:
+        return self.backend.read_registers(STOP_REGISTERS)
+
+    def _base_row(self, regs: dict[str, int], pc: int | None = None) -> dict:
+        ipsr = regs["xpsr"] & 0x1FF
+        pc = regs["pc"] if pc is None else pc
+        frames = self.backend.backtrace(CALLPATH_DEPTH)
+        return {
+            "time": time.time() - self._start,
+            "pc": pc,
+            "lr": regs["lr"],
+            "sp": regs["sp"],
+            "ipsr": ipsr,
+            "exception": self.target.exception_name(ipsr),
+            "priority": self._priority(ipsr),
+            "basepri": regs["basepri"],
+            "primask": regs["primask"] & 1,
+            "faultmask": regs["faultmask"] & 1,
+            "control": regs["control"],
+            "task": self._task() if ipsr == 0 else None,
+            "callpath": CALLPATH_SEPARATOR.join(f.function for f in frames),
+            "source": self.elf.source_line(pc),
+        }
+
+    def _emit(self, row: dict) -> None:
+        self.writer.write(row)
+        self.summary.events += 1
+        self.summary.by_kind[row.get("kind") or row.get("event")] += 1
+        self.summary.by_exception[row.get("exception") or "?"] += 1
+
+    def _on_call(self, probe: FunctionProbe, regs: dict[str, int]) -> None:
+        args = {name: regs[register] for name, register in probe.args.items()}
+        caller = self.elf.function_at(regs["lr"] & ~1)
+        arg_text = [f"{name}={value:#x}" if name != probe.size_arg else f"{name}={value}" for name, value in args.items()]
+        if caller:
+            arg_text.append(f"caller={caller}")
+        row = self._base_row(regs)
+        row.update(
+            event=Event.CALL, kind=probe.kind, role=probe.role, probe=probe.probe, symbol=probe.symbol,
+            address=args.get(probe.object_arg) if probe.object_arg else None,
+            size=args.get(probe.size_arg) if probe.size_arg else None,
+            value=args.get(probe.size_arg) if probe.size_arg else None,
+            args=ARGS_SEPARATOR.join(arg_text),
+        )  # fmt: skip
+        self._emit(row)
+        return_address = regs["lr"] & ~1
+        if probe.returns and regs["lr"] & EXC_RETURN_PREFIX != EXC_RETURN_PREFIX:
+            pending = self._pending_returns[return_address]
+            if not pending:
+                self._break_at(return_address, self._on_return)
+            pending.append((regs["sp"], probe))
+
+    def _on_return(self, regs: dict[str, int]) -> None:
+        address = regs["pc"]
+        pending = self._pending_returns.get(address, [])
+        # Innermost first; a function that tail-calls another returns at the same place.
+        matches = [entry for entry in reversed(pending) if entry[0] == regs["sp"]]
+        if not matches:
+            return
+        row = self._base_row(regs)
+        for entry in matches:
+            pending.remove(entry)
+            probe = entry[1]
+            self._emit(
+                row | {"event": Event.RETURN, "kind": probe.kind, "role": probe.role, "probe": probe.probe,
+                       "symbol": probe.symbol, "value": regs["r0"]}
+            )  # fmt: skip
+        if not pending:
+            self._pending_returns.pop(address, None)
+            self._release_return_breakpoint(address)
+
+    def _on_mask(self, mask: MaskProbe, before: dict[str, int]) -> None:
+        row = self._base_row(before, pc=mask.address)
+        stop = self.backend.step()
+        if stop.reason is StopReason.EXITED:
+            raise CaptureError(f"the target went away: {stop.message}")
+        after = self._registers()
+        register = mask.register
+        row.update(
+            event=Event.MASK, kind=Kind.CRITICAL_SECTION, role=mask.role, probe=mask.probe,
+            symbol=register, address=mask.address, args=f"insn={mask.text}",
+            old_value=_mask_value(before, register), value=_mask_value(after, register),
+            basepri=after["basepri"], primask=after["primask"] & 1, faultmask=after["faultmask"] & 1,
+        )  # fmt: skip
+        self._emit(row)
+        # The step may have landed on another probed instruction: handle it now, since
+        # resuming from here would run straight past it.
+        next_handlers = self._handlers.get(after["pc"])
+        if next_handlers:
+            for handler in list(next_handlers):
+                handler(after)
+
+    def _on_access(self, watch: WatchProbe, stop: Stop, regs: dict[str, int]) -> None:
+        value = self._read_value(watch.address, watch.size)
+        previous = self._shadow.get(watch.address)
+        insn = (
+            self.elf.instruction_at(stop.access_pc)
+            if stop.access_pc is not None
+            else self.elf.instruction_before(regs["pc"])
+        )
+        access = thumb.access_direction(insn) if insn else None
+        if access is None:
+            access = "w" if value != previous else "r"
+        row = self._base_row(regs, pc=insn.address if insn else regs["pc"])
+        row.update(
+            event=Event.ACCESS, kind=watch.kind, role=watch.role(access, value), probe=watch.probe,
+            symbol=watch.symbol, address=watch.address, access=access, value=value,
+            old_value=previous if access == "w" else None, size=watch.size,
+        )  # fmt: skip
+        self._shadow[watch.address] = value
+        self._emit(row)
+
+    def _on_until(self, regs: dict[str, int]) -> None:
+        self._until_reached = True
+
+    def _read_configs(self) -> None:
+        for config in self.plan.configs:
+            value = self._read_value(config.address, min(config.size, 4))
+            self._emit(
+                {"time": time.time() - self._start, "event": Event.CONFIG, "kind": Kind.CONFIG,
+                 "probe": "config", "symbol": config.name, "address": config.address, "value": value,
+                 "args": f"from={config.symbol}"}
+            )  # fmt: skip
+
+    # --- reads that not every stop needs ----------------------------------------------------
+
+    def _read_value(self, address: int, size: int) -> int:
+        return int.from_bytes(self.backend.read_memory(address, size), "little")
+
+    def _priority(self, ipsr: int) -> int | None:
+        """The active exception's priority in implemented bits, from NVIC_IPR or SCB_SHPR."""
+        if ipsr < 4:
+            return None  # thread mode, or Reset/NMI/HardFault with fixed priorities
+        cached = self._priority_cache.get(ipsr)
+        now = time.monotonic()
+        if cached and now - cached[0] < PRIORITY_CACHE_SECONDS:
+            return cached[1]
+        address = NVIC_IPR + ipsr - FIRST_IRQ if ipsr >= FIRST_IRQ else SCB_SHPR + ipsr - 4
+        priority = self.target.logical_priority(self._read_value(address, 1))
+        self._priority_cache[ipsr] = (now, priority)
+        return priority
+
+    def _task(self) -> str | None:
+        task = self.plan.task
+        if task is None:
+            return None
+        tcb = self._read_value(task.pointer_address, 4)
+        if tcb == 0:
+            return None
+        if tcb not in self._task_names:
+            raw = self.backend.read_memory(tcb + task.name_offset, task.name_length)
+            self._task_names[tcb] = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+        return self._task_names[tcb]
+
+    def _drain_irqs(self) -> None:
+        if self.irq_source is None:
+            return
+        for row in self.irq_source():
+            row["time"] = row.pop("epoch") - self._start
+            self._emit(row)
+
+
+def _mask_value(regs: dict[str, int], register: str) -> int:
+    return regs[register] & (0xFF if register == "basepri" else 1)

@@ -1,0 +1,189 @@
+"""`irqmon attach`: capture a trace from QEMU or from a running GDB server."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from rich.console import Console
+from rich.live import Live
+from rich.text import Text
+
+from irqmon import __version__, schema
+from irqmon.backends.gdbmi import GdbMiBackend
+from irqmon.backends.qemu import NvicTraceReader, QemuTarget
+from irqmon.capture import Capture, CaptureLimits, CaptureSummary, check_budget
+from irqmon.elf import ElfImage
+from irqmon.errors import UsageError
+from irqmon.probes import CapturePlan, parse_watch, plan_capture
+from irqmon.targets import TargetProfile, load_target
+from irqmon.tracefile import TraceWriter
+
+DEFAULT_OUTPUT = "irqmon-trace.csv"
+REFRESH_SECONDS = 0.25
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("attach", help="capture a trace from QEMU or a GDB server")
+    add_capture_options(parser)
+    parser.set_defaults(run=run)
+
+
+def add_capture_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--target", required=True, help="target profile name (irqmon targets) or .toml file")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--qemu", metavar="ELF", help="start QEMU on this firmware (halted at reset) and capture")
+    source.add_argument("--gdb-remote", metavar="HOST:PORT", help="attach to a running GDB server (OpenOCD, pyOCD, J-Link)")
+    parser.add_argument("--elf", help="the firmware's ELF (with --gdb-remote)")
+    parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
+    parser.add_argument("--max-events", type=int, metavar="N", help="stop after N events")
+    parser.add_argument("--until", metavar="SYMBOL", help="stop when the core reaches this function")
+    parser.add_argument("--probes", metavar="A,B", help="probe packs to use (default: every pack that finds something)")
+    parser.add_argument("--watch", action="append", default=[], metavar="SYMBOL_OR_ADDRESS[:SIZE]", help="also watch every access here (repeatable)")
+    parser.add_argument("--unlimited", action="store_true", help="QEMU only: ignore the target's comparator budget")
+    parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"trace file (default {DEFAULT_OUTPUT})")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no live status line")
+
+
+def run(args: argparse.Namespace) -> int:
+    summary = attach(args)
+    return 1 if summary.error else 0
+
+
+def attach(args: argparse.Namespace) -> CaptureSummary:
+    """Validate everything, capture, and report; used by `attach` and `demo`."""
+    console = Console(stderr=True, quiet=args.quiet)
+    target = load_target(args.target)
+    elf_path = args.qemu or args.elf
+    if not elf_path:
+        raise UsageError("--gdb-remote needs --elf FW.elf (the firmware's symbols)")
+    if args.gdb_remote and args.unlimited:
+        raise UsageError("--unlimited is for QEMU only: real hardware has the comparators it has")
+    if args.qemu and not target.qemu_machine:
+        raise UsageError(f"target {target.name} has no QEMU machine: use --gdb-remote with a board")
+    for name in ("duration", "max_events"):
+        value = getattr(args, name)
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be positive")
+    elf = ElfImage(elf_path)
+    watches = [parse_watch(spec, elf) for spec in args.watch]
+    packs = [p.strip() for p in args.probes.split(",") if p.strip()] if args.probes else None
+    plan = plan_capture(elf, target, packs, watches)
+    if not args.unlimited:
+        check_budget(plan, target)
+    limits = CaptureLimits(args.duration, args.max_events, _until_address(elf, args.until))
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    console.print(_plan_line(plan), highlight=False)
+
+    qemu = None
+    workdir = Path(tempfile.mkdtemp(prefix="irqmon-"))
+    try:
+        if args.qemu:
+            qemu = QemuTarget(Path(args.qemu), machine=target.qemu_machine, workdir=workdir, nvic_trace=True).start()
+            remote = qemu.gdb_address
+        else:
+            remote = args.gdb_remote
+        backend = GdbMiBackend(elf.path, remote)
+        backend.connect()
+        irq_source = (
+            NvicTraceReader(qemu.nvic_log, target.exception_name, target.logical_priority) if qemu else None
+        )
+        writer = TraceWriter(output, _metadata(target, elf, backend.name, plan))
+        capture = Capture(backend, plan, elf, target, writer, irq_source)
+        with _live_status(console, capture) as status:
+            capture.on_progress = status
+            summary = capture.run(limits)
+        if qemu is not None and not qemu.alive() and not summary.error:
+            summary.error = "QEMU exited during the capture"
+        if summary.error and qemu is not None and not qemu.alive():
+            summary.error = f"QEMU died during the capture ({summary.error})"
+    finally:
+        if qemu is not None:
+            qemu.stop()
+            if qemu.serial_log.exists():
+                shutil.copyfile(qemu.serial_log, output.with_suffix(".usart1.log"))
+        shutil.rmtree(workdir, ignore_errors=True)
+    _report(console, output, summary, qemu is not None)
+    return summary
+
+
+def _until_address(elf: ElfImage, name: str | None) -> int | None:
+    if name is None:
+        return None
+    symbol = elf.symbols.get(name)
+    if symbol is None or not symbol.is_function:
+        raise UsageError(f"--until {name}: no such function in {elf.path.name}")
+    return symbol.address
+
+
+def _metadata(target: TargetProfile, elf: ElfImage, backend: str, plan: CapturePlan) -> dict[str, object]:
+    return {
+        schema.META_TARGET: target.name,
+        schema.META_ELF: str(elf.path.resolve()),
+        schema.META_BUILD_ID: elf.build_id,
+        schema.META_TOOL_VERSION: __version__,
+        schema.META_START_TIME: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        schema.META_PRIORITY_BITS: target.priority_bits,
+        schema.META_BACKEND: backend,
+        "probes": ",".join(plan.packs),
+    }
+
+
+def _plan_line(plan: CapturePlan) -> str:
+    packs = ", ".join(plan.packs) or "none"
+    return (
+        f"probes: {packs} — {plan.breakpoints_needed} breakpoints, {plan.watchpoints_needed} watchpoints"
+        f"{', task from RTOS' if plan.task else ''}"
+    )
+
+
+class _live_status:
+    """A one-line live view: events/s, by kind, by exception, elapsed time."""
+
+    def __init__(self, console: Console, capture: Capture) -> None:
+        self.console = console
+        self.started = time.monotonic()
+        self.last = 0.0
+        self.live = Live(Text(""), console=console, transient=True, auto_refresh=False) if console.is_terminal else None
+
+    def __enter__(self):
+        if self.live:
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.live:
+            self.live.__exit__(*exc)
+
+    def __call__(self, summary: CaptureSummary) -> None:
+        now = time.monotonic()
+        if self.live is None or now - self.last < REFRESH_SECONDS:
+            return
+        self.last = now
+        elapsed = now - self.started
+        kinds = " ".join(f"{k}:{n}" for k, n in summary.by_kind.most_common(5))
+        exceptions = " ".join(f"{k}:{n}" for k, n in summary.by_exception.most_common(4))
+        line = f"{elapsed:6.1f}s  {summary.events} events  {summary.events / max(elapsed, 1e-9):.0f}/s  [{kinds}]  [{exceptions}]"
+        self.live.update(Text(line), refresh=True)
+
+
+def _report(console: Console, output: Path, summary: CaptureSummary, on_qemu: bool) -> None:
+    rate = summary.events / summary.elapsed if summary.elapsed else 0.0
+    ended = f", ended by {summary.ended_by}" if summary.ended_by and summary.ended_by != "error" else ""
+    console.print(
+        f"trace: {output} — {summary.events} events ({summary.halts} halts) in {summary.elapsed:.1f} s, "
+        f"{rate:.0f} events/s{ended}",
+        highlight=False,
+    )
+    if on_qemu:
+        console.print(f"USART1 output: {output.with_suffix('.usart1.log')}", highlight=False)
+    if summary.error:
+        print(f"irqmon: capture cut off: {summary.error}; the {summary.events} events so far are in {output}", file=sys.stderr)
+    else:
+        console.print(f"next: irqmon analyze {output}", highlight=False)
