@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.context import ACT, Context
+from irqmon.analysis.context import ACT, IN_ISR, Context
 from irqmon.schema import Event, Kind, Role
 
 LOCK = "lock"
@@ -38,15 +38,22 @@ def lock_events(ctx: Context) -> pd.DataFrame:
     events[STATE] = events[STATE].fillna(False).astype(bool)
     state = events[STATE]
     events["row"] = events.index
-    groups = events.groupby(LOCK, sort=False)
     for column, source in (("held_role", "role"), ("held_act", ACT), ("held_row", "row")):
         marked = events[source].where(state)
         events[column] = marked.groupby(events[LOCK], sort=False).shift()
         events[column] = events[column].groupby(events[LOCK], sort=False).ffill()
-    del groups
     events["held_act"] = events["held_act"].astype("Int64")
     events["held_row"] = events["held_row"].astype("Int64")
     return events
+
+
+def contended(events: pd.DataFrame) -> pd.Series:
+    """Events where an ISR tests or takes a lock another context holds (or reads it locked
+    with no take in the trace: held by a context the capture did not see)."""
+    tries = events[IN_ISR] & events["role"].isin([Role.TEST.value, Role.ACQUIRE.value])
+    held_by_other = (events["held_role"] == Role.ACQUIRE.value) & (events["held_act"] != events[ACT])
+    read_locked = (events["role"] == Role.TEST.value) & (events["value"] != 0) & events["held_role"].isna()
+    return (tries & (held_by_other.fillna(False) | read_locked.fillna(False))).astype(bool)
 
 
 def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:

@@ -23,9 +23,9 @@ from __future__ import annotations
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, IN_ISR, Context
+from irqmon.analysis.context import ACT, Context
 from irqmon.analysis.findings import Finding, group_hits
-from irqmon.analysis.locks import LOCK, LOCK_NAME, holder_labels, lock_events
+from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Role
 
@@ -36,11 +36,7 @@ def check(ctx: Context) -> list[Finding]:
     events = lock_events(ctx)
     if events.empty:
         return []
-    tries = events[IN_ISR] & events["role"].isin([Role.TEST.value, Role.ACQUIRE.value])
-    held_by_other = (events["held_role"] == Role.ACQUIRE.value) & (events["held_act"] != events[ACT])
-    # A test that reads the locked value with no take in the trace: held by an unseen context.
-    read_locked = (events["role"] == Role.TEST.value) & (events["value"] != 0) & events["held_role"].isna()
-    hits = events[(tries & (held_by_other.fillna(False) | read_locked.fillna(False))).astype(bool)].copy()
+    hits = events[contended(events)].copy()
     hits["other_context"] = holder_labels(ctx, hits)
     holder = ctx.frame[["time", "source"]].rename(columns=lambda c: f"holder_{c}")
     hits = hits.join(holder, on="held_row")

@@ -1,0 +1,165 @@
+"""interrupt-storm: an IRQ re-entered back to back, taking the CPU from thread mode.
+
+Why it is bad:
+    A handler that returns without removing the cause of its interrupt (flag not cleared, data
+    register not read, level-triggered line still asserted) is taken again at once. Everything
+    less urgent, thread mode and the RTOS included, stops; a task holding a resource the handler
+    needs never gets to release it, so the storm does not end by itself.
+
+Example:
+    I2C1_EV finds hi2c1.Lock held by the task and returns HAL_BUSY without clearing TXIS: the
+    interrupt re-enters 150 times back to back while the task's 25 ms timeout cannot advance;
+    later an error path sets XferISR to NULL and the next event has no handler (seed 004).
+
+Instead:
+    Make every path through the handler clear (or disable) its interrupt source, including the
+    error and busy paths; do not let the handler depend on a lock a task can hold (see
+    isr-lock-contention); rate-limit noisy sources (disable the IRQ and re-arm from a task).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from irqmon.analysis.common import where
+from irqmon.analysis.context import ACT, IN_ISR, Context
+from irqmon.analysis.findings import Finding, group_hits
+from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events
+from irqmon.analysis.registry import Rule
+from irqmon.schema import Event
+
+RULE = Rule(id="interrupt-storm", severity="error", summary="IRQ re-entered back to back, starving thread mode")
+
+
+def activations(ctx: Context) -> pd.DataFrame:
+    """One row per ISR activation: its exception, start/end (time and row), and whether the
+    times come from IRQ rows (emulator/SWO clock) or only from halting rows."""
+    f = ctx.frame
+    isr = f[f[IN_ISR]]
+    irq = isr["event"].isin([Event.IRQ_ENTER.value, Event.IRQ_EXIT.value]).fillna(False).astype(bool)
+    grouped = isr.groupby(ACT, sort=False)
+    acts = pd.DataFrame(
+        {
+            "ipsr": grouped["ipsr"].first(),
+            "first_row": grouped["seq"].idxmin(),
+            "last_row": grouped["seq"].idxmax(),
+            "start": grouped["time"].min(),
+            "end": grouped["time"].max(),
+            "timed": irq.groupby(isr[ACT], sort=False).any(),
+            "last_source": grouped["source"].last(),
+        }
+    )
+    with_path = isr[isr["callpath"].notna()]
+    acts["path_row"] = with_path.groupby(ACT, sort=False)["seq"].idxmin().reindex(acts.index)
+    return acts.sort_values("first_row")
+
+
+def storm_runs(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
+    """Consecutive activations of one exception with nothing of thread mode between them."""
+    cfg = ctx.config
+    thread_rows = np.cumsum((ctx.frame["ipsr"] == 0).fillna(False).to_numpy(dtype=bool))
+    by_exc = acts.groupby("ipsr", sort=False)
+    prev_last = by_exc["last_row"].shift()
+    prev_end = by_exc["end"].shift()
+    thread_between = thread_rows[acts["first_row"].to_numpy()] - thread_rows[prev_last.fillna(0).astype(np.int64).to_numpy()]
+    gap = acts["start"] - prev_end
+    close = (gap <= cfg.storm_gap) | ~acts["timed"]
+    acts = acts.assign(back_to_back=(prev_last.notna() & (thread_between == 0) & close).astype(bool))
+    acts["run"] = (~acts["back_to_back"]).groupby(acts["ipsr"], sort=False).cumsum()
+    acts["busy"] = acts["end"] - acts["start"]
+    acts["window_entries"] = _window_entries(acts, cfg.storm_window)
+    return acts
+
+
+def _window_entries(acts: pd.DataFrame, window: float) -> pd.Series:
+    """Entries of the same exception in the `window` seconds up to each activation's start."""
+    counts = pd.Series(0, index=acts.index, dtype=np.int64)
+    for _, group in acts.groupby("ipsr", sort=False):  # per exception: a sorted search, no row loop
+        starts = np.sort(group["start"].to_numpy())
+        at = np.searchsorted(starts, group["start"].to_numpy(), side="right")
+        counts[group.index] = at - np.searchsorted(starts, group["start"].to_numpy() - window, side="left")
+    return counts
+
+
+def check(ctx: Context) -> list[Finding]:
+    acts = activations(ctx)
+    if acts.empty:
+        return []
+    acts = storm_runs(ctx, acts)
+    cfg = ctx.config
+    runs = acts.groupby(["ipsr", "run"], sort=False).agg(
+        entries=("run", "size"), start=("start", "min"), end=("end", "max"), busy=("busy", "sum"),
+        timed=("timed", "all"), first_row=("first_row", "min"), peak=("window_entries", "max"),
+        path_row=("path_row", "min"),
+    )  # fmt: skip
+    duration = (runs["end"] - runs["start"]).clip(lower=1e-9)
+    runs["rate"] = runs["entries"] / duration
+    runs["share"] = (runs["busy"] / duration).clip(upper=1.0)
+    runs["duration"] = runs["end"] - runs["start"]
+    loud = (runs["rate"] >= cfg.storm_rate) | (runs["share"] >= cfg.storm_share) | ~runs["timed"]
+    storms = runs[(runs["entries"] >= cfg.storm_min_entries) & loud].reset_index()
+    if storms.empty:
+        return []
+    causes = _lock_causes(ctx, acts, storms)
+    # The storm's first row with a call path names the handler; else its first row.
+    rows = storms["path_row"].fillna(storms["first_row"]).astype(np.int64).to_numpy()
+    hits = ctx.frame.loc[rows].copy()
+    for column in ("entries", "duration", "rate", "share", "peak", "timed"):
+        hits[column] = storms[column].to_numpy()
+    hits["cause"] = causes
+    hits["last_source"] = acts.groupby(["ipsr", "run"])["last_source"].last().reindex(
+        list(zip(storms["ipsr"], storms["run"]))
+    ).to_numpy()
+    return group_hits(RULE, ctx, hits, site=("ipsr",), title=_title, message=_message, evidence=_evidence)
+
+
+def _lock_causes(ctx: Context, acts: pd.DataFrame, storms: pd.DataFrame) -> list[str | None]:
+    """Per storm: 'found <lock> held by <context>' when its activations met a held lock."""
+    events = lock_events(ctx)
+    if events.empty:
+        return [None] * len(storms)
+    blocked = events[contended(events)].copy()
+    blocked["holder"] = holder_labels(ctx, blocked).fillna("a context not in the trace")
+    blocked["run"] = blocked[ACT].map(acts["run"])
+    causes = []
+    for ipsr, run, entries in storms[["ipsr", "run", "entries"]].itertuples(index=False):  # one per storm
+        met = blocked[(blocked["ipsr"] == ipsr) & (blocked["run"] == run)]
+        if met.empty:
+            causes.append(None)
+            continue
+        first = met.iloc[0]
+        causes.append(f"its handler found {first[LOCK_NAME]} held by {first['holder']} in {met[ACT].nunique()} of {entries} entries")
+    return causes
+
+
+def _title(first: pd.Series, group: pd.DataFrame) -> str:
+    return f"{where(first)} re-entered {int(group['entries'].max())} times back to back"
+
+
+def _message(first: pd.Series, group: pd.DataFrame) -> str:
+    worst = group.loc[group["entries"].idxmax()]
+    timing = (
+        f" over {worst['duration'] * 1e3:.3f} ms ({worst['rate']:.0f} entries/s, {worst['share']:.0%} of the time in the handler)"
+        if worst["timed"] else ""
+    )  # fmt: skip
+    cause = worst["cause"] if isinstance(worst["cause"], str) else (
+        f"the handler kept returning with its interrupt still pending (last traced line {worst['last_source']})"
+        if isinstance(worst["last_source"], str) else "the handler kept returning with its interrupt still pending"
+    )  # fmt: skip
+    return f"{len(group)} storm(s); the longest: {int(worst['entries'])} entries{timing}, thread mode did not run. Likely cause: {cause}."
+
+
+def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
+    worst = group.loc[group["entries"].idxmax()]
+    return {
+        "storms": len(group),
+        "entries": int(group["entries"].sum()),
+        "longest_run": int(worst["entries"]),
+        "duration_s": float(worst["duration"]) if worst["timed"] else None,
+        "rate_per_s": float(worst["rate"]) if worst["timed"] else None,
+        "share_of_time": float(worst["share"]) if worst["timed"] else None,
+        "peak_entries_in_window": int(group["peak"].max()),
+        "cause": worst["cause"] if isinstance(worst["cause"], str) else None,
+        "last_source": worst["last_source"] if isinstance(worst["last_source"], str) else None,
+    }
