@@ -220,8 +220,11 @@ def resolve_pack(pack: Pack, elf: ElfImage, target: TargetProfile, code_words: s
     registers = pack.data.get("register", [])
     if registers:
         words = code_words if code_words is not None else _code_words(elf)
+        pages = {word & ~0xFFF for word in words}
         for entry in registers:
-            if entry["address"] in words or entry.get("base") in words:
+            # Compilers load a peripheral's address, its base, or a nearby constant and add an
+            # offset: a literal in the register's 4 KiB page is the sign that code touches it.
+            if entry["address"] & ~0xFFF in pages:
                 plan.watches.append(
                     WatchProbe(pack.name, entry["name"], entry["address"], entry.get("size", 4), Kind.SHARED_REGISTER)
                 )
@@ -253,8 +256,14 @@ def plan_capture(
     extra_watches: list[WatchProbe] = (),
     pack_dir: Path = PACK_DIR,
 ) -> CapturePlan:
-    """Resolve the chosen packs (default: every pack that finds something in the ELF)."""
+    """Resolve the chosen packs by name or .toml path (default: every built-in pack that finds
+    something in the ELF)."""
     packs = available_packs(pack_dir)
+    for name in list(selected or ()):
+        if name.endswith(".toml"):  # a pack file of the user's own
+            pack = load_pack(Path(name))
+            packs[pack.name] = pack
+            selected[selected.index(name)] = pack.name
     if selected:
         unknown = [name for name in selected if name not in packs]
         if unknown:
