@@ -33,7 +33,7 @@ __attribute__((noinline)) void HAL_PCD_IRQHandler(PCD_HandleTypeDef *hpcd)
             hpcd->Setup[0] = usb_otg_fs_dfifo0[0];
             hpcd->Setup[1] = usb_otg_fs_dfifo0[1];
             HAL_PCD_SetupStageCallback(hpcd);
-        } else if (packet_status == STS_DATA_UPDT && hpcd->OutXferBuff[epnum] != 0
+        } else if (packet_status == STS_DATA_UPDT && epnum < PCD_OUT_ENDPOINTS && hpcd->OutXferBuff[epnum] != 0
                    && byte_count <= USB_FS_MAX_PACKET_SIZE) {
             for (uint32_t i = 0; i < byte_count; i++)
                 hpcd->OutXferBuff[epnum][i] = (uint8_t)(usb_otg_fs_dfifo0[i / 4u] >> (8u * (i % 4u)));

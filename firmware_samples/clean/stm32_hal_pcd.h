@@ -34,6 +34,7 @@ typedef struct {
 #define STS_DATA_UPDT             2u
 #define STS_SETUP_UPDT            6u
 #define USB_FS_MAX_PACKET_SIZE    64u
+#define PCD_OUT_ENDPOINTS         4u /* OTG_FS has endpoints 0..3 */
 
 extern USB_OTG_GlobalTypeDef usb_otg_fs_global;
 extern volatile uint32_t usb_otg_fs_dfifo0[USB_FS_MAX_PACKET_SIZE / 4u];
@@ -42,8 +43,8 @@ extern volatile uint32_t usb_otg_fs_dfifo0[USB_FS_MAX_PACKET_SIZE / 4u];
 typedef struct {
     USB_OTG_GlobalTypeDef *Instance;
     uint32_t Setup[12]; /* SETUP packets as read from the FIFO */
-    uint8_t *OutXferBuff[4]; /* where each OUT endpoint's data goes, set by the class */
-    uint32_t OutXferCount[4];
+    uint8_t *OutXferBuff[PCD_OUT_ENDPOINTS]; /* set through USBD_LL_PrepareReceive */
+    uint32_t OutXferCount[PCD_OUT_ENDPOINTS];
     void *pData;        /* the USB device core's handle */
 } PCD_HandleTypeDef;
 

@@ -1,7 +1,6 @@
 /* CDC class callbacks, reached from the core through USBD_ClassTypeDef's function pointers. */
 #include <string.h>
 #include "usbd_cdc.h"
-#include "stm32_hal_pcd.h"
 #include "usbd_conf.h"
 
 static uint8_t USBD_CDC_Init(USBD_HandleTypeDef *pdev, uint8_t cfgidx);
@@ -28,7 +27,7 @@ __attribute__((noinline)) static uint8_t USBD_CDC_Init(USBD_HandleTypeDef *pdev,
     hcdc->LineCoding = (USBD_CDC_LineCodingTypeDef){.bitrate = 115200u, .datatype = 8u};
     hcdc->RxBuffer = (uint8_t *)hcdc->data;
     pdev->pClassData = hcdc;
-    ((PCD_HandleTypeDef *)pdev->pData)->OutXferBuff[CDC_OUT_EP] = hcdc->RxBuffer;
+    USBD_LL_PrepareReceive(pdev, CDC_OUT_EP, hcdc->RxBuffer);
     return (uint8_t)USBD_OK;
 }
 
@@ -36,7 +35,7 @@ __attribute__((noinline)) static uint8_t USBD_CDC_DeInit(USBD_HandleTypeDef *pde
 {
     (void)cfgidx;
     if (pdev->pClassData != NULL) {
-        ((PCD_HandleTypeDef *)pdev->pData)->OutXferBuff[CDC_OUT_EP] = NULL;
+        USBD_LL_PrepareReceive(pdev, CDC_OUT_EP, NULL);
         USBD_free(pdev->pClassData);
         pdev->pClassData = NULL;
     }
@@ -67,7 +66,7 @@ __attribute__((noinline)) static uint8_t USBD_CDC_DataOut(USBD_HandleTypeDef *pd
     const USBD_CDC_ItfTypeDef *fops = pdev->pUserData;
     if (hcdc == NULL || fops == NULL)
         return (uint8_t)USBD_FAIL;
-    hcdc->RxLength = ((PCD_HandleTypeDef *)pdev->pData)->OutXferCount[epnum];
+    hcdc->RxLength = USBD_LL_GetRxDataSize(pdev, epnum);
     fops->Receive(hcdc->RxBuffer, &hcdc->RxLength);
     return (uint8_t)USBD_OK;
 }

@@ -22,6 +22,17 @@ __attribute__((noinline)) void USBD_static_free(void *p)
         cdc_class_block_in_use = 0;
 }
 
+USBD_StatusTypeDef USBD_LL_PrepareReceive(USBD_HandleTypeDef *pdev, uint8_t ep_addr, uint8_t *pbuf)
+{
+    ((PCD_HandleTypeDef *)pdev->pData)->OutXferBuff[ep_addr % PCD_OUT_ENDPOINTS] = pbuf;
+    return USBD_OK;
+}
+
+uint32_t USBD_LL_GetRxDataSize(USBD_HandleTypeDef *pdev, uint8_t ep_addr)
+{
+    return ((PCD_HandleTypeDef *)pdev->pData)->OutXferCount[ep_addr % PCD_OUT_ENDPOINTS];
+}
+
 __attribute__((noinline)) void HAL_PCD_SetupStageCallback(PCD_HandleTypeDef *hpcd)
 {
     USBD_LL_SetupStage(hpcd->pData, (uint8_t *)hpcd->Setup);

@@ -1,5 +1,5 @@
-/* newlib serialises malloc/free through __malloc_lock/__malloc_unlock; with an RTOS they take a
- * recursive mutex, as CubeMX's newlib lock support does with its RTOS strategy. */
+/* newlib serialises malloc/free through __malloc_lock/__malloc_unlock; with an RTOS they usually
+ * take a recursive mutex, as in the seed's RTOS. */
 #include <reent.h>
 #include "cmsis_os2.h"
 #include "heap_lock.h"
