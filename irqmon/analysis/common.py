@@ -26,6 +26,8 @@ def isr_calls(ctx: Context, kind: str | Iterable[str], role: str | Iterable[str]
 def where(first: pd.Series) -> str:
     """`OTG_FS_IRQHandler (IRQ 67, priority 6)`: the handler and the numbers of its exception."""
     context = str(first["context"])
+    if not first["in_isr"]:
+        return context
     numbers = context[context.find("(") :] if "(" in context else ""
     return f"{first['handler']} {numbers}".strip()
 

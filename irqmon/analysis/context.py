@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -119,6 +120,12 @@ class Context:
             mask &= self.frame[column].isin(values).to_numpy(dtype=bool, na_value=False)
         return self.frame[mask]
 
+    def is_closed(self, act: pd.Series) -> pd.Series:
+        """Per row of `act`: whether that ISR activation is seen to return."""
+        closed = self.closed_activations
+        return act.isin(closed.index[closed.to_numpy(dtype=bool)])
+
+    @cached_property
     def closed_activations(self) -> pd.Series:
         """Per ISR activation id: whether the trace shows it returned."""
         f = self.frame

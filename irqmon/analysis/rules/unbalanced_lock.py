@@ -67,7 +67,7 @@ def _foreign_release(ctx: Context, events: pd.DataFrame) -> list[Finding]:
 def _isr_returns_locked(ctx: Context, state: pd.DataFrame) -> list[Finding]:
     in_isr = state[state[IN_ISR]]
     last = in_isr.groupby([ACT, LOCK], sort=False).tail(1)
-    closed = last[ACT].map(ctx.closed_activations()).fillna(False).astype(bool)
+    closed = ctx.is_closed(last[ACT])
     hits = last[(last["role"] == Role.ACQUIRE.value) & closed]
     return group_hits(
         RULE, ctx, hits, site=("ipsr", LOCK, "source"),
