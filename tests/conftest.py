@@ -1,8 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
 
-from support import build_samples
+from support import build_samples, capture_sample
 
 
 @pytest.fixture(scope="session")
@@ -10,3 +13,19 @@ def built_samples() -> None:
     """Build every sample for QEMU's board once per test session."""
     result = build_samples()
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.fixture(scope="session")
+def sample_trace(built_samples, tmp_path_factory) -> Callable[[str], Path]:
+    """The trace of a whole run of a sample on QEMU, captured once per session."""
+    traces: dict[str, Path] = {}
+
+    def get(sample: str) -> Path:
+        if sample not in traces:
+            output = tmp_path_factory.mktemp(sample) / "trace.csv"
+            result = capture_sample(sample, output)
+            assert result.returncode == 0, result.stderr
+            traces[sample] = output
+        return traces[sample]
+
+    return get

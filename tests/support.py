@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,21 @@ def build_samples(board: str = "netduinoplus2") -> subprocess.CompletedProcess:
     return subprocess.run(
         ["make", "-C", str(SAMPLES_DIR), f"BOARD={board}", "-j2"],
         capture_output=True, text=True, check=False,
+    )  # fmt: skip
+
+
+def irqmon(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
+    """Run the irqmon command line as a user would."""
+    return subprocess.run(
+        [sys.executable, "-m", "irqmon", *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
+
+
+def capture_sample(sample: str, output: Path, *extra: str) -> subprocess.CompletedProcess:
+    """`irqmon attach` on a sample under QEMU, every probe, until it finishes."""
+    return irqmon(
+        "attach", "--target", "stm32f405", "--qemu", str(sample_elf(sample)), "--unlimited",
+        "--until", "sample_done", "-q", "-o", str(output), *extra,
     )  # fmt: skip
 
 

@@ -1,0 +1,44 @@
+"""`irqmon probes`: the probe packs, what each needs, and with --elf what each finds."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from irqmon.elf import ElfImage
+from irqmon.probes import available_packs, resolve_pack
+from irqmon.targets import load_target
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("probes", help="list probe packs (and what they find in an ELF)")
+    parser.add_argument("--elf", help="show what each pack finds in this firmware")
+    parser.add_argument("--target", default="stm32f405", help="target profile for --elf (default stm32f405)")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    console = Console(width=200)
+    packs = available_packs()
+    if not args.elf:
+        table = Table("pack", "what it watches", "file")
+        for pack in packs.values():
+            table.add_row(pack.name, pack.description, str(pack.path.name))
+        console.print(table)
+        return 0
+    elf = ElfImage(args.elf)
+    target = load_target(args.target)
+    table = Table("pack", "breakpoints", "watchpoints", "finds", title=f"{elf.path.name} on {target.name} "
+                  f"({target.fpb_comparators} FPB, {target.dwt_comparators} DWT comparators)")  # fmt: skip
+    for pack in packs.values():
+        plan = resolve_pack(pack, elf, target)
+        found = [f.symbol for f in plan.functions] + [w.symbol for w in plan.watches]
+        if plan.masks:
+            found.append(f"{len(plan.masks)} mask instruction sites")
+        if plan.task:
+            found.append("current task")
+        table.add_row(pack.name, str(plan.breakpoints_needed), str(plan.watchpoints_needed), ", ".join(found) or "-")
+    console.print(table)
+    return 0

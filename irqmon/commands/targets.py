@@ -1,0 +1,27 @@
+"""`irqmon targets`: the target profiles irqmon knows."""
+
+from __future__ import annotations
+
+import argparse
+
+from rich.console import Console
+from rich.table import Table
+
+from irqmon.targets import available_targets, load_target
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("targets", help="list target profiles")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    table = Table("target", "description", "IRQs", "prio bits", "FPB", "DWT", "QEMU", "pyOCD", "OpenOCD")
+    for name in available_targets():
+        t = load_target(name)
+        table.add_row(
+            t.name, t.description, str(len(t.irqs)), str(t.priority_bits), str(t.fpb_comparators),
+            str(t.dwt_comparators), t.qemu_machine or "-", t.pyocd_target or "-", t.openocd_config or "-",
+        )  # fmt: skip
+    Console(width=200).print(table)
+    return 0

@@ -1,0 +1,232 @@
+"""`irqmon attach` on real firmware under QEMU through gdb-multiarch: the rows, and every way a
+capture can end."""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from irqmon.backends.qemu import QemuTarget, free_port
+from irqmon.elf import ElfImage
+from irqmon.schema import FIRST_IRQ
+from irqmon.tracefile import load_trace
+from support import ROOT, expected, irqmon, sample_elf, sample_names
+
+OTG_FS, I2C1_EV, EXTI0, EXTI1 = FIRST_IRQ + 67, FIRST_IRQ + 31, FIRST_IRQ + 6, FIRST_IRQ + 7
+LONG_SAMPLE = "printf_tasks_critical"  # runs for seconds under capture
+
+
+def frame(path: Path) -> pd.DataFrame:
+    return load_trace(path).frame
+
+
+@pytest.mark.parametrize("sample", sample_names())
+def test_every_sample_runs_to_its_end_under_capture(sample, sample_trace):
+    trace = load_trace(sample_trace(sample))
+    serial = sample_trace(sample).with_suffix(".usart1.log").read_text()
+    assert expected(sample)["done_marker"] in serial
+    assert trace.metadata["build_id"] == ElfImage(sample_elf(sample)).build_id
+    assert trace.metadata["target"] == "stm32f405"
+    times = trace.frame["time"]
+    assert times.is_monotonic_increasing, "IRQ rows and halting rows are merged in time order"
+    irq = trace.frame[trace.frame["event"].isin(["irq_enter", "irq_exit"])]
+    assert len(irq) > 0, "QEMU's NVIC timeline is in the trace"
+    counts = irq.groupby(["ipsr", "event"]).size().unstack(fill_value=0)
+    assert ((counts["irq_enter"] - counts["irq_exit"]).abs() <= 1).all(), "every entry has its exit"
+
+
+def test_malloc_in_otg_fs_isr_with_its_call_path(sample_trace):
+    rows = frame(sample_trace("usb_cdc_malloc_isr"))
+    malloc = rows[(rows["event"] == "call") & (rows["symbol"] == "malloc") & (rows["ipsr"] == OTG_FS)]
+    assert len(malloc) >= 1
+    row = malloc.iloc[0]
+    assert row["exception"] == "OTG_FS"
+    assert row["priority"] == 6  # IPR byte 0x60 read from the NVIC, 4 priority bits
+    path = row["callpath"].split(";")
+    assert path[0] == "malloc"
+    assert path.index("USBD_CDC_Init") < path.index("OTG_FS_IRQHandler")
+    assert row["size"] > 0 and "caller=USBD_malloc" in row["args"]
+    assert row["primask"] == 0 and row["basepri"] == 0  # read from the core: nothing masked here
+    # The matching return carries the pointer malloc gave back, in RAM.
+    returns = rows[(rows["event"] == "return") & (rows["symbol"] == "malloc") & (rows["ipsr"] == OTG_FS)]
+    assert (returns["value"] >= 0x20000000).all() and len(returns) == len(malloc)
+    mutex = rows[(rows["kind"] == "mutex") & (rows["role"] == "acquire") & (rows["ipsr"] == OTG_FS)]
+    assert len(mutex) >= 1 and mutex["address"].notna().all()
+    thread_heap = rows[(rows["kind"] == "heap") & (rows["ipsr"] == 0)]
+    assert len(thread_heap) > 0
+
+
+def test_mask_columns_are_the_core_registers(sample_trace):
+    rows = frame(sample_trace(LONG_SAMPLE))
+    raise_basepri = rows[(rows["event"] == "mask") & (rows["symbol"] == "basepri") & (rows["value"] == 0x50)]
+    assert len(raise_basepri) > 0, "vPortEnterCritical raises BASEPRI to the max-syscall priority"
+    assert (raise_basepri["basepri"] == 0x50).all()
+    # A probed call made inside a task-level critical section sees BASEPRI raised.
+    inside = rows[(rows["event"] == "call") & (rows["basepri"] == 0x50)]
+    assert len(inside) > 0
+    tasks = rows.loc[rows["ipsr"] == 0, "task"].dropna().unique()
+    assert len(tasks) >= 2, "the current-task pointer names each task"
+
+
+def test_hal_lock_accessed_from_thread_and_isr(sample_trace):
+    rows = frame(sample_trace("hal_i2c_lock_deadlock"))
+    lock = rows[(rows["event"] == "access") & (rows["kind"] == "lock")]
+    assert lock["symbol"].str.endswith(".Lock").all()
+    assert set(lock["ipsr"]) >= {0, I2C1_EV}
+    isr_tests = lock[(lock["ipsr"] == I2C1_EV) & (lock["role"] == "test")]
+    assert (isr_tests["value"] == 1).any(), "the ISR reads HAL_LOCKED while the task holds it"
+    thread_acquire = lock[(lock["ipsr"] == 0) & (lock["role"] == "acquire")]
+    assert (thread_acquire["value"] == 1).all() and len(thread_acquire) > 0
+
+
+def test_exti_imr_lost_update_is_in_the_trace(sample_trace):
+    rows = frame(sample_trace("exti_imr_rmw_race"))
+    imr = rows[(rows["event"] == "access") & (rows["symbol"] == "EXTI_IMR") & rows["ipsr"].isin([EXTI0, EXTI1])]
+    sequence = list(zip(imr["ipsr"], imr["access"], imr["value"]))
+    assert sequence == [(EXTI0, "r", 3), (EXTI1, "r", 3), (EXTI1, "w", 1), (EXTI0, "w", 2)]
+
+
+def test_budget_is_enforced_on_qemu_unless_unlimited(built_samples, tmp_path):
+    result = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("usb_cdc_malloc_isr")),
+                    "-o", str(tmp_path / "t.csv"))  # fmt: skip
+    assert result.returncode == 2
+    assert "6 FPB" in result.stderr and "--probes" in result.stderr and "Traceback" not in result.stderr
+    fits = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("hal_i2c_lock_deadlock")),
+                  "--probes", "stm32_hal_lock", "--until", "sample_done", "-q", "-o", str(tmp_path / "lock.csv"))  # fmt: skip
+    assert fits.returncode == 0, fits.stderr
+    assert (frame(tmp_path / "lock.csv")["kind"] == "lock").any()
+
+
+def test_max_events_and_duration_end_cleanly(built_samples, tmp_path):
+    limited = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf(LONG_SAMPLE)), "--unlimited",
+                     "--max-events", "40", "-o", str(tmp_path / "m.csv"))  # fmt: skip
+    assert limited.returncode == 0, limited.stderr
+    assert "--max-events" in limited.stderr
+    assert len(frame(tmp_path / "m.csv")) >= 40
+    timed = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf(LONG_SAMPLE)), "--unlimited",
+                   "--duration", "1", "-o", str(tmp_path / "d.csv"))  # fmt: skip
+    assert timed.returncode == 0, timed.stderr
+    assert "--duration" in timed.stderr and len(frame(tmp_path / "d.csv")) > 0
+
+
+def _attach_to(qemu: QemuTarget, output: Path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "irqmon", "attach", "--target", "stm32f405", "--gdb-remote", qemu.gdb_address,
+         "--elf", str(sample_elf(LONG_SAMPLE)), "--probes", "nonreentrant,critical_sections,freertos",
+         "-q", "-o", str(output)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def _wait_for_rows(output: Path, rows: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if output.exists() and sum(1 for line in output.open() if not line.startswith("#")) > rows:
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"no {rows} rows in {output}")
+
+
+def test_ctrl_c_keeps_the_trace_and_leaves_the_target_running(built_samples, tmp_path):
+    output = tmp_path / "c.csv"
+    with QemuTarget(sample_elf(LONG_SAMPLE), workdir=tmp_path / "q") as qemu:
+        process = _attach_to(qemu, output)
+        _wait_for_rows(output, 20)
+        process.send_signal(signal.SIGINT)
+        _, stderr = process.communicate(timeout=60)
+        assert process.returncode == 0, stderr
+        assert "Ctrl-C" in stderr and "Traceback" not in stderr
+        captured = len(frame(output))
+        assert captured > 20
+        # Detached with nothing left behind: the firmware runs on to its end by itself.
+        deadline = time.monotonic() + 30
+        while expected(LONG_SAMPLE)["done_marker"] not in qemu.serial_output():
+            assert time.monotonic() < deadline, "the target was left halted"
+            time.sleep(0.1)
+        assert qemu.alive()
+
+
+def test_qemu_dying_mid_capture_keeps_every_event(built_samples, tmp_path):
+    output = tmp_path / "dead.csv"
+    with QemuTarget(sample_elf(LONG_SAMPLE), workdir=tmp_path / "q") as qemu:
+        process = _attach_to(qemu, output)
+        _wait_for_rows(output, 20)
+        qemu.process.kill()
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1
+    lines = [line for line in stderr.splitlines() if line.startswith("irqmon:")]
+    assert len(lines) == 1 and "cut off" in lines[0] and "Traceback" not in stderr
+    assert len(frame(output)) >= 20
+
+
+def test_gdb_dying_mid_capture_keeps_every_event(built_samples, tmp_path):
+    output = tmp_path / "nogdb.csv"
+    with QemuTarget(sample_elf(LONG_SAMPLE), workdir=tmp_path / "q") as qemu:
+        process = _attach_to(qemu, output)
+        _wait_for_rows(output, 20)
+        gdb = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "gdb-multiarch"], capture_output=True, text=True)
+        subprocess.run(["kill", "-9", *gdb.stdout.split()], check=True)
+        _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 1, stderr
+    assert "cut off" in stderr and "Traceback" not in stderr
+    assert len(frame(output)) >= 20
+
+
+def _bad_input_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
+    elf = sample_elf("usb_cdc_malloc_isr")
+    stripped = tmp_path / "stripped.elf"
+    subprocess.run(["arm-none-eabi-strip", "-o", str(stripped), str(elf)], check=True)
+    bad_pack = tmp_path / "broken.toml"
+    bad_pack.write_text('name = "broken"\n\n[[function]]\nsymbols = ["malloc"]\nkind = "heap"\nrole = "nonsense"\n')
+    syntax_pack = tmp_path / "syntax.toml"
+    syntax_pack.write_text('name = "syntax"\n[[function]\n')
+    qemu = ["--target", "stm32f405", "--qemu"]
+    return {
+        "missing elf": ([*qemu, str(tmp_path / "nope.elf")], "cannot open"),
+        "stripped elf": ([*qemu, str(stripped)], "stripped"),
+        "not arm": ([*qemu, shutil.which("python3") or sys.executable], "not"),
+        "unknown target": (["--target", "stm32f999", "--qemu", str(elf)], "unknown target"),
+        "unreachable": (["--target", "stm32f746", "--gdb-remote", f"127.0.0.1:{free_port()}", "--elf", str(elf)], "cannot reach"),
+        "bad pack role": ([*qemu, str(elf), "--probes", str(bad_pack)], "broken.toml:6"),
+        "bad pack syntax": ([*qemu, str(elf), "--probes", str(syntax_pack)], "line 2"),
+        "unknown pack": ([*qemu, str(elf), "--probes", "no_such_pack"], "unknown probe pack"),
+        "bad watch": ([*qemu, str(elf), "--unlimited", "--watch", "no_such_symbol"], "no symbol"),
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "case",
+    ["missing elf", "stripped elf", "not arm", "unknown target", "unreachable", "bad pack role",
+     "bad pack syntax", "unknown pack", "bad watch"],
+)  # fmt: skip
+def test_bad_input_is_one_clear_line_and_status_2(case, built_samples, tmp_path):
+    args, message = _bad_input_cases(tmp_path)[case]
+    result = irqmon("attach", *args, "-o", str(tmp_path / "t.csv"))
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("irqmon: ") and message in lines[0], result.stderr
+
+
+def test_targets_and_probes_list_what_exists(built_samples):
+    targets = irqmon("targets")
+    assert targets.returncode == 0
+    for name in ("stm32f405", "stm32f746"):
+        assert name in targets.stdout
+    probes = irqmon("probes", "--elf", str(sample_elf("hal_i2c_lock_deadlock")), "--target", "stm32f405")
+    assert probes.returncode == 0
+    assert "stm32_hal_lock" in probes.stdout and "hi2c1.Lock" in probes.stdout
+
+
+def test_repo_has_no_sample_names_in_probe_packs():
+    """Probe packs are generic: no sample's own symbol may appear in them."""
+    text = "\n".join(p.read_text() for p in (ROOT / "probes").glob("*.toml"))
+    for name in ("hi2c1", "USBD_", "OTG_FS", "serial_puts", "EXTI0_IRQHandler"):
+        assert name not in text
