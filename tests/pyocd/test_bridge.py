@@ -11,7 +11,7 @@ import pytest
 from pyocd.core.session import Session
 from pyocd.core.target import Target
 
-from conftest import open_session
+from bridge_support import open_session
 from irqmon.backends.qemu import QemuTarget
 from irqmon.rsp import RspClient
 

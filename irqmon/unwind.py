@@ -1,0 +1,405 @@
+"""A call-stack unwinder for Cortex-M firmware: DWARF call frame information (`.debug_frame`)
+plus the exception frames the core pushes on interrupt entry.
+
+`Unwinder` parses the ELF once; `unwind()` is a pure function of the registers and memory the
+callbacks return, so it serves any backend (pyOCD, a raw GDB remote stub). The frames and
+their names follow gdb's `bt`: innermost first, an exception entry as '<exception>' at the
+EXC_RETURN value, the interrupted code after it, a frame for each inlined function (from
+`.debug_info`) at the same pc as the function it was inlined into, a frame for each function
+that left by a tail call where DWARF call-site information proves it (as gdb's tail-call frames),
+and the walk ends at `main`.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from elftools.dwarf.callframe import FDE, CFARule, RegisterRule
+from elftools.elf.elffile import ELFFile
+
+from irqmon.backends.base import Frame
+
+EXCEPTION_FRAME = "<exception>"
+OUTERMOST_FUNCTION = "main"  # gdb stops there unless told `set backtrace past-main`
+EXC_RETURN_PREFIX = 0xFFFFFF00
+EXC_RETURN_PSP = 1 << 2  # the interrupted code used the process stack
+EXC_RETURN_BASIC_FRAME = 1 << 4  # clear: the frame also holds s0-s15 and FPSCR
+BASIC_FRAME_WORDS, FP_FRAME_WORDS = 8, 26
+STACKED = ("r0", "r1", "r2", "r3", "r12", "lr", "pc", "xpsr")
+XPSR_STACK_ALIGN = 1 << 9  # the core padded the stack by one word before stacking
+DWARF_REGISTERS = {n: f"r{n}" for n in range(13)} | {13: "sp", 14: "lr", 15: "pc"}
+UNWIND_REGISTERS = (*(f"r{n}" for n in range(13)), "sp", "lr", "pc", "msp", "psp")
+
+ReadRegister = Callable[[str], int]
+ReadMemory = Callable[[int, int], bytes]
+
+
+PROLOGUE_SCAN_LIMIT = 64  # bytes of a function gdb-style prologue analysis looks at
+
+
+def is_exc_return(value: int) -> bool:
+    return value & EXC_RETURN_PREFIX == EXC_RETURN_PREFIX
+
+
+def thumb_expand_immediate(imm12: int) -> int:
+    """ThumbExpandImm (ARMv7-M ARM A5.3.2) for the constants of `sub.w sp, sp, #const`."""
+    if imm12 >> 10 == 0:
+        byte = imm12 & 0xFF
+        return [byte, byte << 16 | byte, byte << 24 | byte << 8, byte * 0x01010101][(imm12 >> 8) & 3]
+    rotation = imm12 >> 7
+    value = 0x80 | (imm12 & 0x7F)
+    return ((value >> rotation) | (value << (32 - rotation))) & 0xFFFFFFFF
+
+
+def analyze_thumb_prologue(code: bytes, start: int, pc: int) -> tuple[int, dict[int, int]]:
+    """For code without CFI: how far the prologue executed before `pc` moved sp down, and where
+    it saved registers (register number -> offset from the CFA), from push/vpush/sub sp.
+
+    `code` holds the function's first bytes from `start`. Scanning stops at `pc` or at the
+    first branch, as gdb's Thumb prologue analyser does."""
+    size, saved = 0, {}
+    offset = 0
+    while offset + 2 <= len(code) and start + offset < pc:
+        first = int.from_bytes(code[offset : offset + 2], "little")
+        wide = first >> 11 in (0b11101, 0b11110, 0b11111)
+        if wide and offset + 4 > len(code):
+            break
+        second = int.from_bytes(code[offset + 2 : offset + 4], "little") if wide else 0
+        if not wide and first & 0xFE00 == 0xB400:  # push {r0-r7[, lr]}
+            registers = [n for n in range(8) if first >> n & 1] + ([14] if first & 0x100 else [])
+        elif first == 0xE92D:  # push.w {...} (stmdb sp!)
+            registers = [n for n in range(15) if second >> n & 1]
+        elif first == 0xF84D and second & 0x0FFF == 0x0D04:  # str.w rt, [sp, #-4]!
+            registers = [second >> 12]
+        else:
+            registers = []
+            if not wide and first & 0xFF80 == 0xB080:  # sub sp, #imm7*4
+                size += (first & 0x7F) * 4
+            elif wide and first & 0xFBEF == 0xF1AD and second & 0x8F00 == 0x0D00:  # sub.w sp, sp, #const
+                size += thumb_expand_immediate((first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF)
+            elif wide and first & 0xFBFF == 0xF2AD and second & 0x8F00 == 0x0D00:  # subw sp, sp, #imm12
+                size += (first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF
+            elif wide and first == 0xED2D and second & 0x0E00 == 0x0A00:  # vpush {s/d registers}
+                size += (second & 0xFF) * 4
+            elif (not wide and (first & 0xF000 == 0xD000 or first & 0xF800 == 0xE000 or first & 0xFF00 in (0x4700, 0xBD00)))\
+                    or (wide and first & 0xF800 == 0xF000 and second & 0x8000):  # branches, pop {pc}
+                break
+        if registers:
+            size += 4 * len(registers)
+            saved.update({number: -size + 4 * index for index, number in enumerate(registers)})
+        offset += 4 if wide else 2
+    return size, saved
+
+
+@dataclass(frozen=True)
+class FunctionSymbol:
+    start: int
+    end: int
+    name: str
+
+
+@dataclass(frozen=True)
+class CallSite:
+    """A call recorded in DWARF: the address after the call instruction and the callee."""
+
+    return_pc: int
+    caller: str
+    callee: str
+    tail: bool
+
+
+@dataclass(frozen=True)
+class InlinedCode:
+    """An address range where a function was inlined, `depth` inlined calls deep."""
+
+    start: int
+    end: int
+    depth: int
+    name: str
+
+
+class Unwinder:
+    """Symbols and CFI of one ELF, ready to unwind stacks of the firmware it holds."""
+
+    def __init__(self, elf: Path) -> None:
+        with Path(elf).open("rb") as stream:
+            elffile = ELFFile(stream)
+            self._functions = self._read_functions(elffile)
+            self._starts = [f.start for f in self._functions]
+            self._fdes = self._read_fdes(elffile)
+            self._inlined, call_sites = self._read_debug_info(elffile)
+        self._fde_starts = [start for start, _, _ in self._fdes]
+        self._decoded: dict[int, list[dict]] = {}
+        self._call_targets = {site.return_pc: site.callee for site in call_sites}
+        self._tail_calls: dict[str, list[CallSite]] = {}
+        for site in call_sites:
+            if site.tail:
+                self._tail_calls.setdefault(site.caller, []).append(site)
+
+    @staticmethod
+    def _read_functions(elffile: ELFFile) -> list[FunctionSymbol]:
+        table = elffile.get_section_by_name(".symtab")
+        if table is None:
+            return []
+        functions: dict[int, FunctionSymbol] = {}
+        for symbol in table.iter_symbols():
+            if symbol["st_info"]["type"] != "STT_FUNC" or not symbol.name:
+                continue
+            start = symbol["st_value"] & ~1
+            known = functions.get(start)
+            # Of several names at one address gdb shows the last in name order (iprintf, printf).
+            if known is None or symbol.name > known.name:
+                functions[start] = FunctionSymbol(start, start + max(symbol["st_size"], 2), symbol.name)
+        return sorted(functions.values(), key=lambda f: f.start)
+
+    @staticmethod
+    def _read_fdes(elffile: ELFFile) -> list[tuple[int, int, FDE]]:
+        if not elffile.has_dwarf_info():
+            return []
+        dwarf = elffile.get_dwarf_info()
+        entries = []
+        if dwarf.has_CFI():
+            entries += dwarf.CFI_entries()
+        if dwarf.has_EH_CFI():
+            entries += dwarf.EH_CFI_entries()
+        fdes = [
+            (entry.header["initial_location"], entry.header["initial_location"] + entry.header["address_range"], entry)
+            for entry in entries
+            if isinstance(entry, FDE)
+        ]
+        return sorted(fdes, key=lambda f: f[0])
+
+    def _read_debug_info(self, elffile: ELFFile) -> tuple[list[InlinedCode], list[CallSite]]:
+        if not elffile.has_dwarf_info():
+            return [], []
+        dwarf = elffile.get_dwarf_info()
+        range_lists = dwarf.range_lists()
+        inlined: list[InlinedCode] = []
+        call_sites: list[CallSite] = []
+
+        def ranges(die) -> list[tuple[int, int]]:
+            attributes = die.attributes
+            if "DW_AT_low_pc" in attributes and "DW_AT_high_pc" in attributes:
+                low = attributes["DW_AT_low_pc"].value
+                high = attributes["DW_AT_high_pc"]
+                return [(low, high.value if high.form == "DW_FORM_addr" else low + high.value)]
+            if "DW_AT_ranges" in attributes and range_lists is not None:
+                base = die.cu.get_top_DIE().attributes.get("DW_AT_low_pc")
+                base_address = base.value if base is not None else 0
+                entries = range_lists.get_range_list_at_offset(attributes["DW_AT_ranges"].value, cu=die.cu)
+                return [
+                    (base_address + e.begin_offset, base_address + e.end_offset)
+                    if not getattr(e, "is_absolute", False) else (e.begin_offset, e.end_offset)
+                    for e in entries if hasattr(e, "begin_offset")
+                ]  # fmt: skip
+            return []
+
+        def name_of(die) -> str | None:
+            seen = 0
+            while die is not None and seen < 4:
+                if "DW_AT_name" in die.attributes:
+                    return die.attributes["DW_AT_name"].value.decode()
+                origin = die.attributes.get("DW_AT_abstract_origin") or die.attributes.get("DW_AT_specification")
+                die = die.get_DIE_from_attribute(origin.name) if origin is not None else None
+                seen += 1
+            return None
+
+        def add_call_site(die) -> None:
+            attributes = die.attributes
+            pc = attributes.get("DW_AT_call_return_pc") or attributes.get("DW_AT_low_pc")
+            origin = attributes.get("DW_AT_call_origin") or attributes.get("DW_AT_abstract_origin")
+            if pc is None or origin is None:
+                return
+            callee = name_of(die.get_DIE_from_attribute(origin.name))
+            tail = "DW_AT_call_tail_call" in attributes or "DW_AT_GNU_tail_call" in attributes
+            if callee:
+                call_sites.append(CallSite(pc.value, self.function_at(pc.value - 1), callee, tail))
+
+        def walk(die, depth: int) -> None:
+            for child in die.iter_children():
+                child_depth = depth
+                if child.tag in ("DW_TAG_call_site", "DW_TAG_GNU_call_site"):
+                    add_call_site(child)
+                elif child.tag == "DW_TAG_inlined_subroutine":
+                    child_depth = depth + 1
+                    name = name_of(child)
+                    if name:
+                        inlined.extend(InlinedCode(lo, hi, child_depth, name) for lo, hi in ranges(child))
+                walk(child, child_depth)
+
+        for unit in dwarf.iter_CUs():
+            walk(unit.get_top_DIE(), 0)
+        return inlined, call_sites
+
+    def tail_call_chain(self, return_pc: int, callee: str) -> list[CallSite]:
+        """The functions between a call at `return_pc` and `callee` that were left by tail calls,
+        outermost first, each as its tail-call site. When DWARF allows several chains only the
+        part they share at either end is returned, as gdb does."""
+        target = self._call_targets.get(return_pc)
+        if target is None or target == callee:
+            return []
+        chains: list[list[CallSite]] = []
+
+        def search(function: str, path: list[CallSite]) -> None:
+            if len(path) > 8 or len(chains) > 16:
+                return
+            for site in self._tail_calls.get(function, []):
+                if site in path:
+                    continue
+                if site.callee == callee:
+                    chains.append([*path, site])
+                elif site.callee not in (s.caller for s in path):
+                    search(site.callee, [*path, site])
+
+        search(target, [])
+        if not chains:
+            return []
+        if all(chain == chains[0] for chain in chains):
+            return chains[0]
+        prefix = []
+        for sites in zip(*chains):
+            if any(site != sites[0] for site in sites):
+                break
+            prefix.append(sites[0])
+        suffix = []
+        for sites in zip(*(reversed(chain) for chain in chains)):
+            if any(site != sites[0] for site in sites) or sites[0] in prefix:
+                break
+            suffix.insert(0, sites[0])
+        return prefix + suffix
+
+    def functions_at(self, pc: int) -> list[str]:
+        """The functions at `pc` as gdb lists them: inlined ones innermost first, then the
+        function they are inlined into."""
+        inlined = sorted((c for c in self._inlined if c.start <= pc < c.end), key=lambda c: -c.depth)
+        return [c.name for c in inlined] + [self.function_at(pc)]
+
+    def _function_start(self, pc: int) -> int | None:
+        index = bisect.bisect_right(self._starts, pc) - 1
+        if index >= 0 and pc < self._functions[index].end:
+            return self._functions[index].start
+        return None
+
+    def function_at(self, pc: int) -> str:
+        """The name of the function holding `pc`, or '??' as gdb prints it."""
+        index = bisect.bisect_right(self._starts, pc) - 1
+        if index >= 0 and pc < self._functions[index].end:
+            return self._functions[index].name
+        return "??"
+
+    def _cfi_row(self, pc: int) -> dict | None:
+        index = bisect.bisect_right(self._fde_starts, pc) - 1
+        if index < 0 or pc >= self._fdes[index][1]:
+            return None
+        start, _, fde = self._fdes[index]
+        if start not in self._decoded:
+            self._decoded[start] = fde.get_decoded().table
+        rows = [row for row in self._decoded[start] if row["pc"] <= pc]
+        return rows[-1] if rows else None
+
+    def unwind(self, read_register: ReadRegister, read_memory: ReadMemory, depth: int) -> list[Frame]:
+        """Up to `depth` frames of the stopped core, innermost first."""
+        registers = {name: read_register(name) for name in UNWIND_REGISTERS}
+        frames: list[Frame] = []
+        pc = registers["pc"]
+        lookup_pc = pc  # the address inside the function: pc, or a return address - 1
+        while len(frames) < depth:
+            names = self.functions_at(lookup_pc)
+            frames += [Frame(name, pc) for name in names]
+            if names[-1] in (OUTERMOST_FUNCTION, "??") or len(frames) >= depth:
+                break
+            caller = self._caller_registers(registers, lookup_pc, read_memory)
+            if caller is None:
+                break
+            return_address = caller["pc"]
+            if is_exc_return(return_address):
+                frames.append(Frame(EXCEPTION_FRAME, return_address))
+                caller = self._interrupted_registers(caller, return_address, read_memory)
+                lookup_pc = caller["pc"]
+            else:
+                if caller["sp"] <= registers["sp"] and caller["pc"] == pc:
+                    break  # no progress: a corrupt or unknown frame
+                chain = self.tail_call_chain(return_address & ~1, names[-1])
+                frames += [Frame(site.caller, site.return_pc) for site in reversed(chain)]
+                lookup_pc = (return_address & ~1) - 1
+            registers = caller
+            pc = registers["pc"] & ~1
+        return frames[:depth]
+
+    def _caller_registers(self, registers: dict[str, int], pc: int, read_memory: ReadMemory) -> dict[str, int] | None:
+        """The registers of the caller (or of the EXC_RETURN) after the frame at `pc` returns."""
+        row = self._cfi_row(pc)
+        caller = dict(registers)
+        if row is None:
+            return self._caller_by_prologue(registers, pc, read_memory)
+        cfa_rule: CFARule = row["cfa"]
+        if cfa_rule.reg is None:
+            return None  # CFA by DWARF expression: not used by GCC for Arm
+        cfa = registers[DWARF_REGISTERS[cfa_rule.reg]] + cfa_rule.offset
+        return_address = registers["lr"]
+        for number, rule in row.items():
+            if not isinstance(number, int) or number not in DWARF_REGISTERS:
+                continue
+            value = self._apply_rule(rule, cfa, registers, read_memory)
+            if value is None:
+                continue
+            if number == 14:
+                return_address = value
+            else:
+                caller[DWARF_REGISTERS[number]] = value
+        caller["lr"] = return_address
+        caller["pc"] = return_address
+        caller["sp"] = cfa
+        return caller
+
+    def _caller_by_prologue(self, registers: dict[str, int], pc: int, read_memory: ReadMemory) -> dict[str, int]:
+        """For code without CFI (library code, assembly): what its prologue pushed before `pc`;
+        with no prologue executed the return address is still in lr."""
+        caller = dict(registers)
+        start = self._function_start(pc)
+        size, saved = 0, {}
+        if start is not None and pc > start:
+            code = read_memory(start, min(PROLOGUE_SCAN_LIMIT, pc + 1 - start + 3) & ~1)
+            size, saved = analyze_thumb_prologue(code, start, pc + 1)
+        cfa = registers["sp"] + size
+        for number, offset in saved.items():
+            if number in DWARF_REGISTERS:
+                caller[DWARF_REGISTERS[number]] = struct.unpack("<I", read_memory(cfa + offset, 4))[0]
+        caller["pc"] = caller["lr"]
+        caller["sp"] = cfa
+        return caller
+
+    @staticmethod
+    def _apply_rule(rule: RegisterRule, cfa: int, registers: dict[str, int], read_memory: ReadMemory) -> int | None:
+        if rule.type == RegisterRule.OFFSET:
+            return struct.unpack("<I", read_memory(cfa + rule.arg, 4))[0]
+        if rule.type == RegisterRule.VAL_OFFSET:
+            return cfa + rule.arg
+        if rule.type == RegisterRule.REGISTER and rule.arg in DWARF_REGISTERS:
+            return registers[DWARF_REGISTERS[rule.arg]]
+        return None  # SAME_VALUE, UNDEFINED, expressions: the register keeps its value
+
+    @staticmethod
+    def _interrupted_registers(
+        handler_caller: dict[str, int], exc_return: int, read_memory: ReadMemory
+    ) -> dict[str, int]:
+        """The registers of the code an exception interrupted, from the frame the core stacked.
+
+        The frame is on the process stack if EXC_RETURN says so, else at the handler's CFA on
+        the main stack; it is 8 words, or 26 with the floating-point context."""
+        if exc_return & EXC_RETURN_PSP:
+            frame_address = handler_caller["psp"]
+        else:
+            frame_address = handler_caller["sp"]
+        words = BASIC_FRAME_WORDS if exc_return & EXC_RETURN_BASIC_FRAME else FP_FRAME_WORDS
+        stacked = dict(zip(STACKED, struct.unpack("<8I", read_memory(frame_address, 32))))
+        interrupted = dict(handler_caller) | stacked
+        interrupted["pc"] = stacked["pc"] & ~1
+        sp = frame_address + 4 * words + (4 if stacked["xpsr"] & XPSR_STACK_ALIGN else 0)
+        interrupted["sp"] = sp
+        interrupted["psp" if exc_return & EXC_RETURN_PSP else "msp"] = sp
+        return interrupted
