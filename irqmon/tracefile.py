@@ -155,7 +155,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     header_text = _decode(path, header_raw, header_line).strip("\r\n")
     if not header_text.strip():
         raise UsageError(f"{path}: no header row after the metadata lines (empty or truncated file)")
-    header = next(csv.reader([header_text]))
+    header = _cells(path, header_text, header_line)
     missing = [c for c in schema.REQUIRED_COLUMNS if c not in header]
     if missing:
         raise UsageError(f"{path}:{header_line}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
@@ -185,7 +185,7 @@ def _diagnose_csv(path: Path, skip: int, header: list[str], arrow_message: str) 
         if not raw.strip(b"\r"):
             continue
         text = _decode(path, raw, number).rstrip("\r")
-        cells = next(csv.reader([text]), [])
+        cells = _cells(path, text, number)
         if len(cells) != len(header):
             last = number == len(lines) or (number == len(lines) - 1 and not lines[-1])
             hint = " (truncated file?)" if last else ""
@@ -195,6 +195,13 @@ def _diagnose_csv(path: Path, skip: int, header: list[str], arrow_message: str) 
             if problem:
                 return f"{path}:{number}: column {column}: {problem}"
     return f"{path}: not a readable trace CSV ({arrow_message.splitlines()[0]})"
+
+
+def _cells(path: Path, text: str, line: int) -> list[str]:
+    try:
+        return next(csv.reader([text]), [])
+    except csv.Error as exc:
+        raise UsageError(f"{path}:{line}: not a CSV row ({exc})") from None
 
 
 def _cell_problem(dtype: str, cell: str) -> str | None:
