@@ -40,7 +40,7 @@ class AnalysisConfig:
     """Thresholds and options of the rules (the command line sets them)."""
 
     max_syscall_priority: int | None = None  # raw BASEPRI ceiling; else the trace's config row
-    storm_min_entries: int = 20  # back-to-back entries before a run is a storm
+    storm_min_entries: int = 50  # back-to-back entries before a run is a storm
     storm_rate: float = 5000.0  # entries per second over the run
     storm_share: float = 0.8  # share of the run's time spent in the handler
     storm_gap: float = 100e-6  # longest exit-to-entry gap that still counts as back to back (s)
