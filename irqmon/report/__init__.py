@@ -1,0 +1,64 @@
+"""Reports for people: plotted panels, `report.md`, `report.html`, and the Perfetto export.
+
+This package is the only part of irqmon that imports matplotlib (in `panels`, loaded by
+`write_report` only, so `irqmon export` and the command line start without it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from irqmon.analysis import AnalysisConfig, Finding
+from irqmon.errors import UsageError
+from irqmon.tracefile import Trace
+
+__all__ = ["write_report"]
+
+
+def write_report(
+    trace: Trace,
+    findings: Sequence[Finding],
+    out_dir: Path | str,
+    layout: str | Path = "full",
+    window: tuple[float | None, float | None] = (None, None),
+    config: AnalysisConfig | None = None,
+) -> Path:
+    """Write `report.md`, `report.html` and the PNGs of `layout` into `out_dir`; return report.md's path.
+
+    `window` limits the report to (from, to) seconds of the trace (None: its start or end).
+    """
+    from irqmon.analysis import all_rules
+    from irqmon.report import document, panels
+    from irqmon.report.layout import load_layout
+    from irqmon.report.model import build_model
+
+    spec = load_layout(layout)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
+    model = build_model(trace, config)
+    windowed = window != (None, None)
+    if windowed:
+        try:
+            model = model.clipped(*window)
+        except ValueError as exc:
+            raise UsageError(str(exc)) from None
+    numbered = [panels.Numbered(f"F{i}", f) for i, f in enumerate(findings, start=1)]
+    title = trace.path.name
+    sections = []
+    for panel in spec.panels:
+        if panel.panel == "summary":
+            sections.append(document.Section(panel))
+            continue
+        image = f"{panel.name}.png"
+        note = panels.draw(model, numbered, panel, title, out / image)
+        sections.append(document.Section(panel, image=None if note else image, note=note))
+    docs = {rule_id: loaded.doc for rule_id, loaded in all_rules().items()}
+    report_md = out / "report.md"
+    report_md.write_text(document.markdown(model, numbered, sections, trace.path, docs, windowed), encoding="utf-8")
+    page = document.html_page(model, numbered, sections, trace.path, docs, windowed, out)
+    (out / "report.html").write_text(page, encoding="utf-8")
+    return report_md
