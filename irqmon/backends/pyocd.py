@@ -1,0 +1,586 @@
+"""The pyOCD backend: a debug probe (ST-Link, CMSIS-DAP, J-Link, or QEMU through the `qemu`
+probe plugin) driven through pyOCD's Python API.
+
+Breakpoints are FPB comparators and watchpoints DWT comparators, set with pyOCD's breakpoint
+manager and DWT code; the counts are the ones pyOCD reads from the target at connect, and a plan
+that needs more is refused. Halts are decoded from DFSR and the DWT's MATCHED bits.
+
+Non-halting capture on hardware (`ExceptionTrace`): with an SWO-capable probe, DWT exception
+trace and PC sampling are switched on and pyOCD's SWO parser turns the stream into irq_enter /
+irq_exit rows. Without SWO the capture says so in one line and halts as usual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from irqmon.backends.base import Comparators, Frame, Stop, StopReason, WatchAccess
+from irqmon.errors import CaptureError, UsageError
+from irqmon.schema import Event, Kind
+from irqmon.unwind import UNWIND_REGISTERS, Unwinder
+
+if TYPE_CHECKING:
+    from pyocd.core.session import Session
+    from pyocd.core.soc_target import SoCTarget
+
+    from irqmon.backends.qemu import QemuTarget
+    from irqmon.targets import TargetProfile
+
+PROBE_NAME = "pyocd"
+QEMU_PROBE_PREFIX = "qemu:"
+GENERIC_TARGET = "cortex_m"  # QEMU is the chip: no flash algorithm or pack is needed there
+# The most comparators the architecture can describe: FP_CTRL.NUM_CODE and DWT_CTRL.NUMCOMP.
+ARCHITECTURE_MAX_BREAKPOINTS, ARCHITECTURE_MAX_WATCHPOINTS = 127, 15
+POLL_SECONDS = 0.0005
+HALT_TIMEOUT = 5.0
+
+DFSR = 0xE000ED30
+DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1, 1 << 1, 1 << 2, 1 << 3, 1 << 4
+DEMCR = 0xE000EDFC
+DEMCR_TRCENA = 1 << 24
+DWT_CTRL = 0xE0001000
+DWT_CYCCNT = 0xE0001004
+DWT_FUNCTION_OFFSET = 8
+DWT_FUNCTION_MATCHED = 1 << 24
+DWT_CTRL_READ_ONLY = 0xFF000000  # NUMCOMP and the NOxxx feature bits
+DWT_CTRL_CYCCNTENA = 1 << 0
+DWT_CTRL_POSTPRESET_SHIFT = 1
+DWT_CTRL_CYCTAP = 1 << 9
+DWT_CTRL_PCSAMPLENA = 1 << 12
+DWT_CTRL_EXCTRCENA = 1 << 16
+PC_SAMPLE_POSTPRESET = 0xF  # a PC sample every 16 x 1024 cycles with CYCTAP set
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PyOcdOptions:
+    """What `--probe pyocd` takes on the command line, as pyOCD's own tools spell it."""
+
+    probe_uid: str | None = None
+    frequency: int | None = None
+    session_options: dict[str, Any] | None = None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The pyOCD options of `irqmon attach` (with `--probe pyocd`)."""
+    group = parser.add_argument_group("pyOCD probe (--probe pyocd)")
+    group.add_argument("--probe-uid", "-u", metavar="UID", help="the probe's unique id (pyocd list), or a prefix of it")
+    group.add_argument("--frequency", "-f", metavar="FREQ", help="SWD clock, e.g. 4000000, 4M or 1000k")
+    group.add_argument(
+        "-O", dest="pyocd_options", action="append", default=[], metavar="NAME=VALUE", help="a pyOCD session option"
+    )
+
+
+def parse_options(probe_uid: str | None, frequency: str | None, option_list: list[str]) -> PyOcdOptions:
+    """Check `--frequency` and every `-O` against pyOCD's option table; bad input is a UsageError."""
+    from pyocd.core.options import OPTIONS_INFO
+    from pyocd.probe import aggregator  # noqa: F401  (loads probe plugins and their options)
+    from pyocd.utility.cmdline import convert_frequency, convert_one_session_option
+
+    hertz = None
+    if frequency is not None:
+        try:
+            hertz = convert_frequency(frequency)
+        except (ValueError, IndexError):
+            raise UsageError(f"--frequency {frequency}: not a frequency (e.g. 4000000, 4M, 1000k)") from None
+        if hertz <= 0:
+            raise UsageError(f"--frequency {frequency}: must be positive")
+    options: dict[str, Any] = {}
+    for text in option_list:
+        name, _, value = text.partition("=")
+        name = name.strip().lower()
+        base = name[3:] if name.startswith("no-") else name
+        if base not in OPTIONS_INFO:
+            raise UsageError(f"-O {text}: pyOCD has no option '{base}' (pyocd list --options)")
+        key, converted = convert_one_session_option(name, value.strip() if "=" in text else None)
+        if converted is None:
+            raise UsageError(f"-O {text}: not a valid value for {base} ({OPTIONS_INFO[base].help.rstrip('.')})")
+        options[key] = converted
+    return PyOcdOptions(probe_uid, hertz, options)
+
+
+def connected_probe_ids() -> list[str]:
+    """The unique ids of the debug probes pyOCD sees on this machine."""
+    from pyocd.core.helpers import ConnectHelper
+
+    return [probe.unique_id for probe in ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)]
+
+
+def create(
+    target: TargetProfile,
+    elf: Path,
+    options: PyOcdOptions = PyOcdOptions(),
+    qemu: QemuTarget | None = None,
+    unlimited: bool = False,
+) -> PyOcdBackend:
+    """The backend `irqmon attach --probe pyocd` uses: a hardware probe, or QEMU's gdbstub
+    through the `qemu` probe plugin with the target's comparator counts (or the architecture's
+    maximum with `--unlimited`)."""
+    session_options = dict(options.session_options or {})
+    if options.frequency is not None:
+        session_options["frequency"] = options.frequency
+    if qemu is not None:
+        if options.probe_uid is not None:
+            raise UsageError("--probe-uid picks a hardware probe: with --qemu the probe is QEMU's gdbstub")
+        session_options.setdefault("qemu.fpb_comparators", ARCHITECTURE_MAX_BREAKPOINTS if unlimited else target.fpb_comparators)
+        session_options.setdefault("qemu.dwt_comparators", ARCHITECTURE_MAX_WATCHPOINTS if unlimited else target.dwt_comparators)
+        session_options.setdefault("qemu.fpb_revision", 2 if target.core == "cortex-m7" or unlimited else 1)
+        return PyOcdBackend(elf, f"{QEMU_PROBE_PREFIX}{qemu.gdb_address}", GENERIC_TARGET, session_options)
+    if not target.pyocd_target:
+        raise UsageError(f"target {target.name} names no pyOCD target type: add pyocd_target to its profile")
+    return PyOcdBackend(elf, options.probe_uid, target.pyocd_target, session_options, target.pyocd_pack)
+
+
+@dataclass
+class _Point:
+    address: int
+    size: int = 0
+    watch_type: Any = None  # pyocd Target.WatchpointType for watchpoints, None for breakpoints
+
+
+class PyOcdBackend:
+    """The Backend protocol on pyOCD's Python API."""
+
+    name = PROBE_NAME
+
+    def __init__(
+        self,
+        elf: Path,
+        probe_uid: str | None,
+        target_type: str,
+        session_options: dict[str, Any] | None = None,
+        pack: str | None = None,
+    ) -> None:
+        self.elf = Path(elf)
+        self.probe_uid = probe_uid
+        self.target_type = target_type
+        self.session_options = dict(session_options or {})
+        self.pack = pack
+        self.session: Session | None = None
+        self.comparators = Comparators(0, 0)
+        self.running = False
+        self.gone = ""
+        self._unwinder = Unwinder(self.elf)
+        self._points: dict[int, _Point] = {}
+        self._next_id = 1  # the capture treats point 0 as "none"
+        self._pending: deque[Stop] = deque()
+        self._has_cycle_counter = False
+        self._last_stop = Stop(StopReason.HALTED)
+
+    @property
+    def target(self) -> SoCTarget:
+        assert self.session is not None and self.session.target is not None
+        return self.session.target
+
+    # --- connecting -----------------------------------------------------------------------
+
+    def connect(self) -> None:
+        from pyocd.core import exceptions
+        from pyocd.core.helpers import ConnectHelper
+
+        options = {"connect_mode": "halt", "resume_on_disconnect": True} | self.session_options
+        try:
+            session = ConnectHelper.session_with_chosen_probe(
+                blocking=False, return_first=self.probe_uid is None, unique_id=self.probe_uid,
+                target_override=self.target_type, options=options, print_wait_message=False,
+            )  # fmt: skip
+        except exceptions.Error as exc:
+            raise UsageError(f"pyOCD cannot use the probe: {exc}") from None
+        if session is None:
+            wanted = f" with unique id {self.probe_uid}" if self.probe_uid else ""
+            raise UsageError(
+                f"no debug probe{wanted} connected: plug in an ST-Link, CMSIS-DAP or J-Link probe "
+                "(pyocd list shows what pyOCD sees), or capture on QEMU with --qemu"
+            )
+        try:
+            session.open()
+        except exceptions.TargetSupportError:
+            session.close()
+            raise UsageError(self._target_type_missing()) from None
+        except exceptions.Error as exc:
+            session.close()
+            raise UsageError(f"pyOCD cannot connect to {self.target_type} through {session.probe.unique_id}: {exc}") from None
+        self.session = session
+        core = self.target.selected_core
+        if core.fpb is None or core.dwt is None:
+            self.disconnect(resume=True)
+            raise UsageError(f"{self.target_type}: the core has no FPB or DWT, irqmon needs both")
+        self.comparators = Comparators(len(core.fpb.hw_breakpoints), core.dwt.watchpoint_count)
+        self._has_cycle_counter = core.dwt.has_cycle_counter
+        self._call(self._wait_halted)
+        self.running = False
+
+    def _target_type_missing(self) -> str:
+        if self.pack:
+            return (
+                f"pyOCD target type {self.target_type} needs its CMSIS pack, which is not installed: "
+                f"run `pyocd pack install {self.pack}` (or pass -O pack=FILE.pack)"
+            )
+        return f"pyOCD does not know target type {self.target_type} (pyocd list --targets)"
+
+    def _call(self, action: Callable[[], Any]) -> Any:
+        """Run a pyOCD call; a lost probe or target becomes a CaptureError."""
+        from pyocd.core import exceptions
+
+        if self.gone:
+            raise CaptureError(f"lost the target: {self.gone}")
+        try:
+            return action()
+        except (exceptions.ProbeDisconnected, exceptions.ProbeError, exceptions.TransferError) as exc:
+            self.gone = str(exc) or type(exc).__name__
+            raise CaptureError(f"lost the target: {self.gone}") from None
+
+    # --- comparators ------------------------------------------------------------------------
+
+    def _new_point(self, point: _Point) -> int:
+        number = self._next_id
+        self._next_id += 1
+        self._points[number] = point
+        return number
+
+    def _used(self, watch: bool) -> int:
+        return sum(1 for p in self._points.values() if (p.watch_type is not None) == watch)
+
+    def add_breakpoint(self, address: int) -> int:
+        from pyocd.core.target import Target
+
+        if self._used(watch=False) >= self.comparators.breakpoints:
+            raise UsageError(
+                f"out of hardware breakpoints: the target has {self.comparators.breakpoints} FPB comparators "
+                "and the probes need more: choose fewer with --probes"
+            )
+        if not self._call(lambda: self.target.set_breakpoint(address, Target.BreakpointType.HW)):
+            raise UsageError(f"pyOCD could not set a hardware breakpoint at {address:#010x}")
+        return self._new_point(_Point(address))
+
+    def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
+        from pyocd.core.target import Target
+
+        kinds = {
+            WatchAccess.READ: Target.WatchpointType.READ,
+            WatchAccess.WRITE: Target.WatchpointType.WRITE,
+            WatchAccess.ACCESS: Target.WatchpointType.READ_WRITE,
+        }
+        if self._used(watch=True) >= self.comparators.watchpoints:
+            raise UsageError(
+                f"out of watchpoints: the target has {self.comparators.watchpoints} DWT comparators "
+                "and the probes need more: choose fewer with --probes or --watch"
+            )
+        if size not in (1, 2, 4) or address % size:
+            raise UsageError(f"a DWT watchpoint covers 1, 2 or 4 aligned bytes, not {size} at {address:#010x}")
+        if not self._call(lambda: self.target.set_watchpoint(address, size, kinds[access])):
+            raise UsageError(f"pyOCD could not set a watchpoint at {address:#010x}")
+        return self._new_point(_Point(address, size, kinds[access]))
+
+    def remove_point(self, point: int) -> None:
+        entry = self._points.pop(point)
+        if entry.watch_type is None:
+            self._call(lambda: self.target.remove_breakpoint(entry.address))
+        else:
+            self._call(lambda: self.target.remove_watchpoint(entry.address, entry.size, entry.watch_type))
+
+    # --- running and stopping ------------------------------------------------------------------
+
+    def _breakpoint_at(self, pc: int) -> int | None:
+        return next((n for n, p in self._points.items() if p.watch_type is None and p.address == pc), None)
+
+    def _step_over_breakpoint(self) -> Stop | None:
+        """After a stop at a breakpoint, execute the instruction under it (the FPB would match
+        it again at once); a debug event of that instruction's own (a watchpoint) is returned.
+        A breakpoint at a pc where the core halted for another reason has not been hit yet:
+        resuming hits it, as it should."""
+        pc = self.target.read_core_register_raw("pc")
+        last = self._last_stop
+        if self._breakpoint_at(pc) is None or last.reason is not StopReason.BREAKPOINT or last.pc != pc:
+            return None
+        self.target.remove_breakpoint(pc)
+        self.target.step(disable_interrupts=True)
+        self.target.set_breakpoint(pc, _hardware())
+        stop = self._decode_stop()
+        return stop if stop.reason is StopReason.WATCHPOINT else None
+
+    def resume(self) -> None:
+        def resume() -> None:
+            stop = self._step_over_breakpoint()
+            if stop is not None:
+                self._pending.append(stop)  # stays halted: the next wait_stop reports it
+                return
+            self.target.resume()
+            self.running = True
+
+        self._call(resume)
+
+    def wait_stop(self, timeout: float) -> Stop | None:
+        if self._pending:
+            self._last_stop = self._pending.popleft()
+            return self._last_stop
+        if self.gone:
+            return Stop(StopReason.EXITED, message=self.gone)
+        from pyocd.core.target import Target
+
+        deadline = time.monotonic() + timeout
+        try:
+            while self._call(self.target.get_state) != Target.State.HALTED:
+                if time.monotonic() >= deadline:
+                    return None
+                time.sleep(POLL_SECONDS)
+            self.running = False
+            return self._call(self._decode_stop)
+        except CaptureError:
+            return Stop(StopReason.EXITED, message=self.gone)
+
+    def halt(self) -> Stop:
+        if not self.running:
+            return Stop(StopReason.HALTED, self._call(lambda: self.target.read_core_register_raw("pc")))
+
+        def halt() -> Stop:
+            self.target.halt()
+            self._wait_halted()
+            return self._decode_stop()
+
+        stop = self._call(halt)
+        self.running = False
+        return stop
+
+    def _wait_halted(self) -> None:
+        from pyocd.core.target import Target
+
+        deadline = time.monotonic() + HALT_TIMEOUT
+        while self.target.get_state() != Target.State.HALTED:
+            if time.monotonic() >= deadline:
+                raise CaptureError(f"the core did not halt within {HALT_TIMEOUT:.0f} s")
+            time.sleep(POLL_SECONDS)
+
+    def step(self) -> Stop:
+        def step() -> Stop:
+            pc = self.target.read_core_register_raw("pc")
+            on_breakpoint = self._breakpoint_at(pc) is not None
+            if on_breakpoint:
+                self.target.remove_breakpoint(pc)
+            self.target.step(disable_interrupts=True)
+            if on_breakpoint:
+                self.target.set_breakpoint(pc, _hardware())
+            stop = self._decode_stop()
+            if stop.reason is StopReason.WATCHPOINT:
+                return stop
+            # Landing on a breakpointed instruction is a stop at that breakpoint, as gdb sees it.
+            landed = self._breakpoint_at(stop.pc)
+            self._last_stop = Stop(StopReason.BREAKPOINT, stop.pc, landed) if landed else stop
+            return Stop(StopReason.STEP, stop.pc)
+
+        return self._call(step)
+
+    def _decode_stop(self) -> Stop:
+        """Why the core halted, from DFSR and, for a DWT halt, the comparators' MATCHED bits."""
+        dfsr = self.target.read32(DFSR)
+        pc = self.target.read_core_register_raw("pc")
+        stops = []
+        if dfsr & DFSR_DWTTRAP:
+            for number, point in self._matched_watchpoints():
+                stops.append(Stop(StopReason.WATCHPOINT, pc, number, data_address=point.address))
+            if not stops:
+                stops.append(Stop(StopReason.WATCHPOINT, pc, message="DWT halt on no watched comparator"))
+        if dfsr & DFSR_BKPT:
+            stops.append(Stop(StopReason.BREAKPOINT, pc, self._breakpoint_at(pc)))
+        if not stops:
+            cause = "vector catch" if dfsr & DFSR_VCATCH else "external" if dfsr & DFSR_EXTERNAL else "halt"
+            stops.append(Stop(StopReason.HALTED, pc, message=cause))
+        self._pending.extend(stops[1:])
+        self._last_stop = stops[0]
+        return stops[0]
+
+    def _matched_watchpoints(self) -> list[tuple[int, _Point]]:
+        """Watchpoints whose DWT comparator fired (reading FUNCTIONn clears MATCHED)."""
+        dwt = self.target.selected_core.dwt
+        matched = []
+        for number, point in self._points.items():
+            if point.watch_type is None:
+                continue
+            comparator = dwt.find_watchpoint(point.address, point.size, point.watch_type)
+            if comparator is not None:
+                function = self.target.read32(comparator.comp_register_addr + DWT_FUNCTION_OFFSET)
+                if function & DWT_FUNCTION_MATCHED:
+                    matched.append((number, point))
+        return matched
+
+    # --- reading ---------------------------------------------------------------------------------
+
+    def read_registers(self, names: tuple[str, ...]) -> dict[str, int]:
+        values = self._call(lambda: self.target.read_core_registers_raw(list(names)))
+        return dict(zip(names, values))
+
+    def read_memory(self, address: int, size: int) -> bytes:
+        return bytes(self._call(lambda: self.target.read_memory_block8(address, size)))
+
+    def read_cycle_counter(self) -> int | None:
+        """DWT CYCCNT, where the core has one (QEMU has none)."""
+        if not self._has_cycle_counter:
+            return None
+        return self._call(lambda: self.target.read32(DWT_CYCCNT))
+
+    def backtrace(self, depth: int) -> list[Frame]:
+        registers = self.read_registers(UNWIND_REGISTERS)
+        at_breakpoint = self._last_stop.reason is StopReason.BREAKPOINT and self._last_stop.pc == registers["pc"]
+        return self._unwinder.unwind(registers.__getitem__, self.read_memory, depth, at_breakpoint)
+
+    # --- letting go ---------------------------------------------------------------------------------
+
+    def disconnect(self, resume: bool) -> None:
+        """Remove every comparator this backend set, resume if asked, close the session.
+        Never raises: a probe already gone leaves nothing to clean."""
+        from pyocd.core import exceptions
+
+        session, self.session = self.session, None
+        if session is None:
+            return
+        try:
+            if not self.gone:
+                if self.running:
+                    session.target.halt()
+                # pyOCD 0.46's own disconnect re-inserts a breakpoint that was set but never
+                # committed: remove each one here, so that the resume that follows flushes them out.
+                for number in list(self._points):
+                    self.session = session
+                    self.remove_point(number)
+                self.session = None
+            session.options["resume_on_disconnect"] = resume
+            session.close()
+        except (exceptions.Error, CaptureError, OSError) as exc:
+            log.debug("disconnect: %s", exc)
+            try:
+                session.probe.close()
+            except Exception:  # noqa: BLE001  (the probe is gone; nothing else can be done)
+                pass
+        self.running = False
+
+
+def _hardware() -> Any:
+    from pyocd.core.target import Target
+
+    return Target.BreakpointType.HW
+
+
+class ExceptionTrace:
+    """Non-halting capture on hardware: DWT exception trace (and PC sampling) over SWO.
+
+    pyOCD's SWV support configures the ITM and TPIU but neither sets DWT_CTRL.EXCTRCENA nor
+    keeps it (its DWT init rewrites DWT_CTRL), so `configure()` does that after connect.
+    Used as the capture's IRQ source: calling it returns the rows received since the last call.
+    """
+
+    def __init__(self, backend: PyOcdBackend, exception_name: Callable[[int], str]) -> None:
+        self.backend = backend
+        self.exception_name = exception_name
+        self.pc_samples: list[tuple[float, int]] = []
+        self._rows: deque[dict] = deque()
+        self._stop_event = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def unavailable_reason(self) -> str | None:
+        """Why this probe and target cannot trace exceptions without halting, or None."""
+        from pyocd.coresight.itm import ITM
+        from pyocd.coresight.tpiu import TPIU
+        from pyocd.probe.debug_probe import DebugProbe
+
+        session = self.backend.session
+        assert session is not None and session.probe is not None
+        if DebugProbe.Capability.SWO not in session.probe.capabilities:
+            return f"probe {session.probe.unique_id} has no SWO input"
+        target = self.backend.target
+        if target.get_first_child_of_type(ITM) is None:
+            return "the target has no ITM"
+        tpiu = target.get_first_child_of_type(TPIU)
+        if tpiu is None:
+            return "the target has no TPIU"
+        tpiu.init()
+        if not tpiu.has_swo_uart:
+            return "the target's TPIU has no SWO UART mode"
+        return None
+
+    def configure(self, system_clock: int, swo_clock: int, pc_sampling: bool = True) -> None:
+        """Set up ITM, TPIU (SWO UART at `swo_clock`) and the DWT's exception trace."""
+        from pyocd.coresight.itm import ITM
+        from pyocd.coresight.tpiu import TPIU
+
+        target = self.backend.target
+        itm = target.get_first_child_of_type(ITM)
+        tpiu = target.get_first_child_of_type(TPIU)
+        itm.init()
+        itm.enable()
+        tpiu.init()
+        if not tpiu.set_swo_clock(swo_clock, system_clock):
+            raise UsageError(f"the SWO clock {swo_clock} Hz cannot be derived from {system_clock} Hz within 3%")
+        target.write32(DEMCR, target.read32(DEMCR) | DEMCR_TRCENA)
+        control = target.read32(DWT_CTRL) & ~DWT_CTRL_READ_ONLY
+        control |= DWT_CTRL_EXCTRCENA
+        if pc_sampling:
+            control |= DWT_CTRL_PCSAMPLENA | DWT_CTRL_CYCTAP | DWT_CTRL_CYCCNTENA
+            control |= PC_SAMPLE_POSTPRESET << DWT_CTRL_POSTPRESET_SHIFT
+        target.write32(DWT_CTRL, control)
+
+    def start(self, swo_clock: int) -> None:
+        """Receive and parse the SWO stream in a thread until `stop()`."""
+        from pyocd.trace.sink import TraceEventSink
+        from pyocd.trace.swo import SWOParser
+
+        trace = self
+
+        class RowSink(TraceEventSink):
+            def receive(self, event: Any) -> None:
+                trace._receive(event)
+
+        parser = SWOParser(self.backend.target.selected_core)
+        parser.connect(RowSink())
+        probe = self.backend.session.probe  # type: ignore[union-attr]
+
+        def read_stream() -> None:
+            probe.swo_start(swo_clock)
+            try:
+                while not self._stop_event.is_set():
+                    data = probe.swo_read()
+                    if data:
+                        parser.parse(data)
+                    else:
+                        self._stop_event.wait(0.001)
+            finally:
+                probe.swo_stop()
+
+        self._thread = threading.Thread(target=read_stream, name="irqmon-swo", daemon=True)
+        self._thread.start()
+
+    def _receive(self, event: Any) -> None:
+        from pyocd.trace.events import TraceExceptionEvent, TracePeriodicPC
+
+        now = time.time()
+        if isinstance(event, TraceExceptionEvent):
+            if event.action == TraceExceptionEvent.ENTERED:
+                kind = Event.IRQ_ENTER
+            elif event.action == TraceExceptionEvent.EXITED:
+                kind = Event.IRQ_EXIT
+            else:
+                return  # "returned to": the exit row already said it
+            self._rows.append(
+                {"epoch": now, "event": kind, "kind": Kind.IRQ, "probe": "swo", "ipsr": event.exception_number,
+                 "exception": self.exception_name(event.exception_number), "cycles": event.timestamp}
+            )  # fmt: skip
+        elif isinstance(event, TracePeriodicPC):
+            self.pc_samples.append((now, event.pc))
+
+    def __call__(self) -> list[dict]:
+        rows = list(self._rows)
+        self._rows.clear()
+        return rows
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
