@@ -21,7 +21,7 @@ from matplotlib.colors import TABLEAU_COLORS  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
 
 from irqmon.analysis import Finding  # noqa: E402
 from irqmon.report.layout import PanelSpec  # noqa: E402
@@ -305,6 +305,7 @@ def heap(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, titl
         ax.barh(range(len(counts)), counts[role].to_numpy(), left=left, color=colors, hatch=hatch, edgecolor="white", label=label)
         left += counts[role].to_numpy()
     ax.set_yticks(range(len(counts)), [f"{c} (ISR)" if in_isr[c] else str(c) for c in counts.index])
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("heap calls (count)")
     ax.set_ylabel("context")
     ax.legend(
@@ -367,7 +368,7 @@ def _lane_colors(lanes: pd.DataFrame) -> dict[str, str]:
 
 
 def _palette(count: int, skip_blue: bool = False) -> list[str]:
-    base = list(TABLEAU_COLORS.values())
-    if skip_blue:
-        base = base[1:] + base[:1]
+    base = [color for name, color in TABLEAU_COLORS.items() if name != "tab:red"]  # red marks findings
+    if skip_blue:  # blue is thread mode's
+        base = base[1:]
     return [base[i % len(base)] for i in range(count)]
