@@ -41,11 +41,17 @@ class AnalysisConfig:
 
     max_syscall_priority: int | None = None  # raw BASEPRI ceiling; else the trace's config row
     storm_min_entries: int = 50  # back-to-back entries before a run is a storm
-    storm_rate: float = 5000.0  # entries per second over the run
-    storm_share: float = 0.8  # share of the run's time spent in the handler
+    storm_share: float = 0.8  # share of a sliding window spent in the handler (thread mode starved)
+    storm_rate: float | None = None  # or: entries per second over a sliding window (off by default)
     storm_gap: float = 100e-6  # longest exit-to-entry gap that still counts as back to back (s)
-    storm_window: float = 0.01  # sliding window for the peak entry rate (s)
+    storm_window: float = 0.01  # the sliding window (s)
     lock_window: float | None = None  # report a lock held longer than this (s); None: only at the end
+
+
+def own_frames(callpath: pd.Series) -> pd.Series:
+    """The running context's frames of each call path (an ISR's stops at `<exception>`), as lists."""
+    own = callpath.str.replace(rf"(?:^|;){re.escape(EXCEPTION_MARK)}(?:;.*)?$", "", regex=True)
+    return own.str.split(schema.CALLPATH_SEPARATOR)
 
 
 class Context:
@@ -168,11 +174,12 @@ class Context:
         calls = rows[rows["event"] == Event.CALL.value]
         if calls.empty:
             return calls
-        symbols = calls["symbol"].dropna().unique()
-        own = calls["callpath"].str.replace(rf";{re.escape(EXCEPTION_MARK)}.*$", "", regex=True)
-        outer = own.str.replace(r"^[^;]*;?", "", regex=True)
-        pattern = r"(?:^|;)(?:" + "|".join(re.escape(s) for s in symbols) + r")(?:;|$)"
-        nested = outer.str.contains(pattern, regex=True).fillna(False).astype(bool)
+        frames = own_frames(calls["callpath"]).explode()
+        in_set = frames.isin(calls["symbol"].dropna().unique()).fillna(False).astype(bool)
+        itself = (frames == calls["symbol"].reindex(frames.index)).fillna(False).astype(bool)
+        # Another call of the set among the frames (the function's own frame, if shown, aside).
+        others = in_set.groupby(level=0).sum() - itself.groupby(level=0).any().astype(int)
+        nested = (others.reindex(calls.index).fillna(0) > 0).astype(bool)
         with_returns = rows[rows["event"].isin([Event.CALL.value, Event.RETURN.value])]
         if (with_returns["event"] == Event.RETURN.value).any():
             previous = with_returns.groupby(ACT)["event"].shift()
@@ -180,6 +187,10 @@ class Context:
             fallback = open_before.reindex(calls.index) & calls["callpath"].isna()
             nested |= fallback
         return calls[~nested.to_numpy()]
+
+    def frame_depth(self, rows: pd.DataFrame) -> pd.Series:
+        """How many frames of the running context's own call path (NA without a call path)."""
+        return own_frames(rows["callpath"]).str.len().astype("Int64")
 
     def raw_priority(self, logical: int) -> int | None:
         """The 8-bit register value of a priority in implemented bits (needs priority_bits)."""

@@ -142,7 +142,7 @@ def test_storm_threshold_option(tmp_path):
 
     trace = write_trace(tmp_path / "storm.csv", storm_rows(30))
     assert main(["analyze", str(trace), "--rules", "interrupt-storm"]) == 0
-    assert main(["analyze", str(trace), "--rules", "interrupt-storm", "--storm-threshold", "entries=25,share=0.5"]) == 1
+    assert main(["analyze", str(trace), "--rules", "interrupt-storm", "--storm-threshold", "entries=25,share=0.5,window=0.002"]) == 1
 
 
 def test_elf_option_refuses_a_non_elf(bad_trace, capsys):

@@ -22,12 +22,12 @@ def task_takes_lock() -> list[dict]:
     return [lock_read(THREAD, 0), write(THREAD, 0, 1, source="hal_i2c.c:120")]
 
 
-def storm_rows(entries: int) -> list[dict]:
+def storm_rows(entries: int, period: float = 1e-3) -> list[dict]:
+    """The task holds the lock; I2C1_EV re-enters every `period` s, 2 µs after its last exit."""
     rows = task_takes_lock()
     for n in range(entries):
-        rows += [irq_pair(31, "I2C1_EV", 3, 0.01 + n * 1e-5, 0.01 + n * 1e-5 + 8e-6)[0],
-                 lock_read(I2C, 1, callpath=ISR_PATH, source="hal_i2c.c:300", time=0.01 + n * 1e-5 + 2e-6),
-                 irq_pair(31, "I2C1_EV", 3, 0.01 + n * 1e-5, 0.01 + n * 1e-5 + 8e-6)[1]]  # fmt: skip
+        enter, leave = irq_pair(31, "I2C1_EV", 3, 0.01 + n * period, 0.01 + (n + 1) * period - 2e-6)
+        rows += [enter, lock_read(I2C, 1, callpath=ISR_PATH, source="hal_i2c.c:300", time=enter["time"] + 1e-6), leave]
     return rows
 
 

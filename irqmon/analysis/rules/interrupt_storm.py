@@ -68,18 +68,21 @@ def storm_runs(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
     acts = acts.assign(back_to_back=(prev_last.notna() & (thread_between == 0) & close).astype(bool))
     acts["run"] = (~acts["back_to_back"]).groupby(acts["ipsr"], sort=False).cumsum()
     acts["busy"] = acts["end"] - acts["start"]
-    acts["window_entries"] = _window_entries(acts, cfg.storm_window)
-    return acts
+    return acts.join(_window_load(acts, cfg.storm_window))
 
 
-def _window_entries(acts: pd.DataFrame, window: float) -> pd.Series:
-    """Entries of the same exception in the `window` seconds up to each activation's start."""
-    counts = pd.Series(0, index=acts.index, dtype=np.int64)
-    for _, group in acts.groupby("ipsr", sort=False):  # per exception: a sorted search, no row loop
-        starts = np.sort(group["start"].to_numpy())
-        at = np.searchsorted(starts, group["start"].to_numpy(), side="right")
-        counts[group.index] = at - np.searchsorted(starts, group["start"].to_numpy() - window, side="left")
-    return counts
+def _window_load(acts: pd.DataFrame, window: float) -> pd.DataFrame:
+    """Per activation: entries of its exception, and their time in the handler, in the `window`
+    seconds from its start (a sliding window anchored at every entry)."""
+    load = pd.DataFrame({"window_entries": 0, "window_busy": 0.0}, index=acts.index)
+    for _, group in acts.groupby("ipsr", sort=False):  # per exception: sorted searches, no row loop
+        starts = group["start"].to_numpy()
+        busy = np.r_[0.0, np.cumsum(group["busy"].to_numpy())]
+        first = np.arange(len(group))
+        last = np.searchsorted(starts, starts + window, side="left")
+        load.loc[group.index, "window_entries"] = last - first
+        load.loc[group.index, "window_busy"] = busy[last] - busy[first]
+    return load
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -91,13 +94,16 @@ def check(ctx: Context) -> list[Finding]:
     runs = acts.groupby(["ipsr", "run"], sort=False).agg(
         entries=("run", "size"), start=("start", "min"), end=("end", "max"), busy=("busy", "sum"),
         timed=("timed", "all"), first_row=("first_row", "min"), peak=("window_entries", "max"),
-        path_row=("path_row", "min"),
+        window_busy=("window_busy", "max"), path_row=("path_row", "min"),
     )  # fmt: skip
     duration = (runs["end"] - runs["start"]).clip(lower=1e-9)
     runs["rate"] = runs["entries"] / duration
     runs["share"] = (runs["busy"] / duration).clip(upper=1.0)
     runs["duration"] = runs["end"] - runs["start"]
-    loud = (runs["rate"] >= cfg.storm_rate) | (runs["share"] >= cfg.storm_share) | ~runs["timed"]
+    runs["window_share"] = (runs["window_busy"] / cfg.storm_window).clip(upper=1.0)
+    loud = (runs["window_share"] >= cfg.storm_share) | ~runs["timed"]
+    if cfg.storm_rate is not None:
+        loud |= runs["peak"] / cfg.storm_window >= cfg.storm_rate
     storms = runs[(runs["entries"] >= cfg.storm_min_entries) & loud].reset_index()
     if storms.empty:
         return []
@@ -105,7 +111,7 @@ def check(ctx: Context) -> list[Finding]:
     # The storm's first row with a call path names the handler; else its first row.
     rows = storms["path_row"].fillna(storms["first_row"]).astype(np.int64).to_numpy()
     hits = ctx.frame.loc[rows].copy()
-    for column in ("entries", "duration", "rate", "share", "peak", "timed"):
+    for column in ("entries", "duration", "rate", "share", "peak", "timed", "window_share"):
         hits[column] = storms[column].to_numpy()
     hits["cause"] = causes
     hits["last_source"] = acts.groupby(["ipsr", "run"])["last_source"].last().reindex(
@@ -160,6 +166,7 @@ def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
         "rate_per_s": float(worst["rate"]) if worst["timed"] else None,
         "share_of_time": float(worst["share"]) if worst["timed"] else None,
         "peak_entries_in_window": int(group["peak"].max()),
+        "peak_share_of_window": float(group["window_share"].max()) if worst["timed"] else None,
         "cause": worst["cause"] if isinstance(worst["cause"], str) else None,
         "last_source": worst["last_source"] if isinstance(worst["last_source"], str) else None,
     }
