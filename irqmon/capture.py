@@ -91,7 +91,8 @@ class Capture:
         self._breakpoint_ids: dict[int, int] = {}  # address -> backend id
         self._watch_by_point: dict[int, WatchProbe] = {}
         self._shadow: dict[int, int] = {}  # watched address -> last value seen
-        self._pending_returns: dict[int, list[tuple[int, FunctionProbe]]] = defaultdict(list)
+        # return address -> (sp at the call, probe, object the call worked on)
+        self._pending_returns: dict[int, list[tuple[int, FunctionProbe, int | None]]] = defaultdict(list)
         self._priority_cache: dict[int, tuple[float, int | None]] = {}
         self._task_names: dict[int, str] = {}
         self._until_reached = False
@@ -227,9 +228,10 @@ class Capture:
         if caller:
             arg_text.append(f"caller={caller}")
         row = self._base_row(regs)
+        target_object = args.get(probe.object_arg) if probe.object_arg else None
         row.update(
             event=Event.CALL, kind=probe.kind, role=probe.role, probe=probe.probe, symbol=probe.symbol,
-            address=args.get(probe.object_arg) if probe.object_arg else None,
+            address=target_object,
             size=args.get(probe.size_arg) if probe.size_arg else None,
             value=args.get(probe.size_arg) if probe.size_arg else None,
             args=ARGS_SEPARATOR.join(arg_text),
@@ -240,7 +242,7 @@ class Capture:
             pending = self._pending_returns[return_address]
             if not pending:
                 self._break_at(return_address, self._on_return)
-            pending.append((regs["sp"], probe))
+            pending.append((regs["sp"], probe, target_object))
 
     def _on_return(self, regs: dict[str, int]) -> None:
         address = regs["pc"]
@@ -252,10 +254,10 @@ class Capture:
         row = self._base_row(regs)
         for entry in matches:
             pending.remove(entry)
-            probe = entry[1]
+            _, probe, target_object = entry
             self._emit(
                 row | {"event": Event.RETURN, "kind": probe.kind, "role": probe.role, "probe": probe.probe,
-                       "symbol": probe.symbol, "value": regs["r0"]}
+                       "symbol": probe.symbol, "value": regs["r0"], "address": target_object}
             )  # fmt: skip
         if not pending:
             self._pending_returns.pop(address, None)

@@ -165,10 +165,11 @@ def _check_function_entry(path: Path, entry: dict) -> None:
         raise UsageError(f"bad probe pack {path}: a [[function]] needs symbols = [\"name\", ...]")
     kinds = {k.value for k in Kind}
     roles = {r.value for r in Role}
-    if entry.get("kind") not in kinds:
-        raise UsageError(f"bad probe pack {where}: kind must be one of {', '.join(sorted(kinds))}")
-    if entry.get("role") not in roles:
-        raise UsageError(f"bad probe pack {where}: role must be one of {', '.join(sorted(roles))}")
+    for key, allowed in (("kind", kinds), ("role", roles)):
+        value = entry.get(key)
+        if value not in allowed:
+            place = path.name + _line_of(path, str(value)) if isinstance(value, str) and value else where
+            raise UsageError(f"bad probe pack {place}: {key} '{value}' is not one of {', '.join(sorted(allowed))}")
     for name, register in entry.get("args", {}).items():
         if register not in ARG_REGISTERS:
             raise UsageError(f"bad probe pack {where}: argument '{name}' must be in one of r0..r3")
@@ -198,11 +199,13 @@ def resolve_pack(pack: Pack, elf: ElfImage, target: TargetProfile, code_words: s
     plan = CapturePlan(packs=[pack.name])
     if not _target_matches(pack, target):
         return plan
+    probed: set[int] = set()
     for entry in pack.data.get("function", []):
         for symbol_name in entry["symbols"]:
             symbol = elf.symbols.get(symbol_name)
-            if symbol is None or not symbol.is_function:
-                continue
+            if symbol is None or not symbol.is_function or symbol.address in probed:
+                continue  # aliases (iprintf = printf in newlib-nano) are probed once
+            probed.add(symbol.address)
             plan.functions.append(
                 FunctionProbe(
                     probe=pack.name, symbol=symbol_name, address=symbol.address,

@@ -119,7 +119,7 @@ def test_max_events_and_duration_end_cleanly(built_samples, tmp_path):
 def _attach_to(qemu: QemuTarget, output: Path) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "irqmon", "attach", "--target", "stm32f405", "--gdb-remote", qemu.gdb_address,
-         "--elf", str(sample_elf(LONG_SAMPLE)), "--probes", "nonreentrant,critical_sections,freertos",
+         "--elf", str(sample_elf(LONG_SAMPLE)), "--probes", "critical_sections",
          "-q", "-o", str(output)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
@@ -144,7 +144,7 @@ def test_ctrl_c_keeps_the_trace_and_leaves_the_target_running(built_samples, tmp
         assert process.returncode == 0, stderr
         assert "Ctrl-C" in stderr and "Traceback" not in stderr
         captured = len(frame(output))
-        assert captured > 20
+        assert captured >= 20
         # Detached with nothing left behind: the firmware runs on to its end by itself.
         deadline = time.monotonic() + 30
         while expected(LONG_SAMPLE)["done_marker"] not in qemu.serial_output():
@@ -193,7 +193,8 @@ def _bad_input_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "stripped elf": ([*qemu, str(stripped)], "stripped"),
         "not arm": ([*qemu, shutil.which("python3") or sys.executable], "not"),
         "unknown target": (["--target", "stm32f999", "--qemu", str(elf)], "unknown target"),
-        "unreachable": (["--target", "stm32f746", "--gdb-remote", f"127.0.0.1:{free_port()}", "--elf", str(elf)], "cannot reach"),
+        "unreachable": (["--target", "stm32f746", "--gdb-remote", f"127.0.0.1:{free_port()}", "--elf", str(elf),
+                         "--probes", "newlib_heap"], "cannot reach"),
         "bad pack role": ([*qemu, str(elf), "--probes", str(bad_pack)], "broken.toml:6"),
         "bad pack syntax": ([*qemu, str(elf), "--probes", str(syntax_pack)], "line 2"),
         "unknown pack": ([*qemu, str(elf), "--probes", "no_such_pack"], "unknown probe pack"),

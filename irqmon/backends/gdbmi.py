@@ -34,6 +34,7 @@ SETUP_COMMANDS = (
     # Keep breakpoints in the target while stopped: no z/Z packet pairs at every stop.
     "-gdb-set breakpoint always-inserted on",
     "-gdb-set print pretty off",
+    "-gdb-set tcp auto-retry off",  # a server that is not there is an error at once
 )
 
 

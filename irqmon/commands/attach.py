@@ -47,7 +47,7 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--watch", action="append", default=[], metavar="SYMBOL_OR_ADDRESS[:SIZE]", help="also watch every access here (repeatable)")
     parser.add_argument("--unlimited", action="store_true", help="QEMU only: ignore the target's comparator budget")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"trace file (default {DEFAULT_OUTPUT})")
-    parser.add_argument("-q", "--quiet", action="store_true", help="no live status line")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no plan line and no live status line")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 
 def attach(args: argparse.Namespace) -> CaptureSummary:
     """Validate everything, capture, and report; used by `attach` and `demo`."""
-    console = Console(stderr=True, quiet=args.quiet)
+    console = Console(stderr=True, soft_wrap=True)
     target = load_target(args.target)
     elf_path = args.qemu or args.elf
     if not elf_path:
@@ -79,7 +79,6 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
     limits = CaptureLimits(args.duration, args.max_events, _until_address(elf, args.until))
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    console.print(_plan_line(plan), highlight=False)
 
     qemu = None
     workdir = Path(tempfile.mkdtemp(prefix="irqmon-"))
@@ -91,12 +90,14 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
             remote = args.gdb_remote
         backend = GdbMiBackend(elf.path, remote)
         backend.connect()
+        if not args.quiet:
+            console.print(_plan_line(plan), highlight=False)
         irq_source = (
             NvicTraceReader(qemu.nvic_log, target.exception_name, target.logical_priority) if qemu else None
         )
         writer = TraceWriter(output, _metadata(target, elf, backend.name, plan))
         capture = Capture(backend, plan, elf, target, writer, irq_source)
-        with _live_status(console, capture) as status:
+        with _live_status(console, enabled=not args.quiet) as status:
             capture.on_progress = status
             summary = capture.run(limits)
         if qemu is not None and not qemu.alive() and not summary.error:
@@ -146,11 +147,11 @@ def _plan_line(plan: CapturePlan) -> str:
 class _live_status:
     """A one-line live view: events/s, by kind, by exception, elapsed time."""
 
-    def __init__(self, console: Console, capture: Capture) -> None:
-        self.console = console
+    def __init__(self, console: Console, enabled: bool) -> None:
         self.started = time.monotonic()
         self.last = 0.0
-        self.live = Live(Text(""), console=console, transient=True, auto_refresh=False) if console.is_terminal else None
+        live = enabled and console.is_terminal
+        self.live = Live(Text(""), console=console, transient=True, auto_refresh=False) if live else None
 
     def __enter__(self):
         if self.live:
