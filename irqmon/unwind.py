@@ -25,7 +25,8 @@ from irqmon.backends.base import Frame
 
 EXCEPTION_FRAME = "<exception>"
 OUTERMOST_FUNCTION = "main"  # gdb stops there unless told `set backtrace past-main`
-EXC_RETURN_PREFIX = 0xFFFFFF00
+RESET_LR = 0xFFFFFFFF
+EXC_RETURN_VALUES = frozenset({0xFFFFFFE1, 0xFFFFFFE9, 0xFFFFFFED, 0xFFFFFFF1, 0xFFFFFFF9, 0xFFFFFFFD})
 EXC_RETURN_PSP = 1 << 2  # the interrupted code used the process stack
 EXC_RETURN_BASIC_FRAME = 1 << 4  # clear: the frame also holds s0-s15 and FPSCR
 BASIC_FRAME_WORDS, FP_FRAME_WORDS = 8, 26
@@ -42,7 +43,8 @@ PROLOGUE_SCAN_LIMIT = 64  # bytes of a function gdb-style prologue analysis look
 
 
 def is_exc_return(value: int) -> bool:
-    return value & EXC_RETURN_PREFIX == EXC_RETURN_PREFIX
+    """One of the ARMv7-M EXC_RETURN values (0xFFFFFFFF, lr at reset, is not one)."""
+    return value in EXC_RETURN_VALUES
 
 
 def thumb_expand_immediate(imm12: int) -> int:
@@ -107,8 +109,8 @@ class CallSite:
     """A call recorded in DWARF: the address after the call instruction and the callee."""
 
     return_pc: int
-    caller: str
-    callee: str
+    caller: int  # entry address of the calling function
+    callee: int  # entry address of the called function
     tail: bool
 
 
@@ -128,10 +130,13 @@ class Unwinder:
     def __init__(self, elf: Path) -> None:
         with Path(elf).open("rb") as stream:
             elffile = ELFFile(stream)
-            self._functions = self._read_functions(elffile)
-            self._starts = [f.start for f in self._functions]
+            self._symbols = self._read_functions(elffile)
             self._fdes = self._read_fdes(elffile)
-            self._inlined, call_sites = self._read_debug_info(elffile)
+            self._inlined, call_sites, subprograms = self._read_debug_info(elffile)
+        # gdb names code by its DWARF subprogram (`__sinit` for `__sinit.part.0`), else by symbol.
+        self._subprograms = sorted(subprograms, key=lambda f: f.start)
+        self._subprogram_starts = [f.start for f in self._subprograms]
+        self._symbol_starts = [f.start for f in self._symbols]
         self._fde_starts = [start for start, _, _ in self._fdes]
         self._decoded: dict[int, list[dict]] = {}
         self._call_targets = {site.return_pc: site.callee for site in call_sites}
@@ -173,13 +178,26 @@ class Unwinder:
         ]
         return sorted(fdes, key=lambda f: f[0])
 
-    def _read_debug_info(self, elffile: ELFFile) -> tuple[list[InlinedCode], list[CallSite]]:
+    @staticmethod
+    def _symbol_addresses(elffile: ELFFile) -> dict[str, int]:
+        table = elffile.get_section_by_name(".symtab")
+        if table is None:
+            return {}
+        return {
+            symbol.name: symbol["st_value"] & ~1
+            for symbol in table.iter_symbols()
+            if symbol["st_info"]["type"] == "STT_FUNC" and symbol.name
+        }
+
+    def _read_debug_info(self, elffile: ELFFile) -> tuple[list[InlinedCode], list[CallSite], list[FunctionSymbol]]:
         if not elffile.has_dwarf_info():
-            return [], []
+            return [], [], []
         dwarf = elffile.get_dwarf_info()
         range_lists = dwarf.range_lists()
         inlined: list[InlinedCode] = []
         call_sites: list[CallSite] = []
+        subprograms: list[FunctionSymbol] = []
+        addresses = self._symbol_addresses(elffile)
 
         def ranges(die) -> list[tuple[int, int]]:
             attributes = die.attributes
@@ -208,35 +226,55 @@ class Unwinder:
                 seen += 1
             return None
 
-        def add_call_site(die) -> None:
+        def entry_of(die) -> int | None:
+            """Where a called function starts: its own code, or the symbol its declaration names
+            (by linkage name first: a call to `__builtin_puts` is a call to `puts`)."""
+            code = ranges(die)
+            if code:
+                return code[0][0]
+            for attribute in ("DW_AT_linkage_name", "DW_AT_MIPS_linkage_name", "DW_AT_name"):
+                if attribute in die.attributes:
+                    name = die.attributes[attribute].value.decode()
+                    if name in addresses:
+                        return addresses[name]
+            name = name_of(die)
+            return addresses.get(name) if name else None
+
+        def add_call_site(die, caller: int | None) -> None:
             attributes = die.attributes
             pc = attributes.get("DW_AT_call_return_pc") or attributes.get("DW_AT_low_pc")
             origin = attributes.get("DW_AT_call_origin") or attributes.get("DW_AT_abstract_origin")
-            if pc is None or origin is None:
+            if pc is None or origin is None or caller is None:
                 return
-            callee = name_of(die.get_DIE_from_attribute(origin.name))
+            callee = entry_of(die.get_DIE_from_attribute(origin.name))
             tail = "DW_AT_call_tail_call" in attributes or "DW_AT_GNU_tail_call" in attributes
-            if callee:
-                call_sites.append(CallSite(pc.value, self.function_at(pc.value - 1), callee, tail))
+            if callee is not None:
+                call_sites.append(CallSite(pc.value, caller, callee, tail))
 
-        def walk(die, depth: int) -> None:
+        def walk(die, depth: int, function: int | None) -> None:
             for child in die.iter_children():
-                child_depth = depth
+                child_depth, child_function = depth, function
                 if child.tag in ("DW_TAG_call_site", "DW_TAG_GNU_call_site"):
-                    add_call_site(child)
+                    add_call_site(child, function)
+                elif child.tag == "DW_TAG_subprogram":
+                    name, code = name_of(child), ranges(child)
+                    child_function = code[0][0] if code else None
+                    if name:
+                        subprograms.extend(FunctionSymbol(lo, hi, name) for lo, hi in code)
                 elif child.tag == "DW_TAG_inlined_subroutine":
                     child_depth = depth + 1
                     name = name_of(child)
                     if name:
                         inlined.extend(InlinedCode(lo, hi, child_depth, name) for lo, hi in ranges(child))
-                walk(child, child_depth)
+                walk(child, child_depth, child_function)
 
         for unit in dwarf.iter_CUs():
-            walk(unit.get_top_DIE(), 0)
-        return inlined, call_sites
+            walk(unit.get_top_DIE(), 0, None)
+        return inlined, call_sites, subprograms
 
-    def tail_call_chain(self, return_pc: int, callee: str) -> list[CallSite]:
-        """The functions between a call at `return_pc` and `callee` that were left by tail calls,
+    def tail_call_chain(self, return_pc: int, callee: int) -> list[CallSite]:
+        """The functions between a call at `return_pc` and the function starting at `callee`
+        that were left by tail calls,
         outermost first, each as its tail-call site. When DWARF allows several chains only the
         part they share at either end is returned, as gdb does."""
         target = self._call_targets.get(return_pc)
@@ -244,7 +282,7 @@ class Unwinder:
             return []
         chains: list[list[CallSite]] = []
 
-        def search(function: str, path: list[CallSite]) -> None:
+        def search(function: int, path: list[CallSite]) -> None:
             if len(path) > 8 or len(chains) > 16:
                 return
             for site in self._tail_calls.get(function, []):
@@ -272,24 +310,36 @@ class Unwinder:
             suffix.insert(0, sites[0])
         return prefix + suffix
 
-    def functions_at(self, pc: int) -> list[str]:
+    def functions_at(self, pc: int, hide_entered: bool = False) -> list[str]:
         """The functions at `pc` as gdb lists them: inlined ones innermost first, then the
-        function they are inlined into."""
-        inlined = sorted((c for c in self._inlined if c.start <= pc < c.end), key=lambda c: -c.depth)
+        function they are inlined into. With `hide_entered`, an inlined call whose first
+        instruction is `pc` does not count yet (gdb's view of a stop that no breakpoint made)."""
+        inlined = sorted(
+            (c for c in self._inlined if c.start <= pc < c.end and not (hide_entered and c.start == pc)),
+            key=lambda c: -c.depth,
+        )
         return [c.name for c in inlined] + [self.function_at(pc)]
 
-    def _function_start(self, pc: int) -> int | None:
-        index = bisect.bisect_right(self._starts, pc) - 1
-        if index >= 0 and pc < self._functions[index].end:
-            return self._functions[index].start
+    @staticmethod
+    def _containing(functions: list[FunctionSymbol], starts: list[int], pc: int) -> FunctionSymbol | None:
+        index = bisect.bisect_right(starts, pc) - 1
+        if index >= 0 and pc < functions[index].end:
+            return functions[index]
         return None
+
+    def _function(self, pc: int) -> FunctionSymbol | None:
+        return self._containing(self._subprograms, self._subprogram_starts, pc) or self._containing(
+            self._symbols, self._symbol_starts, pc
+        )
+
+    def _function_start(self, pc: int) -> int | None:
+        function = self._containing(self._symbols, self._symbol_starts, pc) or self._function(pc)
+        return function.start if function is not None else None
 
     def function_at(self, pc: int) -> str:
         """The name of the function holding `pc`, or '??' as gdb prints it."""
-        index = bisect.bisect_right(self._starts, pc) - 1
-        if index >= 0 and pc < self._functions[index].end:
-            return self._functions[index].name
-        return "??"
+        function = self._function(pc)
+        return function.name if function is not None else "??"
 
     def _cfi_row(self, pc: int) -> dict | None:
         index = bisect.bisect_right(self._fde_starts, pc) - 1
@@ -301,14 +351,18 @@ class Unwinder:
         rows = [row for row in self._decoded[start] if row["pc"] <= pc]
         return rows[-1] if rows else None
 
-    def unwind(self, read_register: ReadRegister, read_memory: ReadMemory, depth: int) -> list[Frame]:
-        """Up to `depth` frames of the stopped core, innermost first."""
+    def unwind(
+        self, read_register: ReadRegister, read_memory: ReadMemory, depth: int, at_breakpoint: bool = True
+    ) -> list[Frame]:
+        """Up to `depth` frames of the stopped core, innermost first. `at_breakpoint`: the core
+        stopped on a breakpoint at its pc (else, as gdb does, an inlined call that starts at the
+        pc is not shown as entered)."""
         registers = {name: read_register(name) for name in UNWIND_REGISTERS}
         frames: list[Frame] = []
         pc = registers["pc"]
         lookup_pc = pc  # the address inside the function: pc, or a return address - 1
         while len(frames) < depth:
-            names = self.functions_at(lookup_pc)
+            names = self.functions_at(lookup_pc, hide_entered=not frames and not at_breakpoint)
             frames += [Frame(name, pc) for name in names]
             if names[-1] in (OUTERMOST_FUNCTION, "??") or len(frames) >= depth:
                 break
@@ -321,10 +375,13 @@ class Unwinder:
                 caller = self._interrupted_registers(caller, return_address, read_memory)
                 lookup_pc = caller["pc"]
             else:
+                if return_address | 1 == RESET_LR:
+                    break  # lr as the core leaves reset: the reset handler has no caller
                 if caller["sp"] <= registers["sp"] and caller["pc"] == pc:
                     break  # no progress: a corrupt or unknown frame
-                chain = self.tail_call_chain(return_address & ~1, names[-1])
-                frames += [Frame(site.caller, site.return_pc) for site in reversed(chain)]
+                callee = self._function(lookup_pc)
+                chain = self.tail_call_chain(return_address & ~1, callee.start) if callee else []
+                frames += [Frame(self.function_at(site.caller), site.return_pc) for site in reversed(chain)]
                 lookup_pc = (return_address & ~1) - 1
             registers = caller
             pc = registers["pc"] & ~1
