@@ -28,6 +28,7 @@ PRIO = "prio"
 EXC_NAME = "exc_name"
 NO_CONTEXT = np.iinfo(np.int64).min  # rows without ipsr (config rows)
 EXCEPTION_MARK = "<exception>"
+CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
 
 ARCH_EXCEPTIONS = {
     0: "Thread", 1: "Reset", 2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault",
@@ -130,6 +131,27 @@ class Context:
         """Per row of `act`: whether that ISR activation is seen to return."""
         closed = self.closed_activations
         return act.isin(closed.index[closed.to_numpy(dtype=bool)])
+
+    @cached_property
+    def switched_task(self) -> pd.Series:
+        """Per ISR activation id: whether thread mode resumed in another task than the one it
+        preempted (a context switch: SVCall starting the scheduler, PendSV, a task woken)."""
+        f = self.frame
+        thread = np.flatnonzero((f["ipsr"] == 0).to_numpy(dtype=bool, na_value=False))
+        # The task, and the stack thread mode runs on (CONTROL.SPSEL: the scheduler's start moves
+        # thread mode from MSP to a task's PSP even when the task column already names the task).
+        stack = (f["control"].fillna(0).astype(np.int64) & CONTROL_SPSEL).astype("string")
+        tasks = (f["task"].fillna("") + ":" + stack).to_numpy(dtype=object)[thread]
+        isr = f[f[IN_ISR]]
+        first = isr.groupby(ACT)["seq"].idxmin()
+        last = isr.groupby(ACT)["seq"].idxmax()
+        before = np.searchsorted(thread, first.to_numpy()) - 1
+        after = np.searchsorted(thread, last.to_numpy(), side="right")
+        known = (before >= 0) & (after < len(thread))
+        safe_before, safe_after = np.clip(before, 0, None), np.clip(after, None, max(len(thread) - 1, 0))
+        if len(thread) == 0:
+            return pd.Series(False, index=first.index)
+        return pd.Series(known & (tasks[safe_before] != tasks[safe_after]), index=first.index)
 
     @cached_property
     def closed_activations(self) -> pd.Series:

@@ -26,7 +26,39 @@ def test_inner_enable_inside_outer_section(tmp_path):
     rows = [cpsid(THREAD, 0, "main.c:40"), cpsid(THREAD, 1, "puts.c:3"), cpsie(THREAD, 1, "puts.c:9"), cpsie(THREAD, 0, "main.c:44")]
     findings = run_rule(tmp_path, "critical-section-imbalance", rows)
     assert len(findings) == 1
-    assert findings[0].source == "puts.c:9" and findings[0].evidence["outer_exit"] == "main.c:44"
+    assert findings[0].source == "puts.c:9" and findings[0].evidence["case"] == "inner-enable"
+
+
+def test_inner_enable_found_from_call_paths_in_an_isr(tmp_path):
+    """Seed 002: the USB ISR masks, calls puts three times; each puts unmasks on its way out."""
+    usb = isr(67, "OTG_FS", 6)
+    outer, inner = "CDC_Receive_FS;OTG_FS_IRQHandler;<exception>;main", "serial_puts;CDC_Receive_FS;OTG_FS_IRQHandler;<exception>;main"
+    rows = [{**cpsid(usb, 0, "usb.c:15"), "callpath": f"__disable_irq;{outer}"}]
+    for _ in range(3):
+        rows += [{**cpsid(usb, rows[-1]["value"], "board.h:99"), "callpath": f"__disable_irq;{inner}"},
+                 {**cpsie(usb, 1, "board.h:100"), "callpath": f"__enable_irq;{inner}"}]  # fmt: skip
+    rows.append({**cpsie(usb, 0, "board.h:100"), "callpath": f"__enable_irq;{outer}"})
+    findings = run_rule(tmp_path, "critical-section-imbalance", rows)
+    assert len(findings) == 1
+    assert findings[0].evidence["outer_source"] == "usb.c:15"
+    assert findings[0].evidence["frames"] == "__enable_irq;serial_puts;CDC_Receive_FS;OTG_FS_IRQHandler"
+    # Saved and restored instead: the inner restore writes back 1, nothing unmasks early.
+    fixed = [rows[0], {**cpsid(usb, 1), "callpath": f"__disable_irq;{inner}"},
+             {**msr(usb, "primask", 1, 1), "callpath": f"__set_PRIMASK;{inner}"},
+             {**msr(usb, "primask", 1, 0), "callpath": f"__set_PRIMASK;{outer}"}]  # fmt: skip
+    assert run_rule(tmp_path, "critical-section-imbalance", fixed) == []
+
+
+def test_rtos_nesting_with_call_paths_is_silent(tmp_path):
+    enter = "ulPortRaiseBASEPRI;vPortEnterCritical;"
+    rows = [
+        {**msr(THREAD, "basepri", 0, 0x50), "callpath": f"__set_BASEPRI;{enter}task_a;main"},
+        {**msr(THREAD, "basepri", 0x50, 0x50), "callpath": f"__set_BASEPRI;{enter}helper;task_a;main"},
+        {**msr(THREAD, "basepri", 0x50, 0), "callpath": "__set_BASEPRI;vPortExitCritical;task_a;main"},
+        {**cpsid(THREAD, 0), "callpath": "__disable_irq;a;b;c;task_a;main"},
+        {**cpsie(THREAD, 1), "callpath": "__enable_irq;a;b;c;task_a;main"},
+    ]
+    assert run_rule(tmp_path, "critical-section-imbalance", rows) == []
 
 
 def test_save_restore_and_nesting_counter_are_silent(tmp_path):
@@ -97,3 +129,35 @@ def test_isr_enters_while_thread_inside(tmp_path):
     rows = [nr(THREAD, "call", "puts", 0x20001000), nr(USART, "call", "puts", 0x20000100), nr(USART, "return", "puts", 0x20000100)]
     findings = run_rule(tmp_path, "non-reentrant-reentry", rows)
     assert [f.contexts for f in findings] == [["USART1 (IRQ 37, priority 7)", "Thread"]]
+
+
+def test_mask_change_by_a_context_switch_is_silent(tmp_path):
+    """SVCall starting the first task clears the BASEPRI the scheduler start raised: it returns
+    to a task, not to the code it interrupted."""
+    svc = {"ipsr": 11, "exception": "SVCall", "priority": 0}
+    rows = [
+        {**msr(THREAD, "basepri", 0, 0x50), "callpath": "__set_BASEPRI;vTaskStartScheduler;main"},
+        *irq_pair(-5, "SVCall", 0, 0.01, 0.02)[:1],
+        {**msr(svc, "basepri", 0x50, 0), "time": 0.015},
+        *irq_pair(-5, "SVCall", 0, 0.01, 0.02)[1:],
+        {"event": "call", "kind": "rtos-api", "role": "api", "symbol": "vTaskDelay", **task("led_task"), "time": 0.03},
+    ]
+    assert run_rule(tmp_path, "critical-section-imbalance", rows) == []
+    same_task = [*rows[:4], {**rows[4], "task": None}]
+    assert [f.evidence["case"] for f in run_rule(tmp_path, "critical-section-imbalance", same_task)] == ["isr-changed-mask"]
+
+
+def test_scheduler_start_seen_as_a_stack_switch(tmp_path):
+    """The task column may name the first task before it runs; CONTROL.SPSEL still changes."""
+    svc = {"ipsr": 11, "exception": "SVCall", "priority": 0}
+    led = task("led_task")
+    rows = [
+        {**msr({**led, "control": 0}, "basepri", 0, 0x50), "callpath": "__set_BASEPRI;vTaskStartScheduler;main"},
+        *irq_pair(-5, "SVCall", 0, 0.01, 0.02)[:1],
+        {**msr(svc, "basepri", 0x50, 0), "time": 0.015},
+        *irq_pair(-5, "SVCall", 0, 0.01, 0.02)[1:],
+        {"event": "call", "kind": "rtos-api", "role": "api", "symbol": "vTaskDelay", **led, "control": 2, "time": 0.03},
+        {**msr({**led, "control": 2}, "basepri", 0, 0x50), "callpath": "__set_BASEPRI;ulPortRaiseBASEPRI;vPortEnterCritical;xQueueReceive;print_task;led_func"},
+        {**msr({**led, "control": 2}, "basepri", 0x50, 0), "callpath": "__set_BASEPRI;vPortSetBASEPRI;vPortExitCritical;xQueueReceive;print_task;led_func"},
+    ]  # fmt: skip
+    assert run_rule(tmp_path, "critical-section-imbalance", rows) == []

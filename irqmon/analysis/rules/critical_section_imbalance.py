@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, IN_ISR, Context
+from irqmon.analysis.context import ACT, IN_ISR, Context, own_frames
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
@@ -52,30 +52,62 @@ def _strength(masks: pd.DataFrame, column: str) -> pd.Series:
 
 
 def _early_enable(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
-    """An unmasking that a later exit of the same context shows was not the outermost one: the
-    masked period had nested entries, and after the unmasking another exit finds nothing left
-    to unmask (that exit belonged to the outer section)."""
+    """An unmasking while a section entered by a caller is still open.
+
+    A section opens where a frame masks from nothing (`before` 0) and closes where that frame
+    unmasks, where anything unmasks completely, or where the register is found unmasked. An unmasking in a deeper frame while a shallower frame's
+    section is open (and masks more than what is left) ends the caller's section early.
+    Rows without a call path fall back on: a nested entry, an unmasking, and then an exit that
+    finds nothing to unmask (the caller's own exit, come too late).
+    """
     key = [masks[ACT], masks["symbol"]]
+    depth = ctx.frame_depth(masks)
+    starts = ((masks["before"] == 0) & (masks["after"] > 0)).fillna(False).astype(bool)
+    lowers = (masks["after"] < masks["before"]).fillna(False).astype(bool)
+    cleared = (lowers & (masks["after"] == 0)).astype(bool)
+    premature = pd.Series(False, index=masks.index)
+    outer_row = pd.Series(np.nan, index=masks.index)
+    for level in sorted(depth[starts].dropna().unique()):  # one pass per call depth that opens sections
+        opens = starts & (depth == level)
+        # Found unmasked (by this context or one that ran meanwhile): no section is open any more.
+        closes = cleared | (lowers & (depth == level)) | (masks["before"] == 0).fillna(False).astype(bool)
+        strength = masks["after"].where(opens, np.where(closes, 0.0, np.nan)).astype(float)
+        held = strength.groupby(key).ffill().groupby(key).shift().fillna(0.0)
+        row = pd.Series(np.where(opens, masks.index, np.where(closes, -1, np.nan)), index=masks.index)
+        opener = row.groupby(key).ffill().groupby(key).shift()
+        hit = lowers & (depth > level).fillna(False).astype(bool) & (held > masks["after"])
+        outer_row = outer_row.where(~hit | outer_row.notna(), opener)
+        premature |= hit
+    premature |= _early_enable_without_frames(masks, key, lowers) & depth.isna()
+    hits = masks[premature].copy()
+    hits["frames"] = own_frames(hits["callpath"]).str.join(";")
+    outer = outer_row[premature]
+    known = outer.notna() & (outer >= 0)
+    hits["outer_source"] = pd.Series(pd.NA, index=hits.index, dtype="string")
+    hits.loc[known[known].index, "outer_source"] = ctx.frame.loc[outer[known].astype(np.int64).to_numpy(), "source"].to_numpy()
+    return group_hits(
+        RULE, ctx, hits, site=("ipsr", "symbol", "source", "frames"),
+        title=lambda f, g: f"inner section re-enabled {f['symbol']} in {where(f)} while an outer section still needed it",
+        message=lambda f, g: (
+            f"{f['context']} unmasked {f['symbol']} ({_hex(f['old_value'])} -> {_hex(f['value'])}){at(f)} inside the section "
+            f"entered{' at ' + f['outer_source'] if isinstance(f['outer_source'], str) else ''} by a caller, which still relied on it ({len(g)} time(s))."
+        ),
+        evidence=lambda f, g: {
+            "case": "inner-enable", "register": f["symbol"], "frames": f["frames"] if isinstance(f["frames"], str) else None,
+            "outer_source": f["outer_source"] if isinstance(f["outer_source"], str) else None,
+        },
+    )  # fmt: skip
+
+
+def _early_enable_without_frames(masks: pd.DataFrame, key: list[pd.Series], lowers: pd.Series) -> pd.Series:
     starts = (masks["before"] == 0) & (masks["after"] > 0)
     entries = (masks["after"] > 0) & (masks["after"] >= masks["before"])
     period = starts.astype(np.int64).groupby(key).cumsum()
-    entries_in_period = entries.astype(np.int64).groupby([masks[ACT], masks["symbol"], period]).cumsum()
-    lowers = (masks["after"] < masks["before"]).fillna(False).astype(bool)
+    entries_in_period = entries.astype(np.int64).groupby([*key, period]).cumsum()
     exits = masks["role"].isin([Role.ENABLE.value, Role.WRITE.value]).fillna(False).astype(bool)
     redundant_exit = exits & (masks["before"] == 0) & (masks["after"] == 0)
     next_redundant = redundant_exit.groupby(key).shift(-1).fillna(False).astype(bool)
-    next_row = pd.Series(masks.index, index=masks.index).groupby(key).shift(-1)
-    hits = masks[lowers & (entries_in_period >= 2) & next_redundant].copy()
-    hits["outer_exit"] = ctx.frame.loc[next_row[hits.index].astype(np.int64).to_numpy(), "source"].to_numpy() if len(hits) else []
-    return group_hits(
-        RULE, ctx, hits, site=("ipsr", "symbol", "source"),
-        title=lambda f, g: f"inner section re-enabled {f['symbol']} in {where(f)} while an outer section still needed it",
-        message=lambda f, g: (
-            f"{f['context']} unmasked {f['symbol']} ({_hex(f['old_value'])} -> {_hex(f['value'])}){at(f)} inside a nested section; "
-            f"the outer section's own exit{' at ' + f['outer_exit'] if isinstance(f['outer_exit'], str) else ''} came later ({len(g)} time(s))."
-        ),
-        evidence=lambda f, g: {"case": "inner-enable", "register": f["symbol"], "outer_exit": f["outer_exit"] if isinstance(f["outer_exit"], str) else None},
-    )  # fmt: skip
+    return (lowers & (entries_in_period >= 2) & next_redundant).fillna(False).astype(bool)
 
 
 def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
@@ -85,7 +117,8 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     last = isr.groupby([ACT, "symbol"], sort=False).tail(1)
     changed = (last["value"] != last["entered_with"]).fillna(False).astype(bool)
     closed = ctx.is_closed(last[ACT])
-    hits = last[changed & closed]
+    switched = last[ACT].map(ctx.switched_task).fillna(False).astype(bool)
+    hits = last[changed & closed & ~switched]  # a context switch returns to another context's mask
     return group_hits(
         RULE, ctx, hits, site=("ipsr", "symbol", "source"),
         title=lambda f, g: f"{where(f)} returned with {f['symbol']} {_hex(f['value'])}, entered with {_hex(f['entered_with'])}",
