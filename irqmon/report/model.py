@@ -171,8 +171,10 @@ def _pair(time: np.ndarray, ipsr: np.ndarray, enter: np.ndarray, start: float, e
     lv, en = level[order], enter[order]
     paired = en[:-1] & ~en[1:] & (lv[:-1] == lv[1:])
     enter_pos, exit_pos = order[:-1][paired], order[1:][paired]
-    open_enters = np.setdiff1d(position[enter], enter_pos)  # still running when the trace ends
-    early_exits = np.setdiff1d(position[~enter], exit_pos)  # running when the trace started
+    matched = np.zeros(len(time), dtype=bool)
+    matched[enter_pos] = matched[exit_pos] = True
+    open_enters = np.flatnonzero(enter & ~matched)  # still running when the trace ends
+    early_exits = np.flatnonzero(~enter & ~matched)  # running when the trace started
     base = min(int(depth_after.min()) if len(depth_after) else 0, 0)
     acts = pd.DataFrame(
         {
@@ -260,7 +262,7 @@ def _lanes(acts: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
             "label": [exception_label(n, int(i), p) for n, i, p in zip(exc["exception"], exc["ipsr"], exc["priority"])],
         }
     )
-    thread_names = list(dict.fromkeys(segments.loc[segments["running"] == THREAD, "lane"].dropna()))
+    thread_names = segments.loc[(segments["running"] == THREAD).to_numpy(), "lane"].dropna().unique().tolist()
     threads = pd.DataFrame({"lane": pd.Series(sorted(thread_names), dtype="string"), "kind": "thread", "ipsr": pd.Series([0] * len(thread_names), dtype="Int64"), "priority": pd.Series([pd.NA] * len(thread_names), dtype="Int64")})
     threads["label"] = threads["lane"]
     return pd.concat([exc_lanes, threads], ignore_index=True)

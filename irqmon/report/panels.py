@@ -21,7 +21,7 @@ from matplotlib.colors import TABLEAU_COLORS  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator  # noqa: E402
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
 
 from irqmon.analysis import Finding  # noqa: E402
 from irqmon.report.layout import PanelSpec  # noqa: E402
@@ -29,7 +29,8 @@ from irqmon.report.model import ReportModel  # noqa: E402
 
 DPI = 100
 PIXELS = 1200  # horizontal resolution the aggregation aims at
-RATE_BINS = 300
+MAX_RATE_BINS = 1000
+LOG_SPAN = 20  # a rate axis whose values span more than this ratio is logarithmic
 LANE_HEIGHT = 0.7
 MIN_SHARE = 0.12  # a column that ran at all is drawn at least this tall
 TIME_LABEL = "time since capture start (s)"
@@ -171,7 +172,10 @@ def rates(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, tit
     acts = model.activations
     if acts.empty:
         return "no exception entries in this trace"
-    edges = np.linspace(model.start, model.end, RATE_BINS + 1)
+    cfg = model.config
+    # The storm rule judges the handler's share of a sliding window: bins of that window, unless too many.
+    bins = int(np.clip(model.duration / cfg.storm_window, 1, MAX_RATE_BINS)) if cfg.storm_window > 0 else MAX_RATE_BINS
+    edges = np.linspace(model.start, model.end, bins + 1)
     width = edges[1] - edges[0]
     fig = Figure(figsize=(spec.width, spec.height))
     top, bottom = fig.subplots(2, 1, sharex=True)
@@ -182,11 +186,16 @@ def rates(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, tit
         top.step(edges[:-1], rate, where="post", color=colors.get(name), label=str(name), linewidth=1.2)
         share = busy_per_bin(mine["start"].to_numpy(), mine["end"].to_numpy(), edges) / width * 100
         bottom.step(edges[:-1], share, where="post", color=colors.get(name), linewidth=1.2)
-    cfg = model.config
-    top.axhline(cfg.storm_rate, color=FINDING_COLOR, linestyle="--", linewidth=1, label=f"storm rate threshold ({cfg.storm_rate:g}/s)")
+    if cfg.storm_rate is not None:
+        top.axhline(cfg.storm_rate, color=FINDING_COLOR, linestyle="--", linewidth=1, label=f"storm rate threshold ({cfg.storm_rate:g}/s)")
     bottom.axhline(cfg.storm_share * 100, color=FINDING_COLOR, linestyle="--", linewidth=1, label=f"storm share threshold ({cfg.storm_share:.0%})")
-    top.set_yscale("log")
-    top.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+    low, high = top.dataLim.y0, top.dataLim.y1
+    if low > 0 and high / low > LOG_SPAN:  # rates over decades: log axis, labelled in plain numbers
+        top.set_yscale("log")
+        top.yaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:,.0f}"))
+        top.yaxis.set_minor_formatter(NullFormatter())
+    else:
+        top.set_ylim(bottom=0)
     top.set_ylabel("entries / s")
     bottom.set_ylabel("time in handler (%)")
     bottom.set_ylim(0, 105)
@@ -201,7 +210,8 @@ def rates(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, tit
                          fontsize=8, va="bottom")  # fmt: skip
     top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
-    top.set_title(spec.title or f"Per-IRQ entry rate and handler load ({width * 1e3:.3g} ms bins): {title}")
+    rule = f"storm: ≥{cfg.storm_min_entries} back-to-back entries, ≥{cfg.storm_share:.0%} of {cfg.storm_window * 1e3:g} ms in the handler"
+    top.set_title(spec.title or f"Per-IRQ entry rate and handler load ({width * 1e3:.3g} ms bins; {rule}): {title}")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     fig.tight_layout()
