@@ -235,6 +235,8 @@ class Capture:
             size=args.get(probe.size_arg) if probe.size_arg else None,
             value=args.get(probe.size_arg) if probe.size_arg else None,
             args=ARGS_SEPARATOR.join(arg_text),
+            # Where the call was made: the instruction before the return address.
+            source=self.elf.source_line((regs["lr"] & ~1) - 2) or row["source"],
         )  # fmt: skip
         self._emit(row)
         return_address = regs["lr"] & ~1

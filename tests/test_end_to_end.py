@@ -1,0 +1,39 @@
+"""Every firmware sample, captured on QEMU and analyzed: the rules in its expected.toml are
+reported and no other rule of severity error; `clean` reports no error and no warning.
+A new sample directory with an expected.toml is a new test here."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from support import expected, irqmon, sample_names
+
+
+@pytest.mark.parametrize("sample", sample_names())
+def test_sample_findings_match_expected_rules(sample, sample_trace, tmp_path):
+    result = irqmon("analyze", str(sample_trace(sample)), "--format", "json", "-o", str(tmp_path / "f.json"))
+    findings = json.loads((tmp_path / "f.json").read_text())["findings"]
+    wanted = set(expected(sample)["rules"])
+    reported = {f["rule"] for f in findings}
+    errors = {f["rule"] for f in findings if f["severity"] == "error"}
+    assert wanted <= reported, f"missing {wanted - reported}"
+    assert errors <= wanted, f"unexpected errors {errors - wanted}: " + "; ".join(
+        f["title"] for f in findings if f["rule"] in errors - wanted
+    )
+    assert result.returncode == (1 if errors else 0)
+    if not wanted:
+        assert not [f for f in findings if f["severity"] in ("error", "warning")]
+
+
+def test_malloc_in_isr_finding_carries_the_seed_call_path(sample_trace, tmp_path):
+    irqmon("analyze", str(sample_trace("usb_cdc_malloc_isr")), "--format", "json", "-o", str(tmp_path / "f.json"))
+    findings = json.loads((tmp_path / "f.json").read_text())["findings"]
+    malloc = next(f for f in findings if f["rule"] == "malloc-in-isr" and f["symbol"] == "malloc")
+    chain = ["malloc", "USBD_malloc", "USBD_CDC_Init", "USBD_SetClassConfig", "USBD_SetConfig",
+             "USBD_StdDevReq", "USBD_LL_SetupStage", "HAL_PCD_SetupStageCallback", "HAL_PCD_IRQHandler",
+             "OTG_FS_IRQHandler"]  # fmt: skip
+    assert malloc["callpath"][: len(chain)] == chain
+    assert "OTG_FS" in malloc["title"] and "priority 6" in malloc["title"]
+    assert malloc["source"].startswith("firmware_samples/usb_cdc_malloc_isr/")
