@@ -9,6 +9,7 @@ from pathlib import Path
 
 from irqmon.analysis import AnalysisConfig, Finding, all_rules, analyze
 from irqmon.analysis.sources import resolve_sources
+from irqmon import schema
 from irqmon.errors import UsageError
 from irqmon.output import json_format, sarif, table
 from irqmon.tracefile import Trace, load_trace
@@ -19,7 +20,9 @@ STORM_KEYS = {"entries": "storm_min_entries", "rate": "storm_rate", "share": "st
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser("analyze", help="find interrupt-safety bugs in a trace", description=__doc__)
     parser.add_argument("trace", nargs="?", type=Path, help="trace file (CSV from `irqmon attach`, or Parquet)")
-    parser.add_argument("--elf", type=Path, help="firmware image: source lines from its line table")
+    parser.add_argument("--elf", type=Path,
+                        help="firmware image for source lines (default: the trace's `elf` when its build id matches)")
+    parser.add_argument("--no-elf", action="store_true", help="use only the trace's source column")
     parser.add_argument("--format", choices=("table", "json", "sarif"), default="table")
     parser.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
     parser.add_argument("--baseline", type=Path, help="an earlier JSON result: report only new findings")
@@ -73,6 +76,24 @@ def with_elf_sources(trace: Trace, elf: Path) -> Trace:
         image.close()
 
 
+def recorded_elf(trace: Trace) -> Path | None:
+    """The capture's ELF (metadata `elf`) when it is still there with the same build id."""
+    from irqmon.elf import ElfImage
+
+    path = trace.metadata.get(schema.META_ELF)
+    build_id = trace.metadata.get(schema.META_BUILD_ID)
+    if not path or not build_id or not Path(path).is_file():
+        return None
+    try:
+        image = ElfImage(path)
+    except UsageError:
+        return None
+    try:
+        return Path(path) if image.build_id == build_id else None
+    finally:
+        image.close()
+
+
 def run(args: argparse.Namespace) -> int:
     rules = all_rules()
     if args.list_rules:
@@ -90,8 +111,9 @@ def run(args: argparse.Namespace) -> int:
     config = config_from(args)
     baseline = json_format.baseline_fingerprints(args.baseline) if args.baseline else None
     trace = load_trace(args.trace)
-    if args.elf:
-        trace = with_elf_sources(trace, args.elf)
+    elf = args.elf or (None if args.no_elf else recorded_elf(trace))
+    if elf:
+        trace = with_elf_sources(trace, elf)
     findings = analyze(trace, config, selected)
     if baseline is not None:
         findings = [f for f in findings if f.fingerprint not in baseline]

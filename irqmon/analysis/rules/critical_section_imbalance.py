@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, IN_ISR, Context, own_frames
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context, own_frames
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
@@ -86,7 +86,7 @@ def _early_enable(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     hits["outer_source"] = pd.Series(pd.NA, index=hits.index, dtype="string")
     hits.loc[known[known].index, "outer_source"] = ctx.frame.loc[outer[known].astype(np.int64).to_numpy(), "source"].to_numpy()
     return group_hits(
-        RULE, ctx, hits, site=("ipsr", "symbol", "source", "frames"),
+        RULE, ctx, hits, site=(EXC_NAME, "symbol", "source", "frames"),
         title=lambda f, g: f"inner section re-enabled {f['symbol']} in {where(f)} while an outer section still needed it",
         message=lambda f, g: (
             f"{f['context']} unmasked {f['symbol']} ({_hex(f['old_value'])} -> {_hex(f['value'])}){at(f)} inside the section "
@@ -120,7 +120,7 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     switched = last[ACT].map(ctx.switched_task).fillna(False).astype(bool)
     hits = last[changed & closed & ~switched]  # a context switch returns to another context's mask
     return group_hits(
-        RULE, ctx, hits, site=("ipsr", "symbol", "source"),
+        RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"),
         title=lambda f, g: f"{where(f)} returned with {f['symbol']} {_hex(f['value'])}, entered with {_hex(f['entered_with'])}",
         message=lambda f, g: f"{f['context']} left {f['symbol']} at {_hex(f['value'])}{at(f)}; the interrupted code had {_hex(f['entered_with'])} ({len(g)} time(s)).",
         evidence=lambda f, g: {"case": "isr-changed-mask", "register": f["symbol"], "entered_with": _hex(f["entered_with"]), "returned_with": _hex(f["value"])},
@@ -143,7 +143,7 @@ def _unpaired_sections(ctx: Context) -> list[Finding]:
     left_open = calls[IN_ISR] & is_last & closed & (last > 0)
     hits = calls[(stray_exit | left_open).astype(bool)].assign(case=np.where(stray_exit[stray_exit | left_open], "exit-without-enter", "isr-returned-inside"))
     return group_hits(
-        RULE, ctx, hits, site=("ipsr", "symbol", "source", "case"),
+        RULE, ctx, hits, site=(EXC_NAME, "symbol", "source", "case"),
         title=lambda f, g: f"{f['symbol']} in {where(f)} " + ("without a matching enter" if f["case"] == "exit-without-enter" else "and the ISR returned inside the section"),
         message=lambda f, g: f"{f['context']} called {f['symbol']}{at(f)}: the enter/exit calls of this context do not pair up ({len(g)} time(s)).",
         evidence=lambda f, g: {"case": f["case"]},

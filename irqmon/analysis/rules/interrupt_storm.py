@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import where
-from irqmon.analysis.context import ACT, IN_ISR, Context
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
@@ -117,7 +117,7 @@ def check(ctx: Context) -> list[Finding]:
     hits["last_source"] = acts.groupby(["ipsr", "run"])["last_source"].last().reindex(
         list(zip(storms["ipsr"], storms["run"]))
     ).to_numpy()
-    return group_hits(RULE, ctx, hits, site=("ipsr",), title=_title, message=_message, evidence=_evidence)
+    return group_hits(RULE, ctx, hits, site=(EXC_NAME,), title=_title, message=_message, evidence=_evidence)
 
 
 def _lock_causes(ctx: Context, acts: pd.DataFrame, storms: pd.DataFrame) -> list[str | None]:

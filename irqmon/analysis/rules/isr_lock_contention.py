@@ -23,7 +23,7 @@ from __future__ import annotations
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, Context
+from irqmon.analysis.context import ACT, EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
@@ -40,7 +40,7 @@ def check(ctx: Context) -> list[Finding]:
     hits["other_context"] = holder_labels(ctx, hits)
     holder = ctx.frame[["time", "source"]].rename(columns=lambda c: f"holder_{c}")
     hits = hits.join(holder, on="held_row")
-    return group_hits(RULE, ctx, hits, site=("ipsr", LOCK), title=_title, message=_message, evidence=_evidence)
+    return group_hits(RULE, ctx, hits, site=(EXC_NAME, LOCK), title=_title, message=_message, evidence=_evidence)
 
 
 def _holder(first: pd.Series) -> str:

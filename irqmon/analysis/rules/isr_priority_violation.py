@@ -20,7 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 from irqmon.analysis.common import at, isr_calls, where
-from irqmon.analysis.context import PRIO, Context
+from irqmon.analysis.context import EXC_NAME, PRIO, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
@@ -45,7 +45,7 @@ def check(ctx: Context) -> list[Finding]:
     ceiling = ctx.logical_priority(raw)
     calls = isr_calls(ctx, Kind.RTOS_FROMISR.value)
     hits = calls[(calls[PRIO] < ceiling).fillna(False).astype(bool)].assign(ceiling=ceiling, ceiling_raw=raw)
-    return group_hits(RULE, ctx, hits, site=("ipsr", "symbol", "source"), title=_title, message=_message, evidence=_evidence)
+    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message, evidence=_evidence)
 
 
 def _title(first: pd.Series, group: pd.DataFrame) -> str:

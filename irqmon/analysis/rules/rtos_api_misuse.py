@@ -20,7 +20,7 @@ from __future__ import annotations
 import pandas as pd
 
 from irqmon.analysis.common import at, isr_calls, where
-from irqmon.analysis.context import Context
+from irqmon.analysis.context import EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
@@ -32,7 +32,7 @@ def check(ctx: Context) -> list[Finding]:
     api = isr_calls(ctx, Kind.RTOS_API.value)
     critical = isr_calls(ctx, Kind.CRITICAL_SECTION.value, (Role.ENTER.value, Role.EXIT.value))
     hits = pd.concat([api, critical])
-    return group_hits(RULE, ctx, hits, site=("ipsr", "symbol", "source"), title=_title, message=_message)
+    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message)
 
 
 def _title(first: pd.Series, group: pd.DataFrame) -> str:

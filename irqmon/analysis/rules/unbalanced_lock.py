@@ -22,7 +22,7 @@ from __future__ import annotations
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, IN_ISR, Context
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
@@ -52,7 +52,7 @@ def _foreign_release(ctx: Context, events: pd.DataFrame) -> list[Finding]:
     findings = []
     for kind, group in hits.groupby("kind", sort=False):
         findings += group_hits(
-            RULE, ctx, group, site=("ipsr", LOCK, "source"),
+            RULE, ctx, group, site=(EXC_NAME, LOCK, "source"),
             title=lambda f, g: f"{f[LOCK_NAME]} taken by {f['other_context']} released by {where(f)}",
             message=lambda f, g: (
                 f"{f['context']} released {f[LOCK_NAME]}{at(f)} that {f['other_context']} had taken and still "
@@ -70,7 +70,7 @@ def _isr_returns_locked(ctx: Context, state: pd.DataFrame) -> list[Finding]:
     closed = ctx.is_closed(last[ACT])
     hits = last[(last["role"] == Role.ACQUIRE.value) & closed]
     return group_hits(
-        RULE, ctx, hits, site=("ipsr", LOCK, "source"),
+        RULE, ctx, hits, site=(EXC_NAME, LOCK, "source"),
         title=lambda f, g: f"{where(f)} returned with {f[LOCK_NAME]} still taken",
         message=lambda f, g: f"{f['context']} took {f[LOCK_NAME]}{at(f)} and returned without releasing it ({len(g)} time(s)).",
         evidence=lambda f, g: {"lock": f[LOCK_NAME], "case": "isr-returned-locked"},
