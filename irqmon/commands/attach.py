@@ -15,6 +15,8 @@ from rich.live import Live
 from rich.text import Text
 
 from irqmon import __version__, schema
+from irqmon.backends import pyocd as pyocd_backend
+from irqmon.backends.base import Backend
 from irqmon.backends.gdbmi import GdbMiBackend
 from irqmon.backends.qemu import NvicTraceReader, QemuTarget
 from irqmon.capture import Capture, CaptureLimits, CaptureSummary, check_budget
@@ -25,6 +27,7 @@ from irqmon.targets import TargetProfile, load_target
 from irqmon.tracefile import TraceWriter
 
 DEFAULT_OUTPUT = "irqmon-trace.csv"
+PROBES = ("gdb", "rsp", "pyocd")
 REFRESH_SECONDS = 0.25
 
 
@@ -36,10 +39,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", required=True, help="target profile name (irqmon targets) or .toml file")
-    source = parser.add_mutually_exclusive_group(required=True)
+    source = parser.add_mutually_exclusive_group()
     source.add_argument("--qemu", metavar="ELF", help="start QEMU on this firmware (halted at reset) and capture")
     source.add_argument("--gdb-remote", metavar="HOST:PORT", help="attach to a running GDB server (OpenOCD, pyOCD, J-Link)")
-    parser.add_argument("--elf", help="the firmware's ELF (with --gdb-remote)")
+    parser.add_argument("--elf", help="the firmware's ELF (with --gdb-remote or a debug probe)")
+    parser.add_argument(
+        "--probe", choices=PROBES,
+        help="how to reach the target: gdb (gdb-multiarch, the default with --qemu/--gdb-remote), "
+        "rsp (the GDB remote protocol spoken directly: fewer round trips per stop), "
+        "pyocd (pyOCD's Python API: a debug probe on USB, or QEMU through the qemu probe plugin; "
+        "the default with neither --qemu nor --gdb-remote)",
+    )  # fmt: skip
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     parser.add_argument("--max-events", type=int, metavar="N", help="stop after N events")
     parser.add_argument("--until", metavar="SYMBOL", help="stop when the core reaches this function")
@@ -48,6 +58,7 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unlimited", action="store_true", help="QEMU only: ignore the target's comparator budget")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"trace file (default {DEFAULT_OUTPUT})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no plan line and no live status line")
+    pyocd_backend.add_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,11 +70,17 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
     """Validate everything, capture, and report; used by `attach` and `demo`."""
     console = Console(stderr=True, soft_wrap=True)
     target = load_target(args.target)
+    probe = args.probe or ("gdb" if args.qemu or args.gdb_remote else "pyocd")
     elf_path = args.qemu or args.elf
     if not elf_path:
-        raise UsageError("--gdb-remote needs --elf FW.elf (the firmware's symbols)")
-    if args.gdb_remote and args.unlimited:
+        raise UsageError("--elf FW.elf is needed to attach to a board (the firmware's symbols)")
+    if not args.qemu and args.unlimited:
         raise UsageError("--unlimited is for QEMU only: real hardware has the comparators it has")
+    if probe in ("gdb", "rsp") and not (args.qemu or args.gdb_remote):
+        raise UsageError(f"--probe {probe} needs --qemu ELF or --gdb-remote HOST:PORT")
+    if probe == "pyocd" and args.gdb_remote:
+        raise UsageError("--probe pyocd talks to the probe itself: drop --gdb-remote (or use --probe gdb)")
+    pyocd_options = pyocd_backend.parse_options(args.probe_uid, args.frequency, args.pyocd_options)
     if args.qemu and not target.qemu_machine:
         raise UsageError(f"target {target.name} has no QEMU machine: use --gdb-remote with a board")
     for name in ("duration", "max_events"):
@@ -85,10 +102,7 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
     try:
         if args.qemu:
             qemu = QemuTarget(Path(args.qemu), machine=target.qemu_machine, workdir=workdir, nvic_trace=True).start()
-            remote = qemu.gdb_address
-        else:
-            remote = args.gdb_remote
-        backend = GdbMiBackend(elf.path, remote)
+        backend = _backend(probe, elf, target, qemu, args.gdb_remote, pyocd_options, args.unlimited)
         backend.connect()
         if not args.quiet:
             console.print(_plan_line(plan), highlight=False)
@@ -112,6 +126,26 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
         shutil.rmtree(workdir, ignore_errors=True)
     _report(console, output, summary, qemu is not None)
     return summary
+
+
+def _backend(
+    probe: str,
+    elf: ElfImage,
+    target: TargetProfile,
+    qemu: QemuTarget | None,
+    remote: str | None,
+    pyocd_options: pyocd_backend.PyOcdOptions,
+    unlimited: bool,
+) -> Backend:
+    if probe == "pyocd":
+        return pyocd_backend.create(target, elf.path, pyocd_options, qemu, unlimited)
+    address = qemu.gdb_address if qemu else remote
+    assert address is not None
+    if probe == "rsp":
+        from irqmon.backends.rsp_direct import RspBackend
+
+        return RspBackend(elf, address)
+    return GdbMiBackend(elf.path, address)
 
 
 def _until_address(elf: ElfImage, name: str | None) -> int | None:
