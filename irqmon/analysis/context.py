@@ -6,7 +6,9 @@ Derived columns added to the trace frame:
   task in thread mode (one for bare-metal thread mode).
 - `in_isr` — the row runs in handler mode (`ipsr` > 0).
 - `prio` — the active exception's priority, filled from other rows of the same exception.
-- `exc_name` — the exception's name (trace's `exception` column, else the architectural name).
+
+Exception names (`exc_name`) are looked up per exception and added only to the rows a rule
+reports, as are the context labels.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from irqmon import schema
 from irqmon.schema import Event
@@ -29,6 +33,7 @@ EXC_NAME = "exc_name"
 NO_CONTEXT = np.iinfo(np.int64).min  # rows without ipsr (config rows)
 EXCEPTION_MARK = "<exception>"
 CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
+SEP = schema.CALLPATH_SEPARATOR
 
 ARCH_EXCEPTIONS = {
     0: "Thread", 1: "Reset", 2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault",
@@ -49,10 +54,24 @@ class AnalysisConfig:
     lock_window: float | None = None  # report a lock held longer than this (s); None: only at the end
 
 
+def _arrow(strings: pd.Series) -> pa.Array:
+    return pa.array(strings.astype("string[pyarrow]").array, type=pa.string()) if len(strings) else pa.array([], pa.string())
+
+
+def own_paths(callpath: pd.Series) -> pd.Series:
+    """Each call path cut at `<exception>`: only the running context's own frames."""
+    own = pc.replace_substring_regex(_arrow(callpath), rf"(?:^|{SEP}){re.escape(EXCEPTION_MARK)}(?:{SEP}.*)?$", "")
+    return pd.Series(pd.arrays.ArrowStringArray(own), index=callpath.index)
+
+
 def own_frames(callpath: pd.Series) -> pd.Series:
-    """The running context's frames of each call path (an ISR's stops at `<exception>`), as lists."""
-    own = callpath.str.replace(rf"(?:^|;){re.escape(EXCEPTION_MARK)}(?:;.*)?$", "", regex=True)
-    return own.str.split(schema.CALLPATH_SEPARATOR)
+    """The running context's frames of each call path, as lists (for the few rows reported)."""
+    return own_paths(callpath).str.split(SEP)
+
+
+def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
+    padded = pc.binary_join_element_wise(SEP, paths, SEP)
+    return pc.match_substring(padded, f"{SEP}{name}{SEP}").to_numpy(zero_copy_only=False) == True  # noqa: E712
 
 
 class Context:
@@ -64,6 +83,7 @@ class Context:
         bits = metadata.get(schema.META_PRIORITY_BITS)
         self.priority_bits = int(bits) if bits and bits.isdigit() else None
         self.frame = frame.reset_index(drop=True).copy(deep=False)
+        self._codes = {c: pd.factorize(self.frame[c]) for c in ("event", "kind", "role")}
         self._derive()
 
     # --- derived columns -------------------------------------------------------------------
@@ -76,41 +96,114 @@ class Context:
         f[IN_ISR] = ipsr_np > 0
         prio_by_ipsr = f["priority"].groupby(ipsr).first()
         f[PRIO] = f["priority"].fillna(ipsr.map(prio_by_ipsr)).astype("Int64")
-        names = f["exception"].groupby(ipsr).first()
-        arch = ipsr.map(ARCH_EXCEPTIONS).astype("string")
-        irq = ("IRQ " + (ipsr - schema.FIRST_IRQ).astype("string")).where(ipsr >= schema.FIRST_IRQ)
-        f[EXC_NAME] = f["exception"].fillna(ipsr.map(names)).fillna(arch).fillna(irq).astype("string")
-
         count = self._activation_counts(ipsr_np, f[IN_ISR].to_numpy())
         task_code = pd.factorize(f["task"])[0].astype(np.int64)  # -1 for no task
         act = np.where(ipsr_np > 0, (ipsr_np << 32) | count, -2 - task_code)
         f[ACT] = np.where(known, act, NO_CONTEXT)
 
+    @cached_property
+    def exception_names(self) -> pd.Series:
+        """Exception number → name: the trace's `exception` column, else the architectural name."""
+        f = self.frame
+        named = f["exception"].groupby(f["ipsr"]).first()
+        numbers = pd.Index(f["ipsr"].dropna().unique())
+        fallback = pd.Series(
+            [ARCH_EXCEPTIONS.get(n, f"IRQ {n - schema.FIRST_IRQ}" if n >= schema.FIRST_IRQ else f"exception {n}") for n in numbers],
+            index=numbers, dtype="string",
+        )  # fmt: skip
+        return named.reindex(numbers).fillna(fallback).astype("string")
+
     def _activation_counts(self, ipsr: np.ndarray, in_isr: np.ndarray) -> np.ndarray:
         """Per row, which activation of its exception it belongs to (0, 1, 2, …)."""
         f = self.frame
-        event = f["event"].to_numpy(dtype=object)
-        enter = event == Event.IRQ_ENTER.value
-        counts = np.zeros(len(f), dtype=np.int64)
+        enter = self.mask(event=Event.IRQ_ENTER.value)
         with_irq_rows = set(np.unique(ipsr[enter]).tolist())
-        by_ipsr = pd.Series(enter).groupby(ipsr).cumsum().to_numpy(dtype=np.int64)
-        counts[:] = by_ipsr
-        prio = f[PRIO].astype("Float64").fillna(np.nan).to_numpy(dtype=float)
-        for exc in np.unique(ipsr[in_isr]).tolist():
+        counts = np.array(pd.Series(enter).groupby(ipsr).cumsum(), dtype=np.int64)
+        prio = f[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        for exc in np.unique(ipsr[in_isr]).tolist():  # per exception: a fallback without IRQ rows
             if exc in with_irq_rows:
                 continue
             rows = np.flatnonzero(ipsr == exc)
-            own = prio[rows[0]] if len(rows) else np.nan
+            own = prio[rows[0]]
             # A row of thread mode, or of an exception that cannot preempt this one, ends it.
             ends = ipsr == 0
             if not np.isnan(own):
                 ends |= (ipsr > 0) & (ipsr != exc) & ~(prio < own)
             marks = np.cumsum(ends)[rows]
-            new = np.r_[True, marks[1:] != marks[:-1]]
-            counts[rows] = np.cumsum(new)
+            counts[rows] = np.cumsum(np.r_[True, marks[1:] != marks[:-1]])
         return counts
 
+    # --- ISR activations -----------------------------------------------------------------------
+
+    def positions(self, mask: np.ndarray, last: bool = False) -> pd.Series:
+        """Per ISR activation id, the position of its first (or last) row within `mask`."""
+        positions = np.flatnonzero(mask & self.frame[IN_ISR].to_numpy())
+        acts = self.frame[ACT].to_numpy()[positions]
+        if last:
+            positions, acts = positions[::-1], acts[::-1]
+        ids, first = np.unique(acts, return_index=True)
+        return pd.Series(positions[first], index=ids)
+
+    @cached_property
+    def activations(self) -> pd.DataFrame:
+        """One row per ISR activation id: `ipsr`, `first_row`, `last_row` (positions), `timed`
+        (it has IRQ rows), `exited` (an irq_exit), `closed` (seen to return), `switched`
+        (thread mode resumed in another task or on another stack: a context switch)."""
+        f = self.frame
+        everything = np.ones(len(f), dtype=bool)
+        acts = pd.DataFrame({"first_row": self.positions(everything), "last_row": self.positions(everything, last=True)})
+        acts["ipsr"] = f["ipsr"].to_numpy()[acts["first_row"].to_numpy()].astype(np.int64)
+        irq = self.mask(event=(Event.IRQ_ENTER.value, Event.IRQ_EXIT.value))
+        acts["timed"] = acts.index.isin(self.positions(irq).index)
+        acts["exited"] = acts.index.isin(self.positions(self.mask(event=Event.IRQ_EXIT.value)).index)
+        thread = np.flatnonzero((f["ipsr"] == 0).to_numpy(dtype=bool, na_value=False))
+        last_of_exception = acts.groupby("ipsr")["last_row"].transform("max")
+        later_thread = len(thread) > 0 and thread[-1]
+        # Without irq_exit rows: a later row of thread mode or of the same exception proves it.
+        acts["closed"] = acts["exited"] | (acts["last_row"] < later_thread) | (acts["last_row"] < last_of_exception)
+        acts["switched"] = self._switched(acts, thread)
+        return acts
+
+    def _switched(self, acts: pd.DataFrame, thread: np.ndarray) -> np.ndarray:
+        if len(thread) == 0:
+            return np.zeros(len(acts), dtype=bool)
+        f = self.frame
+        # The task, and the stack thread mode runs on (CONTROL.SPSEL: the scheduler's start moves
+        # thread mode from MSP to a task's PSP even when the task column already names the task).
+        stack = (f["control"].fillna(0).astype(np.int64) & CONTROL_SPSEL).to_numpy()[thread]
+        task = pd.factorize(f["task"])[0][thread]
+        key = task * 4 + stack
+        before = np.searchsorted(thread, acts["first_row"].to_numpy()) - 1
+        after = np.searchsorted(thread, acts["last_row"].to_numpy(), side="right")
+        known = (before >= 0) & (after < len(thread))
+        return known & (key[np.clip(before, 0, None)] != key[np.clip(after, None, len(thread) - 1)])
+
+    def is_closed(self, act: pd.Series) -> pd.Series:
+        """Per row of `act`: whether that ISR activation is seen to return."""
+        closed = self.activations["closed"]
+        return act.isin(closed.index[closed.to_numpy()])
+
+    def is_switch(self, act: pd.Series) -> pd.Series:
+        switched = self.activations["switched"]
+        return act.isin(switched.index[switched.to_numpy()])
+
     # --- selections ---------------------------------------------------------------------------
+
+    def mask(
+        self,
+        event: str | Iterable[str] | None = None,
+        kind: str | Iterable[str] | None = None,
+        role: str | Iterable[str] | None = None,
+    ) -> np.ndarray:
+        """Boolean array: rows whose event, kind and role are among the given values (None: any)."""
+        selected = np.ones(len(self.frame), dtype=bool)
+        for column, wanted in (("event", event), ("kind", kind), ("role", role)):
+            if wanted is None:
+                continue
+            codes, uniques = self._codes[column]
+            values = [wanted] if isinstance(wanted, str) else list(wanted)
+            selected &= np.isin(codes, np.flatnonzero(pd.Index(uniques).isin(values)))
+        return selected
 
     def select(
         self,
@@ -118,56 +211,12 @@ class Context:
         kind: str | Iterable[str] | None = None,
         role: str | Iterable[str] | None = None,
     ) -> pd.DataFrame:
-        """Rows whose event, kind and role are among the given values (None: any)."""
-        mask = np.ones(len(self.frame), dtype=bool)
-        for column, wanted in (("event", event), ("kind", kind), ("role", role)):
-            if wanted is None:
-                continue
-            values = [wanted] if isinstance(wanted, str) else list(wanted)
-            mask &= self.frame[column].isin(values).to_numpy(dtype=bool, na_value=False)
-        return self.frame[mask]
-
-    def is_closed(self, act: pd.Series) -> pd.Series:
-        """Per row of `act`: whether that ISR activation is seen to return."""
-        closed = self.closed_activations
-        return act.isin(closed.index[closed.to_numpy(dtype=bool)])
-
-    @cached_property
-    def switched_task(self) -> pd.Series:
-        """Per ISR activation id: whether thread mode resumed in another task than the one it
-        preempted (a context switch: SVCall starting the scheduler, PendSV, a task woken)."""
-        f = self.frame
-        thread = np.flatnonzero((f["ipsr"] == 0).to_numpy(dtype=bool, na_value=False))
-        # The task, and the stack thread mode runs on (CONTROL.SPSEL: the scheduler's start moves
-        # thread mode from MSP to a task's PSP even when the task column already names the task).
-        stack = (f["control"].fillna(0).astype(np.int64) & CONTROL_SPSEL).astype("string")
-        tasks = (f["task"].fillna("") + ":" + stack).to_numpy(dtype=object)[thread]
-        isr = f[f[IN_ISR]]
-        first = isr.groupby(ACT)["seq"].idxmin()
-        last = isr.groupby(ACT)["seq"].idxmax()
-        before = np.searchsorted(thread, first.to_numpy()) - 1
-        after = np.searchsorted(thread, last.to_numpy(), side="right")
-        known = (before >= 0) & (after < len(thread))
-        safe_before, safe_after = np.clip(before, 0, None), np.clip(after, None, max(len(thread) - 1, 0))
-        if len(thread) == 0:
-            return pd.Series(False, index=first.index)
-        return pd.Series(known & (tasks[safe_before] != tasks[safe_after]), index=first.index)
-
-    @cached_property
-    def closed_activations(self) -> pd.Series:
-        """Per ISR activation id: whether the trace shows it returned."""
-        f = self.frame
-        isr = f[f[IN_ISR]]
-        exits = (isr["event"] == Event.IRQ_EXIT.value).fillna(False).groupby(isr[ACT]).any()
-        last = isr.groupby(ACT)["seq"].max()
-        # Without irq_exit rows: a later row of thread mode or of the same exception proves it.
-        later_thread = f.loc[f["ipsr"] == 0, "seq"].max() if (f["ipsr"] == 0).any() else -1
-        next_same = isr.groupby("ipsr")["seq"].max()
-        exc_of_act = isr.groupby(ACT)["ipsr"].first()
-        same_later = next_same.reindex(exc_of_act.to_numpy()).to_numpy() > last.to_numpy()
-        return exits | pd.Series((last.to_numpy() < later_thread) | same_later, index=last.index)
+        return self.frame[self.mask(event, kind, role)]
 
     # --- labels, computed only for the rows a rule reports -----------------------------------
+
+    def names(self, rows: pd.DataFrame) -> pd.Series:
+        return rows["ipsr"].map(self.exception_names).astype("string")
 
     def labels(self, rows: pd.DataFrame) -> pd.Series:
         """`OTG_FS (IRQ 67, priority 6)`, `SysTick (exception 15, priority 1)`, `task led`, `Thread`."""
@@ -176,43 +225,44 @@ class Context:
         number = ("IRQ " + (ipsr - schema.FIRST_IRQ).astype("string")).where(
             ipsr >= schema.FIRST_IRQ, "exception " + ipsr.astype("string")
         )
-        isr = rows[EXC_NAME] + " (" + number + prio + ")"
+        isr = self.names(rows) + " (" + number + prio + ")"
         thread = ("task " + rows["task"]).fillna("Thread")
         return thread.where(ipsr == 0, isr).astype("string")
 
     def handlers(self, rows: pd.DataFrame) -> pd.Series:
         """The running handler's function (the frame before `<exception>`), else the exception."""
         handler = rows["callpath"].str.extract(rf"(?:^|;)([^;]+);{re.escape(EXCEPTION_MARK)}", expand=False)
-        return handler.fillna(rows[EXC_NAME]).astype("string")
+        return handler.fillna(self.names(rows)).astype("string")
 
     # --- shared helpers ----------------------------------------------------------------------
 
     def outermost_calls(self, rows: pd.DataFrame) -> pd.DataFrame:
         """Drop `call` rows nested in another call of the same set (malloc → _malloc_r).
 
-        The call path says it where the trace has one (only the running context's own frames
-        count); otherwise an earlier call of the set in the same activation without its return.
+        The call path says it where the trace has one: another function of the set among the
+        running context's own frames (its own frame aside; inlined frames may come before it).
+        Without a call path: an earlier call of the set in the same activation without its return.
         """
         calls = rows[rows["event"] == Event.CALL.value]
         if calls.empty:
             return calls
-        frames = own_frames(calls["callpath"]).explode()
-        in_set = frames.isin(calls["symbol"].dropna().unique()).fillna(False).astype(bool)
-        itself = (frames == calls["symbol"].reindex(frames.index)).fillna(False).astype(bool)
-        # Another call of the set among the frames (the function's own frame, if shown, aside).
-        others = in_set.groupby(level=0).sum() - itself.groupby(level=0).any().astype(int)
-        nested = (others.reindex(calls.index).fillna(0) > 0).astype(bool)
+        paths = _arrow(own_paths(calls["callpath"]))
+        symbols = calls["symbol"].to_numpy(dtype=object, na_value=None)
+        nested = np.zeros(len(calls), dtype=bool)
+        for name in calls["symbol"].dropna().unique():  # per function of the set, not per row
+            nested |= _has_frame(paths, name) & (symbols != name)
         with_returns = rows[rows["event"].isin([Event.CALL.value, Event.RETURN.value])]
         if (with_returns["event"] == Event.RETURN.value).any():
             previous = with_returns.groupby(ACT)["event"].shift()
             open_before = (previous == Event.CALL.value).fillna(False).astype(bool)
-            fallback = open_before.reindex(calls.index) & calls["callpath"].isna()
-            nested |= fallback
-        return calls[~nested.to_numpy()]
+            nested |= (open_before.reindex(calls.index) & calls["callpath"].isna()).to_numpy(dtype=bool)
+        return calls[~nested]
 
     def frame_depth(self, rows: pd.DataFrame) -> pd.Series:
         """How many frames of the running context's own call path (NA without a call path)."""
-        return own_frames(rows["callpath"]).str.len().astype("Int64")
+        paths = _arrow(own_paths(rows["callpath"]))
+        depth = pc.add(pc.count_substring(paths, SEP), 1)
+        return pd.Series(depth.to_numpy(zero_copy_only=False), index=rows.index).astype("Int64")
 
     def raw_priority(self, logical: int) -> int | None:
         """The 8-bit register value of a priority in implemented bits (needs priority_bits)."""

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from irqmon import schema
+from irqmon.analysis.context import EXC_NAME, EXCEPTION_MARK
 
 if TYPE_CHECKING:
     from irqmon.analysis.context import Context
@@ -89,8 +90,8 @@ def group_hits(
     """
     if hits.empty:
         return []
-    hits = hits.sort_values("seq").assign(context=ctx.labels(hits.sort_values("seq")))
-    hits["handler"] = ctx.handlers(hits)
+    hits = hits.sort_values("seq")
+    hits = hits.assign(context=ctx.labels(hits), handler=ctx.handlers(hits), **{EXC_NAME: ctx.names(hits)})
     findings = []
     for _, group in hits.groupby(list(site), dropna=False, sort=False):
         first = group.iloc[0]
@@ -115,7 +116,7 @@ def group_hits(
                 task=plain(first["task"]),
                 symbol=plain(first["symbol"]),
                 address=plain(first["address"]),
-                callpath=own_frames(callpath),
+                callpath=frame_list(callpath),
                 source=plain(first["source"]),
                 evidence={k: plain(v) if not isinstance(v, (list, dict)) else v for k, v in (evidence(first, group) if evidence else {}).items()},
             )
@@ -123,6 +124,8 @@ def group_hits(
     return findings
 
 
-def own_frames(callpath: str | None) -> list[str]:
-    """The frames of a call path, innermost first (an ISR's path keeps the interrupted frames)."""
-    return [f for f in (callpath or "").split(schema.CALLPATH_SEPARATOR) if f]
+def frame_list(callpath: str | None, own: bool = False) -> list[str]:
+    """The frames of a call path, innermost first; an ISR's path goes on into the interrupted
+    code unless `own` stops it at `<exception>`."""
+    frames = [f for f in (callpath or "").split(schema.CALLPATH_SEPARATOR) if f]
+    return frames[: frames.index(EXCEPTION_MARK)] if own and EXCEPTION_MARK in frames else frames

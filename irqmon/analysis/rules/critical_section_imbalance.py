@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context, own_frames
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context, own_paths
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
@@ -80,7 +80,7 @@ def _early_enable(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
         premature |= hit
     premature |= _early_enable_without_frames(masks, key, lowers) & depth.isna()
     hits = masks[premature].copy()
-    hits["frames"] = own_frames(hits["callpath"]).str.join(";")
+    hits["frames"] = own_paths(hits["callpath"])
     outer = outer_row[premature]
     known = outer.notna() & (outer >= 0)
     hits["outer_source"] = pd.Series(pd.NA, index=hits.index, dtype="string")
@@ -117,7 +117,7 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     last = isr.groupby([ACT, "symbol"], sort=False).tail(1)
     changed = (last["value"] != last["entered_with"]).fillna(False).astype(bool)
     closed = ctx.is_closed(last[ACT])
-    switched = last[ACT].map(ctx.switched_task).fillna(False).astype(bool)
+    switched = ctx.is_switch(last[ACT])
     hits = last[changed & closed & ~switched]  # a context switch returns to another context's mask
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"),

@@ -33,25 +33,16 @@ RULE = Rule(id="interrupt-storm", severity="error", summary="IRQ re-entered back
 
 
 def activations(ctx: Context) -> pd.DataFrame:
-    """One row per ISR activation: its exception, start/end (time and row), and whether the
-    times come from IRQ rows (emulator/SWO clock) or only from halting rows."""
+    """One row per ISR activation: its exception, start/end (time and row), whether the times
+    come from IRQ rows (emulator/SWO clock), its first row with a call path, its last source."""
     f = ctx.frame
-    isr = f[f[IN_ISR]]
-    irq = isr["event"].isin([Event.IRQ_ENTER.value, Event.IRQ_EXIT.value]).fillna(False).astype(bool)
-    grouped = isr.groupby(ACT, sort=False)
-    acts = pd.DataFrame(
-        {
-            "ipsr": grouped["ipsr"].first(),
-            "first_row": grouped["seq"].idxmin(),
-            "last_row": grouped["seq"].idxmax(),
-            "start": grouped["time"].min(),
-            "end": grouped["time"].max(),
-            "timed": irq.groupby(isr[ACT], sort=False).any(),
-            "last_source": grouped["source"].last(),
-        }
-    )
-    with_path = isr[isr["callpath"].notna()]
-    acts["path_row"] = with_path.groupby(ACT, sort=False)["seq"].idxmin().reindex(acts.index)
+    acts = ctx.activations[["ipsr", "first_row", "last_row", "timed"]].copy()
+    time = f["time"].to_numpy()
+    acts["start"] = time[acts["first_row"].to_numpy()]
+    acts["end"] = time[acts["last_row"].to_numpy()]
+    acts["path_row"] = ctx.positions(f["callpath"].notna().to_numpy()).reindex(acts.index)
+    last_source = ctx.positions(f["source"].notna().to_numpy(), last=True).reindex(acts.index)
+    acts["last_source"] = f["source"].reindex(last_source.to_numpy()).to_numpy()
     return acts.sort_values("first_row")
 
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from irqmon.analysis.common import at, frames_text, isr_calls, where
 from irqmon.analysis.context import EXC_NAME, Context
-from irqmon.analysis.findings import Finding, group_hits, own_frames
+from irqmon.analysis.findings import Finding, frame_list, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind
 
@@ -49,6 +49,6 @@ def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
     return {
         "role": first["role"],
         "handler": first["handler"],
-        "call_chain": own_frames(first["callpath"] if isinstance(first["callpath"], str) else None),
+        "call_chain": frame_list(first["callpath"] if isinstance(first["callpath"], str) else None, own=True),
         "sizes": sorted({int(s) for s in sizes})[:16],
     }
