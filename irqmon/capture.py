@@ -200,6 +200,7 @@ class Capture:
         frames = self.backend.backtrace(CALLPATH_DEPTH)
         return {
             "time": time.time() - self._start,
+            "cycles": self.backend.read_cycle_counter(),
             "pc": pc,
             "lr": regs["lr"],
             "sp": regs["sp"],

@@ -92,6 +92,9 @@ class Backend(Protocol):
 
     def read_memory(self, address: int, size: int) -> bytes: ...
 
+    def read_cycle_counter(self) -> int | None:
+        """DWT CYCCNT where the target counts cycles (not QEMU), else None."""
+
     def backtrace(self, depth: int) -> list[Frame]:
         """Innermost first. An exception entry appears as a frame named '<exception>'."""
 

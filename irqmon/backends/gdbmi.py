@@ -20,6 +20,9 @@ from irqmon.backends.base import Frame, Stop, StopReason, WatchAccess
 from irqmon.errors import CaptureError, UsageError
 
 GDB = "gdb-multiarch"
+DEMCR, DEMCR_TRCENA = 0xE000EDFC, 1 << 24
+DWT_CTRL, DWT_CTRL_CYCCNTENA, DWT_CYCCNT = 0xE0001000, 1 << 0, 0xE0001004
+DWT_CTRL_NOCYCCNT = 1 << 25
 EXCEPTION_FRAME = "<exception>"
 WATCH_TYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int"}
 GONE_MESSAGES = ("Remote connection closed", "The program is not being run", "Remote communication error")
@@ -45,8 +48,11 @@ class GdbError(Exception):
 class GdbMiBackend:
     name = "gdbmi"
 
-    def __init__(self, elf: Path, remote: str, gdb: str = GDB, command_timeout: float = 20.0) -> None:
+    def __init__(
+        self, elf: Path, remote: str, gdb: str = GDB, command_timeout: float = 20.0, cycle_counter: bool = False
+    ) -> None:
         self.elf = Path(elf)
+        self.cycle_counter = cycle_counter  # a real core: start DWT CYCCNT and read it at each stop
         self.remote = remote
         self.gdb = gdb
         self.command_timeout = command_timeout
@@ -79,6 +85,8 @@ class GdbMiBackend:
         except GdbError as exc:
             raise UsageError(f"cannot reach the GDB server at {self.remote}: {exc}") from None
         self._stops.clear()  # the stop that connecting reports is not an event
+        if self.cycle_counter:
+            self._start_cycle_counter()
         names = self.command("-data-list-register-names")["register-names"]
         self._register_numbers = {name: number for number, name in enumerate(names) if name}
         missing = [r for r in ("basepri", "primask") if r not in self._register_numbers]
@@ -234,6 +242,24 @@ class GdbMiBackend:
     def read_memory(self, address: int, size: int) -> bytes:
         blocks = self.command(f"-data-read-memory-bytes 0x{address:x} {size}")["memory"]
         return bytes.fromhex("".join(block["contents"] for block in blocks))
+
+    def _start_cycle_counter(self) -> None:
+        """DEMCR.TRCENA then DWT_CTRL.CYCCNTENA, keeping the other bits (ARMv7-M C1.6, C1.8)."""
+        demcr = int.from_bytes(self.read_memory(DEMCR, 4), "little")
+        self.write_memory(DEMCR, (demcr | DEMCR_TRCENA).to_bytes(4, "little"))
+        control = int.from_bytes(self.read_memory(DWT_CTRL, 4), "little")
+        if control & DWT_CTRL_NOCYCCNT:
+            self.cycle_counter = False
+            return
+        self.write_memory(DWT_CTRL, (control | DWT_CTRL_CYCCNTENA).to_bytes(4, "little"))
+
+    def write_memory(self, address: int, data: bytes) -> None:
+        self.command(f"-data-write-memory-bytes 0x{address:x} {data.hex()}")
+
+    def read_cycle_counter(self) -> int | None:
+        if not self.cycle_counter:
+            return None
+        return int.from_bytes(self.read_memory(DWT_CYCCNT, 4), "little")
 
     def backtrace(self, depth: int) -> list[Frame]:
         try:

@@ -145,7 +145,7 @@ def _backend(
         from irqmon.backends.rsp_direct import RspBackend
 
         return RspBackend(elf, address)
-    return GdbMiBackend(elf.path, address)
+    return GdbMiBackend(elf.path, address, cycle_counter=qemu is None)
 
 
 def _until_address(elf: ElfImage, name: str | None) -> int | None:
