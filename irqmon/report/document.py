@@ -50,8 +50,17 @@ class Section:
 def md(text: object) -> str:
     """Trace or finding text made inert in markdown (and in the HTML GitHub allows in it)."""
     flat = " ".join(str(text).split())
-    escaped = MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=True))
-    return LINE_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], escaped)
+    return MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(flat, quote=True))
+
+
+def md_paragraph(text: object) -> str:
+    """`md` for text that starts a line: no heading or list either."""
+    return LINE_START.sub(lambda m: m.group(1)[:-1] + "\\" + m.group(1)[-1], md(text))
+
+
+def md_html(text: object) -> str:
+    """Text inside an HTML element of the markdown (`<summary>`): entities only."""
+    return MARKDOWN_SPECIAL.sub(lambda m: f"&#{ord(m.group(1))};", esc(" ".join(str(text).split())))
 
 
 def esc(text: object) -> str:
@@ -155,11 +164,11 @@ def markdown(
         out += ["### Details", ""]
     for n in findings:
         f = n.finding
-        out += [f"<details><summary>{esc(n.label)} · {esc(f.severity)} · {esc(f.title)}</summary>", "", md(f.message), ""]
+        out += [f"<details><summary>{md_html(n.label)} · {md_html(f.severity)} · {md_html(f.title)}</summary>", "", md_paragraph(f.message), ""]
         out += [f"- **{k}:** {md(v)}" for k, v in detail_items(n)]
         doc = docs.get(f.rule)
         if doc:
-            out += [""] + [md(p) + "\n" for p in rule_doc_paragraphs(doc)]
+            out += [""] + [md_paragraph(p) + "\n" for p in rule_doc_paragraphs(doc)]
         out += ["", "</details>", ""]
     return "\n".join(out).rstrip() + "\n"
 

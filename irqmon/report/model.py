@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon import schema
-from irqmon.analysis.context import ACT, ARCH_EXCEPTIONS, IN_ISR, AnalysisConfig, Context
+from irqmon.analysis.context import ACT, IN_ISR, AnalysisConfig, Context
 from irqmon.analysis.locks import LOCK, STATE, contended, lock_events
 from irqmon.schema import Event, Kind, Role
 from irqmon.tracefile import Trace
@@ -97,10 +97,9 @@ def build_model(trace: Trace, config: AnalysisConfig | None = None) -> ReportMod
     f = ctx.frame
     times = f["time"].to_numpy(dtype=float)
     start, end = (float(times.min()), float(times.max())) if len(times) else (0.0, 0.0)
-    names, priorities = _exception_names(f)
     acts = _activations(ctx, start, end)
-    acts["exception"] = acts["ipsr"].map(names).astype("string")
-    acts["priority"] = acts["ipsr"].map(priorities).astype("Int64")
+    acts["exception"] = acts["ipsr"].map(ctx.exception_names).astype("string")
+    acts["priority"] = acts["ipsr"].map(f["priority"].groupby(f["ipsr"]).first()).astype("Int64")
     segments = _segments(acts, f, start, end)
     acts = acts.assign(self_time=_self_times(acts, segments))
     holds, events = _lock_holds(ctx, end)
@@ -129,17 +128,6 @@ def exception_label(name: str, ipsr: int, priority: object) -> str:
 
 
 # --- activations ----------------------------------------------------------------------------
-
-
-def _exception_names(f: pd.DataFrame) -> tuple[pd.Series, pd.Series]:
-    ipsr = f["ipsr"]
-    names = f["exception"].groupby(ipsr).first()
-    numbers = pd.Series(ipsr.dropna().unique(), dtype="int64")
-    fallback = pd.Series(
-        [ARCH_EXCEPTIONS.get(n, f"IRQ {n - schema.FIRST_IRQ}" if n >= schema.FIRST_IRQ else f"exception {n}") for n in numbers],
-        index=numbers.to_numpy(),
-    )
-    return names.reindex(fallback.index).fillna(fallback), f["priority"].groupby(ipsr).first()
 
 
 def _activations(ctx: Context, start: float, end: float) -> pd.DataFrame:
@@ -227,25 +215,29 @@ def _segments(acts: pd.DataFrame, f: pd.DataFrame, start: float, end: float) -> 
 
 
 def _lane_names(acts: pd.DataFrame, segments: pd.DataFrame, f: pd.DataFrame) -> pd.Series:
-    """Exception lanes by name; thread pieces by the task of the first thread row in them
-    (tasks only switch in an exception, so one piece is one task), else the task before."""
-    thread = f[(f["ipsr"] == 0).fillna(False).to_numpy(dtype=bool)]
-    times = thread["time"].to_numpy(dtype=float)
-    tasks = thread["task"].to_numpy(dtype=object)
+    """Exception pieces by the exception's name; thread pieces by the task of the first thread row
+    in them (tasks only switch in an exception, so one piece is one task), else the task before."""
+    thread = f[(f["ipsr"] == 0).to_numpy(dtype=bool, na_value=False)]
+    times, tasks = thread["time"].to_numpy(dtype=float), thread["task"].to_numpy(dtype=object, na_value=None)
     is_thread = (segments["running"] == THREAD).to_numpy()
-    at = np.searchsorted(times, segments["start"].to_numpy(), side="left")
-    inside = (at < len(times)) & (times[np.minimum(at, max(len(times) - 1, 0))] < segments["end"].to_numpy()) if len(times) else np.zeros(len(segments), bool)
-    task = pd.Series(np.where(inside, tasks[np.minimum(at, max(len(times) - 1, 0))] if len(times) else None, None), dtype="object")
-    task = task.where(is_thread).ffill().where(is_thread)
-    names = acts["exception"].astype(object).to_numpy() if len(acts) else np.array([], dtype=object)
-    exc = pd.Series(names[np.maximum(segments["running"].to_numpy(), 0)] if len(acts) else [None] * len(segments), dtype="object")
-    thread_name = ("task " + task.astype("string")).fillna("Thread")
-    return thread_name.where(is_thread, exc).astype("string").reset_index(drop=True).set_axis(segments.index)
+    task = np.full(len(segments), None, dtype=object)
+    if len(times):
+        at = np.searchsorted(times, segments["start"].to_numpy(), side="left")
+        inside = at < len(times)
+        at = np.minimum(at, len(times) - 1)
+        inside &= times[at] <= segments["end"].to_numpy()
+        task[inside] = tasks[at[inside]]
+    task_names = pd.Series(task, dtype="object").where(is_thread).ffill().where(is_thread)
+    thread_lanes = ("task " + task_names.astype("string")).fillna("Thread")
+    exception_names = acts["exception"].to_numpy(dtype=object)[np.maximum(segments["running"].to_numpy(), 0)] if len(acts) else None
+    return pd.Series(np.where(is_thread, thread_lanes.to_numpy(dtype=object), exception_names), index=segments.index, dtype="string")
 
 
 def _self_times(acts: pd.DataFrame, segments: pd.DataFrame) -> np.ndarray:
-    mine = segments[segments["running"] != THREAD]
-    return np.bincount(mine["running"].to_numpy(dtype=np.int64), weights=(mine["end"] - mine["start"]).to_numpy(), minlength=len(acts))[: len(acts)] if len(acts) else np.zeros(0)
+    """Per activation (by index label), the time it ran itself, not preempted."""
+    mine = segments[(segments["running"] != THREAD).to_numpy()]
+    ran = (mine["end"] - mine["start"]).groupby(mine["running"].to_numpy()).sum()
+    return ran.reindex(acts.index, fill_value=0.0).to_numpy(dtype=float)
 
 
 def _lanes(acts: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
@@ -339,7 +331,7 @@ def _lock_names(events: pd.DataFrame) -> pd.Series:
 def _context_names(ctx: Context, rows: pd.DataFrame) -> pd.Series:
     """`I2C1_EV`, `task led`, `Thread`: the running context of each row, short."""
     thread = ("task " + rows["task"]).fillna("Thread")
-    return thread.where(~rows[IN_ISR].to_numpy(dtype=bool), rows["exc_name"]).astype("string")
+    return thread.where(~rows[IN_ISR].to_numpy(dtype=bool), ctx.names(rows)).astype("string")
 
 
 def _heap(ctx: Context) -> pd.DataFrame:
