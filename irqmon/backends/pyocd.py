@@ -101,7 +101,12 @@ def parse_options(probe_uid: str | None, frequency: str | None, option_list: lis
         base = name[3:] if name.startswith("no-") else name
         if base not in OPTIONS_INFO:
             raise UsageError(f"-O {text}: pyOCD has no option '{base}' (pyocd list --options)")
-        key, converted = convert_one_session_option(name, value.strip() if "=" in text else None)
+        converter_log = logging.getLogger(convert_one_session_option.__module__)
+        converter_log.disabled = True  # its warning would be a second line: the error says it all
+        try:
+            key, converted = convert_one_session_option(name, value.strip() if "=" in text else None)
+        finally:
+            converter_log.disabled = False
         if converted is None:
             raise UsageError(f"-O {text}: not a valid value for {base} ({OPTIONS_INFO[base].help.rstrip('.')})")
         options[key] = converted
@@ -186,21 +191,30 @@ class PyOcdBackend:
     def connect(self) -> None:
         from pyocd.core import exceptions
         from pyocd.core.helpers import ConnectHelper
+        from pyocd.core.session import Session
 
         options = {"connect_mode": "halt", "resume_on_disconnect": True} | self.session_options
         try:
-            session = ConnectHelper.session_with_chosen_probe(
-                blocking=False, return_first=self.probe_uid is None, unique_id=self.probe_uid,
-                target_override=self.target_type, options=options, print_wait_message=False,
-            )  # fmt: skip
+            probes = ConnectHelper.get_all_connected_probes(
+                blocking=False, unique_id=self.probe_uid, print_wait_message=False
+            )
         except exceptions.Error as exc:
-            raise UsageError(f"pyOCD cannot use the probe: {exc}") from None
-        if session is None:
+            raise UsageError(f"pyOCD cannot list debug probes: {exc}") from None
+        if not probes:
             wanted = f" with unique id {self.probe_uid}" if self.probe_uid else ""
             raise UsageError(
                 f"no debug probe{wanted} connected: plug in an ST-Link, CMSIS-DAP or J-Link probe "
                 "(pyocd list shows what pyOCD sees), or capture on QEMU with --qemu"
             )
+        if len(probes) > 1:
+            found = ", ".join(probe.unique_id for probe in probes)
+            raise UsageError(f"{len(probes)} debug probes connected ({found}): choose one with --probe-uid")
+        try:
+            session = Session(probes[0], options=options, target_override=self.target_type)
+        except exceptions.TargetSupportError:
+            raise UsageError(self._target_type_missing()) from None
+        except exceptions.Error as exc:
+            raise UsageError(f"pyOCD cannot use {probes[0].unique_id}: {exc}") from None
         try:
             session.open()
         except exceptions.TargetSupportError:
@@ -228,16 +242,19 @@ class PyOcdBackend:
         return f"pyOCD does not know target type {self.target_type} (pyocd list --targets)"
 
     def _call(self, action: Callable[[], Any]) -> Any:
-        """Run a pyOCD call; a lost probe or target becomes a CaptureError."""
+        """Run a pyOCD call: a lost probe, or a target that stops answering, is a CaptureError.
+        Only a lost probe marks the backend gone; otherwise `disconnect` still cleans up."""
         from pyocd.core import exceptions
 
         if self.gone:
-            raise CaptureError(f"lost the target: {self.gone}")
+            raise CaptureError(f"lost the probe: {self.gone}")
         try:
             return action()
-        except (exceptions.ProbeDisconnected, exceptions.ProbeError, exceptions.TransferError) as exc:
-            self.gone = str(exc) or type(exc).__name__
-            raise CaptureError(f"lost the target: {self.gone}") from None
+        except exceptions.ProbeDisconnected as exc:
+            self.gone = str(exc) or "probe disconnected"
+            raise CaptureError(f"lost the probe: {self.gone}") from None
+        except (exceptions.ProbeError, exceptions.TransferError) as exc:
+            raise CaptureError(f"the target did not answer: {exc or type(exc).__name__}") from None
 
     # --- comparators ------------------------------------------------------------------------
 
@@ -436,31 +453,29 @@ class PyOcdBackend:
 
     def disconnect(self, resume: bool) -> None:
         """Remove every comparator this backend set, resume if asked, close the session.
-        Never raises: a probe already gone leaves nothing to clean."""
-        from pyocd.core import exceptions
-
-        session, self.session = self.session, None
+        Never raises: with the probe gone there is nothing left to clean."""
+        session = self.session
         if session is None:
             return
         try:
             if not self.gone:
                 if self.running:
-                    session.target.halt()
-                # pyOCD 0.46's own disconnect re-inserts a breakpoint that was set but never
-                # committed: remove each one here, so that the resume that follows flushes them out.
+                    self.target.halt()
+                # Each point is removed here: pyOCD 0.46's own disconnect forgets breakpoints it
+                # has not flushed yet and the resume that follows flushes them back in.
                 for number in list(self._points):
-                    self.session = session
                     self.remove_point(number)
-                self.session = None
             session.options["resume_on_disconnect"] = resume
             session.close()
-        except (exceptions.Error, CaptureError, OSError) as exc:
+        except Exception as exc:  # noqa: BLE001  (a lost probe fails in many ways; none matter now)
             log.debug("disconnect: %s", exc)
             try:
                 session.probe.close()
-            except Exception:  # noqa: BLE001  (the probe is gone; nothing else can be done)
+            except Exception:  # noqa: BLE001
                 pass
-        self.running = False
+        finally:
+            self.session = None
+            self.running = False
 
 
 def _hardware() -> Any:

@@ -4,12 +4,19 @@ from __future__ import annotations
 
 import subprocess
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from elftools.elf.elffile import ELFFile
 from pyocd.core.helpers import ConnectHelper
 from pyocd.core.session import Session
 
 from irqmon.backends.qemu import QemuTarget
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from irqmon.backends.pyocd import PyOcdBackend
+    from irqmon.capture import CaptureSummary
 
 HERE = Path(__file__).resolve().parent
 COMMON = HERE.parents[1] / "firmware_samples" / "common"
@@ -49,3 +56,35 @@ def open_session(qemu: QemuTarget, **options: object) -> Session:
     assert session is not None
     session.open()
     return session
+
+
+def capture_with_pyocd(elf: Path, output: Path, target_name: str = "stm32f405", unlimited: bool = True,
+                       packs: list[str] | None = None, until: str = "sample_done",
+                       duration: float | None = 120.0,
+                       on_connect: Callable[[PyOcdBackend], None] | None = None) -> tuple[CaptureSummary, str]:
+    """What `irqmon attach --target T --probe pyocd --qemu ELF --until sample_done` does: QEMU with
+    its NVIC trace, the pyOCD backend through the bridge, the capture loop; returns the summary
+    and the firmware's USART1 output."""
+    from irqmon.backends import pyocd as pyocd_backend
+    from irqmon.backends.qemu import NvicTraceReader
+    from irqmon.capture import Capture, CaptureLimits, check_budget
+    from irqmon.elf import ElfImage
+    from irqmon.probes import plan_capture
+    from irqmon.targets import load_target
+    from irqmon.tracefile import TraceWriter
+
+    target = load_target(target_name)
+    image = ElfImage(elf)
+    plan = plan_capture(image, target, packs, [])
+    if not unlimited:
+        check_budget(plan, target)
+    with QemuTarget(elf, machine=target.qemu_machine or "netduinoplus2", nvic_trace=True) as qemu:
+        backend = pyocd_backend.create(target, elf, qemu=qemu, unlimited=unlimited)
+        backend.connect()
+        if on_connect is not None:
+            on_connect(backend)
+        irqs = NvicTraceReader(qemu.nvic_log, target.exception_name, target.logical_priority)
+        writer = TraceWriter(output, {"target": target.name, "backend": backend.name})
+        capture = Capture(backend, plan, image, target, writer, irqs)
+        summary = capture.run(CaptureLimits(duration=duration, until=image.symbols[until].address))
+        return summary, qemu.serial_output()
