@@ -13,9 +13,9 @@ from irqmon.schema import Event
 def isr_calls(ctx: Context, kind: str | Iterable[str], role: str | Iterable[str] | None = None) -> pd.DataFrame:
     """Outermost `call` rows of `kind` (and `role`) made in handler mode.
 
-    Nesting is judged among all calls of the kind, so `_malloc_r` under `malloc` counts once.
+    Nesting is judged among the ISR's calls of the kind, so `_malloc_r` under `malloc` counts once.
     """
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kind)
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kind, isr=True)
     calls = ctx.outermost_calls(rows)
     if role is not None:
         roles = [role] if isinstance(role, str) else list(role)

@@ -34,6 +34,8 @@ NO_CONTEXT = np.iinfo(np.int64).min  # rows without ipsr (config rows)
 EXCEPTION_MARK = "<exception>"
 CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
 SEP = schema.CALLPATH_SEPARATOR
+# The trace columns the rules read (the others are left out of the working copy: cheaper to slice).
+WORKING_COLUMNS = [c for c in schema.COLUMNS if c not in ("cycles", "probe", "pc", "lr", "exception", "args")]
 
 ARCH_EXCEPTIONS = {
     0: "Thread", 1: "Reset", 2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault",
@@ -74,6 +76,17 @@ def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
     return pc.match_substring(padded, f"{SEP}{name}{SEP}").to_numpy(zero_copy_only=False) == True  # noqa: E712
 
 
+def _exception_names(frame: pd.DataFrame) -> pd.Series:
+    """Exception number → name: the trace's `exception` column, else the architectural name."""
+    named = frame["exception"].groupby(frame["ipsr"]).first()
+    numbers = pd.Index(frame["ipsr"].dropna().unique())
+    fallback = pd.Series(
+        [ARCH_EXCEPTIONS.get(n, f"IRQ {n - schema.FIRST_IRQ}" if n >= schema.FIRST_IRQ else f"exception {n}") for n in numbers],
+        index=numbers, dtype="string",
+    )  # fmt: skip
+    return named.reindex(numbers).fillna(fallback).astype("string")
+
+
 class Context:
     """The trace with its derived columns, its metadata and the analysis options."""
 
@@ -82,7 +95,8 @@ class Context:
         self.config = config
         bits = metadata.get(schema.META_PRIORITY_BITS)
         self.priority_bits = int(bits) if bits and bits.isdigit() else None
-        self.frame = frame.reset_index(drop=True).copy(deep=False)
+        self.exception_names = _exception_names(frame)
+        self.frame = frame.reset_index(drop=True)[[c for c in WORKING_COLUMNS if c in frame]].copy(deep=False)
         self._codes = {c: pd.factorize(self.frame[c]) for c in ("event", "kind", "role")}
         self._derive()
 
@@ -100,18 +114,6 @@ class Context:
         task_code = pd.factorize(f["task"])[0].astype(np.int64)  # -1 for no task
         act = np.where(ipsr_np > 0, (ipsr_np << 32) | count, -2 - task_code)
         f[ACT] = np.where(known, act, NO_CONTEXT)
-
-    @cached_property
-    def exception_names(self) -> pd.Series:
-        """Exception number → name: the trace's `exception` column, else the architectural name."""
-        f = self.frame
-        named = f["exception"].groupby(f["ipsr"]).first()
-        numbers = pd.Index(f["ipsr"].dropna().unique())
-        fallback = pd.Series(
-            [ARCH_EXCEPTIONS.get(n, f"IRQ {n - schema.FIRST_IRQ}" if n >= schema.FIRST_IRQ else f"exception {n}") for n in numbers],
-            index=numbers, dtype="string",
-        )  # fmt: skip
-        return named.reindex(numbers).fillna(fallback).astype("string")
 
     def _activation_counts(self, ipsr: np.ndarray, in_isr: np.ndarray) -> np.ndarray:
         """Per row, which activation of its exception it belongs to (0, 1, 2, …)."""
@@ -138,11 +140,9 @@ class Context:
     def positions(self, mask: np.ndarray, last: bool = False) -> pd.Series:
         """Per ISR activation id, the position of its first (or last) row within `mask`."""
         positions = np.flatnonzero(mask & self.frame[IN_ISR].to_numpy())
-        acts = self.frame[ACT].to_numpy()[positions]
-        if last:
-            positions, acts = positions[::-1], acts[::-1]
-        ids, first = np.unique(acts, return_index=True)
-        return pd.Series(positions[first], index=ids)
+        acts = pd.Series(self.frame[ACT].to_numpy()[positions])
+        keep = ~acts.duplicated(keep="last" if last else "first").to_numpy()
+        return pd.Series(positions[keep], index=acts.to_numpy()[keep])
 
     @cached_property
     def activations(self) -> pd.DataFrame:
@@ -153,9 +153,9 @@ class Context:
         everything = np.ones(len(f), dtype=bool)
         acts = pd.DataFrame({"first_row": self.positions(everything), "last_row": self.positions(everything, last=True)})
         acts["ipsr"] = f["ipsr"].to_numpy()[acts["first_row"].to_numpy()].astype(np.int64)
-        irq = self.mask(event=(Event.IRQ_ENTER.value, Event.IRQ_EXIT.value))
-        acts["timed"] = acts.index.isin(self.positions(irq).index)
-        acts["exited"] = acts.index.isin(self.positions(self.mask(event=Event.IRQ_EXIT.value)).index)
+        # IRQ rows open and close their activation: its first row is the enter, its last the exit.
+        acts["timed"] = self.mask(event=Event.IRQ_ENTER.value)[acts["first_row"].to_numpy()]
+        acts["exited"] = self.mask(event=Event.IRQ_EXIT.value)[acts["last_row"].to_numpy()]
         thread = np.flatnonzero((f["ipsr"] == 0).to_numpy(dtype=bool, na_value=False))
         last_of_exception = acts.groupby("ipsr")["last_row"].transform("max")
         later_thread = len(thread) > 0 and thread[-1]
@@ -194,9 +194,11 @@ class Context:
         event: str | Iterable[str] | None = None,
         kind: str | Iterable[str] | None = None,
         role: str | Iterable[str] | None = None,
+        isr: bool = False,
     ) -> np.ndarray:
-        """Boolean array: rows whose event, kind and role are among the given values (None: any)."""
-        selected = np.ones(len(self.frame), dtype=bool)
+        """Boolean array: rows whose event, kind and role are among the given values (None: any),
+        in handler mode only with `isr`."""
+        selected = self.frame[IN_ISR].to_numpy().copy() if isr else np.ones(len(self.frame), dtype=bool)
         for column, wanted in (("event", event), ("kind", kind), ("role", role)):
             if wanted is None:
                 continue
@@ -210,8 +212,9 @@ class Context:
         event: str | Iterable[str] | None = None,
         kind: str | Iterable[str] | None = None,
         role: str | Iterable[str] | None = None,
+        isr: bool = False,
     ) -> pd.DataFrame:
-        return self.frame[self.mask(event, kind, role)]
+        return self.frame[self.mask(event, kind, role, isr)]
 
     # --- labels, computed only for the rows a rule reports -----------------------------------
 
