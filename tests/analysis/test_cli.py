@@ -148,3 +148,28 @@ def test_storm_threshold_option(tmp_path):
 def test_elf_option_refuses_a_non_elf(bad_trace, capsys):
     assert main(["analyze", str(bad_trace), "--elf", str(bad_trace)]) == 2
     assert "not an ELF" in capsys.readouterr().err
+
+
+def test_third_party_rule_from_entry_point(monkeypatch, bad_trace):
+    """A module named by the `irqmon.rules` entry point group is run like a built-in rule."""
+    import types
+
+    from irqmon.analysis import Rule, analyze, registry
+    from irqmon.analysis.findings import group_hits
+    from irqmon.tracefile import load_trace
+
+    plugin = types.ModuleType("vendor_rules")
+    plugin.__doc__ = "vendor-heap: any heap call.\n\nWhy it is bad:\n    x\n\nExample:\n    y\n\nInstead:\n    z\n"
+    plugin.RULE = Rule(id="vendor-heap", severity="note", summary="any heap call")
+    plugin.check = lambda ctx: group_hits(
+        plugin.RULE, ctx, ctx.select(kind="heap"), site=("symbol",), title=lambda f, g: str(f["symbol"]), message=lambda f, g: ""
+    )
+
+    class EntryPoint:
+        def load(self):
+            return plugin
+
+    monkeypatch.setattr(registry, "entry_points", lambda group: [EntryPoint()] if group == registry.ENTRY_POINT_GROUP else [])
+    assert "vendor-heap" in registry.all_rules()
+    findings = analyze(load_trace(bad_trace), rules=["vendor-heap"])
+    assert [(f.rule, f.severity, f.count) for f in findings] == [("vendor-heap", "note", 2)]
