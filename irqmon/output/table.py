@@ -19,8 +19,11 @@ def render(findings: list[Finding], trace: Trace, file: IO[str]) -> None:
         console.print(f"{trace.path}: no findings ({len(trace.frame)} rows)")
         return
     table = Table(title=f"{trace.path}: {len(findings)} finding(s)", show_lines=True)
-    for column in ("severity", "finding", "count", "contexts", "source"):
-        table.add_column(column, overflow="fold")
+    table.add_column("severity", no_wrap=True)
+    table.add_column("finding", ratio=5, overflow="fold")
+    table.add_column("count", justify="right")
+    table.add_column("contexts", ratio=2, overflow="fold")
+    table.add_column("source", ratio=2, overflow="fold")
     for f in findings:
         table.add_row(
             f"[{STYLES.get(f.severity, '')}]{f.severity}[/]",
