@@ -56,9 +56,8 @@ void i2c1_model_update_irq(void)
         nvic_set_pending(I2C1_ER_IRQn);
 }
 
-void i2c1_model_tick(void)
+static void advance_bus(void)
 {
-    apply_register_writes();
     switch (phase) {
     case BUS_IDLE:
         break;
@@ -90,6 +89,13 @@ void i2c1_model_tick(void)
         }
         break;
     }
+}
+
+void i2c1_model_tick(void)
+{
+    apply_register_writes();
+    if (!(I2C1->ISR & ER_FLAGS)) /* the bus waits until software has cleared an error */
+        advance_bus();
     i2c1_model_update_irq();
 }
 

@@ -144,10 +144,10 @@ static void storm_on_null_xfer_isr(void)
     i2c1_model_inject_bus_error();
     rx_complete = false;
     HAL_StatusTypeDef status = read_eeprom();
+    wait_for_completion();
     uart_print(SAMPLE "transfer 2 returned ");
     uart_print(status_name(status));
     uart_print(hi2c1.XferISR ? ", XferISR set\r\n" : ", XferISR NULL after the bus error\r\n");
-    wait_for_completion();
     uart_print(rx_complete ? SAMPLE "transfer 2 completed\r\n" : SAMPLE "transfer 2 never completed, ");
     print_count("I2C1_EV with no XferISR: longest back-to-back run ", longest_storm, "\r\n");
 }
