@@ -34,16 +34,23 @@ RULE = Rule(id="interrupt-storm", severity="error", summary="IRQ re-entered back
 
 def activations(ctx: Context) -> pd.DataFrame:
     """One row per ISR activation: its exception, start/end (time and row), whether the times
-    come from IRQ rows (emulator/SWO clock), its first row with a call path, its last source."""
-    f = ctx.frame
+    come from IRQ rows (emulator/SWO clock)."""
     acts = ctx.activations[["ipsr", "first_row", "last_row", "timed"]].copy()
-    time = f["time"].to_numpy()
+    time = ctx.frame["time"].to_numpy()
     acts["start"] = time[acts["first_row"].to_numpy()]
     acts["end"] = time[acts["last_row"].to_numpy()]
-    acts["path_row"] = ctx.positions(f["callpath"].notna().to_numpy()).reindex(acts.index)
-    last_source = ctx.positions(f["source"].notna().to_numpy(), last=True).reindex(acts.index)
-    acts["last_source"] = f["source"].reindex(last_source.to_numpy()).to_numpy()
     return acts.sort_values("first_row")
+
+
+def _storm_rows(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
+    """For the activations of storms only: the first row with a call path, the last source line."""
+    f = ctx.frame
+    inside = f[ACT].isin(acts.index).to_numpy()
+    path_row = ctx.positions(inside & f["callpath"].notna().to_numpy()).reindex(acts.index)
+    last_source_row = ctx.positions(inside & f["source"].notna().to_numpy(), last=True).reindex(acts.index)
+    return pd.DataFrame(
+        {"path_row": path_row, "last_source": f["source"].reindex(last_source_row.to_numpy()).to_numpy()}, index=acts.index
+    )
 
 
 def storm_runs(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
@@ -91,7 +98,7 @@ def check(ctx: Context) -> list[Finding]:
     runs = acts.groupby(["ipsr", "run"], sort=False).agg(
         entries=("run", "size"), start=("start", "min"), end=("end", "max"), busy=("busy", "sum"),
         timed=("timed", "all"), first_row=("first_row", "min"), peak=("window_entries", "max"),
-        window_busy=("window_busy", "max"), path_row=("path_row", "min"),
+        window_busy=("window_busy", "max"),
     )  # fmt: skip
     duration = (runs["end"] - runs["start"]).clip(lower=1e-9)
     runs["rate"] = runs["entries"] / duration
@@ -105,15 +112,18 @@ def check(ctx: Context) -> list[Finding]:
     if storms.empty:
         return []
     causes = _lock_causes(ctx, acts, storms)
+    in_storm = acts.set_index(["ipsr", "run"], append=True).index.droplevel(0).isin(list(zip(storms["ipsr"], storms["run"])))
+    acts = acts[in_storm].join(_storm_rows(ctx, acts[in_storm]))
+    per_storm = acts.groupby(["ipsr", "run"]).agg(path_row=("path_row", "min"), last_source=("last_source", "last"))
+    per_storm = per_storm.reindex(list(zip(storms["ipsr"], storms["run"])))
     # The storm's first row with a call path names the handler; else its first row.
-    rows = storms["path_row"].fillna(storms["first_row"]).astype(np.int64).to_numpy()
+    rows = per_storm["path_row"].fillna(pd.Series(storms["first_row"].to_numpy(), index=per_storm.index))
+    rows = rows.astype(np.int64).to_numpy()
     hits = ctx.frame.loc[rows].copy()
     for column in ("entries", "duration", "rate", "share", "peak", "timed", "window_share"):
         hits[column] = storms[column].to_numpy()
     hits["cause"] = causes
-    hits["last_source"] = acts.groupby(["ipsr", "run"])["last_source"].last().reindex(
-        list(zip(storms["ipsr"], storms["run"]))
-    ).to_numpy()
+    hits["last_source"] = per_storm["last_source"].to_numpy()
     return group_hits(RULE, ctx, hits, site=(EXC_NAME,), title=_title, message=_message, evidence=_evidence)
 
 
