@@ -499,6 +499,7 @@ class ExceptionTrace:
         self._rows: deque[dict] = deque()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
+        self._parser: Any = None
 
     def unavailable_reason(self) -> str | None:
         """Why this probe and target cannot trace exceptions without halting, or None."""
@@ -542,19 +543,23 @@ class ExceptionTrace:
             control |= PC_SAMPLE_POSTPRESET << DWT_CTRL_POSTPRESET_SHIFT
         target.write32(DWT_CTRL, control)
 
+    def feed(self, data: bytes) -> None:
+        """Decode SWO bytes with pyOCD's SWO parser; exception events become rows."""
+        if self._parser is None:
+            from pyocd.trace.sink import TraceEventSink
+            from pyocd.trace.swo import SWOParser
+
+            receive = self._receive
+
+            class RowSink(TraceEventSink):
+                def receive(self, event: Any) -> None:
+                    receive(event)
+
+            self._parser = SWOParser(self.backend.target.selected_core, RowSink())
+        self._parser.parse(data)
+
     def start(self, swo_clock: int) -> None:
-        """Receive and parse the SWO stream in a thread until `stop()`."""
-        from pyocd.trace.sink import TraceEventSink
-        from pyocd.trace.swo import SWOParser
-
-        trace = self
-
-        class RowSink(TraceEventSink):
-            def receive(self, event: Any) -> None:
-                trace._receive(event)
-
-        parser = SWOParser(self.backend.target.selected_core)
-        parser.connect(RowSink())
+        """Read the probe's SWO input in a thread until `stop()`."""
         probe = self.backend.session.probe  # type: ignore[union-attr]
 
         def read_stream() -> None:
@@ -563,7 +568,7 @@ class ExceptionTrace:
                 while not self._stop_event.is_set():
                     data = probe.swo_read()
                     if data:
-                        parser.parse(data)
+                        self.feed(bytes(data))
                     else:
                         self._stop_event.wait(0.001)
             finally:
