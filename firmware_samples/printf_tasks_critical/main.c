@@ -39,7 +39,7 @@ static unsigned tasks_finished;
 void TIM3_IRQHandler(void)
 {
     TIM_SR(TIM3_BASE) = 0;
-    uint32_t stamp = xTaskGetTickCount();
+    uint32_t stamp = xTaskGetTickCountFromISR();
     BaseType_t woken = pdFALSE;
     xQueueGenericSendFromISR(xTimerQueue, &stamp, &woken, queueSEND_TO_BACK);
     if (++tim3_firings == TIMER_FIRINGS)

@@ -42,6 +42,7 @@ void vTaskStartScheduler(void);
 void vTaskDelay(TickType_t xTicksToDelay);
 void vTaskSuspend(TCB_t *xTaskToSuspend);
 TickType_t xTaskGetTickCount(void);
+TickType_t xTaskGetTickCountFromISR(void);
 #define taskSCHEDULER_NOT_STARTED 1
 #define taskSCHEDULER_RUNNING 2
 BaseType_t xTaskGetSchedulerState(void);

@@ -39,6 +39,11 @@ TickType_t xTaskGetTickCount(void)
     return xTickCount;
 }
 
+TickType_t xTaskGetTickCountFromISR(void)
+{
+    return xTickCount;
+}
+
 BaseType_t xTaskGetSchedulerState(void)
 {
     return xSchedulerRunning ? taskSCHEDULER_RUNNING : taskSCHEDULER_NOT_STARTED;
