@@ -81,7 +81,8 @@ def test_perfetto_export_has_a_track_per_exception_task_and_lock(sample_trace, t
     tracks = check_trace_events(document)
     frame = load_trace(trace_path).frame
     exceptions = set(frame.loc[frame["event"] == "irq_enter", "exception"].dropna())
-    assert {t.split(" (")[0] for t in tracks if "(IRQ" in t or "(exc" in t} == exceptions
+    exception_tracks = [re.fullmatch(r"(.+) \((?:IRQ|exc) \d+(?:, prio \d+)?\)", t) for t in tracks]
+    assert {m.group(1) for m in exception_tracks if m} == exceptions
     assert {f"task {t}" for t in frame["task"].dropna().unique()} <= set(tracks)
     locks = set(frame.loc[(frame["kind"] == "lock").fillna(False), "symbol"].dropna())
     assert {f"lock {name}" for name in locks} <= set(tracks)
