@@ -9,6 +9,7 @@ The client knows nothing of any target beyond the protocol: stop replies are par
 
 from __future__ import annotations
 
+import contextlib
 import select
 import socket
 import time
@@ -236,10 +237,8 @@ class RspClient:
         return self.features
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self._sock.close()
-        except OSError:
-            pass
 
     # Execution ----------------------------------------------------------------------------
 
@@ -249,6 +248,10 @@ class RspClient:
     def cont(self) -> None:
         """Resume; the stop reply comes later through `wait_stop`."""
         self._send(frame(b"c"))
+
+    def vcont(self, actions: str) -> None:
+        """Resume with `vCont;ACTIONS` (e.g. `c`, `s:1`); the stop reply comes through `wait_stop`."""
+        self._send(frame(f"vCont;{actions}".encode()))
 
     def interrupt(self) -> None:
         self._send(INTERRUPT)

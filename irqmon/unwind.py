@@ -87,8 +87,10 @@ def analyze_thumb_prologue(code: bytes, start: int, pc: int) -> tuple[int, dict[
                 size += (first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF
             elif wide and first == 0xED2D and second & 0x0E00 == 0x0A00:  # vpush {s/d registers}
                 size += (second & 0xFF) * 4
-            elif (not wide and (first & 0xF000 == 0xD000 or first & 0xF800 == 0xE000 or first & 0xFF00 in (0x4700, 0xBD00)))\
-                    or (wide and first & 0xF800 == 0xF000 and second & 0x8000):  # branches, pop {pc}
+            elif (
+                not wide
+                and (first & 0xF000 == 0xD000 or first & 0xF800 == 0xE000 or first & 0xFF00 in (0x4700, 0xBD00))
+            ) or (wide and first & 0xF800 == 0xF000 and second & 0x8000):  # branches, pop {pc}
                 break
         if registers:
             size += 4 * len(registers)
@@ -448,10 +450,7 @@ class Unwinder:
 
         The frame is on the process stack if EXC_RETURN says so, else at the handler's CFA on
         the main stack; it is 8 words, or 26 with the floating-point context."""
-        if exc_return & EXC_RETURN_PSP:
-            frame_address = handler_caller["psp"]
-        else:
-            frame_address = handler_caller["sp"]
+        frame_address = handler_caller["psp"] if exc_return & EXC_RETURN_PSP else handler_caller["sp"]
         words = BASIC_FRAME_WORDS if exc_return & EXC_RETURN_BASIC_FRAME else FP_FRAME_WORDS
         stacked = dict(zip(STACKED, struct.unpack("<8I", read_memory(frame_address, 32))))
         interrupted = dict(handler_caller) | stacked

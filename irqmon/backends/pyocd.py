@@ -13,6 +13,7 @@ irq_exit rows. Without SWO the capture says so in one line and halts as usual.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import threading
 import time
@@ -117,7 +118,9 @@ def connected_probe_ids() -> list[str]:
     """The unique ids of the debug probes pyOCD sees on this machine."""
     from pyocd.core.helpers import ConnectHelper
 
-    return [probe.unique_id for probe in ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)]
+    return [
+        probe.unique_id for probe in ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
+    ]
 
 
 def create(
@@ -136,8 +139,12 @@ def create(
     if qemu is not None:
         if options.probe_uid is not None:
             raise UsageError("--probe-uid picks a hardware probe: with --qemu the probe is QEMU's gdbstub")
-        session_options.setdefault("qemu.fpb_comparators", ARCHITECTURE_MAX_BREAKPOINTS if unlimited else target.fpb_comparators)
-        session_options.setdefault("qemu.dwt_comparators", ARCHITECTURE_MAX_WATCHPOINTS if unlimited else target.dwt_comparators)
+        session_options.setdefault(
+            "qemu.fpb_comparators", ARCHITECTURE_MAX_BREAKPOINTS if unlimited else target.fpb_comparators
+        )
+        session_options.setdefault(
+            "qemu.dwt_comparators", ARCHITECTURE_MAX_WATCHPOINTS if unlimited else target.dwt_comparators
+        )
         session_options.setdefault("qemu.fpb_revision", 2 if target.core == "cortex-m7" or unlimited else 1)
         return PyOcdBackend(elf, f"{QEMU_PROBE_PREFIX}{qemu.gdb_address}", GENERIC_TARGET, session_options)
     if not target.pyocd_target:
@@ -222,7 +229,9 @@ class PyOcdBackend:
             raise UsageError(self._target_type_missing()) from None
         except exceptions.Error as exc:
             session.close()
-            raise UsageError(f"pyOCD cannot connect to {self.target_type} through {session.probe.unique_id}: {exc}") from None
+            raise UsageError(
+                f"pyOCD cannot connect to {self.target_type} through {session.probe.unique_id}: {exc}"
+            ) from None
         self.session = session
         core = self.target.selected_core
         if core.fpb is None or core.dwt is None:
@@ -467,12 +476,10 @@ class PyOcdBackend:
                     self.remove_point(number)
             session.options["resume_on_disconnect"] = resume
             session.close()
-        except Exception as exc:  # noqa: BLE001  (a lost probe fails in many ways; none matter now)
+        except Exception as exc:  # a lost probe fails in many ways; none matters any more
             log.debug("disconnect: %s", exc)
-            try:
+            with contextlib.suppress(Exception):
                 session.probe.close()
-            except Exception:  # noqa: BLE001
-                pass
         finally:
             self.session = None
             self.running = False

@@ -58,10 +58,16 @@ def open_session(qemu: QemuTarget, **options: object) -> Session:
     return session
 
 
-def capture_with_pyocd(elf: Path, output: Path, target_name: str = "stm32f405", unlimited: bool = True,
-                       packs: list[str] | None = None, until: str = "sample_done",
-                       duration: float | None = 120.0,
-                       on_connect: Callable[[PyOcdBackend], None] | None = None) -> tuple[CaptureSummary, str]:
+def capture_with_pyocd(
+    elf: Path,
+    output: Path,
+    target_name: str = "stm32f405",
+    unlimited: bool = True,
+    packs: list[str] | None = None,
+    until: str = "sample_done",
+    duration: float | None = 120.0,
+    on_connect: Callable[[PyOcdBackend], None] | None = None,
+) -> tuple[CaptureSummary, str]:
     """What `irqmon attach --target T --probe pyocd --qemu ELF --until sample_done` does: QEMU with
     its NVIC trace, the pyOCD backend through the bridge, the capture loop; returns the summary
     and the firmware's USART1 output."""

@@ -161,7 +161,11 @@ def test_breakpoint_and_watchpoint_stops_name_their_point(tim2_elf, tim2_symbols
         main = backend.add_breakpoint(tim2_symbols["main"])
         backend.resume()
         stop = backend.wait_stop(5.0)
-        assert stop is not None and (stop.reason, stop.point, stop.pc) == (StopReason.BREAKPOINT, main, tim2_symbols["main"])
+        assert stop is not None and (stop.reason, stop.point, stop.pc) == (
+            StopReason.BREAKPOINT,
+            main,
+            tim2_symbols["main"],
+        )
         backend.remove_point(main)
         ticks = backend.add_watchpoint(tim2_symbols["tim2_ticks"], 4, WatchAccess.ACCESS)
         seen = []

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import time
 
-import pytest
 from pyocd.core.session import Session
 from pyocd.core.target import Target
 

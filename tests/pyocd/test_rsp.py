@@ -80,10 +80,11 @@ def test_client_against_qemu(tim2_elf, tim2_symbols: dict[str, int]) -> None:
         assert stop.watch_address == tim2_symbols["tim2_ticks"]
         client.remove_point(PointKind.WRITE, tim2_symbols["tim2_ticks"], 4)
 
-        # Ctrl-C stops a running target with SIGINT; one step moves the pc.
-        client.cont()
-        assert client.wait_stop(0.05) is None
-        assert client.stop().is_interrupt
+        # Ctrl-C stops a running target with SIGINT (resumed by `c` or `vCont;c`); a step moves the pc.
+        for resume in (client.cont, lambda: client.vcont("c")):
+            resume()
+            assert client.wait_stop(0.05) is None
+            assert client.stop().is_interrupt
         before = client.read_register(15)
         assert client.step().signal == 5
         assert client.read_register(15) != before

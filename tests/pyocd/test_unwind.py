@@ -53,9 +53,7 @@ def stop_at(client: RspClient, address: int, hits: int) -> None:
 
 
 def unwind_here(client: RspClient, unwinder: Unwinder) -> list[str]:
-    numbers = parse_register_numbers(
-        lambda name: client.request(f"qXfer:features:read:{name}:0,ffff")[1:]
-    )
+    numbers = parse_register_numbers(lambda name: client.request(f"qXfer:features:read:{name}:0,ffff")[1:])
     frames = unwinder.unwind(
         lambda name: int.from_bytes(client.read_register(numbers[name]), "little"), client.read_memory, 32
     )

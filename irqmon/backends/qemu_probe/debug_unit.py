@@ -177,9 +177,7 @@ class DebugUnit:
         self._id_registers = {
             component.base: component_id_registers(component) for component in (*COMPONENTS, ROM_TABLE)
         }
-        self._rom_entries = [
-            ((component.base - ROM_TABLE_BASE) & 0xFFFFF000) | 0x3 for component in COMPONENTS
-        ]
+        self._rom_entries = [((component.base - ROM_TABLE_BASE) & 0xFFFFF000) | 0x3 for component in COMPONENTS]
         stop = client.halt_reason()
         if stop.exited:
             raise DebugUnitLost("QEMU's machine has already exited")
@@ -235,9 +233,7 @@ class DebugUnit:
         return self.plain_registers.get(address, 0)
 
     def write_word(self, address: int, value: int) -> None:
-        if address == AIRCR and (value & 0xFFFF0000) == AIRCR_VECTKEY and value & (
-            AIRCR_SYSRESETREQ | AIRCR_VECTRESET
-        ):
+        if address == AIRCR and (value & 0xFFFF0000) == AIRCR_VECTKEY and value & (AIRCR_SYSRESETREQ | AIRCR_VECTRESET):
             self.reset()
             return
         if not self.emulates(address):
