@@ -224,6 +224,49 @@ def test_probe_lost_mid_capture_keeps_the_trace(built_samples, tmp_path):
     assert (trace.frame["event"] == "call").any(), "halting rows from before the loss are kept"
 
 
+def test_a_target_error_with_the_probe_alive_still_cleans_up(tim2_elf, tim2_symbols):
+    """A bus fault on a debugger read (nothing at 0x60000000 on this board) ends the capture,
+    but the probe still answers: the comparators are removed and the core runs on."""
+    target = load_target("stm32f405")
+    with QemuTarget(tim2_elf) as qemu:
+        backend = pyocd_backend.create(target, tim2_elf, qemu=qemu)
+        backend.connect()
+        backend.add_breakpoint(tim2_symbols["tim2_record"])
+        backend.resume()
+        assert backend.wait_stop(5.0) is not None
+        with pytest.raises(CaptureError, match="the target did not answer"):
+            backend.read_memory(0x60000000, 4)
+        assert not backend.gone
+        backend.disconnect(resume=True)
+        client = RspClient("127.0.0.1", qemu.port)
+        client.handshake()
+        client.cont()
+        assert client.wait_stop(0.5) is None, "the breakpoint was left behind or the core stayed halted"
+        client.close()
+
+
+def test_writes_qemu_cannot_do_fail_instead_of_pretending(session_backend):
+    """QEMU's gdbstub acknowledges writes to basepri/primask/msp/psp without doing them: the
+    bridge reads each write back and a write that did not happen fails in pyOCD."""
+    from pyocd.core.exceptions import CoreRegisterAccessError
+
+    core = session_backend.target
+    core.write_core_register("r0", 0x1234)
+    assert core.read_core_register("r0") == 0x1234
+    with pytest.raises(CoreRegisterAccessError):
+        core.write_core_register("basepri", 0x50)
+    assert core.read_core_register("basepri") == 0
+
+
+@pytest.fixture
+def session_backend(tim2_elf):
+    with QemuTarget(tim2_elf) as qemu:
+        backend = pyocd_backend.create(load_target("stm32f405"), tim2_elf, qemu=qemu)
+        backend.connect()
+        yield backend
+        backend.disconnect(resume=True)
+
+
 # --- bad input and missing pieces -------------------------------------------------------------
 
 
