@@ -55,30 +55,38 @@ def _early_enable(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     """An unmasking while a section entered by a caller is still open.
 
     A section opens where a frame masks from nothing (`before` 0) and closes where that frame
-    unmasks, where anything unmasks completely, or where the register is found unmasked. An unmasking in a deeper frame while a shallower frame's
-    section is open (and masks more than what is left) ends the caller's section early.
+    unmasks, where anything unmasks completely, or where the register is found unmasked. An
+    unmasking in a deeper frame while a shallower frame's section is open (and masks more than
+    what is left) ends the caller's section early.
     Rows without a call path fall back on: a nested entry, an unmasking, and then an exit that
     finds nothing to unmask (the caller's own exit, come too late).
     """
+    # Rows in (context, register) order, in time order within each: group-wise fills and shifts
+    # become plain array operations with a reset at every group's first row.
+    masks = masks.iloc[np.lexsort((masks["seq"].to_numpy(), pd.factorize(masks["symbol"])[0], masks[ACT].to_numpy()))]
     key = [masks[ACT], masks["symbol"]]
-    depth = ctx.frame_depth(masks)
-    starts = ((masks["before"] == 0) & (masks["after"] > 0)).fillna(False).astype(bool)
-    lowers = (masks["after"] < masks["before"]).fillna(False).astype(bool)
-    cleared = (lowers & (masks["after"] == 0)).astype(bool)
-    premature = pd.Series(False, index=masks.index)
-    outer_row = pd.Series(np.nan, index=masks.index)
-    for level in sorted(depth[starts].dropna().unique()):  # one pass per call depth that opens sections
+    first = np.r_[True, (np.diff(masks[ACT].to_numpy()) != 0) | (masks["symbol"].to_numpy()[1:] != masks["symbol"].to_numpy()[:-1])]
+    depth = ctx.frame_depth(masks).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+    before = masks["before"].to_numpy()
+    after = masks["after"].to_numpy()
+    starts = (before == 0) & (after > 0)
+    lowers = after < before
+    # Found unmasked (by this context or one that ran meanwhile): no section is open any more.
+    reset = (lowers & (after == 0)) | (before == 0)
+    premature = np.zeros(len(masks), dtype=bool)
+    outer_row = np.full(len(masks), np.nan)
+    positions = masks.index.to_numpy().astype(float)
+    for level in np.unique(depth[starts & ~np.isnan(depth)]):  # one pass per call depth that opens sections
         opens = starts & (depth == level)
-        # Found unmasked (by this context or one that ran meanwhile): no section is open any more.
-        closes = cleared | (lowers & (depth == level)) | (masks["before"] == 0).fillna(False).astype(bool)
-        strength = masks["after"].where(opens, np.where(closes, 0.0, np.nan)).astype(float)
-        held = strength.groupby(key).ffill().groupby(key).shift().fillna(0.0)
-        row = pd.Series(np.where(opens, masks.index, np.where(closes, -1, np.nan)), index=masks.index)
-        opener = row.groupby(key).ffill().groupby(key).shift()
-        hit = lowers & (depth > level).fillna(False).astype(bool) & (held > masks["after"])
-        outer_row = outer_row.where(~hit | outer_row.notna(), opener)
+        closes = reset | (lowers & (depth == level))
+        held = _held_before(np.where(opens, after, np.where(closes, 0.0, np.nan)), first, 0.0)
+        opener = _held_before(np.where(opens, positions, np.where(closes, -1.0, np.nan)), first, -1.0)
+        hit = lowers & (depth > level) & (held > after) & np.isnan(outer_row)
+        outer_row[hit] = opener[hit]
         premature |= hit
-    premature |= _early_enable_without_frames(masks, key, lowers) & depth.isna()
+    if np.isnan(depth).any():
+        premature |= _early_enable_without_frames(masks, key, pd.Series(lowers, index=masks.index)).to_numpy() & np.isnan(depth)
+    outer_row = pd.Series(outer_row, index=masks.index)
     hits = masks[premature].copy()
     hits["frames"] = own_paths(hits["callpath"])
     outer = outer_row[premature]
@@ -97,6 +105,16 @@ def _early_enable(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
             "outer_source": f["outer_source"] if isinstance(f["outer_source"], str) else None,
         },
     )  # fmt: skip
+
+
+def _held_before(marks: np.ndarray, first: np.ndarray, empty: float) -> np.ndarray:
+    """Per row, the last mark before it in its group (`empty` where there is none)."""
+    marks = marks.copy()
+    marks[first & np.isnan(marks)] = empty
+    carried = pd.Series(marks).ffill().to_numpy()
+    shifted = np.r_[empty, carried[:-1]]
+    shifted[first] = empty
+    return shifted
 
 
 def _early_enable_without_frames(masks: pd.DataFrame, key: list[pd.Series], lowers: pd.Series) -> pd.Series:
