@@ -202,16 +202,20 @@ def rates(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, tit
     bottom.set_xlabel(TIME_LABEL)
     bottom.set_xlim(model.start, model.end)
     for n in findings:
-        if n.finding.rule == "interrupt-storm" and n.finding.last_time >= model.start and n.finding.first_time <= model.end:
-            last = max(n.finding.last_time, n.finding.first_time + width)
-            for ax in (top, bottom):
-                ax.axvspan(n.finding.first_time, last, color=FINDING_COLOR, alpha=0.12, linewidth=0)
-            top.annotate(f"{n.label} storms (first … last)", (n.finding.first_time, 1), xycoords=("data", "axes fraction"), color=FINDING_COLOR,
-                         fontsize=8, va="bottom")  # fmt: skip
+        f = n.finding
+        if f.rule != "interrupt-storm":
+            continue
+        marks = {f.first_time: f"{n.label} first storm", f.last_time: f"{n.label} last storm"} if f.last_time > f.first_time else {f.first_time: f"{n.label} storm"}
+        for at, text in marks.items():
+            if model.start <= at <= model.end:
+                for ax in (top, bottom):
+                    ax.axvline(at, color=FINDING_COLOR, linestyle=":", linewidth=1.2)
+                bottom.annotate(text, (at, 0.5), xycoords=("data", "axes fraction"), xytext=(3, 0), textcoords="offset points",
+                                color=FINDING_COLOR, fontsize=8, rotation=90, va="center")  # fmt: skip
     top.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     bottom.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
     rule = f"storm: ≥{cfg.storm_min_entries} back-to-back entries, ≥{cfg.storm_share:.0%} of {cfg.storm_window * 1e3:g} ms in the handler"
-    top.set_title(spec.title or f"Per-IRQ entry rate and handler load ({width * 1e3:.3g} ms bins; {rule}): {title}")
+    top.set_title(spec.title or f"Per-IRQ entry rate and handler load: {title}\n{width * 1e3:.3g} ms bins; {rule}")
     for ax in (top, bottom):
         ax.grid(alpha=0.3)
     fig.tight_layout()
