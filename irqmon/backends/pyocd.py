@@ -44,7 +44,7 @@ POLL_SECONDS = 0.0005
 HALT_TIMEOUT = 5.0
 
 DFSR = 0xE000ED30
-DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1, 1 << 1, 1 << 2, 1 << 3, 1 << 4
+DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1 << 1, 1 << 2, 1 << 3, 1 << 4
 DEMCR = 0xE000EDFC
 DEMCR_TRCENA = 1 << 24
 DWT_CTRL = 0xE0001000
@@ -112,15 +112,6 @@ def parse_options(probe_uid: str | None, frequency: str | None, option_list: lis
             raise UsageError(f"-O {text}: not a valid value for {base} ({OPTIONS_INFO[base].help.rstrip('.')})")
         options[key] = converted
     return PyOcdOptions(probe_uid, hertz, options)
-
-
-def connected_probe_ids() -> list[str]:
-    """The unique ids of the debug probes pyOCD sees on this machine."""
-    from pyocd.core.helpers import ConnectHelper
-
-    return [
-        probe.unique_id for probe in ConnectHelper.get_all_connected_probes(blocking=False, print_wait_message=False)
-    ]
 
 
 def create(

@@ -148,3 +148,17 @@ def test_removing_points_and_closing_leaves_the_target_running_free(
     after = int.from_bytes(client.read_memory(tim2_symbols["tim2_ticks"], 4), "little")
     assert after > before
     client.close()
+
+
+def test_pcsr_samples_the_running_core(session: Session, tim2_symbols: dict[str, int]) -> None:
+    """DWT_PCSR reads the pc of the running core, and 0xFFFFFFFF while it is halted. (QEMU stops
+    only between translation blocks, so a tight loop is always sampled at its top.)"""
+    target = session.target
+    pcsr = 0xE000101C
+    assert target.read32(pcsr) == 0xFFFFFFFF
+    run_to(target, tim2_symbols["main"])
+    target.resume()
+    samples = [target.read32(pcsr) for _ in range(20)]
+    assert target.get_state() == Target.State.RUNNING
+    code = [tim2_symbols[name] for name in ("main", "tim2_record", "TIM2_IRQHandler")]
+    assert all(min(code) - 0x100 <= pc < max(code) + 0x100 for pc in samples), [hex(pc) for pc in samples]

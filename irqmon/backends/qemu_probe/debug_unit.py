@@ -168,7 +168,6 @@ class DebugUnit:
         self.register_ready = True
         self.reset_seen = False
         self.retired = False
-        self.last_access_pc: int | None = None
         self.sstep = QEMU_SSTEP_MASKED
         self.plain_registers: dict[int, int] = {}  # ITM, TPIU and any other store-only register
         self._registers: dict[str, int] = {}
@@ -337,7 +336,6 @@ class DebugUnit:
 
     def _complete_watched_access(self, stop: StopReply) -> None:
         """QEMU stopped before the access: execute it, then halt as the DWT does."""
-        self.last_access_pc = self._register("pc")
         self._step(past_watchpoints=True)
         assert stop.watch_address is not None
         for index, (kind, address, length) in enumerate(self._watch_ranges()):
