@@ -66,7 +66,7 @@ def _parse(path: Path, data: dict) -> Layout:
             raise UsageError(f"{where}: kind must be one of {', '.join(PANELS)}")
         unknown = set(item) - {"kind", "title", "width", "height", "zoom"}
         if unknown:
-            raise UsageError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+            raise UsageError(f"{where}: unknown key {min(unknown)!r}")
         zoom = item.get("zoom")
         if zoom is not None and zoom not in ZOOMS:
             raise UsageError(f"{where}: zoom must be one of {', '.join(ZOOMS)}")

@@ -1,4 +1,4 @@
-"""The report's figures (matplotlib, Agg): the only module of irqmon that plots.
+"""The report's figures (matplotlib's Agg canvas, no pyplot): the only module of irqmon that plots.
 
 Every panel aggregates before drawing — intervals merged below a pixel, rates binned, points
 thinned to one per pixel — so a trace of a million events draws in seconds.
@@ -11,21 +11,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.colors import TABLEAU_COLORS
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: E402
-from matplotlib.colors import TABLEAU_COLORS  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
-from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter  # noqa: E402
-
-from irqmon.analysis import Finding  # noqa: E402
-from irqmon.report.layout import PanelSpec  # noqa: E402
-from irqmon.report.model import ReportModel  # noqa: E402
+from irqmon.analysis import Finding
+from irqmon.report.layout import PanelSpec
+from irqmon.report.model import ReportModel
 
 DPI = 100
 PIXELS = 1200  # horizontal resolution the aggregation aims at

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from PIL import Image
 from synthetic import irq_trace
 
 from irqmon.cli import main
@@ -44,13 +45,11 @@ def test_builtin_layouts_pr_is_compact_full_has_every_panel():
 def test_layout_file_chooses_panels_order_and_size(tmp_path, trace_csv, capsys):
     layout = tmp_path / "mine.toml"
     layout.write_text('[[panel]]\nkind = "rates"\nheight = 3\nwidth = 6\n\n[[panel]]\nkind = "timeline"\ntitle = "Mine"\n')
-    status, out, err = run(capsys, "report", str(trace_csv), "--layout", str(layout), "-o", str(tmp_path / "r"))
+    status, _, err = run(capsys, "report", str(trace_csv), "--layout", str(layout), "-o", str(tmp_path / "r"))
     assert (status, err) == (0, "")
     text = (tmp_path / "r" / "report.md").read_text()
     assert text.index("rates.png") < text.index("timeline.png") and "### Mine" in text
     assert sorted(p.name for p in (tmp_path / "r").glob("*.png")) == ["rates.png", "timeline.png"]
-    from PIL import Image
-
     assert Image.open(tmp_path / "r" / "rates.png").size == (600, 300)
 
 

@@ -8,8 +8,8 @@ from reportcheck import assert_real_figure
 
 from irqmon.analysis import analyze
 from irqmon.report import write_report
-from irqmon.report.perfetto import trace_events
 from irqmon.report.model import build_model
+from irqmon.report.perfetto import trace_events
 from irqmon.tracefile import TraceWriter, load_trace
 
 SCRIPT = "<script>alert(1)</script>"

@@ -28,14 +28,13 @@ def summary_row(model, name):
 
 def test_nesting_depth_and_self_time():
     model = build_model(irq_trace(NESTED))
-    acts = model.activations.set_index("exception", append=True)
     tim2 = model.activations[model.activations["exception"] == "TIM2"].iloc[0]
     exti0 = model.activations[model.activations["exception"] == "EXTI0"].iloc[0]
     assert (tim2["start"], tim2["end"], tim2["depth"], tim2["self_time"]) == (1.0, 5.0, 1, 3.0)
     assert (exti0["start"], exti0["end"], exti0["depth"], exti0["self_time"]) == (2.0, 3.0, 2, 1.0)
     assert model.activations.loc[exti0.name, "parent"] == tim2.name
     assert bool(tim2["preempted"]) and not bool(exti0["preempted"])
-    assert len(acts) == 5
+    assert len(model.activations) == 5
 
 
 def test_activation_open_at_the_end_runs_to_the_end():

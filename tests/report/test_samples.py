@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 from reportcheck import assert_real_figure, assert_self_contained, check_trace_events, markdown_images
+from support import expected, irqmon, sample_names
 
 from irqmon.report.document import md
 from irqmon.tracefile import load_trace
-from support import expected, irqmon, sample_names
 
 SAMPLES = sample_names()
 
