@@ -49,6 +49,8 @@ PanelFn = Callable[[ReportModel, Sequence[Numbered], PanelSpec, str], "Figure | 
 
 def draw(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, title: str, path: Path) -> str | None:
     """Save the panel as a PNG at `path`; the reason instead when the trace has nothing to show."""
+    if model.duration <= 0 and spec.panel != "heap":
+        return "the trace spans no time"
     with matplotlib.rc_context(STYLE):
         result = PANELS[spec.panel](model, findings, spec, title)
         if isinstance(result, str):

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
-from synthetic import irq_trace
+from synthetic import METADATA, frame, irq_trace
 
 from irqmon.report.model import THREAD, build_model
+from irqmon.tracefile import Trace
 
 # TIM2 (priority 5) from 1.0 to 5.0 s, preempted by EXTI0 (priority 1) from 2.0 to 3.0 s,
 # SysTick from 6.0 s that has not returned when the trace ends at 7.0 s.
@@ -81,3 +84,17 @@ def test_window_clips_intervals_and_recomputes_self_time():
     assert summary_row(model, "EXTI0")["self_time"] == 0.5
     with pytest.raises(ValueError, match="empty time window"):
         build_model(irq_trace(NESTED)).clipped(8.0, 9.0)
+
+
+def test_without_irq_rows_an_activation_spans_its_halting_rows():
+    """Hardware without an exception trace: ISR rows of one activation, thread rows around them."""
+    rows = [(0.0, 0), (1.0, 44), (1.5, 22), (2.0, 44), (3.0, 0), (4.0, 44), (5.0, 0)]
+    times, ipsr = zip(*rows)
+    names = {0: "Thread", 44: "TIM2", 22: "EXTI0"}
+    columns = {"time": list(times), "event": "access", "ipsr": list(ipsr), "exception": [names[i] for i in ipsr],
+               "priority": [None if i == 0 else {44: 5, 22: 1}[i] for i in ipsr]}  # fmt: skip
+    model = build_model(Trace(frame(columns, len(rows)), dict(METADATA), Path("halting.csv")))
+    acts = model.activations.sort_values("start")
+    assert list(zip(acts["exception"], acts["start"], acts["end"], acts["depth"])) == [
+        ("TIM2", 1.0, 2.0, 1), ("EXTI0", 1.5, 1.5, 2), ("TIM2", 4.0, 4.0, 1)]  # fmt: skip
+    assert summary_row(model, "TIM2")["count"] == 2
