@@ -602,3 +602,17 @@ class ExceptionTrace:
         self._stop_event.set()
         if self._thread is not None:
             self._thread.join(timeout=2)
+
+
+def start_exception_trace(
+    backend: PyOcdBackend, target: TargetProfile, system_clock: int, swo_clock: int
+) -> ExceptionTrace | str:
+    """Exception trace streaming as the capture's IRQ source, or the one-line reason it cannot
+    run on this probe and target (the capture then halts as usual)."""
+    trace = ExceptionTrace(backend, target.exception_name)
+    reason = trace.unavailable_reason()
+    if reason is not None:
+        return f"no exception trace: {reason}; capturing by halting the core"
+    trace.configure(system_clock, swo_clock)
+    trace.start(swo_clock)
+    return trace

@@ -39,6 +39,12 @@ def test_a_probe_without_swo_falls_back_to_halting(trace):
     assert reason.startswith("probe qemu:127.0.0.1:")
 
 
+def test_start_says_in_one_line_why_it_falls_back(trace):
+    result = pyocd_backend.start_exception_trace(trace.backend, load_target("stm32f405"), SYSTEM_CLOCK, SWO_CLOCK)
+    assert isinstance(result, str) and "\n" not in result
+    assert result.startswith("no exception trace: probe qemu:") and result.endswith("capturing by halting the core")
+
+
 def test_register_setup_for_exception_trace_and_pc_sampling(trace):
     trace.configure(SYSTEM_CLOCK, SWO_CLOCK, pc_sampling=True)
     core = trace.backend.target
