@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge_support import symbols
+from bridge_support import HERE, build_firmware, symbols
 from irqmon.backends.qemu import QemuTarget
 from irqmon.backends.qemu_probe.debug_unit import parse_register_numbers
 from irqmon.rsp import PointKind, RspClient
@@ -82,6 +82,25 @@ def test_backtrace_matches_gdb_on_samples(built_samples: None, sample: str, func
 def test_backtrace_through_an_isr_matches_gdb(tim2_elf: Path) -> None:
     ours, gdb = compare_with_gdb(tim2_elf, "tim2_record", 2)
     assert ours == ["__get_IPSR", "tim2_record", "TIM2_IRQHandler", EXCEPTION_FRAME, "main"] == gdb
+
+
+def test_fpu_frame_on_the_process_stack_matches_gdb(tmp_path: Path) -> None:
+    """An IRQ taken while thread mode runs on PSP with the FPU in use: a 26-word frame on PSP."""
+    elf = build_firmware(HERE / "firmware" / "psp_fpu.c", tmp_path)
+    unwinder = Unwinder(elf)
+    with QemuTarget(elf) as qemu:
+        client = RspClient("127.0.0.1", qemu.port)
+        client.handshake()
+        stop_at(client, symbols(elf)["tim2_count"], 2)
+        numbers = parse_register_numbers(lambda name: client.request(f"qXfer:features:read:{name}:0,ffff")[1:])
+        frames = unwinder.unwind(
+            lambda name: int.from_bytes(client.read_register(numbers[name]), "little"), client.read_memory, 32
+        )
+        client.close()
+        gdb = gdb_backtrace(elf, qemu)
+    assert [f.function for f in frames] == gdb
+    assert [f.function for f in frames][-3:] == [EXCEPTION_FRAME, "spin_with_fpu", "main"]
+    assert next(f.pc for f in frames if f.function == EXCEPTION_FRAME) == 0xFFFFFFED
 
 
 def test_function_names_and_unknown_addresses(tim2_elf: Path, tim2_symbols: dict[str, int]) -> None:
