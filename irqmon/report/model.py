@@ -56,7 +56,6 @@ class ReportModel:
             raise ValueError(f"empty time window {lo:g}..{hi:g} s (trace: {self.start:g}..{self.end:g} s)")
         acts = _clip_intervals(self.activations, lo, hi)
         segments = _clip_intervals(self.segments, lo, hi)
-        segments = segments.assign(running=segments["running"].where(segments["running"].isin(acts.index) | (segments["running"] == THREAD), THREAD))
         return replace(
             self,
             start=lo,
