@@ -98,6 +98,7 @@ class Context:
         self.exception_names = _exception_names(frame)
         self.frame = frame.reset_index(drop=True)[[c for c in WORKING_COLUMNS if c in frame]].copy(deep=False)
         self._codes = {c: pd.factorize(self.frame[c]) for c in ("event", "kind", "role")}
+        self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
         self._derive()
 
     # --- derived columns -------------------------------------------------------------------
@@ -222,15 +223,21 @@ class Context:
         return rows["ipsr"].map(self.exception_names).astype("string")
 
     def labels(self, rows: pd.DataFrame) -> pd.Series:
-        """`OTG_FS (IRQ 67, priority 6)`, `SysTick (exception 15, priority 1)`, `task led`, `Thread`."""
-        ipsr = rows["ipsr"]
-        prio = (", priority " + rows[PRIO].astype("string")).fillna("")
+        """`OTG_FS (IRQ 67, priority 6)`, `SysTick (exception 15, priority 1)`, `task led`, `Thread`.
+
+        Built once per distinct (exception, task, priority) and spread to the rows."""
+        same = rows.groupby(["ipsr", "task", PRIO], dropna=False, sort=False).ngroup().to_numpy()
+        _, first = np.unique(same, return_index=True)  # ngroup ids are 0…n-1
+        distinct = rows.iloc[first]
+        ipsr = distinct["ipsr"]
+        prio = (", priority " + distinct[PRIO].astype("string")).fillna("")
         number = ("IRQ " + (ipsr - schema.FIRST_IRQ).astype("string")).where(
             ipsr >= schema.FIRST_IRQ, "exception " + ipsr.astype("string")
         )
-        isr = self.names(rows) + " (" + number + prio + ")"
-        thread = ("task " + rows["task"]).fillna("Thread")
-        return thread.where(ipsr == 0, isr).astype("string")
+        isr = self.names(distinct) + " (" + number + prio + ")"
+        thread = ("task " + distinct["task"]).fillna("Thread")
+        labels = thread.where(ipsr == 0, isr).astype("string").to_numpy()
+        return pd.Series(labels[same] if len(rows) else [], index=rows.index, dtype="string")
 
     def handlers(self, rows: pd.DataFrame) -> pd.Series:
         """The running handler's function (the frame before `<exception>`), else the exception."""

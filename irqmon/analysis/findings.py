@@ -91,7 +91,12 @@ def group_hits(
     if hits.empty:
         return []
     hits = hits.sort_values("seq")
-    hits = hits.assign(context=ctx.labels(hits), handler=ctx.handlers(hits), **{EXC_NAME: ctx.names(hits)})
+    hits = hits.assign(**{EXC_NAME: ctx.names(hits)})
+    hits["context"] = ctx.labels(hits)
+    # The handler's name only for each site's first hit (a regex over the call path).
+    firsts = hits.groupby(list(site), dropna=False, sort=False).head(1).index
+    hits["handler"] = pd.Series(pd.NA, index=hits.index, dtype="string")
+    hits.loc[firsts, "handler"] = ctx.handlers(hits.loc[firsts]).to_numpy()
     findings = []
     for _, group in hits.groupby(list(site), dropna=False, sort=False):
         first = group.iloc[0]

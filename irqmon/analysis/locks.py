@@ -19,6 +19,13 @@ STATE = "changes_state"
 
 
 def lock_events(ctx: Context) -> pd.DataFrame:
+    """The lock events of the trace with their holders (computed once per analysis)."""
+    if "lock_events" not in ctx.shared:
+        ctx.shared["lock_events"] = _lock_events(ctx)
+    return ctx.shared["lock_events"]  # type: ignore[return-value]
+
+
+def _lock_events(ctx: Context) -> pd.DataFrame:
     roles = (Role.ACQUIRE.value, Role.RELEASE.value, Role.TEST.value)
     hal = ctx.select(event=Event.ACCESS.value, kind=Kind.LOCK.value, role=roles)
     mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.MUTEX.value)
@@ -27,7 +34,9 @@ def lock_events(ctx: Context) -> pd.DataFrame:
     events = pd.concat([hal, mutex]).sort_values("seq")
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
-    address = ("0x" + events["address"].astype("Int64").map(lambda a: f"{a:x}", na_action="ignore")).astype("string")
+    addresses = events["address"].dropna().unique()
+    hex_of = pd.Series([f"0x{int(a):x}" for a in addresses], index=addresses, dtype="string")  # per object
+    address = events["address"].map(hex_of).astype("string")
     events[LOCK] = (events["kind"] + ":" + address.fillna(events["symbol"])).astype("string")
     name = events["symbol"].where(events["kind"] == Kind.LOCK.value, events["symbol"] + "(" + address + ")")
     events[LOCK_NAME] = name.fillna(address).astype("string")

@@ -132,18 +132,18 @@ def _lock_causes(ctx: Context, acts: pd.DataFrame, storms: pd.DataFrame) -> list
     events = lock_events(ctx)
     if events.empty:
         return [None] * len(storms)
-    blocked = events[contended(events)].copy()
-    blocked["holder"] = holder_labels(ctx, blocked).fillna("a context not in the trace")
+    blocked = events[contended(events)]
+    blocked = blocked[blocked[ACT].isin(acts.index)].copy()
     blocked["run"] = blocked[ACT].map(acts["run"])
-    causes = []
-    for ipsr, run, entries in storms[["ipsr", "run", "entries"]].itertuples(index=False):  # one per storm
-        met = blocked[(blocked["ipsr"] == ipsr) & (blocked["run"] == run)]
-        if met.empty:
-            causes.append(None)
-            continue
-        first = met.iloc[0]
-        causes.append(f"its handler found {first[LOCK_NAME]} held by {first['holder']} in {met[ACT].nunique()} of {entries} entries")
-    return causes
+    first = blocked.groupby(["ipsr", "run"]).head(1).set_index(["ipsr", "run"])
+    first = first.assign(holder=holder_labels(ctx, first.reset_index()).fillna("a context not in the trace").to_numpy())
+    met = blocked.groupby(["ipsr", "run"])[ACT].nunique()
+    keys = pd.MultiIndex.from_arrays([storms["ipsr"], storms["run"]])
+    lock, holder, count = first[LOCK_NAME].reindex(keys), first["holder"].reindex(keys), met.reindex(keys)
+    return [
+        None if pd.isna(n) else f"its handler found {name} held by {who} in {int(n)} of {entries} entries"
+        for name, who, n, entries in zip(lock, holder, count, storms["entries"])
+    ]
 
 
 def _title(first: pd.Series, group: pd.DataFrame) -> str:
