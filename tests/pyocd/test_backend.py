@@ -62,7 +62,7 @@ def findings(path: Path) -> dict[str, set[str]]:
         [sys.executable, "-m", "irqmon", "analyze", str(path), "--format", "json"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
-    assert result.returncode in (0, 1), result.stderr
+    assert result.returncode in (0, 1) and result.stdout.startswith("{"), result.stderr
     found: dict[str, set[str]] = {}
     for finding in json.loads(result.stdout)["findings"]:
         found.setdefault(finding["rule"], set()).add(finding["fingerprint"])
