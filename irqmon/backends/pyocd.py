@@ -594,8 +594,10 @@ class ExceptionTrace:
             self.pc_samples.append((now, event.pc))
 
     def __call__(self) -> list[dict]:
-        rows = list(self._rows)
-        self._rows.clear()
+        """The rows received since the last call (the reader thread keeps appending meanwhile)."""
+        rows = []
+        while self._rows:
+            rows.append(self._rows.popleft())
         return rows
 
     def stop(self) -> None:
