@@ -15,10 +15,11 @@ from pathlib import Path
 
 from irqmon.elf import ElfImage
 from irqmon.errors import UsageError
+from irqmon.resources import data_dir
 from irqmon.schema import Kind, Role
 from irqmon.targets import TargetProfile
 
-PACK_DIR = Path(__file__).resolve().parent.parent / "probes"
+PACK_DIR = data_dir("probes")
 ARG_REGISTERS = ("r0", "r1", "r2", "r3")
 PACK_KEYS = {"name", "description", "targets", "function", "dwarf_member", "register", "mask_sites", "task", "config"}
 

@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from irqmon.errors import UsageError
+from irqmon.resources import data_dir
 
-DASHBOARDS = Path(__file__).resolve().parents[2] / "dashboards"
+DASHBOARDS = data_dir("dashboards")
 PANELS = ("summary", "timeline", "rates", "masks", "locks", "heap")
 ZOOMS = ("first-finding",)
 
