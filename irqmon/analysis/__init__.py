@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from irqmon.analysis.context import AnalysisConfig, Context
-from irqmon.analysis.findings import Finding
+from irqmon.analysis.findings import SEVERITIES, Finding
 from irqmon.analysis.registry import LoadedRule, Rule, all_rules
 from irqmon.errors import UsageError
 from irqmon.tracefile import Trace
 
 __all__ = ["AnalysisConfig", "Context", "Finding", "Rule", "LoadedRule", "all_rules", "analyze"]
 
-SEVERITY_ORDER = {"error": 0, "warning": 1, "note": 2}
+SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 
 
 def analyze(trace: Trace, config: AnalysisConfig | None = None, rules: Sequence[str] | None = None) -> list[Finding]:

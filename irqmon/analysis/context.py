@@ -66,11 +66,6 @@ def own_paths(callpath: pd.Series) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(own), index=callpath.index)
 
 
-def own_frames(callpath: pd.Series) -> pd.Series:
-    """The running context's frames of each call path, as lists (for the few rows reported)."""
-    return own_paths(callpath).str.split(SEP)
-
-
 def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
     padded = pc.binary_join_element_wise(SEP, paths, SEP)
     return pc.match_substring(padded, f"{SEP}{name}{SEP}").to_numpy(zero_copy_only=False) == True  # noqa: E712
@@ -274,9 +269,6 @@ class Context:
         depth = pc.add(pc.count_substring(paths, SEP), 1)
         return pd.Series(depth.to_numpy(zero_copy_only=False), index=rows.index).astype("Int64")
 
-    def raw_priority(self, logical: int) -> int | None:
-        """The 8-bit register value of a priority in implemented bits (needs priority_bits)."""
-        return None if self.priority_bits is None else logical << (8 - self.priority_bits)
-
     def logical_priority(self, raw: int) -> int | None:
+        """A raw 8-bit priority (BASEPRI, IPR) in implemented bits (needs priority_bits)."""
         return None if self.priority_bits is None else raw >> (8 - self.priority_bits)

@@ -9,6 +9,7 @@ from typing import Any
 
 from irqmon import __version__
 from irqmon.analysis import Finding
+from irqmon.analysis.findings import SEVERITIES
 from irqmon.errors import UsageError
 from irqmon.tracefile import Trace
 
@@ -21,7 +22,7 @@ def result(findings: list[Finding], trace: Trace) -> dict[str, Any]:
         "schema": RESULT_SCHEMA,
         "tool": {"name": "irqmon", "version": __version__},
         "trace": {"path": str(trace.path), "rows": len(trace.frame), "metadata": dict(trace.metadata)},
-        "summary": {severity: counts.get(severity, 0) for severity in ("error", "warning", "note")},
+        "summary": {severity: counts.get(severity, 0) for severity in SEVERITIES},
         "findings": [f.to_dict() for f in findings],
     }
 
