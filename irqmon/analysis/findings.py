@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from irqmon import schema
-from irqmon.analysis.context import EXC_NAME, EXCEPTION_MARK
+from irqmon.analysis.context import EXC_NAME, EXCEPTION_MARK, IN_ISR, PRIO
 
 if TYPE_CHECKING:
     from irqmon.analysis.context import Context
@@ -116,17 +116,21 @@ def group_hits(
                 last_time=float(group["time"].max()),
                 first_seq=int(first["seq"]),
                 contexts=contexts,
-                exception=plain(first["exc_name"]) if first["in_isr"] else None,
-                priority=plain(first["prio"]) if first["in_isr"] else None,
+                exception=plain(first[EXC_NAME]) if first[IN_ISR] else None,
+                priority=plain(first[PRIO]) if first[IN_ISR] else None,
                 task=plain(first["task"]),
                 symbol=plain(first["symbol"]),
                 address=plain(first["address"]),
                 callpath=frame_list(callpath),
                 source=plain(first["source"]),
-                evidence={k: plain(v) if not isinstance(v, (list, dict)) else v for k, v in (evidence(first, group) if evidence else {}).items()},
+                evidence=_json_values(evidence(first, group) if evidence else {}),
             )
         )
     return findings
+
+
+def _json_values(evidence: dict[str, Any]) -> dict[str, Any]:
+    return {key: value if isinstance(value, (list, dict)) else plain(value) for key, value in evidence.items()}
 
 
 def frame_list(callpath: str | None, own: bool = False) -> list[str]:
