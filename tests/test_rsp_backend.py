@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from support import capture_sample, sample_names
 
 from irqmon.tracefile import load_trace
-from support import capture_sample, sample_names
 
 ICOUNT = "-icount shift=2,sleep=off"
 # Under -icount the clean sample's TIM2 ticks outrun its thread and it never ends: every capture

@@ -13,36 +13,48 @@ out, so a watchpoint stop is reported after the access, as DWT reports it.
 from __future__ import annotations
 
 import struct
-import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass
+from xml.etree import ElementTree
+
+from elftools.elf.constants import P_FLAGS
+from elftools.elf.elffile import ELFFile
 
 from irqmon.backends.base import CORE_REGISTERS, Frame, Stop, StopReason, WatchAccess
 from irqmon.elf import ElfImage
 from irqmon.errors import CaptureError, UsageError
-from irqmon.rsp import SIGINT, PointKind, RspClient, RspDisconnected, RspError, StopReply
+from irqmon.rsp import (
+    SIGINT,
+    PointKind,
+    RspClient,
+    RspDisconnected,
+    RspError,
+    StopReply,
+)
+from irqmon.thumb import Instruction
 from irqmon.unwind import UNWIND_REGISTERS, Unwinder
 
 BREAKPOINT_LENGTH = 2  # Thumb
 WATCH_KINDS = {WatchAccess.READ: PointKind.READ, WatchAccess.WRITE: PointKind.WRITE, WatchAccess.ACCESS: PointKind.ACCESS}
 SYSTEM_REGISTERS = ("msp", "psp", "primask", "control", "basepri", "faultmask")
 CYCLES = "cyccnt"  # DWT CYCCNT, read with the registers when counted
-STACK_WINDOW = 512  # bytes read at once when the unwinder first touches the stack
+STACK_WINDOW = 1024  # the unwinder's reads are served from blocks up to this size and alignment
+STACK_BELOW_SP = 64  # how far below the last stop's sp the guessed window starts
 TARGET_XML = "target.xml"
 XML_CHUNK = 0xFFF
+PF_W = P_FLAGS.PF_W
 ACK = b"+"
 DEMCR, DEMCR_TRCENA = 0xE000EDFC, 1 << 24
 DWT_CTRL, DWT_CTRL_CYCCNTENA, DWT_CTRL_NOCYCCNT, DWT_CYCCNT = 0xE0001000, 1 << 0, 1 << 25, 0xE0001004
 
 
-class _DeferredAckClient(RspClient):
-    """An RspClient that owes its acknowledgements until it next sends, then sends them first.
+class _BatchedAckClient(RspClient):
+    """An RspClient that acknowledges the replies of one exchange with one write at its end.
 
-    For stubs without `QStartNoAckMode` (QEMU): QEMU never waits for an acknowledgement, but
+    For stubs without `QStartNoAckMode` (QEMU). An acknowledgement per packet is one system call
+    each; sent at the end of the exchange they also go out before the next `s` or `c`: QEMU
     takes any byte that arrives while the target runs as an interrupt, an acknowledgement
-    included. Sent ahead of the next packet they arrive while the target is halted, so requests
-    can be pipelined ahead of an `s`, and the acknowledgements of a pipelined batch cost one
-    write instead of one each. Stubs that wait for acknowledgements (OpenOCD, pyOCD, J-Link)
-    offer `QStartNoAckMode`, and then there are none to owe."""
+    included. They are not held until the next request: the stub's next reply would wait for
+    the TCP acknowledgement of this one (Nagle on the stub's side, delayed ACK on ours)."""
 
     def __init__(self, host: str, port: int, timeout: float) -> None:
         super().__init__(host, port, timeout)
@@ -55,6 +67,23 @@ class _DeferredAckClient(RspClient):
         if self._owed:
             data, self._owed = ACK * self._owed + data, 0
         super()._send(data)
+
+    def _flush_acks(self) -> None:
+        if self._owed:
+            data, self._owed = ACK * self._owed, 0
+            super()._send(data)
+
+    def pipeline(self, payloads: list[str | bytes]) -> list[str]:
+        try:
+            return super().pipeline(payloads)
+        finally:
+            self._flush_acks()
+
+    def wait_stop(self, timeout: float | None) -> StopReply | None:
+        try:
+            return super().wait_stop(timeout)
+        finally:
+            self._flush_acks()
 
 
 @dataclass(frozen=True)
@@ -92,8 +121,12 @@ class RspBackend:
         self._breakpoints: dict[int, int] = {}  # address -> point id
         self._next_id = 1  # the capture treats point 0 as "none"
         self._registers: dict[str, int] | None = None  # cached while halted
-        self._known_pc: int | None = None  # pc read alone after a step
+        self._known_pc: int | None = None  # pc after a step, known without reading registers
+        self._fall_through: dict[int, int | None] = {}  # pc -> next pc, for non-branching code
+        self._step_passes_breakpoints: bool | None = None  # found out at the first step
+        self._last_sp: int | None = None  # where the next stop's stack window is guessed
         self._memory: list[tuple[int, bytes]] = []  # blocks read while halted
+        self._code_ranges = _read_only_ranges(elf)
         self._pending: list[Stop] = []
 
     # --- connecting -----------------------------------------------------------------------
@@ -107,7 +140,7 @@ class RspBackend:
     def connect(self) -> None:
         host, _, port = self.address.rpartition(":")
         try:
-            self._client = _DeferredAckClient(host or "127.0.0.1", int(port), self.timeout)
+            self._client = _BatchedAckClient(host or "127.0.0.1", int(port), self.timeout)
             self._client.handshake()
             self._client.halt_reason()  # a stub that stopped on connect has its stop consumed here
             self._read_register_map()
@@ -247,24 +280,42 @@ class RspBackend:
         return self._step_from(self._pc())
 
     def _step_from(self, pc: int) -> Stop:
-        """One instruction with any breakpoint under pc taken out for the step."""
-        around = [self._points[self._breakpoints[pc]]] if pc in self._breakpoints else []
-        reply = self._step_without(around)
+        """One instruction, stepping off any breakpoint under pc."""
+        if pc in self._breakpoints and not self._step_passes_breakpoints:
+            reply = self._step_without([self._points[self._breakpoints[pc]]], pc)
+        else:
+            calibrating = self._step_passes_breakpoints is None and pc in self._breakpoints
+            reply = self._step_without([], pc, read_pc=calibrating)
+            if calibrating:
+                # The first step off a breakpoint tells whether the stub executes the
+                # instruction (QEMU: single-stepping overrides breakpoints) or stops at once.
+                self._step_passes_breakpoints = reply.watch is not None or self._pc() != pc
+                if not self._step_passes_breakpoints:
+                    reply = self._step_without([self._points[self._breakpoints[pc]]], pc)
         if reply.exited:
             return self._exited(reply)
         if reply.watch is not None:
             return self._past_watched_access(reply)
         return Stop(StopReason.STEP, self._pc())
 
-    def _step_without(self, points: list[_Point]) -> StopReply:
-        """Take `points` out, step once, put them back: two round trips. The step's pc comes
-        back with the reinsertion."""
+    def _step_without(self, points: list[_Point], pc: int, read_pc: bool = False) -> StopReply:
+        """Take `points` out, step once from `pc`, put them back. Where the instruction cannot
+        branch, the new pc is known without asking; else it comes back with the reinsertion."""
         replies = self._pipeline([p.remove for p in points] + ["s"])
         self._forget_state()
         reply = StopReply.parse(replies[-1])
-        pc = self._pipeline([p.insert for p in points] + [f"p{self._register_numbers['pc']:x}"])[-1]
-        self._known_pc = int.from_bytes(bytes.fromhex(pc), "little")
+        landing = self._next_pc(pc) if reply.watch is None and not reply.exited and not read_pc else None
+        requests = [p.insert for p in points] + ([] if landing else [f"p{self._register_numbers['pc']:x}"])
+        replies = self._pipeline(requests) if requests else []
+        self._known_pc = landing or int.from_bytes(bytes.fromhex(replies[-1]), "little")
         return reply
+
+    def _next_pc(self, pc: int) -> int | None:
+        """The address after the instruction at `pc` if it always falls through, else None."""
+        if pc not in self._fall_through:
+            insn = self.elf.instruction_at(pc)
+            self._fall_through[pc] = insn.end if insn is not None and falls_through(insn) else None
+        return self._fall_through[pc]
 
     def _stop_from(self, reply: StopReply) -> Stop:
         self._forget_state()
@@ -285,7 +336,7 @@ class RspBackend:
         access_pc = self._pc()
         watches = self._watchpoints()
         around = watches + ([self._points[self._breakpoints[access_pc]]] if access_pc in self._breakpoints else [])
-        stepped = self._step_without(around)
+        stepped = self._step_without(around, access_pc)
         if stepped.exited:
             return self._exited(stepped)
         address = reply.watch_address
@@ -319,7 +370,17 @@ class RspBackend:
             requests = ["g"] + [f"p{self._register_numbers[name]:x}" for name in system]
             if self.cycle_counter:
                 requests.append(f"m{DWT_CYCCNT:x},4")
-            replies = self._pipeline(requests)
+            guess = _stack_window(self._last_sp) if self._last_sp is not None else None
+            try:
+                # The stack window the unwinder will read, guessed from the last stop's sp, goes
+                # in the same round trip; a stub that refuses it (sp was odd) is asked again.
+                replies = self._pipeline(requests + ([f"m{guess[0]:x},{guess[1] - guess[0]:x}"] if guess else []))
+            except CaptureError:
+                if self.gone or guess is None:
+                    raise
+                guess, replies = None, self._pipeline(requests)
+            if guess:
+                self._memory.append((guess[0], bytes.fromhex(replies.pop())))
             block = bytes.fromhex(replies[0])
             registers = {name: struct.unpack_from("<I", block, offset)[0] for name, offset in self._g_layout}
             for name, reply in zip(system, replies[1:]):
@@ -327,6 +388,7 @@ class RspBackend:
             if self.cycle_counter:
                 registers[CYCLES] = int.from_bytes(bytes.fromhex(replies[-1]), "little")
             self._registers = registers
+            self._last_sp = registers["sp"]
         return self._registers
 
     def _pc(self) -> int:
@@ -356,15 +418,14 @@ class RspBackend:
 
     def _read_stack(self, address: int, size: int) -> bytes:
         """A read for the unwinder: code from the ELF, data through a window of the stack."""
-        code = self.elf.read_code(address, size)
-        if len(code) == size:
-            return code
+        for start, end in self._code_ranges:
+            if start <= address and address + size <= end:
+                return self.elf.read_code(address, size)
         for start, data in self._memory:
             if start <= address and address + size <= start + len(data):
                 return data[address - start : address - start + size]
-        # Up to the next window boundary: RAM ends on one, so the window never runs past it.
-        end = max(address + size, (address // STACK_WINDOW + 1) * STACK_WINDOW)
-        window = self.read_memory(address, end - address)
+        start, end = _stack_window(address)
+        window = self.read_memory(address, max(end, address + size) - address)
         return window[:size]
 
     def backtrace(self, depth: int) -> list[Frame]:
@@ -423,3 +484,42 @@ class RspBackend:
             raise CaptureError(f"lost the target: {exc}") from None
         except RspError as exc:
             raise CaptureError(str(exc)) from None
+
+
+def _stack_window(sp: int) -> tuple[int, int]:
+    """The block read for a stack near `sp`: from a little below it up to the next window
+    boundary. RAM ends on such a boundary, so the block never runs past it."""
+    start = max(0, sp - STACK_BELOW_SP) & ~3
+    return start, (sp // STACK_WINDOW + 1) * STACK_WINDOW
+
+
+def falls_through(insn: Instruction) -> bool:
+    """A 16-bit Thumb instruction that never changes the flow (A5.2), or `push.w`: stepping it
+    lands on the next instruction. Conservative: anything else may branch."""
+    if insn.size == 4:
+        return insn.first == 0xE92D  # push.w (stmdb sp!): pc cannot be in the list
+    op = insn.first
+    top6 = op >> 10
+    if top6 < 0b010000 or top6 == 0b010000:  # shifts, add/sub/mov/cmp immediate, ALU operations
+        return True
+    if op >> 11 == 0b01001 or 0b0101 <= op >> 12 <= 0b1001:  # ldr literal, loads and stores
+        return True
+    if op >> 11 in (0b10100, 0b10101, 0b11000, 0b11001):  # adr, add sp, stm, ldm
+        return True
+    if op >> 12 == 0b1011:  # miscellaneous (A5.2.5)
+        if op & 0xF500 == 0xB100 or op & 0xFF00 in (0xBD00, 0xBE00):  # cbz/cbnz, pop {.., pc}, bkpt
+            return False
+        return op not in (0xBF20, 0xBF30)  # wfe, wfi: a step with interrupts masked never ends
+    return False
+
+
+def _read_only_ranges(elf: ElfImage) -> list[tuple[int, int]]:
+    """Address ranges of the ELF's loaded, non-writable segments: code and constants, which
+    the unwinder reads from the file instead of the target."""
+    with elf.path.open("rb") as stream:
+        segments = ELFFile(stream).iter_segments()
+        return [
+            (s["p_vaddr"], s["p_vaddr"] + s["p_filesz"])
+            for s in segments
+            if s["p_type"] == "PT_LOAD" and not s["p_flags"] & PF_W
+        ]
