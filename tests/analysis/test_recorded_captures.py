@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import tomllib
+from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
@@ -24,6 +25,19 @@ SAMPLES = Path(__file__).resolve().parents[2] / "firmware_samples"
 
 def expected_rules(sample: str) -> set[str]:
     return set(tomllib.loads((SAMPLES / sample / "expected.toml").read_text())["rules"])
+
+
+@pytest.mark.parametrize("sample", sorted(p.stem for p in TRACES.glob("*.csv")))
+def test_json_result_matches_its_schema(sample, tmp_path):
+    out = tmp_path / "result.json"
+    main(["analyze", str(TRACES / f"{sample}.csv"), "--format", "json", "-o", str(out)])
+    schema = json.loads(files("irqmon.output").joinpath("result.schema.json").read_text())
+    result = json.loads(out.read_text())
+    jsonschema.validate(result, schema)
+    for finding in result["findings"]:
+        broken = {**result, "findings": [{**finding, "fingerprint": "not-hex"}]}
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(broken, schema)
 
 
 @pytest.mark.parametrize("sample", sorted(p.stem for p in TRACES.glob("*.csv")))
