@@ -96,6 +96,9 @@ class Capture:
         self._priority_cache: dict[int, tuple[float, int | None]] = {}
         self._task_names: dict[int, str] = {}
         self._until_reached = False
+        # Breakpoints right after a store: gdb may report the breakpoint alone when that store
+        # hit a watchpoint, so a changed watched value is checked there.
+        self._after_store: set[int] = set()
 
     # --- set-up and tear-down -----------------------------------------------------------
 
@@ -115,6 +118,11 @@ class Capture:
             self._watch_by_point[point] = watch
         if limits.until is not None:
             self._break_at(limits.until, self._on_until)
+        if self.plan.watches:
+            self._after_store = {
+                address for address in self._breakpoint_ids
+                if (insn := self.elf.instruction_before(address)) and thumb.access_direction(insn) == "w"
+            }  # fmt: skip
 
     def _release_return_breakpoint(self, address: int) -> None:
         handlers = self._handlers.get(address)
@@ -179,15 +187,29 @@ class Capture:
             raise CaptureError(f"the target went away: {stop.message}")
         self.summary.halts += 1
         if stop.reason is StopReason.WATCHPOINT:
-            watch = self._watch_by_point.get(stop.point or -1)
-            if watch is not None:
-                self._on_access(watch, stop, self._registers())
-            return
-        handlers = self._handlers.get(stop.pc)
-        if stop.reason is StopReason.BREAKPOINT and handlers:
             regs = self._registers()
-            for handler in list(handlers):
-                handler(regs)
+            watch = self._watch_by_point.get(stop.point) if stop.point is not None else None
+            if watch is not None:
+                self._on_access(watch, stop, regs)
+            if stop.breakpoint_too:
+                self._run_handlers(regs)
+            return
+        if stop.reason is StopReason.BREAKPOINT:
+            regs = self._registers()
+            if regs["pc"] in self._after_store:
+                self._catch_unreported_write(regs)
+            self._run_handlers(regs)
+
+    def _catch_unreported_write(self, regs: dict[str, int]) -> None:
+        store = self.elf.instruction_before(regs["pc"])
+        for watch in self.plan.watches:
+            if self._read_value(watch.address, watch.size) != self._shadow.get(watch.address):
+                self._on_access(watch, Stop(StopReason.WATCHPOINT, regs["pc"], access_pc=store.address), regs)
+
+    def _run_handlers(self, regs: dict[str, int]) -> None:
+        """Everything probed at the current pc."""
+        for handler in list(self._handlers.get(regs["pc"], ())):
+            handler(regs)
 
     # --- rows -----------------------------------------------------------------------------
 
@@ -282,10 +304,7 @@ class Capture:
         self._emit(row)
         # The step may have landed on another probed instruction: handle it now, since
         # resuming from here would run straight past it.
-        next_handlers = self._handlers.get(after["pc"])
-        if next_handlers:
-            for handler in list(next_handlers):
-                handler(after)
+        self._run_handlers(after)
 
     def _on_access(self, watch: WatchProbe, stop: Stop, regs: dict[str, int]) -> None:
         value = self._read_value(watch.address, watch.size)

@@ -37,6 +37,9 @@ class Stop:
     # the address hit, and the accessing instruction's address where the backend knows it.
     data_address: int | None = None
     access_pc: int | None = None
+    # The core also reached a breakpoint at `pc` in the same halt (a watched access right
+    # before a probed instruction): its handlers run now, as resuming steps over it.
+    breakpoint_too: bool = False
     message: str = ""
 
 

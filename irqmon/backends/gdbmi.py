@@ -169,14 +169,21 @@ class GdbMiBackend:
         return True
 
     def _parse_stop(self, payload: dict) -> Stop:
-        reason = payload.get("reason", "")
+        # One halt can have several reasons (a watchpoint and a breakpoint): a list then.
+        reasons = payload.get("reason", "")
+        reasons = reasons if isinstance(reasons, list) else [reasons]
+        reason = reasons[0]
         pc = int(payload.get("frame", {}).get("addr", "0"), 16)
+        if any(r.endswith("watchpoint-trigger") for r in reasons):
+            spec = payload.get("hw-awpt") or payload.get("hw-rwpt") or payload.get("wpt") or {}
+            spec = spec[0] if isinstance(spec, list) else spec
+            number = int(spec.get("number", 0))
+            return Stop(
+                StopReason.WATCHPOINT, pc, number, self._watch_addresses.get(number),
+                breakpoint_too="breakpoint-hit" in reasons,
+            )  # fmt: skip
         if reason == "breakpoint-hit":
             return Stop(StopReason.BREAKPOINT, pc, int(payload.get("bkptno", 0)))
-        if reason.endswith("watchpoint-trigger"):
-            spec = payload.get("hw-awpt") or payload.get("hw-rwpt") or payload.get("wpt") or {}
-            number = int(spec.get("number", 0))
-            return Stop(StopReason.WATCHPOINT, pc, number, self._watch_addresses.get(number))
         if reason == "end-stepping-range":
             return Stop(StopReason.STEP, pc)
         if reason.startswith("exited"):

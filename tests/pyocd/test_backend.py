@@ -220,7 +220,7 @@ def test_probe_lost_mid_capture_keeps_the_trace(built_samples, tmp_path):
     started = time.monotonic()
     summary, _ = capture_with_pyocd(sample_elf("printf_tasks_critical"), output, on_connect=unplug_later)
     assert time.monotonic() - started < 30
-    assert "lost the probe" in summary.error
+    assert "lost" in summary.error  # the probe link, or the stub behind it, whichever notices first
     trace = load_trace(output)
     assert len(trace.frame) == summary.events > 0
     assert (trace.frame["event"] == "call").any(), "halting rows from before the loss are kept"

@@ -69,13 +69,13 @@ def test_client_against_qemu(tim2_elf, tim2_symbols: dict[str, int]) -> None:
         record = tim2_symbols["tim2_record"]
         client.insert_point(PointKind.HARDWARE, record, 2)
         client.cont()
-        stop = client.wait_stop(5.0)
+        stop = client.wait_stop(20.0)
         assert stop is not None and stop.signal == 5 and stop.watch is None
         assert int.from_bytes(client.read_register(15), "little") == record
         client.remove_point(PointKind.HARDWARE, record, 2)
         client.insert_point(PointKind.WRITE, tim2_symbols["tim2_ticks"], 4)
         client.cont()
-        stop = client.wait_stop(5.0)
+        stop = client.wait_stop(20.0)
         assert stop is not None and stop.watch is PointKind.WRITE
         assert stop.watch_address == tim2_symbols["tim2_ticks"]
         client.remove_point(PointKind.WRITE, tim2_symbols["tim2_ticks"], 4)
