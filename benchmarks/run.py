@@ -1,0 +1,126 @@
+"""`make bench`: the three benchmarks of issue 7, their ratios printed and written to RESULTS.md.
+
+Every ratio is measured side by side in one run (the compared commands alternate within each
+repeat) and is the median over the repeats. `--tiny` runs everything at a size that takes
+seconds and writes no RESULTS.md unless `--results` says where (the tests use it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import analyzer
+import capture
+import timeline
+from common import BENCH_DIR, ROOT, load_average, machine
+
+FULL = {"hits": 2000, "activations": 200_000, "sizes": [1_000_000, 10_000_000], "repeats": 5, "analyzer_repeats": 3}
+TINY = {"hits": 20, "activations": 2000, "sizes": [5000, 20_000], "repeats": 1, "analyzer_repeats": 1}
+GOALS = {"capture": 3.0, "events_per_s": 100_000, "csv_ratio": 2.0, "rss_gib": 4.0}
+
+
+def report(command: str, size: dict, results: dict, started: datetime, load: str) -> str:
+    """RESULTS.md: the command, the machine, the date, and the three benchmarks' tables."""
+    cap, tl, an = results["capture"], results["timeline"], results["analyzer"]
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT).stdout
+    lines = [
+        "# Benchmark results",
+        "",
+        f"- Command: `{command}`",
+        f"- Machine: {machine()}",
+        f"- Date: {started.isoformat(timespec='seconds')} (load average at the start: {load}); commit {commit.strip()}",
+        "- Ratios are measured side by side in this run: medians over the repeats, the compared commands",
+        "  alternating within each repeat.",
+        "",
+        f"## 1. Capture: breakpoint hits on a tight interrupt loop ({cap['hits']} hits, median of {cap['repeats']})",
+        "",
+        "`benchmarks/firmware/bench_irq.c` pends EXTI2 through STIR and waits for each activation. Baseline:",
+        "gdb-multiarch alone, `break *EXTI2_IRQHandler` with `commands` / `silent` / `continue` / `end`. irqmon:",
+        "`irqmon attach` writing every hit as a full row (pc, lr, sp, ipsr, priority, masks, call path).",
+        "",
+        "| path | hits/s | ratio to the baseline |",
+        "|---|---:|---:|",
+        f"| gdb-multiarch alone (baseline) | {cap['baseline']:.0f} | 1.00 |",
+        f"| `irqmon attach --probe gdb` | {cap['gdb']:.0f} | {cap['gdb_ratio']:.2f} |",
+        f"| `irqmon attach --probe rsp` | {cap['rsp']:.0f} | **{cap['rsp_ratio']:.2f}** (goal ≥ {GOALS['capture']:.0f}) |",
+        "",
+        f"## 2. ISR timeline: QEMU's NVIC trace ({tl['activations']} activations, median of {tl['repeats']})",
+        "",
+        "The firmware ends QEMU through semihosting; the plain run and the traced run (the events, timestamps",
+        "and log irqmon uses) alternate. Every entry and exit is checked against the firmware's counter.",
+        "",
+        "| measure | value |",
+        "|---|---:|",
+        f"| plain run | {tl['plain_s']:.2f} s |",
+        f"| traced run | {tl['traced_s']:.2f} s |",
+        f"| IRQ entries + exits traced | {tl['events']:.0f} |",
+        f"| events/s, traced | **{tl['events_per_s']:.0f}** (goal ≥ {GOALS['events_per_s']}) |",
+        f"| slowdown (traced ÷ plain) | **{tl['slowdown']:.2f}** |",
+        f"| whole `irqmon attach` with no probes, rows written/s | {tl['attach_rows_per_s']:.0f} |",
+        "",
+        f"## 3. Analyzer: `irqmon analyze` against pyarrow reading the same file (median of {size['analyzer_repeats']})",
+        "",
+        "`benchmarks/gen_trace.py`: the recorded QEMU captures of every sample end to end, repeated; every run",
+        "must find all ten rules the samples' bugs trigger.",
+        "",
+        "| rows | pyarrow CSV | analyze CSV | ratio | pyarrow Parquet | analyze Parquet | ratio | peak RSS |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for key, row in an.items():
+        if key == "scaling":
+            continue
+        lines.append(
+            f"| {row['rows']:,} | {row['pyarrow_csv_s']:.2f} s | {row['analyze_csv_s']:.2f} s | **{row['csv_ratio']:.2f}** "
+            f"| {row['pyarrow_parquet_s']:.2f} s | {row['analyze_parquet_s']:.2f} s | {row['parquet_ratio']:.2f} "
+            f"| {row['peak_rss_gib']:.2f} GiB |"
+        )
+    if "scaling" in an:
+        scaling = an["scaling"]
+        lines += ["", f"analyze time ratio for {scaling['size_ratio']:.0f}× the rows (CSV): **{scaling['time_ratio']:.2f}**"]
+    lines += ["", f"Goals: CSV ratio ≤ {GOALS['csv_ratio']:.0f}, peak RSS < {GOALS['rss_gib']:.0f} GiB, time ratio close to 10.", ""]
+    return "\n".join(lines)
+
+
+def summary(results: dict) -> str:
+    cap, tl, an = results["capture"], results["timeline"], results["analyzer"]
+    sizes = [row for key, row in an.items() if key != "scaling"]
+    parts = [
+        (f"capture: --probe rsp {cap['rsp_ratio']:.2f}x the gdb baseline ({cap['rsp']:.0f} vs {cap['baseline']:.0f} "
+         f"hits/s; --probe gdb {cap['gdb_ratio']:.2f}x)"),
+        f"timeline: {tl['events_per_s']:.0f} events/s traced, slowdown {tl['slowdown']:.2f}",
+        "analyzer: " + ", ".join(f"{row['rows']:,} rows CSV ratio {row['csv_ratio']:.2f} "
+                                 f"(Parquet {row['parquet_ratio']:.2f}, {row['peak_rss_gib']:.2f} GiB)" for row in sizes),
+    ]  # fmt: skip
+    if "scaling" in an:
+        parts.append(f"analyzer scaling: {an['scaling']['time_ratio']:.2f} for {an['scaling']['size_ratio']:.0f}x the rows")
+    return "\n".join(parts)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tiny", action="store_true", help="a size that runs in seconds (the tests)")
+    parser.add_argument("--results", type=Path, help="where to write the report (default: RESULTS.md unless --tiny)")
+    args = parser.parse_args()
+    size = TINY if args.tiny else FULL
+    started, load = datetime.now(UTC), load_average()
+    results = {
+        "capture": capture.run(size["hits"], size["repeats"]),
+        "timeline": timeline.run(size["activations"], size["repeats"]),
+        "analyzer": analyzer.run(size["sizes"], size["analyzer_repeats"]),
+    }
+    print(summary(results))
+    output = args.results or (None if args.tiny else BENCH_DIR / "RESULTS.md")
+    if output is not None:
+        command = "make bench" if not args.tiny else "benchmarks/run.py --tiny"
+        output.write_text(report(command, size, results, started, load))
+        print(f"written: {output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,52 @@
+"""The benchmark scripts run end to end at a tiny size (no timing is judged here)."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+from support import ROOT
+
+from irqmon.tracefile import load_trace
+
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+import gen_trace
+
+
+def test_run_tiny_writes_the_three_ratios(built_samples, tmp_path):
+    report = tmp_path / "RESULTS.md"
+    result = subprocess.run(
+        [sys.executable, str(BENCH / "run.py"), "--tiny", "--results", str(report)],
+        capture_output=True, text=True, timeout=600, check=False, cwd=ROOT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    text = report.read_text()
+    rates = dict(re.findall(r"\| (gdb-multiarch alone \(baseline\)|`irqmon attach --probe \w+`) \| (\d+) \|", text))
+    assert len(rates) == 3 and all(int(rate) > 0 for rate in rates.values())
+    # Every activation of the tiny run (2000) entered and left, and nothing else was traced.
+    assert re.search(r"\| IRQ entries \+ exits traced \| 4000 \|", text)
+    analyzer_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+\*\*", text, re.MULTILINE)
+    assert analyzer_rows == ["5,000", "20,000"]
+    assert "capture: --probe rsp" in result.stdout and "analyzer scaling" in result.stdout
+
+
+def test_synthetic_trace_is_a_valid_trace_in_both_formats(tmp_path):
+    csv_path, parquet_path = gen_trace.generate(12_000, tmp_path)
+    from_csv, from_parquet = load_trace(csv_path), load_trace(parquet_path)
+    frame = from_csv.frame
+    assert len(frame) == 12_000 and (frame["seq"].diff().dropna() == 1).all()
+    assert frame["time"].is_monotonic_increasing
+    assert from_csv.metadata["backend"] == from_parquet.metadata["backend"] == "synthetic"
+    pd.testing.assert_frame_equal(from_csv.frame, from_parquet.frame)
+    # Each recorded capture appears whole in every round: its calls, accesses and IRQ rows.
+    assert set(frame["event"]) >= {"call", "return", "access", "mask", "irq_enter", "irq_exit"}
+
+
+def test_synthetic_trace_needs_a_whole_round(tmp_path):
+    with pytest.raises(ValueError, match="not even one round"):
+        gen_trace.generate(100, tmp_path)
