@@ -231,3 +231,22 @@ def test_repo_has_no_sample_names_in_probe_packs():
     text = "\n".join(p.read_text() for p in (ROOT / "probes").glob("*.toml"))
     for name in ("hi2c1", "USBD_", "OTG_FS", "serial_puts", "EXTI0_IRQHandler"):
         assert name not in text
+
+
+def test_svd_file_names_the_exceptions_of_any_cortex_m(built_samples, tmp_path):
+    svd = tmp_path / "device.svd"
+    svd.write_text(
+        "<device><name>MYCHIP</name><cpu><name>CM4</name><nvicPrioBits>4</nvicPrioBits></cpu><peripherals>"
+        "<peripheral><name>EXTI</name><interrupt><name>LINE0_EDGE</name><value>6</value></interrupt>"
+        "<interrupt><name>LINE1_EDGE</name><value>7</value></interrupt></peripheral></peripherals></device>"
+    )
+    output = tmp_path / "svd.csv"
+    with QemuTarget(sample_elf("exti_imr_rmw_race"), workdir=tmp_path / "q") as qemu:
+        result = irqmon("attach", "--svd", str(svd), "--gdb-remote", qemu.gdb_address,
+                        "--elf", str(sample_elf("exti_imr_rmw_race")), "--watch", "0x40013C00:4",
+                        "--until", "sample_done", "-q", "-o", str(output))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    trace = load_trace(output)
+    assert trace.metadata["target"] == "mychip"
+    accesses = trace.frame[trace.frame["event"] == "access"]
+    assert {"LINE0_EDGE", "LINE1_EDGE"} <= set(accesses["exception"])

@@ -38,7 +38,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def add_capture_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--target", required=True, help="target profile name (irqmon targets) or .toml file")
+    chip = parser.add_mutually_exclusive_group(required=True)
+    chip.add_argument("--target", help="target profile name (irqmon targets) or a profile .toml file")
+    chip.add_argument("--svd", metavar="FILE", help="any other Cortex-M: IRQ names and priority bits from its CMSIS-SVD file")
     source = parser.add_mutually_exclusive_group()
     source.add_argument("--qemu", metavar="ELF", help="start QEMU on this firmware (halted at reset) and capture")
     source.add_argument("--gdb-remote", metavar="HOST:PORT", help="attach to a running GDB server (OpenOCD, pyOCD, J-Link)")
@@ -69,7 +71,9 @@ def run(args: argparse.Namespace) -> int:
 def attach(args: argparse.Namespace) -> CaptureSummary:
     """Validate everything, capture, and report; used by `attach` and `demo`."""
     console = Console(stderr=True, soft_wrap=True)
-    target = load_target(args.target)
+    target = load_target(args.svd if args.svd else args.target)
+    if args.svd and not args.svd.lower().endswith(".svd"):
+        raise UsageError(f"--svd {args.svd}: expected a CMSIS-SVD .svd file")
     probe = args.probe or ("gdb" if args.qemu or args.gdb_remote else "pyocd")
     elf_path = args.qemu or args.elf
     if not elf_path:

@@ -6,6 +6,7 @@ A profile is `irqmon/targets/<name>.toml`, or any TOML file of the same shape gi
 from __future__ import annotations
 
 import tomllib
+import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,6 +29,17 @@ SYSTEM_EXCEPTIONS: dict[int, str] = {
     15: "SysTick",
 }
 FIRST_IRQ = 16
+
+# Comparators by CMSIS-SVD <cpu><name> when the device file does not say (architecture
+# maxima of the usual implementations: FPB code comparators, DWT comparators).
+CORE_COMPARATORS: dict[str, tuple[str, int, int]] = {
+    "CM0": ("cortex-m0", 4, 2),
+    "CM0PLUS": ("cortex-m0+", 4, 2),
+    "CM3": ("cortex-m3", 6, 4),
+    "CM4": ("cortex-m4", 6, 4),
+    "CM7": ("cortex-m7", 8, 4),
+    "CM33": ("cortex-m33", 8, 4),
+}
 
 
 @dataclass(frozen=True)
@@ -65,9 +77,40 @@ def available_targets() -> list[str]:
     return sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
 
 
+def load_svd(path: Path) -> TargetProfile:
+    """A profile from a CMSIS-SVD device file: its interrupts, NVIC priority bits and core."""
+    try:
+        root = ElementTree.parse(path).getroot()
+    except OSError as exc:
+        raise UsageError(f"cannot read SVD file {path}: {exc.strerror}") from None
+    except ElementTree.ParseError as exc:
+        raise UsageError(f"{path}: not an SVD file ({exc})") from None
+    if root.tag != "device":
+        raise UsageError(f"{path}: not an SVD file (its root is <{root.tag}>, not <device>)")
+    irqs: dict[int, str] = {}
+    for interrupt in root.iter("interrupt"):
+        name, value = interrupt.findtext("name"), interrupt.findtext("value")
+        if name and value and value.strip().isdigit():
+            irqs[int(value)] = name.strip()
+    cpu = (root.findtext("cpu/name") or "CM4").strip().upper()
+    core, breakpoints, watchpoints = CORE_COMPARATORS.get(cpu, CORE_COMPARATORS["CM4"])
+    bits = (root.findtext("cpu/nvicPrioBits") or "4").strip()
+    return TargetProfile(
+        name=(root.findtext("name") or path.stem).strip().lower(),
+        description=(root.findtext("description") or "").strip().split("\n")[0],
+        core=core,
+        priority_bits=int(bits) if bits.isdigit() else 4,
+        fpb_comparators=breakpoints,
+        dwt_comparators=watchpoints,
+        irqs=irqs,
+    )
+
+
 def load_target(name_or_path: str) -> TargetProfile:
-    """A built-in profile by name, or a profile file by path."""
+    """A built-in profile by name, a profile file (.toml) or a CMSIS-SVD device file (.svd)."""
     path = Path(name_or_path)
+    if path.suffix.lower() == ".svd":
+        return load_svd(path)
     if path.suffix != ".toml":
         path = PROFILE_DIR / f"{name_or_path}.toml"
         if not path.exists():
