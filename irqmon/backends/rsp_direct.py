@@ -29,6 +29,7 @@ from irqmon.rsp import (
     RspDisconnected,
     RspError,
     StopReply,
+    frame,
 )
 from irqmon.thumb import Instruction
 from irqmon.unwind import UNWIND_REGISTERS, Unwinder
@@ -85,6 +86,10 @@ class _BatchedAckClient(RspClient):
         finally:
             self._flush_acks()
 
+    def start_step(self) -> None:
+        """Step one instruction; the stop reply comes later through `wait_stop`."""
+        self._send(frame(b"s"))
+
 
 @dataclass(frozen=True)
 class _Point:
@@ -128,6 +133,9 @@ class RspBackend:
         self._memory: list[tuple[int, bytes]] = []  # blocks read while halted
         self._code_ranges = _read_only_ranges(elf)
         self._pending: list[Stop] = []
+        self._early_step_from: int | None = None  # a step started at the stop, not yet reported
+        self._early_reply: StopReply | None = None
+        self._presteppable: dict[int, bool] = {}
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -239,6 +247,17 @@ class RspBackend:
     def resume(self) -> None:
         if self._pending:
             return  # a stop found while stepping off a breakpoint is still to be reported
+        early = self._take_early_step()
+        if early is not None:
+            if early.reason is StopReason.STEP and early.pc not in self._breakpoints:
+                self._forget_state()
+                self._guard(self.client.cont)
+                self.running = True
+                return
+            if early.reason is StopReason.STEP:
+                early = Stop(StopReason.BREAKPOINT, early.pc, self._breakpoints[early.pc])
+            self._pending.insert(0, early)
+            return
         pc = self._pc()
         if pc in self._breakpoints:
             # The stub would stop again at once on the breakpoint under pc: step off it first.
@@ -277,11 +296,56 @@ class RspBackend:
         return Stop(StopReason.HALTED, self._pc())
 
     def step(self) -> Stop:
-        return self._step_from(self._pc())
+        return self._take_early_step() or self._step_from(self._pc())
+
+    # An early step: at a breakpoint stop whose instruction cannot branch or store (beyond a push
+    # below sp), the step off the breakpoint is sent as soon as the registers and the stack
+    # window are in, and runs while the capture builds its row from them. The capture's own
+    # step, or its resume, then only collects it.
+
+    def _start_early_step(self, pc: int) -> None:
+        if self._step_passes_breakpoints and self._can_step_early(pc):
+            self._guard(self.client.start_step)
+            self._early_step_from, self._early_reply = pc, None
+
+    def _can_step_early(self, pc: int) -> bool:
+        if pc not in self._presteppable:
+            insn = self.elf.instruction_at(pc)
+            self._presteppable[pc] = insn is not None and falls_through(insn) and not stores(insn)
+        return self._presteppable[pc]
+
+    def _settle(self) -> None:
+        """Wait for an early step still running: the stub takes nothing else meanwhile."""
+        if self._early_step_from is None or self._early_reply is not None:
+            return
+        try:
+            reply = self.client.wait_stop(self.timeout)
+        except RspDisconnected as exc:
+            self.gone = str(exc)
+            raise CaptureError(f"lost the target: {exc}") from None
+        if reply is None:
+            raise CaptureError("a single step did not finish")
+        self._early_reply = reply
+
+    def _take_early_step(self) -> Stop | None:
+        """The stop an early step ended with, as `step` reports it; None if there was none."""
+        if self._early_step_from is None:
+            return None
+        self._settle()
+        pc, reply = self._early_step_from, self._early_reply
+        self._early_step_from = self._early_reply = None
+        self._forget_state()
+        assert reply is not None
+        if reply.exited:
+            return self._exited(reply)
+        if reply.watch is not None:
+            return self._past_watched_access(reply)
+        self._known_pc = self._next_pc(pc)
+        return Stop(StopReason.STEP, self._pc())
 
     def _step_from(self, pc: int) -> Stop:
         """One instruction, stepping off any breakpoint under pc."""
-        if pc in self._breakpoints and not self._step_passes_breakpoints:
+        if pc in self._breakpoints and self._step_passes_breakpoints is False:
             reply = self._step_without([self._points[self._breakpoints[pc]]], pc)
         else:
             calibrating = self._step_passes_breakpoints is None and pc in self._breakpoints
@@ -327,6 +391,7 @@ class RspBackend:
         if reply.signal == SIGINT:
             return Stop(StopReason.HALTED, pc, message="SIGINT")
         if pc in self._breakpoints:
+            self._start_early_step(pc)
             return Stop(StopReason.BREAKPOINT, pc, self._breakpoints[pc])
         return Stop(StopReason.HALTED, pc, message=f"signal {reply.signal}")
 
@@ -346,11 +411,8 @@ class RspBackend:
             None,
         )  # fmt: skip
         pc = self._pc()
-        if pc in self._breakpoints:
-            # The access ran up to a breakpoint: that is an event too, reported next (gdb
-            # reports only the breakpoint and loses the access).
-            self._pending.append(Stop(StopReason.BREAKPOINT, pc, self._breakpoints[pc]))
-        return Stop(StopReason.WATCHPOINT, pc, number, address, access_pc)
+        # The access may have run up to a breakpoint: that one is hit too.
+        return Stop(StopReason.WATCHPOINT, pc, number, address, access_pc, breakpoint_too=pc in self._breakpoints)
 
     def _exited(self, reply: StopReply) -> Stop:
         self.gone = f"the target exited ({reply.raw})"
@@ -475,7 +537,8 @@ class RspBackend:
         return self._guard(lambda: self.client.pipeline(payloads))
 
     def _guard(self, call):
-        """Run a client call, turning protocol failures into CaptureError."""
+        """Run a client call (after any early step), turning protocol failures into CaptureError."""
+        self._settle()
         try:
             return call()
         except RspDisconnected as exc:
@@ -494,10 +557,14 @@ def _stack_window(sp: int) -> tuple[int, int]:
 
 
 def falls_through(insn: Instruction) -> bool:
-    """A 16-bit Thumb instruction that never changes the flow (A5.2), or `push.w`: stepping it
-    lands on the next instruction. Conservative: anything else may branch."""
+    """A 16-bit Thumb instruction that never changes the flow (A5.2), `push.w`, `msr`, `mrs`
+    or a barrier: stepping it lands on the next instruction. Conservative: anything else may
+    branch."""
     if insn.size == 4:
-        return insn.first == 0xE92D  # push.w (stmdb sp!): pc cannot be in the list
+        msr = insn.first & 0xFFE0 == 0xF380 and insn.second & 0xD000 == 0x8000
+        mrs = insn.first == 0xF3EF and insn.second & 0xF000 == 0x8000
+        barrier = insn.first == 0xF3BF and insn.second & 0xFFF0 in (0x8F40, 0x8F50, 0x8F60)  # dsb, dmb, isb
+        return insn.first == 0xE92D or msr or mrs or barrier  # push.w (stmdb sp!): pc cannot be in the list
     op = insn.first
     top6 = op >> 10
     if top6 < 0b010000 or top6 == 0b010000:  # shifts, add/sub/mov/cmp immediate, ALU operations
@@ -523,3 +590,12 @@ def _read_only_ranges(elf: ElfImage) -> list[tuple[int, int]]:
             for s in segments
             if s["p_type"] == "PT_LOAD" and not s["p_flags"] & PF_W
         ]
+
+
+def stores(insn: Instruction) -> bool:
+    """A 16-bit store other than `push`: str, strh, strb (register or immediate), str sp-relative,
+    stm. 32-bit instructions count as stores unless they are known not to be (`falls_through`)."""
+    op = insn.first
+    if insn.size == 4:
+        return False  # of those `falls_through` knows, push.w writes below sp only
+    return op >> 9 in (0b0101000, 0b0101001, 0b0101010) or op >> 11 in (0b01100, 0b01110, 0b10000, 0b10010, 0b11000)
