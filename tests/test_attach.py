@@ -199,13 +199,15 @@ def _bad_input_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "bad pack syntax": ([*qemu, str(elf), "--probes", str(syntax_pack)], "line 2"),
         "unknown pack": ([*qemu, str(elf), "--probes", "no_such_pack"], "unknown probe pack"),
         "bad watch": ([*qemu, str(elf), "--unlimited", "--watch", "no_such_symbol"], "no symbol"),
+        "swo on qemu": ([*qemu, str(elf), "--swo-clock", "2M", "--system-clock", "168M"], "--probe pyocd on a board"),
+        "bad svd": (["--svd", str(bad_pack), "--qemu", str(elf)], "SVD"),
     }  # fmt: skip
 
 
 @pytest.mark.parametrize(
     "case",
     ["missing elf", "stripped elf", "not arm", "unknown target", "unreachable", "bad pack role",
-     "bad pack syntax", "unknown pack", "bad watch"],
+     "bad pack syntax", "unknown pack", "bad watch", "swo on qemu", "bad svd"],
 )  # fmt: skip
 def test_bad_input_is_one_clear_line_and_status_2(case, built_samples, tmp_path):
     args, message = _bad_input_cases(tmp_path)[case]

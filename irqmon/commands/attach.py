@@ -61,6 +61,9 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"trace file (default {DEFAULT_OUTPUT})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no plan line and no live status line")
     pyocd_backend.add_arguments(parser)
+    swo = parser.add_argument_group("non-halting IRQ timeline on a board (--probe pyocd with an SWO-capable probe)")
+    swo.add_argument("--swo-clock", type=_frequency, metavar="HZ", help="stream exception trace over SWO at this bit rate")
+    swo.add_argument("--system-clock", type=_frequency, metavar="HZ", help="the core clock (needed with --swo-clock)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -71,9 +74,9 @@ def run(args: argparse.Namespace) -> int:
 def attach(args: argparse.Namespace) -> CaptureSummary:
     """Validate everything, capture, and report; used by `attach` and `demo`."""
     console = Console(stderr=True, soft_wrap=True)
-    target = load_target(args.svd if args.svd else args.target)
     if args.svd and not args.svd.lower().endswith(".svd"):
         raise UsageError(f"--svd {args.svd}: expected a CMSIS-SVD .svd file")
+    target = load_target(args.svd if args.svd else args.target)
     probe = args.probe or ("gdb" if args.qemu or args.gdb_remote else "pyocd")
     elf_path = args.qemu or args.elf
     if not elf_path:
@@ -84,6 +87,10 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
         raise UsageError(f"--probe {probe} needs --qemu ELF or --gdb-remote HOST:PORT")
     if probe == "pyocd" and args.gdb_remote:
         raise UsageError("--probe pyocd talks to the probe itself: drop --gdb-remote (or use --probe gdb)")
+    if args.swo_clock is not None and (probe != "pyocd" or args.qemu):
+        raise UsageError("--swo-clock needs --probe pyocd on a board (on QEMU the timeline comes from QEMU itself)")
+    if args.swo_clock is not None and args.system_clock is None:
+        raise UsageError("--swo-clock needs --system-clock HZ (the core clock, which SWO's divider works from)")
     pyocd_options = pyocd_backend.parse_options(args.probe_uid, args.frequency, args.pyocd_options)
     if args.qemu and not target.qemu_machine:
         raise UsageError(f"target {target.name} has no QEMU machine: use --gdb-remote with a board")
@@ -111,7 +118,9 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
         if not args.quiet:
             console.print(_plan_line(plan), highlight=False)
         irq_source = (
-            NvicTraceReader(qemu.nvic_log, target.exception_name, target.logical_priority) if qemu else None
+            NvicTraceReader(qemu.nvic_log, target.exception_name, target.logical_priority)
+            if qemu
+            else _swo_timeline(args, backend, target, console)
         )
         writer = TraceWriter(output, _metadata(target, elf, backend.name, plan))
         capture = Capture(backend, plan, elf, target, writer, irq_source)
@@ -130,6 +139,29 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
         shutil.rmtree(workdir, ignore_errors=True)
     _report(console, output, summary, qemu is not None)
     return summary
+
+
+def _frequency(text: str) -> int:
+    """`4000000`, `4M`, `1000k` as hertz."""
+    scale = {"k": 1_000, "m": 1_000_000}.get(text[-1:].lower(), 1)
+    try:
+        value = float(text[:-1] if scale > 1 else text) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a frequency: {text} (e.g. 2000000, 2M, 500k)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"not a positive frequency: {text}")
+    return int(value)
+
+
+def _swo_timeline(args: argparse.Namespace, backend: Backend, target: TargetProfile, console: Console):
+    """The SWO exception-trace reader, or None (with one line saying why) to capture by halting."""
+    if args.swo_clock is None:
+        return None
+    result = pyocd_backend.start_exception_trace(backend, target, args.system_clock, args.swo_clock)
+    if isinstance(result, str):
+        console.print(result, highlight=False)
+        return None
+    return result
 
 
 def _backend(

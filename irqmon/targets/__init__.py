@@ -126,6 +126,6 @@ def load_target(name_or_path: str) -> TargetProfile:
         raise UsageError(f"{path}: {exc}") from None
     try:
         irqs = {int(number): str(irq) for number, irq in data.pop("irqs", {}).items()}
-        return TargetProfile(name=path.stem, irqs=irqs, **data)
+        return TargetProfile(name=str(data.pop("name", path.stem)), irqs=irqs, **data)
     except (TypeError, ValueError) as exc:
         raise UsageError(f"{path}: not a target profile ({exc})") from None
