@@ -34,8 +34,9 @@ NO_CONTEXT = np.iinfo(np.int64).min  # rows without ipsr (config rows)
 EXCEPTION_MARK = "<exception>"
 CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
 SEP = schema.CALLPATH_SEPARATOR
-# The trace columns the rules read (the others are left out of the working copy: cheaper to slice).
-WORKING_COLUMNS = [c for c in schema.COLUMNS if c not in ("cycles", "probe", "pc", "lr", "exception", "args")]
+# The trace columns in the working copy rules see: all but a few strings no rule needs (cheaper
+# to slice); exception names come from `Context.names`, the original frame stays in the Trace.
+WORKING_COLUMNS = [c for c in schema.COLUMNS if c not in ("cycles", "probe", "exception", "args")]
 
 ARCH_EXCEPTIONS = {
     0: "Thread", 1: "Reset", 2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault",
