@@ -234,7 +234,7 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     columns = []
     for name in table.column_names:
         column = table.column(name)
-        wanted = _ARROW_TYPES.get(schema.COLUMNS.get(name, "string"))
+        wanted = _ARROW_TYPES[schema.COLUMNS[name]] if name in schema.COLUMNS else column.type  # extras as they are
         if column.type != wanted:
             compatible = pa.types.is_null(column.type) or (
                 pa.types.is_integer(column.type) and pa.types.is_integer(wanted)

@@ -130,6 +130,13 @@ def test_extra_columns_are_kept(tmp_path):
     assert list(load_trace(path).frame["note"]) == ["x", "x", "x"]
 
 
+def test_parquet_extra_columns_of_any_type_are_kept(tmp_path):
+    trace = load_trace(valid(tmp_path))
+    frame = trace.frame.assign(board_temp=[21.5, 22.0, 22.5])
+    write_parquet(Trace(frame, trace.metadata, trace.path), tmp_path / "t.parquet")
+    assert list(load_trace(tmp_path / "t.parquet").frame["board_temp"]) == [21.5, 22.0, 22.5]
+
+
 def test_parquet_that_is_not_a_trace(tmp_path):
     path = tmp_path / "other.parquet"
     pq.write_table(pa.table({"a": [1, 2]}), path)
