@@ -19,7 +19,7 @@ from irqmon.errors import CaptureError, UsageError
 from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
 from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, FIRST_IRQ, Event, Kind, Role
 from irqmon.targets import TargetProfile
-from irqmon.tracefile import TraceWriter
+from irqmon.tracewriter import TraceWriter
 
 ARG_REGISTERS = ("r0", "r1", "r2", "r3")
 STOP_REGISTERS = ARG_REGISTERS + CORE_REGISTERS

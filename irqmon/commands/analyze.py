@@ -6,13 +6,14 @@ import argparse
 import sys
 from dataclasses import fields, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from irqmon.analysis import AnalysisConfig, Finding, all_rules, analyze
-from irqmon.analysis.sources import resolve_sources
 from irqmon import schema
 from irqmon.errors import UsageError
-from irqmon.output import json_format, sarif, table
-from irqmon.tracefile import Trace, load_trace
+
+if TYPE_CHECKING:  # the analysis stack (pandas) is imported when the command runs, not at start-up
+    from irqmon.analysis import AnalysisConfig, Finding
+    from irqmon.tracefile import Trace
 
 STORM_KEYS = {"entries": "storm_min_entries", "rate": "storm_rate", "share": "storm_share", "gap": "storm_gap", "window": "storm_window"}
 
@@ -46,6 +47,8 @@ def _integer(text: str) -> int:
 
 
 def config_from(args: argparse.Namespace) -> AnalysisConfig:
+    from irqmon.analysis import AnalysisConfig
+
     config = AnalysisConfig(max_syscall_priority=args.max_syscall_priority, lock_window=args.lock_window)
     if not args.storm_threshold:
         return config
@@ -67,7 +70,9 @@ def config_from(args: argparse.Namespace) -> AnalysisConfig:
 
 
 def with_elf_sources(trace: Trace, elf: Path) -> Trace:
+    from irqmon.analysis.sources import resolve_sources
     from irqmon.elf import ElfImage
+    from irqmon.tracefile import Trace
 
     image = ElfImage(elf)
     try:
@@ -95,6 +100,10 @@ def recorded_elf(trace: Trace) -> Path | None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irqmon.analysis import all_rules, analyze
+    from irqmon.output import json_format
+    from irqmon.tracefile import load_trace
+
     rules = all_rules()
     if args.list_rules:
         for rule in rules.values():
@@ -122,6 +131,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace, rules: dict) -> None:
+    from irqmon.output import json_format, sarif, table
+
     try:
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     except OSError as exc:

@@ -24,7 +24,7 @@ from irqmon.elf import ElfImage
 from irqmon.errors import UsageError
 from irqmon.probes import CapturePlan, parse_watch, plan_capture
 from irqmon.targets import TargetProfile, load_target
-from irqmon.tracefile import TraceWriter
+from irqmon.tracewriter import TraceWriter
 
 DEFAULT_OUTPUT = "irqmon-trace.csv"
 PROBES = ("gdb", "rsp", "pyocd")

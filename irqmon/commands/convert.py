@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from irqmon.errors import UsageError
-from irqmon.tracefile import load_trace, write_csv, write_parquet
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,6 +16,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irqmon.tracefile import load_trace, write_csv, write_parquet
+
     suffix = args.target.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise UsageError(f"{args.target}: say .parquet or .csv as the extension")

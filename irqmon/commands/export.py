@@ -6,7 +6,6 @@ import argparse
 from pathlib import Path
 
 from irqmon.errors import UsageError
-from irqmon.tracefile import load_trace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irqmon.tracefile import load_trace
+
     from irqmon.report.inputs import findings_for, window
     from irqmon.report.model import build_model
     from irqmon.report.perfetto import write_perfetto

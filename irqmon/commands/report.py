@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from irqmon.tracefile import load_trace
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +20,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from irqmon.tracefile import load_trace
+
     from irqmon.commands.analyze import with_elf_sources
     from irqmon.report import write_report
     from irqmon.report.inputs import findings_for, window

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from irqmon.analysis import AnalysisConfig, Finding
 from irqmon.errors import UsageError
-from irqmon.tracefile import Trace
+
+if TYPE_CHECKING:
+    from irqmon.analysis import AnalysisConfig, Finding
+    from irqmon.tracefile import Trace
 
 __all__ = ["write_report"]
 

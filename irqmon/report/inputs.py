@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from irqmon.analysis import Finding, analyze
 from irqmon.errors import UsageError
-from irqmon.output.json_format import RESULT_SCHEMA
-from irqmon.tracefile import Trace
+
+if TYPE_CHECKING:  # pandas comes in when a command runs, not when the parser is built
+    from irqmon.analysis import Finding
+    from irqmon.tracefile import Trace
 
 
 def add_common_options(parser: argparse.ArgumentParser) -> None:
@@ -27,6 +29,9 @@ def window(args: argparse.Namespace) -> tuple[float | None, float | None]:
 
 def findings_for(trace: Trace, result: Path | None) -> list[Finding]:
     """The findings of an earlier JSON result, or those of analyzing `trace` with the defaults."""
+    from irqmon.analysis import Finding, analyze
+    from irqmon.output.json_format import RESULT_SCHEMA
+
     if result is None:
         return analyze(trace)
     try:

@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from irqmon.analysis import AnalysisConfig, Finding, analyze
-from irqmon.tracefile import Trace, TraceWriter, load_trace
+from irqmon.tracefile import Trace, load_trace
+from irqmon.tracewriter import TraceWriter
 
 DEFAULT_METADATA = {"target": "test-mcu", "priority_bits": 4, "backend": "test"}
 THREAD = {"ipsr": 0, "exception": "Thread", "primask": 0, "basepri": 0}

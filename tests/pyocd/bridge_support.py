@@ -77,7 +77,7 @@ def capture_with_pyocd(
     from irqmon.elf import ElfImage
     from irqmon.probes import plan_capture
     from irqmon.targets import load_target
-    from irqmon.tracefile import TraceWriter
+    from irqmon.tracewriter import TraceWriter
 
     target = load_target(target_name)
     image = ElfImage(elf)

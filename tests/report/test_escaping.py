@@ -10,7 +10,8 @@ from irqmon.analysis import analyze
 from irqmon.report import write_report
 from irqmon.report.model import build_model
 from irqmon.report.perfetto import trace_events
-from irqmon.tracefile import TraceWriter, load_trace
+from irqmon.tracefile import load_trace
+from irqmon.tracewriter import TraceWriter
 
 SCRIPT = "<script>alert(1)</script>"
 IMG = "<img src=x onerror=alert(2)>"
