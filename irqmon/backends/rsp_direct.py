@@ -1,10 +1,12 @@
 """The lean backend: GDB's remote serial protocol spoken directly to the stub (QEMU's gdbstub,
 OpenOCD, pyOCD gdbserver), with no gdb process in between.
 
-Per stop it costs what the protocol needs and no more: the stop reply, one pipelined round trip
-for every register the capture and the unwinder use (`g` plus `p` for the system registers),
-one read of the stack window the unwinder walks, and one pipelined remove/step/reinsert round
-trip to step off a breakpoint when resuming. Code bytes come from the ELF, not the target.
+Per breakpoint stop it costs what the protocol needs and little more: the stop reply; one
+round trip for every register the capture and the unwinder use (`g`, `p` for the system
+registers) together with the stack window the unwinder walks (guessed from the last stop's sp);
+and the step off the breakpoint, sent as soon as those are in (where the instruction cannot
+branch or store) so that it runs while the capture builds its row. Code bytes come from the ELF.
+Where the stub steps through a breakpoint under pc (QEMU does) it is not removed for the step.
 
 Stubs that stop *before* a watched access (QEMU) are stepped once past it with the watchpoints
 out, so a watchpoint stop is reported after the access, as DWT reports it.
@@ -135,7 +137,7 @@ class RspBackend:
         self._pending: list[Stop] = []
         self._early_step_from: int | None = None  # a step started at the stop, not yet reported
         self._early_reply: StopReply | None = None
-        self._presteppable: dict[int, bool] = {}
+        self._early_steppable: dict[int, bool] = {}
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -309,10 +311,10 @@ class RspBackend:
             self._early_step_from, self._early_reply = pc, None
 
     def _can_step_early(self, pc: int) -> bool:
-        if pc not in self._presteppable:
+        if pc not in self._early_steppable:
             insn = self.elf.instruction_at(pc)
-            self._presteppable[pc] = insn is not None and falls_through(insn) and not stores(insn)
-        return self._presteppable[pc]
+            self._early_steppable[pc] = insn is not None and falls_through(insn) and not stores(insn)
+        return self._early_steppable[pc]
 
     def _settle(self) -> None:
         """Wait for an early step still running: the stub takes nothing else meanwhile."""
