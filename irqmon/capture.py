@@ -204,7 +204,8 @@ class Capture:
         store = self.elf.instruction_before(regs["pc"])
         for watch in self.plan.watches:
             if self._read_value(watch.address, watch.size) != self._shadow.get(watch.address):
-                self._on_access(watch, Stop(StopReason.WATCHPOINT, regs["pc"], access_pc=store.address), regs)
+                stop = Stop(StopReason.WATCHPOINT, regs["pc"], access_pc=store.address)
+                self._on_access(watch, stop, regs, function=self.elf.function_at(store.address))
 
     def _run_handlers(self, regs: dict[str, int]) -> None:
         """Everything probed at the current pc."""
@@ -216,10 +217,16 @@ class Capture:
     def _registers(self) -> dict[str, int]:
         return self.backend.read_registers(STOP_REGISTERS)
 
-    def _base_row(self, regs: dict[str, int], pc: int | None = None) -> dict:
+    def _base_row(self, regs: dict[str, int], pc: int | None = None, function: str | None = None) -> dict:
+        """The columns every halting row has. `function`: the function `pc` is in, when the
+        core has moved on from it (frames of code inlined after it are left out)."""
         ipsr = regs["xpsr"] & 0x1FF
         pc = regs["pc"] if pc is None else pc
         frames = self.backend.backtrace(CALLPATH_DEPTH)
+        if function is not None:
+            names = [frame.function for frame in frames]
+            if function in names:
+                frames = frames[names.index(function) :]
         return {
             "time": time.time() - self._start,
             "cycles": self.backend.read_cycle_counter(),
@@ -306,7 +313,7 @@ class Capture:
         # resuming from here would run straight past it.
         self._run_handlers(after)
 
-    def _on_access(self, watch: WatchProbe, stop: Stop, regs: dict[str, int]) -> None:
+    def _on_access(self, watch: WatchProbe, stop: Stop, regs: dict[str, int], function: str | None = None) -> None:
         value = self._read_value(watch.address, watch.size)
         previous = self._shadow.get(watch.address)
         insn = (
@@ -317,7 +324,7 @@ class Capture:
         access = thumb.access_direction(insn) if insn else None
         if access is None:
             access = "w" if value != previous else "r"
-        row = self._base_row(regs, pc=insn.address if insn else regs["pc"])
+        row = self._base_row(regs, pc=insn.address if insn else regs["pc"], function=function)
         row.update(
             event=Event.ACCESS, kind=watch.kind, role=watch.role(access, value), probe=watch.probe,
             symbol=watch.symbol, address=watch.address, access=access, value=value,
