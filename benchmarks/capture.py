@@ -4,7 +4,9 @@ Baseline: gdb-multiarch alone on the same QEMU, `break` on the handler with `com
 `silent` / `continue` / `end`, counting the hits. irqmon: `irqmon attach` logging every hit as a
 full row (registers, masks, exception, priority, call path), through gdb (`--probe gdb`) and
 through the GDB remote protocol spoken directly (`--probe rsp`). Each repeat runs the three
-one after the other on the same firmware; the numbers are the medians.
+one after the other on the same firmware; the numbers are the medians. For scale, the floor: the
+rate of a bare `s` + `c` per hit over the GDB remote protocol, the least any capture that halts
+at each hit can do (QEMU needs the step to leave the breakpoint).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 from common import (
@@ -28,6 +31,7 @@ from common import (
 
 from irqmon.backends.qemu import QemuTarget
 from irqmon.elf import ElfImage
+from irqmon.rsp import PointKind, RspClient
 from irqmon.tracefile import load_trace
 
 PROBES = ("gdb", "rsp")
@@ -70,6 +74,31 @@ def gdb_baseline(elf: Path, hits: int) -> float:
     return hits / float(values["BENCH_SECONDS"])
 
 
+def step_and_continue_floor(elf: Path, hits: int) -> float:
+    """Hits per second of the least any halting capture does: at each hit only `s` then `c`
+    (no registers, no rows), spoken directly to QEMU's stub."""
+    image = ElfImage(elf)
+    handler = image.symbols[BENCH_HANDLER].address
+    with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
+        host, _, port = qemu.gdb_address.rpartition(":")
+        client = RspClient(host, int(port))
+        try:
+            client.handshake()
+            client.halt_reason()
+            client.insert_point(PointKind.HARDWARE, handler, 2)
+            client.cont()
+            client.wait_stop(client.timeout)  # the first hit
+            start = time.perf_counter()
+            for _ in range(hits - 1):
+                client.step()  # QEMU steps through the breakpoint under pc
+                client.cont()
+                client.wait_stop(client.timeout)
+            elapsed = time.perf_counter() - start
+        finally:
+            client.close()
+    return (hits - 1) / elapsed
+
+
 def irqmon_capture(elf: Path, hits: int, probe: str, output: Path) -> float:
     """Hits per second of `irqmon attach`, from the capture's start to the last hit's row."""
     irqmon(
@@ -94,10 +123,10 @@ def run(hits: int, repeats: int) -> dict[str, float]:
     RESULTS_DIR.mkdir(exist_ok=True)
 
     def once() -> dict[str, float]:
-        rates = {"baseline": gdb_baseline(elf, hits)}
+        rates = {"baseline": gdb_baseline(elf, hits), "floor": step_and_continue_floor(elf, hits)}
         for probe in PROBES:
             rates[probe] = irqmon_capture(elf, hits, probe, RESULTS_DIR / f"capture-{probe}.csv")
-        return rates | {f"{probe}_ratio": rates[probe] / rates["baseline"] for probe in PROBES}
+        return rates | {f"{name}_ratio": rates[name] / rates["baseline"] for name in (*PROBES, "floor")}
 
     return {"hits": hits, "repeats": repeats} | median_of(repeats, once)
 

@@ -49,6 +49,7 @@ def report(command: str, size: dict, results: dict, started: datetime, load: str
         f"| gdb-multiarch alone (baseline) | {cap['baseline']:.0f} | 1.00 |",
         f"| `irqmon attach --probe gdb` | {cap['gdb']:.0f} | {cap['gdb_ratio']:.2f} |",
         f"| `irqmon attach --probe rsp` | {cap['rsp']:.0f} | **{cap['rsp_ratio']:.2f}** (goal ≥ {GOALS['capture']:.0f}) |",
+        f"| floor: bare `s` + `c` per hit, no registers, no rows | {cap['floor']:.0f} | {cap['floor_ratio']:.2f} |",
         "",
         f"## 2. ISR timeline: QEMU's NVIC trace ({tl['activations']} activations, median of {tl['repeats']})",
         "",
@@ -92,7 +93,7 @@ def summary(results: dict) -> str:
     sizes = [row for key, row in an.items() if key != "scaling"]
     parts = [
         (f"capture: --probe rsp {cap['rsp_ratio']:.2f}x the gdb baseline ({cap['rsp']:.0f} vs {cap['baseline']:.0f} "
-         f"hits/s; --probe gdb {cap['gdb_ratio']:.2f}x)"),
+         f"hits/s; --probe gdb {cap['gdb_ratio']:.2f}x; bare s+c floor {cap['floor_ratio']:.2f}x)"),
         f"timeline: {tl['events_per_s']:.0f} events/s traced, slowdown {tl['slowdown']:.2f}",
         "analyzer: " + ", ".join(f"{row['rows']:,} rows CSV ratio {row['csv_ratio']:.2f} "
                                  f"(Parquet {row['parquet_ratio']:.2f}, {row['peak_rss_gib']:.2f} GiB)" for row in sizes),

@@ -138,6 +138,7 @@ class RspBackend:
         self._early_step_from: int | None = None  # a step started at the stop, not yet reported
         self._early_reply: StopReply | None = None
         self._early_steppable: dict[int, bool] = {}
+        self._detach = "D"
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -152,7 +153,8 @@ class RspBackend:
         try:
             self._client = _BatchedAckClient(host or "127.0.0.1", int(port), self.timeout)
             self._client.handshake()
-            self._client.halt_reason()  # a stub that stopped on connect has its stop consumed here
+            halted = self._client.halt_reason()  # a stub that stopped on connect has its stop consumed here
+            self._detach = _detach_packet(halted.thread, bool(self._client.features.get("multiprocess")))
             self._read_register_map()
         except (RspError, ValueError) as exc:
             self.close()
@@ -518,7 +520,7 @@ class RspBackend:
                 self._points.clear()
                 self._breakpoints.clear()
                 if resume:
-                    self._client.request("D")
+                    self._client.request(self._detach)
         except (CaptureError, RspError, OSError):
             pass
         finally:
@@ -601,3 +603,11 @@ def stores(insn: Instruction) -> bool:
     if insn.size == 4:
         return False  # of those `falls_through` knows, push.w writes below sp only
     return op >> 9 in (0b0101000, 0b0101001, 0b0101010) or op >> 11 in (0b01100, 0b01110, 0b10000, 0b10010, 0b11000)
+
+
+def _detach_packet(thread: str | None, multiprocess: bool) -> str:
+    """`D`, or `D;pid` when the stub speaks the multiprocess extensions (QEMU refuses a bare `D`
+    then, and the target would stay halted)."""
+    if not multiprocess or not thread or not thread.startswith("p"):
+        return "D"
+    return f"D;{thread[1:].split('.', 1)[0]}"
