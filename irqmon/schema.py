@@ -92,12 +92,9 @@ COLUMNS: dict[str, str] = {
 }
 
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
-INTEGER_COLUMNS: tuple[str, ...] = tuple(c for c, t in COLUMNS.items() if t in ("int64", "Int64"))
-STRING_COLUMNS: tuple[str, ...] = tuple(c for c, t in COLUMNS.items() if t == "string")
 
 CALLPATH_SEPARATOR = ";"
 ARGS_SEPARATOR = ";"
-THREAD_MODE = 0
 FIRST_IRQ = 16  # exception number of IRQ 0
 
 # Metadata keys written in the leading '# key: value' lines of a CSV trace

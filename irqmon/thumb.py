@@ -1,4 +1,4 @@
-"""Just enough Thumb-2 decoding to find mask-changing instructions, returns and memory accesses.
+"""Just enough Thumb-2 decoding to find mask-changing instructions and memory accesses.
 
 Encodings from the ARMv7-M Architecture Reference Manual (A5.2, A5.3, A7.7).
 """
@@ -67,14 +67,6 @@ def mask_change(insn: Instruction) -> MaskChange | None:
             rn = insn.first & 0xF
             return MaskChange("basepri" if register == "basepri_max" else register, "write", f"msr {register}, r{rn}")
     return None
-
-
-def is_return(insn: Instruction) -> bool:
-    if insn.size == 2:
-        return insn.first == 0x4770 or insn.first & 0xFF00 == 0xBD00  # bx lr; pop {..., pc}
-    if insn.first == 0xE8BD and insn.second & 0x8000:  # ldmia.w sp!, {..., pc}
-        return True
-    return insn.first == 0xF85D and insn.second == 0xFB04  # ldr.w pc, [sp], #4
 
 
 def access_direction(insn: Instruction) -> str | None:
