@@ -8,7 +8,7 @@ import json
 
 import pytest
 
-from support import expected, irqmon, sample_names
+from support import expected, irqmon, sample_elf, sample_names
 
 
 @pytest.mark.parametrize("sample", sample_names())
@@ -37,3 +37,9 @@ def test_malloc_in_isr_finding_carries_the_seed_call_path(sample_trace, tmp_path
     assert malloc["callpath"][: len(chain)] == chain
     assert "OTG_FS" in malloc["title"] and "priority 6" in malloc["title"]
     assert malloc["source"].startswith("firmware_samples/usb_cdc_malloc_isr/")
+
+
+def test_an_elf_from_another_build_is_refused(sample_trace):
+    result = irqmon("analyze", str(sample_trace("exti_imr_rmw_race")), "--elf", str(sample_elf("clean")))
+    assert result.returncode == 2 and "not the firmware this trace was captured from" in result.stderr
+    assert "Traceback" not in result.stderr

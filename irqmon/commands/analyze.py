@@ -75,6 +75,13 @@ def with_elf_sources(trace: Trace, elf: Path) -> Trace:
     from irqmon.tracefile import Trace
 
     image = ElfImage(elf)
+    recorded = trace.metadata.get(schema.META_BUILD_ID)
+    if recorded and image.build_id and image.build_id != recorded:
+        image.close()
+        raise UsageError(
+            f"{elf} (build id {image.build_id[:12]}) is not the firmware this trace was captured from "
+            f"(build id {recorded[:12]}): its source lines would be wrong"
+        )
     try:
         return Trace(resolve_sources(trace.frame, image.source_line), trace.metadata, trace.path)
     finally:
