@@ -128,7 +128,9 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise UsageError(_diagnose_csv(path, skip, header, str(exc))) from None
-    return _to_pandas(table), metadata
+    tables = [table]
+    del table  # _to_pandas holds the only reference and frees each column once converted
+    return _to_pandas(tables), metadata
 
 
 def _diagnose_csv(path: Path, skip: int, header: list[str], arrow_message: str) -> str:
@@ -202,12 +204,24 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
             except pa.ArrowException as exc:
                 raise UsageError(f"{path}: column {name}: {str(exc).splitlines()[0]}") from None
         columns.append(column)
-    return _to_pandas(pa.table(columns, names=table.column_names)), metadata
+    tables = [pa.table(columns, names=table.column_names)]
+    del table, columns, column  # _to_pandas holds the only reference and frees each column once converted
+    return _to_pandas(tables), metadata
 
 
-def _to_pandas(table: pa.Table) -> pd.DataFrame:
-    # One contiguous array per column: slicing rows out of many CSV blocks is several times slower.
-    frame = table.combine_chunks().to_pandas(types_mapper=_pandas_type, self_destruct=True)
+def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
+    """The one table in `tables`, taken out of it, as a DataFrame: column by column, each Arrow
+    column released once converted, so the peak memory stays near the frame's own size."""
+    table = tables.pop()
+    columns: dict[str, Any] = {}
+    while table.num_columns:
+        name = table.column_names[0]
+        # One contiguous array per column: slicing rows out of many CSV blocks is several times slower.
+        single = pa.table({name: table.column(0).combine_chunks()})
+        table = table.remove_column(0)
+        columns[name] = single.to_pandas(types_mapper=_pandas_type, self_destruct=True)[name]
+        del single
+    frame = pd.DataFrame(columns, copy=False)
     for name, dtype in schema.COLUMNS.items():
         if dtype == "int64" and frame[name].dtype != "int64" and not frame[name].isna().any():
             frame[name] = frame[name].astype("int64")
