@@ -99,6 +99,8 @@ class Capture:
         # Breakpoints right after a store: gdb may report the breakpoint alone when that store
         # hit a watchpoint, so a changed watched value is checked there.
         self._after_store: set[int] = set()
+        # Registers at the last breakpoint stop and the event count after it was handled.
+        self._last_breakpoint: tuple[tuple[int, ...], int] | None = None
 
     # --- set-up and tear-down -----------------------------------------------------------
 
@@ -196,9 +198,15 @@ class Capture:
             return
         if stop.reason is StopReason.BREAKPOINT:
             regs = self._registers()
+            state = (tuple(regs.values()), self.summary.events)
+            if state == self._last_breakpoint:
+                # The same instruction reported again with nothing run in between (gdb on QEMU
+                # sometimes resumes without stepping off the breakpoint): one event, not two.
+                return
             if regs["pc"] in self._after_store:
                 self._catch_unreported_write(regs)
             self._run_handlers(regs)
+            self._last_breakpoint = (tuple(regs.values()), self.summary.events)
 
     def _catch_unreported_write(self, regs: dict[str, int]) -> None:
         store = self.elf.instruction_before(regs["pc"])
