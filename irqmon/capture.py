@@ -386,9 +386,13 @@ class Capture:
     def _drain_irqs(self) -> None:
         if self.irq_source is None:
             return
-        for row in self.irq_source():
+        rows = self.irq_source()
+        for row in rows:
             row["time"] = row.pop("epoch") - self._start
-            self._emit(row)
+            self.summary.by_exception[row["exception"]] += 1
+        self.writer.write_many(rows)
+        self.summary.events += len(rows)
+        self.summary.by_kind[Kind.IRQ] += len(rows)
 
 
 def _mask_value(regs: dict[str, int], register: str) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import socket
 import subprocess
@@ -13,6 +14,12 @@ from pathlib import Path
 from irqmon.errors import UsageError
 
 NVIC_TRACE_EVENTS = ("nvic_acknowledge_irq", "nvic_complete_irq")
+# `1234@1795310967.573734:nvic_acknowledge_irq NVIC acknowledge IRQ: 44 now active (prio 80)`
+# `1234@1795310967.573785:nvic_complete_irq NVIC complete IRQ 44 (secure 0)`
+NVIC_LINE = re.compile(
+    r"^\d+@([\d.]+):nvic_(acknowledge|complete)_irq NVIC \w+ IRQ:? (\d+)(?: now active \(prio (-?\d+)\))?",
+    re.MULTILINE,
+)
 MIN_QEMU_MAJOR = 8
 
 
@@ -152,42 +159,18 @@ class NvicTraceReader:
             except FileNotFoundError:
                 return []
         text = self._partial + self._file.read()
-        lines = text.split("\n")
-        self._partial = lines.pop()
+        end = text.rfind("\n") + 1
+        self._partial = text[end:]
         rows = []
-        for line in lines:
-            row = self._parse(line)
-            if row is not None:
-                rows.append(row)
+        for epoch, event, number, raw in NVIC_LINE.findall(text, 0, end):
+            exception = int(number)
+            entering = event == "acknowledge"
+            rows.append(
+                {"epoch": float(epoch), "event": "irq_enter" if entering else "irq_exit", "kind": "irq",
+                 "probe": "qemu", "ipsr": exception, "exception": self._exception_name(exception),
+                 "priority": self._logical_priority(int(raw)) if entering and int(raw) >= 0 else None}
+            )  # fmt: skip
         return rows
-
-    def _parse(self, line: str) -> dict | None:
-        stamp, _, rest = line.partition(":")
-        _, _, epoch = stamp.partition("@")
-        event, _, message = rest.partition(" ")
-        try:
-            if event == "nvic_acknowledge_irq":
-                number = int(message.split("IRQ: ", 1)[1].split(" ", 1)[0])
-                raw = int(message.rsplit("prio ", 1)[1].rstrip(")"))
-                kind = "irq_enter"
-            elif event == "nvic_complete_irq":
-                number = int(message.split("IRQ ", 1)[1].split(" ", 1)[0])
-                raw = None
-                kind = "irq_exit"
-            else:
-                return None
-            when = float(epoch)
-        except (IndexError, ValueError):
-            return None
-        return {
-            "epoch": when,
-            "event": kind,
-            "kind": "irq",
-            "probe": "qemu",
-            "ipsr": number,
-            "exception": self._exception_name(number),
-            "priority": self._logical_priority(raw) if raw is not None and raw >= 0 else None,
-        }
 
     def close(self) -> None:
         if self._file is not None:
