@@ -217,6 +217,7 @@ class GdbMiBackend:
         self._watch_addresses.pop(point, None)
 
     def resume(self) -> None:
+        self.running = True  # before the answer: a Ctrl-C in between must still halt it first
         self.command("-exec-continue")
 
     def wait_stop(self, timeout: float) -> Stop | None:
@@ -233,7 +234,11 @@ class GdbMiBackend:
     def halt(self) -> Stop:
         if not self.running:
             return Stop(StopReason.HALTED)
-        self.command("-exec-interrupt")
+        try:
+            self.command("-exec-interrupt")
+        except GdbError:  # it had already stopped; that stop is queued or consumed
+            self.running = False
+            return self._stops.popleft() if self._stops else Stop(StopReason.HALTED)
         stop = self.wait_stop(self.command_timeout)
         if stop is None:
             raise CaptureError("the target did not halt")
@@ -288,17 +293,24 @@ class GdbMiBackend:
         return result
 
     def disconnect(self, resume: bool) -> None:
-        """Delete every breakpoint and watchpoint, detach (which resumes the target), quit."""
+        """Delete every breakpoint and watchpoint, detach (which resumes the target), quit.
+        Each step is tried even when one before it failed: the target must not stay halted."""
         if self._process is None:
             return
         try:
-            if not self.gone:
-                if self.running:
+            steps = [] if self.gone else ["-break-delete", "-target-detach" if resume else "-target-disconnect"]
+            if steps and self.running:
+                try:
                     self.halt()
-                self.command("-break-delete", timeout=5)
-                self.command("-target-detach" if resume else "-target-disconnect", timeout=5)
+                except (CaptureError, GdbError):
+                    pass
+            for command in steps:
+                try:
+                    self.command(command)
+                except GdbError:
+                    pass
             self.command("-gdb-exit", timeout=2)
-        except (CaptureError, GdbError, OSError):
+        except (CaptureError, OSError):
             pass
         finally:
             if self._process.poll() is None:
