@@ -31,6 +31,11 @@ TIMING_COLUMNS = ["seq", "time", "cycles"]
 # Samples whose halting events come in the same order on every run (no timer races with halts).
 COMPARED = [c for c in COLUMNS if c not in TIMING_COLUMNS]
 DETERMINISTIC = ["clean", "exti_imr_rmw_race", "uart_queue_primask", "usb_cdc_malloc_isr"]
+TIME_JUDGED_RULES = {"interrupt-storm"}
+
+
+def _without(found: dict[str, set[str]], rules: set[str]) -> dict[str, set[str]]:
+    return {rule: fingerprints for rule, fingerprints in found.items() if rule not in rules}
 
 
 @pytest.fixture(scope="session")
@@ -96,7 +101,9 @@ def test_pyocd_findings_are_the_gdbmi_findings(sample, pyocd_trace, sample_trace
     the sample's rules is found by both or by neither, with a finding in common."""
     ours, theirs = findings(pyocd_trace(sample)), findings(sample_trace(sample))
     if sample in DETERMINISTIC:
-        assert ours == theirs
+        # A storm is judged on the time spent in handlers, and each backend halts for its own
+        # time: the same rows can cross the threshold under one backend and not the other.
+        assert _without(ours, TIME_JUDGED_RULES) == _without(theirs, TIME_JUDGED_RULES)
         return
     for rule in expected(sample)["rules"]:
         assert bool(ours.get(rule)) == bool(theirs.get(rule)), (rule, ours, theirs)
