@@ -23,7 +23,6 @@
 #define TIM2_PRIORITY 6u
 #define EXTI_ROUNDS 3u
 #define TIM2_TICKS 64u
-#define TIM_EGR_UG (1u << 0)
 
 static unsigned failures;
 
@@ -169,15 +168,10 @@ static void tim2_ticks_to_thread(void)
 {
     tick_queue = xQueueCreateStatic(8, sizeof(uint32_t), tick_queue_storage, &tick_queue_buffer);
     /* 100 Hz on a real board (84 MHz / 8400 / 100). QEMU's TIM2 counts at 1 GHz and, from the
-     * counter reset by UG at virtual time t0, interrupts every t0 + 8400 * 99 ns: a few ms here. */
-    TIM_PSC(TIM2_BASE) = 8399;
-    TIM_ARR(TIM2_BASE) = 99;
-    TIM_EGR(TIM2_BASE) = TIM_EGR_UG; /* load PSC and restart the counter */
-    TIM_SR(TIM2_BASE) = 0;
-    TIM_DIER(TIM2_BASE) = TIM_DIER_UIE;
+     * counter restart at virtual time t0, interrupts every t0 + 8400 * 99 ns: a few ms here. */
     nvic_set_priority(TIM2_IRQn, TIM2_PRIORITY);
     nvic_enable_irq(TIM2_IRQn);
-    TIM_CR1(TIM2_BASE) = TIM_CR1_CEN;
+    tim_start_periodic(TIM2_BASE, 8399, 99);
 
     uint32_t received = 0, last = 0, in_order = 1;
     while (received < TIM2_TICKS) {

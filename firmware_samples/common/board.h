@@ -74,18 +74,23 @@ typedef enum { DEVICE_IRQS(X) } IRQn_Type;
 #define TIM_CR1_CEN  (1u << 0)
 #define TIM_DIER_UIE (1u << 0)
 #define TIM_SR_UIF   (1u << 0)
+#define TIM_EGR_UG   (1u << 0)
 
 /* Start a timer's update interrupt every (psc+1)*(arr+1) timer clocks.
- * QEMU's TIM2-5 model counts from the time CNT was last written: write CNT before CEN,
- * or an ARR smaller than the virtual time since reset never fires. */
+ * QEMU's TIM2-5 model counts from the time CNT was last written (an ARR smaller than the virtual
+ * time since reset never fires otherwise), arms its update alarm on writes to PSC, ARR, CNT and
+ * EGR, and drops that alarm for good if it goes off while CEN or UIE is clear: with its 1 GHz
+ * timer clock a host scheduling hiccup between the writes is enough. So CNT is written last. */
 static inline void tim_start_periodic(uint32_t base, uint32_t psc, uint32_t arr)
 {
+    TIM_CR1(base) = 0;
     TIM_PSC(base) = psc;
     TIM_ARR(base) = arr;
-    TIM_CNT(base) = 0;
+    TIM_EGR(base) = TIM_EGR_UG; /* PSC is buffered: an update event loads it */
     TIM_SR(base) = 0;
     TIM_DIER(base) = TIM_DIER_UIE;
     TIM_CR1(base) = TIM_CR1_CEN;
+    TIM_CNT(base) = 0;
 }
 
 static inline void nvic_enable_irq(IRQn_Type irq) { NVIC_ISER(irq >> 5) = 1u << (irq & 31u); }
