@@ -29,6 +29,7 @@ EXC_RETURN_PREFIX = 0xFFFFFF00
 CALLPATH_DEPTH = 16
 PRIORITY_CACHE_SECONDS = 0.5
 POLL_SECONDS = 0.05
+STEP_ATTEMPTS = 4
 
 
 @dataclass
@@ -305,10 +306,7 @@ class Capture:
 
     def _on_mask(self, mask: MaskProbe, before: dict[str, int]) -> None:
         row = self._base_row(before, pc=mask.address)
-        stop = self.backend.step()
-        if stop.reason is StopReason.EXITED:
-            raise CaptureError(f"the target went away: {stop.message}")
-        after = self._registers()
+        after = self._step_off(mask.address)
         register = mask.register
         row.update(
             event=Event.MASK, kind=Kind.CRITICAL_SECTION, role=mask.role, probe=mask.probe,
@@ -320,6 +318,20 @@ class Capture:
         # The step may have landed on another probed instruction: handle it now, since
         # resuming from here would run straight past it.
         self._run_handlers(after)
+
+    def _step_off(self, address: int) -> dict[str, int]:
+        """Execute the instruction at `address` and return the registers after it. QEMU's
+        gdbstub now and then reports a step done without running anything (about 1 step in
+        100 with a timer interrupt due); a mask instruction always moves the pc, so a step
+        that left it in place is sent again."""
+        for _ in range(STEP_ATTEMPTS):
+            stop = self.backend.step()
+            if stop.reason is StopReason.EXITED:
+                raise CaptureError(f"the target went away: {stop.message}")
+            after = self._registers()
+            if after["pc"] != address:
+                return after
+        raise CaptureError(f"{STEP_ATTEMPTS} single steps did not execute the instruction at 0x{address:08x}")
 
     def _on_access(self, watch: WatchProbe, stop: Stop, regs: dict[str, int], function: str | None = None) -> None:
         value = self._read_value(watch.address, watch.size)

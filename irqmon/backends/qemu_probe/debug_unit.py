@@ -9,6 +9,9 @@ watchpoints. Every other address is QEMU's memory, read with `m` and written wit
 Semantics follow the hardware, not QEMU, where the two differ:
 - a DWT watchpoint halts *after* the access (QEMU stops before it: the unit steps past it);
 - resuming at a pc with an FPB breakpoint on it stops again at once, as on silicon;
+- a step retires an instruction (QEMU now and then reports a step that ran nothing, about 1 in
+  100 with a timer interrupt due: a step that left the pc in place is sent again, a few times,
+  since a branch to itself leaves it there too);
 - DFSR records why the core halted, DHCSR.S_RESET_ST and FUNCTIONn.MATCHED clear on read;
 - PCSR samples the pc of the running core (QEMU is stopped for the sample, for about 0.5 ms).
 """
@@ -33,6 +36,7 @@ DEMCR = 0xE000EDFC
 SCS_ID_BLOCK = 0xE000EFD0
 
 DBGKEY = 0xA05F0000
+STEP_ATTEMPTS = 3
 C_DEBUGEN, C_HALT, C_STEP, C_MASKINTS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
 S_REGRDY, S_HALT, S_RETIRE_ST, S_RESET_ST = 1 << 16, 1 << 17, 1 << 24, 1 << 25
 DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH = 1 << 0, 1 << 1, 1 << 2, 1 << 3
@@ -386,7 +390,11 @@ class DebugUnit:
         if wanted != self.sstep:
             self._client_call(self.client.request, f"Qqemu.sstep={wanted:x}")
             self.sstep = wanted
-        stop = self._step()
+        pc = self._register("pc")
+        for _ in range(STEP_ATTEMPTS):
+            stop = self._step()
+            if stop.exited or stop.watch is not None or self._register("pc") != pc:
+                break
         self.retired = True
         self.control |= C_HALT
         if stop.exited:
