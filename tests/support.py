@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import tomllib
@@ -37,6 +39,25 @@ def irqmon(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "irqmon", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
+
+
+def start_irqmon(*args: str) -> subprocess.Popen:
+    """The irqmon command line in the background, for a test that signals it or its target."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "irqmon", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env=os.environ | {"PYTHONFAULTHANDLER": "1"},
+    )  # fmt: skip
+
+
+def stderr_once_ended(process: subprocess.Popen, timeout: float = 60) -> str:
+    """The stderr of a background irqmon once it has ended. One still running after `timeout`
+    is aborted and the failure shows where it was stuck (Python's fault handler)."""
+    try:
+        return process.communicate(timeout=timeout)[1]
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        stderr = process.communicate()[1]
+        raise AssertionError(f"irqmon still running after {timeout:.0f} s:\n{stderr[-4000:]}") from None
 
 
 def capture_sample(sample: str, output: Path, *extra: str) -> subprocess.CompletedProcess:

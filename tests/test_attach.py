@@ -17,7 +17,7 @@ from irqmon.backends.qemu import QemuTarget, free_port
 from irqmon.elf import ElfImage
 from irqmon.schema import FIRST_IRQ
 from irqmon.tracefile import load_trace
-from support import ROOT, expected, irqmon, sample_elf, sample_names
+from support import ROOT, expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended
 
 OTG_FS, I2C1_EV, EXTI0, EXTI1 = FIRST_IRQ + 67, FIRST_IRQ + 31, FIRST_IRQ + 6, FIRST_IRQ + 7
 LONG_SAMPLE = "printf_tasks_critical"  # runs for seconds under capture
@@ -117,11 +117,9 @@ def test_max_events_and_duration_end_cleanly(built_samples, tmp_path):
 
 
 def _attach_to(qemu: QemuTarget, output: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [sys.executable, "-m", "irqmon", "attach", "--target", "stm32f405", "--gdb-remote", qemu.gdb_address,
-         "--elf", str(sample_elf(LONG_SAMPLE)), "--probes", "critical_sections",
-         "-q", "-o", str(output)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return start_irqmon(
+        "attach", "--target", "stm32f405", "--gdb-remote", qemu.gdb_address,
+        "--elf", str(sample_elf(LONG_SAMPLE)), "--probes", "critical_sections", "-q", "-o", str(output),
     )  # fmt: skip
 
 
@@ -140,7 +138,7 @@ def test_ctrl_c_keeps_the_trace_and_leaves_the_target_running(built_samples, tmp
         process = _attach_to(qemu, output)
         _wait_for_rows(output, 20)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        stderr = stderr_once_ended(process)
         assert process.returncode == 0, stderr
         assert "Ctrl-C" in stderr and "Traceback" not in stderr
         captured = len(frame(output))
@@ -159,7 +157,7 @@ def test_qemu_dying_mid_capture_keeps_every_event(built_samples, tmp_path):
         process = _attach_to(qemu, output)
         _wait_for_rows(output, 20)
         qemu.process.kill()
-        _, stderr = process.communicate(timeout=60)
+        stderr = stderr_once_ended(process)
     assert process.returncode == 1
     lines = [line for line in stderr.splitlines() if line.startswith("irqmon:")]
     assert len(lines) == 1 and "cut off" in lines[0] and "Traceback" not in stderr
@@ -173,7 +171,7 @@ def test_gdb_dying_mid_capture_keeps_every_event(built_samples, tmp_path):
         _wait_for_rows(output, 20)
         gdb = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "gdb-multiarch"], capture_output=True, text=True)
         subprocess.run(["kill", "-9", *gdb.stdout.split()], check=True)
-        _, stderr = process.communicate(timeout=60)
+        stderr = stderr_once_ended(process)
     assert process.returncode == 1, stderr
     assert "cut off" in stderr and "Traceback" not in stderr
     assert len(frame(output)) >= 20

@@ -12,13 +12,12 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import capture_sample, expected, sample_elf, sample_names
+from support import capture_sample, expected, sample_elf, sample_names, start_irqmon, stderr_once_ended
 
 from irqmon.backends.qemu import QemuTarget
 from irqmon.tracefile import load_trace
@@ -94,11 +93,9 @@ def test_rsp_rows_equal_gdb_rows(sample, built_samples, deterministic_qemu, tmp_
 
 def attach_rsp(qemu: QemuTarget, output: Path) -> subprocess.Popen:
     """`irqmon attach --probe rsp` on a QEMU that is already running the long sample."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "irqmon", "attach", "--target", "stm32f405", "--gdb-remote", qemu.gdb_address,
-         "--elf", str(sample_elf(LONG_SAMPLE)), "--probe", "rsp", "--probes", "critical_sections",
-         "-q", "-o", str(output)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    return start_irqmon(
+        "attach", "--target", "stm32f405", "--gdb-remote", qemu.gdb_address, "--elf", str(sample_elf(LONG_SAMPLE)),
+        "--probe", "rsp", "--probes", "critical_sections", "-q", "-o", str(output),
     )  # fmt: skip
 
 
@@ -115,7 +112,7 @@ def test_rsp_ctrl_c_keeps_the_trace_and_leaves_the_target_running(built_samples,
         process = attach_rsp(qemu, output)
         wait_for_rows(output, 20)
         process.send_signal(signal.SIGINT)
-        _, stderr = process.communicate(timeout=60)
+        stderr = stderr_once_ended(process)
         assert process.returncode == 0, stderr
         assert "Ctrl-C" in stderr and "Traceback" not in stderr
         assert len(load_trace(output).frame) >= 20
@@ -133,7 +130,7 @@ def test_rsp_qemu_dying_mid_capture_keeps_every_event(built_samples, tmp_path):
         wait_for_rows(output, 20)
         assert qemu.process is not None
         qemu.process.kill()
-        _, stderr = process.communicate(timeout=60)
+        stderr = stderr_once_ended(process)
     assert process.returncode == 1
     lines = [line for line in stderr.splitlines() if line.startswith("irqmon:")]
     assert len(lines) == 1 and "cut off" in lines[0] and "Traceback" not in stderr
