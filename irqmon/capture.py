@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from irqmon import thumb
 from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
 from irqmon.elf import ElfImage
-from irqmon.errors import CaptureError, UsageError
+from irqmon.errors import CaptureError, Terminated, UsageError
 from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
 from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, FIRST_IRQ, Event, Kind, Role
 from irqmon.targets import TargetProfile
@@ -162,8 +162,8 @@ class Capture:
                     self.backend.resume()
                 if self.on_progress:
                     self.on_progress(self.summary)
-        except KeyboardInterrupt:
-            self.summary.ended_by = "Ctrl-C"
+        except KeyboardInterrupt as exc:
+            self.summary.ended_by = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
         except CaptureError as exc:
             self.summary.error = str(exc)
             self.summary.ended_by = "error"

@@ -42,10 +42,13 @@ def irqmon(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:
 
 
 def start_irqmon(*args: str) -> subprocess.Popen:
-    """The irqmon command line in the background, for a test that signals it or its target."""
+    """The irqmon command line in the background, for a test that signals it or its target. It
+    takes SIGINT as a terminal's Ctrl-C, even where the tests run with SIGINT ignored (a shell
+    script's background job)."""
     return subprocess.Popen(
         [sys.executable, "-m", "irqmon", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env=os.environ | {"PYTHONFAULTHANDLER": "1"},
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )  # fmt: skip
 
 

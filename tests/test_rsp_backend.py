@@ -106,15 +106,16 @@ def wait_for_rows(output: Path, rows: int, timeout: float = 60) -> None:
         time.sleep(0.1)
 
 
-def test_rsp_ctrl_c_keeps_the_trace_and_leaves_the_target_running(built_samples, tmp_path):
+@pytest.mark.parametrize("signum, ended_by", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
+def test_rsp_ctrl_c_keeps_the_trace_and_leaves_the_target_running(built_samples, tmp_path, signum, ended_by):
     output = tmp_path / "c.csv"
     with QemuTarget(sample_elf(LONG_SAMPLE), workdir=tmp_path / "q") as qemu:
         process = attach_rsp(qemu, output)
         wait_for_rows(output, 20)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(signum)
         stderr = stderr_once_ended(process)
         assert process.returncode == 0, stderr
-        assert "Ctrl-C" in stderr and "Traceback" not in stderr
+        assert f"ended by {ended_by}" in stderr and "Traceback" not in stderr
         assert len(load_trace(output).frame) >= 20
         # Every point removed and the target resumed: the firmware runs on to its end by itself.
         deadline = time.monotonic() + 30

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import shutil
+import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -21,7 +24,7 @@ from irqmon.backends.gdbmi import GdbMiBackend
 from irqmon.backends.qemu import NvicTraceReader, QemuTarget
 from irqmon.capture import Capture, CaptureLimits, CaptureSummary, check_budget
 from irqmon.elf import ElfImage
-from irqmon.errors import UsageError
+from irqmon.errors import Terminated, UsageError
 from irqmon.probes import CapturePlan, parse_watch, plan_capture
 from irqmon.targets import TargetProfile, load_target
 from irqmon.tracewriter import TraceWriter
@@ -124,7 +127,7 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
         )
         writer = TraceWriter(output, _metadata(target, elf, backend.name, plan))
         capture = Capture(backend, plan, elf, target, writer, irq_source)
-        with _live_status(console, enabled=not args.quiet) as status:
+        with _live_status(console, enabled=not args.quiet) as status, _sigterm_ends_capture():
             capture.on_progress = status
             summary = capture.run(limits)
         if qemu is not None and not qemu.alive() and not summary.error:
@@ -139,6 +142,20 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
         shutil.rmtree(workdir, ignore_errors=True)
     _report(console, output, summary, qemu is not None)
     return summary
+
+
+@contextmanager
+def _sigterm_ends_capture() -> Iterator[None]:
+    """SIGTERM ends the capture as Ctrl-C does: every event kept, the target left running."""
+
+    def terminate(signum: int, frame: object) -> None:
+        raise Terminated
+
+    previous = signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _frequency(text: str) -> int:
