@@ -1,6 +1,6 @@
 """Columns every rule shares, computed once per analysis: activations, priorities, contexts.
 
-Derived columns added to the trace frame:
+Derived columns added to the rows rules see:
 - `act` — the execution context a row belongs to: one id per ISR activation (from the
   `irq_enter`/`irq_exit` rows, or, on traces without them, from `ipsr` changes), one per RTOS
   task in thread mode (one for bare-metal thread mode).
@@ -32,6 +32,7 @@ PRIO = "prio"
 EXC_NAME = "exc_name"
 NO_CONTEXT = np.iinfo(np.int64).min  # rows without ipsr (config rows)
 EXCEPTION_MARK = "<exception>"
+IRQ_EVENTS = {Event.IRQ_ENTER.value, Event.IRQ_EXIT.value}
 CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
 SEP = schema.CALLPATH_SEPARATOR
 # The trace columns in the working copy rules see: all but a few strings no rule needs (cheaper
@@ -72,6 +73,11 @@ def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
     return pc.match_substring(padded, f"{SEP}{name}{SEP}").to_numpy(zero_copy_only=False) == True  # noqa: E712
 
 
+def _codes(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, pd.Index]]:
+    """The event, kind and role columns as integer codes (quick to match against sets of values)."""
+    return {c: pd.factorize(rows[c]) for c in ("event", "kind", "role")}
+
+
 def _exception_names(frame: pd.DataFrame) -> pd.Series:
     """Exception number → name: the trace's `exception` column, else the architectural name."""
     named = frame["exception"].groupby(frame["ipsr"]).first()
@@ -83,8 +89,27 @@ def _exception_names(frame: pd.DataFrame) -> pd.Series:
     return named.reindex(numbers).fillna(fallback).astype("string")
 
 
+class Timeline:
+    """Per row of the whole trace, IRQ rows included, as numpy arrays: what the rules that follow
+    ISR activations need of every row."""
+
+    def __init__(self, time: np.ndarray, ipsr: np.ndarray, act: np.ndarray, enter: np.ndarray, exit: np.ndarray) -> None:
+        self.time = time  # seconds
+        self.ipsr = ipsr  # exception number, -1 where the row has none (config rows)
+        self.act = act  # the row's execution context (`act` column)
+        self.enter = enter  # irq_enter rows
+        self.exit = exit  # irq_exit rows
+        self.in_isr = ipsr > 0
+        self.irq = enter | exit
+
+
 class Context:
-    """The trace with its derived columns, its metadata and the analysis options."""
+    """The trace with its derived columns, its metadata and the analysis options.
+
+    Rules work on `halting`: the rows where a probe halted the core (every event but
+    irq_enter/irq_exit, which are most of a QEMU trace), with the derived columns. What they need
+    of the IRQ rows is in `timeline` and `activations`; `frame` (every row) is built on first use.
+    """
 
     def __init__(self, frame: pd.DataFrame, metadata: dict[str, str], config: AnalysisConfig) -> None:
         self.metadata = metadata
@@ -92,36 +117,38 @@ class Context:
         bits = metadata.get(schema.META_PRIORITY_BITS)
         self.priority_bits = int(bits) if bits and bits.isdigit() else None
         self.exception_names = _exception_names(frame)
-        self.frame = frame.reset_index(drop=True)[[c for c in WORKING_COLUMNS if c in frame]].copy(deep=False)
-        self._codes = {c: pd.factorize(self.frame[c]) for c in ("event", "kind", "role")}
+        self._trace = frame.reset_index(drop=True)
+        self._prio_by_ipsr = self._trace["priority"].groupby(self._trace["ipsr"]).first()
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
-        self._derive()
+        self.timeline = self._timeline()
+        self.halting = self._working(np.flatnonzero(~self.timeline.irq))
+        self._codes = _codes(self.halting)
 
     # --- derived columns -------------------------------------------------------------------
 
-    def _derive(self) -> None:
-        f = self.frame
+    def _timeline(self) -> Timeline:
+        f = self._trace
         ipsr = f["ipsr"]
         known = ipsr.notna().to_numpy()
         ipsr_np = ipsr.fillna(-1).to_numpy(dtype=np.int64)
-        f[IN_ISR] = ipsr_np > 0
-        prio_by_ipsr = f["priority"].groupby(ipsr).first()
-        f[PRIO] = f["priority"].fillna(ipsr.map(prio_by_ipsr)).astype("Int64")
-        count = self._activation_counts(ipsr_np, f[IN_ISR].to_numpy())
+        codes, events = pd.factorize(f["event"])
+        enter = np.isin(codes, np.flatnonzero(events == Event.IRQ_ENTER.value))
+        exit = np.isin(codes, np.flatnonzero(events == Event.IRQ_EXIT.value))
+        count = self._activation_counts(ipsr_np, enter)
         task_code = pd.factorize(f["task"])[0].astype(np.int64)  # -1 for no task
         act = np.where(ipsr_np > 0, (ipsr_np << 32) | count, -2 - task_code)
-        f[ACT] = np.where(known, act, NO_CONTEXT)
+        time = f["time"].to_numpy(dtype=float)
+        return Timeline(time, ipsr_np, np.where(known, act, NO_CONTEXT), enter, exit)
 
-    def _activation_counts(self, ipsr: np.ndarray, in_isr: np.ndarray) -> np.ndarray:
+    def _activation_counts(self, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
         """Per row, which activation of its exception it belongs to (0, 1, 2, …)."""
-        f = self.frame
-        enter = self.mask(event=Event.IRQ_ENTER.value)
-        with_irq_rows = set(np.unique(ipsr[enter]).tolist())
+        with_irq_rows = set(pd.unique(ipsr[enter]).tolist())
         counts = np.array(pd.Series(enter).groupby(ipsr).cumsum(), dtype=np.int64)
-        prio = f[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-        for exc in np.unique(ipsr[in_isr]).tolist():  # per exception: a fallback without IRQ rows
-            if exc in with_irq_rows:
-                continue
+        without_irq_rows = [exc for exc in pd.unique(ipsr[ipsr > 0]).tolist() if exc not in with_irq_rows]
+        if not without_irq_rows:
+            return counts
+        prio = self._priorities().astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        for exc in without_irq_rows:  # per exception: a fallback without IRQ rows
             rows = np.flatnonzero(ipsr == exc)
             own = prio[rows[0]]
             # A row of thread mode, or of an exception that cannot preempt this one, ends it.
@@ -132,28 +159,50 @@ class Context:
             counts[rows] = np.cumsum(np.r_[True, marks[1:] != marks[:-1]])
         return counts
 
-    # --- ISR activations -----------------------------------------------------------------------
+    def _priorities(self, rows: pd.DataFrame | None = None) -> pd.Series:
+        """The active exception's priority per row of `rows` (all by default), filled from other
+        rows of the same exception."""
+        rows = self._trace if rows is None else rows
+        return rows["priority"].fillna(rows["ipsr"].map(self._prio_by_ipsr)).astype("Int64")
 
-    def positions(self, mask: np.ndarray, last: bool = False) -> pd.Series:
-        """Per ISR activation id, the position of its first (or last) row within `mask`."""
-        positions = np.flatnonzero(mask & self.frame[IN_ISR].to_numpy())
-        acts = pd.Series(self.frame[ACT].to_numpy()[positions])
-        keep = ~acts.duplicated(keep="last" if last else "first").to_numpy()
-        return pd.Series(positions[keep], index=acts.to_numpy()[keep])
+    def _working(self, positions: np.ndarray | slice) -> pd.DataFrame:
+        """The trace's rows at `positions` with the columns rules use and the derived ones;
+        the index is each row's position in the trace."""
+        rows = self._trace[[c for c in WORKING_COLUMNS if c in self._trace]].iloc[positions]
+        rows[IN_ISR] = self.timeline.in_isr[positions]
+        rows[PRIO] = self._priorities(rows)
+        rows[ACT] = self.timeline.act[positions]
+        return rows
+
+    @cached_property
+    def frame(self) -> pd.DataFrame:
+        """Every row of the trace, IRQ rows included, with the derived columns."""
+        return self._working(slice(None))
+
+    def rows_at(self, positions: np.ndarray) -> pd.DataFrame:
+        """Rows at any positions of the trace (IRQ rows too), as `halting` has them."""
+        return self._working(np.asarray(positions, dtype=np.int64))
+
+    # --- ISR activations -----------------------------------------------------------------------
 
     @cached_property
     def activations(self) -> pd.DataFrame:
-        """One row per ISR activation id: `ipsr`, `first_row`, `last_row` (positions), `timed`
-        (it has IRQ rows), `exited` (an irq_exit), `closed` (seen to return), `switched`
-        (thread mode resumed in another task or on another stack: a context switch)."""
-        f = self.frame
-        everything = np.ones(len(f), dtype=bool)
-        acts = pd.DataFrame({"first_row": self.positions(everything), "last_row": self.positions(everything, last=True)})
-        acts["ipsr"] = f["ipsr"].to_numpy()[acts["first_row"].to_numpy()].astype(np.int64)
+        """One row per ISR activation id, in the order they start: `ipsr`, `first_row`, `last_row`
+        (positions), `timed` (it has IRQ rows), `exited` (an irq_exit), `closed` (seen to return),
+        `switched` (thread mode resumed in another task or on another stack: a context switch)."""
+        t = self.timeline
+        isr_rows = np.flatnonzero(t.in_isr)
+        acts_of_rows = pd.Series(t.act[isr_rows])
+        first = ~acts_of_rows.duplicated(keep="first").to_numpy()
+        last = ~acts_of_rows.duplicated(keep="last").to_numpy()
+        ids = t.act[isr_rows[first]]
+        last_row = pd.Series(isr_rows[last], index=t.act[isr_rows[last]]).reindex(ids).to_numpy()
+        acts = pd.DataFrame({"first_row": isr_rows[first], "last_row": last_row}, index=ids)
+        acts["ipsr"] = t.ipsr[acts["first_row"].to_numpy()]
         # IRQ rows open and close their activation: its first row is the enter, its last the exit.
-        acts["timed"] = self.mask(event=Event.IRQ_ENTER.value)[acts["first_row"].to_numpy()]
-        acts["exited"] = self.mask(event=Event.IRQ_EXIT.value)[acts["last_row"].to_numpy()]
-        thread = np.flatnonzero((f["ipsr"] == 0).to_numpy(dtype=bool, na_value=False))
+        acts["timed"] = t.enter[acts["first_row"].to_numpy()]
+        acts["exited"] = t.exit[acts["last_row"].to_numpy()]
+        thread = np.flatnonzero(t.ipsr == 0)
         last_of_exception = acts.groupby("ipsr")["last_row"].transform("max")
         later_thread = len(thread) > 0 and thread[-1]
         # Without irq_exit rows: a later row of thread mode or of the same exception proves it.
@@ -164,45 +213,31 @@ class Context:
     def _switched(self, acts: pd.DataFrame, thread: np.ndarray) -> np.ndarray:
         if len(thread) == 0:
             return np.zeros(len(acts), dtype=bool)
-        f = self.frame
-        # The task, and the stack thread mode runs on (CONTROL.SPSEL: the scheduler's start moves
-        # thread mode from MSP to a task's PSP even when the task column already names the task).
-        stack = (f["control"].fillna(0).astype(np.int64) & CONTROL_SPSEL).to_numpy()[thread]
-        task = pd.factorize(f["task"])[0][thread]
-        key = task * 4 + stack
+        # The task (thread mode's context id), and the stack thread mode runs on (CONTROL.SPSEL:
+        # the scheduler's start moves thread mode from MSP to a task's PSP even when the task
+        # column already names the task).
+        control = self._trace["control"].iloc[thread]
+        stack = (control.fillna(0).astype(np.int64) & CONTROL_SPSEL).to_numpy()
+        key = self.timeline.act[thread] * 4 + stack
         before = np.searchsorted(thread, acts["first_row"].to_numpy()) - 1
         after = np.searchsorted(thread, acts["last_row"].to_numpy(), side="right")
         known = (before >= 0) & (after < len(thread))
         return known & (key[np.clip(before, 0, None)] != key[np.clip(after, None, len(thread) - 1)])
 
+    def _activation_flag(self, act: pd.Series, column: str) -> pd.Series:
+        acts = self.activations
+        flags = np.r_[acts[column].to_numpy(dtype=bool), False]  # get_indexer's -1 (no activation): False
+        return pd.Series(flags[acts.index.get_indexer(act.to_numpy())], index=act.index)
+
     def is_closed(self, act: pd.Series) -> pd.Series:
         """Per row of `act`: whether that ISR activation is seen to return."""
-        closed = self.activations["closed"]
-        return act.isin(closed.index[closed.to_numpy()])
+        return self._activation_flag(act, "closed")
 
     def is_switch(self, act: pd.Series) -> pd.Series:
-        switched = self.activations["switched"]
-        return act.isin(switched.index[switched.to_numpy()])
+        """Per row of `act`: whether thread mode resumed in another context after that activation."""
+        return self._activation_flag(act, "switched")
 
     # --- selections ---------------------------------------------------------------------------
-
-    def mask(
-        self,
-        event: str | Iterable[str] | None = None,
-        kind: str | Iterable[str] | None = None,
-        role: str | Iterable[str] | None = None,
-        isr: bool = False,
-    ) -> np.ndarray:
-        """Boolean array: rows whose event, kind and role are among the given values (None: any),
-        in handler mode only with `isr`."""
-        selected = self.frame[IN_ISR].to_numpy().copy() if isr else np.ones(len(self.frame), dtype=bool)
-        for column, wanted in (("event", event), ("kind", kind), ("role", role)):
-            if wanted is None:
-                continue
-            codes, uniques = self._codes[column]
-            values = [wanted] if isinstance(wanted, str) else list(wanted)
-            selected &= np.isin(codes, np.flatnonzero(pd.Index(uniques).isin(values)))
-        return selected
 
     def select(
         self,
@@ -211,7 +246,25 @@ class Context:
         role: str | Iterable[str] | None = None,
         isr: bool = False,
     ) -> pd.DataFrame:
-        return self.frame[self.mask(event, kind, role, isr)]
+        """Rows whose event, kind and role are among the given values (None: any), in handler
+        mode only with `isr`. Only halting events: from `halting`; else from the whole `frame`."""
+        events = None if event is None else [event] if isinstance(event, str) else list(event)
+        if events is not None and not set(events) & IRQ_EVENTS:
+            rows, codes = self.halting, self._codes
+        else:
+            rows, codes = self.frame, self._frame_codes
+        selected = rows[IN_ISR].to_numpy().copy() if isr else np.ones(len(rows), dtype=bool)
+        for column, wanted in (("event", events), ("kind", kind), ("role", role)):
+            if wanted is None:
+                continue
+            column_codes, uniques = codes[column]
+            values = [wanted] if isinstance(wanted, str) else list(wanted)
+            selected &= np.isin(column_codes, np.flatnonzero(pd.Index(uniques).isin(values)))
+        return rows[selected]
+
+    @cached_property
+    def _frame_codes(self) -> dict[str, tuple[np.ndarray, pd.Index]]:
+        return _codes(self.frame)
 
     # --- labels, computed only for the rows a rule reports -----------------------------------
 

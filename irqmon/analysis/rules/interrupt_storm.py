@@ -23,11 +23,10 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import where
-from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context
+from irqmon.analysis.context import ACT, EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
-from irqmon.schema import Event
 
 RULE = Rule(id="interrupt-storm", severity="error", summary="IRQ re-entered back to back, starving thread mode")
 
@@ -36,7 +35,7 @@ def activations(ctx: Context) -> pd.DataFrame:
     """One row per ISR activation: its exception, start/end (time and row), whether the times
     come from IRQ rows (emulator/SWO clock)."""
     acts = ctx.activations[["ipsr", "first_row", "last_row", "timed"]].copy()
-    time = ctx.frame["time"].to_numpy()
+    time = ctx.timeline.time
     acts["start"] = time[acts["first_row"].to_numpy()]
     acts["end"] = time[acts["last_row"].to_numpy()]
     return acts.sort_values("first_row")
@@ -44,19 +43,25 @@ def activations(ctx: Context) -> pd.DataFrame:
 
 def _storm_rows(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
     """For the activations of storms only: the first row with a call path, the last source line."""
-    f = ctx.frame
-    inside = f[ACT].isin(acts.index).to_numpy()
-    path_row = ctx.positions(inside & f["callpath"].notna().to_numpy()).reindex(acts.index)
-    last_source_row = ctx.positions(inside & f["source"].notna().to_numpy(), last=True).reindex(acts.index)
+    rows = ctx.halting  # IRQ rows have neither
+    inside = rows[rows[ACT].isin(acts.index).to_numpy()]
+    path_row = _per_activation(inside[inside["callpath"].notna().to_numpy()]).reindex(acts.index)
+    last_source_row = _per_activation(inside[inside["source"].notna().to_numpy()], last=True).reindex(acts.index)
     return pd.DataFrame(
-        {"path_row": path_row, "last_source": f["source"].reindex(last_source_row.to_numpy()).to_numpy()}, index=acts.index
+        {"path_row": path_row, "last_source": rows["source"].reindex(last_source_row.to_numpy()).to_numpy()}, index=acts.index
     )
+
+
+def _per_activation(rows: pd.DataFrame, last: bool = False) -> pd.Series:
+    """Per activation among `rows`, the position of its first (or last) row."""
+    keep = ~rows[ACT].duplicated(keep="last" if last else "first").to_numpy()
+    return pd.Series(rows.index[keep], index=rows[ACT].to_numpy()[keep])
 
 
 def storm_runs(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
     """Consecutive activations of one exception with nothing of thread mode between them."""
     cfg = ctx.config
-    thread_rows = np.cumsum((ctx.frame["ipsr"] == 0).fillna(False).to_numpy(dtype=bool))
+    thread_rows = np.cumsum(ctx.timeline.ipsr == 0)
     by_exc = acts.groupby("ipsr", sort=False)
     prev_last = by_exc["last_row"].shift()
     prev_end = by_exc["end"].shift()
@@ -119,7 +124,7 @@ def check(ctx: Context) -> list[Finding]:
     # The storm's first row with a call path names the handler; else its first row.
     rows = per_storm["path_row"].fillna(pd.Series(storms["first_row"].to_numpy(), index=per_storm.index))
     rows = rows.astype(np.int64).to_numpy()
-    hits = ctx.frame.loc[rows].copy()
+    hits = ctx.rows_at(rows)
     for column in ("entries", "duration", "rate", "share", "peak", "timed", "window_share"):
         hits[column] = storms[column].to_numpy()
     hits["cause"] = causes

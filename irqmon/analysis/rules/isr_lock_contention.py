@@ -38,7 +38,7 @@ def check(ctx: Context) -> list[Finding]:
         return []
     hits = events[contended(events)].copy()
     hits["other_context"] = holder_labels(ctx, hits)
-    holder = ctx.frame[["time", "source"]].rename(columns=lambda c: f"holder_{c}")
+    holder = ctx.halting[["time", "source"]].rename(columns=lambda c: f"holder_{c}")
     hits = hits.join(holder, on="held_row")
     return group_hits(RULE, ctx, hits, site=(EXC_NAME, LOCK), title=_title, message=_message, evidence=_evidence)
 

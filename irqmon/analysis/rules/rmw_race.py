@@ -73,7 +73,7 @@ def check(ctx: Context) -> list[Finding]:
 
 
 def _lost_updates(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
-    f = ctx.frame
+    f = ctx.halting
     hits = pairs[pairs["foreign_row"].notna()].copy()
     foreign = f.loc[hits["foreign_row"].astype(np.int64).to_numpy()]
     read = f.loc[hits["read_row"].to_numpy()]
@@ -127,7 +127,7 @@ def _unprotected(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     preempt: nothing masked it during the pair (PRIMASK/FAULTMASK clear, BASEPRI above it)."""
     if pairs.empty:
         return pairs
-    f = ctx.frame
+    f = ctx.halting
     read = f.loc[pairs["read_row"].to_numpy()]
     level = pd.Series(np.where(pairs[IN_ISR], pairs[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan), THREAD_LEVEL), index=pairs.index)
     pairs = pairs.assign(level=level, threshold=np.maximum(_mask_threshold(ctx, pairs).to_numpy(), _mask_threshold(ctx, read).to_numpy()))

@@ -19,6 +19,7 @@ Instead:
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
@@ -79,7 +80,7 @@ def _isr_returns_locked(ctx: Context, state: pd.DataFrame) -> list[Finding]:
 
 def _never_released(ctx: Context, state: pd.DataFrame) -> list[Finding]:
     """Held at the end of the trace (warning: the capture may have stopped first), or too long."""
-    end = float(ctx.frame["time"].max())
+    end = float(np.nanmax(ctx.timeline.time))
     next_change = state.groupby(LOCK, sort=False)["time"].shift(-1)
     held_for = next_change.fillna(end) - state["time"]
     at_end = next_change.isna() & ~state[IN_ISR]
