@@ -187,17 +187,21 @@ class Context:
 
     @cached_property
     def activations(self) -> pd.DataFrame:
-        """One row per ISR activation id, in the order they start: `ipsr`, `first_row`, `last_row`
-        (positions), `timed` (it has IRQ rows), `exited` (an irq_exit), `closed` (seen to return),
-        `switched` (thread mode resumed in another task or on another stack: a context switch)."""
+        """One row per ISR activation, indexed by its id (sorted: by exception, then in the order
+        they start): `ipsr`, `first_row`, `last_row` (positions), `timed` (it has IRQ rows),
+        `exited` (an irq_exit), `closed` (seen to return), `switched` (thread mode resumed in
+        another task or on another stack: a context switch)."""
         t = self.timeline
         isr_rows = np.flatnonzero(t.in_isr)
-        acts_of_rows = pd.Series(t.act[isr_rows])
-        first = ~acts_of_rows.duplicated(keep="first").to_numpy()
-        last = ~acts_of_rows.duplicated(keep="last").to_numpy()
-        ids = t.act[isr_rows[first]]
-        last_row = pd.Series(isr_rows[last], index=t.act[isr_rows[last]]).reindex(ids).to_numpy()
-        acts = pd.DataFrame({"first_row": isr_rows[first], "last_row": last_row}, index=ids)
+        # An exception's activation ids only grow along the trace, so a stable sort of the rows by
+        # exception (a radix sort of small codes) lines up each activation's rows, in order.
+        exception = pd.factorize(t.ipsr[isr_rows], sort=True)[0]
+        small = exception.astype(np.int16) if len(exception) and exception.max() < 2**15 else exception
+        rows = isr_rows[np.argsort(small, kind="stable")]
+        ids = t.act[rows]
+        starts = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
+        ends = np.r_[starts[1:], True] if len(ids) else starts
+        acts = pd.DataFrame({"first_row": rows[starts], "last_row": rows[ends]}, index=ids[starts])
         acts["ipsr"] = t.ipsr[acts["first_row"].to_numpy()]
         # IRQ rows open and close their activation: its first row is the enter, its last the exit.
         acts["timed"] = t.enter[acts["first_row"].to_numpy()]
@@ -225,9 +229,12 @@ class Context:
         return known & (key[np.clip(before, 0, None)] != key[np.clip(after, None, len(thread) - 1)])
 
     def _activation_flag(self, act: pd.Series, column: str) -> pd.Series:
-        acts = self.activations
-        flags = np.r_[acts[column].to_numpy(dtype=bool), False]  # get_indexer's -1 (no activation): False
-        return pd.Series(flags[acts.index.get_indexer(act.to_numpy())], index=act.index)
+        ids = self.activations.index.to_numpy()
+        flags = self.activations[column].to_numpy(dtype=bool)
+        wanted = act.to_numpy(dtype=np.int64)
+        at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)  # the ids are sorted
+        found = (ids[at] == wanted) & flags[at] if len(ids) else np.zeros(len(wanted), dtype=bool)
+        return pd.Series(found, index=act.index)
 
     def is_closed(self, act: pd.Series) -> pd.Series:
         """Per row of `act`: whether that ISR activation is seen to return."""

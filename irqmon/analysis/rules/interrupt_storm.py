@@ -32,13 +32,13 @@ RULE = Rule(id="interrupt-storm", severity="error", summary="IRQ re-entered back
 
 
 def activations(ctx: Context) -> pd.DataFrame:
-    """One row per ISR activation: its exception, start/end (time and row), whether the times
-    come from IRQ rows (emulator/SWO clock)."""
+    """One row per ISR activation, by exception and in the order they start: its exception,
+    start/end (time and row), whether the times come from IRQ rows (emulator/SWO clock)."""
     acts = ctx.activations[["ipsr", "first_row", "last_row", "timed"]].copy()
     time = ctx.timeline.time
     acts["start"] = time[acts["first_row"].to_numpy()]
     acts["end"] = time[acts["last_row"].to_numpy()]
-    return acts.sort_values("first_row")
+    return acts
 
 
 def _storm_rows(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
@@ -59,7 +59,8 @@ def _per_activation(rows: pd.DataFrame, last: bool = False) -> pd.Series:
 
 
 def storm_runs(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
-    """Consecutive activations of one exception with nothing of thread mode between them."""
+    """Consecutive activations of one exception with nothing of thread mode between them:
+    `run` numbers them across exceptions (`acts` as `activations` orders them)."""
     cfg = ctx.config
     thread_rows = np.cumsum(ctx.timeline.ipsr == 0)
     by_exc = acts.groupby("ipsr", sort=False)
@@ -69,12 +70,13 @@ def storm_runs(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
     gap = acts["start"] - prev_end
     close = (gap <= cfg.storm_gap) | ~acts["timed"]
     acts = acts.assign(back_to_back=(prev_last.notna() & (thread_between == 0) & close).astype(bool))
-    acts["run"] = (~acts["back_to_back"]).groupby(acts["ipsr"], sort=False).cumsum()
+    acts["run"] = np.cumsum(~acts["back_to_back"].to_numpy())  # an exception's first activation starts a run
     acts["busy"] = acts["end"] - acts["start"]
-    return acts.join(_window_load(acts, cfg.storm_window))
+    acts["window_entries"], acts["window_busy"] = _window_load(acts, cfg.storm_window)
+    return acts
 
 
-def _window_load(acts: pd.DataFrame, window: float) -> pd.DataFrame:
+def _window_load(acts: pd.DataFrame, window: float) -> tuple[np.ndarray, np.ndarray]:
     """Per activation: entries of its exception, and their time in the handler, in the `window`
     seconds from its start (a sliding window anchored at every entry).
 
@@ -88,10 +90,10 @@ def _window_load(acts: pd.DataFrame, window: float) -> pd.DataFrame:
     busy = np.r_[0.0, np.cumsum(np.nan_to_num(acts["busy"].to_numpy()[order]))]
     first = np.arange(len(order))
     last = np.searchsorted(keyed, keyed + window, side="left")
-    load = pd.DataFrame(index=acts.index[order])
-    load["window_entries"] = last - first
-    load["window_busy"] = busy[last] - busy[first]
-    return load.reindex(acts.index)
+    entries, time_busy = np.empty(len(order), dtype=np.int64), np.empty(len(order))
+    entries[order] = last - first
+    time_busy[order] = busy[last] - busy[first]
+    return entries, time_busy
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -100,6 +102,8 @@ def check(ctx: Context) -> list[Finding]:
         return []
     acts = storm_runs(ctx, acts)
     cfg = ctx.config
+    run = acts["run"].to_numpy()
+    acts = acts[np.bincount(run)[run] >= cfg.storm_min_entries]  # only runs long enough to be storms
     runs = acts.groupby(["ipsr", "run"], sort=False).agg(
         entries=("run", "size"), start=("start", "min"), end=("end", "max"), busy=("busy", "sum"),
         timed=("timed", "all"), first_row=("first_row", "min"), peak=("window_entries", "max"),
