@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from irqmon import thumb
 from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
 from irqmon.elf import ElfImage
-from irqmon.errors import CaptureError, Terminated, UsageError
+from irqmon.errors import CaptureError, UsageError
 from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
-from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, FIRST_IRQ, Event, Kind, Role
+from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, FIRST_IRQ, Event, Kind
 from irqmon.targets import TargetProfile
 from irqmon.tracewriter import TraceWriter
 
@@ -97,6 +97,7 @@ class Capture:
         self._priority_cache: dict[int, tuple[float, int | None]] = {}
         self._task_names: dict[int, str] = {}
         self._until_reached = False
+        self.stop_requested = ""  # why the capture is to end at its next safe point
         # Breakpoints right after a store: gdb may report the breakpoint alone when that store
         # hit a watchpoint, so a changed watched value is checked there.
         self._after_store: set[int] = set()
@@ -137,8 +138,13 @@ class Capture:
 
     # --- the loop -------------------------------------------------------------------------
 
+    def request_stop(self, reason: str) -> None:
+        """End the capture at its next safe point, between two exchanges with the target (a
+        signal handler calls this: an exchange cut in half would leave the debugger out of step)."""
+        self.stop_requested = reason
+
     def run(self, limits: CaptureLimits) -> CaptureSummary:
-        """Capture until a limit, Ctrl-C or the target going away. Always cleans up."""
+        """Capture until a limit, a stop request, Ctrl-C or the target going away. Always cleans up."""
         self._start = time.time()
         deadline = self._start + limits.duration if limits.duration else None
         try:
@@ -152,6 +158,9 @@ class Capture:
                     if self._until_reached:
                         self.summary.ended_by = "reached --until"
                         break
+                if self.stop_requested:
+                    self.summary.ended_by = self.stop_requested
+                    break
                 if limits.max_events and self.summary.events >= limits.max_events:
                     self.summary.ended_by = "--max-events"
                     break
@@ -162,8 +171,8 @@ class Capture:
                     self.backend.resume()
                 if self.on_progress:
                     self.on_progress(self.summary)
-        except KeyboardInterrupt as exc:
-            self.summary.ended_by = "SIGTERM" if isinstance(exc, Terminated) else "Ctrl-C"
+        except KeyboardInterrupt:
+            self.summary.ended_by = "Ctrl-C"
         except CaptureError as exc:
             self.summary.error = str(exc)
             self.summary.ended_by = "error"

@@ -8,6 +8,3 @@ class UsageError(Exception):
 class CaptureError(Exception):
     """The capture was cut off: the target or the debugger went away (exit status 1)."""
 
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, a CI job's timeout) during a capture: it ends as Ctrl-C does."""

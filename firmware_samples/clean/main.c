@@ -167,11 +167,12 @@ void TIM2_IRQHandler(void)
 static void tim2_ticks_to_thread(void)
 {
     tick_queue = xQueueCreateStatic(8, sizeof(uint32_t), tick_queue_storage, &tick_queue_buffer);
-    /* 100 Hz on a real board (84 MHz / 8400 / 100). QEMU's TIM2 counts at 1 GHz and, from the
-     * counter restart at virtual time t0, interrupts every t0 + 8400 * 99 ns: a few ms here. */
+    /* 10 Hz on a real board (84 MHz / 8400 / 1000). QEMU's TIM2 counts at 1 GHz: a tick every
+     * 8400 * 999 ns, 8 ms of virtual time, which runs on while QEMU retranslates code after a
+     * debugger's breakpoint change; long enough that every tick finds the thread in wfi. */
     nvic_set_priority(TIM2_IRQn, TIM2_PRIORITY);
     nvic_enable_irq(TIM2_IRQn);
-    tim_start_periodic(TIM2_BASE, 8399, 99);
+    tim_start_periodic(TIM2_BASE, 8399, 999);
 
     uint32_t received = 0, last = 0, in_order = 1;
     while (received < TIM2_TICKS) {

@@ -24,7 +24,7 @@ from irqmon.backends.gdbmi import GdbMiBackend
 from irqmon.backends.qemu import NvicTraceReader, QemuTarget
 from irqmon.capture import Capture, CaptureLimits, CaptureSummary, check_budget
 from irqmon.elf import ElfImage
-from irqmon.errors import Terminated, UsageError
+from irqmon.errors import UsageError
 from irqmon.probes import CapturePlan, parse_watch, plan_capture
 from irqmon.targets import TargetProfile, load_target
 from irqmon.tracewriter import TraceWriter
@@ -127,7 +127,7 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
         )
         writer = TraceWriter(output, _metadata(target, elf, backend.name, plan))
         capture = Capture(backend, plan, elf, target, writer, irq_source)
-        with _live_status(console, enabled=not args.quiet) as status, _sigterm_ends_capture():
+        with _live_status(console, enabled=not args.quiet) as status, _signals_end(capture):
             capture.on_progress = status
             summary = capture.run(limits)
         if qemu is not None and not qemu.alive() and not summary.error:
@@ -145,17 +145,23 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
 
 
 @contextmanager
-def _sigterm_ends_capture() -> Iterator[None]:
-    """SIGTERM ends the capture as Ctrl-C does: every event kept, the target left running."""
+def _signals_end(capture: Capture) -> Iterator[None]:
+    """Ctrl-C (unless ignored, as in a script's background job) and SIGTERM end the capture at
+    its next safe point: every event kept, the target left running. A second Ctrl-C interrupts
+    at once."""
 
-    def terminate(signum: int, frame: object) -> None:
-        raise Terminated
+    def on_signal(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and capture.stop_requested:
+            raise KeyboardInterrupt
+        capture.request_stop("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
 
-    previous = signal.signal(signal.SIGTERM, terminate)
+    signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, on_signal) for signum in signals}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _frequency(text: str) -> int:
