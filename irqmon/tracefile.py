@@ -5,12 +5,12 @@ The streaming writer used while capturing is `irqmon.tracewriter`, which needs n
 from __future__ import annotations
 
 import csv
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
@@ -24,16 +24,43 @@ from irqmon.errors import UsageError
 PARQUET_MAGIC = b"PAR1"
 PARQUET_META_PREFIX = "irqmon."
 _ARROW_TYPES = {"int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}
+# The schema's string columns are held dictionary-encoded: a few distinct values repeated (events,
+# kinds, symbols, call paths) take four bytes a row instead of a copy of the text.
+STRING_CODES = pa.dictionary(pa.int32(), pa.string())
 _NOT_NULL = ("seq", "time", "event")
 
 
-@dataclass
 class Trace:
-    """A loaded trace: one row per event with the schema's dtypes, and the capture's metadata."""
+    """A loaded trace: one row per event with the schema's dtypes, and the capture's metadata.
 
-    frame: pd.DataFrame
-    metadata: dict[str, str]
-    path: Path
+    A trace read from a file keeps its checked Arrow table (`table`) and builds the DataFrame
+    (`frame`) on first use, so the analysis can take only the rows and columns it needs."""
+
+    def __init__(self, rows: pd.DataFrame | pa.Table, metadata: dict[str, str], path: Path) -> None:
+        self._frame = rows if isinstance(rows, pd.DataFrame) else None
+        self._table = rows if isinstance(rows, pa.Table) else None
+        self.metadata = metadata
+        self.path = path
+
+    @property
+    def frame(self) -> pd.DataFrame:
+        """One row per event with the schema's dtypes (string columns as `string[pyarrow]`)."""
+        if self._frame is None:
+            tables = [self._table]
+            self._table = None  # the frame replaces the table: _to_pandas frees it column by column
+            self._frame = _to_pandas(tables)
+        return self._frame
+
+    @property
+    def table(self) -> pa.Table:
+        """The rows as an Arrow table (from the frame if the trace was made from one)."""
+        if self._table is not None:
+            return self._table
+        return pa.Table.from_pandas(self._frame, preserve_index=False)
+
+    @property
+    def rows(self) -> int:
+        return len(self._frame) if self._frame is not None else self._table.num_rows
 
 
 def load_trace(path: Path | str) -> Trace:
@@ -47,12 +74,12 @@ def load_trace(path: Path | str) -> Trace:
     if not head:
         raise UsageError(f"{path}: empty file, not a trace")
     if head == PARQUET_MAGIC:
-        frame, metadata = _read_parquet(path)
+        table, metadata = _read_parquet(path)
     else:
-        frame, metadata = _read_csv(path)
+        table, metadata = _read_csv(path)
     _check_metadata(path, metadata)
-    _check_rows(path, frame, first_line=_first_data_line(path) if head != PARQUET_MAGIC else None)
-    return Trace(frame, metadata, path)
+    _check_rows(path, table, first_line=_first_data_line(path) if head != PARQUET_MAGIC else None)
+    return Trace(table, metadata, path)
 
 
 def write_parquet(trace: Trace, path: Path | str) -> None:
@@ -102,7 +129,7 @@ def _decode(path: Path, raw: bytes, line: int) -> str:
         raise UsageError(f"{path}:{line}: not UTF-8 (byte {exc.start + 1} of the line)") from None
 
 
-def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
     metadata, skip, header_raw = _read_metadata_lines(path)
     header_line = skip + 1
     header_text = _decode(path, header_raw, header_line).strip("\r\n")
@@ -115,7 +142,7 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     duplicated = sorted({c for c in header if header.count(c) > 1})
     if duplicated:
         raise UsageError(f"{path}:{header_line}: column {duplicated[0]} appears twice")
-    types = {c: _ARROW_TYPES[schema.COLUMNS[c]] if c in schema.COLUMNS else pa.string() for c in header}
+    types = {c: _held_type(_ARROW_TYPES[schema.COLUMNS[c]]) if c in schema.COLUMNS else pa.string() for c in header}
     try:
         table = pacsv.read_csv(
             path,
@@ -127,9 +154,12 @@ def _read_csv(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise UsageError(_diagnose_csv(path, skip, header, str(exc))) from None
-    tables = [table]
-    del table  # _to_pandas holds the only reference and frees each column once converted
-    return _to_pandas(tables), metadata
+    return table, metadata
+
+
+def _held_type(arrow_type: pa.DataType) -> pa.DataType:
+    """How a schema column of `arrow_type` is held in a loaded table."""
+    return STRING_CODES if arrow_type == pa.string() else arrow_type
 
 
 def _diagnose_csv(path: Path, skip: int, header: list[str], arrow_message: str) -> str:
@@ -170,9 +200,10 @@ def _cell_problem(dtype: str, cell: str) -> str | None:
     return None
 
 
-def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
+def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
+    strings = [name for name, dtype in schema.COLUMNS.items() if dtype == "string"]
     try:
-        table = pq.read_table(path)
+        table = pq.read_table(path, read_dictionary=strings)
     except (pa.ArrowException, OSError) as exc:
         raise UsageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
     raw_meta = table.schema.metadata or {}
@@ -190,7 +221,8 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
     for name in table.column_names:
         column = table.column(name)
         wanted = _ARROW_TYPES[schema.COLUMNS[name]] if name in schema.COLUMNS else column.type  # extras as they are
-        if column.type != wanted:
+        held = _held_type(wanted) if name in schema.COLUMNS else wanted
+        if column.type != held:
             compatible = pa.types.is_null(column.type) or (
                 pa.types.is_integer(column.type) and pa.types.is_integer(wanted)
             ) or ((pa.types.is_integer(column.type) or pa.types.is_floating(column.type)) and pa.types.is_floating(wanted)) or (
@@ -202,10 +234,15 @@ def _read_parquet(path: Path) -> tuple[pd.DataFrame, dict[str, str]]:
                 column = column.cast(wanted)
             except pa.ArrowException as exc:
                 raise UsageError(f"{path}: column {name}: {str(exc).splitlines()[0]}") from None
+            if held != wanted:
+                column = column.dictionary_encode()
         columns.append(column)
-    tables = [pa.table(columns, names=table.column_names)]
-    del table, columns, column  # _to_pandas holds the only reference and frees each column once converted
-    return _to_pandas(tables), metadata
+    return pa.table(columns, names=table.column_names), metadata
+
+
+def to_frame(table: pa.Table) -> pd.DataFrame:
+    """Rows of a loaded trace's table (any of its columns) as a DataFrame with the schema's dtypes."""
+    return _to_pandas([table])
 
 
 def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
@@ -215,13 +252,18 @@ def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
     columns: dict[str, Any] = {}
     while table.num_columns:
         name = table.column_names[0]
+        column = table.column(0)
+        if pa.types.is_dictionary(column.type):
+            column = column.cast(column.type.value_type)
         # One contiguous array per column: slicing rows out of many CSV blocks is several times slower.
-        single = pa.table({name: table.column(0).combine_chunks()})
+        single = pa.table({name: column.combine_chunks()})
         table = table.remove_column(0)
         columns[name] = single.to_pandas(types_mapper=_pandas_type, self_destruct=True)[name]
-        del single
+        del single, column
     frame = pd.DataFrame(columns, copy=False)
     for name, dtype in schema.COLUMNS.items():
+        if name not in frame:
+            continue
         if dtype == "int64" and frame[name].dtype != "int64" and not frame[name].isna().any():
             frame[name] = frame[name].astype("int64")
         if dtype == "float64":
@@ -248,27 +290,32 @@ def _check_metadata(path: Path, metadata: dict[str, str]) -> None:
         raise UsageError(f"{path}: metadata priority_bits {bits!r} is not a number of bits from 1 to 8")
 
 
-def _check_rows(path: Path, frame: pd.DataFrame, first_line: int | None) -> None:
+def _check_rows(path: Path, table: pa.Table, first_line: int | None) -> None:
     """Vectorized row checks; the first offending row is named (CSV line, or Parquet row)."""
 
     def where(position: int) -> str:
         return f"{path}:{first_line + position}" if first_line is not None else f"{path}: row {position}"
 
     for column in _NOT_NULL:
-        missing = frame[column].isna().to_numpy()
-        if missing.any():
-            raise UsageError(f"{where(int(missing.argmax()))}: column {column} is empty")
-    seq = frame["seq"].to_numpy()
+        if table[column].null_count:
+            raise UsageError(f"{where(_first(pc.is_null(table[column])))}: column {column} is empty")
+    seq = table["seq"].to_numpy()
     if len(seq) > 1:
         step = seq[1:] <= seq[:-1]
         if step.any():
             raise UsageError(f"{where(int(step.argmax()) + 1)}: column seq is not increasing")
-    known = frame["event"].isin([e.value for e in schema.Event]).to_numpy(dtype=bool)
-    if not known.all():
-        position = int((~known).argmax())
-        raise UsageError(f"{where(position)}: column event: unknown event {frame['event'].iloc[position]!r}")
-    negative = (frame["ipsr"] < 0).fillna(False).to_numpy(dtype=bool) | (frame["ipsr"] > 511).fillna(False).to_numpy(
-        dtype=bool
-    )
-    if negative.any():
-        raise UsageError(f"{where(int(negative.argmax()))}: column ipsr: {frame['ipsr'].iloc[int(negative.argmax())]} is not an exception number")
+    events = table["event"]
+    unknown = pc.invert(pc.is_in(events, value_set=pa.array([e.value for e in schema.Event])))
+    if pc.any(unknown).as_py():
+        position = _first(unknown)
+        raise UsageError(f"{where(position)}: column event: unknown event {events[position].as_py()!r}")
+    ipsr = table["ipsr"]
+    invalid = pc.or_(pc.less(ipsr, 0), pc.greater(ipsr, 511))
+    if pc.any(invalid).as_py():
+        position = _first(invalid)
+        raise UsageError(f"{where(position)}: column ipsr: {ipsr[position].as_py()} is not an exception number")
+
+
+def _first(mask: pa.ChunkedArray) -> int:
+    """Position of the first true value of `mask`."""
+    return pc.index(mask, True).as_py()

@@ -25,6 +25,6 @@ def analyze(trace: Trace, config: AnalysisConfig | None = None, rules: Sequence[
     unknown = [r for r in selected if r not in available]
     if unknown:
         raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
-    ctx = Context(trace.frame, trace.metadata, config or AnalysisConfig())
+    ctx = Context(trace.table, trace.metadata, config or AnalysisConfig())
     findings = [finding for rule_id in selected for finding in available[rule_id].check(ctx)]
     return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule))

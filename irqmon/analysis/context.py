@@ -25,6 +25,7 @@ import pyarrow.compute as pc
 
 from irqmon import schema
 from irqmon.schema import Event
+from irqmon.tracefile import to_frame
 
 ACT = "act"
 IN_ISR = "in_isr"
@@ -78,15 +79,32 @@ def _codes(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, pd.Index]]:
     return {c: pd.factorize(rows[c]) for c in ("event", "kind", "role")}
 
 
-def _exception_names(frame: pd.DataFrame) -> pd.Series:
+def _exception_names(ipsr: np.ndarray, known: np.ndarray, exception: pa.ChunkedArray) -> pd.Series:
     """Exception number → name: the trace's `exception` column, else the architectural name."""
-    named = frame["exception"].groupby(frame["ipsr"]).first()
-    numbers = pd.Index(frame["ipsr"].dropna().unique())
-    fallback = pd.Series(
-        [ARCH_EXCEPTIONS.get(n, f"IRQ {n - schema.FIRST_IRQ}" if n >= schema.FIRST_IRQ else f"exception {n}") for n in numbers],
-        index=numbers, dtype="string",
+    codes, names = _string_codes(exception)
+    named = known & (codes >= 0)
+    first_code = pd.Series(codes[named]).groupby(ipsr[named]).first()
+    numbers = pd.unique(ipsr[known]).tolist()
+    return pd.Series(
+        [names[first_code[n]] if n in first_code.index else ARCH_EXCEPTIONS.get(n, _numbered(n)) for n in numbers],
+        index=pd.Index(numbers, dtype=np.int64), dtype="string",
     )  # fmt: skip
-    return named.reindex(numbers).fillna(fallback).astype("string")
+
+
+def _numbered(exception: int) -> str:
+    return f"IRQ {exception - schema.FIRST_IRQ}" if exception >= schema.FIRST_IRQ else f"exception {exception}"
+
+
+def _string_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+    """A string column as integer codes (-1 where missing) and the values they stand for."""
+    encoded = column if pa.types.is_dictionary(column.type) else column.cast(pa.string()).dictionary_encode()
+    combined = encoded.combine_chunks()  # one dictionary for every chunk
+    return pc.fill_null(combined.indices, -1).to_numpy().astype(np.int64), combined.dictionary.to_pylist()
+
+
+def _integers(column: pa.ChunkedArray, missing: int) -> np.ndarray:
+    """An integer column as an int64 array, `missing` where it has no value."""
+    return pc.fill_null(column.cast(pa.int64()), missing).to_numpy()
 
 
 class Timeline:
@@ -111,34 +129,37 @@ class Context:
     of the IRQ rows is in `timeline` and `activations`; `frame` (every row) is built on first use.
     """
 
-    def __init__(self, frame: pd.DataFrame, metadata: dict[str, str], config: AnalysisConfig) -> None:
+    def __init__(self, rows: pd.DataFrame | pa.Table, metadata: dict[str, str], config: AnalysisConfig) -> None:
         self.metadata = metadata
         self.config = config
         bits = metadata.get(schema.META_PRIORITY_BITS)
         self.priority_bits = int(bits) if bits and bits.isdigit() else None
-        self.exception_names = _exception_names(frame)
-        self._trace = frame.reset_index(drop=True)
-        self._prio_by_ipsr = self._trace["priority"].groupby(self._trace["ipsr"]).first()
+        if isinstance(rows, pd.DataFrame):
+            rows = pa.Table.from_pandas(rows[[c for c in schema.COLUMNS if c in rows]], preserve_index=False)
+        self._table = rows
+        ipsr = _integers(rows["ipsr"], -1)
+        known = pc.is_valid(rows["ipsr"]).to_numpy(zero_copy_only=False)
+        self.exception_names = _exception_names(ipsr, known, rows["exception"])
+        has_priority = known & pc.is_valid(rows["priority"]).to_numpy(zero_copy_only=False)
+        priority = _integers(rows["priority"], 0)
+        self._prio_by_ipsr = pd.Series(priority[has_priority]).groupby(ipsr[has_priority]).first()
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
-        self.timeline = self._timeline()
+        self.timeline = self._timeline(ipsr, known)
         self.halting = self._working(np.flatnonzero(~self.timeline.irq))
         self._codes = _codes(self.halting)
 
     # --- derived columns -------------------------------------------------------------------
 
-    def _timeline(self) -> Timeline:
-        f = self._trace
-        ipsr = f["ipsr"]
-        known = ipsr.notna().to_numpy()
-        ipsr_np = ipsr.fillna(-1).to_numpy(dtype=np.int64)
-        codes, events = pd.factorize(f["event"])
-        enter = np.isin(codes, np.flatnonzero(events == Event.IRQ_ENTER.value))
-        exit = np.isin(codes, np.flatnonzero(events == Event.IRQ_EXIT.value))
-        count = self._activation_counts(ipsr_np, enter)
-        task_code = pd.factorize(f["task"])[0].astype(np.int64)  # -1 for no task
-        act = np.where(ipsr_np > 0, (ipsr_np << 32) | count, -2 - task_code)
-        time = f["time"].to_numpy(dtype=float)
-        return Timeline(time, ipsr_np, np.where(known, act, NO_CONTEXT), enter, exit)
+    def _timeline(self, ipsr: np.ndarray, known: np.ndarray) -> Timeline:
+        t = self._table
+        codes, events = _string_codes(t["event"])
+        enter = np.isin(codes, [i for i, e in enumerate(events) if e == Event.IRQ_ENTER.value])
+        exit = np.isin(codes, [i for i, e in enumerate(events) if e == Event.IRQ_EXIT.value])
+        count = self._activation_counts(ipsr, enter)
+        task_code = _string_codes(t["task"])[0]  # -1 for no task
+        act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - task_code)
+        time = t["time"].cast(pa.float64()).to_numpy()
+        return Timeline(time, ipsr, np.where(known, act, NO_CONTEXT), enter, exit)
 
     def _activation_counts(self, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
         """Per row, which activation of its exception it belongs to (0, 1, 2, …)."""
@@ -147,7 +168,8 @@ class Context:
         without_irq_rows = [exc for exc in pd.unique(ipsr[ipsr > 0]).tolist() if exc not in with_irq_rows]
         if not without_irq_rows:
             return counts
-        prio = self._priorities().astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+        priority = self._table["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
+        prio = np.where(np.isnan(priority), self._prio_by_ipsr.reindex(ipsr).to_numpy(dtype=float), priority)
         for exc in without_irq_rows:  # per exception: a fallback without IRQ rows
             rows = np.flatnonzero(ipsr == exc)
             own = prio[rows[0]]
@@ -159,25 +181,23 @@ class Context:
             counts[rows] = np.cumsum(np.r_[True, marks[1:] != marks[:-1]])
         return counts
 
-    def _priorities(self, rows: pd.DataFrame | None = None) -> pd.Series:
-        """The active exception's priority per row of `rows` (all by default), filled from other
-        rows of the same exception."""
-        rows = self._trace if rows is None else rows
-        return rows["priority"].fillna(rows["ipsr"].map(self._prio_by_ipsr)).astype("Int64")
-
-    def _working(self, positions: np.ndarray | slice) -> pd.DataFrame:
-        """The trace's rows at `positions` with the columns rules use and the derived ones;
-        the index is each row's position in the trace."""
-        rows = self._trace[[c for c in WORKING_COLUMNS if c in self._trace]].iloc[positions]
-        rows[IN_ISR] = self.timeline.in_isr[positions]
-        rows[PRIO] = self._priorities(rows)
-        rows[ACT] = self.timeline.act[positions]
+    def _working(self, positions: np.ndarray | None) -> pd.DataFrame:
+        """The trace's rows at `positions` (all: None) with the columns rules use and the derived
+        ones; the index is each row's position in the trace."""
+        columns = self._table.select([c for c in WORKING_COLUMNS if c in self._table.column_names])
+        rows = to_frame(columns if positions is None else columns.take(positions))
+        if positions is not None:
+            rows.index = pd.Index(positions, dtype=np.int64)
+        everything = slice(None) if positions is None else positions
+        rows[IN_ISR] = self.timeline.in_isr[everything]
+        rows[PRIO] = rows["priority"].fillna(rows["ipsr"].map(self._prio_by_ipsr)).astype("Int64")
+        rows[ACT] = self.timeline.act[everything]
         return rows
 
     @cached_property
     def frame(self) -> pd.DataFrame:
         """Every row of the trace, IRQ rows included, with the derived columns."""
-        return self._working(slice(None))
+        return self._working(None)
 
     def rows_at(self, positions: np.ndarray) -> pd.DataFrame:
         """Rows at any positions of the trace (IRQ rows too), as `halting` has them."""
@@ -220,8 +240,7 @@ class Context:
         # The task (thread mode's context id), and the stack thread mode runs on (CONTROL.SPSEL:
         # the scheduler's start moves thread mode from MSP to a task's PSP even when the task
         # column already names the task).
-        control = self._trace["control"].iloc[thread]
-        stack = (control.fillna(0).astype(np.int64) & CONTROL_SPSEL).to_numpy()
+        stack = _integers(self._table["control"].take(thread), 0) & CONTROL_SPSEL
         key = self.timeline.act[thread] * 4 + stack
         before = np.searchsorted(thread, acts["first_row"].to_numpy()) - 1
         after = np.searchsorted(thread, acts["last_row"].to_numpy(), side="right")

@@ -21,7 +21,7 @@ def result(findings: list[Finding], trace: Trace) -> dict[str, Any]:
     return {
         "schema": RESULT_SCHEMA,
         "tool": {"name": "irqmon", "version": __version__},
-        "trace": {"path": str(trace.path), "rows": len(trace.frame), "metadata": dict(trace.metadata)},
+        "trace": {"path": str(trace.path), "rows": trace.rows, "metadata": dict(trace.metadata)},
         "summary": {severity: counts.get(severity, 0) for severity in SEVERITIES},
         "findings": [f.to_dict() for f in findings],
     }

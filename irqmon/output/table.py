@@ -16,7 +16,7 @@ STYLES = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 def render(findings: list[Finding], trace: Trace, file: IO[str]) -> None:
     console = Console(file=file, width=160 if not file.isatty() else None, highlight=False)
     if not findings:
-        console.print(f"{trace.path}: no findings ({len(trace.frame)} rows)")
+        console.print(f"{trace.path}: no findings ({trace.rows} rows)")
         return
     table = Table(title=f"{trace.path}: {len(findings)} finding(s)", show_lines=True)
     table.add_column("severity", no_wrap=True)
