@@ -5,6 +5,7 @@ The streaming writer used while capturing is `irqmon.tracewriter`, which needs n
 from __future__ import annotations
 
 import csv
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -240,27 +241,19 @@ def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
     return pa.table(columns, names=table.column_names), metadata
 
 
-def to_frame(table: pa.Table) -> pd.DataFrame:
-    """Rows of a loaded trace's table (any of its columns) as a DataFrame with the schema's dtypes."""
-    return _to_pandas([table])
-
-
-def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
-    """The one table in `tables`, taken out of it, as a DataFrame: column by column, each Arrow
-    column released once converted, so the peak memory stays near the frame's own size."""
-    table = tables.pop()
-    columns: dict[str, Any] = {}
-    while table.num_columns:
-        name = table.column_names[0]
-        column = table.column(0)
+def to_frame(columns: Iterable[tuple[str, pa.ChunkedArray]]) -> pd.DataFrame:
+    """Named columns of a loaded trace's table (any of them) as a DataFrame with the schema's
+    dtypes, converted one at a time: from a generator, only one column at a time is in Arrow form."""
+    converted: dict[str, Any] = {}
+    for name, column in columns:
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         # One contiguous array per column: slicing rows out of many CSV blocks is several times slower.
         single = pa.table({name: column.combine_chunks()})
-        table = table.remove_column(0)
-        columns[name] = single.to_pandas(types_mapper=_pandas_type, self_destruct=True)[name]
-        del single, column
-    frame = pd.DataFrame(columns, copy=False)
+        del column
+        converted[name] = single.to_pandas(types_mapper=_pandas_type, self_destruct=True)[name]
+        del single
+    frame = pd.DataFrame(converted, copy=False)
     for name, dtype in schema.COLUMNS.items():
         if name not in frame:
             continue
@@ -269,6 +262,21 @@ def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
         if dtype == "float64":
             frame[name] = frame[name].astype("float64")
     return frame
+
+
+def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:
+    """The one table in `tables`, taken out of it, as a DataFrame: each Arrow column is released
+    once converted, so the peak memory stays near the frame's own size."""
+    table = tables.pop()
+
+    def columns_taken_out() -> Iterator[tuple[str, pa.ChunkedArray]]:
+        nonlocal table
+        while table.num_columns:
+            name, column = table.column_names[0], table.column(0)
+            table = table.remove_column(0)
+            yield name, column
+
+    return to_frame(columns_taken_out())
 
 
 def _pandas_type(arrow_type: pa.DataType) -> Any:

@@ -14,7 +14,7 @@ reports, as are the context labels.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -74,21 +74,22 @@ def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
     return pc.match_substring(padded, f"{SEP}{name}{SEP}").to_numpy(zero_copy_only=False) == True  # noqa: E712
 
 
-def _codes(rows: pd.DataFrame) -> dict[str, tuple[np.ndarray, pd.Index]]:
-    """The event, kind and role columns as integer codes (quick to match against sets of values)."""
-    return {c: pd.factorize(rows[c]) for c in ("event", "kind", "role")}
-
-
 def _exception_names(ipsr: np.ndarray, known: np.ndarray, exception: pa.ChunkedArray) -> pd.Series:
     """Exception number → name: the trace's `exception` column, else the architectural name."""
     codes, names = _string_codes(exception)
-    named = known & (codes >= 0)
-    first_code = pd.Series(codes[named]).groupby(ipsr[named]).first()
+    first_code = _first_per_exception(ipsr, codes, known & (codes >= 0))
     numbers = pd.unique(ipsr[known]).tolist()
     return pd.Series(
-        [names[first_code[n]] if n in first_code.index else ARCH_EXCEPTIONS.get(n, _numbered(n)) for n in numbers],
+        [names[first_code[n]] if n in first_code else ARCH_EXCEPTIONS.get(n, _numbered(n)) for n in numbers],
         index=pd.Index(numbers, dtype=np.int64), dtype="string",
     )  # fmt: skip
+
+
+def _first_per_exception(ipsr: np.ndarray, values: np.ndarray, has: np.ndarray) -> dict[int, int]:
+    """Per exception number, `values` at the first of its rows where `has` is set."""
+    rows = np.flatnonzero(has)
+    firsts = rows[pd.Series(ipsr[rows]).drop_duplicates().index.to_numpy()]
+    return dict(zip(ipsr[firsts].tolist(), values[firsts].tolist(), strict=True))
 
 
 def _numbered(exception: int) -> str:
@@ -99,7 +100,11 @@ def _string_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
     """A string column as integer codes (-1 where missing) and the values they stand for."""
     encoded = column if pa.types.is_dictionary(column.type) else column.cast(pa.string()).dictionary_encode()
     combined = encoded.combine_chunks()  # one dictionary for every chunk
-    return pc.fill_null(combined.indices, -1).to_numpy().astype(np.int64), combined.dictionary.to_pylist()
+    return pc.fill_null(combined.indices, -1).to_numpy(), combined.dictionary.to_pylist()
+
+
+def _matches(codes: np.ndarray, values: list[str], wanted: str) -> np.ndarray:
+    return codes == (values.index(wanted) if wanted in values else -2)  # codes are -1 or more
 
 
 def _integers(column: pa.ChunkedArray, missing: int) -> np.ndarray:
@@ -141,20 +146,22 @@ class Context:
         known = pc.is_valid(rows["ipsr"]).to_numpy(zero_copy_only=False)
         self.exception_names = _exception_names(ipsr, known, rows["exception"])
         has_priority = known & pc.is_valid(rows["priority"]).to_numpy(zero_copy_only=False)
-        priority = _integers(rows["priority"], 0)
-        self._prio_by_ipsr = pd.Series(priority[has_priority]).groupby(ipsr[has_priority]).first()
+        priority = _first_per_exception(ipsr, _integers(rows["priority"], 0), has_priority)
+        self._prio_by_ipsr = pd.Series(priority, index=pd.Index(list(priority), dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
         self.timeline = self._timeline(ipsr, known)
-        self.halting = self._working(np.flatnonzero(~self.timeline.irq))
-        self._codes = _codes(self.halting)
+        halting = ~self.timeline.irq
+        keep = pa.array(halting)
+        self.halting = self._working(lambda column: column.filter(keep), np.flatnonzero(halting))
+        self._codes = {c: _string_codes(rows[c].filter(keep)) for c in ("event", "kind", "role")}
 
     # --- derived columns -------------------------------------------------------------------
 
     def _timeline(self, ipsr: np.ndarray, known: np.ndarray) -> Timeline:
         t = self._table
         codes, events = _string_codes(t["event"])
-        enter = np.isin(codes, [i for i, e in enumerate(events) if e == Event.IRQ_ENTER.value])
-        exit = np.isin(codes, [i for i, e in enumerate(events) if e == Event.IRQ_EXIT.value])
+        enter = _matches(codes, events, Event.IRQ_ENTER.value)
+        exit = _matches(codes, events, Event.IRQ_EXIT.value)
         count = self._activation_counts(ipsr, enter)
         task_code = _string_codes(t["task"])[0]  # -1 for no task
         act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - task_code)
@@ -181,27 +188,30 @@ class Context:
             counts[rows] = np.cumsum(np.r_[True, marks[1:] != marks[:-1]])
         return counts
 
-    def _working(self, positions: np.ndarray | None) -> pd.DataFrame:
-        """The trace's rows at `positions` (all: None) with the columns rules use and the derived
-        ones; the index is each row's position in the trace."""
-        columns = self._table.select([c for c in WORKING_COLUMNS if c in self._table.column_names])
-        rows = to_frame(columns if positions is None else columns.take(positions))
+    def _working(self, pick: Callable[[pa.ChunkedArray], pa.ChunkedArray], positions: np.ndarray | None) -> pd.DataFrame:
+        """The trace's rows at `positions` (all: None), which `pick` takes out of each column, as a
+        DataFrame of the columns rules use and the derived ones; the index is each row's position."""
+        names = [c for c in WORKING_COLUMNS if c in self._table.column_names]
+        rows = to_frame((name, pick(self._table[name])) for name in names)
         if positions is not None:
             rows.index = pd.Index(positions, dtype=np.int64)
-        everything = slice(None) if positions is None else positions
-        rows[IN_ISR] = self.timeline.in_isr[everything]
-        rows[PRIO] = rows["priority"].fillna(rows["ipsr"].map(self._prio_by_ipsr)).astype("Int64")
-        rows[ACT] = self.timeline.act[everything]
+        where = slice(None) if positions is None else positions
+        rows[IN_ISR] = self.timeline.in_isr[where]
+        own = rows["priority"].to_numpy(dtype=float, na_value=np.nan)
+        prio = np.where(np.isnan(own), self._prio_by_ipsr.reindex(self.timeline.ipsr[where]).to_numpy(dtype=float), own)
+        rows[PRIO] = pd.arrays.IntegerArray(np.nan_to_num(prio).astype(np.int64), np.isnan(prio))
+        rows[ACT] = self.timeline.act[where]
         return rows
 
     @cached_property
     def frame(self) -> pd.DataFrame:
         """Every row of the trace, IRQ rows included, with the derived columns."""
-        return self._working(None)
+        return self._working(lambda column: column, None)
 
     def rows_at(self, positions: np.ndarray) -> pd.DataFrame:
         """Rows at any positions of the trace (IRQ rows too), as `halting` has them."""
-        return self._working(np.asarray(positions, dtype=np.int64))
+        positions = np.asarray(positions, dtype=np.int64)
+        return self._working(lambda column: column.take(positions), positions)
 
     # --- ISR activations -----------------------------------------------------------------------
 
@@ -271,9 +281,11 @@ class Context:
         kind: str | Iterable[str] | None = None,
         role: str | Iterable[str] | None = None,
         isr: bool = False,
+        columns: list[str] | None = None,
     ) -> pd.DataFrame:
         """Rows whose event, kind and role are among the given values (None: any), in handler
-        mode only with `isr`. Only halting events: from `halting`; else from the whole `frame`."""
+        mode only with `isr`; all columns, or only `columns` (less to copy for big selections).
+        Only halting events: from `halting`; else from the whole `frame`."""
         events = None if event is None else [event] if isinstance(event, str) else list(event)
         if events is not None and not set(events) & IRQ_EVENTS:
             rows, codes = self.halting, self._codes
@@ -286,11 +298,11 @@ class Context:
             column_codes, uniques = codes[column]
             values = [wanted] if isinstance(wanted, str) else list(wanted)
             selected &= np.isin(column_codes, np.flatnonzero(pd.Index(uniques).isin(values)))
-        return rows[selected]
+        return rows[selected] if columns is None else rows.loc[selected, columns]
 
     @cached_property
     def _frame_codes(self) -> dict[str, tuple[np.ndarray, pd.Index]]:
-        return _codes(self.frame)
+        return {c: pd.factorize(self.frame[c]) for c in ("event", "kind", "role")}
 
     # --- labels, computed only for the rows a rule reports -----------------------------------
 

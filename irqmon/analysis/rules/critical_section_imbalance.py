@@ -24,17 +24,19 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context, own_paths
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, Context, own_paths
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
 
 RULE = Rule(id="critical-section-imbalance", severity="error", summary="interrupt masking not restored as an outer section or the ISR expects")
 MASK_REGISTERS = ("primask", "basepri", "faultmask")
+# What the checks of mask rows and their findings read (mask rows are many: the rest is not copied).
+MASK_COLUMNS = ["seq", "time", "symbol", "role", "ipsr", "task", "address", "old_value", "value", "callpath", "source", IN_ISR, PRIO, ACT]
 
 
 def check(ctx: Context) -> list[Finding]:
-    masks = ctx.select(event=Event.MASK.value)
+    masks = ctx.select(event=Event.MASK.value, columns=MASK_COLUMNS)
     masks = masks[masks["symbol"].isin(MASK_REGISTERS).fillna(False).astype(bool)].sort_values("seq")
     findings = []
     if not masks.empty:
