@@ -64,9 +64,12 @@ def _arrow(strings: pd.Series) -> pa.Array:
 
 
 def own_paths(callpath: pd.Series) -> pd.Series:
-    """Each call path cut at `<exception>`: only the running context's own frames."""
-    own = pc.replace_substring_regex(_arrow(callpath), rf"(?:^|{SEP}){re.escape(EXCEPTION_MARK)}(?:{SEP}.*)?$", "")
-    return pd.Series(pd.arrays.ArrowStringArray(own), index=callpath.index)
+    """Each call path cut at `<exception>`: only the running context's own frames (cut once per
+    distinct path: a trace repeats a few paths)."""
+    codes, paths = pd.factorize(callpath)
+    own = pc.replace_substring_regex(_arrow(pd.Series(paths)), rf"(?:^|{SEP}){re.escape(EXCEPTION_MARK)}(?:{SEP}.*)?$", "")
+    per_row = pc.take(own, pa.array(codes, mask=codes < 0))  # -1: no call path
+    return pd.Series(pd.arrays.ArrowStringArray(per_row), index=callpath.index)
 
 
 def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
@@ -211,6 +214,8 @@ class Context:
     def rows_at(self, positions: np.ndarray) -> pd.DataFrame:
         """Rows at any positions of the trace (IRQ rows too), as `halting` has them."""
         positions = np.asarray(positions, dtype=np.int64)
+        if not self.timeline.irq[positions].any():
+            return self.halting.loc[positions]
         return self._working(lambda column: column.take(positions), positions)
 
     # --- ISR activations -----------------------------------------------------------------------
