@@ -36,8 +36,8 @@ EXCEPTION_MARK = "<exception>"
 IRQ_EVENTS = {Event.IRQ_ENTER.value, Event.IRQ_EXIT.value}
 CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
 SEP = schema.CALLPATH_SEPARATOR
-# The trace columns in the working copy rules see: all but a few strings no rule needs (cheaper
-# to slice); exception names come from `Context.names`, the original frame stays in the Trace.
+# The trace columns in the frames rules see: all but a few no rule needs (cheaper to convert and
+# slice); exception names come from `Context.names`, every column stays in the Trace's table.
 WORKING_COLUMNS = [c for c in schema.COLUMNS if c not in ("cycles", "probe", "exception", "args")]
 
 ARCH_EXCEPTIONS = {
@@ -318,8 +318,12 @@ class Context:
         """`OTG_FS (IRQ 67, priority 6)`, `SysTick (exception 15, priority 1)`, `task led`, `Thread`.
 
         Built once per distinct (exception, task, priority) and spread to the rows."""
-        same = rows.groupby(["ipsr", "task", PRIO], dropna=False, sort=False).ngroup().to_numpy()
-        _, first = np.unique(same, return_index=True)  # ngroup ids are 0…n-1
+        key = np.zeros(len(rows), dtype=np.int64)
+        for column in ("ipsr", "task", PRIO):  # one number per distinct combination, missing values included
+            codes, values = pd.factorize(rows[column])
+            key = key * (len(values) + 1) + codes + 1
+        same = pd.factorize(key)[0]
+        _, first = np.unique(same, return_index=True)  # ids 0…n-1 in order of first appearance
         distinct = rows.iloc[first]
         ipsr = distinct["ipsr"]
         prio = (", priority " + distinct[PRIO].astype("string")).fillna("")
