@@ -54,7 +54,9 @@ class AnalysisConfig:
     storm_min_entries: int = 50  # back-to-back entries before a run is a storm
     storm_share: float = 0.8  # share of a sliding window spent in the handler (thread mode starved)
     storm_rate: float | None = None  # or: entries per second over a sliding window (off by default)
-    storm_gap: float = 100e-6  # longest exit-to-entry gap that still counts as back to back (s)
+    # Longest exit-to-entry gap that still counts as back to back (s). On QEMU the times are the
+    # host's: a host scheduling hiccup of a few hundred microseconds must not split a storm.
+    storm_gap: float = 1e-3
     storm_window: float = 0.01  # the sliding window (s)
     lock_window: float | None = None  # report a lock held longer than this (s); None: only at the end
 
