@@ -40,12 +40,14 @@ class Trace:
     def __init__(self, rows: pd.DataFrame | pa.Table, metadata: dict[str, str], path: Path) -> None:
         self._frame = rows if isinstance(rows, pd.DataFrame) else None
         self._table = rows if isinstance(rows, pa.Table) else None
+        self._rows = len(rows) if isinstance(rows, pd.DataFrame) else rows.num_rows
         self.metadata = metadata
         self.path = path
 
     @property
     def frame(self) -> pd.DataFrame:
         """One row per event with the schema's dtypes (string columns as `string[pyarrow]`)."""
+        self._check_held()
         if self._frame is None:
             tables = [self._table]
             self._table = None  # the frame replaces the table: _to_pandas frees it column by column
@@ -55,13 +57,25 @@ class Trace:
     @property
     def table(self) -> pa.Table:
         """The rows as an Arrow table (from the frame if the trace was made from one)."""
+        self._check_held()
         if self._table is not None:
             return self._table
         return pa.Table.from_pandas(self._frame, preserve_index=False)
 
     @property
     def rows(self) -> int:
-        return len(self._frame) if self._frame is not None else self._table.num_rows
+        return self._rows
+
+    def take_table(self) -> pa.Table:
+        """The rows as an Arrow table, handed over: the trace keeps its path, metadata and row
+        count but lets go of its rows, so their memory goes with the new owner."""
+        table = self.table
+        self._frame = self._table = None
+        return table
+
+    def _check_held(self) -> None:
+        if self._frame is None and self._table is None:
+            raise RuntimeError(f"{self.path}: the trace's rows were handed over (Trace.take_table)")
 
 
 def load_trace(path: Path | str) -> Trace:
@@ -80,6 +94,7 @@ def load_trace(path: Path | str) -> Trace:
         table, metadata = _read_csv(path)
     _check_metadata(path, metadata)
     _check_rows(path, table, first_line=_first_data_line(path) if head != PARQUET_MAGIC else None)
+    pa.default_memory_pool().release_unused()  # the reader's scratch memory, else kept by Arrow's pool
     return Trace(table, metadata, path)
 
 

@@ -18,13 +18,18 @@ __all__ = ["AnalysisConfig", "Context", "Finding", "Rule", "LoadedRule", "all_ru
 SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 
 
-def analyze(trace: Trace, config: AnalysisConfig | None = None, rules: Sequence[str] | None = None) -> list[Finding]:
-    """Findings of the selected rules (all by default), most severe and earliest first."""
+def analyze(
+    trace: Trace, config: AnalysisConfig | None = None, rules: Sequence[str] | None = None, release: bool = False
+) -> list[Finding]:
+    """Findings of the selected rules (all by default), most severe and earliest first.
+
+    With `release`, the analysis takes the trace's rows (`Trace.take_table`) and frees them once
+    its own columns are built: the trace keeps only its path, metadata and row count."""
     available = all_rules()
     selected = list(available) if rules is None else list(rules)
     unknown = [r for r in selected if r not in available]
     if unknown:
         raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
-    ctx = Context(trace.table, trace.metadata, config or AnalysisConfig())
+    ctx = Context([trace.take_table()] if release else trace.table, trace.metadata, config or AnalysisConfig())
     findings = [finding for rule_id in selected for finding in available[rule_id].check(ctx)]
     return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule))

@@ -14,7 +14,7 @@ reports, as are the context labels.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -137,50 +137,74 @@ class Context:
     Rules work on `halting`: the rows where a probe halted the core (every event but
     irq_enter/irq_exit, which are most of a QEMU trace), with the derived columns. What they need
     of the IRQ rows is in `timeline` and `activations`; `frame` (every row) is built on first use.
+    The context keeps no table: of the IRQ rows it keeps the columns that have a value there.
     """
 
-    def __init__(self, rows: pd.DataFrame | pa.Table, metadata: dict[str, str], config: AnalysisConfig) -> None:
+    def __init__(self, rows: pd.DataFrame | pa.Table | list[pa.Table], metadata: dict[str, str], config: AnalysisConfig) -> None:
+        """`rows`: the trace's rows. A table in a one-item list is handed over: the context takes
+        it out of the list and lets go of each column once it has what it needs of it."""
         self.metadata = metadata
         self.config = config
         bits = metadata.get(schema.META_PRIORITY_BITS)
         self.priority_bits = int(bits) if bits and bits.isdigit() else None
-        if isinstance(rows, pd.DataFrame):
-            rows = pa.Table.from_pandas(rows[[c for c in schema.COLUMNS if c in rows]], preserve_index=False)
-        self._table = rows
-        ipsr = _integers(rows["ipsr"], -1)
-        known = pc.is_valid(rows["ipsr"]).to_numpy(zero_copy_only=False)
-        self.exception_names = _exception_names(ipsr, known, rows["exception"])
-        has_priority = known & pc.is_valid(rows["priority"]).to_numpy(zero_copy_only=False)
-        priority = _first_per_exception(ipsr, _integers(rows["priority"], 0), has_priority)
+        if isinstance(rows, list):
+            table = rows.pop()
+        elif isinstance(rows, pd.DataFrame):
+            table = pa.Table.from_pandas(rows[[c for c in schema.COLUMNS if c in rows]], preserve_index=False)
+        else:
+            table = rows
+        del rows
+        ipsr = _integers(table["ipsr"], -1)
+        known = pc.is_valid(table["ipsr"]).to_numpy(zero_copy_only=False)
+        self.exception_names = _exception_names(ipsr, known, table["exception"])
+        has_priority = known & pc.is_valid(table["priority"]).to_numpy(zero_copy_only=False)
+        priority = _first_per_exception(ipsr, _integers(table["priority"], 0), has_priority)
         self._prio_by_ipsr = pd.Series(priority, index=pd.Index(list(priority), dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
-        self.timeline = self._timeline(ipsr, known)
-        halting = ~self.timeline.irq
-        keep = pa.array(halting)
-        self.halting = self._working(lambda column: column.filter(keep), np.flatnonzero(halting))
-        self._codes = {c: _string_codes(rows[c].filter(keep)) for c in ("event", "kind", "role")}
+        self.timeline = self._timeline(table, ipsr, known)
+        # Thread mode's stack (CONTROL.SPSEL), for telling context switches apart.
+        self._process_stack = (_integers(table["control"], 0) & CONTROL_SPSEL) != 0
+        irq = self.timeline.irq
+        keep = pa.array(~irq)
+        self._codes = {c: _string_codes(table[c].filter(keep)) for c in ("event", "kind", "role")}
+        names = [c for c in WORKING_COLUMNS if c in table.column_names]
+        in_irq_rows = pa.array(irq)
+        # Per working column, its IRQ rows, or only its type where they are all empty (most columns).
+        self._irq_columns: dict[str, pa.ChunkedArray | pa.DataType] = {}
+        for name in names:
+            column = table[name].filter(in_irq_rows)
+            self._irq_columns[name] = column if column.null_count < len(column) else column.type
+
+        def halting_columns() -> Iterator[tuple[str, pa.ChunkedArray]]:
+            nonlocal table
+            for name in names:
+                yield name, table[name].filter(keep)
+                table = table.drop_columns([name])  # freed here when the table was handed over
+
+        self.halting = self._working(halting_columns(), np.flatnonzero(~irq))
+        del table
+        pa.default_memory_pool().release_unused()  # Arrow's pool would keep the freed columns
 
     # --- derived columns -------------------------------------------------------------------
 
-    def _timeline(self, ipsr: np.ndarray, known: np.ndarray) -> Timeline:
-        t = self._table
+    def _timeline(self, t: pa.Table, ipsr: np.ndarray, known: np.ndarray) -> Timeline:
         codes, events = _string_codes(t["event"])
         enter = _matches(codes, events, Event.IRQ_ENTER.value)
         exit = _matches(codes, events, Event.IRQ_EXIT.value)
-        count = self._activation_counts(ipsr, enter)
+        count = self._activation_counts(t, ipsr, enter)
         task_code = _string_codes(t["task"])[0]  # -1 for no task
         act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - task_code)
         time = t["time"].cast(pa.float64()).to_numpy()
         return Timeline(time, ipsr, np.where(known, act, NO_CONTEXT), enter, exit)
 
-    def _activation_counts(self, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
+    def _activation_counts(self, t: pa.Table, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
         """Per row, which activation of its exception it belongs to (0, 1, 2, …)."""
         with_irq_rows = set(pd.unique(ipsr[enter]).tolist())
         counts = np.array(pd.Series(enter).groupby(ipsr).cumsum(), dtype=np.int64)
         without_irq_rows = [exc for exc in pd.unique(ipsr[ipsr > 0]).tolist() if exc not in with_irq_rows]
         if not without_irq_rows:
             return counts
-        priority = self._table["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
+        priority = t["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
         prio = np.where(np.isnan(priority), self._prio_by_ipsr.reindex(ipsr).to_numpy(dtype=float), priority)
         for exc in without_irq_rows:  # per exception: a fallback without IRQ rows
             rows = np.flatnonzero(ipsr == exc)
@@ -193,32 +217,44 @@ class Context:
             counts[rows] = np.cumsum(np.r_[True, marks[1:] != marks[:-1]])
         return counts
 
-    def _working(self, pick: Callable[[pa.ChunkedArray], pa.ChunkedArray], positions: np.ndarray | None) -> pd.DataFrame:
-        """The trace's rows at `positions` (all: None), which `pick` takes out of each column, as a
-        DataFrame of the columns rules use and the derived ones; the index is each row's position."""
-        names = [c for c in WORKING_COLUMNS if c in self._table.column_names]
-        rows = to_frame((name, pick(self._table[name])) for name in names)
-        if positions is not None:
-            rows.index = pd.Index(positions, dtype=np.int64)
-        where = slice(None) if positions is None else positions
-        rows[IN_ISR] = self.timeline.in_isr[where]
+    def _working(self, columns: Iterable[tuple[str, pa.ChunkedArray]], positions: np.ndarray) -> pd.DataFrame:
+        """The trace's rows at `positions`, given as the working columns at those rows, as a
+        DataFrame with the derived columns; the index is each row's position."""
+        rows = to_frame(columns)
+        rows.index = pd.Index(positions, dtype=np.int64)
+        rows[IN_ISR] = self.timeline.in_isr[positions]
         own = rows["priority"].to_numpy(dtype=float, na_value=np.nan)
-        prio = np.where(np.isnan(own), self._prio_by_ipsr.reindex(self.timeline.ipsr[where]).to_numpy(dtype=float), own)
+        prio = np.where(np.isnan(own), self._prio_by_ipsr.reindex(self.timeline.ipsr[positions]).to_numpy(dtype=float), own)
         rows[PRIO] = pd.arrays.IntegerArray(np.nan_to_num(prio).astype(np.int64), np.isnan(prio))
-        rows[ACT] = self.timeline.act[where]
+        rows[ACT] = self.timeline.act[positions]
         return rows
+
+    def _irq_rows(self, positions: np.ndarray) -> pd.DataFrame:
+        """IRQ rows at `positions`, as `halting` has its rows."""
+        at = pa.array(np.searchsorted(np.flatnonzero(self.timeline.irq), positions))
+        columns = (
+            (name, kept.take(at) if isinstance(kept, pa.ChunkedArray) else pa.chunked_array([pa.nulls(len(at), kept)]))
+            for name, kept in self._irq_columns.items()
+        )
+        return self._working(columns, positions)
 
     @cached_property
     def frame(self) -> pd.DataFrame:
         """Every row of the trace, IRQ rows included, with the derived columns."""
-        return self._working(lambda column: column, None)
+        rows = self.rows_at(np.arange(len(self.timeline.time)))
+        rows.index = pd.RangeIndex(len(rows))
+        return rows
 
     def rows_at(self, positions: np.ndarray) -> pd.DataFrame:
         """Rows at any positions of the trace (IRQ rows too), as `halting` has them."""
         positions = np.asarray(positions, dtype=np.int64)
-        if not self.timeline.irq[positions].any():
+        irq = self.timeline.irq[positions]
+        if not irq.any():
             return self.halting.loc[positions]
-        return self._working(lambda column: column.take(positions), positions)
+        if irq.all():
+            return self._irq_rows(positions)
+        rows = pd.concat([self.halting.loc[positions[~irq]], self._irq_rows(positions[irq])])
+        return rows.iloc[np.argsort(np.r_[np.flatnonzero(~irq), np.flatnonzero(irq)], kind="stable")]
 
     # --- ISR activations -----------------------------------------------------------------------
 
@@ -257,8 +293,7 @@ class Context:
         # The task (thread mode's context id), and the stack thread mode runs on (CONTROL.SPSEL:
         # the scheduler's start moves thread mode from MSP to a task's PSP even when the task
         # column already names the task).
-        stack = _integers(self._table["control"].take(thread), 0) & CONTROL_SPSEL
-        key = self.timeline.act[thread] * 4 + stack
+        key = self.timeline.act[thread] * 4 + self._process_stack[thread]
         before = np.searchsorted(thread, acts["first_row"].to_numpy()) - 1
         after = np.searchsorted(thread, acts["last_row"].to_numpy(), side="right")
         known = (before >= 0) & (after < len(thread))

@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
     elf = args.elf or (None if args.no_elf else recorded_elf(trace))
     if elf:
         trace = with_elf_sources(trace, elf)
-    findings = analyze(trace, config, selected)
+    findings = analyze(trace, config, selected, release=True)  # the report needs no rows
     if baseline is not None:
         findings = [f for f in findings if f.fingerprint not in baseline]
     write_report(findings, trace, args, {r: rules[r] for r in (selected or rules)})
@@ -138,18 +138,22 @@ def run(args: argparse.Namespace) -> int:
 
 
 def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace, rules: dict) -> None:
-    from irqmon.output import json_format, sarif, table
-
     try:
         out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     except OSError as exc:
         raise UsageError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
     try:
-        if args.format == "json":
+        if args.format == "json":  # each formatter imported only when used (the table one needs rich)
+            from irqmon.output import json_format
+
             out.write(json_format.render(findings, trace))
         elif args.format == "sarif":
+            from irqmon.output import sarif
+
             out.write(sarif.render(findings, rules, args.source_root))
         else:
+            from irqmon.output import table
+
             table.render(findings, trace, out)
     finally:
         if out is not sys.stdout:
