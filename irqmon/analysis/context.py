@@ -175,15 +175,18 @@ class Context:
             column = table[name].filter(in_irq_rows)
             self._irq_columns[name] = column if column.null_count < len(column) else column.type
 
+        pool = pa.default_memory_pool()
+
         def halting_columns() -> Iterator[tuple[str, pa.ChunkedArray]]:
             nonlocal table
             for name in names:
                 yield name, table[name].filter(keep)
                 table = table.drop_columns([name])  # freed here when the table was handed over
+                pool.release_unused()  # else Arrow's pool keeps it from the pandas columns built next
 
         self.halting = self._working(halting_columns(), np.flatnonzero(~irq))
         del table
-        pa.default_memory_pool().release_unused()  # Arrow's pool would keep the freed columns
+        pool.release_unused()
 
     # --- derived columns -------------------------------------------------------------------
 
