@@ -172,8 +172,9 @@ class Context:
         # Per working column, its IRQ rows, or only its type where they are all empty (most columns).
         self._irq_columns: dict[str, pa.ChunkedArray | pa.DataType] = {}
         for name in names:
-            column = table[name].filter(in_irq_rows)
-            self._irq_columns[name] = column if column.null_count < len(column) else column.type
+            column = table[name]
+            has_value = column.null_count == 0 or pc.any(pc.and_(pc.is_valid(column), in_irq_rows)).as_py()
+            self._irq_columns[name] = column.filter(in_irq_rows) if has_value else column.type
 
         pool = pa.default_memory_pool()
 
