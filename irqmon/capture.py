@@ -330,7 +330,7 @@ class Capture:
 
     def _step_off(self, address: int) -> dict[str, int]:
         """Execute the instruction at `address` and return the registers after it. QEMU's
-        gdbstub now and then reports a step done without running anything (about 1 step in
+        gdbstub now and then reports a step done without running anything (1 to 4 steps in
         100 with a timer interrupt due); a mask instruction always moves the pc, so a step
         that left it in place is sent again."""
         for _ in range(STEP_ATTEMPTS):

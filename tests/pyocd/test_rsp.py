@@ -85,7 +85,7 @@ def test_client_against_qemu(tim2_elf, tim2_symbols: dict[str, int]) -> None:
             resume()
             assert client.wait_stop(0.05) is None
             assert client.stop().is_interrupt
-        # QEMU now and then reports a step done without running anything (about 1 in 100 here,
+        # QEMU now and then reports a step done without running anything (1 to 4 in 100 here,
         # with TIM2 due every few microseconds); the next one runs.
         before = client.read_register(15)
         moved = False

@@ -9,7 +9,7 @@ watchpoints. Every other address is QEMU's memory, read with `m` and written wit
 Semantics follow the hardware, not QEMU, where the two differ:
 - a DWT watchpoint halts *after* the access (QEMU stops before it: the unit steps past it);
 - resuming at a pc with an FPB breakpoint on it stops again at once, as on silicon;
-- a step retires an instruction (QEMU now and then reports a step that ran nothing, about 1 in
+- a step retires an instruction (QEMU now and then reports a step that ran nothing, 1 to 4 in
   100 with a timer interrupt due: a step that left the pc in place is sent again, a few times,
   since a branch to itself leaves it there too);
 - DFSR records why the core halted, DHCSR.S_RESET_ST and FUNCTIONn.MATCHED clear on read;
