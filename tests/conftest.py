@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from support import build_samples, capture_sample
+from support import build_samples, capture_reproducing
 
 
 @pytest.fixture(scope="session")
@@ -23,7 +23,7 @@ def sample_trace(built_samples, tmp_path_factory) -> Callable[[str], Path]:
     def get(sample: str) -> Path:
         if sample not in traces:
             output = tmp_path_factory.mktemp(sample) / "trace.csv"
-            result = capture_sample(sample, output)
+            result = capture_reproducing(sample, output)
             assert result.returncode == 0, result.stderr
             traces[sample] = output
         return traces[sample]

@@ -24,7 +24,7 @@ from irqmon.rsp import RspClient
 from irqmon.schema import COLUMNS
 from irqmon.targets import load_target
 from irqmon.tracefile import load_trace
-from support import capture_sample, expected, irqmon, sample_elf, sample_names
+from support import capture_reproducing, expected, irqmon, sample_elf, sample_names
 
 # Columns that depend on the host's timing rather than on the firmware: left out of comparisons.
 TIMING_COLUMNS = ["seq", "time", "cycles"]
@@ -46,7 +46,7 @@ def pyocd_trace(built_samples, tmp_path_factory):
     def get(sample: str) -> Path:
         if sample not in traces:
             output = tmp_path_factory.mktemp(f"pyocd-{sample}") / "trace.csv"
-            result = capture_sample(sample, output, "--probe", "pyocd")
+            result = capture_reproducing(sample, output, "--probe", "pyocd")
             assert result.returncode == 0, result.stderr
             assert expected(sample)["done_marker"] in output.with_suffix(".usart1.log").read_text()
             traces[sample] = output
