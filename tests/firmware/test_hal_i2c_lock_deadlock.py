@@ -51,7 +51,7 @@ def run(built_samples):
         "delete", "break HAL_I2C_EV_IRQHandler", "continue", *at_stop("workaround-unlocked"),
         "delete", "break sample_done", "continue", *at_stop("done"),
     ]  # fmt: skip
-    result = run_under_gdb(sample_elf(SAMPLE), commands, timeout=20)
+    result = run_under_gdb(sample_elf(SAMPLE), commands)
     stops = {m["tag"]: m for m in STOP.finditer(result.gdb_output)}
     return result, stops
 
