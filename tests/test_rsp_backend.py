@@ -23,8 +23,8 @@ from irqmon.backends.qemu import QemuTarget
 from irqmon.tracefile import load_trace
 
 ICOUNT = "-icount shift=2,sleep=off"
-# Under -icount the clean sample's TIM2 ticks outrun its thread and it never ends: every capture
-# is cut at the same event count instead (both backends see the same events up to there).
+# Every capture is cut at the same event count (both backends see the same events up to there):
+# under -icount a sample whose timer outruns its thread would not end otherwise.
 MAX_EVENTS = "1500"
 IRQ_EVENTS = ("irq_enter", "irq_exit")
 HOST_COLUMNS = ("seq", "time")  # host clock, and the merge position of IRQ rows that follows it

@@ -3,8 +3,9 @@
  *    arriving inside EXTI0's read-modify-write, waits for the store (seed 001);
  *  - serial_write() restores the PRIMASK it found, so the USB ISR's record stays whole (seed 002);
  *  - the USB CDC class takes its state from a static pool: no heap, no mutex in the ISR (seed 000);
- *  - TIM2 (priority 6, below the syscall ceiling 5) hands ticks to thread mode with
- *    xQueueGenericSendFromISR; thread mode reads them in vPortEnterCritical sections (seed 003);
+ *  - TIM2 (priority 6, below the syscall ceiling 5), pended from software, hands ticks to
+ *    thread mode with xQueueGenericSendFromISR; thread mode reads them in vPortEnterCritical
+ *    sections (seed 003);
  *  - the HAL UART Lock and printf are used from thread mode only (seeds 003, 004). */
 #include <stdio.h>
 #include "board.h"
@@ -167,16 +168,17 @@ void TIM2_IRQHandler(void)
 static void tim2_ticks_to_thread(void)
 {
     tick_queue = xQueueCreateStatic(8, sizeof(uint32_t), tick_queue_storage, &tick_queue_buffer);
-    /* 10 Hz on a real board (84 MHz / 8400 / 1000). QEMU's TIM2 counts at 1 GHz: a tick every
-     * 8400 * 999 ns, 8 ms of virtual time, which runs on while QEMU retranslates code after a
-     * debugger's breakpoint change; long enough that every tick finds the thread in wfi. */
     nvic_set_priority(TIM2_IRQn, TIM2_PRIORITY);
     nvic_enable_irq(TIM2_IRQn);
-    tim_start_periodic(TIM2_BASE, 8399, 999);
 
+    /* Each tick is TIM2's update interrupt pended from thread mode, taken at the ISB. QEMU runs its
+     * timers on host time, so a free-running TIM2 would tick wherever a debugger's halts leave it:
+     * at a different instruction in every run. */
     uint32_t received = 0, last = 0, in_order = 1;
     while (received < TIM2_TICKS) {
-        __asm volatile("wfi");
+        nvic_trigger(TIM2_IRQn);
+        __DSB();
+        __ISB();
         uint32_t tick;
         while (tick_queue->uxMessagesWaiting > 0 && xQueueReceive(tick_queue, &tick, 0) == pdPASS) {
             in_order &= tick > last;
@@ -184,7 +186,6 @@ static void tim2_ticks_to_thread(void)
             received++;
         }
     }
-    TIM_CR1(TIM2_BASE) = 0;
     nvic_disable_irq(TIM2_IRQn);
     check(in_order, "ticks out of order");
     check(port_priority_violations == 0, "FromISR call above the syscall ceiling");
