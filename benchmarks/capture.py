@@ -3,15 +3,18 @@
 Baseline: gdb-multiarch alone on the same QEMU, `break` on the handler with `commands` /
 `silent` / `continue` / `end`, counting the hits. irqmon: `irqmon attach` logging every hit as a
 full row (registers, masks, exception, priority, call path), through gdb (`--probe gdb`) and
-through the GDB remote protocol spoken directly (`--probe rsp`). Each repeat runs the three
-one after the other on the same firmware; the numbers are the medians. For scale, the floor: the
-rate of a bare `s` + `c` per hit over the GDB remote protocol, the least any capture that halts
-at each hit can do (QEMU needs the step to leave the breakpoint).
+through the GDB remote protocol spoken directly (`--probe rsp`). Each repeat runs them one
+after the other on the same firmware; the numbers are the medians. For scale, two floors over the
+GDB remote protocol, with no rows built: a bare `s` + `c` per hit (QEMU needs the step to leave
+the breakpoint), and the least any capture that halts at each hit can do: one burst per hit that
+reads the registers and a stack window, moves past the handler's first instruction by writing
+its result instead of stepping it, and continues.
 """
 
 from __future__ import annotations
 
 import argparse
+import struct
 import subprocess
 import tempfile
 import time
@@ -31,10 +34,14 @@ from common import (
 
 from irqmon.backends.qemu import QemuTarget
 from irqmon.elf import ElfImage
-from irqmon.rsp import PointKind, RspClient
+from irqmon.rsp import PointKind, RspClient, frame
 from irqmon.tracefile import load_trace
 
 PROBES = ("gdb", "rsp")
+FLOORS = ("floor", "burst_floor")
+LDR_LITERAL = 0b01001  # bits 15:11 of a 16-bit `ldr rt, [pc, #imm]`
+STACK_WINDOW = 64
+COUNTER = "bench_isr_count"
 FULL_ROW = ("pc", "lr", "sp", "ipsr", "priority", "basepri", "primask", "faultmask", "control", "callpath")
 
 GDB_SCRIPT = """\
@@ -99,6 +106,59 @@ def step_and_continue_floor(elf: Path, hits: int) -> float:
     return (hits - 1) / elapsed
 
 
+class _NoAckClient(RspClient):
+    """An RspClient that sends no acknowledgements. QEMU's stub never resends a reply, and a
+    byte that reaches it after `c` makes it drop the next stop reply."""
+
+    def _send(self, data: bytes) -> None:
+        if data != b"+":
+            super()._send(data)
+
+    def exchange_then_continue(self, payloads: list[bytes]) -> list[bytes]:
+        """Send `payloads` and `c` in one write and return the payloads' replies."""
+        self._send(b"".join(frame(payload) for payload in payloads) + frame(b"c"))
+        return [self.receive() or b"" for _ in payloads]
+
+
+def burst_floor(elf: Path, hits: int) -> float:
+    """Hits per second of one write per hit and no step: `g`, a stack window, the handler's
+    first instruction (`ldr rt, [pc, #imm]`) done by writing rt and pc, then `c`; no rows."""
+    image = ElfImage(elf)
+    handler = image.symbols[BENCH_HANDLER].address & ~1
+    first = image.instruction_at(handler)
+    if first is None or first.size != 2 or first.first >> 11 != LDR_LITERAL:
+        raise RuntimeError(f"{BENCH_HANDLER} does not start with `ldr rt, [pc, #imm]`: update burst_floor")
+    literal = ((handler + 4) & ~3) + (first.first & 0xFF) * 4
+    writes = [
+        f"P{(first.first >> 8) & 7:x}={image.read_code(literal, 4).hex()}".encode(),
+        f"Pf={struct.pack('<I', handler + 2).hex()}".encode(),
+    ]
+    with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
+        host, _, port = qemu.gdb_address.rpartition(":")
+        client = _NoAckClient(host, int(port))
+        try:
+            client.handshake()
+            client.halt_reason()
+            client.insert_point(PointKind.HARDWARE, handler, 2)
+            client.cont()
+            client.wait_stop(client.timeout)  # the first hit
+            sp = struct.unpack_from("<I", bytes.fromhex(client.request("g")), 13 * 4)[0]
+            window = f"m{sp - STACK_WINDOW // 2:x},{STACK_WINDOW:x}".encode()
+            start = time.perf_counter()
+            for _ in range(hits - 1):
+                client.exchange_then_continue([b"g", window, *writes])
+                if client.wait_stop(client.timeout) is None:
+                    raise RuntimeError("the burst floor lost a stop")
+            elapsed = time.perf_counter() - start
+            counter = image.symbols[COUNTER].address
+            counted = int.from_bytes(bytes.fromhex(client.request(f"m{counter:x},4")), "little")
+        finally:
+            client.close()
+    if counted != hits - 1:  # halted at the last hit's first instruction
+        raise RuntimeError(f"the burst floor: the firmware counted {counted} activations, expected {hits - 1}")
+    return (hits - 1) / elapsed
+
+
 def irqmon_capture(elf: Path, hits: int, probe: str, output: Path) -> float:
     """Hits per second of `irqmon attach`, from the capture's start to the last hit's row."""
     irqmon(
@@ -124,9 +184,10 @@ def run(hits: int, repeats: int) -> dict[str, float]:
 
     def once() -> dict[str, float]:
         rates = {"baseline": gdb_baseline(elf, hits), "floor": step_and_continue_floor(elf, hits)}
+        rates["burst_floor"] = burst_floor(elf, hits)
         for probe in PROBES:
             rates[probe] = irqmon_capture(elf, hits, probe, RESULTS_DIR / f"capture-{probe}.csv")
-        return rates | {f"{name}_ratio": rates[name] / rates["baseline"] for name in (*PROBES, "floor")}
+        return rates | {f"{name}_ratio": rates[name] / rates["baseline"] for name in (*PROBES, *FLOORS)}
 
     return {"hits": hits, "repeats": repeats} | median_of(repeats, once)
 

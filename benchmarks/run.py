@@ -50,6 +50,11 @@ def report(command: str, size: dict, results: dict, started: datetime, load: str
         f"| `irqmon attach --probe gdb` | {cap['gdb']:.0f} | {cap['gdb_ratio']:.2f} |",
         f"| `irqmon attach --probe rsp` | {cap['rsp']:.0f} | **{cap['rsp_ratio']:.2f}** (goal ≥ {GOALS['capture']:.0f}) |",
         f"| floor: bare `s` + `c` per hit, no registers, no rows | {cap['floor']:.0f} | {cap['floor_ratio']:.2f} |",
+        f"| floor without the step: one write per hit (registers, stack window, the handler's first "
+        f"instruction written instead of stepped, `c`), no rows | {cap['burst_floor']:.0f} | {cap['burst_floor_ratio']:.2f} |",
+        "",
+        "The second floor is what one halt per hit costs on this host with nothing else done: QEMU's stop",
+        "and resume, and one write with its replies.",
         "",
         f"## 2. ISR timeline: QEMU's NVIC trace ({tl['activations']} activations, median of {tl['repeats']})",
         "",
@@ -93,7 +98,8 @@ def summary(results: dict) -> str:
     sizes = [row for key, row in an.items() if key != "scaling"]
     parts = [
         (f"capture: --probe rsp {cap['rsp_ratio']:.2f}x the gdb baseline ({cap['rsp']:.0f} vs {cap['baseline']:.0f} "
-         f"hits/s; --probe gdb {cap['gdb_ratio']:.2f}x; bare s+c floor {cap['floor_ratio']:.2f}x)"),
+         f"hits/s; --probe gdb {cap['gdb_ratio']:.2f}x; bare s+c floor {cap['floor_ratio']:.2f}x; "
+         f"floor without the step {cap['burst_floor_ratio']:.2f}x)"),
         f"timeline: {tl['events_per_s']:.0f} events/s traced, slowdown {tl['slowdown']:.2f}",
         "analyzer: " + ", ".join(f"{row['rows']:,} rows CSV ratio {row['csv_ratio']:.2f} "
                                  f"(Parquet {row['parquet_ratio']:.2f}, {row['peak_rss_gib']:.2f} GiB)" for row in sizes),

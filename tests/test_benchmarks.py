@@ -28,6 +28,8 @@ def test_run_tiny_writes_the_three_ratios(built_samples, tmp_path):
     text = report.read_text()
     rates = dict(re.findall(r"\| (gdb-multiarch alone \(baseline\)|`irqmon attach --probe \w+`) \| (\d+) \|", text))
     assert len(rates) == 3 and all(int(rate) > 0 for rate in rates.values())
+    floors = re.findall(r"^\| floor[^|]*\| (\d+) \| [\d.]+ \|$", text, re.MULTILINE)
+    assert len(floors) == 2 and all(int(rate) > 0 for rate in floors), floors
     # Every activation of the tiny run (2000) entered and left, and nothing else was traced.
     assert re.search(r"\| IRQ entries \+ exits traced \| 4000 \|", text)
     analyzer_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+\*\*", text, re.MULTILINE)
