@@ -14,9 +14,12 @@ its result instead of stepping it, and continues.
 from __future__ import annotations
 
 import argparse
+import select
+import socket
 import struct
 import subprocess
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -42,6 +45,7 @@ FLOORS = ("floor", "burst_floor")
 LDR_LITERAL = 0b01001  # bits 15:11 of a 16-bit `ldr rt, [pc, #imm]`
 STACK_WINDOW = 64
 COUNTER = "bench_isr_count"
+ROUND_TRIP_HITS = 200
 FULL_ROW = ("pc", "lr", "sp", "ipsr", "priority", "basepri", "primask", "faultmask", "control", "callpath")
 
 GDB_SCRIPT = """\
@@ -62,13 +66,53 @@ python print("BENCH_HITS %d" % gdb.breakpoints()[0].hit_count)
 """
 
 
-def gdb_baseline(elf: Path, hits: int) -> float:
-    """Hits per second of gdb alone, from `continue` to the stop after the last hit."""
+class TurnCounter(threading.Thread):
+    """A TCP relay between a debugger and QEMU's stub that counts the debugger's turns: the
+    writes it makes after the stub has written. Packets sent together, without waiting for
+    the stub in between, are one turn: a round trip."""
+
+    def __init__(self, upstream: str) -> None:
+        super().__init__(daemon=True)
+        self._upstream = upstream
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
+        self.turns = 0
+
+    def run(self) -> None:
+        debugger, _ = self._listener.accept()
+        host, _, port = self._upstream.rpartition(":")
+        stub = socket.create_connection((host, int(port)))
+        for end in (debugger, stub):
+            end.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # else Nagle holds small writes
+        stub_spoke = True
+        with debugger, stub, self._listener:
+            while True:
+                ready, _, _ = select.select([debugger, stub], [], [])
+                for source in ready:
+                    data = source.recv(65536)
+                    if not data:
+                        return
+                    if source is debugger:
+                        self.turns += stub_spoke
+                        stub_spoke = False
+                        stub.sendall(data)
+                    else:
+                        stub_spoke = True
+                        debugger.sendall(data)
+
+
+def gdb_baseline(elf: Path, hits: int, turns: list[int] | None = None) -> float:
+    """Hits per second of gdb alone, from `continue` to the stop after the last hit (with
+    `turns`: run through a TurnCounter and append its count)."""
     image = ElfImage(elf)
     addresses = {"handler": image.symbols[BENCH_HANDLER].address, "done": image.symbols["sample_done"].address}
     with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
+        relay = TurnCounter(qemu.gdb_address) if turns is not None else None
+        if relay:
+            relay.start()
         script = Path(work) / "bench.gdb"
-        script.write_text(GDB_SCRIPT.format(elf=elf, address=qemu.gdb_address, **addresses))
+        address = relay.address if relay else qemu.gdb_address
+        script.write_text(GDB_SCRIPT.format(elf=elf, address=address, **addresses))
         result = subprocess.run(
             ["gdb-multiarch", "-nx", "-batch", "-x", str(script)], capture_output=True, text=True, timeout=3600, check=False
         )
@@ -76,6 +120,9 @@ def gdb_baseline(elf: Path, hits: int) -> float:
         if "BENCH_HITS" not in values:
             raise RuntimeError(f"the gdb baseline did not finish: {result.stdout[-300:]} {result.stderr[-300:]}")
         counted, serial = int(values["BENCH_HITS"]), qemu.serial_output()
+        if relay:
+            relay.join(10)
+            turns.append(relay.turns)
     if counted != hits or isr_count(serial) != hits:
         raise RuntimeError(f"gdb counted {counted} hits, the firmware {isr_count(serial)}; expected {hits}")
     return hits / float(values["BENCH_SECONDS"])
@@ -177,6 +224,30 @@ def irqmon_capture(elf: Path, hits: int, probe: str, output: Path) -> float:
     return hits / float(rows["time"].iloc[-1])
 
 
+def rsp_turns(elf: Path, turns: list[int]) -> None:
+    """`irqmon attach --probe rsp` through a TurnCounter on a running QEMU: append its count."""
+    with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
+        relay = TurnCounter(qemu.gdb_address)
+        relay.start()
+        irqmon(
+            "attach", "--target", TARGET, "--gdb-remote", relay.address, "--elf", str(elf), "--until", "sample_done",
+            "--probes", str(PROBE_PACK), "--probe", "rsp", "-q", "-o", str(Path(work) / "trace.csv"),
+        )  # fmt: skip
+        relay.join(10)
+        turns.append(relay.turns)
+
+
+def round_trips_per_hit(hits: int) -> dict[str, float]:
+    """Round trips per hit of the baseline and of `--probe rsp`: the difference in turns between
+    a run of `hits` and one of twice as many, over `hits`, so that set-up and tear-down cancel."""
+    counts: dict[str, list[int]] = {"baseline": [], "rsp": []}
+    for size in (hits, 2 * hits):
+        elf = bench_firmware(size)
+        gdb_baseline(elf, size, counts["baseline"])
+        rsp_turns(elf, counts["rsp"])
+    return {f"{name}_round_trips": (runs[1] - runs[0]) / hits for name, runs in counts.items()}
+
+
 def run(hits: int, repeats: int) -> dict[str, float]:
     """Medians of hits/s for the baseline and both irqmon paths, and their ratios to the baseline."""
     elf = bench_firmware(hits)
@@ -189,7 +260,7 @@ def run(hits: int, repeats: int) -> dict[str, float]:
             rates[probe] = irqmon_capture(elf, hits, probe, RESULTS_DIR / f"capture-{probe}.csv")
         return rates | {f"{name}_ratio": rates[name] / rates["baseline"] for name in (*PROBES, *FLOORS)}
 
-    return {"hits": hits, "repeats": repeats} | median_of(repeats, once)
+    return {"hits": hits, "repeats": repeats} | median_of(repeats, once) | round_trips_per_hit(ROUND_TRIP_HITS)
 
 
 def main() -> None:

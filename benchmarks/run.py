@@ -56,6 +56,10 @@ def report(command: str, size: dict, results: dict, started: datetime, load: str
         "The second floor is what one halt per hit costs on this host with nothing else done: QEMU's stop",
         "and resume, and one write with its replies.",
         "",
+        "Round trips per hit, counted by a relay between the debugger and QEMU (a write after the stub has",
+        f"written is one; packets sent together are one): gdb-multiarch alone **{cap['baseline_round_trips']:.1f}**, "
+        f"`irqmon attach --probe rsp` **{cap['rsp_round_trips']:.1f}**.",
+        "",
         f"## 2. ISR timeline: QEMU's NVIC trace ({tl['activations']} activations, median of {tl['repeats']})",
         "",
         "The firmware ends QEMU through semihosting; the plain run and the traced run (the events, timestamps",
@@ -99,7 +103,8 @@ def summary(results: dict) -> str:
     parts = [
         (f"capture: --probe rsp {cap['rsp_ratio']:.2f}x the gdb baseline ({cap['rsp']:.0f} vs {cap['baseline']:.0f} "
          f"hits/s; --probe gdb {cap['gdb_ratio']:.2f}x; bare s+c floor {cap['floor_ratio']:.2f}x; "
-         f"floor without the step {cap['burst_floor_ratio']:.2f}x)"),
+         f"floor without the step {cap['burst_floor_ratio']:.2f}x; round trips per hit {cap['baseline_round_trips']:.1f} "
+         f"vs {cap['rsp_round_trips']:.1f})"),
         f"timeline: {tl['events_per_s']:.0f} events/s traced, slowdown {tl['slowdown']:.2f}",
         "analyzer: " + ", ".join(f"{row['rows']:,} rows CSV ratio {row['csv_ratio']:.2f} "
                                  f"(Parquet {row['parquet_ratio']:.2f}, {row['peak_rss_gib']:.2f} GiB)" for row in sizes),

@@ -30,6 +30,8 @@ def test_run_tiny_writes_the_three_ratios(built_samples, tmp_path):
     assert len(rates) == 3 and all(int(rate) > 0 for rate in rates.values())
     floors = re.findall(r"^\| floor[^|]*\| (\d+) \| [\d.]+ \|$", text, re.MULTILINE)
     assert len(floors) == 2 and all(int(rate) > 0 for rate in floors), floors
+    round_trips = re.search(r"gdb-multiarch alone \*\*([\d.]+)\*\*, `irqmon attach --probe rsp` \*\*([\d.]+)\*\*", text)
+    assert round_trips and float(round_trips[2]) >= 2, text  # at least the read, and the step or `c`
     # Every activation of the tiny run (2000) entered and left, and nothing else was traced.
     assert re.search(r"\| IRQ entries \+ exits traced \| 4000 \|", text)
     analyzer_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+\*\*", text, re.MULTILINE)
