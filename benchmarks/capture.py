@@ -14,6 +14,7 @@ its result instead of stepping it, and continues.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import select
 import socket
 import struct
@@ -21,6 +22,7 @@ import subprocess
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from common import (
@@ -128,31 +130,6 @@ def gdb_baseline(elf: Path, hits: int, turns: list[int] | None = None) -> float:
     return hits / float(values["BENCH_SECONDS"])
 
 
-def step_and_continue_floor(elf: Path, hits: int) -> float:
-    """Hits per second of the least any halting capture does: at each hit only `s` then `c`
-    (no registers, no rows), spoken directly to QEMU's stub."""
-    image = ElfImage(elf)
-    handler = image.symbols[BENCH_HANDLER].address
-    with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
-        host, _, port = qemu.gdb_address.rpartition(":")
-        client = RspClient(host, int(port))
-        try:
-            client.handshake()
-            client.halt_reason()
-            client.insert_point(PointKind.HARDWARE, handler, 2)
-            client.cont()
-            client.wait_stop(client.timeout)  # the first hit
-            start = time.perf_counter()
-            for _ in range(hits - 1):
-                client.step()  # QEMU steps through the breakpoint under pc
-                client.cont()
-                client.wait_stop(client.timeout)
-            elapsed = time.perf_counter() - start
-        finally:
-            client.close()
-    return (hits - 1) / elapsed
-
-
 class _NoAckClient(RspClient):
     """An RspClient that sends no acknowledgements. QEMU's stub never resends a reply, and a
     byte that reaches it after `c` makes it drop the next stop reply."""
@@ -165,6 +142,36 @@ class _NoAckClient(RspClient):
         """Send `payloads` and `c` in one write and return the payloads' replies."""
         self._send(b"".join(frame(payload) for payload in payloads) + frame(b"c"))
         return [self.receive() or b"" for _ in payloads]
+
+
+@contextlib.contextmanager
+def _at_first_hit(elf: Path, client_type: type[RspClient]) -> Iterator[RspClient]:
+    """A client of QEMU's stub, halted at the first hit of a breakpoint on the bench handler."""
+    handler = ElfImage(elf).symbols[BENCH_HANDLER].address & ~1
+    with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
+        host, _, port = qemu.gdb_address.rpartition(":")
+        client = client_type(host, int(port))
+        try:
+            client.handshake()
+            client.halt_reason()
+            client.insert_point(PointKind.HARDWARE, handler, 2)
+            client.cont()
+            client.wait_stop(client.timeout)
+            yield client
+        finally:
+            client.close()
+
+
+def step_and_continue_floor(elf: Path, hits: int) -> float:
+    """Hits per second of a bare `s` then `c` at each hit (no registers, no rows), spoken
+    directly to QEMU's stub."""
+    with _at_first_hit(elf, RspClient) as client:
+        start = time.perf_counter()
+        for _ in range(hits - 1):
+            client.step()  # QEMU steps through the breakpoint under pc
+            client.cont()
+            client.wait_stop(client.timeout)
+        return (hits - 1) / (time.perf_counter() - start)
 
 
 def burst_floor(elf: Path, hits: int) -> float:
@@ -180,27 +187,16 @@ def burst_floor(elf: Path, hits: int) -> float:
         f"P{(first.first >> 8) & 7:x}={image.read_code(literal, 4).hex()}".encode(),
         f"Pf={struct.pack('<I', handler + 2).hex()}".encode(),
     ]
-    with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
-        host, _, port = qemu.gdb_address.rpartition(":")
-        client = _NoAckClient(host, int(port))
-        try:
-            client.handshake()
-            client.halt_reason()
-            client.insert_point(PointKind.HARDWARE, handler, 2)
-            client.cont()
-            client.wait_stop(client.timeout)  # the first hit
-            sp = struct.unpack_from("<I", bytes.fromhex(client.request("g")), 13 * 4)[0]
-            window = f"m{sp - STACK_WINDOW // 2:x},{STACK_WINDOW:x}".encode()
-            start = time.perf_counter()
-            for _ in range(hits - 1):
-                client.exchange_then_continue([b"g", window, *writes])
-                if client.wait_stop(client.timeout) is None:
-                    raise RuntimeError("the burst floor lost a stop")
-            elapsed = time.perf_counter() - start
-            counter = image.symbols[COUNTER].address
-            counted = int.from_bytes(bytes.fromhex(client.request(f"m{counter:x},4")), "little")
-        finally:
-            client.close()
+    with _at_first_hit(elf, _NoAckClient) as client:
+        sp = struct.unpack_from("<I", bytes.fromhex(client.request("g")), 13 * 4)[0]
+        window = f"m{sp - STACK_WINDOW // 2:x},{STACK_WINDOW:x}".encode()
+        start = time.perf_counter()
+        for _ in range(hits - 1):
+            client.exchange_then_continue([b"g", window, *writes])
+            if client.wait_stop(client.timeout) is None:
+                raise RuntimeError("the burst floor lost a stop")
+        elapsed = time.perf_counter() - start
+        counted = int.from_bytes(bytes.fromhex(client.request(f"m{image.symbols[COUNTER].address:x},4")), "little")
     if counted != hits - 1:  # halted at the last hit's first instruction
         raise RuntimeError(f"the burst floor: the firmware counted {counted} activations, expected {hits - 1}")
     return (hits - 1) / elapsed
