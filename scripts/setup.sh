@@ -9,6 +9,7 @@ need_apt=()
 command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi)
 [ -e /usr/lib/arm-none-eabi/newlib/thumb/v7e-m+fp/hard/libc.a ] || need_apt+=(libnewlib-arm-none-eabi)
 command -v gdb-multiarch >/dev/null || need_apt+=(gdb-multiarch)
+[ -x /usr/bin/time ] || need_apt+=(time)  # GNU time: the analyzer benchmark reads peak RSS from it
 
 qemu_ok() {
   command -v qemu-system-arm >/dev/null || return 1
