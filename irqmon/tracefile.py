@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,10 +89,8 @@ def load_trace(path: Path | str) -> Trace:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if not head:
         raise UsageError(f"{path}: empty file, not a trace")
-    if head == PARQUET_MAGIC:
-        table, metadata = _read_parquet(path)
-    else:
-        table, metadata = _read_csv(path)
+    tables, metadata = _read_parquet(path) if head == PARQUET_MAGIC else _read_csv(path)
+    table = _one_chunk_each(tables)
     _check_metadata(path, metadata)
     _check_rows(path, table, first_line=_first_data_line(path) if head != PARQUET_MAGIC else None)
     pa.default_memory_pool().release_unused()  # the reader's scratch memory, else kept by Arrow's pool
@@ -145,7 +144,26 @@ def _decode(path: Path, raw: bytes, line: int) -> str:
         raise UsageError(f"{path}:{line}: not UTF-8 (byte {exc.start + 1} of the line)") from None
 
 
-def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
+def _one_chunk_each(tables: list[pa.Table]) -> pa.Table:
+    """The table in `tables`, taken out of it, with each column in one chunk (rows are taken out
+    of the columns later: out of many chunks, Arrow would concatenate them every time). Columns
+    are combined in threads (Arrow works without the GIL), each one's chunks freed once combined."""
+    table = tables.pop()
+    names, columns = table.column_names, table.columns
+    del table
+    memory = pa.default_memory_pool()
+
+    def combine(index: int) -> None:
+        if columns[index].num_chunks != 1:
+            columns[index] = columns[index].combine_chunks()
+            memory.release_unused()  # the chunks' memory, else kept by the allocator
+
+    with ThreadPoolExecutor(max_workers=pa.cpu_count()) as pool:
+        list(pool.map(combine, range(len(columns))))
+    return pa.table(columns, names=names)
+
+
+def _read_csv(path: Path) -> tuple[list[pa.Table], dict[str, str]]:
     metadata, skip, header_raw = _read_metadata_lines(path)
     header_line = skip + 1
     header_text = _decode(path, header_raw, header_line).strip("\r\n")
@@ -170,7 +188,7 @@ def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise UsageError(_diagnose_csv(path, skip, header, str(exc))) from None
-    return table, metadata
+    return [table], metadata
 
 
 def _held_type(arrow_type: pa.DataType) -> pa.DataType:
@@ -216,7 +234,7 @@ def _cell_problem(dtype: str, cell: str) -> str | None:
     return None
 
 
-def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
+def _read_parquet(path: Path) -> tuple[list[pa.Table], dict[str, str]]:
     strings = [name for name, dtype in schema.COLUMNS.items() if dtype == "string"]
     try:
         table = pq.read_table(path, read_dictionary=strings)
@@ -253,10 +271,12 @@ def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
             if held != wanted:
                 column = column.dictionary_encode()
         columns.append(column)
-    return pa.table(columns, names=table.column_names), metadata
+    names = table.column_names
+    del table
+    return [pa.table(columns, names=names)], metadata
 
 
-def to_frame(columns: Iterable[tuple[str, pa.ChunkedArray]]) -> pd.DataFrame:
+def to_frame(columns: Iterable[tuple[str, pa.Array | pa.ChunkedArray]]) -> pd.DataFrame:
     """Named columns of a loaded trace's table (any of them) as a DataFrame with the schema's
     dtypes, converted one at a time: from a generator, only one column at a time is in Arrow form."""
     converted: dict[str, Any] = {}
@@ -264,7 +284,7 @@ def to_frame(columns: Iterable[tuple[str, pa.ChunkedArray]]) -> pd.DataFrame:
         if pa.types.is_dictionary(column.type):
             column = column.cast(column.type.value_type)
         # One contiguous array per column: slicing rows out of many CSV blocks is several times slower.
-        single = pa.table({name: column.combine_chunks()})
+        single = pa.table({name: column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column})
         del column
         converted[name] = single.to_pandas(types_mapper=_pandas_type, self_destruct=True)[name]
         del single

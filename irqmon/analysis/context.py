@@ -14,7 +14,7 @@ reports, as are the context labels.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -33,7 +33,6 @@ PRIO = "prio"
 EXC_NAME = "exc_name"
 NO_CONTEXT = np.iinfo(np.int64).min  # rows without ipsr (config rows)
 EXCEPTION_MARK = "<exception>"
-IRQ_EVENTS = {Event.IRQ_ENTER.value, Event.IRQ_EXIT.value}
 CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
 SEP = schema.CALLPATH_SEPARATOR
 # The trace columns in the frames rules see: all but a few no rule needs (cheaper to convert and
@@ -79,7 +78,7 @@ def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
     return pc.match_substring(padded, f"{SEP}{name}{SEP}").to_numpy(zero_copy_only=False) == True  # noqa: E712
 
 
-def _exception_names(ipsr: np.ndarray, known: np.ndarray, exception: pa.ChunkedArray) -> pd.Series:
+def _exception_names(ipsr: np.ndarray, known: np.ndarray, exception: pa.Array) -> pd.Series:
     """Exception number → name: the trace's `exception` column, else the architectural name."""
     codes, names = _string_codes(exception)
     first_code = _first_per_exception(ipsr, codes, known & (codes >= 0))
@@ -101,18 +100,22 @@ def _numbered(exception: int) -> str:
     return f"IRQ {exception - schema.FIRST_IRQ}" if exception >= schema.FIRST_IRQ else f"exception {exception}"
 
 
-def _string_codes(column: pa.ChunkedArray) -> tuple[np.ndarray, list[str]]:
+def _string_codes(column: pa.Array) -> tuple[np.ndarray, list[str]]:
     """A string column as integer codes (-1 where missing) and the values they stand for."""
     encoded = column if pa.types.is_dictionary(column.type) else column.cast(pa.string()).dictionary_encode()
-    combined = encoded.combine_chunks()  # one dictionary for every chunk
-    return pc.fill_null(combined.indices, -1).to_numpy(), combined.dictionary.to_pylist()
+    return pc.fill_null(encoded.indices, -1).to_numpy(), encoded.dictionary.to_pylist()
 
 
 def _matches(codes: np.ndarray, values: list[str], wanted: str) -> np.ndarray:
     return codes == (values.index(wanted) if wanted in values else -2)  # codes are -1 or more
 
 
-def _integers(column: pa.ChunkedArray, missing: int) -> np.ndarray:
+def _one_array(column: pa.ChunkedArray) -> pa.Array:
+    """A column's values as one array (combined only when they are in several chunks)."""
+    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+
+
+def _integers(column: pa.Array, missing: int) -> np.ndarray:
     """An integer column as an int64 array, `missing` where it has no value."""
     return pc.fill_null(column.cast(pa.int64()), missing).to_numpy()
 
@@ -134,15 +137,16 @@ class Timeline:
 class Context:
     """The trace with its derived columns, its metadata and the analysis options.
 
-    Rules work on `halting`: the rows where a probe halted the core (every event but
-    irq_enter/irq_exit, which are most of a QEMU trace), with the derived columns. What they need
-    of the IRQ rows is in `timeline` and `activations`; `frame` (every row) is built on first use.
-    The context keeps no table: of the IRQ rows it keeps the columns that have a value there.
+    The context keeps the trace's working columns as Arrow arrays and converts to pandas only
+    the rows a rule asks for: `select` (rows by event, kind and role), `rows_at` (rows at given
+    positions), with the derived columns; a frame's index is each row's position in the trace.
+    What rules need of every row, IRQ rows included, is in `timeline` and `activations`;
+    `halting` (every row but irq_enter/irq_exit) and `frame` (every row) are built on first use.
     """
 
     def __init__(self, rows: pd.DataFrame | pa.Table | list[pa.Table], metadata: dict[str, str], config: AnalysisConfig) -> None:
         """`rows`: the trace's rows. A table in a one-item list is handed over: the context takes
-        it out of the list and lets go of each column once it has what it needs of it."""
+        it out of the list and lets go of the columns it does not keep."""
         self.metadata = metadata
         self.config = config
         bits = metadata.get(schema.META_PRIORITY_BITS)
@@ -154,61 +158,45 @@ class Context:
         else:
             table = rows
         del rows
-        ipsr = _integers(table["ipsr"], -1)
-        known = pc.is_valid(table["ipsr"]).to_numpy(zero_copy_only=False)
-        self.exception_names = _exception_names(ipsr, known, table["exception"])
-        has_priority = known & pc.is_valid(table["priority"]).to_numpy(zero_copy_only=False)
-        priority = _first_per_exception(ipsr, _integers(table["priority"], 0), has_priority)
+        exception = _one_array(table["exception"])
+        # The working columns, each as one array (taking rows out of a column of many chunks
+        # would concatenate them every time).
+        self._columns = {c: _one_array(table[c]) for c in WORKING_COLUMNS if c in table.column_names}
+        del table
+        pa.default_memory_pool().release_unused()  # the columns let go of, when the table was handed over
+        ipsr = _integers(self._columns["ipsr"], -1)
+        known = self._columns["ipsr"].is_valid().to_numpy(zero_copy_only=False)
+        self.exception_names = _exception_names(ipsr, known, exception)
+        del exception
+        has_priority = known & self._columns["priority"].is_valid().to_numpy(zero_copy_only=False)
+        priority = _first_per_exception(ipsr, _integers(self._columns["priority"], 0), has_priority)
         self._prio_by_ipsr = pd.Series(priority, index=pd.Index(list(priority), dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
-        self.timeline = self._timeline(table, ipsr, known)
+        self._codes = {c: _string_codes(self._columns[c]) for c in ("event", "kind", "role")}
+        self.timeline = self._timeline(ipsr, known)
         # Thread mode's stack (CONTROL.SPSEL), for telling context switches apart.
-        self._process_stack = (_integers(table["control"], 0) & CONTROL_SPSEL) != 0
-        irq = self.timeline.irq
-        keep = pa.array(~irq)
-        self._codes = {c: _string_codes(table[c].filter(keep)) for c in ("event", "kind", "role")}
-        names = [c for c in WORKING_COLUMNS if c in table.column_names]
-        in_irq_rows = pa.array(irq)
-        # Per working column, its IRQ rows, or only its type where they are all empty (most columns).
-        self._irq_columns: dict[str, pa.ChunkedArray | pa.DataType] = {}
-        for name in names:
-            column = table[name]
-            has_value = column.null_count == 0 or pc.any(pc.and_(pc.is_valid(column), in_irq_rows)).as_py()
-            self._irq_columns[name] = column.filter(in_irq_rows) if has_value else column.type
-
-        pool = pa.default_memory_pool()
-
-        def halting_columns() -> Iterator[tuple[str, pa.ChunkedArray]]:
-            nonlocal table
-            for name in names:
-                yield name, table[name].filter(keep)
-                table = table.drop_columns([name])  # freed here when the table was handed over
-                pool.release_unused()  # else Arrow's pool keeps it from the pandas columns built next
-
-        self.halting = self._working(halting_columns(), np.flatnonzero(~irq))
-        del table
-        pool.release_unused()
+        self._process_stack = (_integers(self._columns["control"], 0) & CONTROL_SPSEL) != 0
 
     # --- derived columns -------------------------------------------------------------------
 
-    def _timeline(self, t: pa.Table, ipsr: np.ndarray, known: np.ndarray) -> Timeline:
-        codes, events = _string_codes(t["event"])
+    def _timeline(self, ipsr: np.ndarray, known: np.ndarray) -> Timeline:
+        codes, events = self._codes["event"]
         enter = _matches(codes, events, Event.IRQ_ENTER.value)
         exit = _matches(codes, events, Event.IRQ_EXIT.value)
-        count = self._activation_counts(t, ipsr, enter)
-        task_code = _string_codes(t["task"])[0]  # -1 for no task
+        count = self._activation_counts(ipsr, enter)
+        task_code = _string_codes(self._columns["task"])[0]  # -1 for no task
         act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - task_code)
-        time = t["time"].cast(pa.float64()).to_numpy()
+        time = self._columns["time"].cast(pa.float64()).to_numpy(zero_copy_only=False)
         return Timeline(time, ipsr, np.where(known, act, NO_CONTEXT), enter, exit)
 
-    def _activation_counts(self, t: pa.Table, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
+    def _activation_counts(self, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
         """Per row, which activation of its exception it belongs to (0, 1, 2, …)."""
         with_irq_rows = set(pd.unique(ipsr[enter]).tolist())
         counts = np.array(pd.Series(enter).groupby(ipsr).cumsum(), dtype=np.int64)
         without_irq_rows = [exc for exc in pd.unique(ipsr[ipsr > 0]).tolist() if exc not in with_irq_rows]
         if not without_irq_rows:
             return counts
-        priority = t["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
+        priority = self._columns["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
         prio = np.where(np.isnan(priority), self._prio_by_ipsr.reindex(ipsr).to_numpy(dtype=float), priority)
         for exc in without_irq_rows:  # per exception: a fallback without IRQ rows
             rows = np.flatnonzero(ipsr == exc)
@@ -221,26 +209,10 @@ class Context:
             counts[rows] = np.cumsum(np.r_[True, marks[1:] != marks[:-1]])
         return counts
 
-    def _working(self, columns: Iterable[tuple[str, pa.ChunkedArray]], positions: np.ndarray) -> pd.DataFrame:
-        """The trace's rows at `positions`, given as the working columns at those rows, as a
-        DataFrame with the derived columns; the index is each row's position."""
-        rows = to_frame(columns)
-        rows.index = pd.Index(positions, dtype=np.int64)
-        rows[IN_ISR] = self.timeline.in_isr[positions]
-        own = rows["priority"].to_numpy(dtype=float, na_value=np.nan)
-        prio = np.where(np.isnan(own), self._prio_by_ipsr.reindex(self.timeline.ipsr[positions]).to_numpy(dtype=float), own)
-        rows[PRIO] = pd.arrays.IntegerArray(np.nan_to_num(prio).astype(np.int64), np.isnan(prio))
-        rows[ACT] = self.timeline.act[positions]
-        return rows
-
-    def _irq_rows(self, positions: np.ndarray) -> pd.DataFrame:
-        """IRQ rows at `positions`, as `halting` has its rows."""
-        at = pa.array(np.searchsorted(np.flatnonzero(self.timeline.irq), positions))
-        columns = (
-            (name, kept.take(at) if isinstance(kept, pa.ChunkedArray) else pa.chunked_array([pa.nulls(len(at), kept)]))
-            for name, kept in self._irq_columns.items()
-        )
-        return self._working(columns, positions)
+    @cached_property
+    def halting(self) -> pd.DataFrame:
+        """The rows where a probe halted the core: every row but irq_enter/irq_exit."""
+        return self.rows_at(np.flatnonzero(~self.timeline.irq))
 
     @cached_property
     def frame(self) -> pd.DataFrame:
@@ -249,16 +221,31 @@ class Context:
         rows.index = pd.RangeIndex(len(rows))
         return rows
 
-    def rows_at(self, positions: np.ndarray) -> pd.DataFrame:
-        """Rows at any positions of the trace (IRQ rows too), as `halting` has them."""
+    def rows_at(self, positions: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
+        """The rows at `positions` (any rows, in that order) as a DataFrame indexed by position:
+        the working columns and the derived ones, or only `columns`."""
         positions = np.asarray(positions, dtype=np.int64)
-        irq = self.timeline.irq[positions]
-        if not irq.any():
-            return self.halting.loc[positions]
-        if irq.all():
-            return self._irq_rows(positions)
-        rows = pd.concat([self.halting.loc[positions[~irq]], self._irq_rows(positions[irq])])
-        return rows.iloc[np.argsort(np.r_[np.flatnonzero(~irq), np.flatnonzero(irq)], kind="stable")]
+        names = [*self._columns, IN_ISR, PRIO, ACT] if columns is None else columns
+        at = pa.array(positions)
+        rows = to_frame((name, self._columns[name].take(at)) for name in names if name in self._columns)
+        rows.index = pd.Index(positions, dtype=np.int64)
+        if IN_ISR in names:
+            rows[IN_ISR] = self.timeline.in_isr[positions]
+        if PRIO in names:
+            rows[PRIO] = self._priorities(at, positions)
+        if ACT in names:
+            rows[ACT] = self.timeline.act[positions]
+        return rows if list(rows.columns) == names else rows[names]
+
+    def has_value(self, column: str, positions: np.ndarray) -> np.ndarray:
+        """Whether each row at `positions` has a value in `column`."""
+        return self._columns[column].take(pa.array(positions, type=pa.int64())).is_valid().to_numpy(zero_copy_only=False)
+
+    def _priorities(self, at: pa.Array, positions: np.ndarray) -> pd.arrays.IntegerArray:
+        """The active exception's priority at each row: the row's own, else its exception's."""
+        own = self._columns["priority"].take(at).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        prio = np.where(np.isnan(own), self._prio_by_ipsr.reindex(self.timeline.ipsr[positions]).to_numpy(dtype=float), own)
+        return pd.arrays.IntegerArray(np.nan_to_num(prio).astype(np.int64), np.isnan(prio))
 
     # --- ISR activations -----------------------------------------------------------------------
 
@@ -330,25 +317,16 @@ class Context:
         columns: list[str] | None = None,
     ) -> pd.DataFrame:
         """Rows whose event, kind and role are among the given values (None: any), in handler
-        mode only with `isr`; all columns, or only `columns` (less to copy for big selections).
-        Only halting events: from `halting`; else from the whole `frame`."""
+        mode only with `isr`; all columns, or only `columns` (less to convert for big selections)."""
         events = None if event is None else [event] if isinstance(event, str) else list(event)
-        if events is not None and not set(events) & IRQ_EVENTS:
-            rows, codes = self.halting, self._codes
-        else:
-            rows, codes = self.frame, self._frame_codes
-        selected = rows[IN_ISR].to_numpy().copy() if isr else np.ones(len(rows), dtype=bool)
+        selected = self.timeline.in_isr.copy() if isr else np.ones(len(self.timeline.time), dtype=bool)
         for column, wanted in (("event", events), ("kind", kind), ("role", role)):
             if wanted is None:
                 continue
-            column_codes, uniques = codes[column]
+            column_codes, uniques = self._codes[column]
             values = [wanted] if isinstance(wanted, str) else list(wanted)
             selected &= np.isin(column_codes, np.flatnonzero(pd.Index(uniques).isin(values)))
-        return rows[selected] if columns is None else rows.loc[selected, columns]
-
-    @cached_property
-    def _frame_codes(self) -> dict[str, tuple[np.ndarray, pd.Index]]:
-        return {c: pd.factorize(self.frame[c]) for c in ("event", "kind", "role")}
+        return self.rows_at(np.flatnonzero(selected), columns)
 
     # --- labels, computed only for the rows a rule reports -----------------------------------
 

@@ -68,5 +68,5 @@ def contended(events: pd.DataFrame) -> pd.Series:
 def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
     """The label of the context that held the lock at each event (NA where nobody did)."""
     rows = events["held_row"].dropna().astype(np.int64)
-    labels = ctx.labels(ctx.halting.loc[rows.to_numpy()])
+    labels = ctx.labels(ctx.rows_at(rows.to_numpy()))
     return pd.Series(labels.to_numpy(), index=rows.index, dtype="string").reindex(events.index)

@@ -94,7 +94,7 @@ def _early_enable(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     outer = outer_row[premature]
     known = outer.notna() & (outer >= 0)
     hits["outer_source"] = pd.Series(pd.NA, index=hits.index, dtype="string")
-    hits.loc[known[known].index, "outer_source"] = ctx.halting.loc[outer[known].astype(np.int64).to_numpy(), "source"].to_numpy()
+    hits.loc[known[known].index, "outer_source"] = ctx.rows_at(outer[known].astype(np.int64).to_numpy(), ["source"])["source"].to_numpy()
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, "symbol", "source", "frames"),
         title=lambda f, g: f"inner section re-enabled {f['symbol']} in {where(f)} while an outer section still needed it",

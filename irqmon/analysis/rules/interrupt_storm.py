@@ -43,19 +43,23 @@ def activations(ctx: Context) -> pd.DataFrame:
 
 def _storm_rows(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
     """For the activations of storms only: the first row with a call path, the last source line."""
-    rows = ctx.halting  # IRQ rows have neither
-    inside = rows[rows[ACT].isin(acts.index).to_numpy()]
-    path_row = _per_activation(inside[inside["callpath"].notna().to_numpy()]).reindex(acts.index)
-    last_source_row = _per_activation(inside[inside["source"].notna().to_numpy()], last=True).reindex(acts.index)
-    return pd.DataFrame(
-        {"path_row": path_row, "last_source": rows["source"].reindex(last_source_row.to_numpy()).to_numpy()}, index=acts.index
-    )
+    t = ctx.timeline
+    halting = np.flatnonzero(~t.irq & np.isin(t.ipsr, acts["ipsr"].unique()))  # IRQ rows have neither
+    inside = halting[pd.Series(t.act[halting]).isin(acts.index).to_numpy()]
+    with_path, with_source = ctx.has_value("callpath", inside), ctx.has_value("source", inside)
+    path_row = _per_activation(inside[with_path], t.act[inside[with_path]]).reindex(acts.index)
+    last_source_row = _per_activation(inside[with_source], t.act[inside[with_source]], last=True).reindex(acts.index)
+    known = last_source_row.notna().to_numpy()
+    last_source = np.full(len(acts), pd.NA, dtype=object)
+    last_source[known] = ctx.rows_at(last_source_row[known].astype(np.int64).to_numpy(), ["source"])["source"].to_numpy()
+    return pd.DataFrame({"path_row": path_row, "last_source": last_source}, index=acts.index)
 
 
-def _per_activation(rows: pd.DataFrame, last: bool = False) -> pd.Series:
-    """Per activation among `rows`, the position of its first (or last) row."""
-    keep = ~rows[ACT].duplicated(keep="last" if last else "first").to_numpy()
-    return pd.Series(rows.index[keep], index=rows[ACT].to_numpy()[keep])
+def _per_activation(positions: np.ndarray, act: np.ndarray, last: bool = False) -> pd.Series:
+    """Per activation among the rows at `positions` (of activations `act`), the position of its
+    first (or last) row."""
+    keep = ~pd.Series(act).duplicated(keep="last" if last else "first").to_numpy()
+    return pd.Series(positions[keep], index=act[keep])
 
 
 def storm_runs(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:

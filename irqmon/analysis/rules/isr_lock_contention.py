@@ -20,6 +20,7 @@ Instead:
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
@@ -38,8 +39,10 @@ def check(ctx: Context) -> list[Finding]:
         return []
     hits = events[contended(events)].copy()
     hits["other_context"] = holder_labels(ctx, hits)
-    holder = ctx.halting[["time", "source"]].rename(columns=lambda c: f"holder_{c}")
-    hits = hits.join(holder, on="held_row")
+    held = hits["held_row"].notna().to_numpy()
+    holder = ctx.rows_at(hits["held_row"][held].astype(np.int64).to_numpy(), ["time", "source"])
+    holder = holder.set_axis(hits.index[held]).reindex(hits.index)
+    hits["holder_time"], hits["holder_source"] = holder["time"], holder["source"]
     return group_hits(RULE, ctx, hits, site=(EXC_NAME, LOCK), title=_title, message=_message, evidence=_evidence)
 
 

@@ -73,10 +73,9 @@ def check(ctx: Context) -> list[Finding]:
 
 
 def _lost_updates(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
-    f = ctx.halting
     hits = pairs[pairs["foreign_row"].notna()].copy()
-    foreign = f.loc[hits["foreign_row"].astype(np.int64).to_numpy()]
-    read = f.loc[hits["read_row"].to_numpy()]
+    foreign = ctx.rows_at(hits["foreign_row"].astype(np.int64).to_numpy(), ["value", "old_value"])
+    read = ctx.rows_at(hits["read_row"].to_numpy(), ["value"])
     hits["read_value"] = read["value"].to_numpy()
     hits["foreign_value"] = foreign["value"].to_numpy()
     before = pd.Series(foreign["old_value"].to_numpy(), index=hits.index).astype("Int64").fillna(hits["read_value"])
@@ -84,8 +83,9 @@ def _lost_updates(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     lost = (hits["value"] ^ hits["foreign_value"]) & changed
     hits["lost_bits"] = lost
     hits = hits[lost.isna() | (lost != 0)].copy()  # a stale store that happens to agree loses nothing
-    hits["other_context"] = ctx.labels(f.loc[hits["foreign_row"].astype(np.int64).to_numpy()]).to_numpy()
-    hits["foreign_source"] = f.loc[hits["foreign_row"].astype(np.int64).to_numpy(), "source"].to_numpy()
+    foreign = ctx.rows_at(hits["foreign_row"].astype(np.int64).to_numpy())
+    hits["other_context"] = ctx.labels(foreign).to_numpy()
+    hits["foreign_source"] = foreign["source"].to_numpy()
     return hits
 
 
@@ -127,8 +127,7 @@ def _unprotected(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     preempt: nothing masked it during the pair (PRIMASK/FAULTMASK clear, BASEPRI above it)."""
     if pairs.empty:
         return pairs
-    f = ctx.halting
-    read = f.loc[pairs["read_row"].to_numpy()]
+    read = ctx.rows_at(pairs["read_row"].to_numpy(), ["primask", "faultmask", "basepri"])
     level = pd.Series(np.where(pairs[IN_ISR], pairs[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan), THREAD_LEVEL), index=pairs.index)
     pairs = pairs.assign(level=level, threshold=np.maximum(_mask_threshold(ctx, pairs).to_numpy(), _mask_threshold(ctx, read).to_numpy()))
     per_context = pairs.groupby(["address", ACT], sort=False).agg(
@@ -146,9 +145,10 @@ def _unprotected(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     exposed = pairs_of[preempts.fillna(False).astype(bool) & unmasked & (pairs_of["ipsr"] != pairs_of["ipsr_hi"])]
     if exposed.empty:
         return pairs.iloc[0:0]
-    hits = f.loc[exposed["row"].astype(np.int64).to_numpy()].copy()
-    hits["other_context"] = ctx.labels(f.loc[exposed["row_hi"].astype(np.int64).to_numpy()]).to_numpy()
-    hits["other_source"] = f.loc[exposed["row_hi"].astype(np.int64).to_numpy(), "source"].to_numpy()
+    hits = ctx.rows_at(exposed["row"].astype(np.int64).to_numpy())
+    other = ctx.rows_at(exposed["row_hi"].astype(np.int64).to_numpy())
+    hits["other_context"] = ctx.labels(other).to_numpy()
+    hits["other_source"] = other["source"].to_numpy()
     return hits
 
 
