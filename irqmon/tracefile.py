@@ -281,22 +281,33 @@ def to_frame(columns: Iterable[tuple[str, pa.Array | pa.ChunkedArray]]) -> pd.Da
     dtypes, converted one at a time: from a generator, only one column at a time is in Arrow form."""
     converted: dict[str, Any] = {}
     for name, column in columns:
-        if pa.types.is_dictionary(column.type):
-            column = column.cast(column.type.value_type)
-        # One contiguous array per column: slicing rows out of many CSV blocks is several times slower.
-        single = pa.table({name: column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column})
+        converted[name] = pandas_column(name, column)
         del column
-        converted[name] = single.to_pandas(types_mapper=_pandas_type, self_destruct=True)[name]
-        del single
-    frame = pd.DataFrame(converted, copy=False)
-    for name, dtype in schema.COLUMNS.items():
-        if name not in frame:
-            continue
-        if dtype == "int64" and frame[name].dtype != "int64" and not frame[name].isna().any():
-            frame[name] = frame[name].astype("int64")
-        if dtype == "float64":
-            frame[name] = frame[name].astype("float64")
-    return frame
+    return pd.DataFrame(converted, copy=False)
+
+
+def pandas_column(name: str, column: pa.Array | pa.ChunkedArray) -> Any:
+    """A column of a loaded trace's table as a frame holds it: the schema's dtype (integers
+    `Int64`, or int64 for the schema's int64 columns when none is missing; strings
+    `string[pyarrow]`; float64), as an array."""
+    if pa.types.is_dictionary(column.type):
+        column = column.cast(column.type.value_type)
+    if isinstance(column, pa.ChunkedArray) and column.num_chunks != 1:
+        column = column.combine_chunks()  # slicing rows out of many CSV blocks is several times slower
+    mapped = _pandas_type(column.type)
+    if mapped is not None and not pa.types.is_null(column.type):
+        values = mapped.__from_arrow__(column)  # what Arrow's to_pandas does with this type mapper
+    elif pa.types.is_floating(column.type):
+        values = column.to_numpy(zero_copy_only=False)
+    else:
+        series = pa.table({name: column}).to_pandas(types_mapper=_pandas_type, self_destruct=True)[name]
+        values = series.array if isinstance(series.dtype, pd.api.extensions.ExtensionDtype) else series.to_numpy()
+    dtype = schema.COLUMNS.get(name)
+    if dtype == "int64" and values.dtype != "int64" and not pd.isna(values).any():
+        values = values.astype("int64")
+    if dtype == "float64" and values.dtype != "float64":
+        values = values.astype("float64")
+    return values
 
 
 def _to_pandas(tables: list[pa.Table]) -> pd.DataFrame:

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from irqmon import schema
 from irqmon.schema import Event
-from irqmon.tracefile import to_frame
+from irqmon.tracefile import pandas_column
 
 ACT = "act"
 IN_ISR = "in_isr"
@@ -110,6 +110,18 @@ def _matches(codes: np.ndarray, values: list[str], wanted: str) -> np.ndarray:
     return codes == (values.index(wanted) if wanted in values else -2)  # codes are -1 or more
 
 
+def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Per element, the largest of `values` among the elements of its group (groups contiguous)."""
+    if len(values) == 0:
+        return values
+    starts = np.flatnonzero(np.r_[True, groups[1:] != groups[:-1]])
+    return np.repeat(np.maximum.reduceat(values, starts), np.diff(np.r_[starts, len(values)]))
+
+
+def _values(wanted: str | Iterable[str]) -> tuple[str, ...]:
+    return (wanted,) if isinstance(wanted, str) else tuple(wanted)
+
+
 def _one_array(column: pa.ChunkedArray) -> pa.Array:
     """A column's values as one array (combined only when they are in several chunks)."""
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
@@ -132,6 +144,11 @@ class Timeline:
         self.exit = exit  # irq_exit rows
         self.in_isr = ipsr > 0
         self.irq = enter | exit
+
+    @cached_property
+    def thread_rows(self) -> np.ndarray:
+        """Per row, how many rows of thread mode there are up to it (itself included)."""
+        return np.cumsum(self.ipsr == 0)
 
 
 class Context:
@@ -172,6 +189,7 @@ class Context:
         priority = _first_per_exception(ipsr, _integers(self._columns["priority"], 0), has_priority)
         self._prio_by_ipsr = pd.Series(priority, index=pd.Index(list(priority), dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
+        self._event_positions: dict[tuple[str, ...], np.ndarray] = {}
         self._codes = {c: _string_codes(self._columns[c]) for c in ("event", "kind", "role")}
         self.timeline = self._timeline(ipsr, known)
         # Thread mode's stack (CONTROL.SPSEL), for telling context switches apart.
@@ -227,15 +245,10 @@ class Context:
         positions = np.asarray(positions, dtype=np.int64)
         names = [*self._columns, IN_ISR, PRIO, ACT] if columns is None else columns
         at = pa.array(positions)
-        rows = to_frame((name, self._columns[name].take(at)) for name in names if name in self._columns)
-        rows.index = pd.Index(positions, dtype=np.int64)
-        if IN_ISR in names:
-            rows[IN_ISR] = self.timeline.in_isr[positions]
-        if PRIO in names:
-            rows[PRIO] = self._priorities(at, positions)
-        if ACT in names:
-            rows[ACT] = self.timeline.act[positions]
-        return rows if list(rows.columns) == names else rows[names]
+        derived = {IN_ISR: lambda: self.timeline.in_isr[positions], PRIO: lambda: self._priorities(at, positions),
+                   ACT: lambda: self.timeline.act[positions]}  # fmt: skip
+        data = {name: pandas_column(name, self._columns[name].take(at)) if name in self._columns else derived[name]() for name in names}
+        return pd.DataFrame(data, index=pd.Index(positions, dtype=np.int64), copy=False)
 
     def has_value(self, column: str, positions: np.ndarray) -> np.ndarray:
         """Whether each row at `positions` has a value in `column`."""
@@ -258,35 +271,42 @@ class Context:
         t = self.timeline
         isr_rows = np.flatnonzero(t.in_isr)
         # An exception's activation ids only grow along the trace, so a stable sort of the rows by
-        # exception (a radix sort of small codes) lines up each activation's rows, in order.
-        exception = pd.factorize(t.ipsr[isr_rows], sort=True)[0]
+        # exception number (a radix sort: the numbers are small) lines up each activation's rows, in order.
+        exception = t.ipsr[isr_rows]
         small = exception.astype(np.int16) if len(exception) and exception.max() < 2**15 else exception
         rows = isr_rows[np.argsort(small, kind="stable")]
         ids = t.act[rows]
         starts = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
         ends = np.r_[starts[1:], True] if len(ids) else starts
-        acts = pd.DataFrame({"first_row": rows[starts], "last_row": rows[ends]}, index=ids[starts])
-        acts["ipsr"] = t.ipsr[acts["first_row"].to_numpy()]
-        # IRQ rows open and close their activation: its first row is the enter, its last the exit.
-        acts["timed"] = t.enter[acts["first_row"].to_numpy()]
-        acts["exited"] = t.exit[acts["last_row"].to_numpy()]
+        first_row, last_row = rows[starts], rows[ends]
+        ipsr = t.ipsr[first_row]
+        exited = t.exit[last_row]
         thread = np.flatnonzero(t.ipsr == 0)
-        last_of_exception = acts.groupby("ipsr")["last_row"].transform("max")
-        later_thread = len(thread) > 0 and thread[-1]
         # Without irq_exit rows: a later row of thread mode or of the same exception proves it.
-        acts["closed"] = acts["exited"] | (acts["last_row"] < later_thread) | (acts["last_row"] < last_of_exception)
-        acts["switched"] = self._switched(acts, thread)
-        return acts
+        later_thread = last_row < thread[-1] if len(thread) else np.zeros(len(last_row), dtype=bool)
+        return pd.DataFrame(
+            {
+                "first_row": first_row, "last_row": last_row, "ipsr": ipsr,
+                # IRQ rows open and close their activation: its first row is the enter, its last the exit.
+                "timed": t.enter[first_row], "exited": exited,
+                "closed": exited | later_thread | (last_row < _group_max(last_row, ipsr)),
+                "switched": self._switched(first_row, last_row, thread),
+            },
+            index=ids[starts],
+        )  # fmt: skip
 
-    def _switched(self, acts: pd.DataFrame, thread: np.ndarray) -> np.ndarray:
+    def _switched(self, first_row: np.ndarray, last_row: np.ndarray, thread: np.ndarray) -> np.ndarray:
+        """Whether thread mode (its rows: `thread`) runs in another context after each activation
+        than before it."""
         if len(thread) == 0:
-            return np.zeros(len(acts), dtype=bool)
+            return np.zeros(len(first_row), dtype=bool)
         # The task (thread mode's context id), and the stack thread mode runs on (CONTROL.SPSEL:
         # the scheduler's start moves thread mode from MSP to a task's PSP even when the task
         # column already names the task).
         key = self.timeline.act[thread] * 4 + self._process_stack[thread]
-        before = np.searchsorted(thread, acts["first_row"].to_numpy()) - 1
-        after = np.searchsorted(thread, acts["last_row"].to_numpy(), side="right")
+        # Activations run in handler mode: the thread rows before the first row are those up to it.
+        before = self.timeline.thread_rows[first_row] - 1
+        after = self.timeline.thread_rows[last_row]
         known = (before >= 0) & (after < len(thread))
         return known & (key[np.clip(before, 0, None)] != key[np.clip(after, None, len(thread) - 1)])
 
@@ -318,15 +338,25 @@ class Context:
     ) -> pd.DataFrame:
         """Rows whose event, kind and role are among the given values (None: any), in handler
         mode only with `isr`; all columns, or only `columns` (less to convert for big selections)."""
-        events = None if event is None else [event] if isinstance(event, str) else list(event)
-        selected = self.timeline.in_isr.copy() if isr else np.ones(len(self.timeline.time), dtype=bool)
-        for column, wanted in (("event", events), ("kind", kind), ("role", role)):
-            if wanted is None:
-                continue
-            column_codes, uniques = self._codes[column]
-            values = [wanted] if isinstance(wanted, str) else list(wanted)
-            selected &= np.isin(column_codes, np.flatnonzero(pd.Index(uniques).isin(values)))
-        return self.rows_at(np.flatnonzero(selected), columns)
+        positions = np.arange(len(self.timeline.time)) if event is None else self._event_rows(_values(event))
+        for column, wanted in (("kind", kind), ("role", role)):
+            if wanted is not None:
+                positions = positions[self._matching(column, _values(wanted))[self._codes[column][0][positions]]]
+        if isr:
+            positions = positions[self.timeline.in_isr[positions]]
+        return self.rows_at(positions, columns)
+
+    def _event_rows(self, events: tuple[str, ...]) -> np.ndarray:
+        """Positions of the rows of `events` (kept: rules select the same events again)."""
+        if events not in self._event_positions:
+            self._event_positions[events] = np.flatnonzero(self._matching("event", events)[self._codes["event"][0]])
+        return self._event_positions[events]
+
+    def _matching(self, column: str, values: tuple[str, ...]) -> np.ndarray:
+        """Per code of a string column, whether it stands for one of `values`; one more entry,
+        false, last: where code -1 (no value) points."""
+        uniques = self._codes[column][1]
+        return np.r_[pd.Index(uniques, dtype=object).isin(values), False]
 
     # --- labels, computed only for the rows a rule reports -----------------------------------
 

@@ -31,14 +31,41 @@ from irqmon.analysis.registry import Rule
 RULE = Rule(id="interrupt-storm", severity="error", summary="IRQ re-entered back to back, starving thread mode")
 
 
-def activations(ctx: Context) -> pd.DataFrame:
-    """One row per ISR activation, by exception and in the order they start: its exception,
-    start/end (time and row), whether the times come from IRQ rows (emulator/SWO clock)."""
-    acts = ctx.activations[["ipsr", "first_row", "last_row", "timed"]].copy()
-    time = ctx.timeline.time
-    acts["start"] = time[acts["first_row"].to_numpy()]
-    acts["end"] = time[acts["last_row"].to_numpy()]
-    return acts
+def candidate_runs(ctx: Context) -> pd.DataFrame:
+    """The activations of runs long enough to be storms (`storm_runs`' columns; `run` numbers the
+    runs across exceptions), by exception and in the order they start.
+
+    Computed on arrays over every activation (most of a long trace's activations are in no storm):
+    the frame holds only the candidates'."""
+    cfg = ctx.config
+    acts = ctx.activations
+    ipsr, timed = acts["ipsr"].to_numpy(), acts["timed"].to_numpy()
+    first_row, last_row = acts["first_row"].to_numpy(), acts["last_row"].to_numpy()
+    start, end = ctx.timeline.time[first_row], ctx.timeline.time[last_row]
+    back_to_back = _back_to_back(ctx, ipsr, first_row, last_row, start, end, timed)
+    run = np.cumsum(~back_to_back)  # an exception's first activation starts a run
+    busy = end - start
+    window_entries, window_busy = _window_load(ipsr, start, busy, cfg.storm_window)
+    keep = np.bincount(run)[run] >= cfg.storm_min_entries
+    columns = {
+        "ipsr": ipsr, "first_row": first_row, "last_row": last_row, "timed": timed, "start": start, "end": end,
+        "back_to_back": back_to_back, "run": run, "busy": busy, "window_entries": window_entries, "window_busy": window_busy,
+    }  # fmt: skip
+    return pd.DataFrame({name: values[keep] for name, values in columns.items()}, index=acts.index[keep])
+
+
+def _back_to_back(
+    ctx: Context, ipsr: np.ndarray, first_row: np.ndarray, last_row: np.ndarray, start: np.ndarray, end: np.ndarray, timed: np.ndarray
+) -> np.ndarray:
+    """Per activation: it follows the previous activation of its exception with nothing of thread
+    mode between them, and (timed ones) within `storm_gap` of its end."""
+    follows = np.r_[False, ipsr[1:] == ipsr[:-1]]  # the activations are grouped by exception, in order
+    prev_last = np.where(follows, np.r_[0, last_row[:-1]], 0)
+    prev_end = np.where(follows, np.r_[np.nan, end[:-1]], np.nan)
+    thread_rows = ctx.timeline.thread_rows
+    thread_between = thread_rows[first_row] - thread_rows[prev_last]
+    close = (start - prev_end <= ctx.config.storm_gap) | ~timed
+    return follows & (thread_between == 0) & close
 
 
 def _storm_rows(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
@@ -62,36 +89,20 @@ def _per_activation(positions: np.ndarray, act: np.ndarray, last: bool = False) 
     return pd.Series(positions[keep], index=act[keep])
 
 
-def storm_runs(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
-    """Consecutive activations of one exception with nothing of thread mode between them:
-    `run` numbers them across exceptions (`acts` as `activations` orders them)."""
-    cfg = ctx.config
-    thread_rows = np.cumsum(ctx.timeline.ipsr == 0)
-    by_exc = acts.groupby("ipsr", sort=False)
-    prev_last = by_exc["last_row"].shift()
-    prev_end = by_exc["end"].shift()
-    thread_between = thread_rows[acts["first_row"].to_numpy()] - thread_rows[prev_last.fillna(0).astype(np.int64).to_numpy()]
-    gap = acts["start"] - prev_end
-    close = (gap <= cfg.storm_gap) | ~acts["timed"]
-    acts = acts.assign(back_to_back=(prev_last.notna() & (thread_between == 0) & close).astype(bool))
-    acts["run"] = np.cumsum(~acts["back_to_back"].to_numpy())  # an exception's first activation starts a run
-    acts["busy"] = acts["end"] - acts["start"]
-    acts["window_entries"], acts["window_busy"] = _window_load(acts, cfg.storm_window)
-    return acts
-
-
-def _window_load(acts: pd.DataFrame, window: float) -> tuple[np.ndarray, np.ndarray]:
+def _window_load(ipsr: np.ndarray, start: np.ndarray, busy: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray]:
     """Per activation: entries of its exception, and their time in the handler, in the `window`
     seconds from its start (a sliding window anchored at every entry).
 
     All exceptions in one sorted search: each exception's times are offset past the previous
     exception's, so a window never reaches into another exception's entries."""
-    order = np.lexsort((acts["start"].to_numpy(), acts["ipsr"].to_numpy()))
-    start = acts["start"].to_numpy()[order]
-    group = pd.factorize(acts["ipsr"].to_numpy()[order])[0]
+    in_order = np.all((ipsr[1:] > ipsr[:-1]) | ((ipsr[1:] == ipsr[:-1]) & (start[1:] >= start[:-1])))
+    order = np.arange(len(start)) if in_order else np.lexsort((start, ipsr))  # lexsort is stable: the same order
+    start = start[order]
+    sorted_ipsr = ipsr[order]
+    group = np.cumsum(np.r_[0, sorted_ipsr[1:] != sorted_ipsr[:-1]]) if len(order) else order  # 0, 1, … per exception
     span = (np.nanmax(start) - np.nanmin(start) if len(start) else 0.0) + 2 * window + 1.0
     keyed = start - np.nanmin(start, initial=0.0) + group * span
-    busy = np.r_[0.0, np.cumsum(np.nan_to_num(acts["busy"].to_numpy()[order]))]
+    busy = np.r_[0.0, np.cumsum(np.nan_to_num(busy[order]))]
     first = np.arange(len(order))
     last = np.searchsorted(keyed, keyed + window, side="left")
     entries, time_busy = np.empty(len(order), dtype=np.int64), np.empty(len(order))
@@ -101,13 +112,10 @@ def _window_load(acts: pd.DataFrame, window: float) -> tuple[np.ndarray, np.ndar
 
 
 def check(ctx: Context) -> list[Finding]:
-    acts = activations(ctx)
-    if acts.empty:
+    if ctx.activations.empty:
         return []
-    acts = storm_runs(ctx, acts)
+    acts = candidate_runs(ctx)
     cfg = ctx.config
-    run = acts["run"].to_numpy()
-    acts = acts[np.bincount(run)[run] >= cfg.storm_min_entries]  # only runs long enough to be storms
     runs = acts.groupby(["ipsr", "run"], sort=False).agg(
         entries=("run", "size"), start=("start", "min"), end=("end", "max"), busy=("busy", "sum"),
         timed=("timed", "all"), first_row=("first_row", "min"), peak=("window_entries", "max"),
@@ -125,7 +133,7 @@ def check(ctx: Context) -> list[Finding]:
     if storms.empty:
         return []
     causes = _lock_causes(ctx, acts, storms)
-    in_storm = acts.set_index(["ipsr", "run"], append=True).index.droplevel(0).isin(list(zip(storms["ipsr"], storms["run"])))
+    in_storm = acts["run"].isin(storms["run"]).to_numpy()  # a run's number is unique across exceptions
     acts = acts[in_storm].join(_storm_rows(ctx, acts[in_storm]))
     per_storm = acts.groupby(["ipsr", "run"]).agg(path_row=("path_row", "min"), last_source=("last_source", "last"))
     per_storm = per_storm.reindex(list(zip(storms["ipsr"], storms["run"])))
