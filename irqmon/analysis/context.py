@@ -68,9 +68,14 @@ def own_paths(callpath: pd.Series) -> pd.Series:
     """Each call path cut at `<exception>`: only the running context's own frames (cut once per
     distinct path: a trace repeats a few paths)."""
     codes, paths = pd.factorize(callpath)
-    own = pc.replace_substring_regex(_arrow(pd.Series(paths)), rf"(?:^|{SEP}){re.escape(EXCEPTION_MARK)}(?:{SEP}.*)?$", "")
+    own = _own_frames(_arrow(pd.Series(paths)))
     per_row = pc.take(own, pa.array(codes, mask=codes < 0))  # -1: no call path
     return pd.Series(pd.arrays.ArrowStringArray(per_row), index=callpath.index)
+
+
+def _own_frames(paths: pa.Array) -> pa.Array:
+    """Call paths cut at `<exception>`."""
+    return pc.replace_substring_regex(paths, rf"(?:^|{SEP}){re.escape(EXCEPTION_MARK)}(?:{SEP}.*)?$", "")
 
 
 def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
@@ -338,13 +343,23 @@ class Context:
     ) -> pd.DataFrame:
         """Rows whose event, kind and role are among the given values (None: any), in handler
         mode only with `isr`; all columns, or only `columns` (less to convert for big selections)."""
+        return self.rows_at(self.positions_of(event, kind, role, isr), columns)
+
+    def positions_of(
+        self,
+        event: str | Iterable[str] | None = None,
+        kind: str | Iterable[str] | None = None,
+        role: str | Iterable[str] | None = None,
+        isr: bool = False,
+    ) -> np.ndarray:
+        """The positions of the rows `select` gives, in order."""
         positions = np.arange(len(self.timeline.time)) if event is None else self._event_rows(_values(event))
         for column, wanted in (("kind", kind), ("role", role)):
             if wanted is not None:
                 positions = positions[self._matching(column, _values(wanted))[self._codes[column][0][positions]]]
         if isr:
             positions = positions[self.timeline.in_isr[positions]]
-        return self.rows_at(positions, columns)
+        return positions
 
     def _event_rows(self, events: tuple[str, ...]) -> np.ndarray:
         """Positions of the rows of `events` (kept: rules select the same events again)."""
@@ -397,27 +412,41 @@ class Context:
         The call path says it where the trace has one: another function of the set among the
         running context's own frames (its own frame aside; inlined frames may come before it).
         Without a call path: an earlier call of the set in the same activation without its return.
+        `rows` are this context's, as `select` and `rows_at` give them (indexed by position).
         """
         calls = rows[rows["event"] == Event.CALL.value]
         if calls.empty:
             return calls
-        paths = _arrow(own_paths(calls["callpath"]))
+        codes, own = self._own_frames(calls.index.to_numpy())
         symbols = calls["symbol"].to_numpy(dtype=object, na_value=None)
         nested = np.zeros(len(calls), dtype=bool)
         for name in calls["symbol"].dropna().unique():  # per function of the set, not per row
-            nested |= _has_frame(paths, name) & (symbols != name)
+            nested |= np.r_[_has_frame(own, name), False][codes] & (symbols != name)
         with_returns = rows[rows["event"].isin([Event.CALL.value, Event.RETURN.value])]
         if (with_returns["event"] == Event.RETURN.value).any():
             previous = with_returns.groupby(ACT)["event"].shift()
             open_before = (previous == Event.CALL.value).fillna(False).astype(bool)
-            nested |= (open_before.reindex(calls.index) & calls["callpath"].isna()).to_numpy(dtype=bool)
+            nested |= open_before.reindex(calls.index).to_numpy(dtype=bool) & (codes < 0)
         return calls[~nested]
 
-    def frame_depth(self, rows: pd.DataFrame) -> pd.Series:
-        """How many frames of the running context's own call path (NA without a call path)."""
-        paths = _arrow(own_paths(rows["callpath"]))
-        depth = pc.add(pc.count_substring(paths, SEP), 1)
-        return pd.Series(depth.to_numpy(zero_copy_only=False), index=rows.index).astype("Int64")
+    def frame_depth(self, positions: np.ndarray) -> np.ndarray:
+        """Per row at `positions`, how many frames its running context's own call path has (NaN
+        without a call path)."""
+        codes, own = self._own_frames(positions)
+        return np.r_[pc.add(pc.count_substring(own, SEP), 1).to_numpy(zero_copy_only=False).astype(float), np.nan][codes]
+
+    def _own_frames(self, positions: np.ndarray) -> tuple[np.ndarray, pa.Array]:
+        """Per row at `positions`, the code of its call path (-1 without one); and per code, the
+        running context's own frames (the path cut at `<exception>`)."""
+        indices, own = self._callpath_codes
+        return pc.fill_null(indices.take(pa.array(positions, type=pa.int64())), -1).to_numpy(zero_copy_only=False), own
+
+    @cached_property
+    def _callpath_codes(self) -> tuple[pa.Array, pa.Array]:
+        """Per row, the code of its call path; per code, the own frames (cut once per distinct path)."""
+        column = self._columns["callpath"]
+        encoded = column if pa.types.is_dictionary(column.type) else column.cast(pa.string()).dictionary_encode()
+        return encoded.indices, _own_frames(encoded.dictionary.cast(pa.string()))
 
     def logical_priority(self, raw: int) -> int | None:
         """A raw 8-bit priority (BASEPRI, IPR) in implemented bits (needs priority_bits)."""

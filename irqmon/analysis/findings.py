@@ -100,9 +100,9 @@ def group_hits(
     findings = []
     for _, group in hits.groupby(list(site), dropna=False, sort=False):
         first = group.iloc[0]
-        contexts = list(dict.fromkeys(group["context"].dropna()))
+        contexts = group["context"].dropna().unique().tolist()  # in order of appearance
         if "other_context" in group:
-            contexts += [c for c in dict.fromkeys(group["other_context"].dropna()) if c not in contexts]
+            contexts += [c for c in group["other_context"].dropna().unique().tolist() if c not in contexts]
         callpath = plain(first["callpath"])
         findings.append(
             Finding(

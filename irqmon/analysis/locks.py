@@ -27,20 +27,17 @@ def lock_events(ctx: Context) -> pd.DataFrame:
 
 def _lock_events(ctx: Context) -> pd.DataFrame:
     roles = (Role.ACQUIRE.value, Role.RELEASE.value, Role.TEST.value)
-    hal = ctx.select(event=Event.ACCESS.value, kind=Kind.LOCK.value, role=roles)
-    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.MUTEX.value)
+    hal = ctx.positions_of(event=Event.ACCESS.value, kind=Kind.LOCK.value, role=roles)
+    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.MUTEX.value, columns=["event", "role", "symbol", "address", ACT])
     mutex = ctx.outermost_calls(mutex_rows)
     mutex = mutex[mutex["role"].isin(roles).fillna(False).astype(bool) & mutex["address"].notna()]
-    events = pd.concat([hal, mutex]).sort_values("seq")
+    events = ctx.rows_at(np.union1d(hal, mutex.index.to_numpy()))  # in order of position, so of seq
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
-    addresses = events["address"].dropna().unique()
-    hex_of = pd.Series([f"0x{int(a):x}" for a in addresses], index=addresses, dtype="string")  # per object
-    address = events["address"].map(hex_of).astype("string")
-    events[LOCK] = (events["kind"] + ":" + address.fillna(events["symbol"])).astype("string")
-    name = events["symbol"].where(events["kind"] == Kind.LOCK.value, events["symbol"] + "(" + address + ")")
-    events[LOCK_NAME] = name.fillna(address).astype("string")
-    events = events[events[LOCK].notna()]
+    lock_code, events[LOCK], events[LOCK_NAME] = _locks(events)
+    known = events[LOCK].notna().to_numpy()
+    if not known.all():
+        events, lock_code = events[known], lock_code[known]
     # A release that writes the unlocked value over the unlocked value changes nothing.
     redundant = (events["role"] == Role.RELEASE.value) & (events["old_value"] == 0)
     events[STATE] = events["role"].isin([Role.ACQUIRE.value, Role.RELEASE.value]) & ~redundant.fillna(False)
@@ -49,11 +46,30 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     events["row"] = events.index
     for column, source in (("held_role", "role"), ("held_act", ACT), ("held_row", "row")):
         marked = events[source].where(state)
-        events[column] = marked.groupby(events[LOCK], sort=False).shift()
-        events[column] = events[column].groupby(events[LOCK], sort=False).ffill()
+        events[column] = marked.groupby(lock_code, sort=False).shift()
+        events[column] = events[column].groupby(lock_code, sort=False).ffill()
     events["held_act"] = events["held_act"].astype("Int64")
     events["held_row"] = events["held_row"].astype("Int64")
     return events
+
+
+def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
+    """Per event: a number per lock, the lock (`kind:0xaddress`, or `kind:symbol` without an
+    address) and its name; worked out once per distinct (kind, address, symbol)."""
+    combination = np.zeros(len(events), dtype=np.int64)
+    for column in ("kind", "address", "symbol"):  # missing values included
+        codes, values = pd.factorize(events[column])
+        combination = combination * (len(values) + 1) + codes + 1
+    combination, distinct_values = pd.factorize(combination)
+    distinct = events.iloc[np.unique(combination, return_index=True)[1]]  # in order of first appearance
+    addresses = distinct["address"].dropna().unique()
+    hex_of = pd.Series([f"0x{int(a):x}" for a in addresses], index=addresses, dtype="string")  # per object
+    address = distinct["address"].map(hex_of).astype("string")
+    lock = (distinct["kind"] + ":" + address.fillna(distinct["symbol"])).astype("string")
+    name = distinct["symbol"].where(distinct["kind"] == Kind.LOCK.value, distinct["symbol"] + "(" + address + ")")
+    name = name.fillna(address).astype("string")
+    lock_code = pd.factorize(lock)[0][combination]
+    return lock_code, lock.array.take(combination), name.array.take(combination)
 
 
 def contended(events: pd.DataFrame) -> pd.Series:

@@ -24,15 +24,15 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, Context, own_paths
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context, own_paths
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
 
 RULE = Rule(id="critical-section-imbalance", severity="error", summary="interrupt masking not restored as an outer section or the ISR expects")
 MASK_REGISTERS = ("primask", "basepri", "faultmask")
-# What the checks of mask rows and their findings read (mask rows are many: the rest is not copied).
-MASK_COLUMNS = ["seq", "time", "symbol", "role", "ipsr", "task", "address", "old_value", "value", "callpath", "source", IN_ISR, PRIO, ACT]
+# What the checks of mask rows read (mask rows are many: the findings' rows are taken whole, later).
+MASK_COLUMNS = ["seq", "symbol", "role", "old_value", "value", IN_ISR, ACT]
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -65,19 +65,21 @@ def _early_enable(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     """
     # Rows in (context, register) order, in time order within each: group-wise fills and shifts
     # become plain array operations with a reset at every group's first row.
-    masks = masks.iloc[np.lexsort((masks["seq"].to_numpy(), pd.factorize(masks["symbol"])[0], masks[ACT].to_numpy()))]
-    key = [masks[ACT], masks["symbol"]]
-    first = np.r_[True, (np.diff(masks[ACT].to_numpy()) != 0) | (masks["symbol"].to_numpy()[1:] != masks["symbol"].to_numpy()[:-1])]
-    depth = ctx.frame_depth(masks).astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    before = masks["before"].to_numpy()
-    after = masks["after"].to_numpy()
+    register = pd.factorize(masks["symbol"])[0]
+    order = np.lexsort((masks["seq"].to_numpy(), register, masks[ACT].to_numpy()))
+    act, register = masks[ACT].to_numpy()[order], register[order]
+    first = np.r_[True, (np.diff(act) != 0) | (register[1:] != register[:-1])]
+    rows = masks.index.to_numpy()[order]
+    depth = ctx.frame_depth(rows)
+    before = masks["before"].to_numpy()[order]
+    after = masks["after"].to_numpy()[order]
     starts = (before == 0) & (after > 0)
     lowers = after < before
     # Found unmasked (by this context or one that ran meanwhile): no section is open any more.
     reset = (lowers & (after == 0)) | (before == 0)
     premature = np.zeros(len(masks), dtype=bool)
     outer_row = np.full(len(masks), np.nan)
-    positions = masks.index.to_numpy().astype(float)
+    positions = rows.astype(float)
     for level in np.unique(depth[starts & ~np.isnan(depth)]):  # one pass per call depth that opens sections
         opens = starts & (depth == level)
         closes = reset | (lowers & (depth == level))
@@ -87,14 +89,15 @@ def _early_enable(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
         outer_row[hit] = opener[hit]
         premature |= hit
     if np.isnan(depth).any():
-        premature |= _early_enable_without_frames(masks, key, pd.Series(lowers, index=masks.index)).to_numpy() & np.isnan(depth)
-    outer_row = pd.Series(outer_row, index=masks.index)
-    hits = masks[premature].copy()
+        # Group-wise in the masks' own order: within a (context, register) group it is time order too.
+        without_frames = _early_enable_without_frames(masks, [masks[ACT], masks["symbol"]], masks["after"] < masks["before"])
+        premature |= without_frames.to_numpy()[order] & np.isnan(depth)
+    hits = ctx.rows_at(rows[premature])
     hits["frames"] = own_paths(hits["callpath"])
     outer = outer_row[premature]
-    known = outer.notna() & (outer >= 0)
+    known = ~np.isnan(outer) & (outer >= 0)
     hits["outer_source"] = pd.Series(pd.NA, index=hits.index, dtype="string")
-    hits.loc[known[known].index, "outer_source"] = ctx.rows_at(outer[known].astype(np.int64).to_numpy(), ["source"])["source"].to_numpy()
+    hits.loc[hits.index[known], "outer_source"] = ctx.rows_at(outer[known].astype(np.int64), ["source"])["source"].to_numpy()
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, "symbol", "source", "frames"),
         title=lambda f, g: f"inner section re-enabled {f['symbol']} in {where(f)} while an outer section still needed it",
@@ -139,6 +142,7 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     closed = ctx.is_closed(last[ACT])
     switched = ctx.is_switch(last[ACT])
     hits = last[changed & closed & ~switched]  # a context switch returns to another context's mask
+    hits = ctx.rows_at(hits.index.to_numpy()).assign(entered_with=hits["entered_with"])
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"),
         title=lambda f, g: f"{where(f)} returned with {f['symbol']} {_hex(f['value'])}, entered with {_hex(f['entered_with'])}",
@@ -149,7 +153,7 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
 
 def _unpaired_sections(ctx: Context) -> list[Finding]:
     """RTOS enter/exit calls: an exit with no enter open, or an ISR returning inside a section."""
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value)
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=["event", "role", "symbol", IN_ISR, ACT])
     calls = ctx.outermost_calls(rows)
     calls = calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)]
     if calls.empty:
@@ -161,7 +165,8 @@ def _unpaired_sections(ctx: Context) -> list[Finding]:
     is_last = ~calls[ACT].duplicated(keep="last")
     closed = ctx.is_closed(calls[ACT])
     left_open = calls[IN_ISR] & is_last & closed & (last > 0)
-    hits = calls[(stray_exit | left_open).astype(bool)].assign(case=np.where(stray_exit[stray_exit | left_open], "exit-without-enter", "isr-returned-inside"))
+    hit = (stray_exit | left_open).astype(bool)
+    hits = ctx.rows_at(calls.index[hit].to_numpy()).assign(case=np.where(stray_exit[hit], "exit-without-enter", "isr-returned-inside"))
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, "symbol", "source", "case"),
         title=lambda f, g: f"{f['symbol']} in {where(f)} " + ("without a matching enter" if f["case"] == "exit-without-enter" else "and the ISR returned inside the section"),
