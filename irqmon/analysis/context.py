@@ -83,22 +83,53 @@ def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
     return pc.match_substring(padded, f"{SEP}{name}{SEP}").to_numpy(zero_copy_only=False) == True  # noqa: E712
 
 
-def _exception_names(ipsr: np.ndarray, known: np.ndarray, exception: pa.Array) -> pd.Series:
+def _exception_names(groups: _ByException, exception: pa.Array) -> pd.Series:
     """Exception number → name: the trace's `exception` column, else the architectural name."""
-    codes, names = _string_codes(exception)
-    first_code = _first_per_exception(ipsr, codes, known & (codes >= 0))
-    numbers = pd.unique(ipsr[known]).tolist()
+    numbers = groups.numbers[groups.starts][np.argsort(groups.rows[groups.starts])].tolist()  # in order of appearance
+    named = groups.first_rows(_valid(exception))
+    names = exception.take(pa.array(named.rows, type=pa.int64())).to_pylist()
+    name_of = dict(zip(named.numbers.tolist(), names, strict=True))
     return pd.Series(
-        [names[first_code[n]] if n in first_code else ARCH_EXCEPTIONS.get(n, _numbered(n)) for n in numbers],
+        [name_of[n] if n in name_of else ARCH_EXCEPTIONS.get(n, _numbered(n)) for n in numbers],
         index=pd.Index(numbers, dtype=np.int64), dtype="string",
     )  # fmt: skip
 
 
-def _first_per_exception(ipsr: np.ndarray, values: np.ndarray, has: np.ndarray) -> dict[int, int]:
-    """Per exception number, `values` at the first of its rows where `has` is set."""
-    rows = np.flatnonzero(has)
-    firsts = rows[pd.Series(ipsr[rows]).drop_duplicates().index.to_numpy()]
-    return dict(zip(ipsr[firsts].tolist(), values[firsts].tolist(), strict=True))
+class _ByException:
+    """The rows with an exception number (thread mode's 0 included) grouped by number, in order
+    within each group (a stable radix sort: the numbers are small)."""
+
+    def __init__(self, ipsr: np.ndarray, known: np.ndarray) -> None:
+        rows = np.flatnonzero(known)
+        numbers = ipsr[rows]
+        small = len(numbers) and -(2**15) <= numbers.min() and numbers.max() < 2**15
+        order = np.argsort(numbers.astype(np.int16) if small else numbers, kind="stable")
+        self.rows, self.numbers = rows[order], numbers[order]
+        self.starts = np.flatnonzero(np.r_[True, self.numbers[1:] != self.numbers[:-1]]) if len(rows) else rows
+        self.ends = np.r_[self.starts[1:], len(rows)] if len(rows) else rows
+        self.handler = int(np.searchsorted(self.numbers, 1))  # where the rows in handler mode begin
+
+    def first_rows(self, has: np.ndarray) -> _FirstRows:
+        """Per exception number, the first of its rows where `has` is set (in order of position)."""
+        first = self.rows[self.starts]
+        for group in np.flatnonzero(~has[first]):  # an exception whose first row lacks it (rare)
+            members = self.rows[self.starts[group] : self.ends[group]]
+            found = members[has[members]]
+            first[group] = found[0] if len(found) else -1
+        numbers = self.numbers[self.starts][first >= 0]
+        first = first[first >= 0]
+        order = np.argsort(first)
+        return _FirstRows(first[order], numbers[order])
+
+
+@dataclass
+class _FirstRows:
+    rows: np.ndarray
+    numbers: np.ndarray
+
+
+def _valid(column: pa.Array) -> np.ndarray:
+    return column.is_valid().to_numpy(zero_copy_only=False)
 
 
 def _numbered(exception: int) -> str:
@@ -108,7 +139,7 @@ def _numbered(exception: int) -> str:
 def _string_codes(column: pa.Array) -> tuple[np.ndarray, list[str]]:
     """A string column as integer codes (-1 where missing) and the values they stand for."""
     encoded = column if pa.types.is_dictionary(column.type) else column.cast(pa.string()).dictionary_encode()
-    return pc.fill_null(encoded.indices, -1).to_numpy(), encoded.dictionary.to_pylist()
+    return _integers(encoded.indices, -1), encoded.dictionary.to_pylist()
 
 
 def _matches(codes: np.ndarray, values: list[str], wanted: str) -> np.ndarray:
@@ -133,8 +164,8 @@ def _one_array(column: pa.ChunkedArray) -> pa.Array:
 
 
 def _integers(column: pa.Array, missing: int) -> np.ndarray:
-    """An integer column as an int64 array, `missing` where it has no value."""
-    return pc.fill_null(column.cast(pa.int64()), missing).to_numpy()
+    """An integer column as an array, `missing` where it has no value."""
+    return (column if column.null_count == 0 else pc.fill_null(column, missing)).to_numpy()
 
 
 class Timeline:
@@ -186,19 +217,19 @@ class Context:
         self._columns = {c: _one_array(table[c]) for c in WORKING_COLUMNS if c in table.column_names}
         del table
         pa.default_memory_pool().release_unused()  # the columns let go of, when the table was handed over
-        ipsr = _integers(self._columns["ipsr"], -1)
-        known = self._columns["ipsr"].is_valid().to_numpy(zero_copy_only=False)
-        self.exception_names = _exception_names(ipsr, known, exception)
+        ipsr = _integers(self._columns["ipsr"].cast(pa.int64()), -1)
+        known = _valid(self._columns["ipsr"])
+        self._by_exception = _ByException(ipsr, known)
+        self.exception_names = _exception_names(self._by_exception, exception)
         del exception
-        has_priority = known & self._columns["priority"].is_valid().to_numpy(zero_copy_only=False)
-        priority = _first_per_exception(ipsr, _integers(self._columns["priority"], 0), has_priority)
-        self._prio_by_ipsr = pd.Series(priority, index=pd.Index(list(priority), dtype=np.int64), dtype=np.int64)
+        priority = self._columns["priority"]
+        prioritized = self._by_exception.first_rows(_valid(priority))
+        prio = priority.take(pa.array(prioritized.rows, type=pa.int64())).cast(pa.int64()).to_numpy()
+        self._prio_by_ipsr = pd.Series(prio, index=pd.Index(prioritized.numbers, dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
         self._event_positions: dict[tuple[str, ...], np.ndarray] = {}
         self._codes = {c: _string_codes(self._columns[c]) for c in ("event", "kind", "role")}
         self.timeline = self._timeline(ipsr, known)
-        # Thread mode's stack (CONTROL.SPSEL), for telling context switches apart.
-        self._process_stack = (_integers(self._columns["control"], 0) & CONTROL_SPSEL) != 0
 
     # --- derived columns -------------------------------------------------------------------
 
@@ -213,10 +244,16 @@ class Context:
         return Timeline(time, ipsr, np.where(known, act, NO_CONTEXT), enter, exit)
 
     def _activation_counts(self, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
-        """Per row, which activation of its exception it belongs to (0, 1, 2, …)."""
-        with_irq_rows = set(pd.unique(ipsr[enter]).tolist())
-        counts = np.array(pd.Series(enter).groupby(ipsr).cumsum(), dtype=np.int64)
-        without_irq_rows = [exc for exc in pd.unique(ipsr[ipsr > 0]).tolist() if exc not in with_irq_rows]
+        """Per row in handler mode, which activation of its exception it belongs to (0, 1, 2, …):
+        how many irq_enter rows of the exception come up to it."""
+        groups = self._by_exception
+        rows, exception = groups.rows[groups.handler :], groups.numbers[groups.handler :]
+        starts = np.flatnonzero(np.r_[True, exception[1:] != exception[:-1]]) if len(rows) else rows
+        entered = np.cumsum(enter[rows])
+        before = np.r_[0, entered][starts]  # entered before each exception's first row
+        counts = np.zeros(len(ipsr), dtype=np.int64)
+        counts[rows] = entered - np.repeat(before, np.diff(np.r_[starts, len(rows)]))
+        without_irq_rows = exception[starts][np.r_[entered[starts[1:] - 1], entered[-1:]] == before].tolist() if len(rows) else []
         if not without_irq_rows:
             return counts
         priority = self._columns["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
@@ -274,12 +311,9 @@ class Context:
         `exited` (an irq_exit), `closed` (seen to return), `switched` (thread mode resumed in
         another task or on another stack: a context switch)."""
         t = self.timeline
-        isr_rows = np.flatnonzero(t.in_isr)
-        # An exception's activation ids only grow along the trace, so a stable sort of the rows by
-        # exception number (a radix sort: the numbers are small) lines up each activation's rows, in order.
-        exception = t.ipsr[isr_rows]
-        small = exception.astype(np.int16) if len(exception) and exception.max() < 2**15 else exception
-        rows = isr_rows[np.argsort(small, kind="stable")]
+        # An exception's activation ids only grow along the trace: in the rows grouped by
+        # exception, each activation's rows are lined up, in order.
+        rows = self._by_exception.rows[self._by_exception.handler :]
         ids = t.act[rows]
         starts = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
         ends = np.r_[starts[1:], True] if len(ids) else starts
@@ -308,7 +342,9 @@ class Context:
         # The task (thread mode's context id), and the stack thread mode runs on (CONTROL.SPSEL:
         # the scheduler's start moves thread mode from MSP to a task's PSP even when the task
         # column already names the task).
-        key = self.timeline.act[thread] * 4 + self._process_stack[thread]
+        control = self._columns["control"].take(pa.array(thread, type=pa.int64())).cast(pa.int64())
+        process_stack = (_integers(control, 0) & CONTROL_SPSEL) != 0
+        key = self.timeline.act[thread] * 4 + process_stack
         # Activations run in handler mode: the thread rows before the first row are those up to it.
         before = self.timeline.thread_rows[first_row] - 1
         after = self.timeline.thread_rows[last_row]
