@@ -359,15 +359,20 @@ def _check_rows(path: Path, table: pa.Table, first_line: int | None) -> None:
         if step.any():
             raise UsageError(f"{where(int(step.argmax()) + 1)}: column seq is not increasing")
     events = table["event"]
-    unknown = pc.invert(pc.is_in(events, value_set=pa.array([e.value for e in schema.Event])))
-    if pc.any(unknown).as_py():
-        position = _first(unknown)
-        raise UsageError(f"{where(position)}: column event: unknown event {events[position].as_py()!r}")
+    names = pa.array([e.value for e in schema.Event])
+    # Each distinct event once (the dictionaries' values); row by row only to find a bad one.
+    encoded = pa.types.is_dictionary(events.type)
+    if not (encoded and all(pc.all(pc.is_in(chunk.dictionary, value_set=names)).as_py() for chunk in events.chunks)):
+        unknown = pc.invert(pc.is_in(events, value_set=names))
+        if pc.any(unknown).as_py():
+            position = _first(unknown)
+            raise UsageError(f"{where(position)}: column event: unknown event {events[position].as_py()!r}")
     ipsr = table["ipsr"]
-    invalid = pc.or_(pc.less(ipsr, 0), pc.greater(ipsr, 511))
-    if pc.any(invalid).as_py():
-        position = _first(invalid)
+    lowest, highest = pc.min_max(ipsr).values()
+    if lowest.is_valid and (lowest.as_py() < 0 or highest.as_py() > 511):
+        position = _first(pc.or_(pc.less(ipsr, 0), pc.greater(ipsr, 511)))
         raise UsageError(f"{where(position)}: column ipsr: {ipsr[position].as_py()} is not an exception number")
+
 
 
 def _first(mask: pa.ChunkedArray) -> int:

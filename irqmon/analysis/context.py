@@ -39,6 +39,7 @@ SEP = schema.CALLPATH_SEPARATOR
 # slice); exception names come from `Context.names`, every column stays in the Trace's table.
 WORKING_COLUMNS = [c for c in schema.COLUMNS if c not in ("cycles", "probe", "exception", "args")]
 
+LABEL_COLUMNS = ["ipsr", "task", PRIO]  # what `Context.labels` reads
 ARCH_EXCEPTIONS = {
     0: "Thread", 1: "Reset", 2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault",
     6: "UsageFault", 11: "SVCall", 12: "DebugMonitor", 14: "PendSV", 15: "SysTick",
@@ -434,6 +435,10 @@ class Context:
         thread = ("task " + distinct["task"]).fillna("Thread")
         labels = thread.where(ipsr == 0, isr).astype("string").to_numpy()
         return pd.Series(labels[same] if len(rows) else [], index=rows.index, dtype="string")
+
+    def labels_at(self, positions: np.ndarray) -> pd.Series:
+        """`labels` of the rows at `positions` (taking only the columns labels read)."""
+        return self.labels(self.rows_at(positions, LABEL_COLUMNS))
 
     def handlers(self, rows: pd.DataFrame) -> pd.Series:
         """The running handler's function (the frame before `<exception>`), else the exception."""

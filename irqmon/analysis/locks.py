@@ -31,7 +31,7 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.MUTEX.value, columns=["event", "role", "symbol", "address", ACT])
     mutex = ctx.outermost_calls(mutex_rows)
     mutex = mutex[mutex["role"].isin(roles).fillna(False).astype(bool) & mutex["address"].notna()]
-    events = ctx.rows_at(np.union1d(hal, mutex.index.to_numpy()))  # in order of position, so of seq
+    events = ctx.rows_at(np.sort(np.r_[hal, mutex.index.to_numpy()]))  # in order of position, so of seq (disjoint rows)
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
     lock_code, events[LOCK], events[LOCK_NAME] = _locks(events)
@@ -84,5 +84,5 @@ def contended(events: pd.DataFrame) -> pd.Series:
 def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
     """The label of the context that held the lock at each event (NA where nobody did)."""
     rows = events["held_row"].dropna().astype(np.int64)
-    labels = ctx.labels(ctx.rows_at(rows.to_numpy()))
+    labels = ctx.labels_at(rows.to_numpy())
     return pd.Series(labels.to_numpy(), index=rows.index, dtype="string").reindex(events.index)

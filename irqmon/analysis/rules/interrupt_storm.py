@@ -69,17 +69,22 @@ def _back_to_back(
 
 
 def _storm_rows(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
-    """For the activations of storms only: the first row with a call path, the last source line."""
+    """For the activations of storms only: the first row with a call path, the last with a source line."""
     t = ctx.timeline
     halting = np.flatnonzero(~t.irq & np.isin(t.ipsr, acts["ipsr"].unique()))  # IRQ rows have neither
     inside = halting[pd.Series(t.act[halting]).isin(acts.index).to_numpy()]
     with_path, with_source = ctx.has_value("callpath", inside), ctx.has_value("source", inside)
     path_row = _per_activation(inside[with_path], t.act[inside[with_path]]).reindex(acts.index)
     last_source_row = _per_activation(inside[with_source], t.act[inside[with_source]], last=True).reindex(acts.index)
-    known = last_source_row.notna().to_numpy()
-    last_source = np.full(len(acts), pd.NA, dtype=object)
-    last_source[known] = ctx.rows_at(last_source_row[known].astype(np.int64).to_numpy(), ["source"])["source"].to_numpy()
-    return pd.DataFrame({"path_row": path_row, "last_source": last_source}, index=acts.index)
+    return pd.DataFrame({"path_row": path_row, "last_source_row": last_source_row}, index=acts.index)
+
+
+def _sources(ctx: Context, rows: pd.Series) -> np.ndarray:
+    """The source line at each of `rows` (positions, NaN for none): strings, NA where none."""
+    known = rows.notna().to_numpy()
+    sources = np.full(len(rows), pd.NA, dtype=object)
+    sources[known] = ctx.rows_at(rows[known].astype(np.int64).to_numpy(), ["source"])["source"].to_numpy()
+    return sources
 
 
 def _per_activation(positions: np.ndarray, act: np.ndarray, last: bool = False) -> pd.Series:
@@ -135,7 +140,7 @@ def check(ctx: Context) -> list[Finding]:
     causes = _lock_causes(ctx, acts, storms)
     in_storm = acts["run"].isin(storms["run"]).to_numpy()  # a run's number is unique across exceptions
     acts = acts[in_storm].join(_storm_rows(ctx, acts[in_storm]))
-    per_storm = acts.groupby(["ipsr", "run"]).agg(path_row=("path_row", "min"), last_source=("last_source", "last"))
+    per_storm = acts.groupby(["ipsr", "run"]).agg(path_row=("path_row", "min"), last_source_row=("last_source_row", "last"))
     per_storm = per_storm.reindex(list(zip(storms["ipsr"], storms["run"])))
     # The storm's first row with a call path names the handler; else its first row.
     rows = per_storm["path_row"].fillna(pd.Series(storms["first_row"].to_numpy(), index=per_storm.index))
@@ -144,7 +149,7 @@ def check(ctx: Context) -> list[Finding]:
     for column in ("entries", "duration", "rate", "share", "peak", "timed", "window_share"):
         hits[column] = storms[column].to_numpy()
     hits["cause"] = causes
-    hits["last_source"] = per_storm["last_source"].to_numpy()
+    hits["last_source"] = _sources(ctx, per_storm["last_source_row"])
     return group_hits(RULE, ctx, hits, site=(EXC_NAME,), title=_title, message=_message, evidence=_evidence)
 
 
@@ -153,7 +158,7 @@ def _lock_causes(ctx: Context, acts: pd.DataFrame, storms: pd.DataFrame) -> list
     events = lock_events(ctx)
     if events.empty:
         return [None] * len(storms)
-    blocked = events[contended(events)]
+    blocked = events.loc[contended(events), ["ipsr", ACT, LOCK_NAME, "held_row"]]
     blocked = blocked[blocked[ACT].isin(acts.index)].copy()
     blocked["run"] = blocked[ACT].map(acts["run"])
     first = blocked.groupby(["ipsr", "run"]).head(1).set_index(["ipsr", "run"])

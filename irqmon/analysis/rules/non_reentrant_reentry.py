@@ -57,7 +57,7 @@ def check(ctx: Context) -> list[Finding]:
     other_rows = previous_other.reindex(hits.index)
     known = other_rows.notna().to_numpy()
     labels = pd.Series(pd.NA, index=hits.index, dtype="string")
-    labels[known] = ctx.labels(ctx.rows_at(other_rows[known].astype(np.int64).to_numpy())).to_numpy()
+    labels[known] = ctx.labels_at(other_rows[known].astype(np.int64).to_numpy()).to_numpy()
     hits["other_context"] = labels
     return group_hits(RULE, ctx, hits, site=("symbol", "ipsr"), title=_title, message=_message, evidence=_evidence)
 

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, IN_ISR, PRIO, Context
+from irqmon.analysis.context import ACT, IN_ISR, LABEL_COLUMNS, PRIO, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
@@ -83,7 +83,7 @@ def _lost_updates(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     lost = (hits["value"] ^ hits["foreign_value"]) & changed
     hits["lost_bits"] = lost
     hits = hits[lost.isna() | (lost != 0)].copy()  # a stale store that happens to agree loses nothing
-    foreign = ctx.rows_at(hits["foreign_row"].astype(np.int64).to_numpy())
+    foreign = ctx.rows_at(hits["foreign_row"].astype(np.int64).to_numpy(), [*LABEL_COLUMNS, "source"])
     hits["other_context"] = ctx.labels(foreign).to_numpy()
     hits["foreign_source"] = foreign["source"].to_numpy()
     return hits
@@ -146,7 +146,7 @@ def _unprotected(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
     if exposed.empty:
         return pairs.iloc[0:0]
     hits = ctx.rows_at(exposed["row"].astype(np.int64).to_numpy())
-    other = ctx.rows_at(exposed["row_hi"].astype(np.int64).to_numpy())
+    other = ctx.rows_at(exposed["row_hi"].astype(np.int64).to_numpy(), [*LABEL_COLUMNS, "source"])
     hits["other_context"] = ctx.labels(other).to_numpy()
     hits["other_source"] = other["source"].to_numpy()
     return hits
