@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -89,8 +88,7 @@ def load_trace(path: Path | str) -> Trace:
         raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
     if not head:
         raise UsageError(f"{path}: empty file, not a trace")
-    tables, metadata = _read_parquet(path) if head == PARQUET_MAGIC else _read_csv(path)
-    table = _one_chunk_each(tables)
+    table, metadata = _read_parquet(path) if head == PARQUET_MAGIC else _read_csv(path)
     _check_metadata(path, metadata)
     _check_rows(path, table, first_line=_first_data_line(path) if head != PARQUET_MAGIC else None)
     pa.default_memory_pool().release_unused()  # the reader's scratch memory, else kept by Arrow's pool
@@ -144,26 +142,7 @@ def _decode(path: Path, raw: bytes, line: int) -> str:
         raise UsageError(f"{path}:{line}: not UTF-8 (byte {exc.start + 1} of the line)") from None
 
 
-def _one_chunk_each(tables: list[pa.Table]) -> pa.Table:
-    """The table in `tables`, taken out of it, with each column in one chunk (rows are taken out
-    of the columns later: out of many chunks, Arrow would concatenate them every time). Columns
-    are combined in threads (Arrow works without the GIL), each one's chunks freed once combined."""
-    table = tables.pop()
-    names, columns = table.column_names, table.columns
-    del table
-    memory = pa.default_memory_pool()
-
-    def combine(index: int) -> None:
-        if columns[index].num_chunks != 1:
-            columns[index] = columns[index].combine_chunks()
-            memory.release_unused()  # the chunks' memory, else kept by the allocator
-
-    with ThreadPoolExecutor(max_workers=pa.cpu_count()) as pool:
-        list(pool.map(combine, range(len(columns))))
-    return pa.table(columns, names=names)
-
-
-def _read_csv(path: Path) -> tuple[list[pa.Table], dict[str, str]]:
+def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
     metadata, skip, header_raw = _read_metadata_lines(path)
     header_line = skip + 1
     header_text = _decode(path, header_raw, header_line).strip("\r\n")
@@ -188,7 +167,7 @@ def _read_csv(path: Path) -> tuple[list[pa.Table], dict[str, str]]:
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise UsageError(_diagnose_csv(path, skip, header, str(exc))) from None
-    return [table], metadata
+    return table, metadata
 
 
 def _held_type(arrow_type: pa.DataType) -> pa.DataType:
@@ -234,7 +213,7 @@ def _cell_problem(dtype: str, cell: str) -> str | None:
     return None
 
 
-def _read_parquet(path: Path) -> tuple[list[pa.Table], dict[str, str]]:
+def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
     strings = [name for name, dtype in schema.COLUMNS.items() if dtype == "string"]
     try:
         table = pq.read_table(path, read_dictionary=strings)
@@ -271,9 +250,7 @@ def _read_parquet(path: Path) -> tuple[list[pa.Table], dict[str, str]]:
             if held != wanted:
                 column = column.dictionary_encode()
         columns.append(column)
-    names = table.column_names
-    del table
-    return [pa.table(columns, names=names)], metadata
+    return pa.table(columns, names=table.column_names), metadata
 
 
 def to_frame(columns: Iterable[tuple[str, pa.Array | pa.ChunkedArray]]) -> pd.DataFrame:

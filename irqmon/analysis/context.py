@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -164,6 +165,22 @@ def _one_array(column: pa.ChunkedArray) -> pa.Array:
     return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
 
 
+def _one_array_each(columns: dict[str, pa.ChunkedArray]) -> None:
+    """Replace each column by one array (taking rows out of a column of many chunks would
+    concatenate them every time). Combined in threads (Arrow works without the GIL); chunks no
+    one else holds are freed as it goes, their memory handed back every few columns."""
+    memory = pa.default_memory_pool()
+
+    def combine(number: int, name: str) -> None:
+        columns[name] = _one_array(columns[name])
+        if number % 4 == 3:
+            memory.release_unused()
+
+    with ThreadPoolExecutor(max_workers=pa.cpu_count()) as pool:
+        list(pool.map(combine, range(len(columns)), list(columns)))
+    memory.release_unused()
+
+
 def _integers(column: pa.Array, missing: int) -> np.ndarray:
     """An integer column as an array, `missing` where it has no value."""
     return (column if column.null_count == 0 else pc.fill_null(column, missing)).to_numpy()
@@ -212,12 +229,11 @@ class Context:
         else:
             table = rows
         del rows
-        exception = _one_array(table["exception"])
-        # The working columns, each as one array (taking rows out of a column of many chunks
-        # would concatenate them every time).
-        self._columns = {c: _one_array(table[c]) for c in WORKING_COLUMNS if c in table.column_names}
-        del table
-        pa.default_memory_pool().release_unused()  # the columns let go of, when the table was handed over
+        columns = {c: table[c] for c in [*WORKING_COLUMNS, "exception"] if c in table.column_names}
+        del table  # the columns not kept are freed here when the table was handed over
+        _one_array_each(columns)
+        exception = columns.pop("exception")
+        self._columns: dict[str, pa.Array] = columns  # type: ignore[assignment]
         ipsr = _integers(self._columns["ipsr"].cast(pa.int64()), -1)
         known = _valid(self._columns["ipsr"])
         self._by_exception = _ByException(ipsr, known)
