@@ -351,7 +351,6 @@ def _check_rows(path: Path, table: pa.Table, first_line: int | None) -> None:
         raise UsageError(f"{where(position)}: column ipsr: {ipsr[position].as_py()} is not an exception number")
 
 
-
 def _first(mask: pa.ChunkedArray) -> int:
     """Position of the first true value of `mask`."""
     return pc.index(mask, True).as_py()

@@ -138,9 +138,14 @@ def _numbered(exception: int) -> str:
     return f"IRQ {exception - schema.FIRST_IRQ}" if exception >= schema.FIRST_IRQ else f"exception {exception}"
 
 
+def _dictionary_encoded(column: pa.Array) -> pa.DictionaryArray:
+    """A string column as a dictionary array (as it is if the loader already encoded it)."""
+    return column if pa.types.is_dictionary(column.type) else column.cast(pa.string()).dictionary_encode()
+
+
 def _string_codes(column: pa.Array) -> tuple[np.ndarray, list[str]]:
     """A string column as integer codes (-1 where missing) and the values they stand for."""
-    encoded = column if pa.types.is_dictionary(column.type) else column.cast(pa.string()).dictionary_encode()
+    encoded = _dictionary_encoded(column)
     return _integers(encoded.indices, -1), encoded.dictionary.to_pylist()
 
 
@@ -264,13 +269,14 @@ class Context:
         """Per row in handler mode, which activation of its exception it belongs to (0, 1, 2, …):
         how many irq_enter rows of the exception come up to it."""
         groups = self._by_exception
-        rows, exception = groups.rows[groups.handler :], groups.numbers[groups.handler :]
-        starts = np.flatnonzero(np.r_[True, exception[1:] != exception[:-1]]) if len(rows) else rows
-        entered = np.cumsum(enter[rows])
-        before = np.r_[0, entered][starts]  # entered before each exception's first row
+        handler = groups.handler
+        rows = groups.rows[handler:]
+        in_handler = groups.starts >= handler  # the exceptions' groups in handler mode
+        starts, ends = groups.starts[in_handler] - handler, groups.ends[in_handler] - handler
+        entered = np.r_[0, np.cumsum(enter[rows])]  # irq_enter rows among the first k rows
         counts = np.zeros(len(ipsr), dtype=np.int64)
-        counts[rows] = entered - np.repeat(before, np.diff(np.r_[starts, len(rows)]))
-        without_irq_rows = exception[starts][np.r_[entered[starts[1:] - 1], entered[-1:]] == before].tolist() if len(rows) else []
+        counts[rows] = entered[1:] - np.repeat(entered[starts], ends - starts)
+        without_irq_rows = groups.numbers[handler:][starts][entered[ends] == entered[starts]].tolist()
         if not without_irq_rows:
             return counts
         priority = self._columns["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
@@ -501,8 +507,7 @@ class Context:
     @cached_property
     def _callpath_codes(self) -> tuple[pa.Array, pa.Array]:
         """Per row, the code of its call path; per code, the own frames (cut once per distinct path)."""
-        column = self._columns["callpath"]
-        encoded = column if pa.types.is_dictionary(column.type) else column.cast(pa.string()).dictionary_encode()
+        encoded = _dictionary_encoded(self._columns["callpath"])
         return encoded.indices, _own_frames(encoded.dictionary.cast(pa.string()))
 
     def logical_priority(self, raw: int) -> int | None:
