@@ -81,6 +81,11 @@ class StopReply:
         return not self.exited and self.signal == SIGINT and self.watch is None
 
 
+def refused(reply: str) -> bool:
+    """An `Enn` error reply."""
+    return len(reply) == 3 and reply[0] == "E"
+
+
 def checksum(payload: bytes) -> int:
     return sum(payload) & 0xFF
 
@@ -196,19 +201,25 @@ class RspClient:
         """Send one packet and return its reply; an `Enn` reply raises RspError."""
         return self.pipeline([payload])[0]
 
-    def pipeline(self, payloads: list[str | bytes]) -> list[str]:
-        """Send several packets at once and return their replies in order: one round trip."""
+    def pipeline(self, payloads: list[str | bytes], then: bytes | None = None, refused_ok: bool = False) -> list[str]:
+        """Send several packets at once and return their replies in order: one round trip.
+
+        `then`: one more packet in the same write whose reply is not awaited (`s` or `c`: the
+        stop reply comes later through `wait_stop`). Every reply is read before an `Enn` reply
+        raises RspError; with `refused_ok` it is returned like any other."""
         data = b"".join(frame(p.encode() if isinstance(p, str) else p) for p in payloads)
-        self._send(data)
-        replies = []
+        self._send(data + frame(then) if then else data)
+        replies, failure = [], None
         for payload in payloads:
             reply = self.receive()
             if reply is None:
                 raise RspDisconnected(f"no reply from the GDB stub at {self.address} to {payload!r:.40}")
             text = reply.decode("latin-1")
-            if len(text) == 3 and text[0] == "E" and payload[:1] not in ("q", b"q"):
-                raise RspError(f"{payload!r:.40} failed: {text}")
+            if failure is None and refused(text) and payload[:1] not in ("q", b"q"):
+                failure = RspError(f"{payload!r:.40} failed: {text}")
             replies.append(text)
+        if failure is not None and not refused_ok:
+            raise failure
         return replies
 
     # Session ------------------------------------------------------------------------------

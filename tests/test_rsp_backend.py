@@ -12,15 +12,22 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import capture_sample, expected, sample_elf, sample_names, start_irqmon, stderr_once_ended
+from support import ROOT, capture_sample, expected, sample_elf, sample_names, start_irqmon, stderr_once_ended
 
 from irqmon.backends.qemu import QemuTarget
+from irqmon.backends.rsp_direct import RspBackend
+from irqmon.elf import ElfImage
 from irqmon.tracefile import load_trace
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from common import bench_firmware  # noqa: E402
 
 ICOUNT = "-icount shift=2,sleep=off"
 # Every capture is cut at the same event count (both backends see the same events up to there):
@@ -136,3 +143,33 @@ def test_rsp_qemu_dying_mid_capture_keeps_every_event(built_samples, tmp_path):
     lines = [line for line in stderr.splitlines() if line.startswith("irqmon:")]
     assert len(lines) == 1 and "cut off" in lines[0] and "Traceback" not in stderr
     assert len(load_trace(output).frame) >= 20
+
+
+def test_the_step_sent_with_the_register_reads_ends_even_on_a_wfi(tmp_path):
+    """Where every breakpoint allows it, the step off a breakpoint goes out in the same write as
+    the register reads, before the pc is known. On the `wfi` the bench firmware ends on, that
+    step waits for an interrupt a step never takes: it is interrupted, and the session goes on."""
+    hits = 20
+    elf = bench_firmware(hits)
+    image = ElfImage(elf)
+    handler, done = (image.symbols[name].address & ~1 for name in ("EXTI2_IRQHandler", "sample_done"))
+    writes: list[bytes] = []
+    with QemuTarget(elf, workdir=tmp_path / "q") as qemu:
+        backend = RspBackend(image, qemu.gdb_address, timeout=3.0)  # a step left hanging fails at once
+        backend.connect()
+        send = backend.client._send
+        backend.client._send = lambda data: (writes.append(data), send(data))[1]
+        try:
+            backend.add_breakpoint(handler)
+            backend.add_breakpoint(done)
+            stops = []
+            while not stops or stops[-1].pc != done:
+                backend.resume()
+                stops.append(backend.wait_stop(5))
+            counted = int.from_bytes(backend.read_memory(image.symbols["bench_isr_count"].address, 4), "little")
+        finally:
+            backend.disconnect(resume=True)
+    assert [stop.pc for stop in stops] == [handler] * hits + [done]
+    assert counted == hits
+    steps_ahead = [w for w in writes if w.startswith(b"$g#") and w.endswith(b"$s#73")]
+    assert len(steps_ahead) >= hits - 1  # all but the first stop, where the stub's stepping is found out

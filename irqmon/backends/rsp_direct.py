@@ -5,7 +5,8 @@ Per breakpoint stop it costs what the protocol needs and little more: the stop r
 round trip for every register the capture and the unwinder use (`g`, `p` for the system
 registers) together with the stack window the unwinder walks (guessed from the last stop's sp);
 and the step off the breakpoint, sent as soon as those are in (where the instruction cannot
-branch or store) so that it runs while the capture builds its row. Code bytes come from the ELF.
+branch or store), or in the same write where every breakpoint allows it, so that it runs while
+the capture builds its row. Code bytes come from the ELF.
 Where the stub steps through a breakpoint under pc (QEMU does) it is not removed for the step.
 
 Stubs that stop *before* a watched access (QEMU) are stepped once past it with the watchpoints
@@ -26,17 +27,20 @@ from irqmon.elf import ElfImage
 from irqmon.errors import CaptureError, UsageError
 from irqmon.rsp import (
     SIGINT,
+    SIGTRAP,
     PointKind,
     RspClient,
     RspDisconnected,
     RspError,
     StopReply,
     frame,
+    refused,
 )
 from irqmon.thumb import Instruction
 from irqmon.unwind import UNWIND_REGISTERS, Unwinder
 
 BREAKPOINT_LENGTH = 2  # Thumb
+WAIT_FOR_EVENT = (0xBF20, 0xBF30)  # wfe, wfi
 WATCH_KINDS = {WatchAccess.READ: PointKind.READ, WatchAccess.WRITE: PointKind.WRITE, WatchAccess.ACCESS: PointKind.ACCESS}
 SYSTEM_REGISTERS = ("msp", "psp", "primask", "control", "basepri", "faultmask")
 CYCLES = "cyccnt"  # DWT CYCCNT, read with the registers when counted
@@ -76,11 +80,16 @@ class _BatchedAckClient(RspClient):
             data, self._owed = ACK * self._owed, 0
             super()._send(data)
 
-    def pipeline(self, payloads: list[str | bytes]) -> list[str]:
+    def pipeline(self, payloads: list[str | bytes], then: bytes | None = None, refused_ok: bool = False) -> list[str]:
         try:
-            return super().pipeline(payloads)
+            return super().pipeline(payloads, then, refused_ok)
         finally:
-            self._flush_acks()
+            if then is None:
+                self._flush_acks()
+            else:
+                # The stub forgot these replies when `then` came (a new packet abandons the
+                # last reply), and a byte that reaches the running target pauses it: none is sent.
+                self._owed = 0
 
     def wait_stop(self, timeout: float | None) -> StopReply | None:
         try:
@@ -138,6 +147,7 @@ class RspBackend:
         self._early_step_from: int | None = None  # a step started at the stop, not yet reported
         self._early_reply: StopReply | None = None
         self._early_steppable: dict[int, bool] = {}
+        self._steps_ahead: bool | None = None  # see `_every_breakpoint_steps_early`
         self._detach = "D"
 
     # --- connecting -----------------------------------------------------------------------
@@ -232,6 +242,7 @@ class RspBackend:
     def add_breakpoint(self, address: int) -> int:
         number = self._add_point(_Point(PointKind.HARDWARE, address & ~1, BREAKPOINT_LENGTH))
         self._breakpoints[address & ~1] = number
+        self._steps_ahead = None
         return number
 
     def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
@@ -241,6 +252,7 @@ class RspBackend:
         removed = self._points.pop(point)
         if removed.kind is PointKind.HARDWARE:
             self._breakpoints.pop(removed.address, None)
+            self._steps_ahead = None
         self._request(removed.remove)
 
     def _watchpoints(self) -> list[_Point]:
@@ -287,7 +299,7 @@ class RspBackend:
         if reply is None:
             return None
         self.running = False
-        return self._stop_from(reply)
+        return self._stop_from(reply, step_ahead=True)
 
     def halt(self) -> Stop:
         if not self.running:
@@ -305,7 +317,8 @@ class RspBackend:
     # An early step: at a breakpoint stop whose instruction cannot branch or store (beyond a push
     # below sp), the step off the breakpoint is sent as soon as the registers and the stack
     # window are in, and runs while the capture builds its row from them. The capture's own
-    # step, or its resume, then only collects it.
+    # step, or its resume, then only collects it. Where every breakpoint's instruction allows
+    # it, the step goes out in the same write as the register reads (see `_stop_from`).
 
     def _start_early_step(self, pc: int) -> None:
         if self._step_passes_breakpoints and self._can_step_early(pc):
@@ -319,10 +332,15 @@ class RspBackend:
         return self._early_steppable[pc]
 
     def _settle(self) -> None:
-        """Wait for an early step still running: the stub takes nothing else meanwhile."""
+        """Wait for an early step still running: the stub takes nothing else meanwhile. The step
+        of a `wfi` or `wfe` waits for an interrupt that a step never takes: it is interrupted.
+        The stub then reports either that stop or the step's own, if it ended first (an interrupt
+        that reaches a halted stub is dropped)."""
         if self._early_step_from is None or self._early_reply is not None:
             return
         try:
+            if self._waits_for_event(self._early_step_from):
+                self.client.interrupt()
             reply = self.client.wait_stop(self.timeout)
         except RspDisconnected as exc:
             self.gone = str(exc)
@@ -385,19 +403,40 @@ class RspBackend:
             self._fall_through[pc] = insn.end if insn is not None and falls_through(insn) else None
         return self._fall_through[pc]
 
-    def _stop_from(self, reply: StopReply) -> Stop:
+    def _stop_from(self, reply: StopReply, step_ahead: bool = False) -> Stop:
+        """The stop `reply` reports. `step_ahead`: the target ran into it, so a SIGTRAP without a
+        watchpoint is a breakpoint; if every breakpoint's instruction can be stepped early, the
+        early step goes out with the register reads, before the pc is known (one round trip less).
+        A stop that is no breakpoint's then has its instruction run early: the resume after it
+        would run it anyway."""
         self._forget_state()
         if reply.exited:
             return self._exited(reply)
         if reply.watch is not None:
             return self._past_watched_access(reply)
-        pc = self._pc()
         if reply.signal == SIGINT:
-            return Stop(StopReason.HALTED, pc, message="SIGINT")
+            return Stop(StopReason.HALTED, self._pc(), message="SIGINT")
+        stepping = step_ahead and reply.signal == SIGTRAP and self._every_breakpoint_steps_early()
+        pc = self._all_registers(step=stepping)["pc"]
         if pc in self._breakpoints:
-            self._start_early_step(pc)
+            if not stepping:
+                self._start_early_step(pc)
             return Stop(StopReason.BREAKPOINT, pc, self._breakpoints[pc])
         return Stop(StopReason.HALTED, pc, message=f"signal {reply.signal}")
+
+    def _every_breakpoint_steps_early(self) -> bool:
+        """Whether a step sent before the pc is known is right wherever the target stopped:
+        every breakpoint is on an instruction that can be stepped early, or on a `wfi`/`wfe`
+        (its step is ended with an interrupt, see `_settle`). Known again when they change."""
+        if not self._step_passes_breakpoints:
+            return False
+        if self._steps_ahead is None:
+            self._steps_ahead = all(self._can_step_early(pc) or self._waits_for_event(pc) for pc in self._breakpoints)
+        return self._steps_ahead
+
+    def _waits_for_event(self, pc: int) -> bool:
+        insn = self.elf.instruction_at(pc)
+        return insn is not None and insn.size == 2 and insn.first in WAIT_FOR_EVENT
 
     def _past_watched_access(self, reply: StopReply) -> Stop:
         """The stub stopped before the access: step over it with every comparator under the
@@ -429,24 +468,28 @@ class RspBackend:
         self._known_pc = None
         self._memory.clear()
 
-    def _all_registers(self) -> dict[str, int]:
-        """Every register the capture and the unwinder use, in one pipelined round trip."""
+    def _all_registers(self, step: bool = False) -> dict[str, int]:
+        """Every register the capture and the unwinder use, in one pipelined round trip.
+        `step`: an early step goes out in the same write, after the reads."""
         if self._registers is None:
             system = [name for name in SYSTEM_REGISTERS if name in self._register_numbers]
             requests = ["g"] + [f"p{self._register_numbers[name]:x}" for name in system]
             if self.cycle_counter:
                 requests.append(f"m{DWT_CYCCNT:x},4")
+            # The stack window the unwinder will read, guessed from the last stop's sp, goes in
+            # the same round trip; if the stub refuses it, the unwinder asks for what it needs.
             guess = _stack_window(self._last_sp) if self._last_sp is not None else None
-            try:
-                # The stack window the unwinder will read, guessed from the last stop's sp, goes
-                # in the same round trip; a stub that refuses it (sp was odd) is asked again.
-                replies = self._pipeline(requests + ([f"m{guess[0]:x},{guess[1] - guess[0]:x}"] if guess else []))
-            except CaptureError:
-                if self.gone or guess is None:
-                    raise
-                guess, replies = None, self._pipeline(requests)
-            if guess:
-                self._memory.append((guess[0], bytes.fromhex(replies.pop())))
+            window = [f"m{guess[0]:x},{guess[1] - guess[0]:x}"] if guess else []
+            replies = self._guard(
+                lambda: self.client.pipeline(requests + window, then=b"s" if step else None, refused_ok=True)
+            )
+            if window and not refused(window_reply := replies.pop()):
+                self._memory.append((guess[0], bytes.fromhex(window_reply)))
+            failed = next((r for r in replies if refused(r)), None)
+            if failed:
+                if step:  # the step went out all the same: take its stop reply
+                    self._guard(lambda: self.client.wait_stop(self.timeout))
+                raise CaptureError(f"the GDB stub at {self.address} refused a register read: {failed}")
             block = bytes.fromhex(replies[0])
             registers = {name: struct.unpack_from("<I", block, offset)[0] for name, offset in self._g_layout}
             for name, reply in zip(system, replies[1:]):
@@ -455,6 +498,8 @@ class RspBackend:
                 registers[CYCLES] = int.from_bytes(bytes.fromhex(replies[-1]), "little")
             self._registers = registers
             self._last_sp = registers["sp"]
+            if step:
+                self._early_step_from, self._early_reply = registers["pc"], None
         return self._registers
 
     def _pc(self) -> int:
@@ -580,7 +625,7 @@ def falls_through(insn: Instruction) -> bool:
     if op >> 12 == 0b1011:  # miscellaneous (A5.2.5)
         if op & 0xF500 == 0xB100 or op & 0xFF00 in (0xBD00, 0xBE00):  # cbz/cbnz, pop {.., pc}, bkpt
             return False
-        return op not in (0xBF20, 0xBF30)  # wfe, wfi: a step with interrupts masked never ends
+        return op not in WAIT_FOR_EVENT  # a step with interrupts masked never ends
     return False
 
 
