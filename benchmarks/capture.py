@@ -8,7 +8,9 @@ after the other on the same firmware; the numbers are the medians. For scale, tw
 GDB remote protocol, with no rows built: a bare `s` + `c` per hit (QEMU needs the step to leave
 the breakpoint), and the least any capture that halts at each hit can do: one burst per hit that
 reads the registers and a stack window, moves past the handler's first instruction by writing
-its result instead of stepping it, and continues.
+its result instead of stepping it, and continues. Last, the baseline and `--probe rsp` again
+through a relay that makes every round trip cost a millisecond more, as a USB debug probe's
+requests do: the two differ in round trips per hit, which a local socket makes almost free.
 """
 
 from __future__ import annotations
@@ -48,6 +50,8 @@ LDR_LITERAL = 0b01001  # bits 15:11 of a 16-bit `ldr rt, [pc, #imm]`
 STACK_WINDOW = 64
 COUNTER = "bench_isr_count"
 ROUND_TRIP_HITS = 200
+SLOW_LINK_HITS = 200
+SLOW_LINK_LATENCY = 0.001  # seconds added to every round trip
 FULL_ROW = ("pc", "lr", "sp", "ipsr", "priority", "basepri", "primask", "faultmask", "control", "callpath")
 
 GDB_SCRIPT = """\
@@ -71,11 +75,13 @@ python print("BENCH_HITS %d" % gdb.breakpoints()[0].hit_count)
 class TurnCounter(threading.Thread):
     """A TCP relay between a debugger and QEMU's stub that counts the debugger's turns: the
     writes it makes after the stub has written. Packets sent together, without waiting for
-    the stub in between, are one turn: a round trip."""
+    the stub in between, are one turn: a round trip. With `latency`, every turn reaches the
+    stub that many seconds late: a link whose round trips cost that much more."""
 
-    def __init__(self, upstream: str) -> None:
+    def __init__(self, upstream: str, latency: float = 0.0) -> None:
         super().__init__(daemon=True)
         self._upstream = upstream
+        self._latency = latency
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.address = f"127.0.0.1:{self._listener.getsockname()[1]}"
         self.turns = 0
@@ -95,6 +101,8 @@ class TurnCounter(threading.Thread):
                     if not data:
                         return
                     if source is debugger:
+                        if stub_spoke and self._latency:
+                            time.sleep(self._latency)
                         self.turns += stub_spoke
                         stub_spoke = False
                         stub.sendall(data)
@@ -103,13 +111,13 @@ class TurnCounter(threading.Thread):
                         debugger.sendall(data)
 
 
-def gdb_baseline(elf: Path, hits: int, turns: list[int] | None = None) -> float:
+def gdb_baseline(elf: Path, hits: int, turns: list[int] | None = None, latency: float = 0.0) -> float:
     """Hits per second of gdb alone, from `continue` to the stop after the last hit (with
-    `turns`: run through a TurnCounter and append its count)."""
+    `turns`: run through a TurnCounter with `latency` and append its count)."""
     image = ElfImage(elf)
     addresses = {"handler": image.symbols[BENCH_HANDLER].address, "done": image.symbols["sample_done"].address}
     with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
-        relay = TurnCounter(qemu.gdb_address) if turns is not None else None
+        relay = TurnCounter(qemu.gdb_address, latency) if turns is not None else None
         if relay:
             relay.start()
         script = Path(work) / "bench.gdb"
@@ -208,6 +216,11 @@ def irqmon_capture(elf: Path, hits: int, probe: str, output: Path) -> float:
         "attach", "--target", TARGET, "--qemu", str(elf), "--unlimited", "--until", "sample_done",
         "--probes", str(PROBE_PACK), "--probe", probe, "-q", "-o", str(output),
     )  # fmt: skip
+    return hit_rate(output, hits, probe)
+
+
+def hit_rate(output: Path, hits: int, probe: str) -> float:
+    """Hits per second in a capture's trace, once every hit is checked to have its full row."""
     frame = load_trace(output).frame
     rows = frame[(frame["event"] == "call") & (frame["symbol"] == BENCH_HANDLER)]
     serial = output.with_suffix(".usart1.log").read_text()
@@ -220,17 +233,21 @@ def irqmon_capture(elf: Path, hits: int, probe: str, output: Path) -> float:
     return hits / float(rows["time"].iloc[-1])
 
 
-def rsp_turns(elf: Path, turns: list[int]) -> None:
-    """`irqmon attach --probe rsp` through a TurnCounter on a running QEMU: append its count."""
+def rsp_through_relay(elf: Path, hits: int, turns: list[int], latency: float = 0.0) -> float:
+    """Hits per second of `irqmon attach --probe rsp` through a TurnCounter with `latency` on a
+    running QEMU; its count is appended to `turns`."""
     with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
-        relay = TurnCounter(qemu.gdb_address)
+        relay = TurnCounter(qemu.gdb_address, latency)
         relay.start()
+        output = Path(work) / "trace.csv"
         irqmon(
             "attach", "--target", TARGET, "--gdb-remote", relay.address, "--elf", str(elf), "--until", "sample_done",
-            "--probes", str(PROBE_PACK), "--probe", "rsp", "-q", "-o", str(Path(work) / "trace.csv"),
+            "--probes", str(PROBE_PACK), "--probe", "rsp", "-q", "-o", str(output),
         )  # fmt: skip
         relay.join(10)
         turns.append(relay.turns)
+        output.with_suffix(".usart1.log").write_text(qemu.serial_output())
+        return hit_rate(output, hits, "rsp")
 
 
 def round_trips_per_hit(hits: int) -> dict[str, float]:
@@ -240,13 +257,16 @@ def round_trips_per_hit(hits: int) -> dict[str, float]:
     for size in (hits, 2 * hits):
         elf = bench_firmware(size)
         gdb_baseline(elf, size, counts["baseline"])
-        rsp_turns(elf, counts["rsp"])
+        rsp_through_relay(elf, size, counts["rsp"])
     return {f"{name}_round_trips": (runs[1] - runs[0]) / hits for name, runs in counts.items()}
 
 
 def run(hits: int, repeats: int) -> dict[str, float]:
-    """Medians of hits/s for the baseline and both irqmon paths, and their ratios to the baseline."""
+    """Medians of hits/s for the baseline and both irqmon paths, and their ratios to the baseline;
+    the same over a slow link."""
     elf = bench_firmware(hits)
+    slow_link_hits = min(hits, SLOW_LINK_HITS)
+    slow_link_elf = bench_firmware(slow_link_hits)
     RESULTS_DIR.mkdir(exist_ok=True)
 
     def once() -> dict[str, float]:
@@ -254,9 +274,16 @@ def run(hits: int, repeats: int) -> dict[str, float]:
         rates["burst_floor"] = burst_floor(elf, hits)
         for probe in PROBES:
             rates[probe] = irqmon_capture(elf, hits, probe, RESULTS_DIR / f"capture-{probe}.csv")
+        rates["slow_link_baseline"] = gdb_baseline(slow_link_elf, slow_link_hits, [], SLOW_LINK_LATENCY)
+        rates["slow_link_rsp"] = rsp_through_relay(slow_link_elf, slow_link_hits, [], SLOW_LINK_LATENCY)
+        rates["slow_link_ratio"] = rates["slow_link_rsp"] / rates["slow_link_baseline"]
         return rates | {f"{name}_ratio": rates[name] / rates["baseline"] for name in (*PROBES, *FLOORS)}
 
-    return {"hits": hits, "repeats": repeats} | median_of(repeats, once) | round_trips_per_hit(ROUND_TRIP_HITS)
+    return (
+        {"hits": hits, "repeats": repeats, "slow_link_hits": slow_link_hits, "slow_link_ms": SLOW_LINK_LATENCY * 1e3}
+        | median_of(repeats, once)
+        | round_trips_per_hit(ROUND_TRIP_HITS)
+    )
 
 
 def main() -> None:

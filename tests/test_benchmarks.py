@@ -32,6 +32,9 @@ def test_run_tiny_writes_the_three_ratios(built_samples, tmp_path):
     assert len(floors) == 2 and all(int(rate) > 0 for rate in floors), floors
     round_trips = re.search(r"gdb-multiarch alone \*\*([\d.]+)\*\*, `irqmon attach --probe rsp` \*\*([\d.]+)\*\*", text)
     assert round_trips and float(round_trips[2]) >= 2, text  # at least the read, and the step or `c`
+    slow_link = re.findall(r"^\| (gdb-multiarch alone|`irqmon attach --probe rsp`) \| (\d+) \| [\d.]+ \|$", text, re.MULTILINE)
+    assert [path for path, _ in slow_link] == ["gdb-multiarch alone", "`irqmon attach --probe rsp`"], slow_link
+    assert all(int(rate) > 0 for _, rate in slow_link)
     # Every activation of the tiny run (2000) entered and left, and nothing else was traced.
     assert re.search(r"\| IRQ entries \+ exits traced \| 4000 \|", text)
     analyzer_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+\*\*", text, re.MULTILINE)
