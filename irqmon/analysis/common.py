@@ -6,21 +6,24 @@ from collections.abc import Iterable
 
 import pandas as pd
 
-from irqmon.analysis.context import IN_ISR, Context
+from irqmon.analysis.context import ACT, Context
 from irqmon.schema import Event
+
+CALL_COLUMNS = ["event", "symbol", "role", ACT]  # what `outermost_calls` and the role filter read
 
 
 def isr_calls(ctx: Context, kind: str | Iterable[str], role: str | Iterable[str] | None = None) -> pd.DataFrame:
-    """Outermost `call` rows of `kind` (and `role`) made in handler mode.
+    """Outermost `call` rows of `kind` (and `role`) made in handler mode, whole.
 
     Nesting is judged among the ISR's calls of the kind, so `_malloc_r` under `malloc` counts once.
+    Only the columns that judging reads are converted for every call; whole rows for the calls kept.
     """
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kind, isr=True)
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kind, isr=True, columns=CALL_COLUMNS)
     calls = ctx.outermost_calls(rows)
     if role is not None:
         roles = [role] if isinstance(role, str) else list(role)
         calls = calls[calls["role"].isin(roles).fillna(False).astype(bool)]
-    return calls[calls[IN_ISR]]
+    return ctx.rows_at(calls.index.to_numpy())
 
 
 def where(first: pd.Series) -> str:

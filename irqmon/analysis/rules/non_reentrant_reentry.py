@@ -29,10 +29,12 @@ from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
 RULE = Rule(id="non-reentrant-reentry", severity="error", summary="non-reentrant function entered while another context is inside it")
+# What the pairing of calls and returns reads (the calls are many: the hits' rows are taken whole, later).
+CALL_COLUMNS = ["seq", "event", "symbol", "sp", ACT]
 
 
 def check(ctx: Context) -> list[Finding]:
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.NON_REENTRANT.value)
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.NON_REENTRANT.value, columns=CALL_COLUMNS)
     rows = rows[rows["symbol"].notna()].sort_values("seq")
     is_call = (rows["event"] == Event.CALL.value).astype(bool)
     # Without return rows the end of a call is unknown: those functions are left out.
@@ -50,7 +52,7 @@ def check(ctx: Context) -> list[Finding]:
     hits = rows[is_call & (inside - inside_own > 0)].copy()
     if hits.empty:
         return []
-    hits = ctx.outermost_calls(hits)
+    hits = ctx.rows_at(ctx.outermost_calls(hits).index.to_numpy())  # whole rows only for the hits
     calls = rows[is_call].assign(row=rows.index[is_call.to_numpy()])
     last_of_run = calls["row"].where(calls[ACT] != calls.groupby("symbol")[ACT].shift(-1))
     previous_other = last_of_run.groupby(calls["symbol"]).shift().groupby(calls["symbol"]).ffill()
