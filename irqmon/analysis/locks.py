@@ -16,10 +16,14 @@ from irqmon.schema import Event, Kind, Role
 LOCK = "lock"
 LOCK_NAME = "lock_name"
 STATE = "changes_state"
+# The columns of the trace each lock event has (the events are many: `reported` takes the rows
+# a rule reports whole).
+EVENT_COLUMNS = ["seq", "time", "ipsr", "task", "kind", "role", "symbol", "address", "value", "old_value", IN_ISR, ACT]
 
 
 def lock_events(ctx: Context) -> pd.DataFrame:
-    """The lock events of the trace with their holders (computed once per analysis)."""
+    """The lock events of the trace with their holders (computed once per analysis), with the
+    trace's `EVENT_COLUMNS`."""
     if "lock_events" not in ctx.shared:
         ctx.shared["lock_events"] = _lock_events(ctx)
     return ctx.shared["lock_events"]  # type: ignore[return-value]
@@ -31,7 +35,7 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.MUTEX.value, columns=["event", "role", "symbol", "address", ACT])
     mutex = ctx.outermost_calls(mutex_rows)
     mutex = mutex[mutex["role"].isin(roles).fillna(False).astype(bool) & mutex["address"].notna()]
-    events = ctx.rows_at(np.sort(np.r_[hal, mutex.index.to_numpy()]))  # in order of position, so of seq (disjoint rows)
+    events = ctx.rows_at(np.sort(np.r_[hal, mutex.index.to_numpy()]), EVENT_COLUMNS)  # in order of position, so of seq (disjoint rows)
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
     lock_code, events[LOCK], events[LOCK_NAME] = _locks(events)
@@ -51,6 +55,12 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     events["held_act"] = events["held_act"].astype("Int64")
     events["held_row"] = events["held_row"].astype("Int64")
     return events
+
+
+def reported(ctx: Context, events: pd.DataFrame) -> pd.DataFrame:
+    """Lock events with every column of their rows, as `group_hits` reports them."""
+    rows = ctx.rows_at(events.index.to_numpy())
+    return rows.join(events[events.columns.difference(rows.columns, sort=False)])
 
 
 def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
