@@ -36,9 +36,10 @@ NO_CONTEXT = np.iinfo(np.int64).min  # rows without ipsr (config rows)
 EXCEPTION_MARK = "<exception>"
 CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
 SEP = schema.CALLPATH_SEPARATOR
-# The trace columns in the frames rules see: all but a few no rule needs (cheaper to convert and
-# slice); exception names come from `Context.names`, every column stays in the Trace's table.
-WORKING_COLUMNS = [c for c in schema.COLUMNS if c not in ("cycles", "probe", "exception", "args")]
+# The trace columns in the frames rules see: all but a few no rule needs (cheaper to combine,
+# convert and slice; pc and lr matter only for source lines, resolved before the analysis);
+# exception names come from `Context.names`, every column stays in the Trace's table.
+WORKING_COLUMNS = [c for c in schema.COLUMNS if c not in ("cycles", "probe", "pc", "lr", "exception", "args")]
 
 LABEL_COLUMNS = ["ipsr", "task", PRIO]  # what `Context.labels` reads
 ARCH_EXCEPTIONS = {
