@@ -305,11 +305,16 @@ class Context:
         rows.index = pd.RangeIndex(len(rows))
         return rows
 
+    @property
+    def columns(self) -> list[str]:
+        """The columns of the frames `rows_at` and `select` give: the working and derived ones."""
+        return [*self._columns, IN_ISR, PRIO, ACT]
+
     def rows_at(self, positions: np.ndarray, columns: list[str] | None = None) -> pd.DataFrame:
         """The rows at `positions` (any rows, in that order) as a DataFrame indexed by position:
         the working columns and the derived ones, or only `columns`."""
         positions = np.asarray(positions, dtype=np.int64)
-        names = [*self._columns, IN_ISR, PRIO, ACT] if columns is None else columns
+        names = self.columns if columns is None else columns
         at = pa.array(positions)
         derived = {IN_ISR: lambda: self.timeline.in_isr[positions], PRIO: lambda: self._priorities(at, positions),
                    ACT: lambda: self.timeline.act[positions]}  # fmt: skip

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from irqmon import schema
@@ -84,22 +85,28 @@ def group_hits(
 ) -> list[Finding]:
     """One finding per site: count, first/last time, every context involved.
 
-    `hits` holds one row per occurrence with the trace's columns and the context's derived ones;
-    an `other_context` column, where a rule fills it, adds the second party's label.
-    `title`, `message` and `evidence` see the first hit and the whole group.
+    `hits` holds one row per occurrence (indexed by position) with the context's derived columns
+    and at least `seq`, `time`, `ipsr`, `task`, `prio` and the site's columns: each site's first hit gets
+    the trace's other columns here (a rule with many hits need not convert them for every hit).
+    An `other_context` column, where a rule fills it, adds the second party's label.
+    `title`, `message` and `evidence` see the first hit (every column) and the whole group.
     """
     if hits.empty:
         return []
     hits = hits.sort_values("seq")
     hits = hits.assign(**{EXC_NAME: ctx.names(hits)})
     hits["context"] = ctx.labels(hits)
+    groups = hits.groupby(list(site), dropna=False, sort=False)
+    is_first, group_of = (groups.cumcount() == 0).to_numpy(), groups.ngroup().to_numpy()
+    firsts = hits[is_first].iloc[np.argsort(group_of[is_first], kind="stable")]  # group k's first hit k-th
+    missing = [c for c in ctx.columns if c not in firsts]
+    if missing:
+        firsts = firsts.join(ctx.rows_at(firsts.index.to_numpy(), missing))
     # The handler's name only for each site's first hit (a regex over the call path).
-    firsts = hits.groupby(list(site), dropna=False, sort=False).head(1).index
-    hits["handler"] = pd.Series(pd.NA, index=hits.index, dtype="string")
-    hits.loc[firsts, "handler"] = ctx.handlers(hits.loc[firsts]).to_numpy()
+    firsts = firsts.assign(handler=ctx.handlers(firsts))
     findings = []
-    for _, group in hits.groupby(list(site), dropna=False, sort=False):
-        first = group.iloc[0]
+    for number, (_, group) in enumerate(groups):
+        first = firsts.iloc[number]
         contexts = group["context"].dropna().unique().tolist()  # in order of appearance
         if "other_context" in group:
             contexts += [c for c in group["other_context"].dropna().unique().tolist() if c not in contexts]

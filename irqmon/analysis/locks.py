@@ -10,15 +10,15 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.context import ACT, IN_ISR, Context
+from irqmon.analysis.context import ACT, IN_ISR, PRIO, Context
 from irqmon.schema import Event, Kind, Role
 
 LOCK = "lock"
 LOCK_NAME = "lock_name"
 STATE = "changes_state"
-# The columns of the trace each lock event has (the events are many: `reported` takes the rows
-# a rule reports whole).
-EVENT_COLUMNS = ["seq", "time", "ipsr", "task", "kind", "role", "symbol", "address", "value", "old_value", IN_ISR, ACT]
+# The columns of the trace each lock event has: what the lock rules and their sites read (the
+# events are many: `group_hits` takes the other columns only for each site's first hit).
+EVENT_COLUMNS = ["seq", "time", "ipsr", "task", "kind", "role", "symbol", "address", "value", "old_value", "source", IN_ISR, PRIO, ACT]
 
 
 def lock_events(ctx: Context) -> pd.DataFrame:
@@ -55,12 +55,6 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     events["held_act"] = events["held_act"].astype("Int64")
     events["held_row"] = events["held_row"].astype("Int64")
     return events
-
-
-def reported(ctx: Context, events: pd.DataFrame) -> pd.DataFrame:
-    """Lock events with every column of their rows, as `group_hits` reports them."""
-    rows = ctx.rows_at(events.index.to_numpy())
-    return rows.join(events[events.columns.difference(rows.columns, sort=False)])
 
 
 def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:

@@ -26,7 +26,7 @@ import pandas as pd
 from irqmon.analysis.common import at, where
 from irqmon.analysis.context import ACT, EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
-from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events, reported
+from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Role
 
@@ -37,7 +37,7 @@ def check(ctx: Context) -> list[Finding]:
     events = lock_events(ctx)
     if events.empty:
         return []
-    hits = reported(ctx, events[contended(events)])
+    hits = events[contended(events)].copy()
     hits["other_context"] = holder_labels(ctx, hits)
     held = hits["held_row"].notna().to_numpy()
     holder = ctx.rows_at(hits["held_row"][held].astype(np.int64).to_numpy(), ["time", "source"])

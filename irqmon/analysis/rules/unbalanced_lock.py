@@ -25,7 +25,7 @@ import pandas as pd
 from irqmon.analysis.common import at, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context
 from irqmon.analysis.findings import Finding, group_hits
-from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events, reported
+from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
@@ -48,7 +48,7 @@ def _severity(group: pd.DataFrame) -> str:
 
 def _foreign_release(ctx: Context, events: pd.DataFrame) -> list[Finding]:
     foreign = events[STATE] & (events["role"] == Role.RELEASE.value) & (events["held_role"] == Role.ACQUIRE.value)
-    hits = reported(ctx, events[(foreign & (events["held_act"] != events[ACT])).fillna(False).astype(bool)])
+    hits = events[(foreign & (events["held_act"] != events[ACT])).fillna(False).astype(bool)].copy()
     hits["other_context"] = holder_labels(ctx, hits)
     findings = []
     for kind, group in hits.groupby("kind", sort=False):
@@ -69,7 +69,7 @@ def _isr_returns_locked(ctx: Context, state: pd.DataFrame) -> list[Finding]:
     in_isr = state[state[IN_ISR]]
     last = in_isr.groupby([ACT, LOCK], sort=False).tail(1)
     closed = ctx.is_closed(last[ACT])
-    hits = reported(ctx, last[(last["role"] == Role.ACQUIRE.value) & closed])
+    hits = last[(last["role"] == Role.ACQUIRE.value) & closed]
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, LOCK, "source"),
         title=lambda f, g: f"{where(f)} returned with {f[LOCK_NAME]} still taken",
@@ -86,7 +86,7 @@ def _never_released(ctx: Context, state: pd.DataFrame) -> list[Finding]:
     at_end = next_change.isna() & ~state[IN_ISR]
     too_long = held_for > ctx.config.lock_window if ctx.config.lock_window is not None else pd.Series(False, index=state.index)
     takes = (state["role"] == Role.ACQUIRE.value) & (at_end | too_long)
-    hits = reported(ctx, state[takes.astype(bool)]).assign(held_for=held_for[takes.astype(bool)], at_end=at_end[takes.astype(bool)])
+    hits = state[takes.astype(bool)].assign(held_for=held_for[takes.astype(bool)], at_end=at_end[takes.astype(bool)])
     return group_hits(
         RULE, ctx, hits, site=(LOCK, "source"),
         title=lambda f, g: f"{f[LOCK_NAME]} taken by {f['context']} and not released" + (" by the end of the trace" if f["at_end"] else f" for {f['held_for']:.3f} s"),
