@@ -429,7 +429,11 @@ class Context:
     def _event_rows(self, events: tuple[str, ...]) -> np.ndarray:
         """Positions of the rows of `events` (kept: rules select the same events again)."""
         if events not in self._event_positions:
-            self._event_positions[events] = np.flatnonzero(self._matching("event", events)[self._codes["event"][0]])
+            codes, values = self._codes["event"]
+            wanted = np.zeros(len(codes), dtype=bool)
+            for event in set(events):  # a comparison per event is faster than a lookup per row
+                wanted |= _matches(codes, values, event)
+            self._event_positions[events] = np.flatnonzero(wanted)
         return self._event_positions[events]
 
     def _matching(self, column: str, values: tuple[str, ...]) -> np.ndarray:
