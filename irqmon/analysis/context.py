@@ -457,16 +457,20 @@ class Context:
             key = key * (len(values) + 1) + codes + 1
         same = pd.factorize(key)[0]
         _, first = np.unique(same, return_index=True)  # ids 0…n-1 in order of first appearance
-        distinct = rows.iloc[first]
-        ipsr = distinct["ipsr"]
-        prio = (", priority " + distinct[PRIO].astype("string")).fillna("")
-        number = ("IRQ " + (ipsr - schema.FIRST_IRQ).astype("string")).where(
-            ipsr >= schema.FIRST_IRQ, "exception " + ipsr.astype("string")
-        )
-        isr = self.names(distinct) + " (" + number + prio + ")"
-        thread = ("task " + distinct["task"]).fillna("Thread")
-        labels = thread.where(ipsr == 0, isr).astype("string").to_numpy()
+        distinct = zip(*(rows[column].iloc[first].tolist() for column in ("ipsr", "task", PRIO)))
+        labels = np.array([self._label(*values) for values in distinct], dtype=object)
         return pd.Series(labels[same] if len(rows) else [], index=rows.index, dtype="string")
+
+    def _label(self, ipsr: int | None, task: str | None, prio: int | None) -> str | None:
+        """The label of one (exception, task, priority), each possibly missing (NA); none without
+        a known exception (config rows)."""
+        if pd.isna(ipsr) or (ipsr != 0 and ipsr not in self.exception_names.index):
+            return None
+        if ipsr == 0:
+            return "Thread" if pd.isna(task) else f"task {task}"
+        number = f"IRQ {ipsr - schema.FIRST_IRQ}" if ipsr >= schema.FIRST_IRQ else f"exception {ipsr}"
+        priority = "" if pd.isna(prio) else f", priority {prio}"
+        return f"{self.exception_names[ipsr]} ({number}{priority})"
 
     def labels_at(self, positions: np.ndarray) -> pd.Series:
         """`labels` of the rows at `positions` (taking only the columns labels read)."""
