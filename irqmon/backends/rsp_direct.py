@@ -339,7 +339,8 @@ class RspBackend:
         if self._early_step_from is None or self._early_reply is not None:
             return
         try:
-            if self._waits_for_event(self._early_step_from):
+            pc = self._early_step_from  # a memo lookup per hit; decoded only off early-steppable sites
+            if not self._can_step_early(pc) and self._waits_for_event(pc):
                 self.client.interrupt()
             reply = self.client.wait_stop(self.timeout)
         except RspDisconnected as exc:
