@@ -9,6 +9,11 @@ watchpoints. Every other address is QEMU's memory, read with `m` and written wit
 Semantics follow the hardware, not QEMU, where the two differ:
 - a DWT watchpoint halts *after* the access (QEMU stops before it: the unit steps past it);
 - resuming at a pc with an FPB breakpoint on it stops again at once, as on silicon;
+- a BKPT instruction the debugger writes (a software breakpoint) halts the core, as halting
+  debug does: QEMU would take it as a fault, so the unit sets a QEMU breakpoint on it instead and
+  a step there halts without executing it;
+- a step of WFI or WFE retires it at once (the architecture allows a NOP): QEMU would sleep with
+  the step's interrupts masked and never finish the step;
 - a step retires an instruction (QEMU now and then reports a step that ran nothing, 1 to 4 in
   100 with a timer interrupt due: a step that left the pc in place is sent again, a few times,
   since a branch to itself leaves it there too);
@@ -88,6 +93,8 @@ SELECTOR_SPECIAL = 20  # CONTROL[31:24] FAULTMASK[23:16] BASEPRI[15:8] PRIMASK[7
 SPECIAL_FIELDS = (("primask", 0), ("basepri", 8), ("faultmask", 16), ("control", 24))
 SELECTOR_S0, SELECTOR_S31 = 0x40, 0x5F
 QEMU_SSTEP_MASKED, QEMU_SSTEP_UNMASKED = 0x7, 0x1  # SSTEP_ENABLE | NOIRQ | NOTIMER
+BKPT_MASK, BKPT_OPCODE = 0xFF00, 0xBE00  # BKPT #imm8 (Thumb)
+WAIT_FOR_EVENT = (0xBF20, 0xBF30)  # wfe, wfi
 
 
 class DebugUnitLost(Exception):
@@ -177,6 +184,8 @@ class DebugUnit:
         self._registers: dict[str, int] = {}
         self._inserted_breakpoints: set[int] = set()
         self._inserted_watchpoints: set[tuple[PointKind, int, int]] = set()
+        self._bkpt_sites: set[int] = set()  # BKPT instructions written by the debugger
+        self._waits_for_event: dict[int, bool] = {}  # pc -> the instruction there is wfi/wfe
         self._id_registers = {
             component.base: component_id_registers(component) for component in (*COMPONENTS, ROM_TABLE)
         }
@@ -276,6 +285,8 @@ class DebugUnit:
             with self._stopped():
                 self._client_call(self.client.write_memory, address, data)
                 self._registers.clear()
+                self._waits_for_event.clear()
+                self._note_breakpoint_instructions(address, data)
             return
         for word_address in range(first, last, 4):
             lo, hi = max(address, word_address), min(address + len(data), word_address + 4)
@@ -333,7 +344,7 @@ class DebugUnit:
         self.register_ready = True
         if stop.watch is not None:
             self._complete_watched_access(stop)
-        elif self._register("pc") in self._inserted_breakpoints:
+        elif self._register("pc") in self._inserted_breakpoints | self._bkpt_sites:
             self.dfsr |= DFSR_BKPT
         else:
             self.dfsr |= DFSR_HALTED
@@ -391,6 +402,17 @@ class DebugUnit:
             self._client_call(self.client.request, f"Qqemu.sstep={wanted:x}")
             self.sstep = wanted
         pc = self._register("pc")
+        if pc in self._bkpt_sites:
+            self.control |= C_HALT  # a BKPT halts the core before it executes
+            self.dfsr |= DFSR_BKPT
+            return
+        if self._at_wait_for_event(pc):
+            self._client_call(self.client.write_register, self.numbers["pc"], (pc + 2).to_bytes(4, "little"))
+            self._registers.clear()
+            self.retired = True
+            self.control |= C_HALT
+            self.dfsr |= DFSR_HALTED
+            return
         for _ in range(STEP_ATTEMPTS):
             stop = self._step()
             if stop.exited or stop.watch is not None or self._register("pc") != pc:
@@ -402,6 +424,12 @@ class DebugUnit:
         if stop.watch is not None:
             self._complete_watched_access(stop)
         self.dfsr |= DFSR_HALTED
+
+    def _at_wait_for_event(self, pc: int) -> bool:
+        if pc not in self._waits_for_event:
+            halfword = int.from_bytes(self.read_memory(pc, 2), "little")
+            self._waits_for_event[pc] = halfword in WAIT_FOR_EVENT
+        return self._waits_for_event[pc]
 
     def resume(self) -> None:
         self._registers.clear()
@@ -417,6 +445,8 @@ class DebugUnit:
             self.running = False
         self._client_call(self.client.monitor, "system_reset")
         self._registers.clear()
+        self._waits_for_event.clear()
+        self._forget_restored_breakpoint_instructions()
         self.reset_seen = True
         if self.demcr & DEMCR_VC_CORERESET:
             self.dfsr |= DFSR_VCATCH
@@ -539,6 +569,34 @@ class DebugUnit:
         with self._stopped():
             self._client_call(self.client.pipeline, packets)
         self._inserted_breakpoints = wanted
+
+    # Software breakpoints (BKPT instructions) ----------------------------------------------
+
+    def _note_breakpoint_instructions(self, address: int, data: bytes) -> None:
+        """Follow the BKPT instructions a write puts in (or takes out of) memory: each is a QEMU
+        breakpoint, so the core halts there as halting debug makes it."""
+        sites = {site for site in self._bkpt_sites if not address - 1 <= site < address + len(data)}
+        if b"\xbe" in data:
+            for site in range((address + 1) & ~1, address + len(data) - 1, 2):
+                if int.from_bytes(data[site - address : site - address + 2], "little") & BKPT_MASK == BKPT_OPCODE:
+                    sites.add(site)
+        self._set_bkpt_sites(sites)
+
+    def _forget_restored_breakpoint_instructions(self) -> None:
+        """A system reset reloads QEMU's flash image: BKPTs written there are gone."""
+        still = set()
+        for site in self._bkpt_sites:
+            halfword = int.from_bytes(self._client_call(self.client.read_memory, site, 2), "little")  # type: ignore[arg-type]
+            if halfword & BKPT_MASK == BKPT_OPCODE:
+                still.add(site)
+        self._set_bkpt_sites(still)
+
+    def _set_bkpt_sites(self, wanted: set[int]) -> None:
+        removed, added = self._bkpt_sites - wanted, wanted - self._bkpt_sites
+        packets = [f"z0,{a:x},2" for a in sorted(removed)] + [f"Z0,{a:x},2" for a in sorted(added)]
+        if packets:
+            self._client_call(self.client.pipeline, packets)
+        self._bkpt_sites = wanted
 
     # DWT ----------------------------------------------------------------------------------
 
