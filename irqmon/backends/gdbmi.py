@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pygdbmi.gdbmiparser import parse_response
 
+from irqmon.backends import dwt
 from irqmon.backends.base import Frame, Stop, StopReason, WatchAccess
 from irqmon.errors import CaptureError, UsageError
 
@@ -38,6 +39,10 @@ SETUP_COMMANDS = (
     "-gdb-set breakpoint always-inserted on",
     "-gdb-set print pretty off",
     "-gdb-set tcp auto-retry off",  # a server that is not there is an error at once
+    # Step with `vCont;s` wherever the server's `vCont?` lists it. pyOCD lists it without
+    # announcing `vContSupported+`, and gdb then steps by itself: a `Z0` breakpoint on the next
+    # instruction and a continue, which costs a comparator (or writes a BKPT into the code).
+    "-gdb-set remote verbose-resume-supported-packet on",
     # Unwinding reads code (prologue analysis): from the ELF, not one `m` packet a word.
     "-gdb-set trust-readonly-sections on",
     # Nor does it probe the EXC_RETURN values (0xFFFFFFxx) as code addresses: memory above the
@@ -69,6 +74,7 @@ class GdbMiBackend:
         self._token = 0
         self._register_numbers: dict[str, int] = {}
         self._watch_addresses: dict[int, int] = {}
+        self._dwt_comparators: int | None = None  # read at the first watchpoint stop gdb cannot explain
         self.running = False
         self.gone = ""
 
@@ -94,7 +100,8 @@ class GdbMiBackend:
         if self.cycle_counter:
             self._start_cycle_counter()
         names = self.command("-data-list-register-names")["register-names"]
-        self._register_numbers = {name: number for number, name in enumerate(names) if name}
+        # Names as lower case: OpenOCD calls the program status register `xPSR`.
+        self._register_numbers = {name.lower(): number for number, name in enumerate(names) if name}
         missing = [r for r in ("basepri", "primask") if r not in self._register_numbers]
         if missing:
             raise UsageError(
@@ -199,18 +206,32 @@ class GdbMiBackend:
     # --- the Backend protocol -----------------------------------------------------------
 
     def add_breakpoint(self, address: int) -> int:
-        result = self.command(f"-break-insert -h *0x{address:x}")
+        result = self._insert(f"-break-insert -h *0x{address:x}", f"a hardware breakpoint at 0x{address:08x}")
         return int(result["bkpt"]["number"])
 
     def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
         # `watch` ignores writes of an unchanged value, so writes are watched as accesses too.
         flag = "-r" if access is WatchAccess.READ else "-a"
         c_type = WATCH_TYPES.get(size, "unsigned int")
-        result = self.command(f"-break-watch {flag} {_quote(f'*({c_type} *)0x{address:x}')}")
+        result = self._insert(
+            f"-break-watch {flag} {_quote(f'*({c_type} *)0x{address:x}')}", f"a watchpoint at 0x{address:08x}"
+        )
         spec = result.get("hw-awpt") or result.get("hw-rwpt") or result.get("wpt")
         number = int(spec["number"])
         self._watch_addresses[number] = address
         return number
+
+    def _insert(self, command: str, what: str) -> dict:
+        """A breakpoint or watchpoint the server may refuse: it has as many comparators as the
+        chip, whatever the target profile says (pyOCD answers `E01` once they are used up)."""
+        try:
+            return self.command(command)
+        except GdbError as exc:
+            reason = str(exc).strip().splitlines()[-1]
+            raise UsageError(
+                f"the GDB server at {self.remote} refused {what} ({reason}): "
+                "the target has fewer comparators free than the probes need; choose fewer with --probes"
+            ) from None
 
     def remove_point(self, point: int) -> None:
         self.command(f"-break-delete {point}")
@@ -229,7 +250,20 @@ class GdbMiBackend:
             record = self._next_record(deadline, until_stop=True)
             if record is None and not self._stops:
                 return None
-        return self._stops.popleft()
+        stop = self._stops.popleft()
+        if stop.reason is StopReason.HALTED and stop.message == "SIGTRAP" and self._watch_addresses:
+            return self._unnamed_watchpoint_stop(stop)
+        return stop
+
+    def _unnamed_watchpoint_stop(self, stop: Stop) -> Stop:
+        """A debug event gdb cannot explain: the server's stop reply named no watchpoint (pyOCD
+        never does). The DWT says which comparator matched; it halted after the access."""
+        if self._dwt_comparators is None:
+            self._dwt_comparators = dwt.comparator_count(self.read_memory)
+        point = dwt.matched_point(self.read_memory, self._dwt_comparators, self._watch_addresses)
+        if point is None:
+            return stop
+        return Stop(StopReason.WATCHPOINT, stop.pc, point, self._watch_addresses[point])
 
     def halt(self) -> Stop:
         if not self.running:
