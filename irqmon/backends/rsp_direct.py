@@ -10,7 +10,9 @@ the capture builds its row. Code bytes come from the ELF.
 Where the stub steps through a breakpoint under pc (QEMU does) it is not removed for the step.
 
 Stubs that stop *before* a watched access (QEMU) are stepped once past it with the watchpoints
-out, so a watchpoint stop is reported after the access, as DWT reports it.
+out, so a watchpoint stop is reported after the access, as DWT reports it. Stubs in front of a
+real DWT (OpenOCD, pyOCD, J-Link) stop after it already; where their stop reply does not name
+the watchpoint (pyOCD), the DWT's MATCHED bits say which one fired, and steps are checked too.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from xml.etree import ElementTree
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
+from irqmon.backends import dwt
 from irqmon.backends.base import CORE_REGISTERS, Frame, Stop, StopReason, WatchAccess
 from irqmon.elf import ElfImage
 from irqmon.errors import CaptureError, UsageError
@@ -133,6 +136,7 @@ class RspBackend:
         self._unwinder = Unwinder(elf.path)
         self._register_numbers: dict[str, int] = {}
         self._g_layout: list[tuple[str, int]] = []  # (name, byte offset) of each register in `g`
+        self._single_reads = True  # the stub answers `p` (pyOCD does not: everything is in `g`)
         self._points: dict[int, _Point] = {}
         self._breakpoints: dict[int, int] = {}  # address -> point id
         self._next_id = 1  # the capture treats point 0 as "none"
@@ -149,6 +153,8 @@ class RspBackend:
         self._early_steppable: dict[int, bool] = {}
         self._steps_ahead: bool | None = None  # see `_every_breakpoint_steps_early`
         self._detach = "D"
+        self._stops_before_access = False  # QEMU: a watchpoint stops before the access, DWT after
+        self._dwt_comparators: int | None = None  # read when first needed
 
     # --- connecting -----------------------------------------------------------------------
 
@@ -165,11 +171,14 @@ class RspBackend:
             self._client.handshake()
             halted = self._client.halt_reason()  # a stub that stopped on connect has its stop consumed here
             self._detach = _detach_packet(halted.thread, bool(self._client.features.get("multiprocess")))
+            # Only QEMU answers its own query (its single-step flags); only QEMU stops before.
+            self._stops_before_access = self._client.request("qqemu.sstepbits") != ""
             self._read_register_map()
         except (RspError, ValueError) as exc:
             self.close()
             raise UsageError(f"cannot use the GDB stub at {self.address}: {exc}") from None
-        missing = [name for name in (*UNWIND_REGISTERS, *CORE_REGISTERS) if name not in self._register_numbers]
+        readable = set(self._register_numbers) if self._single_reads else {name for name, _ in self._g_layout}
+        missing = [name for name in (*UNWIND_REGISTERS, *CORE_REGISTERS) if name not in readable]
         if missing:
             self.close()
             raise UsageError(
@@ -198,8 +207,8 @@ class RspBackend:
         for feature in self._target_features(TARGET_XML):
             for reg in feature.iter("reg"):
                 number = int(reg.get("regnum", next_number))
-                numbers[reg.get("name", "")] = number
-                sizes[number] = int(reg.get("bitsize", "32")) // 8
+                numbers[reg.get("name", "").lower()] = number  # OpenOCD: `xPSR`
+                sizes[number] = (int(reg.get("bitsize", "32")) + 7) // 8  # OpenOCD: 1-bit primask
                 next_number = number + 1
         self._register_numbers = numbers
         g_size = len(self.client.request("g")) // 2
@@ -210,6 +219,7 @@ class RspBackend:
             layout.append((next(n for n, k in numbers.items() if k == number), offset))
             offset += sizes[number]
         self._g_layout = layout
+        self._single_reads = "pc" in numbers and self.client.request(f"p{numbers['pc']:x}") != ""
 
     def _target_features(self, annex: str) -> list[ElementTree.Element]:
         # Stubs write `xi:include` without declaring the prefix (QEMU): read it as a plain tag.
@@ -233,7 +243,13 @@ class RspBackend:
     # --- comparators ----------------------------------------------------------------------
 
     def _add_point(self, point: _Point) -> int:
-        self._request(point.insert)
+        reply = self._guard(lambda: self.client.pipeline([point.insert], refused_ok=True))[0]
+        if refused(reply) or reply != "OK":
+            what = "a hardware breakpoint" if point.kind is PointKind.HARDWARE else "a watchpoint"
+            raise UsageError(
+                f"the GDB stub at {self.address} refused {what} at 0x{point.address:08x} ({reply or 'not supported'}): "
+                "the target has fewer comparators free than the probes need; choose fewer with --probes"
+            )
         number = self._next_id
         self._next_id += 1
         self._points[number] = point
@@ -321,7 +337,7 @@ class RspBackend:
     # it, the step goes out in the same write as the register reads (see `_stop_from`).
 
     def _start_early_step(self, pc: int) -> None:
-        if self._step_passes_breakpoints and self._can_step_early(pc):
+        if self._step_passes_breakpoints and not self._checks_dwt() and self._can_step_early(pc):
             self._guard(self.client.start_step)
             self._early_step_from, self._early_reply = pc, None
 
@@ -362,7 +378,7 @@ class RspBackend:
         if reply.exited:
             return self._exited(reply)
         if reply.watch is not None:
-            return self._past_watched_access(reply)
+            return self._watch_stop(reply)
         self._known_pc = self._next_pc(pc)
         return Stop(StopReason.STEP, self._pc())
 
@@ -382,7 +398,7 @@ class RspBackend:
         if reply.exited:
             return self._exited(reply)
         if reply.watch is not None:
-            return self._past_watched_access(reply)
+            return self._watch_stop(reply)
         return Stop(StopReason.STEP, self._pc())
 
     def _step_without(self, points: list[_Point], pc: int, read_pc: bool = False) -> StopReply:
@@ -392,9 +408,15 @@ class RspBackend:
         self._forget_state()
         reply = StopReply.parse(replies[-1])
         landing = self._next_pc(pc) if reply.watch is None and not reply.exited and not read_pc else None
-        requests = [p.insert for p in points] + ([] if landing else [f"p{self._register_numbers['pc']:x}"])
+        requests = [p.insert for p in points] + ([] if landing else [self._pc_request()])
         replies = self._pipeline(requests) if requests else []
-        self._known_pc = landing or int.from_bytes(bytes.fromhex(replies[-1]), "little")
+        self._known_pc = landing or self._pc_from(replies[-1])
+        if reply.watch is None and not reply.exited and self._checks_dwt():
+            # The stub reports a step that made a watched access as a plain step (pyOCD).
+            point = self._matched_watchpoint()
+            if point is not None:
+                watched = self._points[point]
+                return StopReply(reply.signal, watch=watched.kind, watch_address=watched.address, raw=reply.raw)
         return reply
 
     def _next_pc(self, pc: int) -> int | None:
@@ -414,7 +436,7 @@ class RspBackend:
         if reply.exited:
             return self._exited(reply)
         if reply.watch is not None:
-            return self._past_watched_access(reply)
+            return self._watch_stop(reply)
         if reply.signal == SIGINT:
             return Stop(StopReason.HALTED, self._pc(), message="SIGINT")
         stepping = step_ahead and reply.signal == SIGTRAP and self._every_breakpoint_steps_early()
@@ -423,13 +445,48 @@ class RspBackend:
             if not stepping:
                 self._start_early_step(pc)
             return Stop(StopReason.BREAKPOINT, pc, self._breakpoints[pc])
+        if reply.signal == SIGTRAP and self._checks_dwt():
+            point = self._matched_watchpoint()
+            if point is not None:
+                return self._after_access(pc, point, self._points[point].address)
         return Stop(StopReason.HALTED, pc, message=f"signal {reply.signal}")
+
+    def _checks_dwt(self) -> bool:
+        """Whether a stop or a step may have been a watchpoint the stub does not name."""
+        return not self._stops_before_access and bool(self._watchpoints())
+
+    def _matched_watchpoint(self) -> int | None:
+        def read(address: int, size: int) -> bytes:
+            return self._guard(lambda: self.client.read_memory(address, size))
+
+        if self._dwt_comparators is None:
+            self._dwt_comparators = dwt.comparator_count(read)
+        watches = {n: p.address for n, p in self._points.items() if p.kind is not PointKind.HARDWARE}
+        return dwt.matched_point(read, self._dwt_comparators, watches)
+
+    def _watch_stop(self, reply: StopReply) -> Stop:
+        if self._stops_before_access:
+            return self._past_watched_access(reply)
+        address = reply.watch_address
+        return self._after_access(self._pc(), self._watch_point_at(address), address)
+
+    def _after_access(self, pc: int, point: int | None, address: int | None) -> Stop:
+        """A watchpoint stop as DWT reports it: after the access, which the instruction before
+        `pc` made. The core may have reached a breakpoint too."""
+        return Stop(StopReason.WATCHPOINT, pc, point, address, breakpoint_too=pc in self._breakpoints)
+
+    def _watch_point_at(self, address: int | None) -> int | None:
+        return next(
+            (n for n, p in self._points.items()
+             if p.kind is not PointKind.HARDWARE and address is not None and p.address <= address < p.address + p.length),
+            None,
+        )  # fmt: skip
 
     def _every_breakpoint_steps_early(self) -> bool:
         """Whether a step sent before the pc is known is right wherever the target stopped:
         every breakpoint is on an instruction that can be stepped early, or on a `wfi`/`wfe`
         (its step is ended with an interrupt, see `_settle`). Known again when they change."""
-        if not self._step_passes_breakpoints:
+        if not self._step_passes_breakpoints or self._checks_dwt():
             return False
         if self._steps_ahead is None:
             self._steps_ahead = all(self._can_step_early(pc) or self._waits_for_event(pc) for pc in self._breakpoints)
@@ -449,14 +506,11 @@ class RspBackend:
         if stepped.exited:
             return self._exited(stepped)
         address = reply.watch_address
-        number = next(
-            (n for n, p in self._points.items()
-             if p.kind is not PointKind.HARDWARE and address is not None and p.address <= address < p.address + p.length),
-            None,
-        )  # fmt: skip
         pc = self._pc()
         # The access may have run up to a breakpoint: that one is hit too.
-        return Stop(StopReason.WATCHPOINT, pc, number, address, access_pc, breakpoint_too=pc in self._breakpoints)
+        return Stop(
+            StopReason.WATCHPOINT, pc, self._watch_point_at(address), address, access_pc, breakpoint_too=pc in self._breakpoints
+        )
 
     def _exited(self, reply: StopReply) -> Stop:
         self.gone = f"the target exited ({reply.raw})"
@@ -473,7 +527,8 @@ class RspBackend:
         """Every register the capture and the unwinder use, in one pipelined round trip.
         `step`: an early step goes out in the same write, after the reads."""
         if self._registers is None:
-            system = [name for name in SYSTEM_REGISTERS if name in self._register_numbers]
+            in_g = {name for name, _ in self._g_layout}
+            system = [name for name in SYSTEM_REGISTERS if name in self._register_numbers and name not in in_g]
             requests = ["g"] + [f"p{self._register_numbers[name]:x}" for name in system]
             if self.cycle_counter:
                 requests.append(f"m{DWT_CYCCNT:x},4")
@@ -502,6 +557,14 @@ class RspBackend:
             if step:
                 self._early_step_from, self._early_reply = registers["pc"], None
         return self._registers
+
+    def _pc_request(self) -> str:
+        return f"p{self._register_numbers['pc']:x}" if self._single_reads else "g"
+
+    def _pc_from(self, reply: str) -> int:
+        if self._single_reads:
+            return int.from_bytes(bytes.fromhex(reply)[:4], "little")
+        return struct.unpack_from("<I", bytes.fromhex(reply), dict(self._g_layout)["pc"])[0]
 
     def _pc(self) -> int:
         if self._registers is None and self._known_pc is not None:
