@@ -327,12 +327,14 @@ class GdbMiBackend:
         return result
 
     def disconnect(self, resume: bool) -> None:
-        """Delete every breakpoint and watchpoint, detach (which resumes the target), quit.
-        Each step is tried even when one before it failed: the target must not stay halted."""
+        """Delete every breakpoint and watchpoint, resume the target, disconnect, quit. The
+        target is resumed here, not by a detach: OpenOCD leaves a halted target halted when gdb
+        detaches (QEMU and pyOCD resume it). Each step is tried even when one before it failed:
+        the target must not stay halted."""
         if self._process is None:
             return
         try:
-            steps = [] if self.gone else ["-break-delete", "-target-detach" if resume else "-target-disconnect"]
+            steps = [] if self.gone else ["-break-delete", *(["-exec-continue"] if resume else []), "-target-disconnect"]
             if steps and self.running:
                 try:
                     self.halt()

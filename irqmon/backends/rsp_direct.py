@@ -152,7 +152,6 @@ class RspBackend:
         self._early_reply: StopReply | None = None
         self._early_steppable: dict[int, bool] = {}
         self._steps_ahead: bool | None = None  # see `_every_breakpoint_steps_early`
-        self._detach = "D"
         self._stops_before_access = False  # QEMU: a watchpoint stops before the access, DWT after
         self._dwt_comparators: int | None = None  # read when first needed
 
@@ -169,8 +168,7 @@ class RspBackend:
         try:
             self._client = _BatchedAckClient(host or "127.0.0.1", int(port), self.timeout)
             self._client.handshake()
-            halted = self._client.halt_reason()  # a stub that stopped on connect has its stop consumed here
-            self._detach = _detach_packet(halted.thread, bool(self._client.features.get("multiprocess")))
+            self._client.halt_reason()  # a stub that stopped on connect has its stop consumed here
             # Only QEMU answers its own query (its single-step flags); only QEMU stops before.
             self._stops_before_access = self._client.request("qqemu.sstepbits") != ""
             self._read_register_map()
@@ -617,7 +615,9 @@ class RspBackend:
     # --- letting go -----------------------------------------------------------------------
 
     def disconnect(self, resume: bool) -> None:
-        """Remove every point and detach (the stub resumes the target). Never raises."""
+        """Remove every point, resume the target and drop the connection. Never raises. The
+        target is resumed here, not by a detach: OpenOCD leaves a halted target halted on `D`
+        (QEMU and pyOCD resume it); while it runs, only a Ctrl-C may follow, so no `D` is sent."""
         if self._client is None:
             return
         try:
@@ -629,7 +629,7 @@ class RspBackend:
                 self._points.clear()
                 self._breakpoints.clear()
                 if resume:
-                    self._client.request(self._detach)
+                    self._guard(self.client.cont)
         except (CaptureError, RspError, OSError):
             pass
         finally:
@@ -712,11 +712,3 @@ def stores(insn: Instruction) -> bool:
     if insn.size == 4:
         return False  # of those `falls_through` knows, push.w writes below sp only
     return op >> 9 in (0b0101000, 0b0101001, 0b0101010) or op >> 11 in (0b01100, 0b01110, 0b10000, 0b10010, 0b11000)
-
-
-def _detach_packet(thread: str | None, multiprocess: bool) -> str:
-    """`D`, or `D;pid` when the stub speaks the multiprocess extensions (QEMU refuses a bare `D`
-    then, and the target would stay halted)."""
-    if not multiprocess or not thread or not thread.startswith("p"):
-        return "D"
-    return f"D;{thread[1:].split('.', 1)[0]}"
