@@ -184,7 +184,7 @@ class DebugUnit:
         self._registers: dict[str, int] = {}
         self._inserted_breakpoints: set[int] = set()
         self._inserted_watchpoints: set[tuple[PointKind, int, int]] = set()
-        self._bkpt_sites: set[int] = set()  # BKPT instructions written by the debugger
+        self._bkpt_sites: dict[int, int] = {}  # address -> BKPT instruction the debugger wrote there
         self._waits_for_event: dict[int, bool] = {}  # pc -> the instruction there is wfi/wfe
         self._id_registers = {
             component.base: component_id_registers(component) for component in (*COMPONENTS, ROM_TABLE)
@@ -344,7 +344,7 @@ class DebugUnit:
         self.register_ready = True
         if stop.watch is not None:
             self._complete_watched_access(stop)
-        elif self._register("pc") in self._inserted_breakpoints | self._bkpt_sites:
+        elif self._register("pc") in self._inserted_breakpoints or self._register("pc") in self._bkpt_sites:
             self.dfsr |= DFSR_BKPT
         else:
             self.dfsr |= DFSR_HALTED
@@ -446,7 +446,7 @@ class DebugUnit:
         self._client_call(self.client.monitor, "system_reset")
         self._registers.clear()
         self._waits_for_event.clear()
-        self._forget_restored_breakpoint_instructions()
+        self._rewrite_breakpoint_instructions()
         self.reset_seen = True
         if self.demcr & DEMCR_VC_CORERESET:
             self.dfsr |= DFSR_VCATCH
@@ -575,28 +575,24 @@ class DebugUnit:
     def _note_breakpoint_instructions(self, address: int, data: bytes) -> None:
         """Follow the BKPT instructions a write puts in (or takes out of) memory: each is a QEMU
         breakpoint, so the core halts there as halting debug makes it."""
-        sites = {site for site in self._bkpt_sites if not address - 1 <= site < address + len(data)}
+        sites = {site: bkpt for site, bkpt in self._bkpt_sites.items() if not address - 1 <= site < address + len(data)}
         if b"\xbe" in data:
             for site in range((address + 1) & ~1, address + len(data) - 1, 2):
-                if int.from_bytes(data[site - address : site - address + 2], "little") & BKPT_MASK == BKPT_OPCODE:
-                    sites.add(site)
-        self._set_bkpt_sites(sites)
-
-    def _forget_restored_breakpoint_instructions(self) -> None:
-        """A system reset reloads QEMU's flash image: BKPTs written there are gone."""
-        still = set()
-        for site in self._bkpt_sites:
-            halfword = int.from_bytes(self._client_call(self.client.read_memory, site, 2), "little")  # type: ignore[arg-type]
-            if halfword & BKPT_MASK == BKPT_OPCODE:
-                still.add(site)
-        self._set_bkpt_sites(still)
-
-    def _set_bkpt_sites(self, wanted: set[int]) -> None:
-        removed, added = self._bkpt_sites - wanted, wanted - self._bkpt_sites
+                halfword = int.from_bytes(data[site - address : site - address + 2], "little")
+                if halfword & BKPT_MASK == BKPT_OPCODE:
+                    sites[site] = halfword
+        removed, added = self._bkpt_sites.keys() - sites.keys(), sites.keys() - self._bkpt_sites.keys()
         packets = [f"z0,{a:x},2" for a in sorted(removed)] + [f"Z0,{a:x},2" for a in sorted(added)]
         if packets:
             self._client_call(self.client.pipeline, packets)
-        self._bkpt_sites = wanted
+        self._bkpt_sites = sites
+
+    def _rewrite_breakpoint_instructions(self) -> None:
+        """A system reset reloads QEMU's memory images; a chip's memory keeps what the debugger
+        wrote, its BKPTs included."""
+        packets = [f"M{site:x},2:{bkpt.to_bytes(2, 'little').hex()}" for site, bkpt in self._bkpt_sites.items()]
+        if packets:
+            self._client_call(self.client.pipeline, packets)
 
     # DWT ----------------------------------------------------------------------------------
 
