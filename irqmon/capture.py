@@ -53,12 +53,14 @@ class CaptureSummary:
 IrqSource = Callable[[], Iterable[dict]]
 
 
-def check_budget(plan: CapturePlan, target: TargetProfile) -> None:
-    """Refuse a plan that needs more comparators than the target has, saying what to drop."""
-    breakpoints, watchpoints = plan.breakpoints_needed, plan.watchpoints_needed
+def check_budget(plan: CapturePlan, target: TargetProfile, until: bool = False) -> None:
+    """Refuse a plan that needs more comparators than the target has, saying what to drop.
+    `until`: the capture also breaks where --until ends it."""
+    breakpoints, watchpoints = plan.breakpoints_needed + int(until), plan.watchpoints_needed
     if breakpoints <= target.fpb_comparators and watchpoints <= target.dwt_comparators:
         return
     costs = ", ".join(f"{name} {b} bp/{w} wp" for name, (b, w) in plan.cost_by_pack().items() if b or w)
+    costs += ", --until 1 bp" if until else ""
     raise UsageError(
         f"the probes need {breakpoints} breakpoints and {watchpoints} watchpoints but {target.name} has "
         f"{target.fpb_comparators} FPB and {target.dwt_comparators} DWT comparators ({costs}): "

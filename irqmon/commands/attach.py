@@ -106,7 +106,7 @@ def attach(args: argparse.Namespace) -> CaptureSummary:
     packs = [p.strip() for p in args.probes.split(",") if p.strip()] if args.probes else None
     plan = plan_capture(elf, target, packs, watches)
     if not args.unlimited:
-        check_budget(plan, target)
+        check_budget(plan, target, until=args.until is not None)
     limits = CaptureLimits(args.duration, args.max_events, _until_address(elf, args.until))
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
