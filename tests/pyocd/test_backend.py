@@ -306,20 +306,6 @@ def test_no_probe_connected_says_so(tim2_elf):
         backend.connect()
 
 
-def test_missing_pack_names_the_install_command(tim2_elf, monkeypatch, tmp_path):
-    """stm32f746zgtx is not built into pyOCD: without its CMSIS pack the target cannot be used.
-    The probe is real (the bridge); pyOCD's own target lookup fails; the pack cache is empty."""
-    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
-    target = load_target("stm32f746")
-    with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.PyOcdBackend(
-            tim2_elf, f"qemu:{qemu.gdb_address}", target.pyocd_target, pack=target.pyocd_pack
-        )
-        with pytest.raises(UsageError, match=r"needs its CMSIS pack.*pyocd pack install stm32f746zgtx"):
-            backend.connect()
-
-
 @pytest.mark.parametrize(
     ("frequency", "options", "message"),
     [
