@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything irqmon needs on Debian bookworm (run as root): the ARM toolchain,
-# gdb-multiarch, QEMU >= 8.0 from bookworm-backports, and the Python package in .venv.
+# gdb-multiarch, OpenOCD, QEMU >= 8.0 from bookworm-backports, and the Python package in .venv.
 # Idempotent: a second run only checks.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -10,6 +10,7 @@ command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi)
 [ -e /usr/lib/arm-none-eabi/newlib/thumb/v7e-m+fp/hard/libc.a ] || need_apt+=(libnewlib-arm-none-eabi)
 command -v gdb-multiarch >/dev/null || need_apt+=(gdb-multiarch)
 [ -x /usr/bin/time ] || need_apt+=(time)  # GNU time: the analyzer benchmark reads peak RSS from it
+command -v openocd >/dev/null || need_apt+=(openocd)  # the tests check OpenOCD config names against it
 
 qemu_ok() {
   command -v qemu-system-arm >/dev/null || return 1
