@@ -176,3 +176,33 @@ def test_pcsr_samples_the_running_core(session: Session, tim2_symbols: dict[str,
     assert target.get_state() == Target.State.RUNNING
     code = [tim2_symbols[name] for name in ("main", "tim2_record", "TIM2_IRQHandler")]
     assert all(min(code) - 0x100 <= pc < max(code) + 0x100 for pc in samples), [hex(pc) for pc in samples]
+
+
+def test_a_software_breakpoint_halts_where_qemu_would_fault(session: Session, tim2_symbols: dict[str, int]) -> None:
+    """pyOCD's software breakpoint is a BKPT written into the code. QEMU alone would take it as a
+    HardFault; through the bridge the core halts on it with the breakpoint reason, as halting
+    debug makes a chip do, and a step there halts again without executing it."""
+    target = session.target
+    record = tim2_symbols["tim2_record"]
+    target.set_breakpoint(record, Target.BreakpointType.SW)
+    target.resume()
+    wait_halted(target)
+    assert target.read_core_register("pc") == record
+    assert target.get_halt_reason() == Target.HaltReason.BREAKPOINT
+    assert target.read_core_register("ipsr") == TIM2_EXCEPTION
+    target.step()
+    assert target.read_core_register("pc") == record
+    target.remove_breakpoint(record)
+    target.step()
+    assert target.read_core_register("pc") != record
+
+
+def test_a_step_of_wfi_retires_it(session: Session, tim2_symbols: dict[str, int]) -> None:
+    """With the step's interrupts masked QEMU would sleep in a WFI for good; a chip may retire it
+    as a NOP, and the bridge does."""
+    target = session.target
+    wfi = next(a for a in range(tim2_symbols["sample_done"], tim2_symbols["sample_done"] + 16, 2)
+               if target.read16(a) == 0xBF30)  # fmt: skip
+    target.write_core_register("pc", wfi)
+    target.step()
+    assert target.read_core_register("pc") == wfi + 2
