@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 INTERRUPT = b"\x03"
+XFER_CHUNK = 0xFFF  # bytes asked for per qXfer request
 SIGINT = 2
 SIGTRAP = 5
 
@@ -328,6 +329,19 @@ class RspClient:
 
     def remove_point(self, kind: PointKind, address: int, length: int) -> None:
         self._expect_ok(self.request(f"z{kind.value},{address:x},{length:x}"))
+
+    # Target description -------------------------------------------------------------------
+
+    def read_feature(self, annex: str) -> str:
+        """A file of the stub's target description (`target.xml`, or one it includes)."""
+        text = ""
+        while True:
+            reply = self.request(f"qXfer:features:read:{annex}:{len(text):x},{XFER_CHUNK:x}")
+            if reply[:1] not in ("m", "l"):
+                raise RspError(f"the stub has no target description {annex}: {reply!r:.40}")
+            text += reply[1:]
+            if reply[0] == "l":
+                return text
 
     # Monitor ------------------------------------------------------------------------------
 

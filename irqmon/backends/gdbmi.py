@@ -17,6 +17,7 @@ from pathlib import Path
 from pygdbmi.gdbmiparser import parse_response
 
 from irqmon.backends.base import Frame, Stop, StopReason, WatchAccess
+from irqmon.capture.registry import BackendArgs, BackendSpec, Reach
 from irqmon.errors import CaptureError, UsageError
 
 GDB = "gdb-multiarch"
@@ -321,3 +322,16 @@ class GdbMiBackend:
 
 def _quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def create(args: BackendArgs) -> GdbMiBackend:
+    assert args.gdb_address is not None
+    return GdbMiBackend(args.elf.path, args.gdb_address, cycle_counter=args.on_hardware)
+
+
+BACKEND = BackendSpec(
+    name="gdb",
+    help="gdb-multiarch over its machine interface (the default with --qemu or --gdb-remote)",
+    reaches=frozenset({Reach.QEMU, Reach.GDB_SERVER}),
+    create=create,
+)

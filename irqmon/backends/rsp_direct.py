@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from xml.etree import ElementTree
 
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 
 from irqmon.backends.base import CORE_REGISTERS, Frame, Stop, StopReason, WatchAccess
+from irqmon.capture.registry import BackendArgs, BackendSpec, Reach
+from irqmon.cortexm.target_description import stub_registers
 from irqmon.elf import ElfImage
 from irqmon.errors import CaptureError, UsageError
 from irqmon.rsp import (
@@ -46,8 +47,6 @@ SYSTEM_REGISTERS = ("msp", "psp", "primask", "control", "basepri", "faultmask")
 CYCLES = "cyccnt"  # DWT CYCCNT, read with the registers when counted
 STACK_WINDOW = 1024  # the unwinder's reads are served from blocks up to this size and alignment
 STACK_BELOW_SP = 64  # how far below the last stop's sp the guessed window starts
-TARGET_XML = "target.xml"
-XML_CHUNK = 0xFFF
 PF_W = P_FLAGS.PF_W
 ACK = b"+"
 DEMCR, DEMCR_TRCENA = 0xE000EDFC, 1 << 24
@@ -192,43 +191,16 @@ class RspBackend:
 
     def _read_register_map(self) -> None:
         """Register numbers from the stub's target description, and the `g` packet layout."""
-        numbers: dict[str, int] = {}
-        sizes: dict[int, int] = {}
-        next_number = 0
-        for feature in self._target_features(TARGET_XML):
-            for reg in feature.iter("reg"):
-                number = int(reg.get("regnum", next_number))
-                numbers[reg.get("name", "")] = number
-                sizes[number] = int(reg.get("bitsize", "32")) // 8
-                next_number = number + 1
-        self._register_numbers = numbers
+        registers = sorted(stub_registers(self.client.read_feature).values(), key=lambda r: r.number)
+        self._register_numbers = {register.name: register.number for register in registers}
         g_size = len(self.client.request("g")) // 2
         offset, layout = 0, []
-        for number in sorted(sizes):
-            if offset + sizes[number] > g_size:
+        for register in registers:
+            if offset + register.size > g_size:
                 break
-            layout.append((next(n for n, k in numbers.items() if k == number), offset))
-            offset += sizes[number]
+            layout.append((register.name, offset))
+            offset += register.size
         self._g_layout = layout
-
-    def _target_features(self, annex: str) -> list[ElementTree.Element]:
-        # Stubs write `xi:include` without declaring the prefix (QEMU): read it as a plain tag.
-        root = ElementTree.fromstring(self._read_xfer(annex).replace("xi:include", "include"))
-        features = [root] if root.tag == "feature" else list(root.iter("feature"))
-        for include in root.iter("include"):
-            features += self._target_features(include.get("href", ""))
-        return features
-
-    def _read_xfer(self, annex: str) -> str:
-        text, offset = "", 0
-        while True:
-            reply = self.client.request(f"qXfer:features:read:{annex}:{offset:x},{XML_CHUNK:x}")
-            if reply[:1] not in ("m", "l"):
-                raise RspError(f"the stub has no target description {annex}: {reply!r:.40}")
-            text += reply[1:]
-            offset += len(reply) - 1
-            if reply[0] == "l":
-                return text
 
     # --- comparators ----------------------------------------------------------------------
 
@@ -657,3 +629,16 @@ def _detach_packet(thread: str | None, multiprocess: bool) -> str:
     if not multiprocess or not thread or not thread.startswith("p"):
         return "D"
     return f"D;{thread[1:].split('.', 1)[0]}"
+
+
+def create(args: BackendArgs) -> RspBackend:
+    assert args.gdb_address is not None
+    return RspBackend(args.elf, args.gdb_address, cycle_counter=args.on_hardware)
+
+
+BACKEND = BackendSpec(
+    name="rsp",
+    help="the GDB remote protocol spoken directly, no gdb process (fewer round trips per stop)",
+    reaches=frozenset({Reach.QEMU, Reach.GDB_SERVER}),
+    create=create,
+)

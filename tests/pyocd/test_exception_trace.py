@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from bridge_support import create_pyocd
 from irqmon.backends import pyocd as pyocd_backend
 from irqmon.backends.base import WatchAccess
 from irqmon.backends.qemu import QemuTarget
@@ -27,7 +28,7 @@ TIM2_EXCEPTION = 16 + 28
 def trace(tim2_elf) -> Iterator[pyocd_backend.ExceptionTrace]:
     target = load_target("stm32f405")
     with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.create(target, tim2_elf, qemu=qemu)
+        backend = create_pyocd(target, tim2_elf, qemu)
         backend.connect()
         yield pyocd_backend.ExceptionTrace(backend, target.exception_name)
         backend.disconnect(resume=True)

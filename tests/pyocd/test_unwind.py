@@ -13,7 +13,7 @@ import pytest
 
 from bridge_support import HERE, build_firmware, symbols
 from irqmon.backends.qemu import QemuTarget
-from irqmon.backends.qemu_probe.debug_unit import parse_register_numbers
+from irqmon.cortexm.target_description import stub_registers
 from irqmon.rsp import PointKind, RspClient
 from irqmon.unwind import EXCEPTION_FRAME, Unwinder, is_exc_return
 from support import sample_elf
@@ -53,9 +53,9 @@ def stop_at(client: RspClient, address: int, hits: int) -> None:
 
 
 def unwind_here(client: RspClient, unwinder: Unwinder) -> list[str]:
-    numbers = parse_register_numbers(lambda name: client.request(f"qXfer:features:read:{name}:0,ffff")[1:])
+    registers = stub_registers(client.read_feature)
     frames = unwinder.unwind(
-        lambda name: int.from_bytes(client.read_register(numbers[name]), "little"), client.read_memory, 32
+        lambda name: int.from_bytes(client.read_register(registers[name].number), "little"), client.read_memory, 32
     )
     assert all(is_exc_return(f.pc) for f in frames if f.function == EXCEPTION_FRAME)
     return [f.function for f in frames]
@@ -92,9 +92,9 @@ def test_fpu_frame_on_the_process_stack_matches_gdb(tmp_path: Path) -> None:
         client = RspClient("127.0.0.1", qemu.port)
         client.handshake()
         stop_at(client, symbols(elf)["tim2_count"], 2)
-        numbers = parse_register_numbers(lambda name: client.request(f"qXfer:features:read:{name}:0,ffff")[1:])
+        registers = stub_registers(client.read_feature)
         frames = unwinder.unwind(
-            lambda name: int.from_bytes(client.read_register(numbers[name]), "little"), client.read_memory, 32
+            lambda name: int.from_bytes(client.read_register(registers[name].number), "little"), client.read_memory, 32
         )
         client.close()
         gdb = gdb_backtrace(elf, qemu)

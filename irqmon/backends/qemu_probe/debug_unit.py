@@ -18,12 +18,12 @@ Semantics follow the hardware, not QEMU, where the two differ:
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from irqmon.cortexm.target_description import stub_registers
 from irqmon.rsp import PointKind, RspClient, RspDisconnected, RspError, StopReply
 
 # Debug registers in the SCS (ARMv7-M ARM, C1.6).
@@ -110,27 +110,6 @@ def component_id_registers(component: Component) -> dict[int, int]:
     }
 
 
-def parse_register_numbers(fetch_xml: Callable[[str], str]) -> dict[str, int]:
-    """gdb register name -> stub register number, from the stub's target description."""
-    numbers: dict[str, int] = {}
-    next_number = 0
-
-    def walk(name: str) -> None:
-        nonlocal next_number
-        xml = fetch_xml(name)
-        for tag in re.finditer(r"<(reg|xi:include)\s([^>]*)>", xml):
-            attributes = dict(re.findall(r'(\w[\w:]*)="([^"]*)"', tag[2]))
-            if tag[1] == "xi:include":
-                walk(attributes["href"])
-                continue
-            next_number = int(attributes.get("regnum", next_number))
-            numbers[attributes["name"]] = next_number
-            next_number += 1
-
-    walk("target.xml")
-    return numbers
-
-
 @dataclass
 class Comparators:
     """The comparator state software wrote, as the real unit would hold it."""
@@ -157,7 +136,7 @@ class DebugUnit:
         self.breakpoint_count = breakpoints
         self.watchpoint_count = watchpoints
         self.fpb_revision = fpb_revision
-        self.numbers = parse_register_numbers(self._read_target_xml)
+        self.numbers = {name: register.number for name, register in stub_registers(client.read_feature).items()}
         self.comparators = Comparators(
             fp_comp=[0] * breakpoints,
             dwt_comp=[0] * watchpoints,
@@ -184,15 +163,6 @@ class DebugUnit:
         stop = client.halt_reason()
         if stop.exited:
             raise DebugUnitLost("QEMU's machine has already exited")
-
-    def _read_target_xml(self, name: str) -> str:
-        text, offset = "", 0
-        while True:
-            reply = self.client.request(f"qXfer:features:read:{name}:{offset:x},ffb")
-            text += reply[1:]
-            offset += len(reply) - 1
-            if reply[:1] != "m":
-                return text
 
     # Address decoding ---------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from irqmon import thumb
 from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
 from irqmon.elf import ElfImage
-from irqmon.errors import CaptureError, UsageError
+from irqmon.errors import CaptureError
 from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
 from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, FIRST_IRQ, Event, Kind
 from irqmon.targets import TargetProfile
@@ -51,19 +51,6 @@ class CaptureSummary:
 
 
 IrqSource = Callable[[], Iterable[dict]]
-
-
-def check_budget(plan: CapturePlan, target: TargetProfile) -> None:
-    """Refuse a plan that needs more comparators than the target has, saying what to drop."""
-    breakpoints, watchpoints = plan.breakpoints_needed, plan.watchpoints_needed
-    if breakpoints <= target.fpb_comparators and watchpoints <= target.dwt_comparators:
-        return
-    costs = ", ".join(f"{name} {b} bp/{w} wp" for name, (b, w) in plan.cost_by_pack().items() if b or w)
-    raise UsageError(
-        f"the probes need {breakpoints} breakpoints and {watchpoints} watchpoints but {target.name} has "
-        f"{target.fpb_comparators} FPB and {target.dwt_comparators} DWT comparators ({costs}): "
-        "choose fewer with --probes, or on QEMU pass --unlimited"
-    )
 
 
 class Capture:
