@@ -40,7 +40,7 @@ from common import (
 )
 
 from irqmon.backends.qemu import QemuTarget
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.rsp import PointKind, RspClient, frame
 from irqmon.tracefile import load_trace
 

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from irqmon.backends.qemu import QemuTarget, free_port
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.schema import FIRST_IRQ
 from irqmon.tracefile import load_trace
 from support import ROOT, expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended

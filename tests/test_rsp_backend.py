@@ -29,7 +29,7 @@ from support import (
 
 from irqmon.backends.qemu import QemuTarget
 from irqmon.backends.rsp_direct import RspBackend
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.tracefile import load_trace
 
 sys.path.insert(0, str(ROOT / "benchmarks"))

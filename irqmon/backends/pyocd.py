@@ -19,14 +19,37 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from irqmon.backends.base import Comparators, Frame, Stop, StopReason, WatchAccess
+from irqmon.backends.base import Stop, StopReason, WatchAccess
 from irqmon.capture.registry import BackendArgs, BackendSpec, Option, Reach
+from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.frames import Frame
+from irqmon.cortexm.points import Comparators, PointTable
+from irqmon.cortexm.registers import (
+    ARCHITECTURE_MAX_BREAKPOINTS,
+    ARCHITECTURE_MAX_WATCHPOINTS,
+    DEMCR,
+    DEMCR_TRCENA,
+    DFSR,
+    DFSR_BKPT,
+    DFSR_DWTTRAP,
+    DFSR_EXTERNAL,
+    DFSR_VCATCH,
+    DWT_CTRL,
+    DWT_CTRL_CYCCNTENA,
+    DWT_CTRL_CYCTAP,
+    DWT_CTRL_EXCTRCENA,
+    DWT_CTRL_PCSAMPLENA,
+    DWT_CTRL_POSTPRESET_SHIFT,
+    DWT_CTRL_READ_ONLY,
+    DWT_CYCCNT,
+    DWT_FUNCTION_MATCHED,
+    DWT_FUNCTION_OFFSET,
+)
+from irqmon.cortexm.unwind import UNWIND_REGISTERS, Unwinder
 from irqmon.errors import CaptureError, UsageError
 from irqmon.schema import Event, Kind
-from irqmon.unwind import UNWIND_REGISTERS, Unwinder
 
 if TYPE_CHECKING:
     from pyocd.core.session import Session
@@ -38,24 +61,9 @@ PROBE_NAME = "pyocd"
 QEMU_PROBE_PREFIX = "qemu:"
 GENERIC_TARGET = "cortex_m"  # QEMU is the chip: no flash algorithm or pack is needed there
 # The most comparators the architecture can describe: FP_CTRL.NUM_CODE and DWT_CTRL.NUMCOMP.
-ARCHITECTURE_MAX_BREAKPOINTS, ARCHITECTURE_MAX_WATCHPOINTS = 127, 15
 POLL_SECONDS = 0.0005
 HALT_TIMEOUT = 5.0
 
-DFSR = 0xE000ED30
-DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1 << 1, 1 << 2, 1 << 3, 1 << 4
-DEMCR = 0xE000EDFC
-DEMCR_TRCENA = 1 << 24
-DWT_CTRL = 0xE0001000
-DWT_CYCCNT = 0xE0001004
-DWT_FUNCTION_OFFSET = 8
-DWT_FUNCTION_MATCHED = 1 << 24
-DWT_CTRL_READ_ONLY = 0xFF000000  # NUMCOMP and the NOxxx feature bits
-DWT_CTRL_CYCCNTENA = 1 << 0
-DWT_CTRL_POSTPRESET_SHIFT = 1
-DWT_CTRL_CYCTAP = 1 << 9
-DWT_CTRL_PCSAMPLENA = 1 << 12
-DWT_CTRL_EXCTRCENA = 1 << 16
 PC_SAMPLE_POSTPRESET = 0xF  # a PC sample every 16 x 1024 cycles with CYCTAP set
 
 log = logging.getLogger(__name__)
@@ -153,10 +161,10 @@ def create(args: BackendArgs) -> PyOcdBackend:
             "qemu.dwt_comparators", ARCHITECTURE_MAX_WATCHPOINTS if args.unlimited else target.dwt_comparators
         )
         session_options.setdefault("qemu.fpb_revision", 2 if target.core == "cortex-m7" or args.unlimited else 1)
-        return PyOcdBackend(args.elf.path, f"{QEMU_PROBE_PREFIX}{args.gdb_address}", GENERIC_TARGET, session_options)
+        return PyOcdBackend(args.elf, f"{QEMU_PROBE_PREFIX}{args.gdb_address}", GENERIC_TARGET, session_options)
     if not target.pyocd_target:
         raise UsageError(f"target {target.name} names no pyOCD target type: add pyocd_target to its profile")
-    return PyOcdBackend(args.elf.path, options.probe_uid, target.pyocd_target, session_options, target.pyocd_pack)
+    return PyOcdBackend(args.elf, options.probe_uid, target.pyocd_target, session_options, target.pyocd_pack)
 
 
 @dataclass
@@ -173,13 +181,13 @@ class PyOcdBackend:
 
     def __init__(
         self,
-        elf: Path,
+        elf: ElfImage,
         probe_uid: str | None,
         target_type: str,
         session_options: dict[str, Any] | None = None,
         pack: str | None = None,
     ) -> None:
-        self.elf = Path(elf)
+        self.elf = elf
         self.probe_uid = probe_uid
         self.target_type = target_type
         self.session_options = dict(session_options or {})
@@ -189,8 +197,7 @@ class PyOcdBackend:
         self.running = False
         self.gone = ""
         self._unwinder = Unwinder(self.elf)
-        self._points: dict[int, _Point] = {}
-        self._next_id = 1  # the capture treats point 0 as "none"
+        self._points: PointTable[_Point] = PointTable()
         self._pending: deque[Stop] = deque()
         self._has_cycle_counter = False
         self._last_stop = Stop(StopReason.HALTED)
@@ -274,12 +281,6 @@ class PyOcdBackend:
 
     # --- comparators ------------------------------------------------------------------------
 
-    def _new_point(self, point: _Point) -> int:
-        number = self._next_id
-        self._next_id += 1
-        self._points[number] = point
-        return number
-
     def _used(self, watch: bool) -> int:
         return sum(1 for p in self._points.values() if (p.watch_type is not None) == watch)
 
@@ -293,7 +294,7 @@ class PyOcdBackend:
             )
         if not self._call(lambda: self.target.set_breakpoint(address, Target.BreakpointType.HW)):
             raise UsageError(f"pyOCD could not set a hardware breakpoint at {address:#010x}")
-        return self._new_point(_Point(address))
+        return self._points.add(_Point(address))
 
     def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
         from pyocd.core.target import Target
@@ -312,7 +313,7 @@ class PyOcdBackend:
             raise UsageError(f"a DWT watchpoint covers 1, 2 or 4 aligned bytes, not {size} at {address:#010x}")
         if not self._call(lambda: self.target.set_watchpoint(address, size, kinds[access])):
             raise UsageError(f"pyOCD could not set a watchpoint at {address:#010x}")
-        return self._new_point(_Point(address, size, kinds[access]))
+        return self._points.add(_Point(address, size, kinds[access]))
 
     def remove_point(self, point: int) -> None:
         entry = self._points.pop(point)

@@ -12,20 +12,18 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from irqmon import thumb
 from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
-from irqmon.elf import ElfImage
+from irqmon.cortexm import thumb
+from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE, FIRST_IRQ
+from irqmon.cortexm.registers import NVIC_IPR, SCB_SHPR
 from irqmon.errors import CaptureError
-from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
-from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, FIRST_IRQ, Event, Kind
+from irqmon.probes import ARG_REGISTERS, CapturePlan, FunctionProbe, MaskProbe, WatchProbe
+from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, Event, Kind
 from irqmon.targets import TargetProfile
 from irqmon.tracewriter import TraceWriter
 
-ARG_REGISTERS = ("r0", "r1", "r2", "r3")
 STOP_REGISTERS = ARG_REGISTERS + CORE_REGISTERS
-NVIC_IPR = 0xE000E400
-SCB_SHPR = 0xE000ED18  # SHPR1..3: one byte per system exception from 4 (MemManage)
-EXC_RETURN_PREFIX = 0xFFFFFF00
 CALLPATH_DEPTH = 16
 PRIORITY_CACHE_SECONDS = 0.5
 POLL_SECONDS = 0.05
@@ -368,13 +366,13 @@ class Capture:
 
     def _priority(self, ipsr: int) -> int | None:
         """The active exception's priority in implemented bits, from NVIC_IPR or SCB_SHPR."""
-        if ipsr < 4:
+        if ipsr < FIRST_CONFIGURABLE:
             return None  # thread mode, or Reset/NMI/HardFault with fixed priorities
         cached = self._priority_cache.get(ipsr)
         now = time.monotonic()
         if cached and now - cached[0] < PRIORITY_CACHE_SECONDS:
             return cached[1]
-        address = NVIC_IPR + ipsr - FIRST_IRQ if ipsr >= FIRST_IRQ else SCB_SHPR + ipsr - 4
+        address = NVIC_IPR + ipsr - FIRST_IRQ if ipsr >= FIRST_IRQ else SCB_SHPR + ipsr - FIRST_CONFIGURABLE
         priority = self.target.logical_priority(self._read_value(address, 1))
         self._priority_cache[ipsr] = (now, priority)
         return priority

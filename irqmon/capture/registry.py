@@ -19,7 +19,7 @@ from irqmon.errors import UsageError
 if TYPE_CHECKING:
     from irqmon.backends.base import Backend
     from irqmon.capture.loop import IrqSource
-    from irqmon.elf import ElfImage
+    from irqmon.cortexm.elf import ElfImage
     from irqmon.targets import TargetProfile
 
 ENTRY_POINT_GROUP = "irqmon.backends"

@@ -25,7 +25,7 @@ from irqmon.backends.qemu import NvicTraceReader, QemuTarget
 from irqmon.capture import registry, status
 from irqmon.capture.loop import Capture, CaptureLimits, CaptureSummary, IrqSource
 from irqmon.capture.registry import REACH_OPTIONS, BackendArgs, BackendSpec, Reach
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import UsageError
 from irqmon.probes import CapturePlan, parse_watch, plan_capture
 from irqmon.targets import TargetProfile, load_target

@@ -11,13 +11,15 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from irqmon.backends.base import CORE_REGISTERS, Frame, Stop, StopReason, WatchAccess
+from irqmon.backends.base import CORE_REGISTERS, Stop, StopReason, WatchAccess
 from irqmon.capture.registry import BackendArgs, BackendSpec, Option, Reach
+from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.frames import Frame
+from irqmon.cortexm.points import PointTable
 from irqmon.cortexm.target_description import stub_registers
-from irqmon.elf import ElfImage
+from irqmon.cortexm.unwind import UNWIND_REGISTERS, Unwinder
 from irqmon.errors import CaptureError, UsageError
 from irqmon.rsp import SIGTRAP, PointKind, RspClient, RspDisconnected, RspError
-from irqmon.unwind import UNWIND_REGISTERS, Unwinder
 
 NAME = "plain-rsp"
 REGISTERS = tuple(dict.fromkeys(("r0", "r1", "r2", "r3", *UNWIND_REGISTERS, *CORE_REGISTERS)))
@@ -35,10 +37,9 @@ class PlainRspBackend:
         self.timeout = timeout
         self.client: RspClient | None = None
         self.running = False
-        self._unwinder = Unwinder(elf.path)
+        self._unwinder = Unwinder(elf)
         self._numbers: dict[str, int] = {}
-        self._breakpoints: dict[int, int] = {}  # address -> point id
-        self._next_id = 0  # the capture takes point 0 as none: ids start at 1
+        self._points: PointTable[int] = PointTable()  # id -> address
         self._registers: dict[str, int] | None = None  # read once per stop
         self._detach = "D"
 
@@ -67,24 +68,20 @@ class PlainRspBackend:
 
     def add_breakpoint(self, address: int) -> int:
         self._call(self.client.insert_point, PointKind.HARDWARE, address, BREAKPOINT_LENGTH)
-        self._next_id += 1
-        self._breakpoints[address] = self._next_id
-        return self._next_id
+        return self._points.add(address)
 
     def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
         raise UsageError(f"--backend {NAME} sets no watchpoints: choose probe packs without them (--probes)")
 
     def remove_point(self, point: int) -> None:
-        address = next(a for a, number in self._breakpoints.items() if number == point)
-        del self._breakpoints[address]
-        self._call(self.client.remove_point, PointKind.HARDWARE, address, BREAKPOINT_LENGTH)
+        self._call(self.client.remove_point, PointKind.HARDWARE, self._points.pop(point), BREAKPOINT_LENGTH)
 
     # --- running --------------------------------------------------------------------------
 
     def resume(self) -> None:
         """Step off a breakpoint under pc first: the stub would report it again at once. Where
         that step lands on another breakpoint, continuing reports that one."""
-        if self.read_registers(("pc",))["pc"] in self._breakpoints:
+        if self.read_registers(("pc",))["pc"] in self._points.values():
             self.step()
         self._registers = None
         self._call(self.client.cont)
@@ -102,8 +99,9 @@ class PlainRspBackend:
         if reply.exited:
             return Stop(StopReason.EXITED, message=reply.raw)
         pc = self.read_registers(("pc",))["pc"]
-        if reply.signal == SIGTRAP and pc in self._breakpoints:
-            return Stop(StopReason.BREAKPOINT, pc, self._breakpoints[pc])
+        point = next((number for number, address in self._points.items() if address == pc), None)
+        if reply.signal == SIGTRAP and point is not None:
+            return Stop(StopReason.BREAKPOINT, pc, point)
         return Stop(StopReason.HALTED, pc, message=f"signal {reply.signal}")
 
     def halt(self) -> Stop:
@@ -115,7 +113,7 @@ class PlainRspBackend:
 
     def step(self) -> Stop:
         pc = self.read_registers(("pc",))["pc"]
-        under_pc = pc in self._breakpoints
+        under_pc = pc in self._points.values()
         if under_pc:
             self._call(self.client.remove_point, PointKind.HARDWARE, pc, BREAKPOINT_LENGTH)
         reply = self._call(self.client.step)
@@ -142,7 +140,7 @@ class PlainRspBackend:
 
     def backtrace(self, depth: int) -> list[Frame]:
         registers = self.read_registers(REGISTERS)
-        at_breakpoint = registers["pc"] in self._breakpoints
+        at_breakpoint = registers["pc"] in self._points.values()
         return self._unwinder.unwind(registers.__getitem__, self.read_memory, depth, at_breakpoint)
 
     def disconnect(self, resume: bool) -> None:
@@ -152,9 +150,9 @@ class PlainRspBackend:
         try:
             if self.running:
                 self.halt()
-            for address in list(self._breakpoints):
+            for address in self._points.values():
                 self.client.remove_point(PointKind.HARDWARE, address, BREAKPOINT_LENGTH)
-            self._breakpoints.clear()
+            self._points.clear()
             if resume:
                 self.client.request(self._detach)
         except (CaptureError, RspError, OSError):

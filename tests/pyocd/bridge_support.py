@@ -70,7 +70,7 @@ def create_pyocd(
     bridge when `qemu` is given, else on a hardware probe."""
     from irqmon.backends import pyocd as pyocd_backend
     from irqmon.capture.registry import BackendArgs, Reach
-    from irqmon.elf import ElfImage
+    from irqmon.cortexm.elf import ElfImage
 
     reach = Reach.QEMU if qemu is not None else Reach.PROBE
     address = qemu.gdb_address if qemu is not None else None
@@ -94,7 +94,7 @@ def capture_with_pyocd(
     from irqmon.backends.qemu import NvicTraceReader
     from irqmon.capture.loop import Capture, CaptureLimits
     from irqmon.capture.session import check_budget
-    from irqmon.elf import ElfImage
+    from irqmon.cortexm.elf import ElfImage
     from irqmon.probes import plan_capture
     from irqmon.targets import load_target
     from irqmon.tracewriter import TraceWriter

@@ -19,6 +19,7 @@ from bridge_support import capture_with_pyocd, create_pyocd
 from irqmon.backends import pyocd as pyocd_backend
 from irqmon.backends.base import StopReason, WatchAccess
 from irqmon.backends.qemu import QemuTarget
+from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import CaptureError, UsageError
 from irqmon.rsp import RspClient
 from irqmon.schema import COLUMNS
@@ -314,7 +315,7 @@ def test_missing_pack_names_the_install_command(tim2_elf, monkeypatch, tmp_path)
     target = load_target("stm32f746")
     with QemuTarget(tim2_elf) as qemu:
         backend = pyocd_backend.PyOcdBackend(
-            tim2_elf, f"qemu:{qemu.gdb_address}", target.pyocd_target, pack=target.pyocd_pack
+            ElfImage(tim2_elf), f"qemu:{qemu.gdb_address}", target.pyocd_target, pack=target.pyocd_pack
         )
         with pytest.raises(UsageError, match=r"needs its CMSIS pack.*pyocd pack install stm32f746zgtx"):
             backend.connect()
