@@ -2,13 +2,13 @@
 
 Baseline: gdb-multiarch alone on the same QEMU, `break` on the handler with `commands` /
 `silent` / `continue` / `end`, counting the hits. irqmon: `irqmon attach` logging every hit as a
-full row (registers, masks, exception, priority, call path), through gdb (`--probe gdb`) and
-through the GDB remote protocol spoken directly (`--probe rsp`). Each repeat runs them one
+full row (registers, masks, exception, priority, call path), through gdb (`--backend gdb`) and
+through the GDB remote protocol spoken directly (`--backend rsp`). Each repeat runs them one
 after the other on the same firmware; the numbers are the medians. For scale, two floors over the
 GDB remote protocol, with no rows built: a bare `s` + `c` per hit (QEMU needs the step to leave
 the breakpoint), and the least any capture that halts at each hit can do: one burst per hit that
 reads the registers and a stack window, moves past the handler's first instruction by writing
-its result instead of stepping it, and continues. Last, the baseline and `--probe rsp` again
+its result instead of stepping it, and continues. Last, the baseline and `--backend rsp` again
 through a relay that makes every round trip cost a millisecond more, as a USB debug probe's
 requests do: the two differ in round trips per hit, which a local socket makes almost free.
 """
@@ -40,7 +40,7 @@ from common import (
 )
 
 from irqmon.backends.qemu import QemuTarget
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.rsp import PointKind, RspClient, frame
 from irqmon.tracefile import load_trace
 
@@ -214,7 +214,7 @@ def irqmon_capture(elf: Path, hits: int, probe: str, output: Path) -> float:
     """Hits per second of `irqmon attach`, from the capture's start to the last hit's row."""
     irqmon(
         "attach", "--target", TARGET, "--qemu", str(elf), "--unlimited", "--until", "sample_done",
-        "--probes", str(PROBE_PACK), "--probe", probe, "-q", "-o", str(output),
+        "--probes", str(PROBE_PACK), "--backend", probe, "-q", "-o", str(output),
     )  # fmt: skip
     return hit_rate(output, hits, probe)
 
@@ -234,7 +234,7 @@ def hit_rate(output: Path, hits: int, probe: str) -> float:
 
 
 def rsp_through_relay(elf: Path, hits: int, turns: list[int], latency: float = 0.0) -> float:
-    """Hits per second of `irqmon attach --probe rsp` through a TurnCounter with `latency` on a
+    """Hits per second of `irqmon attach --backend rsp` through a TurnCounter with `latency` on a
     running QEMU; its count is appended to `turns`."""
     with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work, QemuTarget(elf, workdir=Path(work)) as qemu:
         relay = TurnCounter(qemu.gdb_address, latency)
@@ -242,7 +242,7 @@ def rsp_through_relay(elf: Path, hits: int, turns: list[int], latency: float = 0
         output = Path(work) / "trace.csv"
         irqmon(
             "attach", "--target", TARGET, "--gdb-remote", relay.address, "--elf", str(elf), "--until", "sample_done",
-            "--probes", str(PROBE_PACK), "--probe", "rsp", "-q", "-o", str(output),
+            "--probes", str(PROBE_PACK), "--backend", "rsp", "-q", "-o", str(output),
         )  # fmt: skip
         relay.join(10)
         turns.append(relay.turns)
@@ -251,7 +251,7 @@ def rsp_through_relay(elf: Path, hits: int, turns: list[int], latency: float = 0
 
 
 def round_trips_per_hit(hits: int) -> dict[str, float]:
-    """Round trips per hit of the baseline and of `--probe rsp`: the difference in turns between
+    """Round trips per hit of the baseline and of `--backend rsp`: the difference in turns between
     a run of `hits` and one of twice as many, over `hits`, so that set-up and tear-down cancel."""
     counts: dict[str, list[int]] = {"baseline": [], "rsp": []}
     for size in (hits, 2 * hits):

@@ -47,8 +47,8 @@ def report(command: str, size: dict, results: dict, started: datetime, load: str
         "| path | hits/s | ratio to the baseline |",
         "|---|---:|---:|",
         f"| gdb-multiarch alone (baseline) | {cap['baseline']:.0f} | 1.00 |",
-        f"| `irqmon attach --probe gdb` | {cap['gdb']:.0f} | {cap['gdb_ratio']:.2f} |",
-        f"| `irqmon attach --probe rsp` | {cap['rsp']:.0f} | **{cap['rsp_ratio']:.2f}** (goal ≥ {GOALS['capture']:.0f}) |",
+        f"| `irqmon attach --backend gdb` | {cap['gdb']:.0f} | {cap['gdb_ratio']:.2f} |",
+        f"| `irqmon attach --backend rsp` | {cap['rsp']:.0f} | **{cap['rsp_ratio']:.2f}** (goal ≥ {GOALS['capture']:.0f}) |",
         f"| floor: bare `s` + `c` per hit, no registers, no rows | {cap['floor']:.0f} | {cap['floor_ratio']:.2f} |",
         f"| floor without the step: one write per hit (registers, stack window, the handler's first "
         f"instruction written instead of stepped, `c`), no rows | {cap['burst_floor']:.0f} | {cap['burst_floor_ratio']:.2f} |",
@@ -58,7 +58,7 @@ def report(command: str, size: dict, results: dict, started: datetime, load: str
         "",
         "Round trips per hit, counted by a relay between the debugger and QEMU (a write after the stub has",
         f"written is one; packets sent together are one): gdb-multiarch alone **{cap['baseline_round_trips']:.1f}**, "
-        f"`irqmon attach --probe rsp` **{cap['rsp_round_trips']:.1f}**.",
+        f"`irqmon attach --backend rsp` **{cap['rsp_round_trips']:.1f}**.",
         "",
         f"The same two through a relay that makes every round trip {cap['slow_link_ms']:.0f} ms slower, about what a USB "
         f"debug probe adds to each request ({cap['slow_link_hits']} hits, median of {cap['repeats']}; not the goal's "
@@ -67,7 +67,7 @@ def report(command: str, size: dict, results: dict, started: datetime, load: str
         "| path, over the slow link | hits/s | ratio |",
         "|---|---:|---:|",
         f"| gdb-multiarch alone | {cap['slow_link_baseline']:.0f} | 1.00 |",
-        f"| `irqmon attach --probe rsp` | {cap['slow_link_rsp']:.0f} | {cap['slow_link_ratio']:.2f} |",
+        f"| `irqmon attach --backend rsp` | {cap['slow_link_rsp']:.0f} | {cap['slow_link_ratio']:.2f} |",
         "",
         f"## 2. ISR timeline: QEMU's NVIC trace ({tl['activations']} activations, median of {tl['repeats']})",
         "",
@@ -110,8 +110,8 @@ def summary(results: dict) -> str:
     cap, tl, an = results["capture"], results["timeline"], results["analyzer"]
     sizes = [row for key, row in an.items() if key != "scaling"]
     parts = [
-        (f"capture: --probe rsp {cap['rsp_ratio']:.2f}x the gdb baseline ({cap['rsp']:.0f} vs {cap['baseline']:.0f} "
-         f"hits/s; --probe gdb {cap['gdb_ratio']:.2f}x; bare s+c floor {cap['floor_ratio']:.2f}x; "
+        (f"capture: --backend rsp {cap['rsp_ratio']:.2f}x the gdb baseline ({cap['rsp']:.0f} vs {cap['baseline']:.0f} "
+         f"hits/s; --backend gdb {cap['gdb_ratio']:.2f}x; bare s+c floor {cap['floor_ratio']:.2f}x; "
          f"floor without the step {cap['burst_floor_ratio']:.2f}x; round trips per hit {cap['baseline_round_trips']:.1f} "
          f"vs {cap['rsp_round_trips']:.1f}; over a link {cap['slow_link_ms']:.0f} ms slower per round trip "
          f"{cap['slow_link_ratio']:.2f}x)"),

@@ -13,7 +13,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import UsageError
 from irqmon.resources import data_dir
 from irqmon.schema import Kind, Role

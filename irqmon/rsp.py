@@ -21,6 +21,7 @@ INTERRUPT = b"\x03"
 # pipeline with one small write per reply and leaves Nagle's algorithm on (pyOCD's gdbserver)
 # holds each reply until the one before it is acknowledged.
 QUICKACK = getattr(socket, "TCP_QUICKACK", None)
+XFER_CHUNK = 0xFFF  # bytes asked for per qXfer request
 SIGINT = 2
 SIGTRAP = 5
 
@@ -334,6 +335,19 @@ class RspClient:
 
     def remove_point(self, kind: PointKind, address: int, length: int) -> None:
         self._expect_ok(self.request(f"z{kind.value},{address:x},{length:x}"))
+
+    # Target description -------------------------------------------------------------------
+
+    def read_feature(self, annex: str) -> str:
+        """A file of the stub's target description (`target.xml`, or one it includes)."""
+        text = ""
+        while True:
+            reply = self.request(f"qXfer:features:read:{annex}:{len(text):x},{XFER_CHUNK:x}")
+            if reply[:1] not in ("m", "l"):
+                raise RspError(f"the stub has no target description {annex}: {reply!r:.40}")
+            text += reply[1:]
+            if reply[0] == "l":
+                return text
 
     # Monitor ------------------------------------------------------------------------------
 

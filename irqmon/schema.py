@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+# The `ipsr` column numbers exceptions as the core does: 0 thread mode, FIRST_IRQ + n IRQ n.
+from irqmon.cortexm.exceptions import FIRST_IRQ as FIRST_IRQ
+
 SCHEMA_VERSION = 1
 MAGIC = "irqmon-trace"
 
@@ -95,7 +98,10 @@ REQUIRED_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
 
 CALLPATH_SEPARATOR = ";"
 ARGS_SEPARATOR = ";"
-FIRST_IRQ = 16  # exception number of IRQ 0
+# Call path frames that are no function: an exception entry (the handler's frame, then this,
+# then the interrupted code's frames), and code no symbol covers (as gdb prints it).
+EXCEPTION_FRAME = "<exception>"
+UNKNOWN_FUNCTION = "??"
 
 # Metadata keys written in the leading '# key: value' lines of a CSV trace
 # (and in the Parquet schema metadata).

@@ -1,11 +1,13 @@
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from support import build_samples, capture_reproducing
+from support import ICOUNT, build_samples, capture_reproducing
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +31,15 @@ def sample_trace(built_samples, tmp_path_factory) -> Callable[[str], Path]:
         return traces[sample]
 
     return get
+
+
+@pytest.fixture
+def deterministic_qemu(tmp_path, monkeypatch) -> None:
+    """Put a `qemu-system-arm` that adds `-icount` first in PATH for the irqmon subprocesses."""
+    real = shutil.which("qemu-system-arm")
+    assert real is not None
+    wrapper = tmp_path / "bin" / "qemu-system-arm"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec {real} "$@" {ICOUNT}\n')
+    wrapper.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")

@@ -10,12 +10,20 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from irqmon.backends.qemu import QemuTarget
+from irqmon.tracefile import load_trace
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES_DIR = ROOT / "firmware_samples"
 BUILD_DIR = SAMPLES_DIR / "build"
 GDB = "gdb-multiarch"
+# QEMU counting virtual time in instructions (stopped while halted): two captures of one sample
+# see the same execution (see the `deterministic_qemu` fixture).
+ICOUNT = "-icount shift=2,sleep=off"
+IRQ_EVENTS = ("irq_enter", "irq_exit")
+HOST_COLUMNS = ("seq", "time")  # host clock, and the merge position of IRQ rows that follows it
 
 
 def sample_names() -> list[str]:
@@ -81,6 +89,20 @@ def capture_reproducing(sample: str, output: Path, *extra: str, attempts: int = 
         if result.returncode != 0 or marker is None or (serial.exists() and marker in serial.read_text()):
             break
     return result
+
+
+def comparable_rows(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The halting rows and the IRQ rows of a trace, in order, without the host-clock columns.
+
+    IRQ rows after the last halting row are left out: they are drained after the capture let
+    the target run again, so how many there are depends on the host."""
+    frame = load_trace(path).frame
+    irq = frame["event"].isin(IRQ_EVENTS)
+    last_halt = frame.index[~irq].max()
+    frame, irq = frame.loc[:last_halt], irq.loc[:last_halt]
+    frame, irq = frame[frame["event"] != "config"], irq[frame["event"] != "config"]  # read at the end
+    columns = [c for c in frame.columns if c not in HOST_COLUMNS]
+    return frame.loc[~irq, columns].reset_index(drop=True), frame.loc[irq, columns].reset_index(drop=True)
 
 
 def sample_elf(sample: str) -> Path:

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 
 from irqmon.backends.qemu import QemuTarget, free_port
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.schema import FIRST_IRQ
 from irqmon.tracefile import load_trace
 from support import ROOT, expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended
@@ -197,7 +197,13 @@ def _bad_input_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "bad pack syntax": ([*qemu, str(elf), "--probes", str(syntax_pack)], "line 2"),
         "unknown pack": ([*qemu, str(elf), "--probes", "no_such_pack"], "unknown probe pack"),
         "bad watch": ([*qemu, str(elf), "--unlimited", "--watch", "no_such_symbol"], "no symbol"),
-        "swo on qemu": ([*qemu, str(elf), "--swo-clock", "2M", "--system-clock", "168M"], "--probe pyocd on a board"),
+        "swo on qemu": ([*qemu, str(elf), "--backend", "pyocd", "--swo-clock", "2M", "--system-clock", "168M"], "for a board"),
+        "another backend's option": ([*qemu, str(elf), "--swo-clock", "2M"], "--swo-clock is an option of --backend pyocd"),
+        "probe uid on qemu": ([*qemu, str(elf), "--backend", "pyocd", "--probe-uid", "x"], "--probe-uid picks a hardware probe"),
+        "bad swo clock": (["--target", "stm32f746", "--elf", str(elf), "--swo-clock", "2X", "--system-clock", "1M"], "not a frequency"),
+        "gdb without a server": (["--target", "stm32f746", "--elf", str(elf), "--backend", "rsp"], "needs --qemu ELF or --gdb-remote"),
+        "pyocd with a server": (["--target", "stm32f746", "--gdb-remote", "127.0.0.1:1", "--elf", str(elf), "--backend", "pyocd"],
+                                "--backend pyocd cannot use --gdb-remote"),
         "bad svd": (["--svd", str(bad_pack), "--qemu", str(elf)], "SVD"),
     }  # fmt: skip
 
@@ -205,7 +211,8 @@ def _bad_input_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
 @pytest.mark.parametrize(
     "case",
     ["missing elf", "stripped elf", "not arm", "unknown target", "unreachable", "bad pack role",
-     "bad pack syntax", "unknown pack", "bad watch", "swo on qemu", "bad svd"],
+     "bad pack syntax", "unknown pack", "bad watch", "swo on qemu", "another backend's option", "probe uid on qemu",
+     "bad swo clock", "gdb without a server", "pyocd with a server", "bad svd"],
 )  # fmt: skip
 def test_bad_input_is_one_clear_line_and_status_2(case, built_samples, tmp_path):
     args, message = _bad_input_cases(tmp_path)[case]

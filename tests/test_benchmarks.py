@@ -26,20 +26,20 @@ def test_run_tiny_writes_the_three_ratios(built_samples, tmp_path):
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-2000:]
     text = report.read_text()
-    rates = dict(re.findall(r"\| (gdb-multiarch alone \(baseline\)|`irqmon attach --probe \w+`) \| (\d+) \|", text))
+    rates = dict(re.findall(r"\| (gdb-multiarch alone \(baseline\)|`irqmon attach --backend \w+`) \| (\d+) \|", text))
     assert len(rates) == 3 and all(int(rate) > 0 for rate in rates.values())
     floors = re.findall(r"^\| floor[^|]*\| (\d+) \| [\d.]+ \|$", text, re.MULTILINE)
     assert len(floors) == 2 and all(int(rate) > 0 for rate in floors), floors
-    round_trips = re.search(r"gdb-multiarch alone \*\*([\d.]+)\*\*, `irqmon attach --probe rsp` \*\*([\d.]+)\*\*", text)
+    round_trips = re.search(r"gdb-multiarch alone \*\*([\d.]+)\*\*, `irqmon attach --backend rsp` \*\*([\d.]+)\*\*", text)
     assert round_trips and float(round_trips[2]) >= 2, text  # at least the read, and the step or `c`
-    slow_link = re.findall(r"^\| (gdb-multiarch alone|`irqmon attach --probe rsp`) \| (\d+) \| [\d.]+ \|$", text, re.MULTILINE)
-    assert [path for path, _ in slow_link] == ["gdb-multiarch alone", "`irqmon attach --probe rsp`"], slow_link
+    slow_link = re.findall(r"^\| (gdb-multiarch alone|`irqmon attach --backend rsp`) \| (\d+) \| [\d.]+ \|$", text, re.MULTILINE)
+    assert [path for path, _ in slow_link] == ["gdb-multiarch alone", "`irqmon attach --backend rsp`"], slow_link
     assert all(int(rate) > 0 for _, rate in slow_link)
     # Every activation of the tiny run (2000) entered and left, and nothing else was traced.
     assert re.search(r"\| IRQ entries \+ exits traced \| 4000 \|", text)
     analyzer_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+\*\*", text, re.MULTILINE)
     assert analyzer_rows == ["5,000", "20,000"]
-    assert "capture: --probe rsp" in result.stdout and "analyzer scaling" in result.stdout
+    assert "capture: --backend rsp" in result.stdout and "analyzer scaling" in result.stdout
 
 
 def test_synthetic_trace_is_a_valid_trace_in_both_formats(tmp_path):

@@ -14,6 +14,7 @@ from support import ROOT, build_samples, sample_elf
 
 from irqmon.backends.pyocd import PyOcdBackend
 from irqmon.backends.qemu import QemuTarget
+from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import UsageError
 from irqmon.targets import available_targets, load_target
 
@@ -70,7 +71,7 @@ def test_missing_pack_names_the_install_command(profile, built_samples, monkeypa
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     elf = sample_elf("clean")
     with QemuTarget(elf) as qemu:
-        backend = PyOcdBackend(elf, f"qemu:{qemu.gdb_address}", profile.pyocd_target, pack=profile.pyocd_pack)
+        backend = PyOcdBackend(ElfImage(elf), f"qemu:{qemu.gdb_address}", profile.pyocd_target, pack=profile.pyocd_pack)
         with pytest.raises(UsageError) as error:
             backend.connect()
     assert f"run `pyocd pack install {profile.pyocd_pack}`" in str(error.value)

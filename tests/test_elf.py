@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from irqmon import thumb
-from irqmon.elf import ElfImage
+from irqmon.cortexm import thumb
+from irqmon.cortexm.elf import ElfImage
 from support import sample_elf, sample_names
 
 MASK_MNEMONIC = re.compile(r"^\s*([0-9a-f]+):\s+(?:[0-9a-f]{4} ?){1,2}\s+(cpsi[de]|msr)\s+(.*)$")

@@ -1,4 +1,4 @@
-"""`--probe rsp` (the GDB remote protocol spoken directly) writes the same rows as `--probe gdb`.
+"""`--backend rsp` (the GDB remote protocol spoken directly) writes the same rows as `--backend gdb`.
 
 QEMU normally delivers interrupts by the host clock, so two captures of one sample interrupt the
 code at different instructions. Here QEMU runs with `-icount` (virtual time counted in
@@ -8,8 +8,6 @@ same execution and every row must match, column by column.
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -18,50 +16,30 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import ROOT, capture_sample, expected, sample_elf, sample_names, start_irqmon, stderr_once_ended
+from support import (
+    ROOT,
+    capture_sample,
+    comparable_rows,
+    expected,
+    sample_elf,
+    sample_names,
+    start_irqmon,
+    stderr_once_ended,
+)
 
 from irqmon.backends.qemu import QemuTarget
 from irqmon.backends.rsp_direct import RspBackend
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.tracefile import load_trace
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from common import bench_firmware  # noqa: E402
 
-ICOUNT = "-icount shift=2,sleep=off"
 # Every capture is cut at the same event count (both backends see the same events up to there):
 # under -icount a sample whose timer outruns its thread would not end otherwise.
 MAX_EVENTS = "1500"
-IRQ_EVENTS = ("irq_enter", "irq_exit")
-HOST_COLUMNS = ("seq", "time")  # host clock, and the merge position of IRQ rows that follows it
 LONG_SAMPLE = "printf_tasks_critical"  # runs for seconds under capture
-
-
-@pytest.fixture
-def deterministic_qemu(tmp_path, monkeypatch) -> None:
-    """Put a `qemu-system-arm` that adds `-icount` first in PATH for the irqmon subprocesses."""
-    real = shutil.which("qemu-system-arm")
-    assert real is not None
-    wrapper = tmp_path / "bin" / "qemu-system-arm"
-    wrapper.parent.mkdir()
-    wrapper.write_text(f'#!/bin/sh\nexec {real} "$@" {ICOUNT}\n')
-    wrapper.chmod(0o755)
-    monkeypatch.setenv("PATH", f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}")
-
-
-def rows(path: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The halting rows and the IRQ rows of a trace, in order, without the host-clock columns.
-
-    IRQ rows after the last halting row are left out: they are drained after the capture let
-    the target run again, so how many there are depends on the host."""
-    frame = load_trace(path).frame
-    irq = frame["event"].isin(IRQ_EVENTS)
-    last_halt = frame.index[~irq].max()
-    frame, irq = frame.loc[:last_halt], irq.loc[:last_halt]
-    frame, irq = frame[frame["event"] != "config"], irq[frame["event"] != "config"]  # read at the end
-    columns = [c for c in frame.columns if c not in HOST_COLUMNS]
-    return frame.loc[~irq, columns].reset_index(drop=True), frame.loc[irq, columns].reset_index(drop=True)
 
 
 def without_inline_entry_of_accesses_into_probes(halts: pd.DataFrame) -> pd.DataFrame:
@@ -82,12 +60,12 @@ def without_inline_entry_of_accesses_into_probes(halts: pd.DataFrame) -> pd.Data
 @pytest.mark.parametrize("sample", sample_names())
 def test_rsp_rows_equal_gdb_rows(sample, built_samples, deterministic_qemu, tmp_path):
     traces = {}
-    for probe in ("gdb", "rsp"):
-        traces[probe] = tmp_path / f"{probe}.csv"
-        result = capture_sample(sample, traces[probe], "--probe", probe, "--max-events", MAX_EVENTS)
+    for backend in ("gdb", "rsp"):
+        traces[backend] = tmp_path / f"{backend}.csv"
+        result = capture_sample(sample, traces[backend], "--backend", backend, "--max-events", MAX_EVENTS)
         assert result.returncode == 0, result.stderr
-    gdb_halts, gdb_irqs = rows(traces["gdb"])
-    rsp_halts, rsp_irqs = rows(traces["rsp"])
+    gdb_halts, gdb_irqs = comparable_rows(traces["gdb"])
+    rsp_halts, rsp_irqs = comparable_rows(traces["rsp"])
     gdb_halts, rsp_halts = without_inline_entry_of_accesses_into_probes(gdb_halts), without_inline_entry_of_accesses_into_probes(rsp_halts)
     assert load_trace(traces["rsp"]).metadata["backend"] == "rsp"
     # A capture cut by --max-events ends a few rows earlier on the side with more rows before
@@ -99,10 +77,10 @@ def test_rsp_rows_equal_gdb_rows(sample, built_samples, deterministic_qemu, tmp_
 
 
 def attach_rsp(qemu: QemuTarget, output: Path) -> subprocess.Popen:
-    """`irqmon attach --probe rsp` on a QEMU that is already running the long sample."""
+    """`irqmon attach --backend rsp` on a QEMU that is already running the long sample."""
     return start_irqmon(
         "attach", "--target", "stm32f405", "--gdb-remote", qemu.gdb_address, "--elf", str(sample_elf(LONG_SAMPLE)),
-        "--probe", "rsp", "--probes", "critical_sections", "-q", "-o", str(output),
+        "--backend", "rsp", "--probes", "critical_sections", "-q", "-o", str(output),
     )  # fmt: skip
 
 

@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from irqmon import schema
+from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS, logical_priority
 from irqmon.schema import Event
 from irqmon.tracefile import pandas_column
 
@@ -33,7 +34,6 @@ IN_ISR = "in_isr"
 PRIO = "prio"
 EXC_NAME = "exc_name"
 NO_CONTEXT = np.iinfo(np.int64).min  # rows without ipsr (config rows)
-EXCEPTION_MARK = "<exception>"
 CONTROL_SPSEL = 0x2  # CONTROL bit: thread mode uses the process stack
 SEP = schema.CALLPATH_SEPARATOR
 # The trace columns in the frames rules see: all but a few no rule needs (cheaper to combine,
@@ -42,10 +42,6 @@ SEP = schema.CALLPATH_SEPARATOR
 WORKING_COLUMNS = [c for c in schema.COLUMNS if c not in ("cycles", "probe", "pc", "lr", "exception", "args")]
 
 LABEL_COLUMNS = ["ipsr", "task", PRIO]  # what `Context.labels` reads
-ARCH_EXCEPTIONS = {
-    0: "Thread", 1: "Reset", 2: "NMI", 3: "HardFault", 4: "MemManage", 5: "BusFault",
-    6: "UsageFault", 11: "SVCall", 12: "DebugMonitor", 14: "PendSV", 15: "SysTick",
-}  # fmt: skip
 
 
 @dataclass
@@ -78,7 +74,7 @@ def own_paths(callpath: pd.Series) -> pd.Series:
 
 def _own_frames(paths: pa.Array) -> pa.Array:
     """Call paths cut at `<exception>`."""
-    return pc.replace_substring_regex(paths, rf"(?:^|{SEP}){re.escape(EXCEPTION_MARK)}(?:{SEP}.*)?$", "")
+    return pc.replace_substring_regex(paths, rf"(?:^|{SEP}){re.escape(schema.EXCEPTION_FRAME)}(?:{SEP}.*)?$", "")
 
 
 def _has_frame(paths: pa.Array, name: str) -> np.ndarray:
@@ -93,7 +89,7 @@ def _exception_names(groups: _ByException, exception: pa.Array) -> pd.Series:
     names = exception.take(pa.array(named.rows, type=pa.int64())).to_pylist()
     name_of = dict(zip(named.numbers.tolist(), names, strict=True))
     return pd.Series(
-        [name_of[n] if n in name_of else ARCH_EXCEPTIONS.get(n, _numbered(n)) for n in numbers],
+        [name_of[n] if n in name_of else SYSTEM_EXCEPTIONS.get(n, _numbered(n)) for n in numbers],
         index=pd.Index(numbers, dtype=np.int64), dtype="string",
     )  # fmt: skip
 
@@ -478,7 +474,7 @@ class Context:
 
     def handlers(self, rows: pd.DataFrame) -> pd.Series:
         """The running handler's function (the frame before `<exception>`), else the exception."""
-        handler = rows["callpath"].str.extract(rf"(?:^|;)([^;]+);{re.escape(EXCEPTION_MARK)}", expand=False)
+        handler = rows["callpath"].str.extract(rf"(?:^|;)([^;]+);{re.escape(schema.EXCEPTION_FRAME)}", expand=False)
         return handler.fillna(self.names(rows)).astype("string")
 
     # --- shared helpers ----------------------------------------------------------------------
@@ -526,4 +522,4 @@ class Context:
 
     def logical_priority(self, raw: int) -> int | None:
         """A raw 8-bit priority (BASEPRI, IPR) in implemented bits (needs priority_bits)."""
-        return None if self.priority_bits is None else raw >> (8 - self.priority_bits)
+        return None if self.priority_bits is None else logical_priority(raw, self.priority_bits)

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon import schema
-from irqmon.analysis.context import EXC_NAME, EXCEPTION_MARK, IN_ISR, PRIO
+from irqmon.analysis.context import EXC_NAME, IN_ISR, PRIO
 
 if TYPE_CHECKING:
     from irqmon.analysis.context import Context
@@ -144,4 +144,4 @@ def frame_list(callpath: str | None, own: bool = False) -> list[str]:
     """The frames of a call path, innermost first; an ISR's path goes on into the interrupted
     code unless `own` stops it at `<exception>`."""
     frames = [f for f in (callpath or "").split(schema.CALLPATH_SEPARATOR) if f]
-    return frames[: frames.index(EXCEPTION_MARK)] if own and EXCEPTION_MARK in frames else frames
+    return frames[: frames.index(schema.EXCEPTION_FRAME)] if own and schema.EXCEPTION_FRAME in frames else frames

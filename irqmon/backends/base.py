@@ -1,14 +1,16 @@
 """The small protocol every capture backend implements (GDB-MI, pyOCD, a raw GDB remote stub).
 
-The capture loop (`irqmon.capture`) owns probe packs, rows and the trace; a backend only
+The capture loop (`irqmon.capture.loop`) owns probe packs, rows and the trace; a backend only
 halts, resumes, sets comparators and reads registers and memory.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Protocol
+
+from irqmon.cortexm.frames import Frame
 
 
 class StopReason(StrEnum):
@@ -41,22 +43,6 @@ class Stop:
     # before a probed instruction): its handlers run now, as resuming steps over it.
     breakpoint_too: bool = False
     message: str = ""
-
-
-@dataclass(frozen=True)
-class Frame:
-    function: str
-    pc: int
-
-
-@dataclass
-class Comparators:
-    """How many hardware breakpoint (FPB) and watchpoint (DWT) comparators a target has."""
-
-    breakpoints: int
-    watchpoints: int
-    used_breakpoints: set[int] = field(default_factory=set)
-    used_watchpoints: set[int] = field(default_factory=set)
 
 
 # Register names as the capture asks for them (lower case, as gdb names them for Cortex-M).
@@ -99,7 +85,7 @@ class Backend(Protocol):
         """DWT CYCCNT where the target counts cycles (not QEMU), else None."""
 
     def backtrace(self, depth: int) -> list[Frame]:
-        """Innermost first. An exception entry appears as a frame named '<exception>'."""
+        """Innermost first. An exception entry appears as a frame named schema.EXCEPTION_FRAME."""
 
     def disconnect(self, resume: bool) -> None:
         """Remove every breakpoint and watchpoint, resume the target if asked, let go.

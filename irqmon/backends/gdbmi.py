@@ -16,15 +16,21 @@ from pathlib import Path
 
 from pygdbmi.gdbmiparser import parse_response
 
-from irqmon.backends import dwt
-from irqmon.backends.base import Frame, Stop, StopReason, WatchAccess
+from irqmon.backends.base import Stop, StopReason, WatchAccess
+from irqmon.capture.registry import BackendArgs, BackendSpec, Reach
+from irqmon.cortexm.frames import Frame
+from irqmon.cortexm.registers import (
+    DWT_CYCCNT,
+    PPB_END,
+    dwt_comparator_count,
+    matched_watchpoint,
+    start_cycle_counter,
+)
 from irqmon.errors import CaptureError, UsageError
+from irqmon.schema import EXCEPTION_FRAME, UNKNOWN_FUNCTION
 
 GDB = "gdb-multiarch"
-DEMCR, DEMCR_TRCENA = 0xE000EDFC, 1 << 24
-DWT_CTRL, DWT_CTRL_CYCCNTENA, DWT_CYCCNT = 0xE0001000, 1 << 0, 0xE0001004
-DWT_CTRL_NOCYCCNT = 1 << 25
-EXCEPTION_FRAME = "<exception>"
+GDB_SIGNAL_FRAME = "<signal handler called>"  # how gdb shows an exception entry
 WATCH_TYPES = {1: "unsigned char", 2: "unsigned short", 4: "unsigned int"}
 GONE_MESSAGES = ("Remote connection closed", "The program is not being run", "Remote communication error")
 
@@ -47,7 +53,7 @@ SETUP_COMMANDS = (
     "-gdb-set trust-readonly-sections on",
     # Nor does it probe the EXC_RETURN values (0xFFFFFFxx) as code addresses: memory above the
     # Cortex-M private peripheral bus is not asked for. 67 -> 16 packets per breakpoint stop.
-    '-interpreter-exec console "mem 0 0xe0100000 rw"',
+    f'-interpreter-exec console "mem 0 {PPB_END:#x} rw"',
     "-gdb-set mem inaccessible-by-default on",
 )
 
@@ -98,7 +104,7 @@ class GdbMiBackend:
             raise UsageError(f"cannot reach the GDB server at {self.remote}: {exc}") from None
         self._stops.clear()  # the stop that connecting reports is not an event
         if self.cycle_counter:
-            self._start_cycle_counter()
+            self.cycle_counter = start_cycle_counter(self.read_memory, self.write_memory)
         names = self.command("-data-list-register-names")["register-names"]
         # Names as lower case: OpenOCD calls the program status register `xPSR`.
         self._register_numbers = {name.lower(): number for number, name in enumerate(names) if name}
@@ -259,8 +265,8 @@ class GdbMiBackend:
         """A debug event gdb cannot explain: the server's stop reply named no watchpoint (pyOCD
         never does). The DWT says which comparator matched; it halted after the access."""
         if self._dwt_comparators is None:
-            self._dwt_comparators = dwt.comparator_count(self.read_memory)
-        point = dwt.matched_point(self.read_memory, self._dwt_comparators, self._watch_addresses)
+            self._dwt_comparators = dwt_comparator_count(self.read_memory)
+        point = matched_watchpoint(self.read_memory, self._dwt_comparators, self._watch_addresses)
         if point is None:
             return stop
         return Stop(StopReason.WATCHPOINT, stop.pc, point, self._watch_addresses[point])
@@ -295,16 +301,6 @@ class GdbMiBackend:
         blocks = self.command(f"-data-read-memory-bytes 0x{address:x} {size}")["memory"]
         return bytes.fromhex("".join(block["contents"] for block in blocks))
 
-    def _start_cycle_counter(self) -> None:
-        """DEMCR.TRCENA then DWT_CTRL.CYCCNTENA, keeping the other bits (ARMv7-M C1.6, C1.8)."""
-        demcr = int.from_bytes(self.read_memory(DEMCR, 4), "little")
-        self.write_memory(DEMCR, (demcr | DEMCR_TRCENA).to_bytes(4, "little"))
-        control = int.from_bytes(self.read_memory(DWT_CTRL, 4), "little")
-        if control & DWT_CTRL_NOCYCCNT:
-            self.cycle_counter = False
-            return
-        self.write_memory(DWT_CTRL, (control | DWT_CTRL_CYCCNTENA).to_bytes(4, "little"))
-
     def write_memory(self, address: int, data: bytes) -> None:
         self.command(f"-data-write-memory-bytes 0x{address:x} {data.hex()}")
 
@@ -320,8 +316,8 @@ class GdbMiBackend:
             return []
         result = []
         for frame in frames:
-            function = frame.get("func", "??")
-            if function == "<signal handler called>":
+            function = frame.get("func", UNKNOWN_FUNCTION)
+            if function == GDB_SIGNAL_FRAME:
                 function = EXCEPTION_FRAME
             result.append(Frame(function, int(frame.get("addr", "0"), 16)))
         return result
@@ -357,3 +353,16 @@ class GdbMiBackend:
 
 def _quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def create(args: BackendArgs) -> GdbMiBackend:
+    assert args.gdb_address is not None
+    return GdbMiBackend(args.elf.path, args.gdb_address, cycle_counter=args.on_hardware)
+
+
+BACKEND = BackendSpec(
+    name="gdb",
+    help="gdb-multiarch over its machine interface (the default with --qemu or --gdb-remote)",
+    reaches=frozenset({Reach.QEMU, Reach.GDB_SERVER}),
+    create=create,
+)

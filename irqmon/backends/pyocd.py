@@ -12,51 +12,58 @@ irq_exit rows. Without SWO the capture says so in one line and halts as usual.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from irqmon.backends.base import Comparators, Frame, Stop, StopReason, WatchAccess
+from irqmon.backends.base import Stop, StopReason, WatchAccess
+from irqmon.capture.registry import BackendArgs, BackendSpec, Option, Reach
+from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.frames import Frame
+from irqmon.cortexm.points import Comparators, PointTable
+from irqmon.cortexm.registers import (
+    ARCHITECTURE_MAX_BREAKPOINTS,
+    ARCHITECTURE_MAX_WATCHPOINTS,
+    DEMCR,
+    DEMCR_TRCENA,
+    DFSR,
+    DFSR_BKPT,
+    DFSR_DWTTRAP,
+    DFSR_EXTERNAL,
+    DFSR_VCATCH,
+    DWT_CTRL,
+    DWT_CTRL_CYCCNTENA,
+    DWT_CTRL_CYCTAP,
+    DWT_CTRL_EXCTRCENA,
+    DWT_CTRL_PCSAMPLENA,
+    DWT_CTRL_POSTPRESET_SHIFT,
+    DWT_CTRL_READ_ONLY,
+    DWT_CYCCNT,
+    DWT_FUNCTION_MATCHED,
+    DWT_FUNCTION_OFFSET,
+)
+from irqmon.cortexm.unwind import UNWIND_REGISTERS, Unwinder
 from irqmon.errors import CaptureError, UsageError
 from irqmon.schema import Event, Kind
-from irqmon.unwind import UNWIND_REGISTERS, Unwinder
 
 if TYPE_CHECKING:
     from pyocd.core.session import Session
     from pyocd.core.soc_target import SoCTarget
 
-    from irqmon.backends.qemu import QemuTarget
     from irqmon.targets import TargetProfile
 
 PROBE_NAME = "pyocd"
 QEMU_PROBE_PREFIX = "qemu:"
 GENERIC_TARGET = "cortex_m"  # QEMU is the chip: no flash algorithm or pack is needed there
 # The most comparators the architecture can describe: FP_CTRL.NUM_CODE and DWT_CTRL.NUMCOMP.
-ARCHITECTURE_MAX_BREAKPOINTS, ARCHITECTURE_MAX_WATCHPOINTS = 127, 15
 POLL_SECONDS = 0.0005
 HALT_TIMEOUT = 5.0
 
-DFSR = 0xE000ED30
-DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH, DFSR_EXTERNAL = 1 << 1, 1 << 2, 1 << 3, 1 << 4
-DEMCR = 0xE000EDFC
-DEMCR_TRCENA = 1 << 24
-DWT_CTRL = 0xE0001000
-DWT_CYCCNT = 0xE0001004
-DWT_FUNCTION_OFFSET = 8
-DWT_FUNCTION_MATCHED = 1 << 24
-DWT_CTRL_READ_ONLY = 0xFF000000  # NUMCOMP and the NOxxx feature bits
-DWT_CTRL_CYCCNTENA = 1 << 0
-DWT_CTRL_POSTPRESET_SHIFT = 1
-DWT_CTRL_CYCTAP = 1 << 9
-DWT_CTRL_PCSAMPLENA = 1 << 12
-DWT_CTRL_EXCTRCENA = 1 << 16
 PC_SAMPLE_POSTPRESET = 0xF  # a PC sample every 16 x 1024 cycles with CYCTAP set
 
 log = logging.getLogger(__name__)
@@ -64,37 +71,62 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class PyOcdOptions:
-    """What `--probe pyocd` takes on the command line, as pyOCD's own tools spell it."""
+    """What `--backend pyocd` takes on the command line, as pyOCD's own tools spell it."""
 
     probe_uid: str | None = None
     frequency: int | None = None
     session_options: dict[str, Any] | None = None
+    swo_clock: int | None = None  # stream exception trace over SWO at this bit rate
+    system_clock: int | None = None  # the core clock SWO's divider works from
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The pyOCD options of `irqmon attach` (with `--probe pyocd`)."""
-    group = parser.add_argument_group("pyOCD probe (--probe pyocd)")
-    group.add_argument("--probe-uid", "-u", metavar="UID", help="the probe's unique id (pyocd list), or a prefix of it")
-    group.add_argument("--frequency", "-f", metavar="FREQ", help="SWD clock, e.g. 4000000, 4M or 1000k")
-    group.add_argument(
-        "-O", dest="pyocd_options", action="append", default=[], metavar="NAME=VALUE", help="a pyOCD session option"
+OPTIONS = (
+    Option("probe_uid", ("--probe-uid", "-u"), "the probe's unique id (pyocd list), or a prefix of it", "UID"),
+    Option("frequency", ("--frequency", "-f"), "SWD clock, e.g. 4000000, 4M or 1000k", "FREQ"),
+    Option("session_options", ("-O",), "a pyOCD session option", "NAME=VALUE", repeatable=True),
+    Option("swo_clock", ("--swo-clock",), "non-halting IRQ timeline on a board with an SWO-capable probe: "
+           "stream exception trace over SWO at this bit rate", "HZ"),
+    Option("system_clock", ("--system-clock",), "the core clock (needed with --swo-clock)", "HZ"),
+)  # fmt: skip
+
+
+def configure(values: Mapping[str, Any], reach: Reach) -> PyOcdOptions:
+    """The options of `--backend pyocd`, checked; bad input is a UsageError."""
+    if values["probe_uid"] is not None and reach is Reach.QEMU:
+        raise UsageError("--probe-uid picks a hardware probe: with --qemu the probe is QEMU's gdbstub")
+    if values["swo_clock"] is not None and reach is Reach.QEMU:
+        raise UsageError("--swo-clock is for a board: on QEMU the timeline comes from QEMU itself")
+    if values["swo_clock"] is not None and values["system_clock"] is None:
+        raise UsageError("--swo-clock needs --system-clock HZ (the core clock, which SWO's divider works from)")
+    options = parse_options(values["probe_uid"], values["frequency"], values["session_options"])
+    return replace(
+        options,
+        swo_clock=_frequency("--swo-clock", values["swo_clock"]),
+        system_clock=_frequency("--system-clock", values["system_clock"]),
     )
+
+
+def _frequency(option: str, text: str | None) -> int | None:
+    """`4000000`, `4M`, `1000k` as hertz; bad input is a UsageError."""
+    from pyocd.utility.cmdline import convert_frequency
+
+    if text is None:
+        return None
+    try:
+        hertz = convert_frequency(text)
+    except (ValueError, IndexError):
+        raise UsageError(f"{option} {text}: not a frequency (e.g. 4000000, 4M, 1000k)") from None
+    if hertz <= 0:
+        raise UsageError(f"{option} {text}: must be positive")
+    return hertz
 
 
 def parse_options(probe_uid: str | None, frequency: str | None, option_list: list[str]) -> PyOcdOptions:
     """Check `--frequency` and every `-O` against pyOCD's option table; bad input is a UsageError."""
     from pyocd.core.options import OPTIONS_INFO
     from pyocd.probe import aggregator  # noqa: F401  (loads probe plugins and their options)
-    from pyocd.utility.cmdline import convert_frequency, convert_one_session_option
+    from pyocd.utility.cmdline import convert_one_session_option
 
-    hertz = None
-    if frequency is not None:
-        try:
-            hertz = convert_frequency(frequency)
-        except (ValueError, IndexError):
-            raise UsageError(f"--frequency {frequency}: not a frequency (e.g. 4000000, 4M, 1000k)") from None
-        if hertz <= 0:
-            raise UsageError(f"--frequency {frequency}: must be positive")
     options: dict[str, Any] = {}
     for text in option_list:
         name, _, value = text.partition("=")
@@ -111,36 +143,28 @@ def parse_options(probe_uid: str | None, frequency: str | None, option_list: lis
         if converted is None:
             raise UsageError(f"-O {text}: not a valid value for {base} ({OPTIONS_INFO[base].help.rstrip('.')})")
         options[key] = converted
-    return PyOcdOptions(probe_uid, hertz, options)
+    return PyOcdOptions(probe_uid, _frequency("--frequency", frequency), options)
 
 
-def create(
-    target: TargetProfile,
-    elf: Path,
-    options: PyOcdOptions = PyOcdOptions(),
-    qemu: QemuTarget | None = None,
-    unlimited: bool = False,
-) -> PyOcdBackend:
-    """The backend `irqmon attach --probe pyocd` uses: a hardware probe, or QEMU's gdbstub
-    through the `qemu` probe plugin with the target's comparator counts (or the architecture's
-    maximum with `--unlimited`)."""
+def create(args: BackendArgs) -> PyOcdBackend:
+    """A hardware probe, or QEMU's gdbstub through the `qemu` probe plugin with the target's
+    comparator counts (or the architecture's maximum with `--unlimited`)."""
+    target, options = args.target, args.options or PyOcdOptions()
     session_options = dict(options.session_options or {})
     if options.frequency is not None:
         session_options["frequency"] = options.frequency
-    if qemu is not None:
-        if options.probe_uid is not None:
-            raise UsageError("--probe-uid picks a hardware probe: with --qemu the probe is QEMU's gdbstub")
+    if args.reach is Reach.QEMU:
         session_options.setdefault(
-            "qemu.fpb_comparators", ARCHITECTURE_MAX_BREAKPOINTS if unlimited else target.fpb_comparators
+            "qemu.fpb_comparators", ARCHITECTURE_MAX_BREAKPOINTS if args.unlimited else target.fpb_comparators
         )
         session_options.setdefault(
-            "qemu.dwt_comparators", ARCHITECTURE_MAX_WATCHPOINTS if unlimited else target.dwt_comparators
+            "qemu.dwt_comparators", ARCHITECTURE_MAX_WATCHPOINTS if args.unlimited else target.dwt_comparators
         )
-        session_options.setdefault("qemu.fpb_revision", 2 if target.core == "cortex-m7" or unlimited else 1)
-        return PyOcdBackend(elf, f"{QEMU_PROBE_PREFIX}{qemu.gdb_address}", GENERIC_TARGET, session_options)
+        session_options.setdefault("qemu.fpb_revision", 2 if target.core == "cortex-m7" or args.unlimited else 1)
+        return PyOcdBackend(args.elf, f"{QEMU_PROBE_PREFIX}{args.gdb_address}", GENERIC_TARGET, session_options)
     if not target.pyocd_target:
         raise UsageError(f"target {target.name} names no pyOCD target type: add pyocd_target to its profile")
-    return PyOcdBackend(elf, options.probe_uid, target.pyocd_target, session_options, target.pyocd_pack)
+    return PyOcdBackend(args.elf, options.probe_uid, target.pyocd_target, session_options, target.pyocd_pack)
 
 
 @dataclass
@@ -157,13 +181,13 @@ class PyOcdBackend:
 
     def __init__(
         self,
-        elf: Path,
+        elf: ElfImage,
         probe_uid: str | None,
         target_type: str,
         session_options: dict[str, Any] | None = None,
         pack: str | None = None,
     ) -> None:
-        self.elf = Path(elf)
+        self.elf = elf
         self.probe_uid = probe_uid
         self.target_type = target_type
         self.session_options = dict(session_options or {})
@@ -173,8 +197,7 @@ class PyOcdBackend:
         self.running = False
         self.gone = ""
         self._unwinder = Unwinder(self.elf)
-        self._points: dict[int, _Point] = {}
-        self._next_id = 1  # the capture treats point 0 as "none"
+        self._points: PointTable[_Point] = PointTable()
         self._pending: deque[Stop] = deque()
         self._has_cycle_counter = False
         self._last_stop = Stop(StopReason.HALTED)
@@ -258,12 +281,6 @@ class PyOcdBackend:
 
     # --- comparators ------------------------------------------------------------------------
 
-    def _new_point(self, point: _Point) -> int:
-        number = self._next_id
-        self._next_id += 1
-        self._points[number] = point
-        return number
-
     def _used(self, watch: bool) -> int:
         return sum(1 for p in self._points.values() if (p.watch_type is not None) == watch)
 
@@ -277,7 +294,7 @@ class PyOcdBackend:
             )
         if not self._call(lambda: self.target.set_breakpoint(address, Target.BreakpointType.HW)):
             raise UsageError(f"pyOCD could not set a hardware breakpoint at {address:#010x}")
-        return self._new_point(_Point(address))
+        return self._points.add(_Point(address))
 
     def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
         from pyocd.core.target import Target
@@ -296,7 +313,7 @@ class PyOcdBackend:
             raise UsageError(f"a DWT watchpoint covers 1, 2 or 4 aligned bytes, not {size} at {address:#010x}")
         if not self._call(lambda: self.target.set_watchpoint(address, size, kinds[access])):
             raise UsageError(f"pyOCD could not set a watchpoint at {address:#010x}")
-        return self._new_point(_Point(address, size, kinds[access]))
+        return self._points.add(_Point(address, size, kinds[access]))
 
     def remove_point(self, point: int) -> None:
         entry = self._points.pop(point)
@@ -618,3 +635,23 @@ def start_exception_trace(
     trace.configure(system_clock, swo_clock)
     trace.start(swo_clock)
     return trace
+
+
+def timeline(backend: PyOcdBackend, args: BackendArgs) -> ExceptionTrace | str | None:
+    """With --swo-clock, the exception trace as the capture's IRQ source."""
+    options: PyOcdOptions = args.options
+    if options.swo_clock is None or options.system_clock is None:
+        return None
+    return start_exception_trace(backend, args.target, options.system_clock, options.swo_clock)
+
+
+BACKEND = BackendSpec(
+    name=PROBE_NAME,
+    help="pyOCD's Python API, to a debug probe on USB or to QEMU through the qemu probe plugin "
+    "(the default with neither --qemu nor --gdb-remote)",
+    reaches=frozenset({Reach.QEMU, Reach.PROBE}),
+    create=create,
+    options=OPTIONS,
+    configure=configure,
+    timeline=timeline,
+)

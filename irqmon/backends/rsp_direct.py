@@ -19,14 +19,15 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from xml.etree import ElementTree
 
-from elftools.elf.constants import P_FLAGS
-from elftools.elf.elffile import ELFFile
-
-from irqmon.backends import dwt
-from irqmon.backends.base import CORE_REGISTERS, Frame, Stop, StopReason, WatchAccess
-from irqmon.elf import ElfImage
+from irqmon.backends.base import CORE_REGISTERS, Stop, StopReason, WatchAccess
+from irqmon.capture.registry import BackendArgs, BackendSpec, Reach
+from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.frames import Frame
+from irqmon.cortexm.points import PointTable
+from irqmon.cortexm.registers import DWT_CYCCNT, dwt_comparator_count, matched_watchpoint, start_cycle_counter
+from irqmon.cortexm.target_description import stub_registers
+from irqmon.cortexm.thumb import falls_through, stores, waits_for_event
 from irqmon.errors import CaptureError, UsageError
 from irqmon.rsp import (
     SIGINT,
@@ -39,22 +40,15 @@ from irqmon.rsp import (
     frame,
     refused,
 )
-from irqmon.thumb import Instruction
-from irqmon.unwind import UNWIND_REGISTERS, Unwinder
+from irqmon.cortexm.unwind import UNWIND_REGISTERS, Unwinder
 
 BREAKPOINT_LENGTH = 2  # Thumb
-WAIT_FOR_EVENT = (0xBF20, 0xBF30)  # wfe, wfi
 WATCH_KINDS = {WatchAccess.READ: PointKind.READ, WatchAccess.WRITE: PointKind.WRITE, WatchAccess.ACCESS: PointKind.ACCESS}
 SYSTEM_REGISTERS = ("msp", "psp", "primask", "control", "basepri", "faultmask")
 CYCLES = "cyccnt"  # DWT CYCCNT, read with the registers when counted
 STACK_WINDOW = 1024  # the unwinder's reads are served from blocks up to this size and alignment
 STACK_BELOW_SP = 64  # how far below the last stop's sp the guessed window starts
-TARGET_XML = "target.xml"
-XML_CHUNK = 0xFFF
-PF_W = P_FLAGS.PF_W
 ACK = b"+"
-DEMCR, DEMCR_TRCENA = 0xE000EDFC, 1 << 24
-DWT_CTRL, DWT_CTRL_CYCCNTENA, DWT_CTRL_NOCYCCNT, DWT_CYCCNT = 0xE0001000, 1 << 0, 1 << 25, 0xE0001004
 
 
 class _BatchedAckClient(RspClient):
@@ -121,7 +115,7 @@ class _Point:
 
 
 class RspBackend:
-    """The Backend protocol over `irqmon.rsp.RspClient`, backtraces from `irqmon.unwind`."""
+    """The Backend protocol over `irqmon.rsp.RspClient`, backtraces from `irqmon.cortexm.unwind`."""
 
     name = "rsp"
 
@@ -133,20 +127,19 @@ class RspBackend:
         self.running = False
         self.gone = ""
         self._client: RspClient | None = None
-        self._unwinder = Unwinder(elf.path)
+        self._unwinder = Unwinder(elf)
         self._register_numbers: dict[str, int] = {}
         self._g_layout: list[tuple[str, int]] = []  # (name, byte offset) of each register in `g`
         self._single_reads = True  # the stub answers `p` (pyOCD does not: everything is in `g`)
-        self._points: dict[int, _Point] = {}
+        self._points: PointTable[_Point] = PointTable()
         self._breakpoints: dict[int, int] = {}  # address -> point id
-        self._next_id = 1  # the capture treats point 0 as "none"
         self._registers: dict[str, int] | None = None  # cached while halted
         self._known_pc: int | None = None  # pc after a step, known without reading registers
         self._fall_through: dict[int, int | None] = {}  # pc -> next pc, for non-branching code
         self._step_passes_breakpoints: bool | None = None  # found out at the first step
         self._last_sp: int | None = None  # where the next stop's stack window is guessed
         self._memory: list[tuple[int, bytes]] = []  # blocks read while halted
-        self._code_ranges = _read_only_ranges(elf)
+        self._code_ranges = elf.read_only_ranges
         self._pending: list[Stop] = []
         self._early_step_from: int | None = None  # a step started at the stop, not yet reported
         self._early_reply: StopReply | None = None
@@ -184,59 +177,25 @@ class RspBackend:
                 "irqmon needs them (QEMU >= 8.0, OpenOCD, pyOCD and J-Link show them)"
             )
         if self.cycle_counter:
-            self._start_cycle_counter()
+            self.cycle_counter = self._guard(
+                lambda: start_cycle_counter(self.client.read_memory, self.client.write_memory)
+            )
         self.running = False
-
-    def _start_cycle_counter(self) -> None:
-        """DEMCR.TRCENA then DWT_CTRL.CYCCNTENA, keeping the other bits (ARMv7-M C1.6, C1.8)."""
-        demcr = int.from_bytes(self.client.read_memory(DEMCR, 4), "little")
-        self.client.write_memory(DEMCR, (demcr | DEMCR_TRCENA).to_bytes(4, "little"))
-        control = int.from_bytes(self.client.read_memory(DWT_CTRL, 4), "little")
-        if control & DWT_CTRL_NOCYCCNT:
-            self.cycle_counter = False
-            return
-        self.client.write_memory(DWT_CTRL, (control | DWT_CTRL_CYCCNTENA).to_bytes(4, "little"))
 
     def _read_register_map(self) -> None:
         """Register numbers from the stub's target description, and the `g` packet layout."""
-        numbers: dict[str, int] = {}
-        sizes: dict[int, int] = {}
-        next_number = 0
-        for feature in self._target_features(TARGET_XML):
-            for reg in feature.iter("reg"):
-                number = int(reg.get("regnum", next_number))
-                numbers[reg.get("name", "").lower()] = number  # OpenOCD: `xPSR`
-                sizes[number] = (int(reg.get("bitsize", "32")) + 7) // 8  # OpenOCD: 1-bit primask
-                next_number = number + 1
-        self._register_numbers = numbers
+        registers = sorted(stub_registers(self.client.read_feature).values(), key=lambda r: r.number)
+        self._register_numbers = {register.name: register.number for register in registers}
         g_size = len(self.client.request("g")) // 2
         offset, layout = 0, []
-        for number in sorted(sizes):
-            if offset + sizes[number] > g_size:
+        for register in registers:
+            if offset + register.size > g_size:
                 break
-            layout.append((next(n for n, k in numbers.items() if k == number), offset))
-            offset += sizes[number]
+            layout.append((register.name, offset))
+            offset += register.size
         self._g_layout = layout
+        numbers = self._register_numbers
         self._single_reads = "pc" in numbers and self.client.request(f"p{numbers['pc']:x}") != ""
-
-    def _target_features(self, annex: str) -> list[ElementTree.Element]:
-        # Stubs write `xi:include` without declaring the prefix (QEMU): read it as a plain tag.
-        root = ElementTree.fromstring(self._read_xfer(annex).replace("xi:include", "include"))
-        features = [root] if root.tag == "feature" else list(root.iter("feature"))
-        for include in root.iter("include"):
-            features += self._target_features(include.get("href", ""))
-        return features
-
-    def _read_xfer(self, annex: str) -> str:
-        text, offset = "", 0
-        while True:
-            reply = self.client.request(f"qXfer:features:read:{annex}:{offset:x},{XML_CHUNK:x}")
-            if reply[:1] not in ("m", "l"):
-                raise RspError(f"the stub has no target description {annex}: {reply!r:.40}")
-            text += reply[1:]
-            offset += len(reply) - 1
-            if reply[0] == "l":
-                return text
 
     # --- comparators ----------------------------------------------------------------------
 
@@ -248,10 +207,7 @@ class RspBackend:
                 f"the GDB stub at {self.address} refused {what} at 0x{point.address:08x} ({reply or 'not supported'}): "
                 "the target has fewer comparators free than the probes need; choose fewer with --probes"
             )
-        number = self._next_id
-        self._next_id += 1
-        self._points[number] = point
-        return number
+        return self._points.add(point)
 
     def add_breakpoint(self, address: int) -> int:
         number = self._add_point(_Point(PointKind.HARDWARE, address & ~1, BREAKPOINT_LENGTH))
@@ -458,9 +414,9 @@ class RspBackend:
             return self._guard(lambda: self.client.read_memory(address, size))
 
         if self._dwt_comparators is None:
-            self._dwt_comparators = dwt.comparator_count(read)
+            self._dwt_comparators = dwt_comparator_count(read)
         watches = {n: p.address for n, p in self._points.items() if p.kind is not PointKind.HARDWARE}
-        return dwt.matched_point(read, self._dwt_comparators, watches)
+        return matched_watchpoint(read, self._dwt_comparators, watches)
 
     def _watch_stop(self, reply: StopReply) -> Stop:
         if self._stops_before_access:
@@ -492,7 +448,7 @@ class RspBackend:
 
     def _waits_for_event(self, pc: int) -> bool:
         insn = self.elf.instruction_at(pc)
-        return insn is not None and insn.size == 2 and insn.first in WAIT_FOR_EVENT
+        return insn is not None and waits_for_event(insn)
 
     def _past_watched_access(self, reply: StopReply) -> Stop:
         """The stub stopped before the access: step over it with every comparator under the
@@ -669,46 +625,14 @@ def _stack_window(sp: int) -> tuple[int, int]:
     return start, (sp // STACK_WINDOW + 1) * STACK_WINDOW
 
 
-def falls_through(insn: Instruction) -> bool:
-    """A 16-bit Thumb instruction that never changes the flow (A5.2), `push.w`, `msr`, `mrs`
-    or a barrier: stepping it lands on the next instruction. Conservative: anything else may
-    branch."""
-    if insn.size == 4:
-        msr = insn.first & 0xFFE0 == 0xF380 and insn.second & 0xD000 == 0x8000
-        mrs = insn.first == 0xF3EF and insn.second & 0xF000 == 0x8000
-        barrier = insn.first == 0xF3BF and insn.second & 0xFFF0 in (0x8F40, 0x8F50, 0x8F60)  # dsb, dmb, isb
-        return insn.first == 0xE92D or msr or mrs or barrier  # push.w (stmdb sp!): pc cannot be in the list
-    op = insn.first
-    top6 = op >> 10
-    if top6 < 0b010000 or top6 == 0b010000:  # shifts, add/sub/mov/cmp immediate, ALU operations
-        return True
-    if op >> 11 == 0b01001 or 0b0101 <= op >> 12 <= 0b1001:  # ldr literal, loads and stores
-        return True
-    if op >> 11 in (0b10100, 0b10101, 0b11000, 0b11001):  # adr, add sp, stm, ldm
-        return True
-    if op >> 12 == 0b1011:  # miscellaneous (A5.2.5)
-        if op & 0xF500 == 0xB100 or op & 0xFF00 in (0xBD00, 0xBE00):  # cbz/cbnz, pop {.., pc}, bkpt
-            return False
-        return op not in WAIT_FOR_EVENT  # a step with interrupts masked never ends
-    return False
+def create(args: BackendArgs) -> RspBackend:
+    assert args.gdb_address is not None
+    return RspBackend(args.elf, args.gdb_address, cycle_counter=args.on_hardware)
 
 
-def _read_only_ranges(elf: ElfImage) -> list[tuple[int, int]]:
-    """Address ranges of the ELF's loaded, non-writable segments: code and constants, which
-    the unwinder reads from the file instead of the target."""
-    with elf.path.open("rb") as stream:
-        segments = ELFFile(stream).iter_segments()
-        return [
-            (s["p_vaddr"], s["p_vaddr"] + s["p_filesz"])
-            for s in segments
-            if s["p_type"] == "PT_LOAD" and not s["p_flags"] & PF_W
-        ]
-
-
-def stores(insn: Instruction) -> bool:
-    """A 16-bit store other than `push`: str, strh, strb (register or immediate), str sp-relative,
-    stm. 32-bit instructions count as stores unless they are known not to be (`falls_through`)."""
-    op = insn.first
-    if insn.size == 4:
-        return False  # of those `falls_through` knows, push.w writes below sp only
-    return op >> 9 in (0b0101000, 0b0101001, 0b0101010) or op >> 11 in (0b01100, 0b01110, 0b10000, 0b10010, 0b11000)
+BACKEND = BackendSpec(
+    name="rsp",
+    help="the GDB remote protocol spoken directly, no gdb process (fewer round trips per stop)",
+    reaches=frozenset({Reach.QEMU, Reach.GDB_SERVER}),
+    create=create,
+)

@@ -71,7 +71,7 @@ def config_from(args: argparse.Namespace) -> AnalysisConfig:
 
 def with_elf_sources(trace: Trace, elf: Path) -> Trace:
     from irqmon.analysis.sources import resolve_sources
-    from irqmon.elf import ElfImage
+    from irqmon.cortexm.elf import ElfImage
     from irqmon.tracefile import Trace
 
     image = ElfImage(elf)
@@ -90,7 +90,7 @@ def with_elf_sources(trace: Trace, elf: Path) -> Trace:
 
 def recorded_elf(trace: Trace) -> Path | None:
     """The capture's ELF (metadata `elf`) when it is still there with the same build id."""
-    from irqmon.elf import ElfImage
+    from irqmon.cortexm.elf import ElfImage
 
     path = trace.metadata.get(schema.META_ELF)
     build_id = trace.metadata.get(schema.META_BUILD_ID)

@@ -7,7 +7,7 @@ import argparse
 from rich.console import Console
 from rich.table import Table
 
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.probes import available_packs, resolve_pack
 from irqmon.targets import load_target
 

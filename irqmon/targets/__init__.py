@@ -10,25 +10,10 @@ import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from irqmon.cortexm.exceptions import exception_name, logical_priority
 from irqmon.errors import UsageError
 
 PROFILE_DIR = Path(__file__).parent
-
-# ARMv7-M system exceptions (Architecture Reference Manual, B1.5.2); 0 is thread mode.
-SYSTEM_EXCEPTIONS: dict[int, str] = {
-    0: "Thread",
-    1: "Reset",
-    2: "NMI",
-    3: "HardFault",
-    4: "MemManage",
-    5: "BusFault",
-    6: "UsageFault",
-    11: "SVCall",
-    12: "DebugMon",
-    14: "PendSV",
-    15: "SysTick",
-}
-FIRST_IRQ = 16
 
 # Comparators by CMSIS-SVD <cpu><name> when the device file does not say (architecture
 # maxima of the usual implementations: FPB code comparators, DWT comparators).
@@ -58,19 +43,11 @@ class TargetProfile:
 
     def exception_name(self, number: int) -> str:
         """`Thread`, a system exception's name, the IRQ's name, or `IRQn` when unknown."""
-        if number < FIRST_IRQ:
-            return SYSTEM_EXCEPTIONS.get(number, f"Exception{number}")
-        irq = number - FIRST_IRQ
-        return self.irqs.get(irq, f"IRQ{irq}")
-
-    def exception_names(self) -> dict[int, str]:
-        names = dict(SYSTEM_EXCEPTIONS)
-        names.update({FIRST_IRQ + irq: name for irq, name in self.irqs.items()})
-        return names
+        return exception_name(number, self.irqs)
 
     def logical_priority(self, raw: int) -> int:
         """An IPR/SHPR byte as the priority in implemented bits (0 most urgent)."""
-        return (raw & 0xFF) >> (8 - self.priority_bits)
+        return logical_priority(raw, self.priority_bits)
 
 
 def available_targets() -> list[str]:

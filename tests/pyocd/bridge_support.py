@@ -15,8 +15,9 @@ from irqmon.backends.qemu import QemuTarget
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from irqmon.backends.pyocd import PyOcdBackend
-    from irqmon.capture import CaptureSummary
+    from irqmon.backends.pyocd import PyOcdBackend, PyOcdOptions
+    from irqmon.capture.loop import CaptureSummary
+    from irqmon.targets import TargetProfile
 
 HERE = Path(__file__).resolve().parent
 COMMON = HERE.parents[1] / "firmware_samples" / "common"
@@ -58,6 +59,25 @@ def open_session(qemu: QemuTarget, **options: object) -> Session:
     return session
 
 
+def create_pyocd(
+    target: TargetProfile,
+    elf: Path,
+    qemu: QemuTarget | None = None,
+    unlimited: bool = False,
+    options: PyOcdOptions | None = None,
+) -> PyOcdBackend:
+    """The pyOCD backend as `irqmon attach --backend pyocd` creates it: on QEMU through the
+    bridge when `qemu` is given, else on a hardware probe."""
+    from irqmon.backends import pyocd as pyocd_backend
+    from irqmon.capture.registry import BackendArgs, Reach
+    from irqmon.cortexm.elf import ElfImage
+
+    reach = Reach.QEMU if qemu is not None else Reach.PROBE
+    address = qemu.gdb_address if qemu is not None else None
+    args = BackendArgs(ElfImage(elf), target, reach, address, unlimited, options or pyocd_backend.PyOcdOptions())
+    return pyocd_backend.create(args)
+
+
 def capture_with_pyocd(
     elf: Path,
     output: Path,
@@ -68,13 +88,13 @@ def capture_with_pyocd(
     duration: float | None = 120.0,
     on_connect: Callable[[PyOcdBackend], None] | None = None,
 ) -> tuple[CaptureSummary, str]:
-    """What `irqmon attach --target T --probe pyocd --qemu ELF --until sample_done` does: QEMU with
+    """What `irqmon attach --target T --backend pyocd --qemu ELF --until sample_done` does: QEMU with
     its NVIC trace, the pyOCD backend through the bridge, the capture loop; returns the summary
     and the firmware's USART1 output."""
-    from irqmon.backends import pyocd as pyocd_backend
     from irqmon.backends.qemu import NvicTraceReader
-    from irqmon.capture import Capture, CaptureLimits, check_budget
-    from irqmon.elf import ElfImage
+    from irqmon.capture.loop import Capture, CaptureLimits
+    from irqmon.capture.session import check_budget
+    from irqmon.cortexm.elf import ElfImage
     from irqmon.probes import plan_capture
     from irqmon.targets import load_target
     from irqmon.tracewriter import TraceWriter
@@ -85,7 +105,7 @@ def capture_with_pyocd(
     if not unlimited:
         check_budget(plan, target)
     with QemuTarget(elf, machine=target.qemu_machine or "netduinoplus2", nvic_trace=True) as qemu:
-        backend = pyocd_backend.create(target, elf, qemu=qemu, unlimited=unlimited)
+        backend = create_pyocd(target, elf, qemu, unlimited)
         backend.connect()
         if on_connect is not None:
             on_connect(backend)

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from bridge_support import capture_with_pyocd
+from bridge_support import capture_with_pyocd, create_pyocd
 from irqmon.backends import pyocd as pyocd_backend
 from irqmon.backends.base import StopReason, WatchAccess
 from irqmon.backends.qemu import QemuTarget
+from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import CaptureError, UsageError
 from irqmon.rsp import RspClient
 from irqmon.schema import COLUMNS
@@ -40,13 +41,13 @@ def _without(found: dict[str, set[str]], rules: set[str]) -> dict[str, set[str]]
 
 @pytest.fixture(scope="session")
 def pyocd_trace(built_samples, tmp_path_factory):
-    """`irqmon attach --probe pyocd --qemu` over a whole run of a sample, once per session."""
+    """`irqmon attach --backend pyocd --qemu` over a whole run of a sample, once per session."""
     traces: dict[str, Path] = {}
 
     def get(sample: str) -> Path:
         if sample not in traces:
             output = tmp_path_factory.mktemp(f"pyocd-{sample}") / "trace.csv"
-            result = capture_reproducing(sample, output, "--probe", "pyocd")
+            result = capture_reproducing(sample, output, "--backend", "pyocd")
             assert result.returncode == 0, result.stderr
             assert expected(sample)["done_marker"] in output.with_suffix(".usart1.log").read_text()
             traces[sample] = output
@@ -125,7 +126,7 @@ def test_budget_is_read_from_the_target_and_enforced(tim2_elf, tim2_symbols):
     target = load_target("stm32f405")
     functions = ["tim2_record", "TIM2_IRQHandler", "main", "Default_Handler", "sample_done", "Reset_Handler"]
     with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.create(target, tim2_elf, qemu=qemu)
+        backend = create_pyocd(target, tim2_elf, qemu)
         backend.connect()
         try:
             assert (backend.comparators.breakpoints, backend.comparators.watchpoints) == (6, 4)
@@ -165,7 +166,7 @@ def test_capture_within_the_budget_runs(built_samples, tmp_path):
 def test_breakpoint_and_watchpoint_stops_name_their_point(tim2_elf, tim2_symbols):
     target = load_target("stm32f405")
     with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.create(target, tim2_elf, qemu=qemu)
+        backend = create_pyocd(target, tim2_elf, qemu)
         backend.connect()
         main = backend.add_breakpoint(tim2_symbols["main"])
         backend.resume()
@@ -196,7 +197,7 @@ def test_breakpoint_and_watchpoint_stops_name_their_point(tim2_elf, tim2_symbols
 def test_disconnect_leaves_the_target_running_with_no_point_left(tim2_elf, tim2_symbols):
     target = load_target("stm32f405")
     with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.create(target, tim2_elf, qemu=qemu)
+        backend = create_pyocd(target, tim2_elf, qemu)
         backend.connect()
         backend.add_breakpoint(tim2_symbols["tim2_record"])
         backend.add_watchpoint(tim2_symbols["tim2_ticks"], 4, WatchAccess.WRITE)
@@ -238,7 +239,7 @@ def test_a_target_error_with_the_probe_alive_still_cleans_up(tim2_elf, tim2_symb
     but the probe still answers: the comparators are removed and the core runs on."""
     target = load_target("stm32f405")
     with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.create(target, tim2_elf, qemu=qemu)
+        backend = create_pyocd(target, tim2_elf, qemu)
         backend.connect()
         backend.add_breakpoint(tim2_symbols["tim2_record"])
         backend.resume()
@@ -270,7 +271,7 @@ def test_writes_qemu_cannot_do_fail_instead_of_pretending(session_backend):
 @pytest.fixture
 def session_backend(tim2_elf):
     with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.create(load_target("stm32f405"), tim2_elf, qemu=qemu)
+        backend = create_pyocd(load_target("stm32f405"), tim2_elf, qemu)
         backend.connect()
         yield backend
         backend.disconnect(resume=True)
@@ -290,7 +291,7 @@ def test_attach_without_a_probe_says_so_in_one_line(built_samples):
 
 
 def test_attach_with_a_bad_pyocd_option_is_a_usage_error(built_samples):
-    result = irqmon("attach", "--target", "stm32f405", "--probe", "pyocd", "--qemu",
+    result = irqmon("attach", "--target", "stm32f405", "--backend", "pyocd", "--qemu",
                     str(sample_elf("exti_imr_rmw_race")), "-O", "frequency=lots", "-q")  # fmt: skip
     assert result.returncode == 2
     assert result.stderr.startswith("irqmon: -O frequency=lots: not a valid value for frequency")
@@ -298,10 +299,10 @@ def test_attach_with_a_bad_pyocd_option_is_a_usage_error(built_samples):
 
 
 def test_no_probe_connected_says_so(tim2_elf):
-    backend = pyocd_backend.create(load_target("stm32f746"), tim2_elf)
+    backend = create_pyocd(load_target("stm32f746"), tim2_elf)
     with pytest.raises(UsageError, match="no debug probe connected"):
         backend.connect()
-    backend = pyocd_backend.create(load_target("stm32f746"), tim2_elf, pyocd_backend.PyOcdOptions(probe_uid="0669FF55"))
+    backend = create_pyocd(load_target("stm32f746"), tim2_elf, options=pyocd_backend.PyOcdOptions(probe_uid="0669FF55"))
     with pytest.raises(UsageError, match="no debug probe with unique id 0669FF55 connected"):
         backend.connect()
 
@@ -326,15 +327,10 @@ def test_pyocd_options_as_pyocd_spells_them():
     assert parsed.session_options == {"connect_mode": "under-reset", "resume_on_disconnect": False}
 
 
-def test_probe_uid_with_qemu_is_refused(tim2_elf):
-    with QemuTarget(tim2_elf) as qemu, pytest.raises(UsageError, match="--probe-uid"):
-        pyocd_backend.create(load_target("stm32f405"), tim2_elf, pyocd_backend.PyOcdOptions(probe_uid="x"), qemu=qemu)
-
-
 def test_lost_probe_calls_raise_capture_errors(tim2_elf):
     target = load_target("stm32f405")
     with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.create(target, tim2_elf, qemu=qemu)
+        backend = create_pyocd(target, tim2_elf, qemu)
         backend.connect()
         qemu.stop()
         with pytest.raises(CaptureError, match="lost the probe"):

@@ -11,9 +11,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from bridge_support import create_pyocd
 from irqmon.backends import pyocd as pyocd_backend
 from irqmon.backends.base import WatchAccess
 from irqmon.backends.qemu import QemuTarget
+from irqmon.cortexm import registers
 from irqmon.schema import Event
 from irqmon.targets import load_target
 
@@ -27,7 +29,7 @@ TIM2_EXCEPTION = 16 + 28
 def trace(tim2_elf) -> Iterator[pyocd_backend.ExceptionTrace]:
     target = load_target("stm32f405")
     with QemuTarget(tim2_elf) as qemu:
-        backend = pyocd_backend.create(target, tim2_elf, qemu=qemu)
+        backend = create_pyocd(target, tim2_elf, qemu)
         backend.connect()
         yield pyocd_backend.ExceptionTrace(backend, target.exception_name)
         backend.disconnect(resume=True)
@@ -48,11 +50,11 @@ def test_start_says_in_one_line_why_it_falls_back(trace):
 def test_register_setup_for_exception_trace_and_pc_sampling(trace):
     trace.configure(SYSTEM_CLOCK, SWO_CLOCK, pc_sampling=True)
     core = trace.backend.target
-    assert core.read32(pyocd_backend.DEMCR) & pyocd_backend.DEMCR_TRCENA
-    control = core.read32(pyocd_backend.DWT_CTRL)
+    assert core.read32(registers.DEMCR) & registers.DEMCR_TRCENA
+    control = core.read32(registers.DWT_CTRL)
     assert control >> 28 == 4, "NUMCOMP is read-only and kept"
     for bit in ("EXCTRCENA", "PCSAMPLENA", "CYCTAP", "CYCCNTENA"):
-        assert control & getattr(pyocd_backend, f"DWT_CTRL_{bit}"), bit
+        assert control & getattr(registers, f"DWT_CTRL_{bit}"), bit
     assert (control >> 1) & 0xF == pyocd_backend.PC_SAMPLE_POSTPRESET
     assert core.read32(ITM_LAR) == 0xC5ACCE55  # pyOCD unlocks the ITM
     assert core.read32(ITM_TCR) == (1 << 16) | 0b1011  # TraceBusID 1, ITMENA, TSENA, TXENA
@@ -66,9 +68,9 @@ def test_watchpoints_after_setup_keep_exception_trace_on(trace, tim2_symbols):
     """pyOCD's DWT init rewrites DWT_CTRL; it must not run again once trace is configured."""
     trace.configure(SYSTEM_CLOCK, SWO_CLOCK, pc_sampling=False)
     trace.backend.add_watchpoint(tim2_symbols["tim2_ticks"], 4, WatchAccess.WRITE)
-    control = trace.backend.target.read32(pyocd_backend.DWT_CTRL)
-    assert control & pyocd_backend.DWT_CTRL_EXCTRCENA
-    assert not control & pyocd_backend.DWT_CTRL_PCSAMPLENA
+    control = trace.backend.target.read32(registers.DWT_CTRL)
+    assert control & registers.DWT_CTRL_EXCTRCENA
+    assert not control & registers.DWT_CTRL_PCSAMPLENA
 
 
 def exception_packet(number: int, action: int) -> bytes:

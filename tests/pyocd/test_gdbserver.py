@@ -20,7 +20,7 @@ from gdbserver_support import narrowed_pack, pyocd_gdbserver
 from support import expected, irqmon, sample_elf, sample_names
 
 from irqmon.analysis import analyze
-from irqmon.elf import ElfImage
+from irqmon.cortexm.elf import ElfImage
 from irqmon.tracefile import load_trace
 
 TARGET = "stm32f405"
@@ -69,7 +69,7 @@ def capture_through_pyocd(sample: str, backend: str, directory: Path) -> Capture
         with pyocd_gdbserver(sample_elf(sample), directory / f"run-{backend}-{attempt}") as server:
             assert server.comparators() == (6, 4), "pyOCD reports the profile's comparators"
             result = irqmon(
-                "attach", "--target", TARGET, "--probe", backend, "--gdb-remote", server.address,
+                "attach", "--target", TARGET, "--backend", backend, "--gdb-remote", server.address,
                 "--elf", str(sample_elf(sample)), "--probes", probes, "--until", "sample_done", "-q", "-o", str(trace),
                 timeout=120,
             )  # fmt: skip
@@ -136,7 +136,7 @@ def test_a_plan_beyond_the_comparators_pyocd_reports_is_one_line(backend, built_
     with pyocd_gdbserver(sample_elf(sample), tmp_path, breakpoints=3) as server:
         assert server.comparators() == (3, 4)
         result = irqmon(
-            "attach", "--target", TARGET, "--probe", backend, "--gdb-remote", server.address,
+            "attach", "--target", TARGET, "--backend", backend, "--gdb-remote", server.address,
             "--elf", str(sample_elf(sample)), "--probes", "newlib_heap", "--duration", "30", "-q",
             "-o", str(tmp_path / "t.csv"),
         )  # fmt: skip

@@ -1,4 +1,4 @@
-"""irqmon.unwind against gdb's `bt`: the same stop of firmware on QEMU, unwound by both.
+"""irqmon.cortexm.unwind against gdb's `bt`: the same stop of firmware on QEMU, unwound by both.
 
 The stop is reached with `irqmon.rsp` (a hardware breakpoint, hit N times); the unwinder reads
 the stopped core through the same connection; then gdb attaches to the same QEMU and prints `bt`."""
@@ -13,9 +13,12 @@ import pytest
 
 from bridge_support import HERE, build_firmware, symbols
 from irqmon.backends.qemu import QemuTarget
-from irqmon.backends.qemu_probe.debug_unit import parse_register_numbers
+from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.exceptions import is_exc_return
+from irqmon.cortexm.target_description import stub_registers
+from irqmon.cortexm.unwind import Unwinder
 from irqmon.rsp import PointKind, RspClient
-from irqmon.unwind import EXCEPTION_FRAME, Unwinder, is_exc_return
+from irqmon.schema import EXCEPTION_FRAME, UNKNOWN_FUNCTION
 from support import sample_elf
 
 GDB_FRAME = re.compile(r"^#\d+\s+(?:0x[0-9a-f]+ in )?(<signal handler called>|[\w.]+|\?\?)", re.M)
@@ -53,16 +56,16 @@ def stop_at(client: RspClient, address: int, hits: int) -> None:
 
 
 def unwind_here(client: RspClient, unwinder: Unwinder) -> list[str]:
-    numbers = parse_register_numbers(lambda name: client.request(f"qXfer:features:read:{name}:0,ffff")[1:])
+    registers = stub_registers(client.read_feature)
     frames = unwinder.unwind(
-        lambda name: int.from_bytes(client.read_register(numbers[name]), "little"), client.read_memory, 32
+        lambda name: int.from_bytes(client.read_register(registers[name].number), "little"), client.read_memory, 32
     )
     assert all(is_exc_return(f.pc) for f in frames if f.function == EXCEPTION_FRAME)
     return [f.function for f in frames]
 
 
 def compare_with_gdb(elf: Path, function: str, hits: int) -> tuple[list[str], list[str]]:
-    unwinder = Unwinder(elf)
+    unwinder = Unwinder(ElfImage(elf))
     with QemuTarget(elf) as qemu:
         client = RspClient("127.0.0.1", qemu.port)
         client.handshake()
@@ -87,14 +90,14 @@ def test_backtrace_through_an_isr_matches_gdb(tim2_elf: Path) -> None:
 def test_fpu_frame_on_the_process_stack_matches_gdb(tmp_path: Path) -> None:
     """An IRQ taken while thread mode runs on PSP with the FPU in use: a 26-word frame on PSP."""
     elf = build_firmware(HERE / "firmware" / "psp_fpu.c", tmp_path)
-    unwinder = Unwinder(elf)
+    unwinder = Unwinder(ElfImage(elf))
     with QemuTarget(elf) as qemu:
         client = RspClient("127.0.0.1", qemu.port)
         client.handshake()
         stop_at(client, symbols(elf)["tim2_count"], 2)
-        numbers = parse_register_numbers(lambda name: client.request(f"qXfer:features:read:{name}:0,ffff")[1:])
+        registers = stub_registers(client.read_feature)
         frames = unwinder.unwind(
-            lambda name: int.from_bytes(client.read_register(numbers[name]), "little"), client.read_memory, 32
+            lambda name: int.from_bytes(client.read_register(registers[name].number), "little"), client.read_memory, 32
         )
         client.close()
         gdb = gdb_backtrace(elf, qemu)
@@ -104,7 +107,7 @@ def test_fpu_frame_on_the_process_stack_matches_gdb(tmp_path: Path) -> None:
 
 
 def test_function_names_and_unknown_addresses(tim2_elf: Path, tim2_symbols: dict[str, int]) -> None:
-    unwinder = Unwinder(tim2_elf)
+    unwinder = Unwinder(ElfImage(tim2_elf))
     assert unwinder.function_at(tim2_symbols["main"]) == "main"
     assert unwinder.function_at(tim2_symbols["main"] + 2) == "main"
-    assert unwinder.function_at(0x1FFF0000) == "??"
+    assert unwinder.function_at(0x1FFF0000) == UNKNOWN_FUNCTION == "??"

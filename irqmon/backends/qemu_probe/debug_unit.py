@@ -23,43 +23,65 @@ Semantics follow the hardware, not QEMU, where the two differ:
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from irqmon.cortexm.registers import (
+    AIRCR,
+    AIRCR_SYSRESETREQ,
+    AIRCR_VECTKEY,
+    AIRCR_VECTRESET,
+    C_DEBUGEN,
+    C_HALT,
+    C_MASKINTS,
+    C_STEP,
+    COMPONENT_SIZE,
+    DBGKEY,
+    DCRDR,
+    DCRSR,
+    DCRSR_REGWNR,
+    DEMCR,
+    DEMCR_TRCENA,
+    DEMCR_VC_CORERESET,
+    DFSR,
+    DFSR_BKPT,
+    DFSR_DWTTRAP,
+    DFSR_HALTED,
+    DFSR_VCATCH,
+    DHCSR,
+    DWT_BASE,
+    DWT_COMP0,
+    DWT_COMPARATOR_STRIDE,
+    DWT_CTRL,
+    DWT_CTRL_NOCYCCNT,
+    DWT_FUNCTION_MATCHED,
+    DWT_FUNCTION_OFFSET,
+    DWT_MASK_OFFSET,
+    DWT_PCSR,
+    FP_COMP0,
+    FP_CTRL,
+    FP_CTRL_ENABLE,
+    FP_CTRL_KEY,
+    FPB_BASE,
+    ITM_BASE,
+    PCSR_HALTED,
+    ROM_TABLE_BASE,
+    S_HALT,
+    S_REGRDY,
+    S_RESET_ST,
+    S_RETIRE_ST,
+    SCS_BASE,
+    SCS_ID_BLOCK,
+    TPIU_BASE,
+)
+from irqmon.cortexm.target_description import stub_registers
+from irqmon.cortexm.thumb import WAIT_FOR_EVENT
 from irqmon.rsp import PointKind, RspClient, RspDisconnected, RspError, StopReply
 
-# Debug registers in the SCS (ARMv7-M ARM, C1.6).
-DFSR = 0xE000ED30
-AIRCR = 0xE000ED0C
-DHCSR = 0xE000EDF0
-DCRSR = 0xE000EDF4
-DCRDR = 0xE000EDF8
-DEMCR = 0xE000EDFC
-SCS_ID_BLOCK = 0xE000EFD0
-
-DBGKEY = 0xA05F0000
 STEP_ATTEMPTS = 3
-C_DEBUGEN, C_HALT, C_STEP, C_MASKINTS = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-S_REGRDY, S_HALT, S_RETIRE_ST, S_RESET_ST = 1 << 16, 1 << 17, 1 << 24, 1 << 25
-DFSR_HALTED, DFSR_BKPT, DFSR_DWTTRAP, DFSR_VCATCH = 1 << 0, 1 << 1, 1 << 2, 1 << 3
-DCRSR_REGWNR = 1 << 16
-DEMCR_VC_CORERESET, DEMCR_TRCENA = 1 << 0, 1 << 24
-AIRCR_VECTKEY, AIRCR_VECTRESET, AIRCR_SYSRESETREQ = 0x05FA0000, 1 << 0, 1 << 2
-
-# Components and their base addresses on every ARMv7-M core.
-ITM_BASE, DWT_BASE, FPB_BASE = 0xE0000000, 0xE0001000, 0xE0002000
-TPIU_BASE, ROM_TABLE_BASE = 0xE0040000, 0xE00FF000
-COMPONENT_SIZE = 0x1000
-
-FP_CTRL_KEY, FP_CTRL_ENABLE = 1 << 1, 1 << 0
-DWT_CTRL, DWT_CYCCNT, DWT_PCSR, DWT_COMP0 = 0x000, 0x004, 0x01C, 0x020
-DWT_CTRL_NOCYCCNT = 1 << 25
-DWT_FUNCTION_MATCHED = 1 << 24
 DWT_FUNCTION_TO_POINT = {5: PointKind.READ, 6: PointKind.WRITE, 7: PointKind.ACCESS}
-PCSR_HALTED = 0xFFFFFFFF
 TPIU_DEVID_SWO_NRZ = 0xCA0  # NRZ (UART) and Manchester SWO, as on a Cortex-M4 TPIU
 
 # JEP106 Arm, and the component ID values pyOCD's discovery recognises (ROM table first).
@@ -77,7 +99,7 @@ class Component:
 
 
 COMPONENTS = (
-    Component("SCS", 0xE000E000, 0x00C, GENERIC_CLASS),
+    Component("SCS", SCS_BASE, 0x00C, GENERIC_CLASS),
     Component("DWT", DWT_BASE, 0x002, GENERIC_CLASS),
     Component("FPB", FPB_BASE, 0x003, GENERIC_CLASS),
     Component("ITM", ITM_BASE, 0x001, GENERIC_CLASS),
@@ -94,7 +116,6 @@ SPECIAL_FIELDS = (("primask", 0), ("basepri", 8), ("faultmask", 16), ("control",
 SELECTOR_S0, SELECTOR_S31 = 0x40, 0x5F
 QEMU_SSTEP_MASKED, QEMU_SSTEP_UNMASKED = 0x7, 0x1  # SSTEP_ENABLE | NOIRQ | NOTIMER
 BKPT_MASK, BKPT_OPCODE = 0xFF00, 0xBE00  # BKPT #imm8 (Thumb)
-WAIT_FOR_EVENT = (0xBF20, 0xBF30)  # wfe, wfi
 
 
 class DebugUnitLost(Exception):
@@ -115,27 +136,6 @@ def component_id_registers(component: Component) -> dict[int, int]:
         0xFFC: 0xB1,
         0xFCC: component.devtype if component.component_class == CORESIGHT_CLASS else 1,
     }
-
-
-def parse_register_numbers(fetch_xml: Callable[[str], str]) -> dict[str, int]:
-    """gdb register name -> stub register number, from the stub's target description."""
-    numbers: dict[str, int] = {}
-    next_number = 0
-
-    def walk(name: str) -> None:
-        nonlocal next_number
-        xml = fetch_xml(name)
-        for tag in re.finditer(r"<(reg|xi:include)\s([^>]*)>", xml):
-            attributes = dict(re.findall(r'(\w[\w:]*)="([^"]*)"', tag[2]))
-            if tag[1] == "xi:include":
-                walk(attributes["href"])
-                continue
-            next_number = int(attributes.get("regnum", next_number))
-            numbers[attributes["name"]] = next_number
-            next_number += 1
-
-    walk("target.xml")
-    return numbers
 
 
 @dataclass
@@ -164,7 +164,7 @@ class DebugUnit:
         self.breakpoint_count = breakpoints
         self.watchpoint_count = watchpoints
         self.fpb_revision = fpb_revision
-        self.numbers = parse_register_numbers(self._read_target_xml)
+        self.numbers = {name: register.number for name, register in stub_registers(client.read_feature).items()}
         self.comparators = Comparators(
             fp_comp=[0] * breakpoints,
             dwt_comp=[0] * watchpoints,
@@ -193,15 +193,6 @@ class DebugUnit:
         stop = client.halt_reason()
         if stop.exited:
             raise DebugUnitLost("QEMU's machine has already exited")
-
-    def _read_target_xml(self, name: str) -> str:
-        text, offset = "", 0
-        while True:
-            reply = self.client.request(f"qXfer:features:read:{name}:{offset:x},ffb")
-            text += reply[1:]
-            offset += len(reply) - 1
-            if reply[:1] != "m":
-                return text
 
     # Address decoding ---------------------------------------------------------------------
 
@@ -239,9 +230,9 @@ class DebugUnit:
             index = offset // 4
             return self._rom_entries[index] if index < len(self._rom_entries) else 0
         if base == FPB_BASE:
-            return self._read_fpb(offset)
+            return self._read_fpb(address)
         if base == DWT_BASE:
-            return self._read_dwt(offset)
+            return self._read_dwt(address)
         return self.plain_registers.get(address, 0)
 
     def write_word(self, address: int, value: int) -> None:
@@ -263,9 +254,9 @@ class DebugUnit:
             self.demcr = value
             self._sync_watchpoints()
         elif address & ~0xFFF == FPB_BASE:
-            self._write_fpb(address & 0xFFF, value)
+            self._write_fpb(address, value)
         elif address & ~0xFFF == DWT_BASE:
-            self._write_dwt(address & 0xFFF, value)
+            self._write_dwt(address, value)
         elif address & 0xFFF < 0xFC8:
             self.plain_registers[address] = value
 
@@ -517,8 +508,8 @@ class DebugUnit:
 
     # FPB ----------------------------------------------------------------------------------
 
-    def _read_fpb(self, offset: int) -> int:
-        if offset == 0:
+    def _read_fpb(self, address: int) -> int:
+        if address == FP_CTRL:
             count = self.breakpoint_count
             literal = 2
             return (
@@ -528,17 +519,17 @@ class DebugUnit:
                 | (count & 0xF) << 4
                 | int(self.comparators.fp_enabled)
             )
-        index = (offset - 8) // 4
+        index = (address - FP_COMP0) // 4
         if 0 <= index < self.breakpoint_count:
             return self.comparators.fp_comp[index]
         return 0
 
-    def _write_fpb(self, offset: int, value: int) -> None:
-        if offset == 0:
+    def _write_fpb(self, address: int, value: int) -> None:
+        if address == FP_CTRL:
             if value & FP_CTRL_KEY:
                 self.comparators.fp_enabled = bool(value & FP_CTRL_ENABLE)
-        elif 0 <= (offset - 8) // 4 < self.breakpoint_count and offset >= 8:
-            self.comparators.fp_comp[(offset - 8) // 4] = value
+        elif address >= FP_COMP0 and (address - FP_COMP0) // 4 < self.breakpoint_count:
+            self.comparators.fp_comp[(address - FP_COMP0) // 4] = value
         else:
             return
         self._sync_breakpoints()
@@ -596,36 +587,36 @@ class DebugUnit:
 
     # DWT ----------------------------------------------------------------------------------
 
-    def _read_dwt(self, offset: int) -> int:
-        if offset == DWT_CTRL:
+    def _read_dwt(self, address: int) -> int:
+        if address == DWT_CTRL:
             return self.watchpoint_count << 28 | DWT_CTRL_NOCYCCNT | (self.comparators.dwt_ctrl & 0x1FFFFF)
-        if offset == DWT_PCSR:
+        if address == DWT_PCSR:
             return self._sample_pc()
-        index, register = divmod(offset - DWT_COMP0, 0x10)
-        if offset < DWT_COMP0 or index >= self.watchpoint_count:
+        index, register = divmod(address - DWT_COMP0, DWT_COMPARATOR_STRIDE)
+        if address < DWT_COMP0 or index >= self.watchpoint_count:
             return 0  # CYCCNT and the profiling counters: not implemented (NOCYCCNT)
         if register == 0:
             return self.comparators.dwt_comp[index]
-        if register == 4:
+        if register == DWT_MASK_OFFSET:
             return self.comparators.dwt_mask[index]
-        if register == 8:
+        if register == DWT_FUNCTION_OFFSET:
             value = self.comparators.dwt_function[index]
             self.comparators.dwt_function[index] &= ~DWT_FUNCTION_MATCHED
             return value
         return 0
 
-    def _write_dwt(self, offset: int, value: int) -> None:
-        if offset == DWT_CTRL:
+    def _write_dwt(self, address: int, value: int) -> None:
+        if address == DWT_CTRL:
             self.comparators.dwt_ctrl = value & 0x1FFFFF
             return
-        index, register = divmod(offset - DWT_COMP0, 0x10)
-        if offset < DWT_COMP0 or index >= self.watchpoint_count:
+        index, register = divmod(address - DWT_COMP0, DWT_COMPARATOR_STRIDE)
+        if address < DWT_COMP0 or index >= self.watchpoint_count:
             return
         if register == 0:
             self.comparators.dwt_comp[index] = value
-        elif register == 4:
+        elif register == DWT_MASK_OFFSET:
             self.comparators.dwt_mask[index] = value & 0x1F
-        elif register == 8:
+        elif register == DWT_FUNCTION_OFFSET:
             matched = self.comparators.dwt_function[index] & DWT_FUNCTION_MATCHED
             self.comparators.dwt_function[index] = (value & ~DWT_FUNCTION_MATCHED) | matched
         self._sync_watchpoints()

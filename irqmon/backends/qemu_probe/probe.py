@@ -17,6 +17,7 @@ from pyocd.core.plugin import Plugin
 from pyocd.probe.debug_probe import DebugProbe
 
 from irqmon.backends.qemu_probe.debug_unit import DebugUnit, DebugUnitLost
+from irqmon.cortexm.registers import ROM_TABLE_BASE
 from irqmon.rsp import RspClient, RspError
 
 DP_IDR = 0x0  # read; ABORT on write
@@ -26,7 +27,7 @@ SWDP_IDR = 0x2BA01477  # Arm SW-DP v1, as on a Cortex-M4
 AHB_AP_IDR = 0x24770011
 AP_CSW, AP_BASE, AP_IDR = 0x00, 0xF8, 0xFC
 CSW_DEVICE_EN = 1 << 6
-ROM_TABLE_BASE_ENTRY = 0xE00FF003  # ADIv5 format, present
+ROM_TABLE_BASE_ENTRY = ROM_TABLE_BASE | 0x3  # ADIv5 format, present
 
 PLUGIN_NAME = "qemu"
 OPTION_BREAKPOINTS = "qemu.fpb_comparators"

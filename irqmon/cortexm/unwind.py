@@ -16,87 +16,28 @@ import bisect
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from elftools.dwarf.callframe import FDE, CFARule, RegisterRule
 from elftools.elf.elffile import ELFFile
 
-from irqmon.backends.base import Frame
+from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.exceptions import EXC_RETURN_BASIC_FRAME, EXC_RETURN_PSP, is_exc_return
+from irqmon.cortexm.frames import Frame
+from irqmon.cortexm.thumb import prologue_effect
+from irqmon.schema import EXCEPTION_FRAME, UNKNOWN_FUNCTION
 
-EXCEPTION_FRAME = "<exception>"
 OUTERMOST_FUNCTION = "main"  # gdb stops there unless told `set backtrace past-main`
 RESET_LR = 0xFFFFFFFF
-EXC_RETURN_VALUES = frozenset({0xFFFFFFE1, 0xFFFFFFE9, 0xFFFFFFED, 0xFFFFFFF1, 0xFFFFFFF9, 0xFFFFFFFD})
-EXC_RETURN_PSP = 1 << 2  # the interrupted code used the process stack
-EXC_RETURN_BASIC_FRAME = 1 << 4  # clear: the frame also holds s0-s15 and FPSCR
 BASIC_FRAME_WORDS, FP_FRAME_WORDS = 8, 26
 STACKED = ("r0", "r1", "r2", "r3", "r12", "lr", "pc", "xpsr")
 XPSR_STACK_ALIGN = 1 << 9  # the core padded the stack by one word before stacking
 DWARF_REGISTERS = {n: f"r{n}" for n in range(13)} | {13: "sp", 14: "lr", 15: "pc"}
 UNWIND_REGISTERS = (*(f"r{n}" for n in range(13)), "sp", "lr", "pc", "msp", "psp")
 
-ReadRegister = Callable[[str], int]
-ReadMemory = Callable[[int, int], bytes]
-
-
 PROLOGUE_SCAN_LIMIT = 64  # bytes of a function gdb-style prologue analysis looks at
 
-
-def is_exc_return(value: int) -> bool:
-    """One of the ARMv7-M EXC_RETURN values (0xFFFFFFFF, lr at reset, is not one)."""
-    return value in EXC_RETURN_VALUES
-
-
-def thumb_expand_immediate(imm12: int) -> int:
-    """ThumbExpandImm (ARMv7-M ARM A5.3.2) for the constants of `sub.w sp, sp, #const`."""
-    if imm12 >> 10 == 0:
-        byte = imm12 & 0xFF
-        return [byte, byte << 16 | byte, byte << 24 | byte << 8, byte * 0x01010101][(imm12 >> 8) & 3]
-    rotation = imm12 >> 7
-    value = 0x80 | (imm12 & 0x7F)
-    return ((value >> rotation) | (value << (32 - rotation))) & 0xFFFFFFFF
-
-
-def analyze_thumb_prologue(code: bytes, start: int, pc: int) -> tuple[int, dict[int, int]]:
-    """For code without CFI: how far the prologue executed before `pc` moved sp down, and where
-    it saved registers (register number -> offset from the CFA), from push/vpush/sub sp.
-
-    `code` holds the function's first bytes from `start`. Scanning stops at `pc` or at the
-    first branch, as gdb's Thumb prologue analyser does."""
-    size, saved = 0, {}
-    offset = 0
-    while offset + 2 <= len(code) and start + offset < pc:
-        first = int.from_bytes(code[offset : offset + 2], "little")
-        wide = first >> 11 in (0b11101, 0b11110, 0b11111)
-        if wide and offset + 4 > len(code):
-            break
-        second = int.from_bytes(code[offset + 2 : offset + 4], "little") if wide else 0
-        if not wide and first & 0xFE00 == 0xB400:  # push {r0-r7[, lr]}
-            registers = [n for n in range(8) if first >> n & 1] + ([14] if first & 0x100 else [])
-        elif first == 0xE92D:  # push.w {...} (stmdb sp!)
-            registers = [n for n in range(15) if second >> n & 1]
-        elif first == 0xF84D and second & 0x0FFF == 0x0D04:  # str.w rt, [sp, #-4]!
-            registers = [second >> 12]
-        else:
-            registers = []
-            if not wide and first & 0xFF80 == 0xB080:  # sub sp, #imm7*4
-                size += (first & 0x7F) * 4
-            elif wide and first & 0xFBEF == 0xF1AD and second & 0x8F00 == 0x0D00:  # sub.w sp, sp, #const
-                size += thumb_expand_immediate((first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF)
-            elif wide and first & 0xFBFF == 0xF2AD and second & 0x8F00 == 0x0D00:  # subw sp, sp, #imm12
-                size += (first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF
-            elif wide and first == 0xED2D and second & 0x0E00 == 0x0A00:  # vpush {s/d registers}
-                size += (second & 0xFF) * 4
-            elif (
-                not wide
-                and (first & 0xF000 == 0xD000 or first & 0xF800 == 0xE000 or first & 0xFF00 in (0x4700, 0xBD00))
-            ) or (wide and first & 0xF800 == 0xF000 and second & 0x8000):  # branches, pop {pc}
-                break
-        if registers:
-            size += 4 * len(registers)
-            saved.update({number: -size + 4 * index for index, number in enumerate(registers)})
-        offset += 4 if wide else 2
-    return size, saved
+ReadRegister = Callable[[str], int]
+ReadMemory = Callable[[int, int], bytes]
 
 
 @dataclass(frozen=True)
@@ -129,12 +70,11 @@ class InlinedCode:
 class Unwinder:
     """Symbols and CFI of one ELF, ready to unwind stacks of the firmware it holds."""
 
-    def __init__(self, elf: Path) -> None:
-        with Path(elf).open("rb") as stream:
-            elffile = ELFFile(stream)
-            self._symbols = self._read_functions(elffile)
-            self._fdes = self._read_fdes(elffile)
-            self._inlined, call_sites, subprograms = self._read_debug_info(elffile)
+    def __init__(self, elf: ElfImage) -> None:
+        elffile = elf.elffile
+        self._symbols = self._read_functions(elffile)
+        self._fdes = self._read_fdes(elffile)
+        self._inlined, call_sites, subprograms = self._read_debug_info(elffile)
         # gdb names code by its DWARF subprogram (`__sinit` for `__sinit.part.0`), else by symbol.
         self._subprograms = sorted(subprograms, key=lambda f: f.start)
         self._subprogram_starts = [f.start for f in self._subprograms]
@@ -341,7 +281,7 @@ class Unwinder:
     def function_at(self, pc: int) -> str:
         """The name of the function holding `pc`, or '??' as gdb prints it."""
         function = self._function(pc)
-        return function.name if function is not None else "??"
+        return function.name if function is not None else UNKNOWN_FUNCTION
 
     def _cfi_row(self, pc: int) -> dict | None:
         index = bisect.bisect_right(self._fde_starts, pc) - 1
@@ -366,7 +306,7 @@ class Unwinder:
         while len(frames) < depth:
             names = self.functions_at(lookup_pc, hide_entered=not frames and not at_breakpoint)
             frames += [Frame(name, pc) for name in names]
-            if names[-1] in (OUTERMOST_FUNCTION, "??") or len(frames) >= depth:
+            if names[-1] in (OUTERMOST_FUNCTION, UNKNOWN_FUNCTION) or len(frames) >= depth:
                 break
             caller = self._caller_registers(registers, lookup_pc, read_memory)
             if caller is None:
@@ -423,7 +363,7 @@ class Unwinder:
         size, saved = 0, {}
         if start is not None and pc > start:
             code = read_memory(start, min(PROLOGUE_SCAN_LIMIT, pc + 1 - start + 3) & ~1)
-            size, saved = analyze_thumb_prologue(code, start, pc + 1)
+            size, saved = prologue_effect(code, start, pc + 1)
         cfa = registers["sp"] + size
         for number, offset in saved.items():
             if number in DWARF_REGISTERS:

@@ -1,5 +1,6 @@
 """What the capture and the analyzer need from the firmware's ELF file: symbols, code bytes,
-source lines, and DWARF-found objects (HAL `Lock` fields)."""
+source lines, and DWARF-found objects (HAL `Lock` fields). `ElfImage` is the one way irqmon
+opens an ELF: the unwinder reads its DWARF through it too."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from functools import cached_property
 from pathlib import Path
 
 from elftools.common.exceptions import ELFError
+from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
 from elftools.elf.sections import NoteSection, SymbolTableSection
 
-from irqmon import thumb
+from irqmon.cortexm import thumb
 from irqmon.errors import UsageError
 
 EM_ARM = "EM_ARM"
@@ -69,6 +71,11 @@ class ElfImage:
         if not self.symbols:
             raise UsageError(f"{self.path} is stripped: irqmon needs its symbol table (build with -g, don't strip)")
 
+    @property
+    def elffile(self) -> ELFFile:
+        """pyelftools' view of the file, for readers of its DWARF (the unwinder)."""
+        return self._elf
+
     @cached_property
     def symbols(self) -> dict[str, Symbol]:
         table = self._elf.get_section_by_name(".symtab")
@@ -121,6 +128,16 @@ class ElfImage:
                 data = segment.data()
                 return data[address - start : address - start + size]
         return b""
+
+    @cached_property
+    def read_only_ranges(self) -> list[tuple[int, int]]:
+        """Address ranges of the loaded, non-writable segments: code and constants, which a
+        backend reads from the file instead of the target."""
+        return [
+            (s["p_vaddr"], s["p_vaddr"] + s["p_filesz"])
+            for s in self._elf.iter_segments()
+            if s["p_type"] == "PT_LOAD" and not s["p_flags"] & P_FLAGS.PF_W
+        ]
 
     def instructions(self, function: str) -> Iterator[thumb.Instruction]:
         symbol = self.symbols[function]

@@ -12,20 +12,18 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from irqmon import thumb
 from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
-from irqmon.elf import ElfImage
-from irqmon.errors import CaptureError, UsageError
-from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
-from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, FIRST_IRQ, Event, Kind
+from irqmon.cortexm import thumb
+from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE, FIRST_IRQ
+from irqmon.cortexm.registers import NVIC_IPR, SCB_SHPR
+from irqmon.errors import CaptureError
+from irqmon.probes import ARG_REGISTERS, CapturePlan, FunctionProbe, MaskProbe, WatchProbe
+from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, Event, Kind
 from irqmon.targets import TargetProfile
 from irqmon.tracewriter import TraceWriter
 
-ARG_REGISTERS = ("r0", "r1", "r2", "r3")
 STOP_REGISTERS = ARG_REGISTERS + CORE_REGISTERS
-NVIC_IPR = 0xE000E400
-SCB_SHPR = 0xE000ED18  # SHPR1..3: one byte per system exception from 4 (MemManage)
-EXC_RETURN_PREFIX = 0xFFFFFF00
 CALLPATH_DEPTH = 16
 PRIORITY_CACHE_SECONDS = 0.5
 POLL_SECONDS = 0.05
@@ -51,21 +49,6 @@ class CaptureSummary:
 
 
 IrqSource = Callable[[], Iterable[dict]]
-
-
-def check_budget(plan: CapturePlan, target: TargetProfile, until: bool = False) -> None:
-    """Refuse a plan that needs more comparators than the target has, saying what to drop.
-    `until`: the capture also breaks where --until ends it."""
-    breakpoints, watchpoints = plan.breakpoints_needed + int(until), plan.watchpoints_needed
-    if breakpoints <= target.fpb_comparators and watchpoints <= target.dwt_comparators:
-        return
-    costs = ", ".join(f"{name} {b} bp/{w} wp" for name, (b, w) in plan.cost_by_pack().items() if b or w)
-    costs += ", --until 1 bp" if until else ""
-    raise UsageError(
-        f"the probes need {breakpoints} breakpoints and {watchpoints} watchpoints but {target.name} has "
-        f"{target.fpb_comparators} FPB and {target.dwt_comparators} DWT comparators ({costs}): "
-        "choose fewer with --probes, or on QEMU pass --unlimited"
-    )
 
 
 class Capture:
@@ -383,13 +366,13 @@ class Capture:
 
     def _priority(self, ipsr: int) -> int | None:
         """The active exception's priority in implemented bits, from NVIC_IPR or SCB_SHPR."""
-        if ipsr < 4:
+        if ipsr < FIRST_CONFIGURABLE:
             return None  # thread mode, or Reset/NMI/HardFault with fixed priorities
         cached = self._priority_cache.get(ipsr)
         now = time.monotonic()
         if cached and now - cached[0] < PRIORITY_CACHE_SECONDS:
             return cached[1]
-        address = NVIC_IPR + ipsr - FIRST_IRQ if ipsr >= FIRST_IRQ else SCB_SHPR + ipsr - 4
+        address = NVIC_IPR + ipsr - FIRST_IRQ if ipsr >= FIRST_IRQ else SCB_SHPR + ipsr - FIRST_CONFIGURABLE
         priority = self.target.logical_priority(self._read_value(address, 1))
         self._priority_cache[ipsr] = (now, priority)
         return priority

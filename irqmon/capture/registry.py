@@ -1,0 +1,109 @@
+"""Capture backends: what one declares, and finding them (the `irqmon.backends` entry points).
+
+A backend module declares one `BackendSpec`: its name, how it reaches a target, its own
+command-line options as plain data, and a factory that takes the same `BackendArgs` for every
+backend. The built-in backends are registered in pyproject.toml like any third-party one, so
+adding a backend is one module (and its tests) plus its entry point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+from irqmon.errors import UsageError
+
+if TYPE_CHECKING:
+    from irqmon.backends.base import Backend
+    from irqmon.capture.loop import IrqSource
+    from irqmon.cortexm.elf import ElfImage
+    from irqmon.targets import TargetProfile
+
+ENTRY_POINT_GROUP = "irqmon.backends"
+
+
+class Reach(StrEnum):
+    """How a capture reaches the target."""
+
+    QEMU = "qemu"  # irqmon starts QEMU on the firmware; its gdbstub is on 127.0.0.1
+    GDB_SERVER = "gdb-server"  # a GDB server already running (OpenOCD, pyOCD gdbserver, J-Link)
+    PROBE = "probe"  # a debug probe the backend drives itself
+
+
+# The command-line option that chooses each way (the session's messages name them).
+REACH_OPTIONS = {Reach.QEMU: "--qemu ELF", Reach.GDB_SERVER: "--gdb-remote HOST:PORT", Reach.PROBE: "a debug probe"}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One command-line option of a backend. Its value reaches the backend's `configure` as the
+    text given (a list of them when `repeatable`), or None (an empty list) when not given."""
+
+    name: str  # the key in the values `configure` receives
+    flags: tuple[str, ...]  # e.g. ("--probe-uid", "-u")
+    help: str
+    metavar: str = "VALUE"
+    repeatable: bool = False
+
+
+@dataclass(frozen=True)
+class BackendArgs:
+    """What every backend factory gets."""
+
+    elf: ElfImage
+    target: TargetProfile
+    reach: Reach
+    gdb_address: str | None  # QEMU's gdbstub or the --gdb-remote server; None with a debug probe
+    unlimited: bool  # QEMU only: the comparator budget is lifted
+    options: Any  # what the backend's `configure` made of its options
+
+    @property
+    def on_hardware(self) -> bool:
+        """A real core (not QEMU): it has a cycle counter worth starting and reading."""
+        return self.reach is not Reach.QEMU
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A capture backend as the registry knows it."""
+
+    name: str
+    help: str  # one line for `irqmon attach --help`
+    reaches: frozenset[Reach]
+    create: Callable[[BackendArgs], Backend]  # not connected yet: the session connects it
+    options: tuple[Option, ...] = ()
+    # Checks and converts the option values (bad input: UsageError) before anything starts.
+    configure: Callable[[Mapping[str, Any], Reach], Any] | None = None
+    # An IRQ timeline the backend streams without halting, when not on QEMU (QEMU gives its
+    # own): the source, a one-line reason why there is none this time, or None.
+    timeline: Callable[[Backend, BackendArgs], IrqSource | str | None] | None = None
+
+    def option_values(self, given: Mapping[str, Any]) -> dict[str, Any]:
+        """Each of this backend's options: its value in `given`, else None (or [])."""
+        return {o.name: given.get(o.name, [] if o.repeatable else None) for o in self.options}
+
+    def flag(self, option: str) -> str:
+        return next(o.flags[0] for o in self.options if o.name == option)
+
+
+def backends() -> dict[str, BackendSpec]:
+    """Every registered backend by name, in name order."""
+    found: dict[str, BackendSpec] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        spec = entry.load()
+        if not isinstance(spec, BackendSpec) or spec.name != entry.name:
+            raise UsageError(f"entry point {entry.value} ({ENTRY_POINT_GROUP}) is not the BackendSpec of '{entry.name}'")
+        found.setdefault(spec.name, spec)
+    if not found:
+        raise UsageError("no capture backend is registered: irqmon's installation is out of date (run make setup)")
+    return dict(sorted(found.items()))
+
+
+def backend(name: str, known: Mapping[str, BackendSpec] | None = None) -> BackendSpec:
+    known = backends() if known is None else known
+    if name not in known:
+        raise UsageError(f"unknown backend '{name}': known are {', '.join(known)}")
+    return known[name]

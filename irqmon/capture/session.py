@@ -1,0 +1,233 @@
+"""A capture session: a typed `CaptureRequest` in, a finished capture out.
+
+Everything is checked before anything starts (bad input: UsageError); then the target is
+started (QEMU) or reached (a GDB server, a debug probe), the backend the registry names is
+created and connected, the IRQ timeline chosen, and the capture loop runs until its end,
+leaving QEMU stopped (its USART1 output kept next to the trace) or the target running.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import tempfile
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from irqmon import __version__, schema
+from irqmon.backends.qemu import NvicTraceReader, QemuTarget
+from irqmon.capture import registry, status
+from irqmon.capture.loop import Capture, CaptureLimits, CaptureSummary, IrqSource
+from irqmon.capture.registry import REACH_OPTIONS, BackendArgs, BackendSpec, Reach
+from irqmon.cortexm.elf import ElfImage
+from irqmon.errors import UsageError
+from irqmon.probes import CapturePlan, parse_watch, plan_capture
+from irqmon.targets import TargetProfile, load_target
+from irqmon.tracewriter import TraceWriter
+
+# The backend used when the request names none, by how the target is reached.
+DEFAULT_BACKENDS = {Reach.QEMU: "gdb", Reach.GDB_SERVER: "gdb", Reach.PROBE: "pyocd"}
+
+
+@dataclass(frozen=True)
+class CaptureRequest:
+    """What to capture, from where, through which backend, and until when."""
+
+    target: str  # a profile name, a profile .toml or a CMSIS-SVD .svd file
+    elf: Path
+    output: Path
+    qemu: bool = False  # start QEMU on `elf` (halted at reset)
+    gdb_remote: str | None = None  # HOST:PORT of a running GDB server
+    backend: str | None = None  # a registered backend; None: the default for the way in
+    # The options given of each backend: backend name -> option name -> value (see registry.Option).
+    backend_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    packs: tuple[str, ...] | None = None  # probe packs by name or .toml; None: every pack that finds something
+    watch: tuple[str, ...] = ()  # SYMBOL_OR_ADDRESS[:SIZE]
+    unlimited: bool = False  # QEMU only: no comparator budget
+    duration: float | None = None
+    max_events: int | None = None
+    until: str | None = None  # stop when the core reaches this function
+    quiet: bool = False  # no plan line and no live status
+
+    @property
+    def reach(self) -> Reach:
+        if self.qemu:
+            return Reach.QEMU
+        return Reach.GDB_SERVER if self.gdb_remote else Reach.PROBE
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """A request checked and resolved: everything the capture needs before it starts."""
+
+    target: TargetProfile
+    spec: BackendSpec
+    backend_options: Any
+    elf: ElfImage
+    plan: CapturePlan
+    limits: CaptureLimits
+
+
+def check_budget(plan: CapturePlan, target: TargetProfile, until: bool = False) -> None:
+    """Refuse a plan that needs more comparators than the target has, saying what to drop.
+    `until`: the capture also breaks where --until ends it."""
+    breakpoints, watchpoints = plan.breakpoints_needed + int(until), plan.watchpoints_needed
+    if breakpoints <= target.fpb_comparators and watchpoints <= target.dwt_comparators:
+        return
+    costs = ", ".join(f"{name} {b} bp/{w} wp" for name, (b, w) in plan.cost_by_pack().items() if b or w)
+    costs += ", --until 1 bp" if until else ""
+    raise UsageError(
+        f"the probes need {breakpoints} breakpoints and {watchpoints} watchpoints but {target.name} has "
+        f"{target.fpb_comparators} FPB and {target.dwt_comparators} DWT comparators ({costs}): "
+        "choose fewer with --probes, or on QEMU pass --unlimited"
+    )
+
+
+def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
+    """Check the request, capture, and show the result; used by `attach` and `demo`."""
+    prepared = _prepare(request)
+    request.output.parent.mkdir(parents=True, exist_ok=True)
+    qemu = None
+    workdir = Path(tempfile.mkdtemp(prefix="irqmon-"))
+    try:
+        if request.qemu:
+            assert prepared.target.qemu_machine is not None
+            qemu = QemuTarget(request.elf, machine=prepared.target.qemu_machine, workdir=workdir, nvic_trace=True)
+            qemu.start()
+        args = BackendArgs(
+            prepared.elf, prepared.target, request.reach, qemu.gdb_address if qemu else request.gdb_remote,
+            request.unlimited, prepared.backend_options,
+        )  # fmt: skip
+        backend = prepared.spec.create(args)
+        backend.connect()
+        if not request.quiet:
+            console.print(status.plan_line(prepared.plan), highlight=False)
+        irq_source = (
+            NvicTraceReader(qemu.nvic_log, prepared.target.exception_name, prepared.target.logical_priority)
+            if qemu
+            else _timeline(prepared.spec, backend, args, console)
+        )
+        writer = TraceWriter(request.output, _metadata(prepared, backend.name))
+        capture = Capture(backend, prepared.plan, prepared.elf, prepared.target, writer, irq_source)
+        with status.LiveStatus(console, enabled=not request.quiet) as live, _signals_end(capture):
+            capture.on_progress = live
+            summary = capture.run(prepared.limits)
+        if qemu is not None and not qemu.alive() and not summary.error:
+            summary.error = "QEMU exited during the capture"
+        if summary.error and qemu is not None and not qemu.alive():
+            summary.error = f"QEMU died during the capture ({summary.error})"
+    finally:
+        if qemu is not None:
+            qemu.stop()
+            if qemu.serial_log.exists():
+                shutil.copyfile(qemu.serial_log, request.output.with_suffix(".usart1.log"))
+        shutil.rmtree(workdir, ignore_errors=True)
+    status.report(console, request.output, summary, qemu is not None)
+    return summary
+
+
+def _prepare(request: CaptureRequest) -> _Prepared:
+    """Every check that needs no target, in the order a user fixes them."""
+    target = load_target(request.target)
+    reach = request.reach
+    known = registry.backends()
+    spec = registry.backend(request.backend or DEFAULT_BACKENDS[reach], known)
+    if reach is not Reach.QEMU and request.unlimited:
+        raise UsageError("--unlimited is for QEMU only: real hardware has the comparators it has")
+    _check_reach(spec, reach, known)
+    options = _backend_options(spec, request.backend_options, reach)
+    if reach is Reach.QEMU and not target.qemu_machine:
+        raise UsageError(f"target {target.name} has no QEMU machine: use --gdb-remote with a board")
+    for name, value in (("duration", request.duration), ("max-events", request.max_events)):
+        if value is not None and value <= 0:
+            raise UsageError(f"--{name} must be positive")
+    elf = ElfImage(request.elf)
+    watches = [parse_watch(spec_text, elf) for spec_text in request.watch]
+    plan = plan_capture(elf, target, list(request.packs) if request.packs is not None else None, watches)
+    if not request.unlimited:
+        check_budget(plan, target, until=request.until is not None)
+    limits = CaptureLimits(request.duration, request.max_events, _until_address(elf, request.until))
+    return _Prepared(target, spec, options, elf, plan, limits)
+
+
+def _check_reach(spec: BackendSpec, reach: Reach, known: Mapping[str, BackendSpec]) -> None:
+    if reach in spec.reaches:
+        return
+    if reach is Reach.PROBE:
+        ways = " or ".join(REACH_OPTIONS[r] for r in Reach if r in spec.reaches)
+        raise UsageError(f"--backend {spec.name} needs {ways}")
+    others = "|".join(name for name, other in known.items() if reach in other.reaches)
+    option = REACH_OPTIONS[reach].split()[0]
+    raise UsageError(f"--backend {spec.name} cannot use {option}: drop it (or use --backend {others})")
+
+
+def _backend_options(spec: BackendSpec, given: Mapping[str, Mapping[str, Any]], reach: Reach) -> Any:
+    """The chosen backend's options as its `configure` makes them; another backend's option
+    given here is refused."""
+    for name, options in given.items():
+        if name != spec.name and options:
+            flag = registry.backend(name).flag(next(iter(options)))
+            raise UsageError(f"{flag} is an option of --backend {name}")
+    values = spec.option_values(given.get(spec.name, {}))
+    return spec.configure(values, reach) if spec.configure else values
+
+
+def _timeline(spec: BackendSpec, backend: Any, args: BackendArgs, console: Console) -> IrqSource | None:
+    """The backend's own non-halting IRQ timeline, or None (with one line saying why) to
+    capture by halting."""
+    if spec.timeline is None:
+        return None
+    result = spec.timeline(backend, args)
+    if isinstance(result, str):
+        console.print(result, highlight=False)
+        return None
+    return result
+
+
+@contextmanager
+def _signals_end(capture: Capture) -> Iterator[None]:
+    """Ctrl-C (unless ignored, as in a script's background job) and SIGTERM end the capture at
+    its next safe point: every event kept, the target left running. A second Ctrl-C interrupts
+    at once."""
+
+    def on_signal(signum: int, frame: object) -> None:
+        if signum == signal.SIGINT and capture.stop_requested:
+            raise KeyboardInterrupt
+        capture.request_stop("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
+
+    signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    previous = {signum: signal.signal(signum, on_signal) for signum in signals}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _until_address(elf: ElfImage, name: str | None) -> int | None:
+    if name is None:
+        return None
+    symbol = elf.symbols.get(name)
+    if symbol is None or not symbol.is_function:
+        raise UsageError(f"--until {name}: no such function in {elf.path.name}")
+    return symbol.address
+
+
+def _metadata(prepared: _Prepared, backend: str) -> dict[str, object]:
+    target, elf = prepared.target, prepared.elf
+    return {
+        schema.META_TARGET: target.name,
+        schema.META_ELF: str(elf.path.resolve()),
+        schema.META_BUILD_ID: elf.build_id,
+        schema.META_TOOL_VERSION: __version__,
+        schema.META_START_TIME: datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        schema.META_PRIORITY_BITS: target.priority_bits,
+        schema.META_BACKEND: backend,
+        "probes": ",".join(prepared.plan.packs),
+    }

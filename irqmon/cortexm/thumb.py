@@ -1,0 +1,197 @@
+"""Just enough Thumb-2 decoding for the capture: instruction boundaries, mask-changing
+instructions, loads and stores, instructions that cannot branch, and what a function's prologue
+pushed on the stack.
+
+Encodings from the ARMv7-M Architecture Reference Manual (A5.2, A5.3, A7.7). The interface is
+the names in `__all__`; how they decode is this module's own business.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+__all__ = [
+    "Instruction",
+    "MaskChange",
+    "access_direction",
+    "falls_through",
+    "iter_instructions",
+    "mask_change",
+    "prologue_effect",
+    "stores",
+    "waits_for_event",
+]
+
+# SYSm values of MSR/MRS (B5.1.1).
+SPECIAL_REGISTERS = {16: "primask", 17: "basepri", 18: "basepri_max", 19: "faultmask", 20: "control"}
+MASK_REGISTERS = ("primask", "basepri", "basepri_max", "faultmask")
+WAIT_FOR_EVENT = (0xBF20, 0xBF30)  # wfe, wfi
+
+
+@dataclass(frozen=True)
+class Instruction:
+    address: int
+    size: int  # 2 or 4 bytes
+    first: int  # first halfword
+    second: int  # second halfword of a 32-bit instruction, else 0
+
+    @property
+    def end(self) -> int:
+        return self.address + self.size
+
+
+def _instruction_size(first_halfword: int) -> int:
+    """32-bit encodings start with 0b11101, 0b11110 or 0b11111 (A5.1)."""
+    return 4 if (first_halfword >> 11) in (0b11101, 0b11110, 0b11111) else 2
+
+
+def iter_instructions(code: bytes, base: int) -> Iterator[Instruction]:
+    """Linear sweep over `code` loaded at `base` (a function's body)."""
+    offset = 0
+    while offset + 2 <= len(code):
+        first = int.from_bytes(code[offset : offset + 2], "little")
+        size = _instruction_size(first)
+        if offset + size > len(code):
+            return
+        second = int.from_bytes(code[offset + 2 : offset + 4], "little") if size == 4 else 0
+        yield Instruction(base + offset, size, first, second)
+        offset += size
+
+
+@dataclass(frozen=True)
+class MaskChange:
+    """What a mask-changing instruction does: which register, and disable/enable/write."""
+
+    register: str
+    role: str
+    text: str
+
+
+def mask_change(insn: Instruction) -> MaskChange | None:
+    if insn.size == 2 and insn.first & 0xFFE8 == 0xB660:  # CPS (T1)
+        disable = bool(insn.first & 0x10)
+        register = "primask" if insn.first & 0x2 else "faultmask" if insn.first & 0x1 else None
+        if register is None:
+            return None
+        flag = "i" if register == "primask" else "f"
+        op = "cpsid" if disable else "cpsie"
+        return MaskChange(register, "disable" if disable else "enable", f"{op} {flag}")
+    if insn.size == 4 and insn.first & 0xFFF0 == 0xF380 and insn.second & 0xF300 == 0x8000:  # MSR (T1)
+        register = SPECIAL_REGISTERS.get(insn.second & 0xFF)
+        if register in MASK_REGISTERS:
+            rn = insn.first & 0xF
+            return MaskChange("basepri" if register == "basepri_max" else register, "write", f"msr {register}, r{rn}")
+    return None
+
+
+def access_direction(insn: Instruction) -> str | None:
+    """'r' for a load, 'w' for a store, None for anything else."""
+    if insn.size == 2:
+        op = insn.first >> 9
+        top5 = insn.first >> 11
+        if top5 == 0b01001:  # LDR (literal)
+            return "r"
+        if 0b0101000 <= op <= 0b0101111:  # register offset: STR, STRH, STRB then loads
+            return "w" if op <= 0b0101010 else "r"
+        if top5 in (0b01100, 0b01110, 0b10000, 0b10010):  # STR/STRB/STRH/STR SP (immediate)
+            return "w"
+        if top5 in (0b01101, 0b01111, 0b10001, 0b10011):  # the loads of the same
+            return "r"
+        if top5 == 0b11000:  # STMIA
+            return "w"
+        if top5 == 0b11001:  # LDMIA
+            return "r"
+        return None
+    first = insn.first
+    if first & 0xFE00 == 0xF800:  # load/store single data item (A5.3.10-A5.3.12)
+        return "r" if first & 0x10 else "w"
+    if first & 0xFE40 == 0xE800 or first & 0xFE40 == 0xE840:  # LDM/STM, LDRD/STRD, LDREX/STREX
+        return "r" if first & 0x10 else "w"
+    return None
+
+
+def falls_through(insn: Instruction) -> bool:
+    """A 16-bit Thumb instruction that never changes the flow (A5.2), `push.w`, `msr`, `mrs`
+    or a barrier: stepping it lands on the next instruction. Conservative: anything else may
+    branch."""
+    if insn.size == 4:
+        msr = insn.first & 0xFFE0 == 0xF380 and insn.second & 0xD000 == 0x8000
+        mrs = insn.first == 0xF3EF and insn.second & 0xF000 == 0x8000
+        barrier = insn.first == 0xF3BF and insn.second & 0xFFF0 in (0x8F40, 0x8F50, 0x8F60)  # dsb, dmb, isb
+        return insn.first == 0xE92D or msr or mrs or barrier  # push.w (stmdb sp!): pc cannot be in the list
+    op = insn.first
+    top6 = op >> 10
+    if top6 < 0b010000 or top6 == 0b010000:  # shifts, add/sub/mov/cmp immediate, ALU operations
+        return True
+    if op >> 11 == 0b01001 or 0b0101 <= op >> 12 <= 0b1001:  # ldr literal, loads and stores
+        return True
+    if op >> 11 in (0b10100, 0b10101, 0b11000, 0b11001):  # adr, add sp, stm, ldm
+        return True
+    if op >> 12 == 0b1011:  # miscellaneous (A5.2.5)
+        if op & 0xF500 == 0xB100 or op & 0xFF00 in (0xBD00, 0xBE00):  # cbz/cbnz, pop {.., pc}, bkpt
+            return False
+        return op not in WAIT_FOR_EVENT  # a step with interrupts masked never ends
+    return False
+
+
+def stores(insn: Instruction) -> bool:
+    """A 16-bit store other than `push`: str, strh, strb (register or immediate), str sp-relative,
+    stm. 32-bit instructions count as stores unless they are known not to be (`falls_through`)."""
+    op = insn.first
+    if insn.size == 4:
+        return False  # of those `falls_through` knows, push.w writes below sp only
+    return op >> 9 in (0b0101000, 0b0101001, 0b0101010) or op >> 11 in (0b01100, 0b01110, 0b10000, 0b10010, 0b11000)
+
+
+def waits_for_event(insn: Instruction) -> bool:
+    """`wfi` or `wfe`: the core sleeps until an interrupt or event."""
+    return insn.size == 2 and insn.first in WAIT_FOR_EVENT
+
+
+def _expand_immediate(imm12: int) -> int:
+    """ThumbExpandImm (A5.3.2) for the constants of `sub.w sp, sp, #const`."""
+    if imm12 >> 10 == 0:
+        byte = imm12 & 0xFF
+        return [byte, byte << 16 | byte, byte << 24 | byte << 8, byte * 0x01010101][(imm12 >> 8) & 3]
+    rotation = imm12 >> 7
+    value = 0x80 | (imm12 & 0x7F)
+    return ((value >> rotation) | (value << (32 - rotation))) & 0xFFFFFFFF
+
+
+def prologue_effect(code: bytes, start: int, pc: int) -> tuple[int, dict[int, int]]:
+    """For code without CFI: how far the prologue executed before `pc` moved sp down, and where
+    it saved registers (register number -> offset from the CFA), from push/vpush/sub sp.
+
+    `code` holds the function's first bytes from `start`. Scanning stops at `pc` or at the
+    first branch, as gdb's Thumb prologue analyser does."""
+    size, saved = 0, {}
+    for insn in iter_instructions(code, start):
+        if insn.address >= pc:
+            break
+        first, second, wide = insn.first, insn.second, insn.size == 4
+        if not wide and first & 0xFE00 == 0xB400:  # push {r0-r7[, lr]}
+            registers = [n for n in range(8) if first >> n & 1] + ([14] if first & 0x100 else [])
+        elif first == 0xE92D:  # push.w {...} (stmdb sp!)
+            registers = [n for n in range(15) if second >> n & 1]
+        elif first == 0xF84D and second & 0x0FFF == 0x0D04:  # str.w rt, [sp, #-4]!
+            registers = [second >> 12]
+        else:
+            registers = []
+            if not wide and first & 0xFF80 == 0xB080:  # sub sp, #imm7*4
+                size += (first & 0x7F) * 4
+            elif wide and first & 0xFBEF == 0xF1AD and second & 0x8F00 == 0x0D00:  # sub.w sp, sp, #const
+                size += _expand_immediate((first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF)
+            elif wide and first & 0xFBFF == 0xF2AD and second & 0x8F00 == 0x0D00:  # subw sp, sp, #imm12
+                size += (first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF
+            elif wide and first == 0xED2D and second & 0x0E00 == 0x0A00:  # vpush {s/d registers}
+                size += (second & 0xFF) * 4
+            elif (
+                not wide
+                and (first & 0xF000 == 0xD000 or first & 0xF800 == 0xE000 or first & 0xFF00 in (0x4700, 0xBD00))
+            ) or (wide and first & 0xF800 == 0xF000 and second & 0x8000):  # branches, pop {pc}
+                break
+        if registers:
+            size += 4 * len(registers)
+            saved.update({number: -size + 4 * index for index, number in enumerate(registers)})
+    return size, saved
