@@ -21,6 +21,7 @@ from support import expected, irqmon, sample_elf, sample_names
 
 from irqmon.analysis import analyze
 from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.registers import DWT_COMP0, DWT_FUNCTION_MATCHED, matched_watchpoint
 from irqmon.tracefile import load_trace
 
 TARGET = "stm32f405"
@@ -90,6 +91,26 @@ def pyocd_capture(built_samples, tmp_path_factory) -> Callable[[str, str], Captu
         return captures[sample, backend]
 
     return get
+
+
+def comparators(*entries: tuple[int, int, int]) -> bytes:
+    """A DWT comparator block: COMPn, MASKn, FUNCTIONn and a reserved word each."""
+    return b"".join(b"".join(v.to_bytes(4, "little") for v in (*entry, 0)) for entry in entries)
+
+
+def test_the_matched_comparator_names_the_watchpoint():
+    """FUNCTIONn.MATCHED picks the comparator; its MASK says how many bytes from COMP it covers."""
+    block = comparators((0x20000100, 0, 6), (0x20000200, 2, 7 | DWT_FUNCTION_MATCHED), (0, 0, 0))
+
+    def read(address: int, size: int) -> bytes:
+        assert address == DWT_COMP0
+        return block[:size]
+
+    watches = {3: 0x20000100, 4: 0x20000202}
+    assert matched_watchpoint(read, 3, watches) == 4, "0x20000202 is in the 4 bytes from 0x20000200"
+    block = comparators((0x20000100, 0, 6), (0x20000200, 2, 7), (0, 0, 0))
+    assert matched_watchpoint(read, 3, watches) is None, "no MATCHED bit, two watchpoints: unknown"
+    assert matched_watchpoint(read, 3, {3: 0x20000100}) == 3, "no MATCHED bit, one watchpoint: that one"
 
 
 @pytest.mark.parametrize("backend", ["gdb", "rsp"])
