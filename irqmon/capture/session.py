@@ -227,5 +227,5 @@ def _metadata(prepared: _Prepared, backend: str) -> dict[str, object]:
         schema.META_START_TIME: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         schema.META_PRIORITY_BITS: target.priority_bits,
         schema.META_BACKEND: backend,
-        "probes": ",".join(prepared.plan.packs),
+        schema.META_PROBES: ",".join(prepared.plan.packs),
     }
