@@ -7,6 +7,7 @@ Every writer, reader and rule refers to these names instead of spelling them aga
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import TypedDict, get_type_hints
 
 # The `ipsr` column numbers exceptions as the core does: 0 thread mode, FIRST_IRQ + n IRQ n.
 from irqmon.cortexm.exceptions import FIRST_IRQ as FIRST_IRQ
@@ -63,36 +64,49 @@ class Role(StrEnum):
     READ = "read"  # a plain watched read
 
 
-# Column name -> pandas dtype. Order is the CSV column order.
-COLUMNS: dict[str, str] = {
-    "seq": "int64",
-    "time": "float64",  # seconds since the capture started
-    "cycles": "Int64",  # DWT CYCCNT where the target has one, else empty
-    "event": "string",  # Event
-    "kind": "string",  # Kind
-    "role": "string",  # Role
-    "probe": "string",  # probe pack that produced the row
-    "symbol": "string",  # function (call/return), watched object (access), mask register (mask)
-    "pc": "Int64",
-    "lr": "Int64",
-    "sp": "Int64",
-    "ipsr": "Int64",  # exception number: 0 thread mode, 16+n IRQ n
-    "exception": "string",  # its name from the target profile ("Thread" for 0)
-    "priority": "Int64",  # NVIC priority of the active exception, in implemented bits; empty in thread mode
-    "basepri": "Int64",
-    "primask": "Int64",
-    "faultmask": "Int64",
-    "control": "Int64",
-    "task": "string",  # current RTOS task where a pack can tell
-    "address": "Int64",  # watched address, lock object, mask-instruction site
-    "access": "string",  # r | w for access rows
-    "value": "Int64",  # accessed value, return value, first argument, mask register after
-    "old_value": "Int64",  # value before a write, mask register before
-    "size": "Int64",  # access width in bytes, or the size argument of a heap call
-    "args": "string",  # name=value pairs separated by ';'
-    "callpath": "string",  # call stack, innermost first, frames separated by ';'
-    "source": "string",  # file:line of pc
-}
+class Row(TypedDict, total=False):
+    """One trace row: a key per column, in CSV column order. A key left out (or None) is an
+    empty cell. The types give the columns' dtypes (`COLUMNS`)."""
+
+    seq: int  # the row's place in the trace, from 0 (the writer numbers the rows)
+    time: float  # seconds since the capture started
+    cycles: int | None  # DWT CYCCNT where the target has one, else empty
+    event: str | None  # Event
+    kind: str | None  # Kind
+    role: str | None  # Role
+    probe: str | None  # probe pack that produced the row
+    symbol: str | None  # function (call/return), watched object (access), mask register (mask)
+    pc: int | None
+    lr: int | None
+    sp: int | None
+    ipsr: int | None  # exception number: 0 thread mode, FIRST_IRQ + n IRQ n
+    exception: str | None  # its name from the target profile ("Thread" for 0)
+    priority: int | None  # NVIC priority of the active exception, in implemented bits; empty in thread mode
+    basepri: int | None
+    primask: int | None
+    faultmask: int | None
+    control: int | None
+    task: str | None  # current RTOS task where a pack can tell
+    address: int | None  # watched address, lock object, mask-instruction site
+    access: str | None  # r | w for access rows
+    value: int | None  # accessed value, return value, first argument, mask register after
+    old_value: int | None  # value before a write, mask register before
+    size: int | None  # access width in bytes, or the size argument of a heap call
+    args: str | None  # name=value pairs separated by ';'
+    callpath: str | None  # call stack, innermost first, frames separated by ';'
+    source: str | None  # file:line of pc
+
+
+class TimelineRow(Row, total=False):
+    """An IRQ entry or exit as a timeline source (QEMU's NVIC trace, SWO) reports it: stamped
+    with the host clock when it was read, which the capture turns into `time`."""
+
+    epoch: float  # time.time() of the event; never written to the trace
+
+
+_DTYPES = {int: "int64", float: "float64", int | None: "Int64", str | None: "string"}
+# Column name -> pandas dtype, in CSV column order.
+COLUMNS: dict[str, str] = {name: _DTYPES[hint] for name, hint in get_type_hints(Row).items()}
 
 REQUIRED_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
 
@@ -113,3 +127,5 @@ META_TOOL_VERSION = "tool_version"
 META_START_TIME = "start_time"
 META_PRIORITY_BITS = "priority_bits"
 META_BACKEND = "backend"
+META_PROBES = "probes"  # the probe packs the capture used, separated by ','
+

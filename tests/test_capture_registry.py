@@ -27,11 +27,12 @@ NOT_YET_WITHOUT_ARGPARSE = {ROOT / "irqmon" / "report" / "inputs.py"}
 @pytest.fixture
 def plugin_installed(tmp_path, monkeypatch) -> None:
     """The test's backend registered as a third party would: a distribution of its own whose
-    metadata declares an `irqmon.backends` entry point, found on the irqmon subprocesses' path."""
+    metadata declares an `irqmon.backends` entry point, found on the irqmon subprocesses' path.
+    A second entry point names nothing that loads: it must not get in the others' way."""
     dist = tmp_path / "site" / "plain_rsp_backend-1.0.dist-info"
     dist.mkdir(parents=True)
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plain-rsp-backend\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[irqmon.backends]\nplain-rsp = plain_rsp:BACKEND\n")
+    (dist / "entry_points.txt").write_text("[irqmon.backends]\nplain-rsp = plain_rsp:BACKEND\nbroken = plain_rsp:MISSING\n")
     path = os.pathsep.join([str(dist.parent), str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])
     monkeypatch.setenv("PYTHONPATH", path.rstrip(os.pathsep))
 
@@ -55,11 +56,13 @@ def test_a_backend_of_its_own_module_captures_like_gdb(built_samples, determinis
     assert malloc_in_isr and all(f.exception == "OTG_FS" for f in malloc_in_isr)
 
 
-def test_a_backend_s_own_options_are_checked_before_anything_starts(built_samples, plugin_installed, tmp_path):
+def test_bad_backend_choices_are_one_line_and_status_2(built_samples, plugin_installed, tmp_path):
     cases = {
         ("--backend", "plain-rsp", "--plain-timeout", "soon"): "--plain-timeout soon: not a number of seconds",
         ("--plain-timeout", "3"): "--plain-timeout is an option of --backend plain-rsp",
         ("--backend", "plain-rsp", "--watch", "0x40013C00:4"): "--backend plain-rsp sets no watchpoints",
+        ("--backend", "broken"): "backend 'broken' cannot be used: plain_rsp:MISSING does not load (AttributeError",
+        ("--backend", "jlink"): "unknown backend 'jlink': known are gdb, plain-rsp, pyocd, rsp",
     }
     for args, message in cases.items():
         result = capture_sample(SAMPLE, tmp_path / "t.csv", *args)

@@ -49,7 +49,7 @@ from irqmon.cortexm.registers import (
 )
 from irqmon.cortexm.unwind import UNWIND_REGISTERS, Unwinder
 from irqmon.errors import CaptureError, UsageError
-from irqmon.schema import Event, Kind
+from irqmon.schema import Event, Kind, TimelineRow
 
 if TYPE_CHECKING:
     from pyocd.core.session import Session
@@ -511,7 +511,7 @@ class ExceptionTrace:
         self.backend = backend
         self.exception_name = exception_name
         self.pc_samples: list[tuple[float, int]] = []
-        self._rows: deque[dict] = deque()
+        self._rows: deque[TimelineRow] = deque()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self._parser: Any = None
@@ -610,7 +610,7 @@ class ExceptionTrace:
         elif isinstance(event, TracePeriodicPC):
             self.pc_samples.append((now, event.pc))
 
-    def __call__(self) -> list[dict]:
+    def __call__(self) -> list[TimelineRow]:
         """The rows received since the last call (the reader thread keeps appending meanwhile)."""
         rows = []
         while self._rows:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from irqmon.errors import UsageError
+from irqmon.schema import Event, Kind, TimelineRow
 
 NVIC_TRACE_EVENTS = ("nvic_acknowledge_irq", "nvic_complete_irq")
 # `1234@1795310967.573734:nvic_acknowledge_irq NVIC acknowledge IRQ: 44 now active (prio 80)`
@@ -152,7 +153,7 @@ class NvicTraceReader:
         self._file = None
         self._partial = ""
 
-    def __call__(self) -> list[dict]:
+    def __call__(self) -> list[TimelineRow]:
         if self._file is None:
             try:
                 self._file = open(self.path, encoding="utf-8", errors="replace")
@@ -162,11 +163,12 @@ class NvicTraceReader:
         end = text.rfind("\n") + 1
         self._partial = text[end:]
         rows = []
+        enter, leave, irq = Event.IRQ_ENTER.value, Event.IRQ_EXIT.value, Kind.IRQ.value  # plain str: cheaper to write
         for epoch, event, number, raw in NVIC_LINE.findall(text, 0, end):
             exception = int(number)
             entering = event == "acknowledge"
             rows.append(
-                {"epoch": float(epoch), "event": "irq_enter" if entering else "irq_exit", "kind": "irq",
+                {"epoch": float(epoch), "event": enter if entering else leave, "kind": irq,
                  "probe": "qemu", "ipsr": exception, "exception": self._exception_name(exception),
                  "priority": self._logical_priority(int(raw)) if entering and int(raw) >= 0 else None}
             )  # fmt: skip

@@ -19,7 +19,7 @@ from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE, FIR
 from irqmon.cortexm.registers import NVIC_IPR, SCB_SHPR
 from irqmon.errors import CaptureError
 from irqmon.probes import ARG_REGISTERS, CapturePlan, FunctionProbe, MaskProbe, WatchProbe
-from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, Event, Kind
+from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, Event, Kind, Row, TimelineRow
 from irqmon.targets import TargetProfile
 from irqmon.tracewriter import TraceWriter
 
@@ -48,7 +48,8 @@ class CaptureSummary:
     error: str = ""
 
 
-IrqSource = Callable[[], Iterable[dict]]
+# An IRQ timeline read without halting: each call returns the entries and exits since the last.
+IrqSource = Callable[[], Iterable[TimelineRow]]
 
 
 class Capture:
@@ -220,7 +221,7 @@ class Capture:
     def _registers(self) -> dict[str, int]:
         return self.backend.read_registers(STOP_REGISTERS)
 
-    def _base_row(self, regs: dict[str, int], pc: int | None = None, function: str | None = None) -> dict:
+    def _base_row(self, regs: dict[str, int], pc: int | None = None, function: str | None = None) -> Row:
         """The columns every halting row has. `function`: the function `pc` is in, when the
         core has moved on from it (frames of code inlined after it are left out)."""
         ipsr = regs["xpsr"] & 0x1FF
@@ -248,7 +249,7 @@ class Capture:
             "source": self.elf.source_line(pc),
         }
 
-    def _emit(self, row: dict) -> None:
+    def _emit(self, row: Row) -> None:
         self.writer.write(row)
         self.summary.events += 1
         self.summary.by_kind[row.get("kind") or row.get("event")] += 1

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +69,8 @@ class BackendArgs:
 
 @dataclass(frozen=True)
 class BackendSpec:
-    """A capture backend as the registry knows it."""
+    """A capture backend as the registry knows it. Its option flags must differ from
+    `irqmon attach`'s own and from every other backend's."""
 
     name: str
     help: str  # one line for `irqmon attach --help`
@@ -90,20 +92,36 @@ class BackendSpec:
 
 
 def backends() -> dict[str, BackendSpec]:
-    """Every registered backend by name, in name order."""
-    found: dict[str, BackendSpec] = {}
-    for entry in entry_points(group=ENTRY_POINT_GROUP):
-        spec = entry.load()
-        if not isinstance(spec, BackendSpec) or spec.name != entry.name:
-            raise UsageError(f"entry point {entry.value} ({ENTRY_POINT_GROUP}) is not the BackendSpec of '{entry.name}'")
-        found.setdefault(spec.name, spec)
-    if not found:
+    """Every registered backend that loads, by name, in name order."""
+    return {name: spec for name, spec in _registered().items() if isinstance(spec, BackendSpec)}
+
+
+def backend(name: str) -> BackendSpec:
+    """The backend registered as `name`; bad input (an unknown or broken one) is a UsageError."""
+    registered = _registered()
+    spec = registered.get(name)
+    if isinstance(spec, BackendSpec):
+        return spec
+    if spec is not None:
+        raise UsageError(f"backend '{name}' cannot be used: {spec}")
+    if not registered:
         raise UsageError("no capture backend is registered: irqmon's installation is out of date (run make setup)")
+    raise UsageError(f"unknown backend '{name}': known are {', '.join(backends())}")
+
+
+@cache
+def _registered() -> dict[str, BackendSpec | str]:
+    """Each `irqmon.backends` entry point's BackendSpec, or why it is none (a third party's
+    module may fail to import: that is said when it is chosen, not for every capture)."""
+    found: dict[str, BackendSpec | str] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            spec = entry.load()
+        except Exception as exc:  # any error of a module that is not irqmon's
+            found.setdefault(entry.name, f"{entry.value} does not load ({type(exc).__name__}: {exc})")
+            continue
+        if isinstance(spec, BackendSpec) and spec.name == entry.name:
+            found.setdefault(entry.name, spec)
+        else:
+            found.setdefault(entry.name, f"{entry.value} is not the BackendSpec of '{entry.name}'")
     return dict(sorted(found.items()))
-
-
-def backend(name: str, known: Mapping[str, BackendSpec] | None = None) -> BackendSpec:
-    known = backends() if known is None else known
-    if name not in known:
-        raise UsageError(f"unknown backend '{name}': known are {', '.join(known)}")
-    return known[name]

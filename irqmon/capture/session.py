@@ -136,11 +136,10 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     """Every check that needs no target, in the order a user fixes them."""
     target = load_target(request.target)
     reach = request.reach
-    known = registry.backends()
-    spec = registry.backend(request.backend or DEFAULT_BACKENDS[reach], known)
+    spec = registry.backend(request.backend or DEFAULT_BACKENDS[reach])
     if reach is not Reach.QEMU and request.unlimited:
         raise UsageError("--unlimited is for QEMU only: real hardware has the comparators it has")
-    _check_reach(spec, reach, known)
+    _check_reach(spec, reach)
     options = _backend_options(spec, request.backend_options, reach)
     if reach is Reach.QEMU and not target.qemu_machine:
         raise UsageError(f"target {target.name} has no QEMU machine: use --gdb-remote with a board")
@@ -156,13 +155,13 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     return _Prepared(target, spec, options, elf, plan, limits)
 
 
-def _check_reach(spec: BackendSpec, reach: Reach, known: Mapping[str, BackendSpec]) -> None:
+def _check_reach(spec: BackendSpec, reach: Reach) -> None:
     if reach in spec.reaches:
         return
     if reach is Reach.PROBE:
         ways = " or ".join(REACH_OPTIONS[r] for r in Reach if r in spec.reaches)
         raise UsageError(f"--backend {spec.name} needs {ways}")
-    others = "|".join(name for name, other in known.items() if reach in other.reaches)
+    others = "|".join(name for name, other in registry.backends().items() if reach in other.reaches)
     option = REACH_OPTIONS[reach].split()[0]
     raise UsageError(f"--backend {spec.name} cannot use {option}: drop it (or use --backend {others})")
 
@@ -229,5 +228,5 @@ def _metadata(prepared: _Prepared, backend: str) -> dict[str, object]:
         schema.META_START_TIME: datetime.now(timezone.utc).isoformat(timespec="seconds"),
         schema.META_PRIORITY_BITS: target.priority_bits,
         schema.META_BACKEND: backend,
-        "probes": ",".join(prepared.plan.packs),
+        schema.META_PROBES: ",".join(prepared.plan.packs),
     }

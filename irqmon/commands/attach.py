@@ -37,10 +37,10 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--elf", help="the firmware's ELF (with --gdb-remote or a debug probe)")
     choose = parser.add_mutually_exclusive_group()
     choose.add_argument(
-        "--backend", choices=list(backends),
+        "--backend", metavar="NAME",
         help="how to reach the target: " + "; ".join(f"{name}: {spec.help}" for name, spec in backends.items()),
     )  # fmt: skip
-    choose.add_argument("--probe", choices=list(backends), help="deprecated: the old name of --backend")
+    choose.add_argument("--probe", metavar="NAME", help="deprecated: the old name of --backend")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")
     parser.add_argument("--max-events", type=int, metavar="N", help="stop after N events")
     parser.add_argument("--until", metavar="SYMBOL", help="stop when the core reaches this function")
