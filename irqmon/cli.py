@@ -12,8 +12,9 @@ from irqmon.errors import CaptureError, UsageError
 
 
 def command_names() -> list[str]:
-    """The subcommands, one per module of `irqmon.commands` (listed without importing them)."""
-    return sorted(info.name for info in pkgutil.iter_modules(commands.__path__))
+    """The subcommands, one per public module of `irqmon.commands` (listed without importing them;
+    a module named `_…` holds what several commands share)."""
+    return sorted(info.name for info in pkgutil.iter_modules(commands.__path__) if not info.name.startswith("_"))
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:

@@ -20,8 +20,6 @@ PLUGIN_DIR = Path(__file__).parent / "backend_plugin"
 BREAKPOINT_PACKS = "newlib_heap,cmsis_rtos2"
 SAMPLE = "usb_cdc_malloc_isr"
 COMMAND_LINE = {ROOT / "irqmon" / "cli.py", ROOT / "irqmon" / "commands"}
-# Owned by issue 12's report part (report/inputs.py takes an argparse Namespace until then).
-NOT_YET_WITHOUT_ARGPARSE = {ROOT / "irqmon" / "report" / "inputs.py"}
 
 
 @pytest.fixture
@@ -101,4 +99,4 @@ def test_no_module_below_the_command_line_imports_argparse():
     modules = sorted((ROOT / "irqmon").rglob("*.py"))
     below = [p for p in modules if not any(p == c or c in p.parents for c in COMMAND_LINE)]
     assert argparse_importers([ROOT / "irqmon" / "commands" / "attach.py"]), "the scan finds an import"
-    assert set(argparse_importers(below)) <= NOT_YET_WITHOUT_ARGPARSE
+    assert list(argparse_importers(below)) == []

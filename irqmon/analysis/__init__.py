@@ -6,6 +6,7 @@ No backend and no plotting here: a trace in, findings out.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 from irqmon.analysis.context import AnalysisConfig, Context
 from irqmon.analysis.findings import SEVERITIES, Finding
@@ -13,9 +14,17 @@ from irqmon.analysis.registry import LoadedRule, Rule, all_rules
 from irqmon.errors import UsageError
 from irqmon.tracefile import Trace
 
-__all__ = ["AnalysisConfig", "Context", "Finding", "Rule", "LoadedRule", "all_rules", "analyze"]
+__all__ = ["Analysis", "AnalysisConfig", "Context", "Finding", "Rule", "LoadedRule", "all_rules", "analysis_of", "analyze"]
 
 SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(SEVERITIES)}
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A trace's findings and the context they were found in: what the report and the export draw."""
+
+    context: Context
+    findings: list[Finding]
 
 
 def analyze(
@@ -25,6 +34,13 @@ def analyze(
 
     With `release`, the analysis takes the trace's rows (`Trace.take_table`) and frees them once
     its own columns are built: the trace keeps only its path, metadata and row count."""
+    return analysis_of(trace, config, rules, release).findings
+
+
+def analysis_of(
+    trace: Trace, config: AnalysisConfig | None = None, rules: Sequence[str] | None = None, release: bool = False
+) -> Analysis:
+    """`analyze`, keeping the context the rules ran on."""
     available = all_rules()
     selected = list(available) if rules is None else list(rules)
     unknown = [r for r in selected if r not in available]
@@ -32,4 +48,4 @@ def analyze(
         raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
     ctx = Context([trace.take_table()] if release else trace.table, trace.metadata, config or AnalysisConfig())
     findings = [finding for rule_id in selected for finding in available[rule_id].check(ctx)]
-    return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule))
+    return Analysis(ctx, sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule)))

@@ -1,4 +1,4 @@
-"""The JSON result (`docs/findings.md`), and reading one back as a baseline."""
+"""The JSON result (`docs/findings.md`), and reading one back: its findings, or as a baseline."""
 
 from __future__ import annotations
 
@@ -45,3 +45,19 @@ def baseline_fingerprints(path: Path) -> set[str]:
     if not isinstance(findings, list) or not all(isinstance(f, dict) and isinstance(f.get("fingerprint"), str) for f in findings):
         raise UsageError(f"{path}: baseline findings lack fingerprints")
     return {f["fingerprint"] for f in findings}
+
+
+def read_findings(path: Path) -> list[Finding]:
+    """The findings of an earlier JSON result (`irqmon analyze --format json`)."""
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UsageError(f"{path}: not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA or not isinstance(data.get("findings"), list):
+        raise UsageError(f"{path}: not an irqmon JSON result (from `irqmon analyze --format json`)")
+    try:
+        return [Finding.from_dict(item) for item in data["findings"]]
+    except TypeError as exc:
+        raise UsageError(f"{path}: a finding lacks a field ({exc})") from None

@@ -3,8 +3,8 @@
 No plotting here (the Perfetto export uses it too). Everything is vectorized over whole
 columns; intervals are numpy arrays so a trace of a million rows stays fast.
 
-- activations: one row per ISR activation (from the irq_enter/irq_exit rows, nesting paired
-  by stack depth; on traces without them, from the halting rows of each activation).
+- activations: the analyzer's ISR activations (`Context.activations`) as time intervals with
+  their nesting depth and the activation each one preempted.
 - segments: the timeline cut at every entry and exit, each piece naming who ran
   (an activation, or thread mode and its task): "self" time, preemption and CPU share.
 """
@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from irqmon import schema
-from irqmon.analysis.context import ACT, IN_ISR, AnalysisConfig, Context
+from irqmon.analysis.context import IN_ISR, AnalysisConfig, Context
 from irqmon.analysis.locks import LOCK, STATE, contended, lock_events
 from irqmon.schema import Event, Kind, Role
-from irqmon.tracefile import Trace
 
 THREAD = -1  # `segments.running` value for thread mode
 MAX_SYSCALL_CONFIG = "max_syscall_priority"
@@ -89,10 +88,9 @@ class ReportModel:
         return table.sort_values(["self_time", "exception"], ascending=[False, True], ignore_index=True)
 
 
-def build_model(trace: Trace, config: AnalysisConfig | None = None) -> ReportModel:
-    """The report's view of a whole trace."""
-    config = config or AnalysisConfig()
-    ctx = Context(trace.frame, trace.metadata, config)
+def build_model(ctx: Context) -> ReportModel:
+    """The report's view of a whole trace, from the analyzer's context (the same activations,
+    lock events and options the findings came from)."""
     f = ctx.frame
     times = f["time"].to_numpy(dtype=float)
     start, end = (float(times.min()), float(times.max())) if len(times) else (0.0, 0.0)
@@ -102,6 +100,7 @@ def build_model(trace: Trace, config: AnalysisConfig | None = None) -> ReportMod
     segments = _segments(acts, f, start, end)
     acts = acts.assign(self_time=_self_times(acts, segments))
     holds, events = _lock_holds(ctx, end)
+    config = ctx.config
     return ReportModel(
         start=start,
         end=end,
@@ -114,7 +113,7 @@ def build_model(trace: Trace, config: AnalysisConfig | None = None) -> ReportMod
         heap=_heap(ctx),
         max_syscall_priority=config.max_syscall_priority if config.max_syscall_priority is not None else _config_value(f, MAX_SYSCALL_CONFIG),
         config=config,
-        metadata=dict(trace.metadata),
+        metadata=dict(ctx.metadata),
         rows=len(f),
     )
 
@@ -130,56 +129,50 @@ def exception_label(name: str, ipsr: int, priority: object) -> str:
 
 
 def _activations(ctx: Context, start: float, end: float) -> pd.DataFrame:
-    """One row per activation with `depth` (1 = preempted thread mode) and `parent` (row or -1)."""
-    f = ctx.frame
-    irq = f[f["event"].isin([Event.IRQ_ENTER.value, Event.IRQ_EXIT.value]).fillna(False).to_numpy(dtype=bool)]
-    if len(irq):
-        time = irq["time"].to_numpy(dtype=float)
-        ipsr = irq["ipsr"].fillna(0).to_numpy(dtype=np.int64)
-        enter = (irq["event"] == Event.IRQ_ENTER.value).to_numpy(dtype=bool)
-    else:  # no NVIC trace: an activation spans its halting rows
-        isr = f[f[IN_ISR]]
-        grouped = isr.groupby(ACT, sort=False)
-        spans = pd.DataFrame({"ipsr": grouped["ipsr"].first(), "start": grouped["time"].min(), "end": grouped["time"].max()})
-        order = np.lexsort((np.r_[np.zeros(len(spans)), np.ones(len(spans))], np.r_[spans["start"], spans["end"]]))
-        time = np.r_[spans["start"], spans["end"]][order]
-        ipsr = np.r_[spans["ipsr"], spans["ipsr"]].astype(np.int64)[order]
-        enter = np.r_[np.ones(len(spans), bool), np.zeros(len(spans), bool)][order]
-    return _pair(time, ipsr, enter, start, end)
+    """The analyzer's activations (`Context.activations`) as intervals in time, with `depth`
+    (1 = preempted thread mode) and `parent` (the activation it preempted, or THREAD).
 
-
-def _pair(time: np.ndarray, ipsr: np.ndarray, enter: np.ndarray, start: float, end: float) -> pd.DataFrame:
-    """Pair entries with exits by stack level: at one level they alternate enter, exit."""
-    step = np.where(enter, 1, -1)
-    depth_after = np.cumsum(step)
-    level = np.where(enter, depth_after, depth_after + 1)
-    position = np.arange(len(time))
-    order = np.lexsort((position, level))
-    lv, en = level[order], enter[order]
-    paired = en[:-1] & ~en[1:] & (lv[:-1] == lv[1:])
-    enter_pos, exit_pos = order[:-1][paired], order[1:][paired]
-    matched = np.zeros(len(time), dtype=bool)
-    matched[enter_pos] = matched[exit_pos] = True
-    open_enters = np.flatnonzero(enter & ~matched)  # still running when the trace ends
-    early_exits = np.flatnonzero(~enter & ~matched)  # running when the trace started
-    base = min(int(depth_after.min()) if len(depth_after) else 0, 0)
+    With IRQ rows, an activation spans its irq_enter to its irq_exit: one entered before the
+    capture starts at the trace's start, one still running at its end ends there. Without them
+    (no exception trace), an activation spans its halting rows."""
+    t = ctx.timeline
+    found = ctx.activations
+    first, last = found["first_row"].to_numpy(), found["last_row"].to_numpy()
+    entered, exited = t.enter[first], t.exit[last]
+    with_irq_rows = bool(t.irq.any())
+    if with_irq_rows:  # activations seen only through halting rows have no interval
+        keep = entered | exited
+        found, first, last, entered, exited = found[keep], first[keep], last[keep], entered[keep], exited[keep]
+        closed = exited
+    else:
+        entered = exited = np.ones(len(found), dtype=bool)
+        closed = found["closed"].to_numpy(dtype=bool)
+    n_rows = len(t.time)
     acts = pd.DataFrame(
         {
-            "ipsr": np.r_[ipsr[enter_pos], ipsr[open_enters], ipsr[early_exits]],
-            "start": np.r_[time[enter_pos], time[open_enters], np.full(len(early_exits), start)],
-            "end": np.r_[time[exit_pos], np.full(len(open_enters), end), time[early_exits]],
-            "depth": np.r_[level[enter_pos], level[open_enters], level[early_exits]] - base,
-            "closed": np.r_[np.ones(len(enter_pos), bool), np.zeros(len(open_enters), bool), np.ones(len(early_exits), bool)],
-            # activations already running at the start come first, outermost first
-            "enter_pos": np.r_[enter_pos, open_enters, level[early_exits] - base - len(time) - 1],
-            "exit_pos": np.r_[exit_pos, np.full(len(open_enters), len(time)), early_exits],
+            "ipsr": found["ipsr"].to_numpy(dtype=np.int64),
+            "start": np.where(entered, t.time[first], start),
+            "end": np.where(exited, t.time[last], end),
+            "closed": closed,
+            # Running when the capture started: before every other, the outermost first.
+            "enter_pos": np.where(entered, first, -1 - last),
+            "exit_pos": np.where(exited, last, n_rows),
         }
     )
     acts = acts.sort_values("enter_pos", ignore_index=True)
+    acts["depth"] = _depths(acts["enter_pos"].to_numpy(), acts["exit_pos"].to_numpy())
     acts["parent"] = _parents(acts)
     acts["duration"] = acts["end"] - acts["start"]
     acts["preempted"] = np.bincount(acts["parent"].to_numpy()[acts["parent"].to_numpy() >= 0], minlength=len(acts)) > 0
     return acts
+
+
+def _depths(enter_pos: np.ndarray, exit_pos: np.ndarray) -> np.ndarray:
+    """Per activation (sorted by `enter_pos`), how deep it is nested: 1 + the activations that
+    entered before it and had not yet returned."""
+    entered_before = np.arange(len(enter_pos))
+    returned_before = np.searchsorted(np.sort(exit_pos), enter_pos, side="left")
+    return entered_before - returned_before + 1
 
 
 def _parents(acts: pd.DataFrame) -> np.ndarray:

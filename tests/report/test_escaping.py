@@ -6,7 +6,7 @@ import json
 
 from reportcheck import assert_real_figure
 
-from irqmon.analysis import analyze
+from irqmon.analysis import analysis_of
 from irqmon.report import write_report
 from irqmon.report.model import build_model
 from irqmon.report.perfetto import trace_events
@@ -38,9 +38,9 @@ def hostile_trace(path):
 
 def test_script_and_markdown_names_come_out_escaped(tmp_path):
     trace = hostile_trace(tmp_path / f"{SCRIPT}.csv".replace("/", "_"))
-    findings = analyze(trace)
-    assert any(f.rule == "malloc-in-isr" and SCRIPT in " ".join(f.contexts) for f in findings)
-    report = write_report(trace, findings, tmp_path / "out", layout="full")
+    analysis = analysis_of(trace)
+    assert any(f.rule == "malloc-in-isr" and SCRIPT in " ".join(f.contexts) for f in analysis.findings)
+    report = write_report(analysis, trace.path, tmp_path / "out", layout="full")
     text = report.read_text(encoding="utf-8")
     page = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
     for document in (text, page):
@@ -56,7 +56,8 @@ def test_script_and_markdown_names_come_out_escaped(tmp_path):
 
 def test_perfetto_json_keeps_names_as_strings(tmp_path):
     trace = hostile_trace(tmp_path / "trace.csv")
-    document = json.loads(json.dumps(trace_events(build_model(trace), analyze(trace), "trace.csv")))
+    analysis = analysis_of(trace)
+    document = json.loads(json.dumps(trace_events(build_model(analysis.context), analysis.findings, "trace.csv")))
     names = {e["args"]["name"] for e in document["traceEvents"] if e["ph"] == "M" and e["name"] == "thread_name"}
     assert f"{SCRIPT} (IRQ 5, prio 2)" in names
     assert f"task {MARKDOWN}" in names

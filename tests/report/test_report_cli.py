@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -110,3 +111,20 @@ def test_export_window_and_findings_file(tmp_path, trace_csv, capsys):
     assert (status, err) == (0, "")
     slices = [e for e in json.loads(out.read_text())["traceEvents"] if e["ph"] == "X" and e.get("cat") == "irq"]
     assert sorted({(e["name"], e["ts"], e["dur"]) for e in slices}) == [("EXTI0", 1.4e6, pytest.approx(0.1e6)), ("TIM2", 1.0e6, pytest.approx(0.6e6))]
+
+
+RECORDED = Path(__file__).parent.parent / "analysis" / "traces" / "hal_i2c_lock_deadlock.csv"
+
+
+@pytest.mark.parametrize("options", [[], ["--storm-threshold", "entries=100000,rate=1e9"], ["--rules", "isr-lock-contention"]])
+def test_report_shows_what_analyze_finds_with_the_same_options(tmp_path, capsys, options):
+    """The report is drawn from analyze's own analysis: its findings follow analyze's options."""
+    result = tmp_path / "result.json"
+    run(capsys, "analyze", str(RECORDED), "--no-elf", "--format", "json", "-o", str(result), *options)
+    found = sorted(f["rule"] for f in json.loads(result.read_text())["findings"])
+    assert found, "the recorded trace has findings under every option set here"
+    status, _, err = run(capsys, "report", str(RECORDED), "--no-elf", "-o", str(tmp_path / "r"), *options)
+    assert (status, err) == (0, "")
+    table = (tmp_path / "r" / "report.md").read_text().split("| # |", 1)[1].split("\n\n", 1)[0]
+    shown = sorted(line.split("|")[3].strip() for line in table.splitlines()[2:] if line.startswith("| F"))
+    assert shown == found
