@@ -31,33 +31,31 @@ def render(findings: list[Finding], trace: Trace) -> str:
     return json.dumps(result(findings, trace), indent=2, ensure_ascii=False) + "\n"
 
 
-def baseline_fingerprints(path: Path) -> set[str]:
-    """Fingerprints of the findings in an earlier JSON result."""
+def _read_result(path: Path, what: str) -> dict[str, Any]:
+    """An earlier JSON result (`irqmon analyze --format json`), read as `what` (for messages)."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise UsageError(f"{path}: cannot read baseline: {exc.strerror or exc}") from None
+        raise UsageError(f"{path}: cannot read {what}: {exc.strerror or exc}") from None
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: baseline is not JSON ({exc})") from None
-    findings = data.get("findings") if isinstance(data, dict) else None
-    if data.get("schema") != RESULT_SCHEMA if isinstance(data, dict) else True:
-        raise UsageError(f"{path}: baseline is not an irqmon JSON result (schema {RESULT_SCHEMA})")
-    if not isinstance(findings, list) or not all(isinstance(f, dict) and isinstance(f.get("fingerprint"), str) for f in findings):
+        raise UsageError(f"{path}: {what} is not JSON ({exc})") from None
+    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA or not isinstance(data.get("findings"), list):
+        raise UsageError(f"{path}: {what} is not an irqmon JSON result (from `irqmon analyze --format json`)")
+    return data
+
+
+def baseline_fingerprints(path: Path) -> set[str]:
+    """Fingerprints of the findings in an earlier JSON result."""
+    findings = _read_result(path, "baseline")["findings"]
+    if not all(isinstance(f, dict) and isinstance(f.get("fingerprint"), str) for f in findings):
         raise UsageError(f"{path}: baseline findings lack fingerprints")
     return {f["fingerprint"] for f in findings}
 
 
 def read_findings(path: Path) -> list[Finding]:
-    """The findings of an earlier JSON result (`irqmon analyze --format json`)."""
+    """The findings of an earlier JSON result."""
+    findings = _read_result(path, "the findings file")["findings"]
     try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise UsageError(f"{path}: not JSON ({exc})") from None
-    if not isinstance(data, dict) or data.get("schema") != RESULT_SCHEMA or not isinstance(data.get("findings"), list):
-        raise UsageError(f"{path}: not an irqmon JSON result (from `irqmon analyze --format json`)")
-    try:
-        return [Finding.from_dict(item) for item in data["findings"]]
-    except TypeError as exc:
+        return [Finding.from_dict(item) for item in findings]
+    except (TypeError, AttributeError) as exc:
         raise UsageError(f"{path}: a finding lacks a field ({exc})") from None
