@@ -8,8 +8,6 @@ of each hit.
 from __future__ import annotations
 
 import fnmatch
-import re
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,10 +16,43 @@ from irqmon.errors import UsageError
 from irqmon.resources import data_dir
 from irqmon.schema import Kind, Role
 from irqmon.targets import TargetProfile
+from irqmon.validation import NAME, STRING, SYMBOL, Boolean, Integer, ListOf, MapOf, OneOf, Table, Text, read_toml, validate
 
 PACK_DIR = data_dir("probes")
 ARG_REGISTERS = ("r0", "r1", "r2", "r3")
-PACK_KEYS = {"name", "description", "targets", "function", "dwarf_member", "register", "mask_sites", "task", "config"}
+KINDS = tuple(k.value for k in Kind)
+ROLES = tuple(r.value for r in Role)
+ARGUMENT = r"[A-Za-z_][A-Za-z0-9_]*"
+
+# What a pack file may hold (docs/probe-packs.md describes each key).
+PACK_SPEC = Table(
+    {
+        "name": NAME,
+        "description": STRING,
+        "targets": ListOf(STRING),
+        "function": ListOf(Table(
+            {"symbols": ListOf(SYMBOL), "kind": OneOf(KINDS), "role": OneOf(ROLES),
+             "args": MapOf(ARGUMENT, "an argument name", OneOf(ARG_REGISTERS)),
+             "size_arg": Text(ARGUMENT, "an argument name"), "object_arg": Text(ARGUMENT, "an argument name"),
+             "returns": Boolean()},
+            required=frozenset({"symbols", "kind", "role"}),
+        )),
+        "dwarf_member": ListOf(Table(
+            {"member": SYMBOL, "type": SYMBOL, "kind": OneOf(KINDS), "locked_value": Integer(), "unlocked_value": Integer()},
+            required=frozenset({"member", "type"}),
+        )),
+        "register": ListOf(Table(
+            {"name": NAME, "address": Integer(), "size": OneOf((1, 2, 4))}, required=frozenset({"name", "address"})
+        )),
+        "mask_sites": Table({"scan": Boolean()}, required=frozenset({"scan"})),
+        "task": Table(
+            {"pointer": SYMBOL, "name_member": SYMBOL, "name_length": Integer(1, 256)},
+            required=frozenset({"pointer", "name_member"}),
+        ),
+        "config": ListOf(Table({"name": NAME, "symbols": ListOf(SYMBOL)}, required=frozenset({"name", "symbols"}))),
+    },
+    required=frozenset({"name"}),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -135,48 +166,14 @@ def available_packs(directory: Path = PACK_DIR) -> dict[str, Pack]:
 
 
 def load_pack(path: Path) -> Pack:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"bad probe pack {path}: {exc}") from None
-    except OSError as exc:
-        raise UsageError(f"cannot read probe pack {path}: {exc.strerror}") from None
-    unknown = set(data) - PACK_KEYS
-    if unknown:
-        raise UsageError(f"bad probe pack {path}{_line_of(path, sorted(unknown)[0])}: unknown key '{sorted(unknown)[0]}'")
-    if "name" not in data:
-        raise UsageError(f"bad probe pack {path}: missing 'name'")
-    for entry in data.get("function", []):
-        _check_function_entry(path, entry)
+    """A pack file, checked against `PACK_SPEC` (one line naming the key on any mismatch)."""
+    data = read_toml(path, "probe pack")
+    validate(data, PACK_SPEC, path, "probe pack")
+    for index, entry in enumerate(data.get("function", [])):
+        for key in ("size_arg", "object_arg"):
+            if key in entry and entry[key] not in entry.get("args", {}):
+                raise UsageError(f"bad probe pack {path}: function[{index}].{key}: '{entry[key]}' is not one of its args")
     return Pack(data["name"], data.get("description", ""), path, data)
-
-
-def _line_of(path: Path, text: str) -> str:
-    """':N' for the first line of `path` that mentions `text`, for error messages."""
-    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
-        if re.search(rf"\b{re.escape(text)}\b", line):
-            return f":{number}"
-    return ""
-
-
-def _check_function_entry(path: Path, entry: dict) -> None:
-    symbols = entry.get("symbols")
-    where = path.name + _line_of(path, symbols[0]) if isinstance(symbols, list) and symbols else path.name
-    if not isinstance(symbols, list) or not all(isinstance(s, str) for s in symbols):
-        raise UsageError(f"bad probe pack {path}: a [[function]] needs symbols = [\"name\", ...]")
-    kinds = {k.value for k in Kind}
-    roles = {r.value for r in Role}
-    for key, allowed in (("kind", kinds), ("role", roles)):
-        value = entry.get(key)
-        if value not in allowed:
-            place = path.name + _line_of(path, str(value)) if isinstance(value, str) and value else where
-            raise UsageError(f"bad probe pack {place}: {key} '{value}' is not one of {', '.join(sorted(allowed))}")
-    for name, register in entry.get("args", {}).items():
-        if register not in ARG_REGISTERS:
-            raise UsageError(f"bad probe pack {where}: argument '{name}' must be in one of r0..r3")
-    for key in ("size_arg", "object_arg"):
-        if key in entry and entry[key] not in entry.get("args", {}):
-            raise UsageError(f"bad probe pack {where}: {key} '{entry[key]}' is not one of its args")
 
 
 def _target_matches(pack: Pack, target: TargetProfile) -> bool:

@@ -48,7 +48,7 @@ def test_svd_device_file_gives_irq_names_and_priority_bits(tmp_path):
     [
         ("stm32f999", None, "unknown target"),
         ("bad.toml", "core = [", "bad.toml"),
-        ("wrong.toml", 'nonsense = 1\n', "not a target profile"),
+        ("wrong.toml", "nonsense = 1\n", "nonsense: expected no such key"),
         ("bad.svd", "<device><name>", "not an SVD file"),
         ("other.svd", "<html/>", "not an SVD file"),
     ],

@@ -5,13 +5,13 @@ A profile is `irqmon/targets/<name>.toml`, or any TOML file of the same shape gi
 
 from __future__ import annotations
 
-import tomllib
 import xml.etree.ElementTree as ElementTree
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from irqmon.cortexm.exceptions import exception_name, logical_priority
 from irqmon.errors import UsageError
+from irqmon.validation import NAME, STRING, Integer, MapOf, Table, read_toml, validate
 
 PROFILE_DIR = Path(__file__).parent
 
@@ -25,6 +25,18 @@ CORE_COMPARATORS: dict[str, tuple[str, int, int]] = {
     "CM7": ("cortex-m7", 8, 4),
     "CM33": ("cortex-m33", 8, 4),
 }
+
+
+# What a profile file may hold. IRQ numbers are table keys: plain ASCII decimal digits.
+PROFILE_SPEC = Table(
+    {
+        "name": NAME, "description": STRING, "core": STRING, "priority_bits": Integer(1, 8),
+        "fpb_comparators": Integer(0, 255), "dwt_comparators": Integer(0, 255),
+        "irqs": MapOf(r"[0-9]{1,3}", "an IRQ number (0-495)", STRING),
+        "qemu_machine": STRING, "pyocd_target": STRING, "pyocd_pack": STRING, "openocd_config": STRING,
+    },
+    required=frozenset({"description", "core", "priority_bits", "fpb_comparators", "dwt_comparators"}),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -95,14 +107,11 @@ def load_target(name_or_path: str) -> TargetProfile:
                 f"unknown target '{name_or_path}': known are {', '.join(available_targets())}"
                 " (or give a profile .toml file)"
             )
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UsageError(f"target profile {path} not found") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path}: {exc}") from None
-    try:
-        irqs = {int(number): str(irq) for number, irq in data.pop("irqs", {}).items()}
-        return TargetProfile(name=str(data.pop("name", path.stem)), irqs=irqs, **data)
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"{path}: not a target profile ({exc})") from None
+    if not path.exists():
+        raise UsageError(f"target profile {path} not found")
+    data = read_toml(path, "target profile")
+    validate(data, PROFILE_SPEC, path, "target profile")
+    irqs = {int(number): irq for number, irq in data.pop("irqs", {}).items()}
+    if irqs and max(irqs) > 495:
+        raise UsageError(f"bad target profile {path}: irqs.{max(irqs)}: expected an IRQ number (0-495)")
+    return TargetProfile(name=data.pop("name", path.stem), irqs=irqs, **data)
