@@ -5,6 +5,7 @@ The streaming writer used while capturing is `irqmon.tracewriter`, which needs n
 from __future__ import annotations
 
 import csv
+import warnings
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,20 @@ _ARROW_TYPES = {"int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(
 # kinds, symbols, call paths) take four bytes a row instead of a copy of the text.
 STRING_CODES = pa.dictionary(pa.int32(), pa.string())
 _NOT_NULL = ("seq", "time", "event")
+UTF8_BOM = b"\xef\xbb\xbf"
+# Seconds since the capture started: finite, and within any capture's reach (a renderer given
+# 1e308 or inf has no axis to draw).
+TIME_LIMIT = 1e9
+# Integer columns with a meaning narrower than int64; a value outside is not a real event.
+WORD = (0, 2**32 - 1)
+INTEGER_RANGES: dict[str, tuple[int, int]] = {
+    "priority": (0, 255), "basepri": (0, 255), "primask": (0, 1), "faultmask": (0, 1), "control": (0, 15),
+    "pc": WORD, "lr": WORD, "sp": WORD, "address": WORD, "size": WORD, "cycles": (0, 2**63 - 1),
+}  # fmt: skip
+
+
+class PartialRowWarning(UserWarning):
+    """The trace ends in a row cut off part-way (a capture killed mid-write); it was dropped."""
 
 
 class Trace:
@@ -121,6 +136,8 @@ def _read_metadata_lines(path: Path) -> tuple[dict[str, str], int, bytes]:
     count = 0
     with open(path, "rb") as file:
         for raw in file:
+            if count == 0 and raw.startswith(UTF8_BOM):  # saved by an editor that marks UTF-8
+                raw = raw[len(UTF8_BOM) :]
             if not raw.startswith(b"#"):
                 return metadata, count, raw
             count += 1
@@ -158,7 +175,7 @@ def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
     types = {c: _held_type(_ARROW_TYPES[schema.COLUMNS[c]]) if c in schema.COLUMNS else pa.string() for c in header}
     try:
         table = pacsv.read_csv(
-            path,
+            _whole_lines(path),
             read_options=pacsv.ReadOptions(skip_rows=skip, use_threads=True),
             parse_options=pacsv.ParseOptions(newlines_in_values=False),
             convert_options=pacsv.ConvertOptions(
@@ -168,6 +185,22 @@ def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise UsageError(_diagnose_csv(path, skip, header, str(exc))) from None
     return table, metadata
+
+
+def _whole_lines(path: Path) -> pa.NativeFile:
+    """The file up to its last newline: a last line without one is a row cut off part-way by a
+    capture that was killed mid-write (or a disk that filled), dropped with a warning."""
+    data = pa.memory_map(str(path))
+    size = data.size()
+    if size == 0 or data.read_at(1, size - 1) == b"\n":
+        return data
+    tail = data.read_at(min(size, 1 << 20), max(size - (1 << 20), 0))
+    cut = tail.rfind(b"\n")
+    if cut < 0:
+        return data  # one long line: let the reader say what is wrong with it
+    end = size - len(tail) + cut + 1
+    warnings.warn(PartialRowWarning(f"{path}: the last line is cut off part-way (a capture killed mid-write?): dropped"), stacklevel=3)
+    return pa.BufferReader(data.read_at(end, 0))
 
 
 def _held_type(arrow_type: pa.DataType) -> pa.DataType:
@@ -312,12 +345,12 @@ def _pandas_type(arrow_type: pa.DataType) -> Any:
 
 def _check_metadata(path: Path, metadata: dict[str, str]) -> None:
     version = metadata.get(schema.META_SCHEMA, str(schema.SCHEMA_VERSION))
-    if not version.isdigit():
+    if not (version.isascii() and version.isdigit()):
         raise UsageError(f"{path}: metadata schema {version!r} is not a version number")
     if int(version) > schema.SCHEMA_VERSION:
         raise UsageError(f"{path}: trace schema {version} is newer than this irqmon reads ({schema.SCHEMA_VERSION})")
     bits = metadata.get(schema.META_PRIORITY_BITS)
-    if bits is not None and not (bits.isdigit() and 1 <= int(bits) <= 8):
+    if bits is not None and not (bits.isascii() and bits.isdigit() and 1 <= int(bits) <= 8):
         raise UsageError(f"{path}: metadata priority_bits {bits!r} is not a number of bits from 1 to 8")
 
 
@@ -330,6 +363,19 @@ def _check_rows(path: Path, table: pa.Table, first_line: int | None) -> None:
     for column in _NOT_NULL:
         if table[column].null_count:
             raise UsageError(f"{where(_first(pc.is_null(table[column])))}: column {column} is empty")
+    time = table["time"]
+    bad_time = pc.invert(pc.and_(pc.is_finite(time), pc.less_equal(pc.abs(time), TIME_LIMIT)))
+    if pc.any(bad_time).as_py():
+        position = _first(bad_time)
+        raise UsageError(f"{where(position)}: column time: {time[position].as_py()!r} is not a time in seconds (finite, within {TIME_LIMIT:g})")
+    for column, (low, high) in INTEGER_RANGES.items():
+        if column not in table.column_names or table[column].null_count == len(table):
+            continue
+        lowest, highest = pc.min_max(table[column]).values()
+        if lowest.as_py() < low or highest.as_py() > high:
+            outside = pc.or_(pc.less(table[column], low), pc.greater(table[column], high))
+            position = _first(pc.fill_null(outside, False))
+            raise UsageError(f"{where(position)}: column {column}: {table[column][position].as_py()} is outside {low}..{high}")
     seq = table["seq"].to_numpy()
     if len(seq) > 1:
         step = seq[1:] <= seq[:-1]

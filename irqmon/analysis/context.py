@@ -223,7 +223,7 @@ class Context:
         self.metadata = metadata
         self.config = config
         bits = metadata.get(schema.META_PRIORITY_BITS)
-        self.priority_bits = int(bits) if bits and bits.isdigit() else None
+        self.priority_bits = int(bits) if bits and bits.isascii() and bits.isdigit() else None
         if isinstance(rows, list):
             table = rows.pop()
         elif isinstance(rows, pd.DataFrame):

@@ -176,7 +176,10 @@ class Capture:
             self.summary.error = self.summary.error or str(exc)
         finally:
             self.backend.disconnect(resume=True)
-            self._drain_irqs()
+            try:
+                self._drain_irqs()
+            except CaptureError as exc:  # the trace cannot take them (disk full): what it has stays
+                self.summary.error = self.summary.error or str(exc)
             self.summary.elapsed = time.time() - self._start
             self.writer.close()
 

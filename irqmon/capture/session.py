@@ -27,6 +27,7 @@ from irqmon.capture.loop import Capture, CaptureLimits, CaptureSummary, IrqSourc
 from irqmon.capture.registry import REACH_OPTIONS, BackendArgs, BackendSpec, Reach
 from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import UsageError
+from irqmon.output.terminal import plain
 from irqmon.probes import CapturePlan, parse_watch, plan_capture
 from irqmon.targets import TargetProfile, load_target
 from irqmon.tracewriter import TraceWriter
@@ -125,11 +126,20 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
     finally:
         if qemu is not None:
             qemu.stop()
-            if qemu.serial_log.exists():
-                shutil.copyfile(qemu.serial_log, request.output.with_suffix(".usart1.log"))
+            _keep_serial_log(qemu, request.output.with_suffix(".usart1.log"), console)
         shutil.rmtree(workdir, ignore_errors=True)
     status.report(console, request.output, summary, qemu is not None)
     return summary
+
+
+def _keep_serial_log(qemu: QemuTarget, destination: Path, console: Console) -> None:
+    """QEMU's USART1 output next to the trace; a failure to copy it is one line, not the end."""
+    if not qemu.serial_log.exists():
+        return
+    try:
+        shutil.copyfile(qemu.serial_log, destination)
+    except OSError as exc:
+        console.print(f"irqmon: cannot keep the USART1 output in {plain(destination)}: {exc.strerror or exc}")
 
 
 def _prepare(request: CaptureRequest) -> _Prepared:

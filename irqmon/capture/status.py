@@ -11,6 +11,7 @@ from rich.live import Live
 from rich.text import Text
 
 from irqmon.capture.loop import CaptureSummary
+from irqmon.output.terminal import plain
 from irqmon.probes import CapturePlan
 
 REFRESH_SECONDS = 0.25
@@ -58,13 +59,13 @@ def report(console: Console, output: Path, summary: CaptureSummary, on_qemu: boo
     rate = summary.events / summary.elapsed if summary.elapsed else 0.0
     ended = f", ended by {summary.ended_by}" if summary.ended_by and summary.ended_by != "error" else ""
     console.print(
-        f"trace: {output} — {summary.events} events ({summary.halts} halts) in {summary.elapsed:.1f} s, "
+        f"trace: {plain(output)} — {summary.events} events ({summary.halts} halts) in {summary.elapsed:.1f} s, "
         f"{rate:.0f} events/s{ended}",
         highlight=False,
     )
     if on_qemu:
-        console.print(f"USART1 output: {output.with_suffix('.usart1.log')}", highlight=False)
+        console.print(f"USART1 output: {plain(output.with_suffix('.usart1.log'))}", highlight=False)
     if summary.error:
-        print(f"irqmon: capture cut off: {summary.error}; the {summary.events} events so far are in {output}", file=sys.stderr)
+        print(f"irqmon: capture cut off: {plain(summary.error)}; the {summary.events} events so far are in {plain(output)}", file=sys.stderr)
     else:
-        console.print(f"next: irqmon analyze {output}", highlight=False)
+        console.print(f"next: irqmon analyze {plain(output)}", highlight=False)

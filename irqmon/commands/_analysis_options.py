@@ -98,8 +98,8 @@ def recorded_elf(trace: Trace) -> Path | None:
 
     path = trace.metadata.get(schema.META_ELF)
     build_id = trace.metadata.get(schema.META_BUILD_ID)
-    if not path or not build_id or not Path(path).is_file():
-        return None
+    if not path or not build_id or not Path(path).is_file() or Path(path).stat().st_size == 0:
+        return None  # gone, or not a file with contents (a /proc or /sys entry)
     try:
         image = ElfImage(path)
     except UsageError:

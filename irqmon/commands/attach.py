@@ -10,7 +10,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from rich.console import Console
+from irqmon.output import terminal
 
 from irqmon.capture import registry
 from irqmon.capture.session import CaptureRequest, run_capture
@@ -60,7 +60,7 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    summary = run_capture(request(args), Console(stderr=True, soft_wrap=True))
+    summary = run_capture(request(args), terminal.console(stderr=True, soft_wrap=True))
     return 1 if summary.error else 0
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
 
 from irqmon.cortexm.elf import ElfImage
+from irqmon.output.terminal import console as plain_console
+from irqmon.output.terminal import plain
 from irqmon.probes import available_packs, resolve_pack
 from irqmon.targets import load_target
 
@@ -20,17 +21,17 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    console = Console(width=200)
+    console = plain_console(width=200)
     packs = available_packs()
     if not args.elf:
         table = Table("pack", "what it watches", "file")
         for pack in packs.values():
-            table.add_row(pack.name, pack.description, str(pack.path.name))
+            table.add_row(plain(pack.name), plain(pack.description), plain(pack.path.name))
         console.print(table)
         return 0
     elf = ElfImage(args.elf)
     target = load_target(args.target)
-    table = Table("pack", "breakpoints", "watchpoints", "finds", title=f"{elf.path.name} on {target.name} "
+    table = Table("pack", "breakpoints", "watchpoints", "finds", title=f"{plain(elf.path.name)} on {plain(target.name)} "
                   f"({target.fpb_comparators} FPB, {target.dwt_comparators} DWT comparators)")  # fmt: skip
     for pack in packs.values():
         plan = resolve_pack(pack, elf, target)
@@ -39,6 +40,6 @@ def run(args: argparse.Namespace) -> int:
             found.append(f"{len(plan.masks)} mask instruction sites")
         if plan.task:
             found.append("current task")
-        table.add_row(pack.name, str(plan.breakpoints_needed), str(plan.watchpoints_needed), ", ".join(found) or "-")
+        table.add_row(plain(pack.name), str(plan.breakpoints_needed), str(plan.watchpoints_needed), plain(", ".join(found)) or "-")
     console.print(table)
     return 0

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from rich.console import Console
 from rich.table import Table
 
+from irqmon.output.terminal import console, plain
 from irqmon.targets import available_targets, load_target
 
 
@@ -20,8 +20,8 @@ def run(args: argparse.Namespace) -> int:
     for name in available_targets():
         t = load_target(name)
         table.add_row(
-            t.name, t.description, str(len(t.irqs)), str(t.priority_bits), str(t.fpb_comparators),
+            plain(t.name), plain(t.description), str(len(t.irqs)), str(t.priority_bits), str(t.fpb_comparators),
             str(t.dwt_comparators), t.qemu_machine or "-", t.pyocd_target or "-", t.openocd_config or "-",
         )  # fmt: skip
-    Console(width=200).print(table)
+    console(width=200).print(table)
     return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import bisect
 import os
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cached_property
@@ -63,13 +64,25 @@ class ElfImage:
             raise UsageError(f"cannot open ELF {self.path}: {exc.strerror}") from None
         try:
             self._elf = ELFFile(self._file)
-        except ELFError:
+            self._check_whole()
+            symbols = self.symbols
+        except (ELFError, OSError, struct.error, ValueError) as exc:
             self._file.close()
-            raise UsageError(f"{self.path} is not an ELF file") from None
+            raise UsageError(f"{self.path} is not an ELF file, or not a whole one ({exc})") from None
+        except UsageError:
+            self._file.close()
+            raise
         if self._elf["e_machine"] != EM_ARM:
             raise UsageError(f"{self.path} is not an ARM ELF (machine {self._elf['e_machine']})")
-        if not self.symbols:
+        if not symbols:
             raise UsageError(f"{self.path} is stripped: irqmon needs its symbol table (build with -g, don't strip)")
+
+    def _check_whole(self) -> None:
+        """Refuse a truncated file up front (else pyelftools fails deep in a later read)."""
+        size = os.fstat(self._file.fileno()).st_size
+        for section in self._elf.iter_sections():
+            if section["sh_type"] != "SHT_NOBITS" and section["sh_offset"] + section["sh_size"] > size:
+                raise UsageError(f"{self.path} is truncated: section {section.name} ends past its {size} bytes")
 
     @property
     def elffile(self) -> ELFFile:

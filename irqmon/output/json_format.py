@@ -11,6 +11,7 @@ from irqmon import __version__
 from irqmon.analysis import Finding
 from irqmon.analysis.findings import SEVERITIES
 from irqmon.errors import UsageError
+from irqmon.output import strict_json
 from irqmon.tracefile import Trace
 
 RESULT_SCHEMA = 1
@@ -28,7 +29,7 @@ def result(findings: list[Finding], trace: Trace) -> dict[str, Any]:
 
 
 def render(findings: list[Finding], trace: Trace) -> str:
-    return json.dumps(result(findings, trace), indent=2, ensure_ascii=False) + "\n"
+    return strict_json.dumps(result(findings, trace), indent=2, ensure_ascii=False) + "\n"
 
 
 def _read_result(path: Path, what: str) -> dict[str, Any]:

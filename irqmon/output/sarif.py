@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from irqmon import __version__
 from irqmon.analysis import Finding, LoadedRule
+from irqmon.output import strict_json
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 FINGERPRINT_KEY = "irqmonSite/v1"
@@ -19,7 +19,7 @@ def split_source(source: str | None) -> tuple[str, int] | None:
     if not source:
         return None
     path, _, line = source.rpartition(":")
-    return (path, int(line)) if path and line.isdigit() and int(line) > 0 else None
+    return (path, int(line)) if path and line.isascii() and line.isdigit() and int(line) > 0 else None
 
 
 def artifact(path: str, root: Path) -> dict[str, Any]:
@@ -102,4 +102,4 @@ def render(findings: list[Finding], rules: dict[str, LoadedRule], root: Path) ->
             }
         ],
     }
-    return json.dumps(log, indent=2, ensure_ascii=False) + "\n"
+    return strict_json.dumps(log, indent=2, ensure_ascii=False) + "\n"

@@ -5,7 +5,6 @@ and BASEPRI/PRIMASK as counters. Times are microseconds.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis import Finding
+from irqmon.output import strict_json
 from irqmon.report.model import ReportModel
 
 PID = 1
@@ -38,7 +38,7 @@ def trace_events(model: ReportModel, findings: Sequence[Finding], name: str) -> 
 
 def write_perfetto(model: ReportModel, findings: Sequence[Finding], name: str, path: Path) -> None:
     with open(path, "w", encoding="utf-8") as out:
-        json.dump(trace_events(model, findings, name), out, ensure_ascii=False, separators=(",", ":"))
+        out.write(strict_json.dumps(trace_events(model, findings, name), ensure_ascii=False, separators=(",", ":")))
 
 
 def _track_ids(model: ReportModel) -> dict[str, int]:

@@ -79,7 +79,7 @@ def load_svd(path: Path) -> TargetProfile:
     irqs: dict[int, str] = {}
     for interrupt in root.iter("interrupt"):
         name, value = interrupt.findtext("name"), interrupt.findtext("value")
-        if name and value and value.strip().isdigit():
+        if name and value and value.strip().isascii() and value.strip().isdigit():
             irqs[int(value)] = name.strip()
     cpu = (root.findtext("cpu/name") or "CM4").strip().upper()
     core, breakpoints, watchpoints = CORE_COMPARATORS.get(cpu, CORE_COMPARATORS["CM4"])
@@ -88,7 +88,7 @@ def load_svd(path: Path) -> TargetProfile:
         name=(root.findtext("name") or path.stem).strip().lower(),
         description=(root.findtext("description") or "").strip().split("\n")[0],
         core=core,
-        priority_bits=int(bits) if bits.isdigit() else 4,
+        priority_bits=int(bits) if bits.isascii() and bits.isdigit() and 1 <= int(bits) <= 8 else 4,
         fpb_comparators=breakpoints,
         dwt_comparators=watchpoints,
         irqs=irqs,

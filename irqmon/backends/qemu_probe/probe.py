@@ -96,7 +96,7 @@ class QemuGdbstubProbe(DebugProbe):
         if not is_explicit or not unique_id:
             return None
         host, _, port = unique_id.rpartition(":")
-        if not host or not port.isdigit():
+        if not host or not (port.isascii() and port.isdigit()):
             return None
         return cls(host, int(port))
 
