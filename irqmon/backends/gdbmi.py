@@ -26,6 +26,7 @@ from irqmon.cortexm.registers import (
     matched_watchpoint,
     start_cycle_counter,
 )
+from irqmon.children import preexec_for_child
 from irqmon.errors import CaptureError, UsageError
 from irqmon.schema import EXCEPTION_FRAME, UNKNOWN_FUNCTION
 
@@ -91,7 +92,7 @@ class GdbMiBackend:
             self._process = subprocess.Popen(
                 [self.gdb, "--nx", "--quiet", "--interpreter=mi3"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                start_new_session=True,  # Ctrl-C goes to irqmon only, which then cleans up
+                preexec_fn=preexec_for_child(),  # its own session: Ctrl-C goes to irqmon only, which cleans up
             )  # fmt: skip
         except FileNotFoundError:
             raise UsageError(f"{self.gdb} not found: install gdb-multiarch (make setup)") from None

@@ -11,6 +11,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from irqmon.children import preexec_for_child
 from irqmon.errors import UsageError
 from irqmon.schema import Event, Kind, TimelineRow
 
@@ -91,7 +92,7 @@ class QemuTarget:
             cmd += ["-d", events, "-msg", "timestamp=on", "-D", str(self.nvic_log)]
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-            start_new_session=True,  # Ctrl-C reaches irqmon, which stops QEMU itself
+            preexec_fn=preexec_for_child(),  # its own session: Ctrl-C reaches irqmon, which stops QEMU itself
         )
         self._wait_for_gdbstub(connect_timeout)
         return self

@@ -8,6 +8,7 @@ leaving QEMU stopped (its USART1 output kept next to the trace) or the target ru
 
 from __future__ import annotations
 
+import math
 import shutil
 import signal
 import tempfile
@@ -27,6 +28,7 @@ from irqmon.capture.loop import Capture, CaptureLimits, CaptureSummary, IrqSourc
 from irqmon.capture.registry import REACH_OPTIONS, BackendArgs, BackendSpec, Reach
 from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import UsageError
+from irqmon.output.paths import check_output_file
 from irqmon.output.terminal import plain
 from irqmon.probes import CapturePlan, parse_watch, plan_capture
 from irqmon.targets import TargetProfile, load_target
@@ -154,8 +156,10 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     if reach is Reach.QEMU and not target.qemu_machine:
         raise UsageError(f"target {target.name} has no QEMU machine: use --gdb-remote with a board")
     for name, value in (("duration", request.duration), ("max-events", request.max_events)):
-        if value is not None and value <= 0:
-            raise UsageError(f"--{name} must be positive")
+        if value is not None and not (math.isfinite(value) and value > 0):
+            raise UsageError(f"--{name} must be a positive number, not {value}")
+    check_output_file(request.output)
+    check_output_file(request.output.with_suffix(".usart1.log"), "-o (its USART1 log)")
     elf = ElfImage(request.elf)
     watches = [parse_watch(spec_text, elf) for spec_text in request.watch]
     plan = plan_capture(elf, target, list(request.packs) if request.packs is not None else None, watches)
@@ -201,16 +205,17 @@ def _timeline(spec: BackendSpec, backend: Any, args: BackendArgs, console: Conso
 
 @contextmanager
 def _signals_end(capture: Capture) -> Iterator[None]:
-    """Ctrl-C (unless ignored, as in a script's background job) and SIGTERM end the capture at
+    """Ctrl-C (unless ignored, as in a script's background job), SIGTERM and SIGHUP (the terminal
+    closed) end the capture at
     its next safe point: every event kept, the target left running. A second Ctrl-C interrupts
     at once."""
 
     def on_signal(signum: int, frame: object) -> None:
         if signum == signal.SIGINT and capture.stop_requested:
             raise KeyboardInterrupt
-        capture.request_stop("Ctrl-C" if signum == signal.SIGINT else "SIGTERM")
+        capture.request_stop("Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name)
 
-    signals = [signal.SIGTERM] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
+    signals = [signal.SIGTERM, signal.SIGHUP] + ([signal.SIGINT] if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN else [])
     previous = {signum: signal.signal(signum, on_signal) for signum in signals}
     try:
         yield

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from irqmon.commands._analysis_options import add_analysis_options, config_from, load_with_sources, selected_rules
 from irqmon.errors import UsageError
+from irqmon.output.paths import check_output_file
 
 if TYPE_CHECKING:  # the analysis stack (pandas) is imported when the command runs, not at start-up
     from irqmon.analysis import Finding
@@ -47,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
     selected = selected_rules(args)
     config = config_from(args)
     baseline = json_format.baseline_fingerprints(args.baseline) if args.baseline else None
+    if args.output:
+        check_output_file(args.output)
     trace = load_with_sources(args)
     findings = analyze(trace, config, selected, release=True)  # the report needs no rows
     if baseline is not None:

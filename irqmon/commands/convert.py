@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from irqmon.errors import UsageError
+from irqmon.output.paths import check_output_file
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     suffix = args.target.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise UsageError(f"{args.target}: say .parquet or .csv as the extension")
+    check_output_file(args.target, "output")
     trace = load_trace(args.source)
     try:
         (write_parquet if suffix == ".parquet" else write_csv)(trace, args.target)

@@ -9,6 +9,8 @@ from pathlib import Path
 
 from irqmon.commands._analysis_options import add_analysis_options, add_view_options
 from irqmon.errors import UsageError
+from irqmon.output.paths import check_output_file
+from irqmon.output.terminal import plain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -27,6 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from irqmon.report.perfetto import write_perfetto
 
     span = window(args)
+    check_output_file(args.output)
     analysis, trace_path = analysis_for_view(args)
     model = build_model(analysis.context)
     if span != (None, None):
@@ -38,5 +41,5 @@ def run(args: argparse.Namespace) -> int:
         write_perfetto(model, analysis.findings, trace_path.name, args.output)
     except OSError as exc:
         raise UsageError(f"{args.output}: cannot write: {exc.strerror or exc}") from None
-    print(args.output)
+    print(plain(args.output))
     return 0

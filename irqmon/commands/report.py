@@ -9,6 +9,9 @@ import argparse
 from pathlib import Path
 
 from irqmon.commands._analysis_options import add_analysis_options, add_view_options
+from irqmon.errors import UsageError
+from irqmon.output.paths import check_output_dir
+from irqmon.output.terminal import plain
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -28,6 +31,11 @@ def run(args: argparse.Namespace) -> int:
 
     span = window(args)
     load_layout(args.layout)  # a bad layout fails before the trace is read
+    check_output_dir(args.output)
     analysis, trace_path = analysis_for_view(args)
-    print(write_report(analysis, trace_path, args.output, layout=args.layout, window=span))
+    try:
+        report = write_report(analysis, trace_path, args.output, layout=args.layout, window=span)
+    except OSError as exc:  # a disk that fills while the figures are written
+        raise UsageError(f"{args.output}: cannot write the report: {exc.strerror or exc}") from None
+    print(plain(report))
     return 0

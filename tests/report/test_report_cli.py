@@ -81,13 +81,16 @@ def test_bad_layouts_are_one_line_errors(tmp_path, content, message):
         (["report", "{trace}", "--from", "50", "-o", "{out}"], "empty time window"),
         (["report", "{trace}", "--findings", "{trace}", "-o", "{out}"], "not JSON"),
         (["export", "{trace}", "--findings", "{json}", "-o", "{out}"], "not an irqmon JSON result"),
-        (["export", "{trace}", "-o", "{missing_dir}"], "cannot write"),
+        (["export", "{trace}", "-o", "{under_a_file}"], "cannot write"),
+        (["export", "{trace}", "-o", "{tmp}"], "is a directory"),
+        (["report", "{trace}", "-o", "{trace}"], "is a file, give a folder"),
+        (["export", "{trace}", "-o", "/proc/irqmon/t.json"], "cannot write"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(tmp_path, trace_csv, capsys, argv, message):
     (tmp_path / "other.json").write_text(json.dumps({"schema": 99}))
     names = {"trace": trace_csv, "out": tmp_path / "out", "missing": tmp_path / "missing.csv", "json": tmp_path / "other.json",
-             "missing_dir": tmp_path / "no" / "such" / "dir" / "t.json"}  # fmt: skip
+             "under_a_file": trace_csv / "t.json", "tmp": tmp_path}  # fmt: skip
     status, _, err = run(capsys, *(a.format(**names) for a in argv))
     assert status == 2
     assert err.count("\n") == 1 and message in err and "Traceback" not in err
