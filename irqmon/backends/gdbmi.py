@@ -59,6 +59,11 @@ SETUP_COMMANDS = (
 )
 
 
+# How long a GDB server may take to answer gdb's first packets (OpenOCD and J-Link examine the
+# core first; a second or two).
+CONNECT_SECONDS = 10.0
+
+
 class GdbError(Exception):
     """gdb answered a command with ^error."""
 
@@ -96,13 +101,12 @@ class GdbMiBackend:
             )  # fmt: skip
         except FileNotFoundError:
             raise UsageError(f"{self.gdb} not found: install gdb-multiarch (make setup)") from None
-        for command in SETUP_COMMANDS:
-            self.command(command)
-        self.command(f"-file-exec-and-symbols {_quote(str(self.elf))}")
         try:
-            self.command(f"-target-select remote {self.remote}")
-        except GdbError as exc:
-            raise UsageError(f"cannot reach the GDB server at {self.remote}: {exc}") from None
+            self._select_target()
+        except BaseException:  # no target reached: gdb has nothing to clean up, and must not stay
+            self._process.kill()
+            self._process.wait()
+            raise
         self._stops.clear()  # the stop that connecting reports is not an event
         if self.cycle_counter:
             self.cycle_counter = start_cycle_counter(self.read_memory, self.write_memory)
@@ -116,6 +120,19 @@ class GdbMiBackend:
                 "irqmon needs them (QEMU >= 8.0, OpenOCD, pyOCD and J-Link show them)"
             )
         self.running = False
+
+    def _select_target(self) -> None:
+        for command in SETUP_COMMANDS:
+            self.command(command)
+        self.command(f"-file-exec-and-symbols {_quote(str(self.elf))}")
+        try:
+            self.command(f"-target-select remote {self.remote}", timeout=CONNECT_SECONDS)
+        except GdbError as exc:
+            raise UsageError(f"cannot reach the GDB server at {self.remote}: {exc}") from None
+        except CaptureError:  # a listener that takes the connection and never speaks the protocol
+            raise UsageError(
+                f"{self.remote} did not answer as a GDB server in {CONNECT_SECONDS:.0f} s: is it a GDB server's port?"
+            ) from None
 
     def command(self, text: str, timeout: float | None = None) -> dict:
         """Send one MI command and return its result payload; raises GdbError on ^error."""

@@ -12,6 +12,7 @@ import math
 import shutil
 import signal
 import tempfile
+import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -161,12 +162,25 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     check_output_file(request.output)
     check_output_file(request.output.with_suffix(".usart1.log"), "-o (its USART1 log)")
     elf = ElfImage(request.elf)
+    _check_vectors(elf, target)
     watches = [parse_watch(spec_text, elf) for spec_text in request.watch]
     plan = plan_capture(elf, target, list(request.packs) if request.packs is not None else None, watches)
     if not request.unlimited:
         check_budget(plan, target, until=request.until is not None)
     limits = CaptureLimits(request.duration, request.max_events, _until_address(elf, request.until))
     return _Prepared(target, spec, options, elf, plan, limits)
+
+
+def _check_vectors(elf: ElfImage, target: TargetProfile) -> None:
+    """Warn when the firmware's vector table has more interrupts than the target profile's chip
+    (an image built for another part: IRQ names and priorities would be wrong)."""
+    vectors = elf.interrupt_vectors
+    if vectors is not None and target.irqs and vectors > max(target.irqs) + 1:
+        warnings.warn(
+            f"{elf.path.name} has {vectors} interrupt vectors but {target.name} has {max(target.irqs) + 1}: "
+            "built for another chip? (check --target)",
+            stacklevel=2,
+        )
 
 
 def _check_reach(spec: BackendSpec, reach: Reach) -> None:

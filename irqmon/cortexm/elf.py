@@ -152,6 +152,30 @@ class ElfImage:
             if s["p_type"] == "PT_LOAD" and not s["p_flags"] & P_FLAGS.PF_W
         ]
 
+    @cached_property
+    def interrupt_vectors(self) -> int | None:
+        """How many IRQ entries the image's vector table has, or None where it cannot be told.
+
+        The table is the one whose reset vector is the entry point (a Thumb address): the words
+        after the 16 system entries count while they are handlers (Thumb addresses in the
+        image's code) or empty (0)."""
+        entry = self._elf["e_entry"] | 1
+        loaded = [(g["p_vaddr"], g["p_vaddr"] + g["p_filesz"], g["p_flags"]) for g in self._elf.iter_segments() if g["p_type"] == "PT_LOAD"]
+        code = [(start, end) for start, end, flags in loaded if flags & P_FLAGS.PF_X]
+        for start, end, _ in loaded:
+            head = self.read_code(start, 8)
+            if len(head) < 8 or int.from_bytes(head[4:8], "little") != entry:
+                continue
+            words = self.read_code(start, min(end - start, 4 * (16 + 496)))
+            count = 0
+            for offset in range(4 * 16, len(words) - 3, 4):
+                word = int.from_bytes(words[offset : offset + 4], "little")
+                if word and not (word & 1 and any(lo <= word < hi for lo, hi in code)):
+                    break
+                count += 1
+            return count
+        return None
+
     def instructions(self, function: str) -> Iterator[thumb.Instruction]:
         symbol = self.symbols[function]
         yield from thumb.iter_instructions(self.read_code(symbol.address, symbol.size), symbol.address)

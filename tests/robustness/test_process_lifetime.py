@@ -4,6 +4,7 @@ number; and bad output paths refused before anything starts."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -70,6 +71,8 @@ def test_sigkill_of_irqmon_takes_qemu_and_gdb_with_it(built_samples, tmp_path, b
     assert any(name.startswith("qemu-system") for name in names), names
     if backend == "gdb":
         assert "gdb-multiarch" in names, names
+    for pid in children:  # no core file from a child killed mid-packet
+        assert re.search(r"Max core file size\s+0\s+0", Path(f"/proc/{pid}/limits").read_text())
     process.kill()
     process.wait()
     assert wait_gone(list(children)) == [], f"outlived irqmon: {children}"
