@@ -6,12 +6,11 @@ import re
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from irqmon.children import preexec_for_child
+from irqmon.children import make_workdir, preexec_for_child
 from irqmon.errors import UsageError
 from irqmon.schema import Event, Kind, TimelineRow
 
@@ -59,6 +58,7 @@ class QemuTarget:
     nvic_trace: bool = False
     port: int = 0
     process: subprocess.Popen | None = field(default=None, repr=False)
+    _own_workdir: bool = field(default=False, repr=False)  # made here: removed by `stop`
 
     @property
     def serial_log(self) -> Path:
@@ -77,7 +77,8 @@ class QemuTarget:
     def start(self, connect_timeout: float = 10.0) -> QemuTarget:
         binary = check_qemu()
         if self.workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="irqmon-qemu-"))
+            self.workdir = make_workdir()
+            self._own_workdir = True
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         cmd = [
@@ -102,6 +103,7 @@ class QemuTarget:
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
                 err = self.process.stderr.read().decode(errors="replace").strip() if self.process.stderr else ""
+                self.stop()
                 raise UsageError(f"QEMU exited at start: {err.splitlines()[-1] if err else 'no message'}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
@@ -132,6 +134,8 @@ class QemuTarget:
                 self.process.wait()
         if self.process.stderr:
             self.process.stderr.close()
+        if self._own_workdir and self.workdir is not None:
+            shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> QemuTarget:
         return self.start()

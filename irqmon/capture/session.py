@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 import shutil
 import signal
-import tempfile
 import warnings
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -27,6 +26,7 @@ from irqmon.backends.qemu import NvicTraceReader, QemuTarget
 from irqmon.capture import registry, status
 from irqmon.capture.loop import Capture, CaptureLimits, CaptureSummary, IrqSource
 from irqmon.capture.registry import REACH_OPTIONS, BackendArgs, BackendSpec, Reach
+from irqmon.children import make_workdir
 from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_file
@@ -98,7 +98,7 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
     prepared = _prepare(request)
     request.output.parent.mkdir(parents=True, exist_ok=True)
     qemu = None
-    workdir = Path(tempfile.mkdtemp(prefix="irqmon-"))
+    workdir = make_workdir()
     try:
         if request.qemu:
             assert prepared.target.qemu_machine is not None

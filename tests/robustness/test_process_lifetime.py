@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -73,10 +74,16 @@ def test_sigkill_of_irqmon_takes_qemu_and_gdb_with_it(built_samples, tmp_path, b
         assert "gdb-multiarch" in names, names
     for pid in children:  # no core file from a child killed mid-packet
         assert re.search(r"Max core file size\s+0\s+0", Path(f"/proc/{pid}/limits").read_text())
+    scratch = list(Path(tempfile.gettempdir()).glob(f"irqmon-{process.pid}-*"))
+    assert len(scratch) == 1, "the capture's scratch folder is named for its process"
     process.kill()
     process.wait()
     assert wait_gone(list(children)) == [], f"outlived irqmon: {children}"
     assert load_trace(output).rows > 0  # every whole row written stays readable
+    # The next irqmon removes what the killed one could not.
+    irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf(SAMPLE)), "--probes", "newlib_heap",
+           "--duration", "0.2", "-q", "-o", str(tmp_path / "next.csv"), timeout=60)  # fmt: skip
+    assert not scratch[0].exists()
 
 
 def test_sighup_ends_the_capture_in_order(built_samples, tmp_path):
