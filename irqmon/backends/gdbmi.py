@@ -7,6 +7,7 @@ fixed time: each command carries a token and returns as soon as its result recor
 
 from __future__ import annotations
 
+import contextlib
 import os
 import select
 import subprocess
@@ -28,6 +29,7 @@ from irqmon.cortexm.registers import (
 )
 from irqmon.children import preexec_for_child
 from irqmon.errors import CaptureError, UsageError
+from irqmon.rsp import PointKind, RspClient, RspError
 from irqmon.schema import EXCEPTION_FRAME, UNKNOWN_FUNCTION
 
 GDB = "gdb-multiarch"
@@ -59,6 +61,7 @@ SETUP_COMMANDS = (
 )
 
 
+THUMB_BREAKPOINT_KIND = 2  # the `kind` gdb gives a Thumb breakpoint in Z1/z1 packets
 # How long a GDB server may take to answer gdb's first packets (OpenOCD and J-Link examine the
 # core first; a second or two).
 CONNECT_SECONDS = 10.0
@@ -89,6 +92,10 @@ class GdbMiBackend:
         self._dwt_comparators: int | None = None  # read at the first watchpoint stop gdb cannot explain
         self.running = False
         self.gone = ""
+        # What the GDB server holds for each of gdb's points (Z packet type, address, length),
+        # to remove them without gdb when gdb dies.
+        self._points: dict[int, tuple[PointKind, int, int]] = {}
+        self._gdb_died = False
 
     # --- process and MI plumbing --------------------------------------------------------
 
@@ -161,6 +168,7 @@ class GdbMiBackend:
             self._process.stdin.write(text.encode())
             self._process.stdin.flush()
         except (BrokenPipeError, OSError):
+            self._gdb_died = True
             raise CaptureError("gdb exited") from None
 
     def _next_record(self, deadline: float, until_stop: bool = False) -> dict | None:
@@ -196,6 +204,7 @@ class GdbMiBackend:
             return False
         chunk = os.read(fd, 1 << 16)
         if not chunk:
+            self._gdb_died = True
             raise CaptureError(self.gone or "gdb exited")
         self._buffer += chunk
         *lines, self._buffer = self._buffer.split(b"\n")
@@ -231,7 +240,9 @@ class GdbMiBackend:
 
     def add_breakpoint(self, address: int) -> int:
         result = self._insert(f"-break-insert -h *0x{address:x}", f"a hardware breakpoint at 0x{address:08x}")
-        return int(result["bkpt"]["number"])
+        number = int(result["bkpt"]["number"])
+        self._points[number] = (PointKind.HARDWARE, address, THUMB_BREAKPOINT_KIND)
+        return number
 
     def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
         # `watch` ignores writes of an unchanged value, so writes are watched as accesses too.
@@ -243,6 +254,7 @@ class GdbMiBackend:
         spec = result.get("hw-awpt") or result.get("hw-rwpt") or result.get("wpt")
         number = int(spec["number"])
         self._watch_addresses[number] = address
+        self._points[number] = (PointKind.READ if access is WatchAccess.READ else PointKind.ACCESS, address, size)
         return number
 
     def _insert(self, command: str, what: str) -> dict:
@@ -260,6 +272,7 @@ class GdbMiBackend:
     def remove_point(self, point: int) -> None:
         self.command(f"-break-delete {point}")
         self._watch_addresses.pop(point, None)
+        self._points.pop(point, None)
 
     def resume(self) -> None:
         self.running = True  # before the answer: a Ctrl-C in between must still halt it first
@@ -367,7 +380,29 @@ class GdbMiBackend:
                 self._process.kill()
             self._process.wait()
             self._process = None
+        if self._gdb_died and self._points and not self.gone:
+            self._clear_points_without_gdb()
 
+    def _clear_points_without_gdb(self) -> None:
+        """gdb died with points set and the target maybe halted on one (a GDB server keeps both
+        when its client goes away): remove them over a connection of irqmon's own, resume the
+        target and let go. Best effort: the server may be gone too."""
+        host, _, port = self.remote.rpartition(":")
+        try:
+            client = RspClient(host, int(port), timeout=CONNECT_SECONDS)
+        except (RspError, ValueError):
+            return
+        try:
+            client.handshake()
+            for kind, address, length in self._points.values():
+                with contextlib.suppress(RspError):
+                    client.remove_point(kind, address, length)
+            self._points.clear()
+            client.cont()
+        except (RspError, OSError):
+            pass
+        finally:
+            client.close()
 
 def _quote(path: str) -> str:
     return '"' + path.replace("\\", "\\\\").replace('"', '\\"') + '"'

@@ -42,10 +42,13 @@ class PyocdGdbserver:
 
 
 @contextmanager
-def pyocd_gdbserver(elf: Path, workdir: Path, breakpoints: int = 6, watchpoints: int = 4) -> Iterator[PyocdGdbserver]:
+def pyocd_gdbserver(
+    elf: Path, workdir: Path, breakpoints: int = 6, watchpoints: int = 4, persist: bool = False
+) -> Iterator[PyocdGdbserver]:
     """QEMU running `elf` (halted at reset) and `pyocd gdbserver` attached to it through the
     bridge, which presents `breakpoints` FPB and `watchpoints` DWT comparators. No semihosting
-    console server: only the GDB port is opened."""
+    console server: only the GDB port is opened. `persist`: the server outlives its first client
+    (`--persist`, as a user keeps it between sessions)."""
     workdir.mkdir(parents=True, exist_ok=True)
     with QemuTarget(elf, workdir=workdir) as qemu:
         port = free_port()
@@ -54,6 +57,7 @@ def pyocd_gdbserver(elf: Path, workdir: Path, breakpoints: int = 6, watchpoints:
             str(PYOCD), "gdbserver", "--uid", f"qemu:{qemu.gdb_address}", "--target", "cortex_m",
             "--port", str(port), "-O", "semihost_console_type=off",
             "-O", f"qemu.fpb_comparators={breakpoints}", "-O", f"qemu.dwt_comparators={watchpoints}",
+            *(["--persist"] if persist else []),
         ]  # fmt: skip
         with log.open("w") as output:
             process = subprocess.Popen(
