@@ -52,7 +52,7 @@ class LiveStatus:
         kinds = " ".join(f"{k}:{n}" for k, n in summary.by_kind.most_common(5))
         exceptions = " ".join(f"{k}:{n}" for k, n in summary.by_exception.most_common(4))
         line = f"{elapsed:6.1f}s  {summary.events} events  {summary.events / max(elapsed, 1e-9):.0f}/s  [{kinds}]  [{exceptions}]"
-        self.live.update(Text(line), refresh=True)
+        self.live.update(Text(plain(line)), refresh=True)
 
 
 def report(console: Console, output: Path, summary: CaptureSummary, on_qemu: bool) -> None:
