@@ -16,6 +16,7 @@ from irqmon.backends.qemu import QemuTarget
 from irqmon.tracefile import load_trace
 
 ROOT = Path(__file__).resolve().parents[1]
+SARIF_SCHEMA_FILE = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"  # OASIS, vendored
 SAMPLES_DIR = ROOT / "firmware_samples"
 BUILD_DIR = SAMPLES_DIR / "build"
 GDB = "gdb-multiarch"

