@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
 import os
 import pkgutil
+import re
 import sys
 import traceback
 import warnings
 from pathlib import Path
+from typing import NoReturn
 
 from irqmon import __version__, commands
 from irqmon.errors import CaptureError, UsageError
@@ -19,6 +22,12 @@ from irqmon.output.terminal import plain
 # 3 an unexpected error in irqmon itself (a bug: CI must not read it as findings).
 INTERNAL_ERROR = 3
 DEBUG_VARIABLE = "IRQMON_DEBUG"
+EPILOG = """examples:
+  irqmon attach --target stm32f405 --qemu fw.elf -o trace.csv
+  irqmon analyze trace.csv
+  irqmon report trace.csv -o report/
+
+`irqmon COMMAND --help` describes each command."""
 
 
 def command_names() -> list[str]:
@@ -27,12 +36,49 @@ def command_names() -> list[str]:
     return sorted(info.name for info in pkgutil.iter_modules(commands.__path__) if not info.name.startswith("_"))
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a suggestion for a mistyped command, choice or option (as git and cargo do)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}{self._suggestion(message)}\n(see {self.prog} --help)\n")
+
+    def _suggestion(self, message: str) -> str:
+        choice = re.search(r"invalid choice: '([^']*)' \(choose from (.*)\)", message)
+        if choice:
+            known = re.findall(r"'([^']*)'", choice[2])
+            return _did_you_mean(choice[1], known)
+        unknown = re.match(r"unrecognized arguments: (.*)", message)
+        if unknown:
+            options = _options(self)
+            for word in unknown[1].split():
+                if word.startswith("-"):
+                    return _did_you_mean(word.split("=", 1)[0], options)
+        return ""
+
+
+def _options(parser: argparse.ArgumentParser) -> list[str]:
+    """Every option of `parser` and of its subcommands' parsers."""
+    options = []
+    for action in parser._actions:
+        options += action.option_strings
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                options += _options(sub)
+    return options
+
+
+def _did_you_mean(word: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(word, known, n=1, cutoff=0.6)
+    return f"; did you mean '{close[0]}'?" if close else ""
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The whole command line; with `only`, just that subcommand's module is imported and
     registered (start-up then skips the other commands' imports: backends, capture, rich)."""
-    parser = argparse.ArgumentParser(
-        prog="irqmon", description="Find interrupt-safety bugs in Cortex-M firmware from a runtime trace."
-    )
+    parser = Parser(
+        prog="irqmon", description="Find interrupt-safety bugs in Cortex-M firmware from a runtime trace.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
     parser.add_argument("--version", action="version", version=f"irqmon {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name in [only] if only else command_names():

@@ -17,10 +17,32 @@ if TYPE_CHECKING:  # the analysis stack (pandas) is imported when the command ru
     from irqmon.tracefile import Trace
 
 
+FORMATS = ("table", "concise", "github", "json", "sarif")
+SEVERITIES = ("error", "warning", "note")  # most severe first, as irqmon.analysis.findings.SEVERITIES
+
+
+EXAMPLES = """examples:
+  irqmon analyze trace.csv
+  irqmon analyze trace.csv --format sarif -o irqmon.sarif --source-root .
+  irqmon analyze trace.csv --format github --fail-on warning
+  irqmon analyze --explain malloc-in-isr
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("analyze", help="find interrupt-safety bugs in a trace", description=__doc__)
+    parser = subparsers.add_parser(
+        "analyze", help="find interrupt-safety bugs in a trace", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("trace", nargs="?", type=Path, help="trace file (CSV from `irqmon attach`, or Parquet)")
-    parser.add_argument("--format", choices=("table", "json", "sarif"), default="table")
+    parser.add_argument("--format", choices=FORMATS, default="table", metavar="|".join(FORMATS),
+                        help="table (default): for people; concise: `path:line: rule-id title`; github: annotations "
+                             "for GitHub Actions; json: docs/findings.md; sarif: for code scanning")  # fmt: skip
+    parser.add_argument("--fail-on", choices=SEVERITIES, default="error",
+                        help="exit 1 when a finding is at least this severe (default: error)")
+    parser.add_argument("--exit-zero", action="store_true", help="exit 0 even with findings (bad input still exits 2)")
+    parser.add_argument("--color", choices=("auto", "always", "never"), default="auto",
+                        help="colour in the table: auto (default: on a terminal, unless NO_COLOR is set), always, never")
     parser.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
     parser.add_argument("--baseline", type=Path, help="an earlier JSON result: report only new findings")
     parser.add_argument("--source-root", type=Path, default=Path.cwd(), help="SARIF paths are relative to this (default: .)")
@@ -56,7 +78,8 @@ def run(args: argparse.Namespace) -> int:
     if baseline is not None:
         findings = [f for f in findings if f.fingerprint not in baseline]
     write_report(findings, trace, args, {r: rules[r] for r in (selected or rules)})
-    return 1 if any(f.severity == "error" for f in findings) else 0
+    failing = SEVERITIES[: SEVERITIES.index(args.fail_on) + 1]
+    return 1 if not args.exit_zero and any(f.severity in failing for f in findings) else 0
 
 
 def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace, rules: dict) -> None:
@@ -73,10 +96,18 @@ def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace
             from irqmon.output import sarif
 
             out.write(sarif.render(findings, rules, args.source_root, trace.metadata.get(schema.META_ELF) or str(trace.path)))
+        elif args.format == "concise":
+            from irqmon.output import lines
+
+            out.write(lines.concise(findings, trace))
+        elif args.format == "github":
+            from irqmon.output import lines
+
+            out.write(lines.github(findings, trace))
         else:
             from irqmon.output import table
 
-            table.render(findings, trace, out)
+            table.render(findings, trace, out, color=args.color)
     finally:
         if out is not sys.stdout:
             out.close()

@@ -20,8 +20,18 @@ DEFAULT_OUTPUT = "irqmon-trace.csv"
 DEPRECATED_PROBE = "irqmon: --probe is deprecated: use --backend (--probes still chooses probe packs)"
 
 
+EXAMPLES = """examples:
+  irqmon attach --target stm32f405 --qemu fw.elf --until main_loop_idle -o trace.csv
+  irqmon attach --target stm32f746 --gdb-remote 127.0.0.1:3333 --elf fw.elf --probes newlib_heap,stm32_hal_lock
+  irqmon attach --target stm32f746 --elf fw.elf --duration 10
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("attach", help="capture a trace from QEMU, a GDB server or a debug probe")
+    parser = sub.add_parser(
+        "attach", help="capture a trace from QEMU, a GDB server or a debug probe", description=__doc__.split("\n\n")[0], epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     add_capture_options(parser)
     parser.set_defaults(run=run)
 

@@ -9,8 +9,17 @@ from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_file
 
 
+EXAMPLES = """examples:
+  irqmon convert trace.csv trace.parquet
+  irqmon convert trace.parquet trace.csv
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("convert", help="convert a trace between CSV and Parquet", description=__doc__)
+    parser = subparsers.add_parser(
+        "convert", help="convert a trace between CSV and Parquet", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("source", type=Path, help="trace to read (CSV or Parquet)")
     parser.add_argument("target", type=Path, help="file to write: .parquet or .csv")
     parser.set_defaults(run=run)

@@ -14,8 +14,17 @@ DEFAULT_SAMPLE = "hal_i2c_lock_deadlock"
 DEFAULT_OUTPUT = Path("irqmon-demo")
 
 
+EXAMPLES = """examples:
+  irqmon demo
+  irqmon demo usb_cdc_malloc_isr -o results/
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("demo", help="capture, analyze and report a firmware sample on QEMU")
+    parser = sub.add_parser(
+        "demo", help="capture, analyze and report a firmware sample on QEMU", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("sample", nargs="?", default=DEFAULT_SAMPLE, help=f"sample name (default {DEFAULT_SAMPLE})")
     parser.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT, help="directory for the results")
     parser.set_defaults(run=run)

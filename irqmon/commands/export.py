@@ -13,8 +13,16 @@ from irqmon.output.paths import check_output_file
 from irqmon.output.terminal import plain
 
 
+EXAMPLES = """examples:
+  irqmon export --format perfetto trace.csv -o trace.json   # then open it in ui.perfetto.dev
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("export", help="export a trace for other viewers (Perfetto)", description=__doc__)
+    parser = subparsers.add_parser(
+        "export", help="export a trace for other viewers (Perfetto)", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("trace", type=Path, help="trace file (CSV from `irqmon attach`, or Parquet)")
     parser.add_argument("--format", choices=("perfetto",), default="perfetto", help="Chrome trace-event JSON for ui.perfetto.dev")
     parser.add_argument("-o", "--output", type=Path, required=True, help="file to write")

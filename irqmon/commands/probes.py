@@ -13,15 +13,24 @@ from irqmon.probes import available_packs, resolve_pack
 from irqmon.targets import load_target
 
 
+EXAMPLES = """examples:
+  irqmon probes
+  irqmon probes --elf fw.elf --target stm32f746
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("probes", help="list probe packs (and what they find in an ELF)")
+    parser = sub.add_parser(
+        "probes", help="list probe packs (and what they find in an ELF)", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--elf", help="show what each pack finds in this firmware")
     parser.add_argument("--target", default="stm32f405", help="target profile for --elf (default stm32f405)")
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    console = plain_console(width=200)
+    console = plain_console()
     packs = available_packs()
     if not args.elf:
         table = Table("pack", "what it watches", "file")

@@ -14,8 +14,17 @@ from irqmon.output.paths import check_output_dir
 from irqmon.output.terminal import plain
 
 
+EXAMPLES = """examples:
+  irqmon report trace.csv -o report/
+  irqmon report trace.csv --layout pr --findings result.json -o report/
+"""
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
-    parser = subparsers.add_parser("report", help="plotted report (markdown, HTML, PNG) of a trace", description=__doc__)
+    parser = subparsers.add_parser(
+        "report", help="plotted report (markdown, HTML, PNG) of a trace", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("trace", type=Path, help="trace file (CSV from `irqmon attach`, or Parquet)")
     parser.add_argument("--layout", default="full", metavar="pr|full|FILE.toml", help="panels to draw (default: full)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory for report.md, report.html and the PNGs")

@@ -10,8 +10,16 @@ from irqmon.output.terminal import console, plain
 from irqmon.targets import available_targets, load_target
 
 
+EXAMPLES = """examples:
+  irqmon targets
+"""
+
+
 def register(sub: argparse._SubParsersAction) -> None:
-    parser = sub.add_parser("targets", help="list target profiles")
+    parser = sub.add_parser(
+        "targets", help="list target profiles", description=__doc__, epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.set_defaults(run=run)
 
 
@@ -23,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
             plain(t.name), plain(t.description), str(len(t.irqs)), str(t.priority_bits), str(t.fpb_comparators),
             str(t.dwt_comparators), t.qemu_machine or "-", t.pyocd_target or "-", t.openocd_config or "-",
         )  # fmt: skip
-    console(width=200).print(table)
+    console().print(table)
     return 0
