@@ -15,6 +15,7 @@ import socket
 import time
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import BinaryIO
 
 INTERRUPT = b"\x03"
 # Linux: acknowledge what arrived at once instead of up to 40 ms later. A stub that answers a
@@ -144,10 +145,17 @@ class RspClient:
         self._acks = True
         self.features: dict[str, str | bool] = {}
         self.address = f"{host}:{port}"
+        self.traffic: BinaryIO | None = None  # every byte sent (`>`) and received (`<`), for -v
+        self._opened = time.monotonic()
 
     # Framing ------------------------------------------------------------------------------
 
+    def _log(self, direction: bytes, data: bytes) -> None:
+        if self.traffic is not None:
+            self.traffic.write(b"%.6f %s %s\n" % (time.monotonic() - self._opened, direction, data))
+
     def _send(self, data: bytes) -> None:
+        self._log(b">", data)
         try:
             self._sock.sendall(data)
         except OSError as exc:
@@ -165,6 +173,7 @@ class RspClient:
             raise RspDisconnected(f"lost the GDB stub at {self.address}: {exc}") from None
         if not chunk:
             raise RspDisconnected(f"the GDB stub at {self.address} closed the connection")
+        self._log(b"<", chunk)
         if QUICKACK is not None:
             self._sock.setsockopt(socket.IPPROTO_TCP, QUICKACK, 1)  # cleared by the kernel: set per read
         self._buffer += chunk

@@ -75,11 +75,13 @@ class GdbMiBackend:
     name = "gdbmi"
 
     def __init__(
-        self, elf: Path, remote: str, gdb: str = GDB, command_timeout: float = 20.0, cycle_counter: bool = False
+        self, elf: Path, remote: str, gdb: str = GDB, command_timeout: float = 20.0, cycle_counter: bool = False,
+        traffic_log: Path | None = None,
     ) -> None:
         self.elf = Path(elf)
         self.cycle_counter = cycle_counter  # a real core: start DWT CYCCNT and read it at each stop
         self.remote = remote
+        self.traffic_log = traffic_log  # gdb's `remotelogfile`: the packets it exchanges with the server
         self.gdb = gdb
         self.command_timeout = command_timeout
         self._process: subprocess.Popen | None = None
@@ -132,6 +134,8 @@ class GdbMiBackend:
         for command in SETUP_COMMANDS:
             self.command(command)
         self.command(f"-file-exec-and-symbols {_quote(str(self.elf))}")
+        if self.traffic_log is not None:
+            self.command(f"-gdb-set remotelogfile {self.traffic_log}")
         try:
             self.command(f"-target-select remote {self.remote}", timeout=CONNECT_SECONDS)
         except GdbError as exc:
@@ -410,7 +414,7 @@ def _quote(path: str) -> str:
 
 def create(args: BackendArgs) -> GdbMiBackend:
     assert args.gdb_address is not None
-    return GdbMiBackend(args.elf.path, args.gdb_address, cycle_counter=args.on_hardware)
+    return GdbMiBackend(args.elf.path, args.gdb_address, cycle_counter=args.on_hardware, traffic_log=args.traffic_log)
 
 
 BACKEND = BackendSpec(

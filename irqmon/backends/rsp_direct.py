@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from pathlib import Path
 
 from irqmon.backends.base import CORE_REGISTERS, Stop, StopReason, WatchAccess
 from irqmon.capture.registry import BackendArgs, BackendSpec, Reach
@@ -119,8 +120,11 @@ class RspBackend:
 
     name = "rsp"
 
-    def __init__(self, elf: ElfImage, address: str, timeout: float = 10.0, cycle_counter: bool = False) -> None:
+    def __init__(
+        self, elf: ElfImage, address: str, timeout: float = 10.0, cycle_counter: bool = False, traffic_log: Path | None = None
+    ) -> None:
         self.elf = elf
+        self.traffic_log = traffic_log  # -v: every packet, both ways
         self.cycle_counter = cycle_counter  # a real core: start DWT CYCCNT and read it at each stop
         self.address = address
         self.timeout = timeout
@@ -160,6 +164,8 @@ class RspBackend:
         host, _, port = self.address.rpartition(":")
         try:
             self._client = _BatchedAckClient(host or "127.0.0.1", int(port), self.timeout)
+            if self.traffic_log is not None:
+                self._client.traffic = open(self.traffic_log, "wb")  # closed with the client
             self._client.handshake()
             self._client.halt_reason()  # a stub that stopped on connect has its stop consumed here
             # Only QEMU answers its own query (its single-step flags); only QEMU stops before.
@@ -594,6 +600,8 @@ class RspBackend:
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+            if self._client.traffic is not None:
+                self._client.traffic.close()
             self._client = None
         self.running = False
 
@@ -627,7 +635,7 @@ def _stack_window(sp: int) -> tuple[int, int]:
 
 def create(args: BackendArgs) -> RspBackend:
     assert args.gdb_address is not None
-    return RspBackend(args.elf, args.gdb_address, cycle_counter=args.on_hardware)
+    return RspBackend(args.elf, args.gdb_address, cycle_counter=args.on_hardware, traffic_log=args.traffic_log)
 
 
 BACKEND = BackendSpec(

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from irqmon.errors import UsageError
@@ -60,6 +61,7 @@ class BackendArgs:
     gdb_address: str | None  # QEMU's gdbstub or the --gdb-remote server; None with a debug probe
     unlimited: bool  # QEMU only: the comparator budget is lifted
     options: Any  # what the backend's `configure` made of its options
+    traffic_log: Path | None = None  # -v: where to log the remote-protocol traffic (gdb, rsp)
 
     @property
     def on_hardware(self) -> bool:

@@ -58,6 +58,7 @@ class CaptureRequest:
     max_events: int | None = None
     until: str | None = None  # stop when the core reaches this function
     quiet: bool = False  # no plan line and no live status
+    traffic_log: Path | None = None  # log the remote-protocol traffic here (gdb and rsp backends)
 
     @property
     def reach(self) -> Reach:
@@ -106,7 +107,7 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
             qemu.start()
         args = BackendArgs(
             prepared.elf, prepared.target, request.reach, qemu.gdb_address if qemu else request.gdb_remote,
-            request.unlimited, prepared.backend_options,
+            request.unlimited, prepared.backend_options, request.traffic_log,
         )  # fmt: skip
         backend = prepared.spec.create(args)
         backend.connect()
@@ -119,7 +120,7 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
         )
         writer = TraceWriter(request.output, _metadata(prepared, backend.name))
         capture = Capture(backend, prepared.plan, prepared.elf, prepared.target, writer, irq_source)
-        with status.LiveStatus(console, enabled=not request.quiet) as live, _signals_end(capture):
+        with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(capture):
             capture.on_progress = live
             summary = capture.run(prepared.limits)
         if qemu is not None and not qemu.alive() and not summary.error:
@@ -161,6 +162,8 @@ def _prepare(request: CaptureRequest) -> _Prepared:
             raise UsageError(f"--{name} must be a positive number, not {value}")
     check_output_file(request.output)
     check_output_file(request.output.with_suffix(".usart1.log"), "-o (its USART1 log)")
+    if request.traffic_log is not None:
+        check_output_file(request.traffic_log, "-v (the traffic log)")
     elf = ElfImage(request.elf)
     _check_vectors(elf, target)
     watches = [parse_watch(spec_text, elf) for spec_text in request.watch]

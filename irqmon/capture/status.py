@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 from rich.console import Console
@@ -15,6 +16,7 @@ from irqmon.output.terminal import plain
 from irqmon.probes import CapturePlan
 
 REFRESH_SECONDS = 0.25
+RATE_WINDOW_SECONDS = 2.0  # the live rate is over the last two seconds, not since the start
 
 
 def plan_line(plan: CapturePlan) -> str:
@@ -26,11 +28,14 @@ def plan_line(plan: CapturePlan) -> str:
 
 
 class LiveStatus:
-    """A one-line live view: events/s, by kind, by exception, elapsed time."""
+    """A one-line live view: elapsed time (of --duration), events, the recent rate, by kind, by
+    exception."""
 
-    def __init__(self, console: Console, enabled: bool) -> None:
+    def __init__(self, console: Console, enabled: bool, duration: float | None = None) -> None:
         self.started = time.monotonic()
         self.last = 0.0
+        self.duration = duration
+        self.samples: deque[tuple[float, int]] = deque([(self.started, 0)])
         live = enabled and console.is_terminal
         self.live = Live(Text(""), console=console, transient=True, auto_refresh=False) if live else None
 
@@ -48,11 +53,20 @@ class LiveStatus:
         if self.live is None or now - self.last < REFRESH_SECONDS:
             return
         self.last = now
-        elapsed = now - self.started
+        line = self.line(now, summary)
+        self.live.update(Text(plain(line)), refresh=True)
+
+    def line(self, now: float, summary: CaptureSummary) -> str:
+        """`  12.3s / 60s  4567 events  380/s  [kinds]  [exceptions]`; the rate is the recent one."""
+        self.samples.append((now, summary.events))
+        while len(self.samples) > 2 and self.samples[1][0] <= now - RATE_WINDOW_SECONDS:
+            self.samples.popleft()
+        since, events_then = self.samples[0]
+        rate = (summary.events - events_then) / max(now - since, 1e-9)
+        elapsed = f"{now - self.started:6.1f}s" + (f" / {self.duration:g}s" if self.duration else "")
         kinds = " ".join(f"{k}:{n}" for k, n in summary.by_kind.most_common(5))
         exceptions = " ".join(f"{k}:{n}" for k, n in summary.by_exception.most_common(4))
-        line = f"{elapsed:6.1f}s  {summary.events} events  {summary.events / max(elapsed, 1e-9):.0f}/s  [{kinds}]  [{exceptions}]"
-        self.live.update(Text(plain(line)), refresh=True)
+        return f"{elapsed}  {summary.events} events  {rate:.0f}/s  [{kinds}]  [{exceptions}]"
 
 
 def report(console: Console, output: Path, summary: CaptureSummary, on_qemu: bool) -> None:

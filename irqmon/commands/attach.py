@@ -59,6 +59,8 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--unlimited", action="store_true", help="QEMU only: ignore the target's comparator budget")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"trace file (default {DEFAULT_OUTPUT})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no plan line and no live status line")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log the remote-protocol packets to OUTPUT.traffic.log (gdb and rsp backends), for a GDB server that misbehaves")  # fmt: skip
     for name, spec in backends.items():
         if spec.options:
             group = parser.add_argument_group(f"{name} backend (--backend {name})")
@@ -102,6 +104,7 @@ def request(args: argparse.Namespace) -> CaptureRequest:
         max_events=args.max_events,
         until=args.until,
         quiet=args.quiet,
+        traffic_log=Path(args.output).with_suffix(".traffic.log") if args.verbose else None,
     )
 
 
