@@ -17,11 +17,10 @@ STYLES = {"error": "bold red", "warning": "yellow", "note": "cyan"}
 
 
 def render(findings: list[Finding], trace: Trace, file: IO[str], color: str = "auto") -> None:
-    """The findings as a table as wide as the terminal (160 columns into a file or a pipe);
+    """The findings as a table as wide as the terminal (PIPE_WIDTH columns into a file or a pipe);
     `color`: auto (a terminal, unless NO_COLOR is set), always or never."""
-    terminal = file.isatty()
     console = plain_console(
-        file=file, width=None if terminal else 160, force_terminal=True if color == "always" else None,
+        file=file, force_terminal=True if color == "always" else None,
         no_color=color == "never" or (color == "auto" and bool(os.environ.get("NO_COLOR"))),
     )  # fmt: skip
     if not findings:

@@ -8,6 +8,7 @@ screen or set the window title) as `\\x1b` instead of sending them.
 from __future__ import annotations
 
 import re
+import sys
 
 from rich.console import Console
 
@@ -19,6 +20,13 @@ def plain(text: object) -> str:
     return CONTROL_CHARACTERS.sub(lambda m: f"\\x{ord(m.group()):02x}", str(text))
 
 
+PIPE_WIDTH = 160  # columns of a table written to a file or a pipe (no terminal to fit)
+
+
 def console(**options: object) -> Console:
-    """A console that takes no markup and no highlighting from what it prints."""
+    """A console that takes no markup and no highlighting from what it prints. Its tables are as
+    wide as the terminal, or PIPE_WIDTH columns when the output is not a terminal."""
+    stream = options.get("file") or (sys.stderr if options.get("stderr") else sys.stdout)
+    if "width" not in options and not stream.isatty():  # type: ignore[union-attr]
+        options["width"] = PIPE_WIDTH
     return Console(markup=False, highlight=False, **options)  # type: ignore[arg-type]
