@@ -1,19 +1,15 @@
 """Where the data that ships beside the code lives: probe packs and report layouts.
 
-In a checkout (or an editable install) they are the repository's `probes/` and `dashboards/`;
-a wheel installs them under `<prefix>/share/irqmon/`.
+Found through `importlib.resources` in the package `irqmon.data`, so that a checkout, an
+editable install and a wheel installed anywhere (a venv, `--user`, `--target`) find the same.
 """
 
 from __future__ import annotations
 
-import sys
+from importlib.resources import files
 from pathlib import Path
-
-REPOSITORY = Path(__file__).resolve().parent.parent
 
 
 def data_dir(name: str) -> Path:
-    for candidate in (REPOSITORY / name, Path(sys.prefix) / "share" / "irqmon" / name):
-        if candidate.is_dir():
-            return candidate
-    return REPOSITORY / name
+    """The folder of shipped data called `name` (`probes`, `dashboards`)."""
+    return Path(str(files("irqmon.data").joinpath(name)))
