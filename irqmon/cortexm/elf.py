@@ -177,8 +177,27 @@ class ElfImage:
         return None
 
     def instructions(self, function: str) -> Iterator[thumb.Instruction]:
+        """The function's instructions, its literal pools left out."""
         symbol = self.symbols[function]
-        yield from thumb.iter_instructions(self.read_code(symbol.address, symbol.size), symbol.address)
+        yield from thumb.iter_instructions(self.read_code(symbol.address, symbol.size), symbol.address, self.data_in_code)
+
+    @cached_property
+    def data_in_code(self) -> list[tuple[int, int]]:
+        """The (start, end) ranges that `$d` mapping symbols mark as data (literal pools), each
+        up to the next mapping symbol (AAELF 5.5.5)."""
+        table = self._elf.get_section_by_name(".symtab")
+        if not isinstance(table, SymbolTableSection):
+            return []
+        marks = sorted(
+            (sym["st_value"], sym.name[1])
+            for sym in table.iter_symbols()
+            if sym.name[:2] in ("$d", "$t", "$a") and sym.name[2:3] in ("", ".") and sym["st_shndx"] != "SHN_UNDEF"
+        )
+        ranges = []
+        for (address, kind), following in zip(marks, [*marks[1:], (None, "")]):
+            if kind == "d" and following[0] is not None and following[0] > address:
+                ranges.append((address, following[0]))
+        return ranges
 
     @cached_property
     def mask_sites(self) -> list[MaskSite]:

@@ -2,14 +2,21 @@
 instructions, loads and stores, instructions that cannot branch, and what a function's prologue
 pushed on the stack.
 
-Encodings from the ARMv7-M Architecture Reference Manual (A5.2, A5.3, A7.7). The interface is
-the names in `__all__`; how they decode is this module's own business.
+Whether an instruction reads or writes memory comes from capstone's Thumb decoder (M profile):
+every load and store, floating-point ones (VLDR/VSTR/VPUSH/VPOP) included, and hints such as
+PLD that touch no data. The rest are encodings from the ARMv7-M Architecture Reference Manual
+(A5.2, A5.3, A7.7). The interface is the names in `__all__`; how they decode is this module's
+own business.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import bisect
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from functools import cache
+
+import capstone
 
 __all__ = [
     "Instruction",
@@ -27,6 +34,9 @@ __all__ = [
 SPECIAL_REGISTERS = {16: "primask", 17: "basepri", 18: "basepri_max", 19: "faultmask", 20: "control"}
 MASK_REGISTERS = ("primask", "basepri", "basepri_max", "faultmask")
 WAIT_FOR_EVENT = (0xBF20, 0xBF30)  # wfe, wfi
+# Mnemonics (capstone's, without width suffixes) that read or write data memory.
+LOADS = ("ldr", "ldm", "pop", "vldr", "vldm", "vpop", "lda", "tbb", "tbh")
+STORES = ("str", "stm", "push", "vstr", "vstm", "vpush", "stl")
 
 
 @dataclass(frozen=True)
@@ -46,10 +56,17 @@ def _instruction_size(first_halfword: int) -> int:
     return 4 if (first_halfword >> 11) in (0b11101, 0b11110, 0b11111) else 2
 
 
-def iter_instructions(code: bytes, base: int) -> Iterator[Instruction]:
-    """Linear sweep over `code` loaded at `base` (a function's body)."""
+def iter_instructions(code: bytes, base: int, data: Sequence[tuple[int, int]] = ()) -> Iterator[Instruction]:
+    """Linear sweep over `code` loaded at `base` (a function's body), stepping over `data`:
+    the sorted (start, end) ranges that the ELF's `$d` mapping symbols mark as data (literal
+    pools), which are not instructions."""
+    starts = [start for start, _ in data]
     offset = 0
     while offset + 2 <= len(code):
+        at = bisect.bisect_right(starts, base + offset) - 1
+        if at >= 0 and data[at][0] <= base + offset < data[at][1]:
+            offset = data[at][1] - base
+            continue
         first = int.from_bytes(code[offset : offset + 2], "little")
         size = _instruction_size(first)
         if offset + size > len(code):
@@ -86,29 +103,26 @@ def mask_change(insn: Instruction) -> MaskChange | None:
 
 
 def access_direction(insn: Instruction) -> str | None:
-    """'r' for a load, 'w' for a store, None for anything else."""
-    if insn.size == 2:
-        op = insn.first >> 9
-        top5 = insn.first >> 11
-        if top5 == 0b01001:  # LDR (literal)
-            return "r"
-        if 0b0101000 <= op <= 0b0101111:  # register offset: STR, STRH, STRB then loads
-            return "w" if op <= 0b0101010 else "r"
-        if top5 in (0b01100, 0b01110, 0b10000, 0b10010):  # STR/STRB/STRH/STR SP (immediate)
-            return "w"
-        if top5 in (0b01101, 0b01111, 0b10001, 0b10011):  # the loads of the same
-            return "r"
-        if top5 == 0b11000:  # STMIA
-            return "w"
-        if top5 == 0b11001:  # LDMIA
-            return "r"
-        return None
-    first = insn.first
-    if first & 0xFE00 == 0xF800:  # load/store single data item (A5.3.10-A5.3.12)
-        return "r" if first & 0x10 else "w"
-    if first & 0xFE40 == 0xE800 or first & 0xFE40 == 0xE840:  # LDM/STM, LDRD/STRD, LDREX/STREX
-        return "r" if first & 0x10 else "w"
+    """'r' for a load, 'w' for a store (a store-exclusive too), None for anything else (PLD and
+    PLI touch no data)."""
+    mnemonic = _mnemonic(insn.first, insn.second, insn.size)
+    if mnemonic.startswith(STORES):
+        return "w"
+    if mnemonic.startswith(LOADS):
+        return "r"
     return None
+
+
+@cache
+def _mnemonic(first: int, second: int, size: int) -> str:
+    raw = first.to_bytes(2, "little") + (second.to_bytes(2, "little") if size == 4 else b"")
+    decoded = next(_decoder().disasm(raw, 0, 1), None)
+    return decoded.mnemonic if decoded is not None else ""
+
+
+@cache
+def _decoder() -> capstone.Cs:
+    return capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
 
 
 def falls_through(insn: Instruction) -> bool:
