@@ -7,6 +7,8 @@ columns; intervals are numpy arrays so a trace of a million rows stays fast.
   their nesting depth and the activation each one preempted.
 - segments: the timeline cut at every entry and exit, each piece naming who ran
   (an activation, or thread mode and its task): "self" time, preemption and CPU share.
+- halts: the times of the rows where a probe halted the core, for the caveat a halting capture
+  needs (its handler times include the halts).
 """
 
 from __future__ import annotations
@@ -23,6 +25,27 @@ from irqmon.schema import Event, Kind, Role
 
 THREAD = -1  # `segments.running` value for thread mode
 MAX_SYSCALL_CONFIG = "max_syscall_priority"
+# Backends (the trace's `backend` metadata) that halt the core at every breakpoint and watchpoint hit.
+HALTING_BACKENDS = frozenset({"gdb", "gdbmi", "rsp", "pyocd"})
+P99 = 0.99
+
+
+STATS_COLUMNS = ("exception", "ipsr", "priority", "count", "exec_min", "exec_median", "exec_p99", "exec_max",
+                 "periods", "period_median", "period_min", "period_max", "jitter", "halts")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Halting:
+    """A capture that halted the core at every hit: its backend, how many halts (one per hit row),
+    and the estimated time one halt stopped the core (None when the trace cannot tell)."""
+
+    backend: str
+    halts: int
+    per_halt: float | None
+
+    @property
+    def stopped(self) -> float | None:
+        return None if self.per_halt is None else self.per_halt * self.halts
 
 
 @dataclass(frozen=True)
@@ -31,7 +54,7 @@ class ReportModel:
 
     start: float
     end: float
-    activations: pd.DataFrame  # ipsr, exception, priority, start, end, depth, closed, self_time
+    activations: pd.DataFrame  # ipsr, exception, priority, start, end, depth, closed, self_time, entered, complete, halts
     segments: pd.DataFrame  # start, end, running (activation index or THREAD), lane
     lanes: pd.DataFrame  # lane, kind ("thread"/"exception"), ipsr, priority, label; top to bottom
     masks: pd.DataFrame  # time, register ("basepri"/"primask"), value (change points only)
@@ -42,6 +65,7 @@ class ReportModel:
     config: AnalysisConfig
     metadata: dict[str, str]
     rows: int
+    halts: np.ndarray  # times of the rows where a probe halted the core (all but IRQ and config rows)
 
     @property
     def duration(self) -> float:
@@ -53,7 +77,10 @@ class ReportModel:
         hi = self.end if end is None else min(end, self.end)
         if hi <= lo:
             raise ValueError(f"empty time window {lo:g}..{hi:g} s (trace: {self.start:g}..{self.end:g} s)")
-        acts = _clip_intervals(self.activations, lo, hi)
+        acts = self.activations
+        # An activation cut by the window has no whole execution time, one begun before it no entry.
+        acts = acts.assign(complete=acts["complete"] & (acts["start"] >= lo) & (acts["end"] <= hi), entered=acts["entered"] & (acts["start"] >= lo))
+        acts = _clip_intervals(acts, lo, hi)
         segments = _clip_intervals(self.segments, lo, hi)
         return replace(
             self,
@@ -65,6 +92,7 @@ class ReportModel:
             locks=_clip_intervals(self.locks, lo, hi),
             lock_events=self.lock_events[self.lock_events["time"].between(lo, hi)],
             heap=self.heap[self.heap["time"].between(lo, hi)],
+            halts=self.halts[(self.halts >= lo) & (self.halts <= hi)],
         )
 
     def summary(self) -> pd.DataFrame:
@@ -87,6 +115,52 @@ class ReportModel:
         table["share"] = table["self_time"] / span
         return table.sort_values(["self_time", "exception"], ascending=[False, True], ignore_index=True)
 
+    def isr_stats(self) -> pd.DataFrame:
+        """Per exception: execution time (self time: nested preemption excluded) of the activations
+        entered and exited inside the trace — count, min, median, p99, max — and the period
+        between successive entries — count, median, min, max and jitter (standard deviation).
+        Also how many halts fell inside its activations. Most urgent first."""
+        acts = self.activations
+        if acts.empty:
+            return pd.DataFrame(columns=[*STATS_COLUMNS])
+        per_exc = acts.groupby("ipsr", sort=False).agg(exception=("exception", "first"), priority=("priority", "first"))
+        done = acts[acts["complete"].to_numpy(dtype=bool)]
+        times = done.groupby("ipsr")["self_time"]
+        execution = pd.DataFrame({"count": times.size(), "exec_min": times.min(), "exec_median": times.median(),
+                                  "exec_p99": times.quantile(P99), "exec_max": times.max(),
+                                  "halts": done.groupby("ipsr")["halts"].sum()})  # fmt: skip
+        entries = acts[acts["entered"].to_numpy(dtype=bool)].sort_values(["ipsr", "start"])
+        periods = entries.assign(period=entries.groupby("ipsr")["start"].diff()).dropna(subset=["period"]).groupby("ipsr")["period"]
+        period = pd.DataFrame({"periods": periods.size(), "period_median": periods.median(), "period_min": periods.min(),
+                               "period_max": periods.max(), "jitter": periods.std(ddof=0)})  # fmt: skip
+        table = per_exc.join(execution).join(period)
+        table[["count", "periods", "halts"]] = table[["count", "periods", "halts"]].fillna(0).astype(np.int64)
+        table = table.reset_index()
+        table["rank"] = table["priority"].astype("Float64").fillna(np.inf).astype(float)
+        return table.sort_values(["rank", "ipsr"], ignore_index=True)[[*STATS_COLUMNS]]
+
+    def cpu_load(self, window: float) -> pd.DataFrame:
+        """Per window of `window` seconds (the index: its start), the share of it each exception
+        ran itself (columns, by name; nested preemption counted for the one that ran): together,
+        the share of time in handler mode. The last window may be shorter (shares of its length)."""
+        count = max(int(np.ceil(self.duration / window - 1e-9)), 1)
+        edges = np.minimum(self.start + np.arange(count + 1) * window, self.end)
+        edges[-1] = self.end
+        lengths = np.diff(edges)
+        lengths[lengths <= 0] = np.nan
+        ran = self.segments[(self.segments["running"] != THREAD).to_numpy()]
+        shares = {}
+        for lane, mine in ran.groupby("lane", sort=False):  # one vectorized pass per exception
+            shares[str(lane)] = np.clip(busy_per_bin(mine["start"].to_numpy(), mine["end"].to_numpy(), edges) / lengths, 0.0, 1.0)
+        return pd.DataFrame(shares, index=pd.Index(edges[:-1], name="start"))
+
+    def halting(self) -> Halting | None:
+        """What the capture's halts did to the times, when its backend halts the core at each hit."""
+        backend = self.metadata.get(schema.META_BACKEND)
+        if backend not in HALTING_BACKENDS:
+            return None
+        return Halting(backend, len(self.halts), _halt_cost(self.activations))
+
 
 def build_model(ctx: Context) -> ReportModel:
     """The report's view of a whole trace, from the analyzer's context (the same activations,
@@ -99,6 +173,10 @@ def build_model(ctx: Context) -> ReportModel:
     acts["priority"] = acts["ipsr"].map(f["priority"].groupby(f["ipsr"]).first()).astype("Int64")
     segments = _segments(acts, f, start, end)
     acts = acts.assign(self_time=_self_times(acts, segments))
+    halting = ~ctx.timeline.irq & (f["event"] != Event.CONFIG.value).to_numpy(dtype=bool, na_value=True)
+    halts = np.sort(times[halting])
+    # Per activation, the halts while it was active (its own and those of what preempted it).
+    acts["halts"] = np.searchsorted(halts, acts["end"].to_numpy(), side="right") - np.searchsorted(halts, acts["start"].to_numpy(), side="left")
     holds, events = _lock_holds(ctx, end)
     config = ctx.config
     return ReportModel(
@@ -115,6 +193,7 @@ def build_model(ctx: Context) -> ReportModel:
         config=config,
         metadata=dict(ctx.metadata),
         rows=len(f),
+        halts=halts,
     )
 
 
@@ -123,6 +202,55 @@ def exception_label(name: str, ipsr: int, priority: object) -> str:
     number = f"IRQ {ipsr - schema.FIRST_IRQ}" if ipsr >= schema.FIRST_IRQ else f"exc {ipsr}"
     prio = "" if priority is None or pd.isna(priority) else f", prio {int(priority)}"
     return f"{name} ({number}{prio})"
+
+
+EVENT_COLUMNS = ["seq", "time", "event", "kind", "role", "symbol", "ipsr", "task", "value", "old_value", "source", IN_ISR]
+
+
+def rows_around(ctx: Context, seq: int, before: int = 5, after: int = 5) -> pd.DataFrame:
+    """The trace rows around the row numbered `seq` (`before` rows before it, `after` after), with
+    `context` (`I2C1_EV`, `task led`, `Thread`) and `marked` (the row itself); empty when the
+    trace has no such row."""
+    count = len(ctx.timeline.time)
+    at = seq  # a trace numbers its rows 0, 1, 2, …; else (rows left out) look it up
+    if not (0 <= at < count and int(ctx.rows_at(np.array([at]), ["seq"])["seq"].iloc[0]) == seq):
+        seqs = ctx.rows_at(np.arange(count), ["seq"])["seq"].to_numpy(dtype=np.int64)
+        at = int(np.searchsorted(seqs, seq))  # seq only grows along the trace
+        if at >= count or seqs[at] != seq:
+            return pd.DataFrame(columns=[*EVENT_COLUMNS, "context", "marked"])
+    positions = np.arange(max(at - before, 0), min(at + after + 1, count))
+    rows = ctx.rows_at(positions, EVENT_COLUMNS)
+    context = _context_names(ctx, rows).astype(object)
+    return rows.assign(context=context.where(rows["ipsr"].notna().to_numpy(dtype=bool), None), marked=positions == at)
+
+
+def load_window(duration: float, windows: int = 150) -> float:
+    """A round window length (1, 2 or 5 × 10^k s) giving about `windows` windows over `duration`."""
+    raw = max(duration, 1e-9) / windows
+    power = 10.0 ** np.floor(np.log10(raw))
+    return float(next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9)))
+
+
+def busy_per_bin(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """Seconds covered by the intervals in each bin (overlaps between intervals counted once each)."""
+    s, e = np.sort(starts), np.sort(ends)
+    cs, ce = np.r_[0.0, np.cumsum(s)], np.r_[0.0, np.cumsum(e)]
+    ks, ke = np.searchsorted(s, edges), np.searchsorted(e, edges)
+    covered = (ks * edges - cs[ks]) - (ke * edges - ce[ke])
+    return np.diff(covered)
+
+
+def _halt_cost(acts: pd.DataFrame) -> float | None:
+    """How long one halt stops the core, from the trace itself: an activation with halts inside
+    lasted longer than the median one of the same exception without any, by about its halts
+    times this. The median over those activations; None when no exception ran both ways."""
+    done = acts[acts["complete"].to_numpy(dtype=bool)]
+    clean = done[done["halts"] == 0].groupby("ipsr")["duration"].median()
+    halted = done[(done["halts"] > 0).to_numpy() & done["ipsr"].isin(clean.index).to_numpy()]
+    if halted.empty:
+        return None
+    extra = (halted["duration"].to_numpy() - clean.reindex(halted["ipsr"]).to_numpy()) / halted["halts"].to_numpy()
+    return max(float(np.median(extra)), 0.0)
 
 
 # --- activations ----------------------------------------------------------------------------
@@ -154,6 +282,9 @@ def _activations(ctx: Context, start: float, end: float) -> pd.DataFrame:
             "start": np.where(entered, t.time[first], start),
             "end": np.where(exited, t.time[last], end),
             "closed": closed,
+            # Entered and exited inside the trace, with IRQ rows: its execution time is known.
+            "entered": entered & with_irq_rows,
+            "complete": entered & exited & with_irq_rows,
             # Running when the capture started: before every other, the outermost first.
             "enter_pos": np.where(entered, first, -1 - last),
             "exit_pos": np.where(exited, last, n_rows),
