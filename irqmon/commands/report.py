@@ -17,6 +17,7 @@ from irqmon.output.terminal import plain
 EXAMPLES = """examples:
   irqmon report trace.csv -o report/
   irqmon report trace.csv --layout pr --findings result.json -o report/
+  irqmon report trace.csv --source-url 'https://github.com/OWNER/REPO/blob/COMMIT/{path}#L{line}' -o report/
 """
 
 
@@ -28,6 +29,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("trace", type=Path, help="trace file (CSV from `irqmon attach`, or Parquet)")
     parser.add_argument("--layout", default="full", metavar="pr|full|FILE.toml", help="panels to draw (default: full)")
     parser.add_argument("-o", "--output", type=Path, required=True, metavar="DIR", help="directory for report.md, report.html and the PNGs")
+    parser.add_argument("--source-url", metavar="TEMPLATE",
+                        help="make source lines links: a URL with {path} (the file, relative to the repository) and "
+                             "optionally {line}, e.g. https://github.com/OWNER/REPO/blob/COMMIT/{path}#L{line}")  # fmt: skip
     add_view_options(parser)
     add_analysis_options(parser)
     parser.set_defaults(run=run)
@@ -37,13 +41,16 @@ def run(args: argparse.Namespace) -> int:
     from irqmon.commands._analysis_options import analysis_for_view, window
     from irqmon.report import write_report
     from irqmon.report.layout import load_layout
+    from irqmon.report.links import check_template
 
     span = window(args)
+    if args.source_url is not None:
+        check_template(args.source_url)  # a bad template fails before the trace is read
     load_layout(args.layout)  # a bad layout fails before the trace is read
     check_output_dir(args.output)
     analysis, trace_path = analysis_for_view(args)
     try:
-        report = write_report(analysis, trace_path, args.output, layout=args.layout, window=span)
+        report = write_report(analysis, trace_path, args.output, layout=args.layout, window=span, source_url=args.source_url)
     except OSError as exc:  # a disk that fills while the figures are written
         raise UsageError(f"{args.output}: cannot write the report: {exc.strerror or exc}") from None
     print(plain(report))

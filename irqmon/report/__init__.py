@@ -23,18 +23,24 @@ def write_report(
     out_dir: Path | str,
     layout: str | Path = "full",
     window: tuple[float | None, float | None] = (None, None),
+    source_url: str | None = None,
 ) -> Path:
     """Write `report.md`, `report.html` and the PNGs of `layout` into `out_dir`; return report.md's path.
 
     The report draws the analysis's context and shows its findings. `window` limits it to
-    (from, to) seconds of the trace (None: its start or end).
+    (from, to) seconds of the trace (None: its start or end). `source_url`: a template such as
+    `https://github.com/OWNER/REPO/blob/COMMIT/{path}#L{line}` that makes source lines links.
+    Panels a layout asks for are left out when nothing calls for them (a heap panel without a
+    heap finding) or they would be empty; the report says which.
     """
     from irqmon.analysis import all_rules
     from irqmon.report import document, panels
-    from irqmon.report.layout import load_layout
-    from irqmon.report.model import build_model
+    from irqmon.report.layout import FOLLOWS, TABLES, load_layout
+    from irqmon.report.links import SourceLinks, check_template
+    from irqmon.report.model import build_model, rows_around
 
     spec = load_layout(layout)
+    links = SourceLinks(check_template(source_url)) if source_url is not None else None
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -48,18 +54,25 @@ def write_report(
         except ValueError as exc:
             raise UsageError(str(exc)) from None
     numbered = [panels.Numbered(f"F{i}", f) for i, f in enumerate(analysis.findings, start=1)]
+    shown_rules = {n.finding.rule for n in numbered}
     title = trace_path.name
     sections = []
     for panel in spec.panels:
-        if panel.panel == "summary":
+        if panel.panel in TABLES:
             sections.append(document.Section(panel))
+            continue
+        rules, reason = FOLLOWS.get(panel.panel, ((), ""))
+        if rules and not panel.always and not shown_rules.intersection(rules):
+            sections.append(document.Section(panel, note=reason))
             continue
         image = f"{panel.name}.png"
         note = panels.draw(model, numbered, panel, title, out / image)
         sections.append(document.Section(panel, image=None if note else image, note=note))
-    docs = {rule_id: loaded.doc for rule_id, loaded in all_rules().items()}
+    loaded = all_rules()
+    rules_shown = {rule_id: (loaded[rule_id].rule.summary, loaded[rule_id].doc) for rule_id in dict.fromkeys(n.finding.rule for n in numbered) if rule_id in loaded}
+    events = {n.label: rows_around(analysis.context, n.finding.first_seq, document.EVENTS_BEFORE, document.EVENTS_AFTER) for n in numbered}
+    contents = document.Contents(model, numbered, sections, trace_path, rules_shown, windowed, events, links)
     report_md = out / "report.md"
-    report_md.write_text(document.markdown(model, numbered, sections, trace_path, docs, windowed), encoding="utf-8")
-    page = document.html_page(model, numbered, sections, trace_path, docs, windowed, out)
-    (out / "report.html").write_text(page, encoding="utf-8")
+    report_md.write_text(document.markdown(contents), encoding="utf-8")
+    (out / "report.html").write_text(document.html_page(contents, out), encoding="utf-8")
     return report_md

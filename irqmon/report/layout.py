@@ -10,8 +10,15 @@ from irqmon.errors import UsageError
 from irqmon.resources import data_dir
 
 DASHBOARDS = data_dir("dashboards")
-PANELS = ("summary", "timeline", "rates", "masks", "locks", "heap")
+PANELS = ("summary", "timing", "timeline", "load", "rates", "masks", "locks", "heap")
+TABLES = ("summary", "timing")  # panels that are tables in the text, not figures
 ZOOMS = ("first-finding",)
+# Panels drawn only when a finding of one of these rules is shown (unless the layout says `always`),
+# with what the report says when they are left out.
+FOLLOWS: dict[str, tuple[tuple[str, ...], str]] = {
+    "heap": (("malloc-in-isr",), "no heap finding"),
+    "masks": (("critical-section-imbalance",), "no critical-section finding"),
+}
 
 
 @dataclass(frozen=True)
@@ -23,6 +30,7 @@ class PanelSpec:
     width: float = 11.0
     height: float = 4.0
     zoom: str | None = None  # "first-finding": a window around the first finding
+    always: bool = False  # draw it even when no finding calls for it (FOLLOWS)
 
     @property
     def name(self) -> str:
@@ -65,7 +73,7 @@ def _parse(path: Path, data: dict) -> Layout:
         where = f"{path}: panel {number}"
         if not isinstance(item, dict) or item.get("kind") not in PANELS:
             raise UsageError(f"{where}: kind must be one of {', '.join(PANELS)}")
-        unknown = set(item) - {"kind", "title", "width", "height", "zoom"}
+        unknown = set(item) - {"kind", "title", "width", "height", "zoom", "always"}
         if unknown:
             raise UsageError(f"{where}: unknown key {min(unknown)!r}")
         zoom = item.get("zoom")
@@ -74,6 +82,9 @@ def _parse(path: Path, data: dict) -> Layout:
         title = item.get("title")
         if title is not None and not isinstance(title, str):
             raise UsageError(f"{where}: title must be a string")
+        always = item.get("always", False)
+        if not isinstance(always, bool):
+            raise UsageError(f"{where}: always must be true or false")
         specs.append(
             PanelSpec(
                 panel=item["kind"],
@@ -81,6 +92,7 @@ def _parse(path: Path, data: dict) -> Layout:
                 width=_size(where, "width", item.get("width", width)),
                 height=_size(where, "height", item.get("height", 4.0)),
                 zoom=zoom,
+                always=always,
             )
         )
     names = [s.name for s in specs]

@@ -22,7 +22,7 @@ from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from irqmon.analysis import Finding
 from irqmon.report.layout import PanelSpec
-from irqmon.report.model import ReportModel
+from irqmon.report.model import ReportModel, busy_per_bin, load_window
 
 DPI = 100
 PIXELS = 1200  # horizontal resolution the aggregation aims at
@@ -92,15 +92,6 @@ def thin_points(times: np.ndarray, lo: float, hi: float) -> np.ndarray:
         return np.arange(len(times))
     column = np.floor((times - lo) / max(hi - lo, 1e-12) * PIXELS)
     return np.unique(column, return_index=True)[1]
-
-
-def busy_per_bin(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
-    """Seconds covered by the intervals in each bin (overlaps between intervals counted once each)."""
-    s, e = np.sort(starts), np.sort(ends)
-    cs, ce = np.r_[0.0, np.cumsum(s)], np.r_[0.0, np.cumsum(e)]
-    ks, ke = np.searchsorted(s, edges), np.searchsorted(e, edges)
-    covered = (ks * edges - cs[ks]) - (ke * edges - ce[ke])
-    return np.diff(covered)
 
 
 def occupancy(starts: np.ndarray, ends: np.ndarray, lo: float, hi: float) -> tuple[np.ndarray, np.ndarray]:
@@ -221,6 +212,35 @@ def rates(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, tit
     return fig
 
 
+def load(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, title: str) -> Figure | str:
+    """CPU load over time: per window, the share of its time in handler mode, stacked by exception."""
+    if model.activations.empty:
+        return "no exception entries in this trace"
+    window = load_window(model.duration)
+    shares = model.cpu_load(window)
+    colors = _lane_colors(model.lanes)
+    order = [lane for lane in model.lanes["lane"] if lane in shares.columns][::-1]  # most urgent on top
+    fig = Figure(figsize=(spec.width, spec.height))
+    ax = fig.add_subplot()
+    edges = np.r_[shares.index.to_numpy(), model.end]
+    bottom = np.zeros(len(shares))
+    for lane in order:
+        top = bottom + shares[lane].to_numpy() * 100
+        ax.fill_between(edges, np.r_[bottom, bottom[-1]], np.r_[top, top[-1]], step="post", color=colors.get(lane), linewidth=0, label=str(lane))
+        bottom = top
+    ax.step(edges, np.r_[bottom, bottom[-1]], where="post", color="black", linewidth=0.8, label="handler mode (total)")
+    ax.set_ylim(0, 105)
+    ax.set_xlim(model.start, model.end)
+    ax.set_ylabel("time in handler mode (%)")
+    ax.set_xlabel(TIME_LABEL)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+    halted = " (includes the time the capture halted the core)" if model.halting() else ""
+    ax.set_title(spec.title or f"CPU load: share of each {window * 1e3:g} ms window in handler mode{halted}: {title}")
+    fig.tight_layout()
+    return fig
+
+
 def masks(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, title: str) -> Figure | str:
     """BASEPRI and PRIMASK as steps over time; critical-section findings marked."""
     data = model.masks
@@ -332,7 +352,7 @@ def heap(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, titl
     return fig
 
 
-PANELS: dict[str, PanelFn] = {"timeline": timeline, "rates": rates, "masks": masks, "locks": locks, "heap": heap}
+PANELS: dict[str, PanelFn] = {"timeline": timeline, "load": load, "rates": rates, "masks": masks, "locks": locks, "heap": heap}
 
 
 # --- helpers ----------------------------------------------------------------------------------
