@@ -59,7 +59,7 @@ def write_report(
     sections = []
     for panel in spec.panels:
         if panel.panel in TABLES:
-            sections.append(document.Section(panel))
+            sections.append(document.Section(panel, note=document.timing_missing(model) if panel.panel == "timing" else None))
             continue
         rules, reason = FOLLOWS.get(panel.panel, ((), ""))
         if rules and not panel.always and not shown_rules.intersection(rules):

@@ -51,7 +51,7 @@ class Section:
 
     @property
     def shown(self) -> bool:
-        return self.table or self.image is not None
+        return self.note is None and (self.table or self.image is not None)
 
     @property
     def heading(self) -> str:
@@ -191,13 +191,17 @@ def timing_rows(model: ReportModel) -> list[list[str]]:
     return rows
 
 
-def timing_note(model: ReportModel) -> str:
+def timing_missing(model: ReportModel) -> str | None:
+    """Why the per-ISR timing table would be empty, or None."""
     acts = model.activations
     if acts.empty:
-        return "No exception entries in this trace."
+        return "no exception entries in this trace"
     if not acts["complete"].any():
-        return ("No handler was seen from its entry to its exit: execution times need the irq_enter and irq_exit rows "
-                "of an exception trace (QEMU's, or SWO).")  # fmt: skip
+        return "no handler seen from its entry to its exit (that needs the irq_enter and irq_exit rows of an exception trace)"
+    return None
+
+
+def timing_note(model: ReportModel) -> str:
     text = ("Execution time: from entry to exit, less the time more urgent handlers ran inside it (self time), over the "
             "activations entered and exited inside the trace. Period: between successive entries; jitter: the standard "
             "deviation of the period.")  # fmt: skip
@@ -324,8 +328,7 @@ def markdown(contents: Contents) -> str:
         if section.spec.panel == "summary":
             out += _md_table(SUMMARY_HEADER, summary_rows(model))
         elif section.spec.panel == "timing":
-            rows = timing_rows(model)
-            out += (_md_table(TIMING_HEADER, rows) + [""] if rows else []) + [md_paragraph(timing_note(model))]
+            out += _md_table(TIMING_HEADER, timing_rows(model)) + ["", md_paragraph(timing_note(model))]
         else:
             out.append(f"![{md(section.heading)}]({section.image})")
         out.append("")
@@ -399,8 +402,7 @@ def html_page(contents: Contents, out_dir: Path) -> str:
         if section.spec.panel == "summary":
             body.append(_html_table(SUMMARY_HEADER, summary_rows(model)))
         elif section.spec.panel == "timing":
-            rows = timing_rows(model)
-            body.append((_html_table(TIMING_HEADER, rows) if rows else "") + f"<p>{esc(timing_note(model))}</p>")
+            body.append(_html_table(TIMING_HEADER, timing_rows(model)) + f"<p>{esc(timing_note(model))}</p>")
         else:
             data = base64.b64encode((out_dir / section.image).read_bytes()).decode("ascii")
             body.append(f'<img alt="{esc(section.heading)}" src="data:image/png;base64,{data}">')

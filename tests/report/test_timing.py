@@ -131,3 +131,15 @@ def test_halt_cost_unknown_when_every_activation_was_hit():
     model = model_of(halting_trace("rsp")).clipped(0.05, 0.15)  # only the activation with two halts
     halting = model.halting()
     assert halting.halts == 2 and halting.per_halt is None and halting.stopped is None
+
+
+def test_timing_table_left_out_without_whole_activations(tmp_path):
+    """Halting rows only (no exception trace): no handler is seen from entry to exit."""
+    from irqmon.report import write_report
+
+    columns = {"time": [0.0, 1.0, 2.0, 3.0], "event": "access", "ipsr": [0, 44, 44, 0],
+               "exception": ["Thread", "TIM2", "TIM2", "Thread"], "priority": [None, 5, 5, None]}  # fmt: skip
+    trace = Trace(frame(columns, 4), dict(METADATA), Path("halting-only.csv"))
+    text = write_report(analysis_of(trace, rules=[]), trace.path, tmp_path / "r").read_text(encoding="utf-8")
+    assert "### Per-ISR execution time" not in text
+    assert "Per-ISR execution time and period jitter: no handler seen from its entry to its exit" in text
