@@ -10,6 +10,8 @@ command -v arm-none-eabi-gcc >/dev/null || need_apt+=(gcc-arm-none-eabi)
 [ -e /usr/lib/arm-none-eabi/newlib/thumb/v7e-m+fp/hard/libc.a ] || need_apt+=(libnewlib-arm-none-eabi)
 command -v gdb-multiarch >/dev/null || need_apt+=(gdb-multiarch)
 [ -x /usr/bin/time ] || need_apt+=(time)  # GNU time: the analyzer benchmark reads peak RSS from it
+command -v gcc >/dev/null || need_apt+=(gcc)  # builds the QEMU recorder plugin
+[ -e /usr/include/stdio.h ] || need_apt+=(libc6-dev)
 command -v openocd >/dev/null || need_apt+=(openocd)  # the tests check OpenOCD config names against it
 
 qemu_ok() {
@@ -61,3 +63,5 @@ if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/python -m pip install -q -e '.[dev]'
   touch .venv/.installed
 fi
+# The QEMU recorder plugin (--backend qemu-plugin), built once per version of its source.
+.venv/bin/python -m irqmon.backends.qemu_plugin.build >/dev/null

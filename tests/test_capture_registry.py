@@ -60,7 +60,7 @@ def test_bad_backend_choices_are_one_line_and_status_2(built_samples, plugin_ins
         ("--plain-timeout", "3"): "--plain-timeout is an option of --backend plain-rsp",
         ("--backend", "plain-rsp", "--watch", "0x40013C00:4"): "--backend plain-rsp sets no watchpoints",
         ("--backend", "broken"): "backend 'broken' cannot be used: plain_rsp:MISSING does not load (AttributeError",
-        ("--backend", "jlink"): "unknown backend 'jlink': known are gdb, plain-rsp, pyocd, rsp",
+        ("--backend", "jlink"): "unknown backend 'jlink': known are gdb, plain-rsp, pyocd, qemu-plugin, rsp",
     }
     for args, message in cases.items():
         result = capture_sample(SAMPLE, tmp_path / "t.csv", *args)

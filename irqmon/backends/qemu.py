@@ -56,6 +56,7 @@ class QemuTarget:
     machine: str = "netduinoplus2"
     workdir: Path | None = None
     nvic_trace: bool = False
+    extra_args: list[str] = field(default_factory=list)  # e.g. a -plugin option
     port: int = 0
     process: subprocess.Popen | None = field(default=None, repr=False)
     _own_workdir: bool = field(default=False, repr=False)  # made here: removed by `stop`
@@ -91,6 +92,7 @@ class QemuTarget:
             # `-msg timestamp=on` prefixes each line with pid@seconds.microseconds (host clock).
             events = ",".join(f"trace:{event}" for event in NVIC_TRACE_EVENTS)
             cmd += ["-d", events, "-msg", "timestamp=on", "-D", str(self.nvic_log)]
+        cmd += self.extra_args
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
             preexec_fn=preexec_for_child(),  # its own session: Ctrl-C reaches irqmon, which stops QEMU itself

@@ -259,29 +259,15 @@ class Capture:
         self.summary.by_exception[row.get("exception") or "?"] += 1
 
     def _on_call(self, probe: FunctionProbe, regs: dict[str, int]) -> None:
-        args = {name: regs[register] for name, register in probe.args.items()}
-        caller = self.elf.function_at(regs["lr"] & ~1)
-        arg_text = [f"{name}={value:#x}" if name != probe.size_arg else f"{name}={value}" for name, value in args.items()]
-        if caller:
-            arg_text.append(f"caller={caller}")
         row = self._base_row(regs)
-        target_object = args.get(probe.object_arg) if probe.object_arg else None
-        row.update(
-            event=Event.CALL, kind=probe.kind, role=probe.role, probe=probe.probe, symbol=probe.symbol,
-            address=target_object,
-            size=args.get(probe.size_arg) if probe.size_arg else None,
-            value=args.get(probe.size_arg) if probe.size_arg else None,
-            args=ARGS_SEPARATOR.join(arg_text),
-            # Where the call was made: the instruction before the return address.
-            source=self.elf.source_line((regs["lr"] & ~1) - 2) or row["source"],
-        )  # fmt: skip
+        row.update(call_row_fields(probe, regs, self.elf, row["source"]))
         self._emit(row)
         return_address = regs["lr"] & ~1
         if probe.returns and regs["lr"] & EXC_RETURN_PREFIX != EXC_RETURN_PREFIX:
             pending = self._pending_returns[return_address]
             if not pending:
                 self._break_at(return_address, self._on_return)
-            pending.append((regs["sp"], probe, target_object))
+            pending.append((regs["sp"], probe, row["address"]))
 
     def _on_return(self, regs: dict[str, int]) -> None:
         address = regs["pc"]
@@ -309,7 +295,7 @@ class Capture:
         row.update(
             event=Event.MASK, kind=Kind.CRITICAL_SECTION, role=mask.role, probe=mask.probe,
             symbol=register, address=mask.address, args=f"insn={mask.text}",
-            old_value=_mask_value(before, register), value=_mask_value(after, register),
+            old_value=mask_value(before, register), value=mask_value(after, register),
             basepri=after["basepri"], primask=after["primask"] & 1, faultmask=after["faultmask"] & 1,
         )  # fmt: skip
         self._emit(row)
@@ -405,5 +391,22 @@ class Capture:
         self.summary.by_kind[Kind.IRQ] += len(rows)
 
 
-def _mask_value(regs: dict[str, int], register: str) -> int:
+def mask_value(regs: dict[str, int], register: str) -> int:
     return regs[register] & (0xFF if register == "basepri" else 1)
+
+
+def call_row_fields(probe: FunctionProbe, regs: dict[str, int], elf: ElfImage, source: str | None) -> Row:
+    """The columns of a call row beyond the registers: its arguments, the caller, and the
+    source line of the call (the instruction before the return address; else `source`)."""
+    args = {name: regs[register] for name, register in probe.args.items()}
+    caller = elf.function_at(regs["lr"] & ~1)
+    arg_text = [f"{name}={value:#x}" if name != probe.size_arg else f"{name}={value}" for name, value in args.items()]
+    if caller:
+        arg_text.append(f"caller={caller}")
+    size = args.get(probe.size_arg) if probe.size_arg else None
+    return {
+        "event": Event.CALL, "kind": probe.kind, "role": probe.role, "probe": probe.probe, "symbol": probe.symbol,
+        "address": args.get(probe.object_arg) if probe.object_arg else None, "size": size, "value": size,
+        "args": ARGS_SEPARATOR.join(arg_text),
+        "source": elf.source_line((regs["lr"] & ~1) - 2) or source,
+    }  # fmt: skip

@@ -20,8 +20,10 @@ from irqmon.errors import UsageError
 
 if TYPE_CHECKING:
     from irqmon.backends.base import Backend
-    from irqmon.capture.loop import IrqSource
+    from irqmon.backends.qemu_plugin.recorder import Recorder
+    from irqmon.capture.loop import CaptureLimits, IrqSource
     from irqmon.cortexm.elf import ElfImage
+    from irqmon.probes import CapturePlan
     from irqmon.targets import TargetProfile
 
 ENTRY_POINT_GROUP = "irqmon.backends"
@@ -77,7 +79,10 @@ class BackendSpec:
     name: str
     help: str  # one line for `irqmon attach --help`
     reaches: frozenset[Reach]
-    create: Callable[[BackendArgs], Backend]  # not connected yet: the session connects it
+    # A halting backend: not connected yet, the session connects it and runs the capture loop.
+    create: Callable[[BackendArgs], Backend] | None = None
+    # Or a backend that records inside the emulator by itself (QEMU only), started with QEMU.
+    record: Callable[[BackendArgs, CapturePlan, CaptureLimits], Recorder] | None = None
     options: tuple[Option, ...] = ()
     # Checks and converts the option values (bad input: UsageError) before anything starts.
     configure: Callable[[Mapping[str, Any], Reach], Any] | None = None

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from irqmon import __version__, schema
 from irqmon.backends.qemu import NvicTraceReader, QemuTarget
+from irqmon.backends.qemu_plugin.recorder import Recorder
 from irqmon.capture import registry, status
 from irqmon.capture.loop import Capture, CaptureLimits, CaptureSummary, IrqSource
 from irqmon.capture.registry import REACH_OPTIONS, BackendArgs, BackendSpec, Reach
@@ -98,6 +99,8 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
     """Check the request, capture, and show the result; used by `attach` and `demo`."""
     prepared = _prepare(request)
     request.output.parent.mkdir(parents=True, exist_ok=True)
+    if prepared.spec.record is not None:
+        return _record_in_qemu(request, prepared, console)
     qemu = None
     workdir = make_workdir()
     try:
@@ -136,6 +139,33 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
     return summary
 
 
+def _record_in_qemu(request: CaptureRequest, prepared: _Prepared, console: Console) -> CaptureSummary:
+    """A capture by a backend that records inside QEMU: QEMU started with it, no halts."""
+    assert prepared.spec.record is not None and prepared.target.qemu_machine is not None
+    args = BackendArgs(prepared.elf, prepared.target, Reach.QEMU, None, True, prepared.backend_options)
+    recorder = prepared.spec.record(args, prepared.plan, prepared.limits)
+    qemu = None
+    workdir = make_workdir()
+    try:
+        qemu = QemuTarget(
+            request.elf, machine=prepared.target.qemu_machine, workdir=workdir, extra_args=recorder.qemu_arguments(workdir)
+        )
+        qemu.start()
+        if not request.quiet:
+            console.print(status.plan_line(prepared.plan, prepared.target), highlight=False)
+        writer = TraceWriter(request.output, _metadata(prepared, prepared.spec.name))
+        with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(recorder):
+            recorder.on_progress = live
+            summary = recorder.run(qemu, writer)
+    finally:
+        if qemu is not None:
+            qemu.stop()
+            _keep_serial_log(qemu, request.output.with_suffix(".usart1.log"), console)
+        shutil.rmtree(workdir, ignore_errors=True)
+    status.report(console, request.output, summary, True)
+    return summary
+
+
 def _keep_serial_log(qemu: QemuTarget, destination: Path, console: Console) -> None:
     """QEMU's USART1 output next to the trace; a failure to copy it is one line, not the end."""
     if not qemu.serial_log.exists():
@@ -168,7 +198,7 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     _check_vectors(elf, target)
     watches = [parse_watch(spec_text, elf) for spec_text in request.watch]
     plan = plan_capture(elf, target, list(request.packs) if request.packs is not None else None, watches)
-    if not request.unlimited:
+    if not request.unlimited and spec.record is None:  # recording inside QEMU takes no comparators
         check_budget(plan, target, until=request.until is not None)
     limits = CaptureLimits(request.duration, request.max_events, _until_address(elf, request.until))
     return _Prepared(target, spec, options, elf, plan, limits)
@@ -221,7 +251,7 @@ def _timeline(spec: BackendSpec, backend: Any, args: BackendArgs, console: Conso
 
 
 @contextmanager
-def _signals_end(capture: Capture) -> Iterator[None]:
+def _signals_end(capture: Capture | Recorder) -> Iterator[None]:
     """Ctrl-C (unless ignored, as in a script's background job), SIGTERM and SIGHUP (the terminal
     closed) end the capture at
     its next safe point: every event kept, the target left running. A second Ctrl-C interrupts

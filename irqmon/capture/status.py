@@ -14,16 +14,23 @@ from rich.text import Text
 from irqmon.capture.loop import CaptureSummary
 from irqmon.output.terminal import plain
 from irqmon.probes import CapturePlan
+from irqmon.targets import TargetProfile
 
 REFRESH_SECONDS = 0.25
 RATE_WINDOW_SECONDS = 2.0  # the live rate is over the last two seconds, not since the start
 
 
-def plan_line(plan: CapturePlan) -> str:
+def plan_line(plan: CapturePlan, target: TargetProfile | None = None) -> str:
+    """The packs and the comparators they take; with `target` (a capture recorded inside QEMU,
+    which takes none) what the same plan would need on that chip."""
     packs = ", ".join(plan.packs) or "none"
+    need = f"{plan.breakpoints_needed} breakpoints, {plan.watchpoints_needed} watchpoints"
+    task = ", task from RTOS" if plan.task else ""
+    if target is None:
+        return f"probes: {packs} — {need}{task}"
     return (
-        f"probes: {packs} — {plan.breakpoints_needed} breakpoints, {plan.watchpoints_needed} watchpoints"
-        f"{', task from RTOS' if plan.task else ''}"
+        f"probes: {packs} — recorded inside QEMU, no halts{task}; on {target.name} the same plan "
+        f"would need {need} ({target.fpb_comparators} FPB and {target.dwt_comparators} DWT comparators there)"
     )
 
 

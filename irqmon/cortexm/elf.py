@@ -176,6 +176,24 @@ class ElfImage:
             return count
         return None
 
+    @cached_property
+    def exception_handlers(self) -> set[int]:
+        """The addresses of the handlers in the vector table (the one whose reset vector is
+        the entry point), reset's own left out: it runs in thread mode."""
+        entry = self._elf["e_entry"] | 1
+        for segment in self._elf.iter_segments():
+            if segment["p_type"] != "PT_LOAD":
+                continue
+            start = segment["p_vaddr"]
+            head = self.read_code(start, 8)
+            if len(head) < 8 or int.from_bytes(head[4:8], "little") != entry:
+                continue
+            count = 16 + (self.interrupt_vectors or 0)
+            words = self.read_code(start, 4 * count)
+            handlers = {int.from_bytes(words[i : i + 4], "little") & ~1 for i in range(8, len(words) - 3, 4)}
+            return {address for address in handlers if address and address != entry & ~1}
+        return set()
+
     def instructions(self, function: str) -> Iterator[thumb.Instruction]:
         """The function's instructions, its literal pools left out."""
         symbol = self.symbols[function]

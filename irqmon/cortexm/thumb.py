@@ -21,10 +21,16 @@ import capstone
 __all__ = [
     "Instruction",
     "MaskChange",
+    "PcLoad",
     "access_direction",
+    "branch_target",
+    "it_conditions",
+    "may_branch_directly",
+    "may_load_pc",
     "falls_through",
     "iter_instructions",
     "mask_change",
+    "pc_load",
     "prologue_effect",
     "stores",
     "waits_for_event",
@@ -121,8 +127,97 @@ def _mnemonic(first: int, second: int, size: int) -> str:
 
 
 @cache
-def _decoder() -> capstone.Cs:
-    return capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+def _decoder(detail: bool = False) -> capstone.Cs:
+    decoder = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+    decoder.detail = detail
+    return decoder
+
+
+def _decoded(insn: Instruction):  # a capstone CsInsn with operands, or None
+    raw = insn.first.to_bytes(2, "little") + (insn.second.to_bytes(2, "little") if insn.size == 4 else b"")
+    return next(_decoder(True).disasm(raw, insn.address, 1), None)
+
+
+REGISTER_NUMBERS = {f"r{n}": n for n in range(13)} | {"sb": 9, "sl": 10, "fp": 11, "ip": 12, "sp": 13, "lr": 14, "pc": 15}
+
+
+@dataclass(frozen=True)
+class PcLoad:
+    """How an instruction loads pc from a register or memory: the ways a function or an
+    exception returns (bx, pop/ldm with pc, ldr pc; B1.5.8 of the ARMv7-M manual)."""
+
+    base: int  # register number: the new pc itself (offset None), or the base of the read
+    offset: int | None  # the new pc is the word at base + offset
+    loaded: tuple[int, ...] = ()  # registers loaded from base, base + 4, ... (pop, ldm), pc last
+    base_after: int = 0  # what the base register gains (pop, ldm!, ldr post-index)
+
+
+def pc_load(insn: Instruction) -> PcLoad | None:
+    """How `insn` loads pc from a register or memory, or None (direct branches, everything else)."""
+    decoded = _decoded(insn)
+    if decoded is None:
+        return None
+    mnemonic = decoded.mnemonic.split(".")[0]
+    names = [decoded.reg_name(op.reg) if op.type == capstone.arm.ARM_OP_REG else None for op in decoded.operands]
+    if mnemonic == "bx" and names and names[0]:
+        return PcLoad(REGISTER_NUMBERS[names[0]], None)
+    if mnemonic in ("pop", "ldm", "ldmia") and "pc" in names:
+        base = 13 if mnemonic == "pop" else REGISTER_NUMBERS[names[0]]
+        loaded = tuple(REGISTER_NUMBERS[name] for name in (names if mnemonic == "pop" else names[1:]) if name)
+        grows = 4 * len(loaded) if mnemonic == "pop" or decoded.writeback else 0
+        return PcLoad(base, 4 * loaded.index(15), loaded, grows)
+    if mnemonic == "ldr" and names and names[0] == "pc" and len(decoded.operands) > 1:
+        memory = decoded.operands[1]
+        if memory.type != capstone.arm.ARM_OP_MEM or memory.mem.index:
+            return None
+        base = REGISTER_NUMBERS[decoded.reg_name(memory.mem.base)]
+        if decoded.post_index:
+            return PcLoad(base, 0, (15,), decoded.operands[2].imm if len(decoded.operands) > 2 else 0)
+        return PcLoad(base, memory.mem.disp, (15,), memory.mem.disp if decoded.writeback else 0)
+    return None
+
+
+def may_load_pc(insn: Instruction) -> bool:
+    """A cheap test before `pc_load`: bx, pop with pc, ldm.w with pc, ldr.w pc (A5.2, A5.3)."""
+    first, second = insn.first, insn.second
+    if insn.size == 2:
+        return first & 0xFF87 == 0x4700 or first & 0xFF00 == 0xBD00
+    return (first & 0xFFD0 == 0xE890 and bool(second & 0x8000)) or (first & 0xFF70 == 0xF850 and second >> 12 == 15)
+
+
+def may_branch_directly(insn: Instruction) -> bool:
+    """A cheap test before `branch_target`: b (T2), b.w and bl (T4, T1)."""
+    if insn.size == 2:
+        return insn.first & 0xF800 == 0xE000
+    return insn.first & 0xF800 == 0xF000 and (insn.second & 0xD000) in (0x9000, 0xD000)
+
+
+def it_conditions(instructions: Sequence[Instruction]) -> dict[int, int]:
+    """The condition (0-13) of each instruction an IT instruction makes conditional (A7.7.38),
+    by address. Inside an IT block the core still fetches the instruction when the condition
+    fails: a breakpoint there fires, but nothing executes."""
+    conditions: dict[int, int] = {}
+    block: list[int] = []
+    for insn in instructions:
+        if block:
+            conditions[insn.address] = block.pop(0)
+            continue
+        if insn.size == 2 and insn.first & 0xFF00 == 0xBF00 and insn.first & 0xF:  # IT (T1)
+            first_condition, mask = insn.first >> 4 & 0xF, insn.first & 0xF
+            length = 4 - (mask & -mask).bit_length() + 1
+            block = [first_condition] + [(first_condition & 0xE) | (mask >> (4 - j) & 1) for j in range(1, length)]
+    return conditions
+
+
+def branch_target(insn: Instruction) -> tuple[int, bool] | None:
+    """Where a direct branch goes and whether it links (bl: a call; b: a jump or tail call)."""
+    decoded = _decoded(insn)
+    if decoded is None or not decoded.operands or decoded.operands[0].type != capstone.arm.ARM_OP_IMM:
+        return None
+    mnemonic = decoded.mnemonic.split(".")[0]
+    if mnemonic in ("bl", "b"):
+        return decoded.operands[0].imm, mnemonic == "bl"
+    return None
 
 
 def falls_through(insn: Instruction) -> bool:

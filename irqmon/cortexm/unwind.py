@@ -36,6 +36,10 @@ UNWIND_REGISTERS = (*(f"r{n}" for n in range(13)), "sp", "lr", "pc", "msp", "psp
 
 PROLOGUE_SCAN_LIMIT = 64  # bytes of a function gdb-style prologue analysis looks at
 
+class UnreadableMemory(Exception):
+    """A `ReadMemory` cannot give these bytes: the walk ends there, as gdb's does."""
+
+
 ReadRegister = Callable[[str], int]
 ReadMemory = Callable[[int, int], bytes]
 
@@ -308,13 +312,18 @@ class Unwinder:
             frames += [Frame(name, pc) for name in names]
             if names[-1] in (OUTERMOST_FUNCTION, UNKNOWN_FUNCTION) or len(frames) >= depth:
                 break
-            caller = self._caller_registers(registers, lookup_pc, read_memory)
+            try:
+                caller = self._caller_registers(registers, lookup_pc, read_memory)
+                if caller is not None and is_exc_return(caller["pc"]):
+                    interrupted = self._interrupted_registers(caller, caller["pc"], read_memory)
+            except UnreadableMemory:
+                break
             if caller is None:
                 break
             return_address = caller["pc"]
             if is_exc_return(return_address):
                 frames.append(Frame(EXCEPTION_FRAME, return_address))
-                caller = self._interrupted_registers(caller, return_address, read_memory)
+                caller = interrupted
                 lookup_pc = caller["pc"]
             else:
                 if return_address | 1 == RESET_LR:

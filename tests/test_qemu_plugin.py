@@ -1,0 +1,118 @@
+"""The qemu-plugin backend: the recorder plugin inside QEMU records what gdb records, without a
+halt; its findings match the samples'; bad set-up is one line; a QEMU killed mid-capture leaves
+a trace that parses."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import pandas as pd
+import pytest
+
+from irqmon.analysis import analyze
+from irqmon.tracefile import load_trace
+from support import capture_sample, comparable_rows, expected, sample_elf, sample_names, start_irqmon, stderr_once_ended
+
+# Samples whose execution under -icount does not depend on the halts: gdb's halts and steps move
+# QEMU's virtual clock, so where a timer races the code (hal_i2c_lock_deadlock's SysTick,
+# printf_tasks_critical's tick) a halting capture sees more timer interrupts than the run without.
+TIMING_FREE = ("clean", "exti_imr_rmw_race", "uart_queue_primask", "usb_cdc_malloc_isr")
+# Judged on host time windows calibrated on halting captures: a storm that lasts 5 ms without
+# halts is not yet one (see the notes of the plugin's issue).
+HOST_TIME_RULES = {"interrupt-storm"}
+
+
+def without_instruction_counts(rows: pd.DataFrame) -> pd.DataFrame:
+    return rows.drop(columns=["cycles"])
+
+
+@pytest.mark.parametrize("sample", TIMING_FREE)
+def test_plugin_rows_equal_gdb_rows(built_samples, deterministic_qemu, tmp_path, sample):
+    """Events, order, registers, values and call paths: every row as gdb's, under -icount."""
+    traces = {backend: tmp_path / f"{backend}.csv" for backend in ("gdb", "qemu-plugin")}
+    for backend, trace in traces.items():
+        result = capture_sample(sample, trace, "--backend", backend)
+        assert result.returncode == 0, result.stderr
+    (gdb_hits, gdb_irqs), (plugin_hits, plugin_irqs) = map(comparable_rows, traces.values())
+    assert len(plugin_hits) > 5 and len(plugin_irqs) > 3
+    pd.testing.assert_frame_equal(without_instruction_counts(plugin_hits), without_instruction_counts(gdb_hits))
+    pd.testing.assert_frame_equal(without_instruction_counts(plugin_irqs), without_instruction_counts(gdb_irqs))
+    plugin = load_trace(traces["qemu-plugin"])
+    assert plugin.metadata["backend"] == "qemu-plugin"
+    cycles = plugin.frame["cycles"].dropna()
+    assert len(cycles) == len(plugin.frame[plugin.frame["event"] != "config"]) and cycles.is_monotonic_increasing
+
+
+@pytest.mark.parametrize("sample", sample_names())
+def test_plugin_finds_each_samples_bug(built_samples, tmp_path, sample):
+    trace = tmp_path / "trace.csv"
+    result = capture_sample(sample, trace, "--backend", "qemu-plugin")
+    assert result.returncode == 0, result.stderr
+    assert "0 halts" in result.stdout or result.stdout == ""
+    found = {finding.rule for finding in analyze(load_trace(trace))}
+    wanted = set(expected(sample)["rules"]) - HOST_TIME_RULES
+    assert wanted <= found, f"missing {wanted - found}"
+    if not expected(sample)["rules"]:
+        assert not found
+
+
+def test_the_hal_storm_is_in_the_trace_back_to_back(built_samples, tmp_path):
+    """hal_i2c_lock_deadlock's storm as the plugin sees it: I2C1_EV entered again right after
+    it returns, with nothing of thread mode between, a hundred times and more."""
+    trace = tmp_path / "trace.csv"
+    assert capture_sample("hal_i2c_lock_deadlock", trace, "--backend", "qemu-plugin").returncode == 0
+    frame = load_trace(trace).frame
+    irq = frame[frame["event"].isin(["irq_enter", "irq_exit"]) | (frame["ipsr"] == 0)]
+    entering = (irq["event"] == "irq_enter") & (irq["exception"] == "I2C1_EV")
+    after_exit = (irq["event"].shift() == "irq_exit") & (irq["exception"].shift() == "I2C1_EV")
+    run, longest = 0, 0
+    for enter, follows in zip(entering, after_exit):
+        if enter:
+            run = run + 1 if follows else 1
+            longest = max(longest, run)
+    assert longest >= 100
+
+
+def test_old_qemu_and_no_compiler_are_one_line_and_status_2(built_samples, tmp_path, monkeypatch):
+    real_qemu = shutil.which("qemu-system-arm")
+    assert real_qemu is not None
+    old = tmp_path / "old" / "qemu-system-arm"
+    old.parent.mkdir()
+    old.write_text("#!/bin/sh\necho 'QEMU emulator version 8.2.1'\n")
+    old.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{old.parent}{os.pathsep}{os.environ['PATH']}")
+    result = capture_sample("clean", tmp_path / "t.csv", "--backend", "qemu-plugin")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "needs QEMU >= 10.0 (found 8.2)" in result.stderr
+
+    only_qemu = tmp_path / "only-qemu"
+    only_qemu.mkdir()
+    (only_qemu / "qemu-system-arm").symlink_to(real_qemu)
+    monkeypatch.setenv("PATH", str(only_qemu))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("CC", "no-such-compiler")
+    result = capture_sample("clean", tmp_path / "t.csv", "--backend", "qemu-plugin")
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert "recorder plugin is not built and there is no C compiler" in result.stderr
+
+
+def test_qemu_killed_mid_capture_keeps_every_record_so_far(built_samples, tmp_path):
+    trace = tmp_path / "trace.csv"
+    process = start_irqmon(
+        "attach", "--target", "stm32f405", "--qemu", str(sample_elf("printf_tasks_critical")),
+        "--backend", "qemu-plugin", "--duration", "60", "-q", "-o", str(trace),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not trace.exists() or trace.stat().st_size < 200_000):
+        time.sleep(0.2)
+    qemu = subprocess.run(["pgrep", "-P", str(process.pid), "qemu-system-arm"], capture_output=True, text=True).stdout.split()
+    assert qemu, "QEMU is not running under irqmon"
+    os.kill(int(qemu[0]), signal.SIGKILL)
+    stderr = stderr_once_ended(process)
+    assert process.returncode != 0 and "capture cut off" in stderr, stderr
+    kept = load_trace(trace).frame
+    assert len(kept) > 500 and {"mask", "irq_enter"} <= set(kept["event"])
