@@ -291,13 +291,7 @@ class Capture:
     def _on_mask(self, mask: MaskProbe, before: dict[str, int]) -> None:
         row = self._base_row(before, pc=mask.address)
         after = self._step_off(mask.address)
-        register = mask.register
-        row.update(
-            event=Event.MASK, kind=Kind.CRITICAL_SECTION, role=mask.role, probe=mask.probe,
-            symbol=register, address=mask.address, args=f"insn={mask.text}",
-            old_value=mask_value(before, register), value=mask_value(after, register),
-            basepri=after["basepri"], primask=after["primask"] & 1, faultmask=after["faultmask"] & 1,
-        )  # fmt: skip
+        row.update(mask_row_fields(mask, before, after))
         self._emit(row)
         # The step may have landed on another probed instruction: handle it now, since
         # resuming from here would run straight past it.
@@ -393,6 +387,18 @@ class Capture:
 
 def mask_value(regs: dict[str, int], register: str) -> int:
     return regs[register] & (0xFF if register == "basepri" else 1)
+
+
+def mask_row_fields(mask: MaskProbe, before: dict[str, int], after: dict[str, int]) -> Row:
+    """The columns of a mask row beyond the registers before it: the register's value before
+    and after, and the masks as the instruction left them."""
+    register = mask.register
+    return {
+        "event": Event.MASK, "kind": Kind.CRITICAL_SECTION, "role": mask.role, "probe": mask.probe,
+        "symbol": register, "address": mask.address, "args": f"insn={mask.text}",
+        "old_value": mask_value(before, register), "value": mask_value(after, register),
+        "basepri": after["basepri"], "primask": after["primask"] & 1, "faultmask": after["faultmask"] & 1,
+    }  # fmt: skip
 
 
 def call_row_fields(probe: FunctionProbe, regs: dict[str, int], elf: ElfImage, source: str | None) -> Row:

@@ -22,11 +22,10 @@ import numpy as np
 from irqmon.backends.qemu import QemuTarget
 from irqmon.backends.qemu_plugin.records import REGISTERS, TASK_NAME_BYTES, RecordStream, RecordType
 from irqmon.backends.qemu_plugin.sites import build_sites
-from irqmon.capture.loop import CALLPATH_DEPTH, CaptureLimits, CaptureSummary, call_row_fields, mask_value
+from irqmon.capture.loop import CALLPATH_DEPTH, CaptureLimits, CaptureSummary, call_row_fields, mask_row_fields
 from irqmon.cortexm.elf import ElfImage
 from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE
 from irqmon.cortexm.unwind import UnreadableMemory, Unwinder
-from irqmon.errors import CaptureError
 from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
 from irqmon.rsp import RspClient, RspError
 from irqmon.schema import CALLPATH_SEPARATOR, Event, Kind, Row
@@ -338,12 +337,7 @@ class Recorder:
             else:
                 after[register] = source & (0xFF if register == "basepri" else 1)
         row = self._base_row(before, record, pc=mask.address)
-        row.update(
-            event=Event.MASK, kind=Kind.CRITICAL_SECTION, role=mask.role, probe=mask.probe,
-            symbol=register, address=mask.address, args=f"insn={mask.text}",
-            old_value=mask_value(before, register), value=mask_value(after, register),
-            basepri=after["basepri"], primask=after["primask"] & 1, faultmask=after["faultmask"] & 1,
-        )  # fmt: skip
+        row.update(mask_row_fields(mask, before, after))
         self._emit(row)
 
     def _on_access(self, record: np.void) -> None:
@@ -377,8 +371,3 @@ class Recorder:
             row["priority"] = priority
         self._emit(row)
 
-
-def check_recorder_window(window: int) -> int:
-    if not 64 <= window <= 4096 or window % 4:
-        raise CaptureError(f"the stack window must be a multiple of 4 from 64 to 4096 bytes, not {window}")
-    return window

@@ -53,7 +53,3 @@ class RecordStream:
         del self._pending[:size]
         return batch
 
-    @property
-    def partial(self) -> int:
-        """Bytes of a record cut off (the recorder died while writing it)."""
-        return len(self._pending)
