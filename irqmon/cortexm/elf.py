@@ -153,46 +153,46 @@ class ElfImage:
         ]
 
     @cached_property
-    def interrupt_vectors(self) -> int | None:
-        """How many IRQ entries the image's vector table has, or None where it cannot be told.
-
-        The table is the one whose reset vector is the entry point (a Thumb address): the words
-        after the 16 system entries count while they are handlers (Thumb addresses in the
-        image's code) or empty (0)."""
+    def _vector_table(self) -> tuple[int, int, list[tuple[int, int]]] | None:
+        """Where the vector table is (the one whose reset vector is the entry point, a Thumb
+        address), the end of its segment, and the image's code ranges; None where no loaded
+        segment starts with it."""
         entry = self._elf["e_entry"] | 1
         loaded = [(g["p_vaddr"], g["p_vaddr"] + g["p_filesz"], g["p_flags"]) for g in self._elf.iter_segments() if g["p_type"] == "PT_LOAD"]
         code = [(start, end) for start, end, flags in loaded if flags & P_FLAGS.PF_X]
         for start, end, _ in loaded:
             head = self.read_code(start, 8)
-            if len(head) < 8 or int.from_bytes(head[4:8], "little") != entry:
-                continue
-            words = self.read_code(start, min(end - start, 4 * (16 + 496)))
-            count = 0
-            for offset in range(4 * 16, len(words) - 3, 4):
-                word = int.from_bytes(words[offset : offset + 4], "little")
-                if word and not (word & 1 and any(lo <= word < hi for lo, hi in code)):
-                    break
-                count += 1
-            return count
+            if len(head) == 8 and int.from_bytes(head[4:8], "little") == entry:
+                return start, end, code
         return None
 
     @cached_property
+    def interrupt_vectors(self) -> int | None:
+        """How many IRQ entries the image's vector table has, or None where it cannot be told:
+        the words after the 16 system entries count while they are handlers (Thumb addresses in
+        the image's code) or empty (0)."""
+        if self._vector_table is None:
+            return None
+        start, end, code = self._vector_table
+        words = self.read_code(start, min(end - start, 4 * (16 + 496)))
+        count = 0
+        for offset in range(4 * 16, len(words) - 3, 4):
+            word = int.from_bytes(words[offset : offset + 4], "little")
+            if word and not (word & 1 and any(lo <= word < hi for lo, hi in code)):
+                break
+            count += 1
+        return count
+
+    @cached_property
     def exception_handlers(self) -> set[int]:
-        """The addresses of the handlers in the vector table (the one whose reset vector is
-        the entry point), reset's own left out: it runs in thread mode."""
-        entry = self._elf["e_entry"] | 1
-        for segment in self._elf.iter_segments():
-            if segment["p_type"] != "PT_LOAD":
-                continue
-            start = segment["p_vaddr"]
-            head = self.read_code(start, 8)
-            if len(head) < 8 or int.from_bytes(head[4:8], "little") != entry:
-                continue
-            count = 16 + (self.interrupt_vectors or 0)
-            words = self.read_code(start, 4 * count)
-            handlers = {int.from_bytes(words[i : i + 4], "little") & ~1 for i in range(8, len(words) - 3, 4)}
-            return {address for address in handlers if address and address != entry & ~1}
-        return set()
+        """The addresses of the handlers in the vector table, reset's own left out: it runs in
+        thread mode."""
+        if self._vector_table is None:
+            return set()
+        start, end, _ = self._vector_table
+        words = self.read_code(start, min(end - start, 4 * (16 + (self.interrupt_vectors or 0))))
+        handlers = {int.from_bytes(words[i : i + 4], "little") & ~1 for i in range(8, len(words) - 3, 4)}
+        return {address for address in handlers if address and address != self._elf["e_entry"] & ~1}
 
     def instructions(self, function: str) -> Iterator[thumb.Instruction]:
         """The function's instructions, its literal pools left out."""

@@ -121,8 +121,7 @@ def access_direction(insn: Instruction) -> str | None:
 
 @cache
 def _mnemonic(first: int, second: int, size: int) -> str:
-    raw = first.to_bytes(2, "little") + (second.to_bytes(2, "little") if size == 4 else b"")
-    decoded = next(_decoder().disasm(raw, 0, 1), None)
+    decoded = next(_decoder().disasm(_encoding(first, second, size), 0, 1), None)
     return decoded.mnemonic if decoded is not None else ""
 
 
@@ -133,9 +132,12 @@ def _decoder(detail: bool = False) -> capstone.Cs:
     return decoder
 
 
+def _encoding(first: int, second: int, size: int) -> bytes:
+    return first.to_bytes(2, "little") + (second.to_bytes(2, "little") if size == 4 else b"")
+
+
 def _decoded(insn: Instruction):  # a capstone CsInsn with operands, or None
-    raw = insn.first.to_bytes(2, "little") + (insn.second.to_bytes(2, "little") if insn.size == 4 else b"")
-    return next(_decoder(True).disasm(raw, insn.address, 1), None)
+    return next(_decoder(True).disasm(_encoding(insn.first, insn.second, insn.size), insn.address, 1), None)
 
 
 REGISTER_NUMBERS = {f"r{n}": n for n in range(13)} | {"sb": 9, "sl": 10, "fp": 11, "ip": 12, "sp": 13, "lr": 14, "pc": 15}

@@ -26,7 +26,7 @@ from irqmon.capture.loop import CALLPATH_DEPTH, CaptureLimits, CaptureSummary, c
 from irqmon.cortexm.elf import ElfImage
 from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE
 from irqmon.cortexm.unwind import UnreadableMemory, Unwinder
-from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
+from irqmon.probes import CapturePlan, ConfigRead, FunctionProbe, MaskProbe, WatchProbe
 from irqmon.rsp import RspClient, RspError
 from irqmon.schema import CALLPATH_SEPARATOR, Event, Kind, Row
 from irqmon.targets import TargetProfile
@@ -36,6 +36,7 @@ POLL_SECONDS = 0.05
 READ_BYTES = 1 << 22
 NO_PRIORITY = 0xFFFFFFFF
 UNWIND_CACHE_LIMIT = 100_000
+XPSR = REGISTERS.index("xpsr")
 
 
 def qemu_option_value(text: str) -> str:
@@ -72,6 +73,7 @@ class Recorder:
         self._callpaths: dict[tuple, str] = {}
         self._start_ns = 0
         self._fifo_fd: int | None = None
+        self._records = RecordStream(window)
         self._ended = False
 
     # --- QEMU ----------------------------------------------------------------------------------
@@ -96,6 +98,7 @@ class Recorder:
         self.writer = writer
         started = time.monotonic()
         client = None
+        configs: list[tuple[ConfigRead, bytes]] = []
         try:
             client = RspClient("127.0.0.1", qemu.port)
             client.handshake()
@@ -105,18 +108,6 @@ class Recorder:
             if not self.summary.error:
                 client.stop(timeout=5)
                 configs = [(config, client.read_memory(config.address, min(config.size, 4))) for config in self.plan.configs]
-            else:
-                configs = []
-            client.close()
-            client = None
-            qemu.stop()  # the plugin writes what it holds as QEMU exits
-            self._drain()
-            for config, raw in configs:
-                self._emit(
-                    {"time": self._now(), "event": Event.CONFIG, "kind": Kind.CONFIG, "probe": "config",
-                     "symbol": config.name, "address": config.address, "value": int.from_bytes(raw, "little"),
-                     "args": f"from={config.symbol}"}
-                )  # fmt: skip
         except (RspError, OSError) as exc:
             self.summary.error = self.summary.error or f"QEMU's gdbstub: {exc}"
             self.summary.ended_by = self.summary.ended_by or "error"
@@ -125,9 +116,15 @@ class Recorder:
         finally:
             if client is not None:
                 client.close()
-            qemu.stop()
+            qemu.stop()  # the plugin writes what it holds as QEMU exits
             self._drain()
             os.close(self._fifo_fd)
+            for config, raw in configs:
+                self._emit(
+                    {"time": self._now(), "event": Event.CONFIG, "kind": Kind.CONFIG, "probe": "config",
+                     "symbol": config.name, "address": config.address, "value": int.from_bytes(raw, "little"),
+                     "args": f"from={config.symbol}"}
+                )  # fmt: skip
             self.summary.elapsed = time.monotonic() - started
             writer.close()
         return self.summary
@@ -141,7 +138,7 @@ class Recorder:
                 if not data:
                     self.summary.error, self.summary.ended_by = "QEMU exited during the capture", "error"
                     return
-                self._handle(self._stream.feed(data))
+                self._handle(self._records.feed(data))
             if self.stop_requested and not self._ended:
                 self.summary.ended_by = self.stop_requested
                 self._ended = True
@@ -162,13 +159,7 @@ class Recorder:
                 return
             if not data:
                 return
-            self._handle(self._stream.feed(data))
-
-    @property
-    def _stream(self) -> RecordStream:
-        if not hasattr(self, "_record_stream"):
-            self._record_stream = RecordStream(self.window)
-        return self._record_stream
+            self._handle(self._records.feed(data))
 
     # --- records -> rows ---------------------------------------------------------------------
 
@@ -358,7 +349,7 @@ class Recorder:
         self._emit(row)
 
     def _on_irq(self, record: np.void, entering: bool) -> None:
-        ipsr = int(record["regs"][REGISTERS.index("xpsr")]) & 0x1FF
+        ipsr = int(record["regs"][XPSR]) & 0x1FF
         row: Row = {
             "time": (int(record["host_ns"]) - self._start_ns) / 1e9, "cycles": int(record["instructions"]),
             "event": Event.IRQ_ENTER if entering else Event.IRQ_EXIT, "kind": Kind.IRQ, "probe": "qemu",
