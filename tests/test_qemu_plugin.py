@@ -21,10 +21,6 @@ from support import capture_sample, comparable_rows, expected, sample_elf, sampl
 # QEMU's virtual clock, so where a timer races the code (hal_i2c_lock_deadlock's SysTick,
 # printf_tasks_critical's tick) a halting capture sees more timer interrupts than the run without.
 TIMING_FREE = ("clean", "exti_imr_rmw_race", "uart_queue_primask", "usb_cdc_malloc_isr")
-# Judged on host time windows calibrated on halting captures: a storm that lasts 5 ms without
-# halts is not yet one (see the notes of the plugin's issue).
-HOST_TIME_RULES = {"interrupt-storm"}
-
 
 def without_instruction_counts(rows: pd.DataFrame) -> pd.DataFrame:
     return rows.drop(columns=["cycles"])
@@ -54,10 +50,7 @@ def test_plugin_finds_each_samples_bug(built_samples, tmp_path, sample):
     assert result.returncode == 0, result.stderr
     assert "0 halts" in result.stdout or result.stdout == ""
     found = {finding.rule for finding in analyze(load_trace(trace))}
-    wanted = set(expected(sample)["rules"]) - HOST_TIME_RULES
-    assert wanted <= found, f"missing {wanted - found}"
-    if not expected(sample)["rules"]:
-        assert not found
+    assert found == set(expected(sample)["rules"])
 
 
 def test_the_hal_storm_is_in_the_trace_back_to_back(built_samples, tmp_path):

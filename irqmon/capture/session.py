@@ -34,7 +34,7 @@ from irqmon.output.paths import check_output_file
 from irqmon.output.terminal import plain
 from irqmon.probes import CapturePlan, parse_watch, plan_capture
 from irqmon.targets import TargetProfile, load_target
-from irqmon.tracewriter import TraceWriter
+from irqmon.tracewriter import open_trace_writer
 
 # The backend used when the request names none, by how the target is reached.
 DEFAULT_BACKENDS = {Reach.QEMU: "gdb", Reach.GDB_SERVER: "gdb", Reach.PROBE: "pyocd"}
@@ -121,7 +121,7 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
             if qemu
             else _timeline(prepared.spec, backend, args, console)
         )
-        writer = TraceWriter(request.output, _metadata(prepared, backend.name))
+        writer = open_trace_writer(request.output, _metadata(prepared, backend.name))
         capture = Capture(backend, prepared.plan, prepared.elf, prepared.target, writer, irq_source)
         with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(capture):
             capture.on_progress = live
@@ -153,7 +153,7 @@ def _record_in_qemu(request: CaptureRequest, prepared: _Prepared, console: Conso
         qemu.start()
         if not request.quiet:
             console.print(status.plan_line(prepared.plan, prepared.target), highlight=False)
-        writer = TraceWriter(request.output, _metadata(prepared, prepared.spec.name))
+        writer = open_trace_writer(request.output, _metadata(prepared, prepared.spec.name))
         with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(recorder):
             recorder.on_progress = live
             summary = recorder.run(qemu, writer)
