@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import os
 import select
+import threading
 import time
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -114,8 +116,9 @@ class Recorder:
             client.cont()
             self._record(started)
             if not self.summary.error:
-                client.stop(timeout=5)
-                configs = [(config, client.read_memory(config.address, min(config.size, 4))) for config in self.plan.configs]
+                with self._discarding_records():  # the plugin must not block on a full FIFO while QEMU stops
+                    client.stop(timeout=5)
+                    configs = [(config, client.read_memory(config.address, min(config.size, 4))) for config in self.plan.configs]
         except (RspError, OSError) as exc:
             self.summary.error = self.summary.error or f"QEMU's gdbstub: {exc}"
             self.summary.ended_by = self.summary.ended_by or "error"
@@ -157,6 +160,24 @@ class Recorder:
                 self._ended = True
             if self.on_progress:
                 self.on_progress(self.summary)
+
+    @contextmanager
+    def _discarding_records(self) -> Iterator[None]:
+        """Records read and dropped in the background (the capture has ended) while the body runs."""
+        done = threading.Event()
+
+        def discard() -> None:
+            while not done.is_set():
+                if select.select([self._fifo_fd], [], [], POLL_SECONDS)[0] and not os.read(self._fifo_fd, READ_BYTES):
+                    return
+
+        reader = threading.Thread(target=discard, daemon=True)
+        reader.start()
+        try:
+            yield
+        finally:
+            done.set()
+            reader.join()
 
     def _drain(self) -> None:
         """Records still in the FIFO (kept unless the capture had already ended)."""
