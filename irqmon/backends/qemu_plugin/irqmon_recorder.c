@@ -167,7 +167,7 @@ static int out_fd = -1;
 static struct record *headers;   /* this chunk's records */
 static uint8_t *windows;          /* and their stack windows */
 static size_t header_count, windows_used;
-#define CHUNK_RECORDS 1024
+#define CHUNK_RECORDS 8192
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* the buffer: vCPU against flusher */
 static pthread_t flush_thread;
 static bool stopping;
@@ -315,13 +315,14 @@ static void add_context(struct record *r)
     }
 }
 
-static uint32_t target_of(const struct site *s, const struct record *r)
+/* Where the site's instruction sends pc, from its base register's value. */
+static uint32_t target_of(const struct site *s, uint32_t base)
 {
     if (s->target_kind == TARGET_REGISTER)
-        return r->regs[s->target_reg];
+        return base;
     uint32_t word = 0;
     if (s->target_kind == TARGET_MEMORY)
-        read_memory(r->regs[s->target_reg] + (uint32_t)s->target_offset, &word, 4);
+        read_memory(base + (uint32_t)s->target_offset, &word, 4);
     return word;
 }
 
@@ -391,9 +392,7 @@ static void record_instruction(unsigned int vcpu, const struct placed *p)
     }
     bool executes = passes(s->condition, xpsr);
     if ((s->flags & SITE_EXIT) && executes && depth > 0 && ipsr != 0) {
-        struct record probe = { 0 };
-        read_registers(&probe);
-        uint32_t target = target_of(s, &probe);
+        uint32_t target = target_of(s, read_register(s->target_reg)); /* only the register it needs */
         if ((target & 0xFF000000u) == 0xFF000000u) { /* EXC_RETURN: the exception returns */
             struct record *r = new_record(RECORD_EXIT, p->pc, instructions);
             r->regs[REG_XPSR] = xpsr;
@@ -405,7 +404,7 @@ static void record_instruction(unsigned int vcpu, const struct placed *p)
     if ((s->flags & SITE_RETURN) && executes) {
         struct record *r = new_record(RECORD_RETURN, p->pc, instructions);
         read_registers(r);
-        r->a = target_of(s, r);
+        r->a = target_of(s, r->regs[s->target_reg]);
         add_context(r);
     }
 }

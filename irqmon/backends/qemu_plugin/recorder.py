@@ -10,6 +10,7 @@ configuration values.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import select
 import threading
@@ -38,6 +39,8 @@ from irqmon.targets import TargetProfile
 from irqmon.tracewriter import TraceWriter
 
 POLL_SECONDS = 0.05
+F_SETPIPE_SZ = getattr(fcntl, "F_SETPIPE_SZ", 1031)
+PIPE_BYTES = 1 << 20
 READ_BYTES = 1 << 22
 NO_PRIORITY = 0xFFFFFFFF
 WALKS_PER_SITE = 16  # call-path walks kept per (pc, how stopped), most recently used first
@@ -93,6 +96,10 @@ class Recorder:
         self.sites.write(sites_file, self.plan)
         os.mkfifo(fifo, 0o600)
         self._fifo_fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:  # a burst of records waits in the pipe, not in a stalled guest
+            fcntl.fcntl(self._fifo_fd, F_SETPIPE_SZ, PIPE_BYTES)
+        except OSError:
+            pass  # above the system's pipe-max-size: the default pipe
         values = [f"out={fifo}", f"sites={sites_file}", f"window={self.window}"]
         if self.elf.initial_stack_pointer:
             values.append(f"stack_top={self.elf.initial_stack_pointer:#x}")
@@ -190,7 +197,8 @@ class Recorder:
                 return
             if not data:
                 return
-            self._handle(self._records.feed(data))
+            if not self._ended:  # after the end, records are dropped unread (a chunk may be cut)
+                self._handle(self._records.feed(data))
 
     # --- records -> rows ---------------------------------------------------------------------
 
