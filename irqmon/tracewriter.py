@@ -50,7 +50,7 @@ class TraceWriter:
                 text = str(value).replace("\n", " ").replace("\r", " ")
                 head.write(f"# {key}: {text}\n")
         csv.writer(head, lineterminator="\n").writerow(schema.COLUMNS)
-        self._append(head.getvalue())
+        self._append(head.getvalue(), rows=False)
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Append one event; `seq` is assigned here, missing columns are left empty."""
@@ -68,7 +68,6 @@ class TraceWriter:
             count += 1
         if count:
             self._append(text.getvalue())
-            self.rows += count
 
     def write_table(self, table: pa.Table) -> None:
         """Append rows made column by column (every column but `seq`, in the trace's order)."""
@@ -79,9 +78,10 @@ class TraceWriter:
         text = io.BytesIO()
         arrow_csv.write_csv(numbered, text, arrow_csv.WriteOptions(include_header=False))
         self._append(text.getvalue())
-        self.rows += table.num_rows
 
-    def _append(self, text: str | bytes) -> None:
+    def _append(self, text: str | bytes, rows: bool = True) -> None:
+        """Write whole lines (`rows`: each line a row, counted). A write that fails part-way
+        keeps the lines that reached the file whole and cuts the rest."""
         if self._fd is None:
             raise CaptureError(f"{self.path}: the trace is closed")
         data = memoryview(text.encode("utf-8") if isinstance(text, str) else text)
@@ -90,9 +90,13 @@ class TraceWriter:
             while written < len(data):
                 written += os.write(self._fd, data[written:])
         except OSError as exc:
-            os.ftruncate(self._fd, self._size)  # no half row: the file ends after the last whole one
+            whole = bytes(data[:written])
+            whole = whole[: whole.rfind(b"\n") + 1]
+            os.ftruncate(self._fd, self._size + len(whole))  # no half row: the file ends after the last whole one
+            self.rows += whole.count(b"\n") if rows else 0
             raise CaptureError(f"cannot write the trace {self.path}: {exc.strerror or exc} ({self.rows} events kept)") from None
         self._size += len(data)
+        self.rows += text.count("\n" if isinstance(text, str) else b"\n") if rows else 0
 
     def close(self) -> None:
         if self._fd is not None:
