@@ -258,11 +258,15 @@ class Recorder:
         pcs = columns.pc[sites]
         pushes: list[tuple[int, int, FunctionProbe, int | None, str]] = []
         for pc in np.unique(pcs).tolist():
+            calls, masks = self._calls.get(pc, ()), self._masks.get(pc, ())
+            if not calls and not masks:
+                continue
             index = sites[pcs == pc]
-            for rank, probe in enumerate(self._calls.get(pc, ())):
-                pushes += self._call_rows(columns, rows, index, probe, 1 + rank)
-            for rank, mask in enumerate(self._masks.get(pc, ())):
-                self._mask_rows(columns, rows, index, mask, 16 + rank)
+            base = columns.base(index)  # one call path per record, for every row made there
+            for rank, probe in enumerate(calls):
+                pushes += self._call_rows(columns, rows, index, base, probe, 1 + rank)
+            for rank, mask in enumerate(masks):
+                self._mask_rows(columns, rows, index, base, mask, 16 + rank)
         returns = [(int(i), 1) for i in sites[np.isin(pcs, self._return_addresses)]]
         returns += [(int(i), 2) for i in np.flatnonzero(columns.types == RecordType.RETURN)]
         if not pushes and not returns:
@@ -282,10 +286,11 @@ class Recorder:
         rows.add_rows(made_places, made)
 
     def _call_rows(
-        self, columns: _BatchColumns, rows: RowBlocks, index: np.ndarray, probe: FunctionProbe, rank: int
+        self, columns: _BatchColumns, rows: RowBlocks, index: np.ndarray, base: dict[str, Column], probe: FunctionProbe,
+        rank: int,
     ) -> list[tuple[int, int, FunctionProbe, int | None, str]]:
-        """Call rows of `probe` at `index`; the calls whose returns are wanted, to be paired."""
-        base = columns.base(index)
+        """Call rows of `probe` at `index` (`base`: their common columns); the calls whose
+        returns are wanted, to be paired."""
         lr = columns.lr[index]
         arguments = {name: columns.register(register)[index] for name, register in probe.args.items()}
         callers = _per_value(lr, lambda value: self.elf.function_at(value & ~1))
@@ -314,7 +319,9 @@ class Recorder:
             for k, i in enumerate(index.tolist()) if called[k]
         ]  # fmt: skip
 
-    def _mask_rows(self, columns: _BatchColumns, rows: RowBlocks, index: np.ndarray, mask: MaskProbe, rank: int) -> None:
+    def _mask_rows(
+        self, columns: _BatchColumns, rows: RowBlocks, index: np.ndarray, base: dict[str, Column], mask: MaskProbe, rank: int
+    ) -> None:
         register = mask.register
         width = 0xFF if register == "basepri" else 1
         after = {name: columns.register(name)[index] for name in ("basepri", "primask", "faultmask")}
@@ -330,7 +337,7 @@ class Recorder:
                 after[register] = source & width
         rows.add(
             index * ROWS_PER_RECORD + rank,
-            columns.base(index, pc=mask.address)
+            base
             | {"event": Event.MASK.value, "kind": Kind.CRITICAL_SECTION.value, "role": mask.role, "probe": mask.probe,
                "symbol": register, "address": mask.address, "args": f"insn={mask.text}",
                "old_value": before & width, "value": after[register] & width,
@@ -525,11 +532,11 @@ class _BatchColumns:
         tasks[running] = [names[tcb] for tcb in tcbs[running].tolist()]
         return tasks
 
-    def base(self, index: np.ndarray, pc: int | None = None, unwind_from: np.ndarray | None = None) -> dict[str, Column]:
+    def base(self, index: np.ndarray, unwind_from: np.ndarray | None = None) -> dict[str, Column]:
         """The columns every site or access row has. `unwind_from`: the call path is walked
         from there, as a debugger stopped after an access there shows it (not as stopped on a
         breakpoint)."""
-        row_pc = self.pc[index] if pc is None else np.full(len(index), pc, np.int64)
+        row_pc = self.pc[index]
         return {
             "time": self.time[index], "cycles": self.cycles[index], "pc": row_pc, "lr": self.lr[index],
             "sp": self.sp[index], "ipsr": self.ipsr[index], "exception": self.exception[index],
