@@ -67,8 +67,10 @@ def peak_rss(elf: Path, seconds: float) -> dict[str, float]:
                 status = Path(f"/proc/{process.pid}/status").read_text()
             except OSError:
                 break
-            rss = next(int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:"))
-            samples.append((time.monotonic() - started, rss / 2**20))
+            rss = [int(line.split()[1]) for line in status.splitlines() if line.startswith("VmRSS:")]
+            if not rss:  # exited, not yet reaped
+                break
+            samples.append((time.monotonic() - started, rss[0] / 2**20))
             time.sleep(0.5)
         _, errors = process.communicate()
         if process.returncode != 0:
