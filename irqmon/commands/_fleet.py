@@ -42,7 +42,7 @@ def fleet_of(args: argparse.Namespace, ignored: set[str] | None = None) -> Fleet
     unknown = [r for r in rules or () if r not in all_rules()]
     if unknown:
         raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
-    address = _scheduler_address(args.dask)
+    address = scheduler_address(args.dask)
     options = TraceOptions(rules, config_from(args), *_elf_and_build(args.elf), use_recorded_elf=not args.no_elf)
     paths = trace_files(args.traces)
     if args.dask is None:
@@ -65,7 +65,8 @@ def every_trace_failed(fleet: Fleet) -> bool:
     return True
 
 
-def _scheduler_address(dask: str | None) -> str | None:
+def scheduler_address(dask: str | None) -> str | None:
+    """The scheduler `--dask` names; None for a local cluster or without `--dask`."""
     if dask is None or dask == LOCAL_CLUSTER:
         return None
     if "://" not in dask and Path(dask).exists():

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from irqmon.commands._analysis_options import add_analysis_options, config_from, load_with_sources, selected_rules
-from irqmon.commands._fleet import add_fleet_options, every_trace_failed, fleet_of, is_fleet
+from irqmon.commands._fleet import add_fleet_options, every_trace_failed, fleet_of, is_fleet, scheduler_address
 from irqmon import schema
 from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_file
@@ -76,6 +76,7 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError(f"unknown rule {args.explain!r} (irqmon analyze --list-rules shows them)")
         print(rules[args.explain].doc)
         return 0
+    scheduler_address(args.dask)  # `--dask TRACE` is told apart from a missing trace
     if not args.traces:
         raise UsageError("analyze: a TRACE file is needed")
     selected = selected_rules(args)
