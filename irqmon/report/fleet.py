@@ -20,7 +20,6 @@ BUILD_ID_SHOWN = 12  # leading hex digits of a build id in labels
 NO_BUILD = "no build id"
 FINDING_HEADER = ["severity", "rule", "finding", "source", "traces", "occurrences", "builds", "first seen", "last seen"]
 TRACE_HEADER = ["trace", "taken", "build", "rows", "findings"]
-FAILED_HEADER = ["trace", "error"]
 
 
 FIGURES = [(BY_BUILD, "Findings per firmware build"), (BY_TRACE, "Findings per trace")]  # file, heading
@@ -107,8 +106,9 @@ def trace_rows(fleet: Fleet, names: dict[str, str]) -> list[list[Cell]]:
     return [[names[r.path], r.seen_at, (r.build_id or NO_BUILD)[:BUILD_ID_SHOWN], f"{r.rows:,}", str(len(r.findings))] for r in fleet.analysed]
 
 
-def failed_rows(fleet: Fleet, names: dict[str, str]) -> list[list[Cell]]:
-    return [[names[r.path], r.error or ""] for r in fleet.failed]
+def failures(fleet: Fleet, names: dict[str, str]) -> list[str]:
+    """Each failed trace's error, naming the trace as the report does."""
+    return [(r.error or "").replace(r.path, names[r.path], 1) for r in fleet.failed]
 
 
 def _seen(sighting: Sighting, names: dict[str, str]) -> str:
@@ -124,7 +124,7 @@ def markdown(fleet: Fleet, names: dict[str, str], links: SourceLinks | None) -> 
         out += [f"### {md(heading)}", "", f"![{md(heading)}]({image})", ""]
     out += ["### Traces", ""] + md_table(TRACE_HEADER, trace_rows(fleet, names)) + [""]
     if fleet.failed:
-        out += ["### Traces that could not be analysed", ""] + md_table(FAILED_HEADER, failed_rows(fleet, names)) + [""]
+        out += ["### Traces that could not be analysed", ""] + [f"- {md(error)}" for error in failures(fleet, names)] + [""]
     return "\n".join(out).rstrip() + "\n"
 
 
@@ -139,7 +139,8 @@ def html_page(fleet: Fleet, names: dict[str, str], links: SourceLinks | None, ou
         body.append(f'<h2>{esc(heading)}</h2><img alt="{esc(heading)}" src="data:image/png;base64,{data}">')
     body.append("<h2>Traces</h2>" + html_table(TRACE_HEADER, trace_rows(fleet, names)))
     if fleet.failed:
-        body.append("<h2>Traces that could not be analysed</h2>" + html_table(FAILED_HEADER, failed_rows(fleet, names)))
+        items = "".join(f"<li>{esc(error)}</li>" for error in failures(fleet, names))
+        body.append(f"<h2>Traces that could not be analysed</h2><ul>{items}</ul>")
     return (
         f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>irqmon report: {len(fleet.results)} traces</title>'
         f"<style>{CSS}</style></head><body>\n" + "\n".join(body) + "\n</body></html>\n"

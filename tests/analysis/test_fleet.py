@@ -16,6 +16,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from fleetfarm import BUILD_A, BUILD_B, TRACES, make_farm
 from support import ROOT
 from test_cli import sarif_schema
 
@@ -23,9 +24,6 @@ from irqmon.analysis import analyze
 from irqmon.cli import main
 from irqmon.tracefile import load_trace
 
-TRACES = Path(__file__).parent / "traces"
-BUILD_A = "aaaa" * 10
-BUILD_B = "bbbb" * 10
 DASK = Path(sys.executable).parent / "dask"
 
 
@@ -33,31 +31,9 @@ def result_schema() -> dict:
     return json.loads(files("irqmon.output").joinpath("result.schema.json").read_text())
 
 
-def copy_trace(sample: str, to: Path, build_id: str, start_time: str) -> Path:
-    """A recorded trace as another capture of another build: new build id and start time, and
-    no recorded ELF (its source column is used as is, wherever the samples were built)."""
-    lines = []
-    for line in (TRACES / f"{sample}.csv").read_text().splitlines(keepends=True):
-        if line.startswith("# build_id:"):
-            line = f"# build_id: {build_id}\n"
-        elif line.startswith("# start_time:"):
-            line = f"# start_time: {start_time}\n"
-        elif line.startswith("# elf:"):
-            continue
-        lines.append(line)
-    to.parent.mkdir(parents=True, exist_ok=True)
-    to.write_text("".join(lines))
-    return to
-
-
 @pytest.fixture
 def farm(tmp_path: Path) -> Path:
-    """Two nights of traces: the USB sample on build A, then on build B next to the EXTI sample."""
-    nights = tmp_path / "farm"
-    copy_trace("usb_cdc_malloc_isr", nights / "night1" / "usb.csv", BUILD_A, "2026-11-20T01:00:00+00:00")
-    copy_trace("usb_cdc_malloc_isr", nights / "night2" / "usb.csv", BUILD_B, "2026-11-21T01:00:00+00:00")
-    copy_trace("exti_imr_rmw_race", nights / "night2" / "exti.csv", BUILD_B, "2026-11-21T02:00:00+00:00")
-    return nights
+    return make_farm(tmp_path / "farm")
 
 
 def fleet_json(*args: str, out: Path, status: int = 1) -> dict:
