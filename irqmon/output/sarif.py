@@ -101,9 +101,10 @@ def render_fleet(fleet: Fleet, rules: dict[str, LoadedRule], root: Path) -> str:
     `occurrenceCount` and the traces and builds it was seen in); a failed trace is a tool
     execution notification naming it."""
     index = _rule_index(rules)
+    by_path = {result.path: result for result in fleet.results}
     results = []
     for merged in fleet.findings:
-        first = next(r for r in fleet.results if r.path == merged.first_seen.trace)
+        first = by_path[merged.first_seen.trace]
         result = _result(merged.finding, index[merged.finding.rule], root, first.metadata.get(schema.META_ELF) or first.path)
         result["level"] = merged.severity
         result["occurrenceCount"] = merged.occurrences
