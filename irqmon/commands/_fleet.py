@@ -5,15 +5,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irqmon.commands._analysis_options import config_from, selected_rules
+from irqmon.commands._analysis_options import config_from, function_sources, selected_rules
 from irqmon.errors import UsageError
 from irqmon.output.terminal import plain
 
 if TYPE_CHECKING:
     from irqmon.fleet.merge import Fleet
+    from irqmon.fleet.task import TraceOptions, TraceResult
 
 LOCAL_CLUSTER = "local"  # `--dask` without an address
 
@@ -29,21 +31,26 @@ def is_fleet(args: argparse.Namespace) -> bool:
     return len(args.traces) > 1 or any(path.is_dir() for path in args.traces) or args.dask is not None
 
 
-def fleet_of(args: argparse.Namespace, ignored: set[str] | None = None) -> Fleet:
-    """The traces of `args.traces` analysed with the analysis options given, each failed one named
-    on stderr with its error as its result arrives; findings merged, `ignored` fingerprints left out."""
+def trace_options(args: argparse.Namespace) -> TraceOptions:
+    """The analysis options of `args`, checked, as each trace's task takes them."""
     from irqmon.analysis import all_rules
-    from irqmon.fleet.merge import merge
-    from irqmon.fleet.run import analyze_in_process, analyze_on_dask
     from irqmon.fleet.task import TraceOptions
-    from irqmon.fleet.traces import trace_files
 
     rules = selected_rules(args)
     unknown = [r for r in rules or () if r not in all_rules()]
     if unknown:
         raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
+    return TraceOptions(rules, config_from(args), *_elf_and_build(args.elf), use_recorded_elf=not args.no_elf)
+
+
+def fleet_of(args: argparse.Namespace, options: TraceOptions, ignored: set[str] | None = None) -> Fleet:
+    """The traces of `args.traces` analysed with `options`, each failed one named on stderr with
+    its error as its result arrives; findings merged, `ignored` fingerprints left out."""
+    from irqmon.fleet.merge import merge
+    from irqmon.fleet.run import analyze_in_process, analyze_on_dask
+    from irqmon.fleet.traces import trace_files
+
     address = scheduler_address(args.dask)
-    options = TraceOptions(rules, config_from(args), *_elf_and_build(args.elf), use_recorded_elf=not args.no_elf)
     paths = trace_files(args.traces)
     if args.dask is None:
         running = analyze_in_process(paths, options)
@@ -55,6 +62,22 @@ def fleet_of(args: argparse.Namespace, ignored: set[str] | None = None) -> Fleet
             print(f"irqmon: {plain(result.error)}", file=sys.stderr)
         results.append(result)
     return merge(results, ignored)
+
+
+def function_sources_of(options: TraceOptions) -> Callable[[TraceResult], Callable[[str], str | None]]:
+    """For a trace's result, `file:line` of a function by name from the ELF its source lines came
+    from (each ELF read once)."""
+    from irqmon.fleet.task import source_elf
+
+    read: dict[Path | None, Callable[[str], str | None]] = {}
+
+    def of(result: TraceResult) -> Callable[[str], str | None]:
+        elf = source_elf(result.metadata, options)
+        if elf not in read:
+            read[elf] = function_sources(elf)
+        return read[elf]
+
+    return of
 
 
 def every_trace_failed(fleet: Fleet) -> bool:

@@ -10,8 +10,12 @@ import sys
 from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
-from irqmon.commands._analysis_options import add_analysis_options, config_from, load_with_sources, selected_rules
-from irqmon.commands._fleet import add_fleet_options, every_trace_failed, fleet_of, is_fleet, scheduler_address
+from irqmon.commands._analysis_options import (
+    add_analysis_options, config_from, function_sources, load_with_sources, selected_rules, source_elf,
+)
+from irqmon.commands._fleet import (
+    add_fleet_options, every_trace_failed, fleet_of, function_sources_of, is_fleet, scheduler_address, trace_options,
+)
 from irqmon import schema
 from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_file
@@ -19,6 +23,7 @@ from irqmon.output.paths import check_output_file
 if TYPE_CHECKING:  # the analysis stack (pandas) is imported when the command runs, not at start-up
     from irqmon.analysis import Finding
     from irqmon.fleet.merge import Fleet
+    from irqmon.fleet.task import TraceOptions
     from irqmon.tracefile import Trace
 
 
@@ -85,8 +90,9 @@ def run(args: argparse.Namespace) -> int:
     if args.output:
         check_output_file(args.output)
     if is_fleet(args):
-        fleet = fleet_of(args, baseline)
-        write_fleet_report(fleet, args, {r: rules[r] for r in (selected or rules) if r in rules})
+        options = trace_options(args)
+        fleet = fleet_of(args, options, baseline)
+        write_fleet_report(fleet, args, {r: rules[r] for r in (selected or rules)}, options)
         if every_trace_failed(fleet):
             return 2
         return exit_status([m.severity for m in fleet.findings], args)
@@ -115,7 +121,8 @@ def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace
         elif args.format == "sarif":
             from irqmon.output import sarif
 
-            out.write(sarif.render(findings, rules, args.source_root, trace.metadata.get(schema.META_ELF) or str(trace.path)))
+            fallback = trace.metadata.get(schema.META_ELF) or str(trace.path)
+            out.write(sarif.render(findings, rules, args.source_root, fallback, function_sources(source_elf(args, trace))))
         elif args.format == "concise":
             from irqmon.output import lines
 
@@ -133,7 +140,7 @@ def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace
             out.close()
 
 
-def write_fleet_report(fleet: Fleet, args: argparse.Namespace, rules: dict) -> None:
+def write_fleet_report(fleet: Fleet, args: argparse.Namespace, rules: dict, options: TraceOptions) -> None:
     """The merged findings of many traces in `--format`."""
     out = _open_output(args)
     try:
@@ -144,7 +151,7 @@ def write_fleet_report(fleet: Fleet, args: argparse.Namespace, rules: dict) -> N
         elif args.format == "sarif":
             from irqmon.output import sarif
 
-            out.write(sarif.render_fleet(fleet, rules, args.source_root))
+            out.write(sarif.render_fleet(fleet, rules, args.source_root, function_sources_of(options)))
         elif args.format == "concise":
             from irqmon.output import lines
 

@@ -10,7 +10,7 @@ import argparse
 from pathlib import Path
 
 from irqmon.commands._analysis_options import add_analysis_options, add_view_options
-from irqmon.commands._fleet import add_fleet_options, every_trace_failed, fleet_of, is_fleet, scheduler_address
+from irqmon.commands._fleet import add_fleet_options, every_trace_failed, fleet_of, is_fleet, scheduler_address, trace_options
 from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_dir
 from irqmon.output.terminal import plain
@@ -76,7 +76,7 @@ def run_fleet(args: argparse.Namespace) -> int:
         if value is not None:
             raise UsageError(f"{option} applies to the report of one trace, not of several")
     check_output_dir(args.output)
-    fleet = fleet_of(args)
+    fleet = fleet_of(args, trace_options(args))
     if every_trace_failed(fleet):
         return 2
     try:

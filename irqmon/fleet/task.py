@@ -55,7 +55,7 @@ class TraceResult:
 def analyze_trace_file(path: str, options: TraceOptions) -> TraceResult:
     """Analyse one trace; a bad trace gives a result with its error instead of raising."""
     from irqmon.analysis import analyze
-    from irqmon.commands._analysis_options import recorded_elf, use_system_memory_pool, with_elf_sources
+    from irqmon.commands._analysis_options import use_system_memory_pool, with_elf_sources
     from irqmon.tracefile import load_trace
 
     use_system_memory_pool()
@@ -63,10 +63,7 @@ def analyze_trace_file(path: str, options: TraceOptions) -> TraceResult:
     try:
         trace = load_trace(path)
         metadata = dict(trace.metadata)
-        if options.elf and _same_build(metadata, options.elf_build_id):
-            elf: Path | None = Path(options.elf)
-        else:
-            elf = recorded_elf(trace) if options.use_recorded_elf else None
+        elf = source_elf(metadata, options)
         if elf:
             trace = with_elf_sources(trace, elf)
         findings = analyze(trace, options.config, options.rules, release=True)
@@ -76,6 +73,16 @@ def analyze_trace_file(path: str, options: TraceOptions) -> TraceResult:
         return _failed(path, metadata, f"internal error: {type(exc).__name__}: {exc}")
     seen_at, seen_from = seen(path, metadata)
     return TraceResult(path, seen_at, seen_from, trace.rows, metadata, findings)
+
+
+def source_elf(metadata: dict[str, str], options: TraceOptions) -> Path | None:
+    """The ELF of a trace's source lines: `--elf` for the traces of its build, else the trace's
+    recorded ELF (unless `--no-elf`)."""
+    from irqmon.commands._analysis_options import recorded_elf
+
+    if options.elf and _same_build(metadata, options.elf_build_id):
+        return Path(options.elf)
+    return recorded_elf(metadata) if options.use_recorded_elf else None
 
 
 def failed_result(path: str, error: str) -> TraceResult:

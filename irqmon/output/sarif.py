@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +13,7 @@ from irqmon.output import strict_json
 
 if TYPE_CHECKING:
     from irqmon.fleet.merge import Fleet
+    from irqmon.fleet.task import TraceResult
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 FINGERPRINT_KEY = "irqmonSite/v1"
@@ -60,9 +62,13 @@ def _rule_descriptor(rule: LoadedRule) -> dict[str, Any]:
     }
 
 
-def _result(finding: Finding, index: int, root: Path, fallback: str) -> dict[str, Any]:
+def _result(
+    finding: Finding, index: int, root: Path, fallback: str, function_source: Callable[[str], str | None]
+) -> dict[str, Any]:
     """One finding; one without a source line is placed at `fallback` (the firmware image or
-    the trace), line 1, so that code scanning takes it."""
+    the trace), line 1, so that code scanning takes it. Its call path is a code flow: the
+    innermost frame at the finding's line, each caller at its function's first line where
+    `function_source` knows it, else by name only."""
     result: dict[str, Any] = {
         "ruleId": finding.rule,
         "ruleIndex": index,
@@ -82,30 +88,42 @@ def _result(finding: Finding, index: int, root: Path, fallback: str) -> dict[str
         "message": {"text": "no source line was recorded for this finding"},
     }
     result["locations"] = [location]
-    frames = [f for f in finding.callpath]
+    frames = finding.callpath
     if frames:
         steps = [{"location": _location(finding.source, root, frames[0]) or {"message": {"text": frames[0]}}}]
-        steps += [{"location": {"message": {"text": frame}}} for frame in frames[1:]]
+        steps += [{"location": _location(function_source(frame), root, frame) or {"message": {"text": frame}}} for frame in frames[1:]]
         result["codeFlows"] = [{"threadFlows": [{"locations": steps}]}]
     return result
 
 
-def render(findings: list[Finding], rules: dict[str, LoadedRule], root: Path, fallback: str) -> str:
-    """The SARIF log; `fallback` is where a finding without a source line is placed."""
+def render(
+    findings: list[Finding],
+    rules: dict[str, LoadedRule],
+    root: Path,
+    fallback: str,
+    function_source: Callable[[str], str | None],
+) -> str:
+    """The SARIF log; `fallback` is where a finding without a source line is placed;
+    `function_source` gives a function's `file:line` by name, for the call paths' frames."""
     index = _rule_index(rules)
-    return _log(rules, root, {"results": [_result(f, index[f.rule], root, fallback) for f in findings]})
+    results = [_result(f, index[f.rule], root, fallback, function_source) for f in findings]
+    return _log(rules, root, {"results": results})
 
 
-def render_fleet(fleet: Fleet, rules: dict[str, LoadedRule], root: Path) -> str:
+def render_fleet(
+    fleet: Fleet, rules: dict[str, LoadedRule], root: Path, function_sources: Callable[[TraceResult], Callable[[str], str | None]]
+) -> str:
     """Many traces' SARIF log: one run, one result per merged finding (its fingerprint kept,
-    `occurrenceCount` and the traces and builds it was seen in); a failed trace is a tool
-    execution notification naming it."""
+    `occurrenceCount` and the traces and builds it was seen in, its code flow from the ELF of
+    the trace that first saw it: `function_sources`); a failed trace is a tool execution
+    notification naming it."""
     index = _rule_index(rules)
     by_path = {result.path: result for result in fleet.results}
     results = []
     for merged in fleet.findings:
         first = by_path[merged.first_seen.trace]
-        result = _result(merged.finding, index[merged.finding.rule], root, first.metadata.get(schema.META_ELF) or first.path)
+        fallback = first.metadata.get(schema.META_ELF) or first.path
+        result = _result(merged.finding, index[merged.finding.rule], root, fallback, function_sources(first))
         result["level"] = merged.severity
         result["occurrenceCount"] = merged.occurrences
         result["properties"] |= {
