@@ -17,7 +17,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 from fleetfarm import BUILD_A, BUILD_B, TRACES, make_farm
-from support import ROOT
+from support import ROOT, sample_elf
 from test_cli import sarif_schema
 
 from irqmon.analysis import analyze
@@ -81,6 +81,14 @@ def test_trace_without_start_time_is_dated_by_its_file(farm, tmp_path):
     assert entry["seen_from"] == "file modified" and entry["seen_at"].startswith("2026-11-25T00:00:00")
     usb = analyze(load_trace(undated))
     assert by_fingerprint(result)[usb[0].fingerprint]["fleet"]["last_seen"]["trace"] == str(undated)
+
+
+def test_elf_serves_only_the_traces_of_its_build(farm, tmp_path, built_samples):
+    elf = sample_elf("usb_cdc_malloc_isr")
+    without = fleet_json(str(farm), out=tmp_path / "without.json")
+    with_elf = fleet_json(str(farm), "--elf", str(elf), out=tmp_path / "with.json")  # built here: another build id
+    assert with_elf["fleet"]["failed"] == 0 and with_elf["findings"] == without["findings"]
+    assert main(["analyze", str(farm / "night1/usb.csv"), "--elf", str(elf)]) == 2  # one trace: refused as before
 
 
 def test_baseline_of_a_fleet_result_leaves_nothing_new(farm, tmp_path):
