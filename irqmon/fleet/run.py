@@ -44,11 +44,12 @@ def analyze_on_dask(paths: Sequence[Path], options: TraceOptions, address: str |
             raise UsageError(f"--dask {address}: cannot reach the scheduler ({exc})") from None
     try:
         tasks = {client.submit(analyze_trace_file, str(path), options, pure=False): str(path) for path in paths}
-        for task in as_completed(tasks):
+        for task in as_completed(list(tasks)):
+            path = tasks.pop(task)  # the cluster lets go of a result once nothing holds its future
             try:
                 yield task.result()
             except Exception as exc:  # the worker died or could not run the task
-                yield failed_result(tasks[task], f"task failed on the cluster: {type(exc).__name__}: {exc}")
+                yield failed_result(path, f"task failed on the cluster: {type(exc).__name__}: {exc}")
     finally:
         client.close()
         if cluster is not None:
