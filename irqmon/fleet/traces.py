@@ -11,8 +11,8 @@ TRACE_SUFFIXES = (".csv", ".parquet")
 
 
 def trace_files(paths: Sequence[Path]) -> list[Path]:
-    """The files of `paths` in order: a file as given, a folder as every `*.csv` and `*.parquet`
-    file under it, recursively, sorted. Each file once."""
+    """The files of `paths` in order: a file as given (a missing one fails as its trace), a folder
+    as every `*.csv` and `*.parquet` file under it, recursively, sorted. Each file once."""
     found: dict[Path, None] = {}
     for path in paths:
         if path.is_dir():
@@ -20,8 +20,6 @@ def trace_files(paths: Sequence[Path]) -> list[Path]:
             if not inside:
                 raise UsageError(f"{path}: no *.csv or *.parquet trace in this folder")
             found.update(dict.fromkeys(inside))
-        elif path.exists():
+        else:  # a file, or what its analysis will report as missing
             found[path] = None
-        else:
-            raise UsageError(f"{path}: no such file or folder")
     return list(found)

@@ -116,6 +116,13 @@ def test_malformed_trace_is_named_and_the_others_analysed(farm, tmp_path, capsys
     assert run["invocations"][0]["executionSuccessful"] is True
 
 
+def test_missing_trace_is_named_and_the_others_analysed(farm, tmp_path, capsys):
+    missing = farm / "night3" / "gone.csv"
+    result = fleet_json(str(farm), str(missing), "--exit-zero", out=tmp_path / "fleet.json", status=0)
+    assert capsys.readouterr().err.strip() == f"irqmon: {missing}: cannot read: No such file or directory"
+    assert (result["fleet"]["analysed"], result["fleet"]["failed"]) == (3, 1)
+
+
 def test_every_trace_malformed_exits_2(tmp_path, capsys):
     folder = tmp_path / "broken"
     folder.mkdir()
