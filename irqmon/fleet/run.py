@@ -13,6 +13,7 @@ from irqmon.fleet.task import TraceOptions, TraceResult, analyze_trace_file, fai
 
 LOCAL_WORKERS = 4  # at most: a local cluster's worker processes
 CONNECT_TIMEOUT = "10s"
+WORKERS_TIMEOUT = 60  # seconds a scheduler may have no worker before the run gives up
 FLEET_EXTRA = "dask[distributed] (pip install 'irqmon[fleet]')"
 
 
@@ -42,6 +43,11 @@ def analyze_on_dask(paths: Sequence[Path], options: TraceOptions, address: str |
             client = Client(address, timeout=CONNECT_TIMEOUT)
         except (OSError, TimeoutError, ValueError) as exc:
             raise UsageError(f"--dask {address}: cannot reach the scheduler ({exc})") from None
+        try:
+            client.wait_for_workers(1, timeout=WORKERS_TIMEOUT)
+        except TimeoutError:
+            client.close()
+            raise UsageError(f"--dask {address}: the scheduler has had no worker for {WORKERS_TIMEOUT} s") from None
     try:
         tasks = {client.submit(analyze_trace_file, str(path), options, pure=False): str(path) for path in paths}
         for task in as_completed(list(tasks)):

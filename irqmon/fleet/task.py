@@ -55,8 +55,8 @@ class TraceResult:
 def analyze_trace_file(path: str, options: TraceOptions) -> TraceResult:
     """Analyse one trace; a bad trace gives a result with its error instead of raising."""
     from irqmon.analysis import analyze
-    from irqmon.commands._analysis_options import use_system_memory_pool, with_elf_sources
-    from irqmon.tracefile import load_trace
+    from irqmon.elf_sources import with_elf_sources
+    from irqmon.tracefile import load_trace, use_system_memory_pool
 
     use_system_memory_pool()
     metadata: dict[str, str] = {}
@@ -78,7 +78,7 @@ def analyze_trace_file(path: str, options: TraceOptions) -> TraceResult:
 def source_elf(metadata: dict[str, str], options: TraceOptions) -> Path | None:
     """The ELF of a trace's source lines: `--elf` for the traces of its build, else the trace's
     recorded ELF (unless `--no-elf`)."""
-    from irqmon.commands._analysis_options import recorded_elf
+    from irqmon.elf_sources import recorded_elf
 
     if options.elf and _same_build(metadata, options.elf_build_id):
         return Path(options.elf)

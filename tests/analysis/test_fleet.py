@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
@@ -20,6 +21,7 @@ from fleetfarm import BUILD_A, BUILD_B, TRACES, make_farm
 from support import ROOT, sample_elf
 from test_cli import sarif_schema
 
+import irqmon.fleet.run
 from irqmon.analysis import analyze
 from irqmon.cli import main
 from irqmon.tracefile import load_trace
@@ -185,10 +187,11 @@ def test_dask_given_a_trace_as_its_address(farm, capsys):
     assert "not a scheduler address" in capsys.readouterr().err
 
 
-@pytest.fixture
-def scheduler(tmp_path: Path) -> Iterator[str]:
-    """A Dask scheduler and two single-thread workers on 127.0.0.1 (random ports), as processes."""
-    scheduler_file = tmp_path / "scheduler.json"
+@contextmanager
+def dask_cluster(directory: Path, workers: int) -> Iterator[str]:
+    """A Dask scheduler and `workers` single-thread workers on 127.0.0.1 (random ports), as
+    processes; its address."""
+    scheduler_file = directory / "scheduler.json"
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
     common = ["--no-dashboard", "--host", "127.0.0.1"]
     processes = [subprocess.Popen([str(DASK), "scheduler", "--port", "0", "--scheduler-file", str(scheduler_file), *common],
@@ -198,13 +201,14 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
         while not scheduler_file.exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         address = json.loads(scheduler_file.read_text())["address"]
-        for name in ("w1", "w2"):
-            processes.append(subprocess.Popen([str(DASK), "worker", address, "--nthreads", "1", "--name", name, *common],
+        for index in range(workers):
+            processes.append(subprocess.Popen([str(DASK), "worker", address, "--nthreads", "1", "--name", f"w{index}", *common],
                                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))  # fmt: skip
-        from distributed import Client
+        if workers:
+            from distributed import Client
 
-        with Client(address, timeout="30s") as client:
-            client.wait_for_workers(2, timeout=30)
+            with Client(address, timeout="30s") as client:
+                client.wait_for_workers(workers, timeout=30)
         yield address
     finally:
         for process in reversed(processes):
@@ -215,6 +219,20 @@ def scheduler(tmp_path: Path) -> Iterator[str]:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path) -> Iterator[str]:
+    """A Dask scheduler with two workers."""
+    with dask_cluster(tmp_path, workers=2) as address:
+        yield address
+
+
+def test_dask_scheduler_without_workers_gives_up_in_one_line(farm, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(irqmon.fleet.run, "WORKERS_TIMEOUT", 2)
+    with dask_cluster(tmp_path, workers=0) as address:
+        assert main(["analyze", str(farm), "--dask", address]) == 2
+    assert capsys.readouterr().err.strip() == f"irqmon: --dask {address}: the scheduler has had no worker for 2 s"
 
 
 def test_dask_scheduler_gives_the_sequential_result(farm, scheduler, tmp_path, capsys):
