@@ -116,15 +116,17 @@ class ParquetTraceWriter:
     file when it was closed (every row, unless irqmon itself is killed)."""
 
     ROW_GROUP = 1 << 16
+    ROW_BATCH = 4096  # rows written one by one are gathered into tables of this many
 
     def __init__(self, path: Path | str, metadata: Mapping[str, Any]) -> None:
         import pyarrow as pa
         import pyarrow.parquet as pq
 
         self.path = Path(path)
-        self.rows = 0
+        self._numbered = 0  # rows in tables so far: the next row's seq
         self._pending: list[pa.Table] = []
         self._pending_rows = 0
+        self._loose_rows: list[dict[str, Any]] = []
         meta = {f"{schema.PARQUET_META_PREFIX}{key}": str(value) for key, value in metadata.items()}
         meta[f"{schema.PARQUET_META_PREFIX}{schema.META_SCHEMA}"] = str(schema.SCHEMA_VERSION)
         self._schema = arrow_schema().with_metadata(meta)
@@ -133,23 +135,37 @@ class ParquetTraceWriter:
         except (OSError, pa.ArrowException) as exc:
             raise CaptureError(f"cannot write the trace {self.path}: {exc}") from None
 
+    @property
+    def rows(self) -> int:
+        """Rows written so far."""
+        return self._numbered + len(self._loose_rows)
+
     def write(self, row: Mapping[str, Any]) -> None:
         self.write_many((row,))
 
     def write_many(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        self._loose_rows.extend({name: row.get(name) for name in schema.COLUMNS if name != "seq"} for row in rows)
+        if len(self._loose_rows) >= self.ROW_BATCH:
+            self._tabulate_loose_rows()
+
+    def _tabulate_loose_rows(self) -> None:
         import pyarrow as pa
 
-        cells = [{name: row.get(name) for name in schema.COLUMNS if name != "seq"} for row in rows]
-        if cells:
-            self.write_table(pa.Table.from_pylist(cells, schema=pa.schema([f for f in self._schema if f.name != "seq"])))
+        if self._loose_rows:
+            cells, self._loose_rows = self._loose_rows, []
+            self._append_table(pa.Table.from_pylist(cells, schema=pa.schema([f for f in self._schema if f.name != "seq"])))
 
     def write_table(self, table: pa.Table) -> None:
+        self._tabulate_loose_rows()  # rows keep the order they were written in
+        self._append_table(table)
+
+    def _append_table(self, table: pa.Table) -> None:
         import pyarrow as pa
 
-        numbered = table.add_column(0, "seq", pa.array(range(self.rows, self.rows + table.num_rows), pa.int64()))
+        numbered = table.add_column(0, "seq", pa.array(range(self._numbered, self._numbered + table.num_rows), pa.int64()))
         self._pending.append(numbered.cast(self._schema))
         self._pending_rows += table.num_rows
-        self.rows += table.num_rows
+        self._numbered += table.num_rows
         if self._pending_rows >= self.ROW_GROUP:
             self._flush()
 
@@ -167,6 +183,7 @@ class ParquetTraceWriter:
 
     def close(self) -> None:
         if self._file is not None:
+            self._tabulate_loose_rows()
             self._flush()
             self._file.close()
             self._file = None

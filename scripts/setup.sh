@@ -60,7 +60,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 if [ ! -f .venv/.installed ] || [ pyproject.toml -nt .venv/.installed ]; then
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[dev]'
+  .venv/bin/python -m pip install -q -e '.[dev,fleet]'
   touch .venv/.installed
 fi
 # The QEMU recorder plugin (--backend qemu-plugin), built once per version of its source.

@@ -9,7 +9,7 @@ from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irqmon import schema
+from irqmon.elf_sources import recorded_elf, with_elf_sources
 from irqmon.errors import UsageError
 
 if TYPE_CHECKING:  # the analysis stack (pandas) is imported when a command runs, not at start-up
@@ -74,60 +74,25 @@ def config_from(args: argparse.Namespace) -> AnalysisConfig:
     return replace(config, **changes)
 
 
-def with_elf_sources(trace: Trace, elf: Path) -> Trace:
-    from irqmon.analysis.sources import resolve_sources
-    from irqmon.cortexm.elf import ElfImage
-    from irqmon.tracefile import Trace
-
-    image = ElfImage(elf)
-    recorded = trace.metadata.get(schema.META_BUILD_ID)
-    if recorded and image.build_id and image.build_id != recorded:
-        image.close()
-        raise UsageError(
-            f"{elf} (build id {image.build_id[:12]}) is not the firmware this trace was captured from "
-            f"(build id {recorded[:12]}): its source lines would be wrong"
-        )
-    try:
-        return Trace(resolve_sources(trace.frame, image.source_line), trace.metadata, trace.path)
-    finally:
-        image.close()
 
 
-def recorded_elf(trace: Trace) -> Path | None:
-    """The capture's ELF (metadata `elf`) when it is still there with the same build id."""
-    from irqmon.cortexm.elf import ElfImage
-
-    path = trace.metadata.get(schema.META_ELF)
-    build_id = trace.metadata.get(schema.META_BUILD_ID)
-    if not path or not build_id or not Path(path).is_file() or Path(path).stat().st_size == 0:
-        return None  # gone, or not a file with contents (a /proc or /sys entry)
-    try:
-        image = ElfImage(path)
-    except UsageError:
-        return None
-    try:
-        return Path(path) if image.build_id == build_id else None
-    finally:
-        image.close()
 
 
 def load_with_sources(args: argparse.Namespace) -> Trace:
     """The trace of `args.trace` with source lines from `--elf`, or from its recorded ELF."""
-    import pyarrow as pa
+    from irqmon.tracefile import load_trace, use_system_memory_pool
 
-    from irqmon.tracefile import load_trace
-
-    # The C allocator, trimmed as the analysis frees the trace's columns, lets NumPy and pandas
-    # reuse what Arrow frees: peak RSS at 10M rows 3.4 -> 3.0 GiB against mimalloc, no slower.
-    pa.set_memory_pool(pa.system_memory_pool())
+    use_system_memory_pool()
     trace = load_trace(args.trace)
     elf = source_elf(args, trace)
     return with_elf_sources(trace, elf) if elf else trace
 
 
+
+
 def source_elf(args: argparse.Namespace, trace: Trace) -> Path | None:
     """The ELF that source lines come from: `--elf`, else the trace's recorded one, unless `--no-elf`."""
-    return args.elf or (None if args.no_elf else recorded_elf(trace))
+    return args.elf or (None if args.no_elf else recorded_elf(trace.metadata))
 
 
 def function_sources(elf: Path | None) -> Callable[[str], str | None]:

@@ -5,11 +5,15 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from irqmon import __version__
+from irqmon import __version__, schema
 from irqmon.analysis import Finding, LoadedRule
 from irqmon.output import strict_json
+
+if TYPE_CHECKING:
+    from irqmon.fleet.merge import Fleet
+    from irqmon.fleet.task import TraceResult
 
 SARIF_SCHEMA = "https://docs.oasis-open.org/sarif/sarif/v2.1.0/errata01/os/schemas/sarif-schema-2.1.0.json"
 FINGERPRINT_KEY = "irqmonSite/v1"
@@ -101,8 +105,51 @@ def render(
 ) -> str:
     """The SARIF log; `fallback` is where a finding without a source line is placed;
     `function_source` gives a function's `file:line` by name, for the call paths' frames."""
-    used = sorted(rules)
-    index = {rule_id: number for number, rule_id in enumerate(used)}
+    index = _rule_index(rules)
+    results = [_result(f, index[f.rule], root, fallback, function_source) for f in findings]
+    return _log(rules, root, {"results": results})
+
+
+def render_fleet(
+    fleet: Fleet, rules: dict[str, LoadedRule], root: Path, function_sources: Callable[[TraceResult], Callable[[str], str | None]]
+) -> str:
+    """Many traces' SARIF log: one run, one result per merged finding (its fingerprint kept,
+    `occurrenceCount` and the traces and builds it was seen in, its code flow from the ELF of
+    the trace that first saw it: `function_sources`); a failed trace is a tool execution
+    notification naming it."""
+    index = _rule_index(rules)
+    by_path = {result.path: result for result in fleet.results}
+    results = []
+    for merged in fleet.findings:
+        first = by_path[merged.first_seen.trace]
+        fallback = first.metadata.get(schema.META_ELF) or first.path
+        result = _result(merged.finding, index[merged.finding.rule], root, fallback, function_sources(first))
+        result["level"] = merged.severity
+        result["occurrenceCount"] = merged.occurrences
+        result["properties"] |= {
+            "traces": len(merged.traces),
+            "seenIn": merged.traces,
+            "builds": merged.builds,
+            "firstSeen": {"trace": merged.first_seen.trace, "time": merged.first_seen.seen_at},
+            "lastSeen": {"trace": merged.last_seen.trace, "time": merged.last_seen.seen_at},
+        }
+        results.append(result)
+    failures = [
+        {"level": "error", "message": {"text": failed.error},
+         "locations": [{"physicalLocation": {"artifactLocation": artifact(failed.path, root)}}]}
+        for failed in fleet.failed
+    ]  # fmt: skip
+    invocation = {"executionSuccessful": bool(fleet.analysed), "toolExecutionNotifications": failures}
+    properties = {"traces": len(fleet.results), "analysed": len(fleet.analysed), "failed": len(fleet.failed), "builds": fleet.builds}
+    return _log(rules, root, {"invocations": [invocation], "results": results, "properties": properties})
+
+
+def _rule_index(rules: dict[str, LoadedRule]) -> dict[str, int]:
+    return {rule_id: number for number, rule_id in enumerate(sorted(rules))}
+
+
+def _log(rules: dict[str, LoadedRule], root: Path, run: dict[str, Any]) -> str:
+    """The SARIF log of one run with the tool, its rules and `run`'s other members."""
     log = {
         "$schema": SARIF_SCHEMA,
         "version": "2.1.0",
@@ -113,11 +160,11 @@ def render(
                         "name": "irqmon",
                         "version": __version__,
                         "informationUri": INFORMATION_URI,
-                        "rules": [_rule_descriptor(rules[r]) for r in used],
+                        "rules": [_rule_descriptor(rules[r]) for r in sorted(rules)],
                     }
                 },
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": root.resolve().as_uri() + "/"}},
-                "results": [_result(f, index[f.rule], root, fallback, function_source) for f in findings],
+                **run,
             }
         ],
     }

@@ -13,8 +13,9 @@ from irqmon.errors import UsageError
 
 if TYPE_CHECKING:
     from irqmon.analysis import Analysis
+    from irqmon.fleet.merge import Fleet
 
-__all__ = ["write_report"]
+__all__ = ["write_fleet_report", "write_report"]
 
 
 def write_report(
@@ -76,3 +77,18 @@ def write_report(
     report_md.write_text(document.markdown(contents), encoding="utf-8")
     (out / "report.html").write_text(document.html_page(contents, out), encoding="utf-8")
     return report_md
+
+
+def write_fleet_report(fleet: Fleet, out_dir: Path | str, source_url: str | None = None) -> Path:
+    """Write the report of many traces (`report.md`, `report.html`, a figure of the findings per
+    firmware build and one per trace) into `out_dir`; return report.md's path."""
+    from irqmon.report import fleet as fleet_report
+    from irqmon.report.links import SourceLinks, check_template
+
+    links = SourceLinks(check_template(source_url)) if source_url is not None else None
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
+    return fleet_report.write(fleet, out, links)

@@ -320,15 +320,15 @@ def markdown(contents: Contents) -> str:
     if caveat:
         out += [f"> ⚠️ **{md(caveat[0])}.** {md(caveat[1])}", ""]
     if findings:
-        out += _md_table(FINDING_HEADER, findings_rows(findings, contents.links)) + [""]
+        out += md_table(FINDING_HEADER, findings_rows(findings, contents.links)) + [""]
     for section in contents.sections:
         if not section.shown:
             continue
         out += [f"### {md(section.heading)}", ""]
         if section.spec.panel == "summary":
-            out += _md_table(SUMMARY_HEADER, summary_rows(model))
+            out += md_table(SUMMARY_HEADER, summary_rows(model))
         elif section.spec.panel == "timing":
-            out += _md_table(TIMING_HEADER, timing_rows(model)) + ["", md_paragraph(timing_note(model))]
+            out += md_table(TIMING_HEADER, timing_rows(model)) + ["", md_paragraph(timing_note(model))]
         else:
             out.append(f"![{md(section.heading)}]({section.image})")
         out.append("")
@@ -346,7 +346,7 @@ def markdown(contents: Contents) -> str:
         events = contents.events.get(n.label)
         if events is not None:
             out += ["", f"Trace rows around its first occurrence (▶ row {f.first_seq}):", ""]
-            out += _md_table(EVENT_HEADER, event_rows(events, contents)) if len(events) else [f"*Row {f.first_seq} is not in this trace.*"]
+            out += md_table(EVENT_HEADER, event_rows(events, contents)) if len(events) else [f"*Row {f.first_seq} is not in this trace.*"]
         out += ["", "</details>", ""]
     if contents.rules:
         out += ["### Rules", ""]
@@ -357,7 +357,7 @@ def markdown(contents: Contents) -> str:
     return "\n".join(out).rstrip() + "\n"
 
 
-def _md_table(header: list[str], rows: Sequence[list[Cell] | Marked]) -> list[str]:
+def md_table(header: list[str], rows: Sequence[list[Cell] | Marked]) -> list[str]:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         if isinstance(row, Marked):
@@ -394,15 +394,15 @@ def html_page(contents: Contents, out_dir: Path) -> str:
         first, rest = caveat
         body.append(f'<p class="caveat">⚠️ <b>{esc(first)}.</b> {esc(rest)}</p>')
     if findings:
-        body.append(_html_table(FINDING_HEADER, findings_rows(findings, contents.links), severity_column=1))
+        body.append(html_table(FINDING_HEADER, findings_rows(findings, contents.links), severity_column=1))
     for section in contents.sections:
         if not section.shown:
             continue
         body.append(f"<h2>{esc(section.heading)}</h2>")
         if section.spec.panel == "summary":
-            body.append(_html_table(SUMMARY_HEADER, summary_rows(model)))
+            body.append(html_table(SUMMARY_HEADER, summary_rows(model)))
         elif section.spec.panel == "timing":
-            body.append(_html_table(TIMING_HEADER, timing_rows(model)) + f"<p>{esc(timing_note(model))}</p>")
+            body.append(html_table(TIMING_HEADER, timing_rows(model)) + f"<p>{esc(timing_note(model))}</p>")
         else:
             data = base64.b64encode((out_dir / section.image).read_bytes()).decode("ascii")
             body.append(f'<img alt="{esc(section.heading)}" src="data:image/png;base64,{data}">')
@@ -420,7 +420,7 @@ def html_page(contents: Contents, out_dir: Path) -> str:
         table = ""
         if events is not None:
             table = f"<p>Trace rows around its first occurrence (▶ row {esc(f.first_seq)}):</p>"
-            table += _html_table(EVENT_HEADER, event_rows(events, contents)) if len(events) else f"<p><i>Row {esc(f.first_seq)} is not in this trace.</i></p>"
+            table += html_table(EVENT_HEADER, event_rows(events, contents)) if len(events) else f"<p><i>Row {esc(f.first_seq)} is not in this trace.</i></p>"
         body.append(
             f'<details><summary>{esc(n.label)} · <span class="{esc(f.severity)}">{esc(f.severity)}</span> · {esc(f.title)}</summary>'
             f"<p>{esc(f.message)}</p><ul>{items}</ul>{table}</details>"
@@ -437,7 +437,7 @@ def html_page(contents: Contents, out_dir: Path) -> str:
     )
 
 
-def _html_table(header: list[str], rows: Sequence[list[Cell] | Marked], severity_column: int | None = None) -> str:
+def html_table(header: list[str], rows: Sequence[list[Cell] | Marked], severity_column: int | None = None) -> str:
     head = "".join(f"<th>{esc(h)}</th>" for h in header)
     lines = []
     for row in rows:

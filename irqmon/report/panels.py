@@ -14,7 +14,8 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import TABLEAU_COLORS
+from matplotlib import colormaps
+from matplotlib.colors import TABLEAU_COLORS, to_hex
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -355,7 +356,55 @@ def heap(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, titl
 PANELS: dict[str, PanelFn] = {"timeline": timeline, "load": load, "rates": rates, "masks": masks, "locks": locks, "heap": heap}
 
 
+# --- many traces ------------------------------------------------------------------------------
+
+MAX_BAR_LABELS = 40  # more bars than this are left unlabelled (traces in time order)
+BAR_LABEL_CHARS = 32  # a longer label keeps its end (a trace's file name)
+
+
+def stacked_findings(counts: pd.DataFrame, title: str, xlabel: str, path: Path, width: float = 11.0, height: float = 4.5) -> None:
+    """Save a bar per row of `counts` (in its order), stacked by column (a rule: how many distinct
+    findings of it), as a PNG at `path`."""
+    with matplotlib.rc_context(STYLE):
+        fig = Figure(figsize=(width, height))
+        ax = fig.add_subplot()
+        positions = np.arange(len(counts))
+        bottom = np.zeros(len(counts))
+        for rule, color in zip(counts.columns, _many_colors(len(counts.columns)), strict=True):
+            values = counts[rule].to_numpy(dtype=float)
+            ax.bar(positions, values, bottom=bottom, color=color, label=str(rule), width=0.8)
+            bottom += values
+        if len(counts) <= MAX_BAR_LABELS:
+            labels = [_label_end(str(label)) for label in counts.index]
+            ax.set_xticks(positions, labels, rotation=30 if len(counts) > 6 else 0, ha="right" if len(counts) > 6 else "center")
+        else:
+            ax.xaxis.set_major_formatter(NullFormatter())
+        ax.set_xlim(-0.6, max(len(counts), 1) - 0.4)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_ylabel("findings (distinct sites)")
+        ax.set_xlabel(xlabel)
+        ax.grid(axis="y", alpha=0.3)
+        if len(counts.columns):
+            ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8, frameon=False)
+        else:
+            ax.text(0.5, 0.5, "no findings", transform=ax.transAxes, ha="center", va="center")
+        ax.set_title(title)
+        fig.tight_layout()
+        FigureCanvasAgg(fig)
+        fig.savefig(path, dpi=DPI)
+
+
 # --- helpers ----------------------------------------------------------------------------------
+
+
+def _label_end(label: str) -> str:
+    return label if len(label) <= BAR_LABEL_CHARS else "…" + label[-(BAR_LABEL_CHARS - 1) :]
+
+
+def _many_colors(count: int) -> list[str]:
+    """Up to 18 distinct colours (matplotlib's tab20 without its reds, which mark findings)."""
+    base = [to_hex(color) for number, color in enumerate(colormaps["tab20"].colors) if number not in (6, 7)]
+    return [base[i % len(base)] for i in range(count)]
 
 
 def _step(ax, times: np.ndarray, values: np.ndarray, model: ReportModel) -> None:

@@ -17,6 +17,7 @@ from irqmon import schema
 from irqmon.analysis import analyze
 from irqmon.errors import UsageError
 from irqmon.tracefile import PartialRowWarning, Trace, load_trace, write_csv, write_parquet
+from irqmon.tracewriter import ParquetTraceWriter, TraceWriter, arrow_schema
 
 ROWS = [
     {"event": "call", "kind": "heap", "role": "alloc", "symbol": "malloc", "callpath": "malloc;main", "size": 8, **THREAD},
@@ -64,6 +65,23 @@ def test_parquet_round_trip_and_csv_round_trip(tmp_path):
     write_csv(again, tmp_path / "t2.csv")
     pd.testing.assert_frame_equal(load_trace(tmp_path / "t2.csv").frame, trace.frame)
 
+
+def test_parquet_writer_gathers_single_rows_in_order_like_the_csv_writer(tmp_path):
+    """A halting capture writes row by row: the Parquet writer gathers them into tables, in
+    the order written, tables written between them included, as the CSV writer has them."""
+    rows = [{**ROWS[i % len(ROWS)], "time": i * 1e-6} for i in range(ParquetTraceWriter.ROW_BATCH + 10)]
+    batch = pa.Table.from_pylist([{**ROWS[0], "time": 1.0}], schema=pa.schema([f for f in arrow_schema() if f.name != "seq"]))
+    paths = {TraceWriter: tmp_path / "t.csv", ParquetTraceWriter: tmp_path / "t.parquet"}
+    for kind, path in paths.items():
+        with kind(path, {"target": "stm32f405"}) as writer:
+            for row in rows[:5]:
+                writer.write(row)
+            writer.write_table(batch)
+            writer.write_many(rows[5:])
+            assert writer.rows == len(rows) + 1
+    csv, parquet = (load_trace(path).frame for path in paths.values())
+    pd.testing.assert_frame_equal(parquet, csv)
+    assert parquet["seq"].tolist() == list(range(len(rows) + 1)) and parquet["time"].iloc[5] == 1.0
 
 def error_of(path: Path) -> str:
     with pytest.raises(UsageError) as info:

@@ -1,8 +1,7 @@
-"""A synthetic trace of a million rows renders in seconds, and its numbers add up."""
+"""A synthetic trace of a million rows renders every panel, and its numbers add up (speed is
+for benchmarks/, never a test)."""
 
 from __future__ import annotations
-
-import time
 
 import pytest
 from reportcheck import assert_real_figure
@@ -12,23 +11,19 @@ from irqmon.analysis import analysis_of
 from irqmon.report import write_report
 from irqmon.report.model import build_model
 
-RENDER_BUDGET_S = 60.0  # generous for a loaded CI machine; a quiet one takes under ten
 # The full layout with the panels that follow findings drawn anyway (this trace has no findings).
 EVERY_PANEL = "\n".join(f'[[panel]]\nkind = "{kind}"\n' + ('always = true\n' if kind in ("masks", "heap") else "") for kind in
                         ("summary", "timing", "timeline", "load", "rates", "masks", "locks", "heap"))  # fmt: skip
 
 
-@pytest.mark.timeout(180)
-def test_million_rows_render_quickly_with_exact_totals(tmp_path):
+@pytest.mark.timeout(600)  # a hang guard, not a speed target
+def test_million_rows_render_with_exact_totals(tmp_path):
     trace, expected = million_row_trace(tmp_path / "million.csv")
     assert len(trace.frame) == expected["rows"] == 1_000_000
-    began = time.perf_counter()
     layout = tmp_path / "every.toml"
     layout.write_text(EVERY_PANEL)
     analysis = analysis_of(trace, rules=[])  # the panels alone
     report = write_report(analysis, trace.path, tmp_path / "report", layout=layout)
-    elapsed = time.perf_counter() - began
-    assert elapsed < RENDER_BUDGET_S, f"{elapsed:.1f} s"
     for png in (tmp_path / "report").glob("*.png"):
         assert_real_figure(png.read_bytes())
     assert {"timeline.png", "load.png", "rates.png", "masks.png"} <= {p.name for p in (tmp_path / "report").glob("*.png")}
