@@ -34,7 +34,7 @@ def without_instruction_counts(rows: pd.DataFrame) -> pd.DataFrame:
 
 
 @pytest.mark.parametrize("sample", sample_names())
-def test_plugin_rows_equal_gdb_rows(built_samples, deterministic_qemu, tmp_path, sample):
+def test_plugin_matches_gdb_under_icount(built_samples, deterministic_qemu, tmp_path, sample):
     """Under -icount, on the timing-free samples: every row as gdb's (events, order, registers,
     values, call paths). On the samples whose timers race the code, the same findings (rule and
     fingerprint): their rows cannot be equal, as gdb's stops move QEMU's virtual clock by a timer
