@@ -6,15 +6,20 @@
   run. The plugin's run has more activations (a run of 2000 is over in milliseconds).
 - Peak RSS of irqmon over a long capture, sampled every half second: the ratio of the last
   quarter's peak to the first quarter's says whether memory stays flat.
-- Timing fidelity: the entry rate of hal_i2c_lock_deadlock's first storm (I2C1_EV entries in the
-  first 5 ms after its first entry), uninstrumented (QEMU with only the NVIC trace, which the
-  rate needs and which costs QEMU time itself) beside the plugin's capture (the default plan, and
-  a plan without watched ranges, whose memory callbacks are the plugin's main cost) and gdb's.
+- Timing fidelity: the entry rate of hal_i2c_lock_deadlock's first storm in guest time (its
+  longest back-to-back run over the core cycles it lasted, both counted by the firmware from
+  SysTick and printed at the end), QEMU alone (no debugger, no plugin, no trace) beside the
+  plugin's capture (the default plan, and a plan without watched ranges) and gdb's; under
+  -icount (guest time counted in instructions: the host's speed cannot show) and on QEMU's own
+  clock (guest time follows the host's: what slows QEMU down leaves fewer instructions to each
+  guest millisecond, and the rate drops).
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import subprocess
 import tempfile
 import time
@@ -23,13 +28,15 @@ from pathlib import Path
 import capture
 from common import BENCH_HANDLER, PROBE_PACK, PYTHON, RESULTS_DIR, ROOT, TARGET, bench_firmware, isr_count, median_of
 
-from irqmon.backends.qemu import NVIC_TRACE_EVENTS, NvicTraceReader, check_qemu
+from irqmon.backends.qemu import check_qemu
 from irqmon.targets import load_target
 from irqmon.tracefile import load_trace
 
 STORM_SAMPLE = ROOT / "firmware_samples" / "build" / "hal_i2c_lock_deadlock.elf"
-STORM_EXCEPTION = "I2C1_EV"
-STORM_WINDOW = 0.005  # s from the storm's first entry
+STORM_LINE = re.compile(r"longest back-to-back run (\d+) over (\d+) core cycles")
+STORM_CORE_HZ = 168e6  # the sample's SysTick clock (a tick of 168000 cycles is its millisecond)
+ICOUNT = ("-icount", "shift=2,sleep=off")
+CLOCKS = ("icount", "qemu")  # guest time counted in instructions; QEMU's own clock (the host's)
 DONE_MARKER = "hal_i2c_lock_deadlock: done"
 UNWATCHED = ("--probes", "newlib_heap")  # a plan with no watched range: no memory callbacks
 
@@ -83,21 +90,32 @@ def peak_rss(elf: Path, seconds: float) -> dict[str, float]:
     return {"seconds": seconds, "rows": rows, "rss_first_gib": first, "rss_last_gib": last, "rss_growth": last / first}
 
 
-def storm_rate(times: list[float]) -> float:
-    """Entries per second in the first STORM_WINDOW after the first entry."""
-    start = times[0]
-    return sum(1 for t in times if t - start < STORM_WINDOW) / STORM_WINDOW
+def storm_rate(serial: str) -> float:
+    """The first storm's entries per guest second, as the firmware counted entries and core cycles."""
+    match = STORM_LINE.search(serial)
+    if match is None:
+        raise RuntimeError(f"hal_i2c_lock_deadlock did not report its first storm: {serial[-300:]!r}")
+    entries, cycles = map(int, match.groups())
+    return entries / cycles * STORM_CORE_HZ
 
 
-def uninstrumented_storm_rate() -> float:
-    """The storm's entry rate with QEMU's NVIC trace only: no debugger, no plugin."""
+def icount_path(work: Path) -> str:
+    """A PATH whose first qemu-system-arm runs the real one under -icount."""
+    wrapper = work / "bin" / "qemu-system-arm"
+    wrapper.parent.mkdir()
+    wrapper.write_text(f'#!/bin/sh\nexec {check_qemu()} "$@" {" ".join(ICOUNT)}\n')
+    wrapper.chmod(0o755)
+    return f"{wrapper.parent}{os.pathsep}{os.environ['PATH']}"
+
+
+def uninstrumented_storm_rate(clock: str) -> float:
+    """The storm's entry rate with QEMU alone: no debugger, no plugin, no trace."""
     target = load_target(TARGET)
     with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work:
-        serial, log = Path(work) / "usart1.log", Path(work) / "nvic.log"
-        events = ",".join(f"trace:{event}" for event in NVIC_TRACE_EVENTS)
+        serial = Path(work) / "usart1.log"
         qemu = subprocess.Popen(
             [check_qemu(), "-M", target.qemu_machine, "-nographic", "-monitor", "none", "-kernel", str(STORM_SAMPLE),
-             "-serial", f"file:{serial}", "-d", events, "-msg", "timestamp=on", "-D", str(log)],
+             "-serial", f"file:{serial}", *(ICOUNT if clock == "icount" else ())],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         try:
@@ -109,22 +127,30 @@ def uninstrumented_storm_rate() -> float:
         finally:
             qemu.kill()
             qemu.wait()
-        rows = NvicTraceReader(log, target.exception_name, target.logical_priority)()
-    return storm_rate([row["epoch"] for row in rows if row["event"] == "irq_enter" and row["exception"] == STORM_EXCEPTION])
+        return storm_rate(serial.read_text(errors="replace"))
 
 
-def captured_storm_rate(backend: str, *options: str) -> float:
-    """The storm's entry rate in a capture's trace (its `time` column)."""
+def captured_storm_rate(clock: str, backend: str, *options: str) -> float:
+    """The storm's entry rate in a capture, from the firmware's report on USART1."""
     with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work:
         output = Path(work) / "storm.csv"
+        environment = os.environ | ({"PATH": icount_path(Path(work))} if clock == "icount" else {})
         subprocess.run(
             [PYTHON, "-m", "irqmon", "attach", "--target", TARGET, "--qemu", str(STORM_SAMPLE), "--until", "sample_done",
              "--unlimited", "--backend", backend, *options, "-q", "-o", str(output)],
-            check=True, capture_output=True, cwd=ROOT,
+            check=True, capture_output=True, cwd=ROOT, env=environment,
         )  # fmt: skip
-        frame = load_trace(output).frame
-    entries = frame[(frame["event"] == "irq_enter") & (frame["exception"] == STORM_EXCEPTION)]
-    return storm_rate(entries["time"].tolist())
+        return storm_rate(output.with_suffix(".usart1.log").read_text(errors="replace"))
+
+
+def storm_rates(clock: str) -> dict[str, float]:
+    """The storm's guest-time rate uninstrumented and under each capture, on `clock`."""
+    return {
+        f"storm_plain_{clock}": uninstrumented_storm_rate(clock),
+        f"storm_plugin_{clock}": captured_storm_rate(clock, "qemu-plugin"),
+        f"storm_unwatched_{clock}": captured_storm_rate(clock, "qemu-plugin", *UNWATCHED),
+        f"storm_gdb_{clock}": captured_storm_rate(clock, "gdb"),
+    }
 
 
 def run(plugin_hits: int, baseline_hits: int, rss_seconds: float, repeats: int) -> dict[str, float]:
@@ -138,14 +164,12 @@ def run(plugin_hits: int, baseline_hits: int, rss_seconds: float, repeats: int) 
         return {
             "baseline": baseline, "csv_hits": csv_hits, "csv_events": csv_events, "csv_ratio": csv_hits / baseline,
             "parquet_hits": parquet_hits, "parquet_events": parquet_events, "parquet_ratio": parquet_hits / baseline,
-            "storm_plain": uninstrumented_storm_rate(), "storm_plugin": captured_storm_rate("qemu-plugin"),
-            "storm_gdb": captured_storm_rate("gdb"), "storm_unwatched": captured_storm_rate("qemu-plugin", *UNWATCHED),
-        }  # fmt: skip
+        } | {key: rate for clock in CLOCKS for key, rate in storm_rates(clock).items()}  # fmt: skip
 
     results = {"plugin_hits": plugin_hits, "baseline_hits": baseline_hits, "repeats": repeats} | median_of(repeats, once)
-    results["storm_plugin_ratio"] = results["storm_plugin"] / results["storm_plain"]
-    results["storm_gdb_ratio"] = results["storm_gdb"] / results["storm_plain"]
-    results["storm_unwatched_ratio"] = results["storm_unwatched"] / results["storm_plain"]
+    for clock in CLOCKS:
+        for run_name in ("plugin", "unwatched", "gdb"):
+            results[f"storm_{run_name}_ratio_{clock}"] = results[f"storm_{run_name}_{clock}"] / results[f"storm_plain_{clock}"]
     return results | peak_rss(bench_firmware(10**9), rss_seconds)
 
 

@@ -129,21 +129,26 @@ def recorder_section(rec: dict) -> list[str]:
         f"{rec['rss_first_gib']:.2f} GiB in the first quarter, {rec['rss_last_gib']:.2f} GiB in the last "
         f"(ratio **{rec['rss_growth']:.2f}**; flat is 1).",
         "",
-        "Timing fidelity: hal_i2c_lock_deadlock's first storm, I2C1_EV entries per second in the 5 ms after its",
-        "first entry (host clock), uninstrumented (QEMU with only the NVIC trace) beside the captures:",
+        "Timing fidelity: hal_i2c_lock_deadlock's first storm, I2C1_EV entries per second of guest time (its",
+        "longest back-to-back run over the core cycles it lasted, both counted by the firmware from SysTick and",
+        "printed at the end), QEMU alone (no debugger, no plugin, no trace) beside the captures; under `-icount",
+        "shift=2,sleep=off` (guest time counted in instructions) and on QEMU's own clock (guest time follows the host's):",
         "",
-        "| run | entries/s | ratio to uninstrumented |",
-        "|---|---:|---:|",
-        f"| uninstrumented | {rec['storm_plain']:.0f} | 1.00 |",
-        f"| `--backend qemu-plugin` | {rec['storm_plugin']:.0f} | **{rec['storm_plugin_ratio']:.2f}** "
-        f"(goal within {GOALS['fidelity']:.0%}) |",
-        f"| `--backend qemu-plugin --probes newlib_heap` (no watched range) | {rec['storm_unwatched']:.0f} "
-        f"| {rec['storm_unwatched_ratio']:.2f} |",
-        f"| `--backend gdb` | {rec['storm_gdb']:.0f} | {rec['storm_gdb_ratio']:.4f} |",
+        "| run | -icount: entries/s | ratio | QEMU's clock: entries/s | ratio |",
+        "|---|---:|---:|---:|---:|",
+        f"| QEMU alone | {rec['storm_plain_icount']:.0f} | 1.00 | {rec['storm_plain_qemu']:.0f} | 1.00 |",
+        f"| `--backend qemu-plugin` | {rec['storm_plugin_icount']:.0f} | **{rec['storm_plugin_ratio_icount']:.3f}** "
+        f"(goal within {GOALS['fidelity']:.0%}) | {rec['storm_plugin_qemu']:.0f} | {rec['storm_plugin_ratio_qemu']:.2f} |",
+        f"| `--backend qemu-plugin --probes newlib_heap` (no watched range) | {rec['storm_unwatched_icount']:.0f} "
+        f"| {rec['storm_unwatched_ratio_icount']:.3f} | {rec['storm_unwatched_qemu']:.0f} | {rec['storm_unwatched_ratio_qemu']:.2f} |",
+        f"| `--backend gdb` | {rec['storm_gdb_icount']:.0f} | {rec['storm_gdb_ratio_icount']:.4f} "
+        f"| {rec['storm_gdb_qemu']:.0f} | {rec['storm_gdb_ratio_qemu']:.4f} |",
         "",
-        "The uninstrumented run needs QEMU's NVIC trace to count the entries, and that log costs QEMU time",
-        "too: host-clock rates compare QEMU's speed under each, not the firmware's timing, which the plugin",
-        "does not change (no halts; `cycles` counts the same instructions).",
+        "Under -icount the plugin leaves the guest's execution as it is: the same instructions between the same",
+        "timer interrupts, so the same storm. On QEMU's own clock, what the plugin costs QEMU leaves fewer",
+        "instructions to each guest millisecond. gdb's halts move the clock under either: on QEMU's clock the",
+        "host time around each stop counts; under -icount each stop jumps it to the next timer's deadline",
+        "(QEMU warps an idle vCPU's clock there, and a vCPU stopped for gdb counts as idle until the VM stops).",
         "",
     ]
 
@@ -164,7 +169,8 @@ def summary(results: dict) -> str:
     rec = results["recorder"]
     parts.append(
         f"qemu-plugin: {rec['csv_ratio']:.1f}x the gdb baseline to CSV, {rec['parquet_ratio']:.1f}x to Parquet; "
-        f"RSS growth {rec['rss_growth']:.2f}; storm rate {rec['storm_plugin_ratio']:.2f} of uninstrumented"
+        f"RSS growth {rec['rss_growth']:.2f}; storm rate in guest time {rec['storm_plugin_ratio_icount']:.3f} of "
+        f"uninstrumented under -icount, {rec['storm_plugin_ratio_qemu']:.2f} on QEMU's clock"
     )
     if "scaling" in an:
         parts.append(f"analyzer scaling: {an['scaling']['time_ratio']:.2f} for {an['scaling']['size_ratio']:.0f}x the rows")

@@ -207,6 +207,9 @@ def _bad_input_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
         "pyocd with a server": (["--target", "stm32f746", "--gdb-remote", "127.0.0.1:1", "--elf", str(elf), "--backend", "pyocd"],
                                 "--backend pyocd cannot use --gdb-remote"),
         "bad svd": (["--svd", str(bad_pack), "--qemu", str(elf)], "SVD"),
+        "icount out of range": ([*qemu, str(elf), "--icount", "11"], "a shift from 0 to 10"),
+        "icount on a board": (["--target", "stm32f746", "--gdb-remote", "127.0.0.1:1", "--elf", str(elf), "--icount", "2"],
+                              "it needs --qemu"),
     }  # fmt: skip
 
 
@@ -214,7 +217,7 @@ def _bad_input_cases(tmp_path: Path) -> dict[str, tuple[list[str], str]]:
     "case",
     ["missing elf", "stripped elf", "not arm", "unknown target", "unreachable", "bad pack role",
      "bad pack syntax", "unknown pack", "bad watch", "swo on qemu", "another backend's option", "probe uid on qemu",
-     "bad swo clock", "gdb without a server", "pyocd with a server", "bad svd"],
+     "bad swo clock", "gdb without a server", "pyocd with a server", "bad svd", "icount out of range", "icount on a board"],
 )  # fmt: skip
 def test_bad_input_is_one_clear_line_and_status_2(case, built_samples, tmp_path):
     args, message = _bad_input_cases(tmp_path)[case]

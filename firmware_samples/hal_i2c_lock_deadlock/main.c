@@ -32,6 +32,8 @@ static volatile uint32_t ev_entries;
 static volatile uint32_t back_to_back_entries;
 static volatile uint32_t longest_storm;
 static volatile uint32_t storm_start_tick;
+static volatile uint32_t storm_start_cycles;
+static volatile uint32_t storm_cycles; /* from the longest run's first entry to its last */
 static volatile uint32_t isr_force_unlocks;
 static volatile uint32_t thread_loops_at_last_entry;
 static uint8_t rx_buffer[4];
@@ -42,9 +44,22 @@ void SysTick_Handler(void)
     i2c1_model_tick();
 }
 
+/* Core clock cycles since SysTick started: whole ticks and the current count, read again if a
+ * tick arrived in between. A guest-time clock for the storm's rate, whatever the host's speed. */
+static uint32_t core_cycles(void)
+{
+    uint32_t ticks, count;
+    do {
+        ticks = uwTick;
+        count = SYST_CVR;
+    } while (ticks != uwTick);
+    return ticks * SYSTICK_RELOAD + (SYSTICK_RELOAD - 1u - count);
+}
+
 /* An entry is back to back when thread mode made no progress since the previous one. */
 static void count_storm_entry(void)
 {
+    uint32_t now = core_cycles();
     ev_entries++;
     if (thread_wait_loops == thread_loops_at_last_entry) {
         back_to_back_entries++;
@@ -52,10 +67,14 @@ static void count_storm_entry(void)
         back_to_back_entries = 1;
         thread_loops_at_last_entry = thread_wait_loops;
     }
-    if (back_to_back_entries == 1)
+    if (back_to_back_entries == 1) {
         storm_start_tick = uwTick;
-    if (back_to_back_entries > longest_storm)
+        storm_start_cycles = now;
+    }
+    if (back_to_back_entries > longest_storm) {
         longest_storm = back_to_back_entries;
+        storm_cycles = now - storm_start_cycles;
+    }
 }
 
 void I2C1_EV_IRQHandler(void)
@@ -124,6 +143,7 @@ static void enable_i2c1_event_interrupts(void)
 static HAL_StatusTypeDef read_eeprom(void)
 {
     longest_storm = 0;
+    storm_cycles = 0;
     ev_entries = 0;
     back_to_back_entries = 0;
     return HAL_I2C_Mem_Read_IT(&hi2c1, EEPROM_ADDRESS, 0x10, I2C_MEMADD_SIZE_8BIT, rx_buffer, sizeof rx_buffer);
@@ -143,7 +163,8 @@ static void storm_on_lock_contention(void)
     uart_print(SAMPLE "transfer 1 returned ");
     uart_print(status_name(status));
     print_count(", I2C1_EV entered ", ev_entries, " times, ");
-    print_count("longest back-to-back run ", longest_storm, "\r\n");
+    print_count("longest back-to-back run ", longest_storm, "");
+    print_count(" over ", storm_cycles, " core cycles\r\n");
     if (status == HAL_TIMEOUT && longest_storm >= STORM_LIMIT)
         print_count(SAMPLE "BUG I2C1_EV re-entered ", longest_storm,
                     " times back to back while the task held hi2c1.Lock\r\n");

@@ -57,6 +57,7 @@ class QemuTarget:
     workdir: Path | None = None
     nvic_trace: bool = False
     extra_args: list[str] = field(default_factory=list)  # e.g. a -plugin option
+    icount_shift: int | None = None  # guest time counted in instructions, 2**shift ns each
     port: int = 0
     process: subprocess.Popen | None = field(default=None, repr=False)
     _own_workdir: bool = field(default=False, repr=False)  # made here: removed by `stop`
@@ -92,6 +93,9 @@ class QemuTarget:
             # `-msg timestamp=on` prefixes each line with pid@seconds.microseconds (host clock).
             events = ",".join(f"trace:{event}" for event in NVIC_TRACE_EVENTS)
             cmd += ["-d", events, "-msg", "timestamp=on", "-D", str(self.nvic_log)]
+        if self.icount_shift is not None:
+            # sleep=off: an idle core's clock jumps to the next timer, instead of following the host's.
+            cmd += ["-icount", f"shift={self.icount_shift},sleep=off"]
         cmd += self.extra_args
         self.process = subprocess.Popen(
             cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,

@@ -56,6 +56,7 @@ class CaptureRequest:
     packs: tuple[str, ...] | None = None  # probe packs by name or .toml; None: every pack that finds something
     watch: tuple[str, ...] = ()  # SYMBOL_OR_ADDRESS[:SIZE]
     unlimited: bool = False  # QEMU only: no comparator budget
+    icount: int | None = None  # QEMU only: guest time counted in instructions, 2**icount ns each
     duration: float | None = None
     max_events: int | None = None
     until: str | None = None  # stop when the core reaches this function
@@ -110,7 +111,9 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
     try:
         if request.qemu:
             assert prepared.target.qemu_machine is not None
-            qemu = QemuTarget(request.elf, machine=prepared.target.qemu_machine, workdir=workdir, nvic_trace=True)
+            qemu = QemuTarget(
+                request.elf, machine=prepared.target.qemu_machine, workdir=workdir, nvic_trace=True, icount_shift=request.icount
+            )
             qemu.start()
         args = BackendArgs(
             prepared.elf, prepared.target, request.reach, qemu.gdb_address if qemu else request.gdb_remote,
@@ -152,8 +155,9 @@ def _record_in_qemu(request: CaptureRequest, prepared: _Prepared, console: Conso
     workdir = make_workdir()
     try:
         qemu = QemuTarget(
-            request.elf, machine=prepared.target.qemu_machine, workdir=workdir, extra_args=recorder.qemu_arguments(workdir)
-        )
+            request.elf, machine=prepared.target.qemu_machine, workdir=workdir, extra_args=recorder.qemu_arguments(workdir),
+            icount_shift=request.icount,
+        )  # fmt: skip
         qemu.start()
         if not request.quiet:
             console.print(status.plan_line(prepared.plan, prepared.target), highlight=False)

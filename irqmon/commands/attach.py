@@ -18,6 +18,7 @@ from irqmon.errors import UsageError
 
 DEFAULT_OUTPUT = "irqmon-trace.csv"
 DEPRECATED_PROBE = "irqmon: --probe is deprecated: use --backend (--probes still chooses probe packs)"
+MAX_ICOUNT_SHIFT = 10  # QEMU's own bound on -icount shift=
 
 
 EXAMPLES = """examples:
@@ -57,6 +58,11 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--probes", metavar="A,B", help="probe packs by name or .toml file (default: every pack that finds something)")
     parser.add_argument("--watch", action="append", default=[], metavar="SYMBOL_OR_ADDRESS[:SIZE]", help="also watch every access here (repeatable)")
     parser.add_argument("--unlimited", action="store_true", help="QEMU only: ignore the target's comparator budget")
+    parser.add_argument(
+        "--icount", type=int, metavar="SHIFT",
+        help=f"QEMU only: guest time counted in instructions (2**SHIFT ns each, {MAX_ICOUNT_SHIFT} at most), so what a "
+        "capture costs QEMU does not change the firmware's timing; gdb's halts still move the clock to the next timer",
+    )  # fmt: skip
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"trace file (default {DEFAULT_OUTPUT})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no plan line and no live status line")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -85,6 +91,10 @@ def request(args: argparse.Namespace) -> CaptureRequest:
         raise UsageError("--elf FW.elf is needed to attach to a board (the firmware's symbols)")
     if args.probe:
         print(DEPRECATED_PROBE, file=sys.stderr)
+    if args.icount is not None and not args.qemu:
+        raise UsageError("--icount counts QEMU's instructions: it needs --qemu")
+    if args.icount is not None and not 0 <= args.icount <= MAX_ICOUNT_SHIFT:
+        raise UsageError(f"--icount {args.icount}: a shift from 0 to {MAX_ICOUNT_SHIFT} (2**SHIFT ns an instruction)")
     given = {
         name: {o.name: value for o in spec.options if (value := getattr(args, _dest(name, o.name))) is not None}
         for name, spec in registry.backends().items()
@@ -100,6 +110,7 @@ def request(args: argparse.Namespace) -> CaptureRequest:
         packs=tuple(p.strip() for p in args.probes.split(",") if p.strip()) if args.probes else None,
         watch=tuple(args.watch),
         unlimited=args.unlimited,
+        icount=args.icount,
         duration=args.duration,
         max_events=args.max_events,
         until=args.until,
