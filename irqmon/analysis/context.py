@@ -3,7 +3,8 @@
 Derived columns added to the rows rules see:
 - `act` — the execution context a row belongs to: one id per ISR activation (from the
   `irq_enter`/`irq_exit` rows, or, on traces without them, from `ipsr` changes), one per RTOS
-  task in thread mode (one for bare-metal thread mode).
+  task in thread mode (one for bare-metal thread mode, and for main before the scheduler
+  starts: thread mode on the main stack is no task).
 - `in_isr` — the row runs in handler mode (`ipsr` > 0).
 - `prio` — the active exception's priority, filled from other rows of the same exception.
 
@@ -183,6 +184,17 @@ def _one_array_each(columns: dict[str, pa.ChunkedArray]) -> None:
     memory.release_unused()
 
 
+def _tasks_on_process_stack(task: pa.Array, control: pa.Array) -> pa.Array:
+    """The task column without the rows where thread mode runs on the main stack (CONTROL.SPSEL
+    clear, where the row says): an RTOS runs its tasks on the process stack, while main, before
+    the scheduler starts, runs on the main stack with the current-task pointer already naming
+    the first task it created."""
+    spsel = _integers(control.cast(pa.int64()), CONTROL_SPSEL) & CONTROL_SPSEL
+    if spsel.all():
+        return task
+    return pc.if_else(pa.array(spsel == 0), pa.nulls(len(task), task.type), task)
+
+
 def _integers(column: pa.Array, missing: int) -> np.ndarray:
     """An integer column as an array, `missing` where it has no value."""
     return (column if column.null_count == 0 else pc.fill_null(column, missing)).to_numpy()
@@ -248,6 +260,7 @@ class Context:
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
         self._event_positions: dict[tuple[str, ...], np.ndarray] = {}
         self._codes = {c: _string_codes(self._columns[c]) for c in ("event", "kind", "role")}
+        self._columns["task"] = _tasks_on_process_stack(self._columns["task"], self._columns["control"])
         self.timeline = self._timeline(ipsr, known)
 
     # --- derived columns -------------------------------------------------------------------
