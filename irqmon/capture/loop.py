@@ -261,6 +261,10 @@ class Capture:
     def _on_call(self, probe: FunctionProbe, regs: dict[str, int]) -> None:
         row = self._base_row(regs)
         row.update(call_row_fields(probe, regs, self.elf, row["source"]))
+        marker = probe.object_marker
+        if marker is not None and row["address"]:
+            if self._read_value(row["address"] + marker.offset, marker.size) == marker.equals:
+                row["role"] = marker.role
         self._emit(row)
         return_address = regs["lr"] & ~1
         if probe.returns and regs["lr"] & EXC_RETURN_PREFIX != EXC_RETURN_PREFIX:
