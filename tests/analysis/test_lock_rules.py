@@ -122,3 +122,20 @@ def test_a_blocked_take_holds_the_mutex_from_its_return(tmp_path):
     assert run_rule(tmp_path, "unbalanced-lock", rows) == []
     taken_at_call = [row for row in rows if row["event"] != "return"]
     assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", taken_at_call)] == ["foreign-release"]
+
+
+def test_a_transfer_lock_released_by_its_completion_interrupt_is_handed_over(tmp_path):
+    """ST's DMA: Start_IT returns with the handle locked, the completion ISR unlocks and its
+    callback starts the next transfer, which the next completion ends. Only a release while
+    the taker is still inside the function that locked (among the interrupted frames) is foreign."""
+    dma = isr(56, "DMA2_Stream0", 8)
+    lock = {"symbol": "hdma.Lock", "address": 0x20000100}
+    irq = "HAL_DMA_IRQHandler;DMA2_Stream0_IRQHandler;<exception>"
+    first, second = irq_pair(56, "DMA2_Stream0", 8, 0.1, 0.2), irq_pair(56, "DMA2_Stream0", 8, 0.3, 0.4)
+    rows = [write(THREAD, 0, 1, callpath="HAL_DMA_Start_IT;main", **lock),
+            first[0], write(dma, 1, 0, callpath=f"{irq};wait_loop;main", time=0.11, **lock),
+            write(dma, 0, 1, callpath=f"HAL_DMA_Start_IT;callback;{irq};wait_loop;main", time=0.12, **lock), first[1],
+            second[0], write(dma, 1, 0, callpath=f"{irq};wait_loop;main", time=0.31, **lock), second[1]]  # fmt: skip
+    assert run_rule(tmp_path, "unbalanced-lock", rows) == []
+    rows[2] = write(dma, 1, 0, callpath=f"{irq};HAL_DMA_Start_IT;main", time=0.11, **lock)
+    assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", rows)] == ["foreign-release"]
