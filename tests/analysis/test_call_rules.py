@@ -125,3 +125,30 @@ def test_isr_priority_violation_uses_option_and_priority_bits(tmp_path):
     assert len(run_rule(tmp_path, "isr-priority-violation", rows, {"priority_bits": 3}, config)) == 1
     low = AnalysisConfig(max_syscall_priority=0x20)
     assert run_rule(tmp_path, "isr-priority-violation", rows, {"priority_bits": 3}, low) == []
+
+
+def test_what_the_kernel_does_inside_a_reported_call_is_its_evidence(tmp_path):
+    """A TIM2 callback takes a FreeRTOS mutex: xQueueSemaphoreTake enters and leaves the
+    kernel's critical section (twice: it found the mutex taken and tried again), and the capture
+    ended inside the second section. One finding, the take, with the sections as its evidence."""
+    from irqmon.analysis import analyze
+    from tracebuild import irq_pair, load
+
+    tim2 = isr(28, "TIM2", 6)
+    path = "HAL_TIM_PeriodElapsedCallback;HAL_TIM_IRQHandler;TIM2_IRQHandler;<exception>;main"
+    take = {"event": "call", "kind": "mutex", "role": "acquire", "symbol": "xQueueSemaphoreTake", "address": 0x200000CC,
+            "callpath": f"xQueueSemaphoreTake;{path}", "source": "app.c:40", **tim2}  # fmt: skip
+
+    def kernel(role: str) -> dict:
+        symbol = "vPortEnterCritical" if role == "enter" else "vPortExitCritical"
+        return {"event": "call", "kind": "critical-section", "role": role, "symbol": symbol,
+                "callpath": f"{symbol};xQueueSemaphoreTake;{path}", "source": "queue.c:1500", **tim2}  # fmt: skip
+
+    enter, leave = irq_pair(28, "TIM2", 6, 0.01, 0.02)
+    rows = [enter, take, kernel("enter"), kernel("exit"), kernel("exit"), kernel("enter"), leave]
+    findings = analyze(load(tmp_path, rows), rules=["mutex-in-isr", "rtos-api-misuse", "critical-section-imbalance"])
+    assert [f.rule for f in findings] == ["mutex-in-isr"]
+    assert findings[0].evidence["inside"] == ["vPortEnterCritical (critical-section)", "vPortExitCritical (critical-section)"]
+    direct = [enter, {**kernel("enter"), "callpath": f"vPortEnterCritical;{path}"}, leave]
+    assert [f.rule for f in analyze(load(tmp_path, direct), rules=["rtos-api-misuse", "critical-section-imbalance"])] == [
+        "critical-section-imbalance", "rtos-api-misuse"]

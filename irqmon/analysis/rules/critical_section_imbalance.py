@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, where
+from irqmon.analysis.common import at, outer_calls_only, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context, own_paths
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
@@ -157,7 +157,7 @@ def _unpaired_sections(ctx: Context) -> list[Finding]:
     Nesting is counted per context: per task (the RTOS saves each task's count on a switch), per
     ISR activation, and for main before the scheduler starts."""
     rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=["event", "role", "symbol", IN_ISR, ACT])
-    calls = ctx.outermost_calls(rows)
+    calls = outer_calls_only(ctx, ctx.outermost_calls(rows))  # a kernel call's own sections in an ISR: its evidence
     calls = calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)]
     if calls.empty:
         return []
