@@ -2,7 +2,7 @@
  *  - producer (priority 3) allocates through pvPortMalloc (heap_3: scheduler suspended around
  *    malloc), updates a total under a mutex (xSemaphoreTake/xSemaphoreGive: queue calls on a
  *    queue whose pcHead is NULL) and queues work;
- *  - worker_a and worker_b (priority 2) run one function; each blocks in xQueueReceive, then holds
+ *  - two "worker" tasks (priority 2) run one function under one name; each blocks in xQueueReceive, then holds
  *    the mutex across a delay, so the producer blocks on it and is woken by the give;
  *  - TIM2 (priority 6, below the syscall ceiling 5) sends with xQueueSendFromISR to the monitor
  *    task (priority 4), which blocks on its queue and is switched in by portYIELD_FROM_ISR. */
@@ -80,7 +80,7 @@ static void producer_task(void *pvParameters)
     report_and_stop();
 }
 
-/* worker_a and worker_b: one function, two tasks. */
+/* Two tasks of one function and one name. */
 static void worker_task(void *pvParameters)
 {
     (void)pvParameters;
@@ -115,8 +115,9 @@ int main(void)
     work_queue = xQueueGenericCreateStatic(4, sizeof(uint32_t), (uint8_t *)work_items, &work_queue_storage);
     tick_queue = xQueueGenericCreateStatic(4, sizeof(uint32_t), (uint8_t *)tick_items, &tick_queue_storage);
     total_mutex = xQueueCreateMutexStatic(&total_mutex_storage);
-    xTaskCreateStatic(worker_task, "worker_a", STACK_WORDS, NULL, 2, worker_a_memory.stack, &worker_a_memory.tcb);
-    xTaskCreateStatic(worker_task, "worker_b", STACK_WORDS, NULL, 2, worker_b_memory.stack, &worker_b_memory.tcb);
+    /* One function, one name: FreeRTOS does not ask task names to be unique. */
+    xTaskCreateStatic(worker_task, "worker", STACK_WORDS, NULL, 2, worker_a_memory.stack, &worker_a_memory.tcb);
+    xTaskCreateStatic(worker_task, "worker", STACK_WORDS, NULL, 2, worker_b_memory.stack, &worker_b_memory.tcb);
     xTaskCreateStatic(producer_task, "producer", STACK_WORDS, NULL, 3, producer_memory.stack, &producer_memory.tcb);
     xTaskCreateStatic(monitor_task, "monitor", STACK_WORDS, NULL, 4, monitor_memory.stack, &monitor_memory.tcb);
     vTaskStartScheduler();

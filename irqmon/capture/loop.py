@@ -374,7 +374,10 @@ class Capture:
             return None
         if tcb not in self._task_names:
             raw = self.backend.read_memory(tcb + task.name_offset, task.name_length)
-            self._task_names[tcb] = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+            name = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+            # Task names need not be unique (two tasks of one function, one name): the control
+            # block tells them apart.
+            self._task_names[tcb] = f"{name}@{tcb:#x}" if name in self._task_names.values() else name
         return self._task_names[tcb]
 
     def _drain_irqs(self) -> None:

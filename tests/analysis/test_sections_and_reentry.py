@@ -101,7 +101,7 @@ def test_sections_open_at_the_capture_edges_are_silent(tmp_path):
     the end, in a task or in an ISR the capture stopped in, was not seen to end."""
     a = task("a")
     rows = [section(a, "exit"), section(a, "enter"), section(a, "exit"), section(a, "enter"),
-            irq_pair(37, "USART1", 7, 0.1, 0.2)[0], section(USART, "enter")]  # fmt: skip
+            irq_pair(37, "USART1", 7, 0.1, 0.2)[0], section(USART, "enter"), msr(USART, "basepri", 0, 0x50)]  # fmt: skip
     assert run_rule(tmp_path, "critical-section-imbalance", rows) == []
 
 
