@@ -36,6 +36,8 @@ PROBES: dict[str, list[str | dict[str, list[str]]]] = {
         {"freertos": ["vPortEnterCritical", "vPortExitCritical", "xQueueGenericSendFromISR"]},
     ],
     "uart_queue_primask": ["critical_sections"],
+    "rtos_clean": [{"freertos": ["xQueueSemaphoreTake", "xQueueGenericSend", "vPortEnterCritical", "vPortExitCritical"]}],
+    "hal_clean": ["stm32_hal_lock"],
     "usb_cdc_malloc_isr": [{"newlib_heap": ["malloc"]}, {"cmsis_rtos2": ["osMutexAcquire", "osMutexRelease"]}],
 }
 # Rules that tell ISR activations apart by the IRQ timeline (irq_enter/irq_exit rows): a GDB
