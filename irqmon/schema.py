@@ -120,6 +120,7 @@ UNKNOWN_FUNCTION = "??"
 # Metadata keys written in the leading '# key: value' lines of a CSV trace
 # (and in the Parquet schema metadata).
 META_SCHEMA = "schema"
+PARQUET_META_PREFIX = "irqmon."  # a Parquet trace keeps its metadata under these schema-metadata keys
 META_TARGET = "target"
 META_ELF = "elf"
 META_BUILD_ID = "build_id"

@@ -17,6 +17,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from irqmon import schema
+from irqmon.schema import PARQUET_META_PREFIX
 from irqmon.errors import UsageError
 
 
@@ -24,7 +25,6 @@ from irqmon.errors import UsageError
 # Readers
 
 PARQUET_MAGIC = b"PAR1"
-PARQUET_META_PREFIX = "irqmon."
 _ARROW_TYPES = {"int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(), "string": pa.string()}
 # The schema's string columns are held dictionary-encoded: a few distinct values repeated (events,
 # kinds, symbols, call paths) take four bytes a row instead of a copy of the text.

@@ -94,12 +94,14 @@ def test_exti_imr_lost_update_is_in_the_trace(sample_trace):
 
 
 def test_budget_is_enforced_on_qemu_unless_unlimited(built_samples, tmp_path):
+    """The halting backends on QEMU rehearse the board's comparators (the default, recording
+    inside QEMU, needs none)."""
     result = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("usb_cdc_malloc_isr")),
-                    "-o", str(tmp_path / "t.csv"))  # fmt: skip
+                    "--backend", "gdb", "-o", str(tmp_path / "t.csv"))  # fmt: skip
     assert result.returncode == 2
     assert "6 FPB" in result.stderr and "--probes" in result.stderr and "Traceback" not in result.stderr
     fits = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("hal_i2c_lock_deadlock")),
-                  "--probes", "stm32_hal_lock", "--until", "sample_done", "-q", "-o", str(tmp_path / "lock.csv"))  # fmt: skip
+                  "--probes", "stm32_hal_lock", "--until", "sample_done", "--backend", "gdb", "-q", "-o", str(tmp_path / "lock.csv"))  # fmt: skip
     assert fits.returncode == 0, fits.stderr
     assert (frame(tmp_path / "lock.csv")["kind"] == "lock").any()
 
@@ -257,3 +259,26 @@ def test_svd_file_names_the_exceptions_of_any_cortex_m(built_samples, tmp_path):
     assert trace.metadata["target"] == "mychip"
     accesses = trace.frame[trace.frame["event"] == "access"]
     assert {"LINE0_EDGE", "LINE1_EDGE"} <= set(accesses["exception"])
+
+
+def test_qemu_records_inside_qemu_by_default_and_falls_back_to_gdb(built_samples, tmp_path, monkeypatch):
+    """With --qemu the default backend is the recorder plugin (no comparator budget, no halts);
+    where the plugin cannot run (no C compiler to build it), one line says so and gdb captures."""
+    elf = str(sample_elf("usb_cdc_malloc_isr"))
+    recorded = irqmon("attach", "--target", "stm32f405", "--qemu", elf, "--until", "sample_done", "-o", str(tmp_path / "p.csv"))
+    assert recorded.returncode == 0, recorded.stderr
+    assert "0 halts" in recorded.stderr
+    assert load_trace(tmp_path / "p.csv").metadata["backend"] == "qemu-plugin"
+
+    tools = tmp_path / "no-compiler"
+    tools.mkdir()
+    for tool in ("qemu-system-arm", "gdb-multiarch"):
+        (tools / tool).symlink_to(shutil.which(tool))
+    monkeypatch.setenv("PATH", str(tools))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "empty-cache"))
+    monkeypatch.setenv("CC", "no-such-compiler")
+    fallback = irqmon("attach", "--target", "stm32f405", "--qemu", elf, "--until", "sample_done", "--unlimited",
+                      "-o", str(tmp_path / "g.csv"))  # fmt: skip
+    assert fallback.returncode == 0, fallback.stderr
+    assert "the qemu-plugin backend cannot run here (the QEMU recorder plugin is not built and there is no C compiler" in fallback.stderr
+    assert load_trace(tmp_path / "g.csv").metadata["backend"] == "gdbmi"

@@ -37,6 +37,11 @@ def test_run_tiny_writes_the_three_ratios(built_samples, tmp_path):
     assert all(int(rate) > 0 for _, rate in slow_link)
     # Every activation of the tiny run (2000) entered and left, and nothing else was traced.
     assert re.search(r"\| IRQ entries \+ exits traced \| 4000 \|", text)
+    recorded = re.findall(r"^\| qemu-plugin, (CSV|Parquet)[^|]*\| (\d+) \| (\d+) \| \*\*([\d.]+)\*\*", text, re.MULTILINE)
+    assert [kind for kind, *_ in recorded] == ["CSV", "Parquet"] and all(float(ratio) > 0 for *_, ratio in recorded), text
+    storm = re.search(r"^\| `--backend qemu-plugin` \| (\d+) \| \*\*([\d.]+)\*\*", text, re.MULTILINE)
+    assert storm and int(storm[1]) > 0, text
+    assert re.search(r"ratio \*\*[\d.]+\*\*; flat is 1", text)
     analyzer_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+\*\*", text, re.MULTILINE)
     assert analyzer_rows == ["5,000", "20,000"]
     assert "capture: --backend rsp" in result.stdout and "analyzer scaling" in result.stdout

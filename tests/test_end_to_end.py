@@ -9,6 +9,7 @@ import json
 import jsonschema
 import pytest
 
+from irqmon.cortexm.elf import ElfImage
 from support import ROOT, SARIF_SCHEMA_FILE, expected, irqmon, sample_elf, sample_names
 
 
@@ -58,3 +59,38 @@ def test_sarif_from_the_elf_line_table_points_at_the_malloc_call(sample_trace, t
     location = found["locations"][0]["physicalLocation"]
     line = (ROOT / location["artifactLocation"]["uri"]).read_text().splitlines()[location["region"]["startLine"] - 1]
     assert location["artifactLocation"]["uri"] == "firmware_samples/usb_cdc_malloc_isr/usbd_conf.c" and "malloc(" in line
+
+
+def test_sarif_code_flow_frames_point_at_their_functions(sample_trace, tmp_path):
+    """Every frame of every code flow whose function has a line in the ELF is at that file and
+    line (the caller frames at their function's first line); the others are named only."""
+    out = tmp_path / "usb.sarif"
+    elf = sample_elf("usb_cdc_malloc_isr")
+    irqmon("analyze", str(sample_trace("usb_cdc_malloc_isr")), "--elf", str(elf), "--format", "sarif",
+           "-o", str(out), "--source-root", str(ROOT))  # fmt: skip
+    log = json.loads(out.read_text())
+    jsonschema.validate(log, json.loads(SARIF_SCHEMA_FILE.read_text(encoding="utf-8")))
+    image = ElfImage(elf)
+    flows = [r["codeFlows"][0]["threadFlows"][0]["locations"] for r in log["runs"][0]["results"] if "codeFlows" in r]
+    placed = 0
+    for steps in flows:
+        for step in steps[1:]:
+            location = step["location"]
+            function = location["message"]["text"]
+            symbol = image.symbols.get(function)
+            source = image.source_line(symbol.address) if symbol and symbol.is_function else None
+            if source is None:
+                assert "physicalLocation" not in location, function
+                continue
+            physical = location["physicalLocation"]
+            path, line = source.rsplit(":", 1)
+            assert (ROOT / physical["artifactLocation"]["uri"]).resolve() == (ROOT / path).resolve()
+            assert physical["region"]["startLine"] == int(line)
+            placed += 1
+    assert placed and all("physicalLocation" in steps[0]["location"] for steps in flows)
+    malloc = next(r for r in log["runs"][0]["results"] if r["ruleId"] == "malloc-in-isr" and "malloc called" in r["message"]["text"])
+    caller = malloc["codeFlows"][0]["threadFlows"][0]["locations"][2]["location"]  # USBD_CDC_Init
+    physical = caller["physicalLocation"]
+    start = physical["region"]["startLine"]
+    opening = (ROOT / physical["artifactLocation"]["uri"]).read_text().splitlines()[start - 3 : start]  # name, `{`
+    assert any(caller["message"]["text"] + "(" in line for line in opening)

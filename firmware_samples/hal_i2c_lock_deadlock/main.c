@@ -14,9 +14,14 @@
 #define SYSTICK_RELOAD 168000u /* 1 ms at QEMU's 168 MHz core clock */
 #define SYSTICK_PRIO 1u
 #define I2C1_PRIO 3u
-/* Bound of a storm: after this many back-to-back entries the peripheral is reset (PE off/on),
- * standing in for the by-hand recovery of the seed; keeps the sample finite. */
+/* Bound of a storm: the peripheral is reset (PE off/on), standing in for the by-hand recovery
+ * of the seed and keeping the sample finite, after STORM_LIMIT back-to-back entries that lasted
+ * STORM_TICKS ms (longer than a tick-scale glitch, as the seed's storm lasted until the task's
+ * timeout), or after STORM_MAX entries: a debugger's halts hold QEMU's clock, so a halting
+ * capture would otherwise wait for the ticks through thousands of entries. */
 #define STORM_LIMIT 150u
+#define STORM_TICKS 15u
+#define STORM_MAX 20000u
 #define EEPROM_ADDRESS (0x50u << 1)
 
 I2C_HandleTypeDef hi2c1 = { .Instance = I2C1 };
@@ -26,6 +31,7 @@ static volatile bool rx_complete;
 static volatile uint32_t ev_entries;
 static volatile uint32_t back_to_back_entries;
 static volatile uint32_t longest_storm;
+static volatile uint32_t storm_start_tick;
 static volatile uint32_t isr_force_unlocks;
 static volatile uint32_t thread_loops_at_last_entry;
 static uint8_t rx_buffer[4];
@@ -46,6 +52,8 @@ static void count_storm_entry(void)
         back_to_back_entries = 1;
         thread_loops_at_last_entry = thread_wait_loops;
     }
+    if (back_to_back_entries == 1)
+        storm_start_tick = uwTick;
     if (back_to_back_entries > longest_storm)
         longest_storm = back_to_back_entries;
 }
@@ -58,7 +66,8 @@ void I2C1_EV_IRQHandler(void)
     }
     HAL_I2C_EV_IRQHandler(&hi2c1);
     count_storm_entry();
-    if (back_to_back_entries >= STORM_LIMIT)
+    if (back_to_back_entries >= STORM_MAX ||
+        (back_to_back_entries >= STORM_LIMIT && uwTick - storm_start_tick >= STORM_TICKS))
         i2c1_model_software_reset();
     i2c1_model_update_irq();
 }
@@ -116,6 +125,7 @@ static HAL_StatusTypeDef read_eeprom(void)
 {
     longest_storm = 0;
     ev_entries = 0;
+    back_to_back_entries = 0;
     return HAL_I2C_Mem_Read_IT(&hi2c1, EEPROM_ADDRESS, 0x10, I2C_MEMADD_SIZE_8BIT, rx_buffer, sizeof rx_buffer);
 }
 

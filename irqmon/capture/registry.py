@@ -89,6 +89,9 @@ class BackendSpec:
     # An IRQ timeline the backend streams without halting, when not on QEMU (QEMU gives its
     # own): the source, a one-line reason why there is none this time, or None.
     timeline: Callable[[Backend, BackendArgs], IrqSource | str | None] | None = None
+    # Whether this machine can run the backend (a UsageError line saying what is missing): a
+    # default backend that cannot run gives way to the next default.
+    check: Callable[[], None] | None = None
 
     def option_values(self, given: Mapping[str, Any]) -> dict[str, Any]:
         """Each of this backend's options: its value in `given`, else None (or [])."""

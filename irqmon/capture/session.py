@@ -34,10 +34,11 @@ from irqmon.output.paths import check_output_file
 from irqmon.output.terminal import plain
 from irqmon.probes import CapturePlan, parse_watch, plan_capture
 from irqmon.targets import TargetProfile, load_target
-from irqmon.tracewriter import TraceWriter
+from irqmon.tracewriter import open_trace_writer
 
 # The backend used when the request names none, by how the target is reached.
-DEFAULT_BACKENDS = {Reach.QEMU: "gdb", Reach.GDB_SERVER: "gdb", Reach.PROBE: "pyocd"}
+# The defaults per reach, first choice first: the next is used where this machine cannot run one.
+DEFAULT_BACKENDS = {Reach.QEMU: ("qemu-plugin", "gdb"), Reach.GDB_SERVER: ("gdb",), Reach.PROBE: ("pyocd",)}
 
 
 @dataclass(frozen=True)
@@ -78,6 +79,7 @@ class _Prepared:
     elf: ElfImage
     plan: CapturePlan
     limits: CaptureLimits
+    note: str | None = None  # why the first default backend was not used
 
 
 def check_budget(plan: CapturePlan, target: TargetProfile, until: bool = False) -> None:
@@ -98,6 +100,8 @@ def check_budget(plan: CapturePlan, target: TargetProfile, until: bool = False) 
 def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
     """Check the request, capture, and show the result; used by `attach` and `demo`."""
     prepared = _prepare(request)
+    if prepared.note:
+        console.print(prepared.note, highlight=False)
     request.output.parent.mkdir(parents=True, exist_ok=True)
     if prepared.spec.record is not None:
         return _record_in_qemu(request, prepared, console)
@@ -121,7 +125,7 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
             if qemu
             else _timeline(prepared.spec, backend, args, console)
         )
-        writer = TraceWriter(request.output, _metadata(prepared, backend.name))
+        writer = open_trace_writer(request.output, _metadata(prepared, backend.name))
         capture = Capture(backend, prepared.plan, prepared.elf, prepared.target, writer, irq_source)
         with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(capture):
             capture.on_progress = live
@@ -153,7 +157,7 @@ def _record_in_qemu(request: CaptureRequest, prepared: _Prepared, console: Conso
         qemu.start()
         if not request.quiet:
             console.print(status.plan_line(prepared.plan, prepared.target), highlight=False)
-        writer = TraceWriter(request.output, _metadata(prepared, prepared.spec.name))
+        writer = open_trace_writer(request.output, _metadata(prepared, prepared.spec.name))
         with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(recorder):
             recorder.on_progress = live
             summary = recorder.run(qemu, writer)
@@ -180,7 +184,7 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     """Every check that needs no target, in the order a user fixes them."""
     target = load_target(request.target)
     reach = request.reach
-    spec = registry.backend(request.backend or DEFAULT_BACKENDS[reach])
+    spec, note = (registry.backend(request.backend), None) if request.backend else _default_backend(reach)
     if reach is not Reach.QEMU and request.unlimited:
         raise UsageError("--unlimited is for QEMU only: real hardware has the comparators it has")
     _check_reach(spec, reach)
@@ -201,7 +205,21 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     if not request.unlimited and spec.record is None:  # recording inside QEMU takes no comparators
         check_budget(plan, target, until=request.until is not None)
     limits = CaptureLimits(request.duration, request.max_events, _until_address(elf, request.until))
-    return _Prepared(target, spec, options, elf, plan, limits)
+    return _Prepared(target, spec, options, elf, plan, limits, note)
+
+
+def _default_backend(reach: Reach) -> tuple[BackendSpec, str | None]:
+    """The first default backend this machine can run, and why any before it could not."""
+    *firsts, last = DEFAULT_BACKENDS[reach]
+    for name in firsts:
+        spec = registry.backend(name)
+        try:
+            if spec.check is not None:
+                spec.check()
+        except UsageError as exc:
+            return registry.backend(last), f"irqmon: the {name} backend cannot run here ({exc}); capturing with --backend {last}"
+        return spec, None
+    return registry.backend(last), None
 
 
 def _check_vectors(elf: ElfImage, target: TargetProfile) -> None:

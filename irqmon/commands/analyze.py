@@ -7,7 +7,9 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from irqmon.commands._analysis_options import add_analysis_options, config_from, load_with_sources, selected_rules
+from irqmon.commands._analysis_options import (
+    add_analysis_options, config_from, function_sources, load_with_sources, selected_rules, source_elf,
+)
 from irqmon import schema
 from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_file
@@ -95,7 +97,8 @@ def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace
         elif args.format == "sarif":
             from irqmon.output import sarif
 
-            out.write(sarif.render(findings, rules, args.source_root, trace.metadata.get(schema.META_ELF) or str(trace.path)))
+            fallback = trace.metadata.get(schema.META_ELF) or str(trace.path)
+            out.write(sarif.render(findings, rules, args.source_root, fallback, function_sources(source_elf(args, trace))))
         elif args.format == "concise":
             from irqmon.output import lines
 

@@ -48,7 +48,7 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     choose = parser.add_mutually_exclusive_group()
     choose.add_argument(
         "--backend", metavar="NAME",
-        help="how to reach the target: " + "; ".join(f"{name}: {spec.help}" for name, spec in backends.items()),
+        help="how to reach the target (default: qemu-plugin with --qemu, else gdb with --gdb-remote, pyocd with a probe): " + "; ".join(f"{name}: {spec.help}" for name, spec in backends.items()),
     )  # fmt: skip
     choose.add_argument("--probe", metavar="NAME", help="deprecated: the old name of --backend")
     parser.add_argument("--duration", type=float, metavar="SECONDS", help="stop after this long")

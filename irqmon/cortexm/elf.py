@@ -184,6 +184,13 @@ class ElfImage:
         return count
 
     @cached_property
+    def initial_stack_pointer(self) -> int | None:
+        """The main stack's top: the vector table's first word (None without a vector table)."""
+        if self._vector_table is None:
+            return None
+        return int.from_bytes(self.read_code(self._vector_table[0], 4), "little")
+
+    @cached_property
     def exception_handlers(self) -> set[int]:
         """The addresses of the handlers in the vector table, reset's own left out: it runs in
         thread mode."""

@@ -2,11 +2,12 @@
 instructions, loads and stores, instructions that cannot branch, and what a function's prologue
 pushed on the stack.
 
-Whether an instruction reads or writes memory comes from capstone's Thumb decoder (M profile):
-every load and store, floating-point ones (VLDR/VSTR/VPUSH/VPOP) included, and hints such as
-PLD that touch no data. The rest are encodings from the ARMv7-M Architecture Reference Manual
-(A5.2, A5.3, A7.7). The interface is the names in `__all__`; how they decode is this module's
-own business.
+What an instruction is comes from capstone's Thumb decoder (M profile), one decoder for the
+whole module, each instruction decoded once: loads and stores (floating-point ones such as
+VLDR/VSTR/VPUSH/VPOP included; hints such as PLD touch no data), branches, mask changes and
+prologue instructions. Only an instruction's length is read from its first halfword (A5.1 of
+the ARMv7-M Architecture Reference Manual), to sweep code that capstone may not decode. The
+interface is the names in `__all__`; how they decode is this module's own business.
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from functools import cache
+from functools import cache, lru_cache
+from typing import Any
 
 import capstone
 
@@ -36,13 +38,19 @@ __all__ = [
     "waits_for_event",
 ]
 
-# SYSm values of MSR/MRS (B5.1.1).
-SPECIAL_REGISTERS = {16: "primask", 17: "basepri", 18: "basepri_max", 19: "faultmask", 20: "control"}
 MASK_REGISTERS = ("primask", "basepri", "basepri_max", "faultmask")
-WAIT_FOR_EVENT = (0xBF20, 0xBF30)  # wfe, wfi
 # Mnemonics (capstone's, without width suffixes) that read or write data memory.
 LOADS = ("ldr", "ldm", "pop", "vldr", "vldm", "vpop", "lda", "tbb", "tbh")
 STORES = ("str", "stm", "push", "vstr", "vstm", "vpush", "stl")
+PUSHES = ("push", "vpush")  # stores below sp only
+# 32-bit instructions that never change the flow, for `falls_through`: push.w, special
+# registers and barriers. Other 32-bit ones count as possible branches.
+WIDE_FALL_THROUGH = ("push", "msr", "mrs", "dsb", "dmb", "isb")
+# 16-bit instructions that stop or leave the flow other than by writing pc or branching.
+NO_FALL_THROUGH = ("cbz", "cbnz", "bkpt", "udf", "svc", "wfi", "wfe")
+WAITS = ("wfi", "wfe")
+REGISTER_NUMBERS = {f"r{n}": n for n in range(13)} | {"sb": 9, "sl": 10, "fp": 11, "ip": 12, "sp": 13, "lr": 14, "pc": 15}
+FLOW_GROUPS = (capstone.CS_GRP_JUMP, capstone.CS_GRP_CALL, capstone.CS_GRP_RET, capstone.CS_GRP_INT)
 
 
 @dataclass(frozen=True)
@@ -82,6 +90,73 @@ def iter_instructions(code: bytes, base: int, data: Sequence[tuple[int, int]] = 
         offset += size
 
 
+
+@dataclass(frozen=True)
+class _Decoded:
+    """What this module needs of one instruction, as capstone decodes it."""
+
+    mnemonic: str  # without a width suffix (push for push.w), condition included (beq)
+    wide: bool  # the .w suffix was written (b.w)
+    flags: str  # first operand text (cps: "i", "if"; msr: the special register)
+    condition: int  # 0-13, 14 (always) outside a condition
+    registers: tuple[str, ...]  # register operands in order, capstone's names (r0, sp, d8)
+    immediate: int | None  # the last immediate operand
+    memory: tuple[str, int] | None  # base register and displacement of a memory operand without index
+    writeback: bool
+    post_index: bool
+    writes_pc: bool
+    changes_flow: bool  # a jump, call, return or exception call
+
+
+@cache
+def _decode(insn: Instruction) -> _Decoded | None:
+    """`insn` decoded once (None where capstone has no instruction for it)."""
+    found = _full(insn)
+    if found is None:
+        return None
+    mnemonic, _, suffix = found.mnemonic.partition(".")
+    registers = tuple(found.reg_name(op.reg) for op in found.operands if op.type == capstone.arm.ARM_OP_REG)
+    immediates = [op.imm for op in found.operands if op.type == capstone.arm.ARM_OP_IMM]
+    memory = next(
+        (
+            (found.reg_name(op.mem.base), op.mem.disp)
+            for op in found.operands
+            if op.type == capstone.arm.ARM_OP_MEM and not op.mem.index
+        ),
+        None,
+    )
+    return _Decoded(
+        mnemonic=mnemonic,
+        wide=suffix == "w",
+        flags=found.op_str.split(",")[0].strip(),
+        condition=found.cc - 1,
+        registers=registers,
+        immediate=immediates[-1] if immediates else None,
+        memory=memory,
+        writeback=found.writeback,
+        post_index=found.post_index,
+        writes_pc="pc" in (found.reg_name(r) for r in found.regs_access()[1]),
+        changes_flow=any(found.group(group) for group in FLOW_GROUPS),
+    )
+
+
+@cache
+def _decoder() -> capstone.Cs:
+    decoder = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
+    decoder.detail = True
+    return decoder
+
+
+def _full(insn: Instruction) -> Any:  # capstone's CsInsn with operands, or None
+    encoding = insn.first.to_bytes(2, "little") + (insn.second.to_bytes(2, "little") if insn.size == 4 else b"")
+    return next(_decoder().disasm(encoding, insn.address, 1), None)
+
+
+def _mnemonic(insn: Instruction) -> str:
+    decoded = _decode(insn)
+    return decoded.mnemonic if decoded is not None else ""
+
+
 @dataclass(frozen=True)
 class MaskChange:
     """What a mask-changing instruction does: which register, and disable/enable/write."""
@@ -92,55 +167,32 @@ class MaskChange:
 
 
 def mask_change(insn: Instruction) -> MaskChange | None:
-    if insn.size == 2 and insn.first & 0xFFE8 == 0xB660:  # CPS (T1)
-        disable = bool(insn.first & 0x10)
-        register = "primask" if insn.first & 0x2 else "faultmask" if insn.first & 0x1 else None
-        if register is None:
+    """cpsid/cpsie on PRIMASK or FAULTMASK, or msr to a mask register."""
+    decoded = _decode(insn)
+    if decoded is None:
+        return None
+    if decoded.mnemonic in ("cpsid", "cpsie"):
+        flag = "i" if "i" in decoded.flags else "f" if "f" in decoded.flags else None
+        if flag is None:
             return None
-        flag = "i" if register == "primask" else "f"
-        op = "cpsid" if disable else "cpsie"
-        return MaskChange(register, "disable" if disable else "enable", f"{op} {flag}")
-    if insn.size == 4 and insn.first & 0xFFF0 == 0xF380 and insn.second & 0xF300 == 0x8000:  # MSR (T1)
-        register = SPECIAL_REGISTERS.get(insn.second & 0xFF)
-        if register in MASK_REGISTERS:
-            rn = insn.first & 0xF
-            return MaskChange("basepri" if register == "basepri_max" else register, "write", f"msr {register}, r{rn}")
+        disable = decoded.mnemonic == "cpsid"
+        register = "primask" if flag == "i" else "faultmask"
+        return MaskChange(register, "disable" if disable else "enable", f"{decoded.mnemonic} {flag}")
+    if decoded.mnemonic == "msr" and decoded.flags in MASK_REGISTERS and decoded.registers:
+        register, source = decoded.flags, REGISTER_NUMBERS[decoded.registers[0]]
+        return MaskChange("basepri" if register == "basepri_max" else register, "write", f"msr {register}, r{source}")
     return None
 
 
 def access_direction(insn: Instruction) -> str | None:
     """'r' for a load, 'w' for a store (a store-exclusive too), None for anything else (PLD and
     PLI touch no data)."""
-    mnemonic = _mnemonic(insn.first, insn.second, insn.size)
+    mnemonic = _mnemonic(insn)
     if mnemonic.startswith(STORES):
         return "w"
     if mnemonic.startswith(LOADS):
         return "r"
     return None
-
-
-@cache
-def _mnemonic(first: int, second: int, size: int) -> str:
-    decoded = next(_decoder().disasm(_encoding(first, second, size), 0, 1), None)
-    return decoded.mnemonic if decoded is not None else ""
-
-
-@cache
-def _decoder(detail: bool = False) -> capstone.Cs:
-    decoder = capstone.Cs(capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS)
-    decoder.detail = detail
-    return decoder
-
-
-def _encoding(first: int, second: int, size: int) -> bytes:
-    return first.to_bytes(2, "little") + (second.to_bytes(2, "little") if size == 4 else b"")
-
-
-def _decoded(insn: Instruction):  # a capstone CsInsn with operands, or None
-    return next(_decoder(True).disasm(_encoding(insn.first, insn.second, insn.size), insn.address, 1), None)
-
-
-REGISTER_NUMBERS = {f"r{n}": n for n in range(13)} | {"sb": 9, "sl": 10, "fp": 11, "ip": 12, "sp": 13, "lr": 14, "pc": 15}
 
 
 @dataclass(frozen=True)
@@ -156,42 +208,37 @@ class PcLoad:
 
 def pc_load(insn: Instruction) -> PcLoad | None:
     """How `insn` loads pc from a register or memory, or None (direct branches, everything else)."""
-    decoded = _decoded(insn)
+    decoded = _decode(insn)
     if decoded is None:
         return None
-    mnemonic = decoded.mnemonic.split(".")[0]
-    names = [decoded.reg_name(op.reg) if op.type == capstone.arm.ARM_OP_REG else None for op in decoded.operands]
-    if mnemonic == "bx" and names and names[0]:
+    mnemonic, names = decoded.mnemonic, decoded.registers
+    if mnemonic == "bx" and names:
         return PcLoad(REGISTER_NUMBERS[names[0]], None)
     if mnemonic in ("pop", "ldm", "ldmia") and "pc" in names:
         base = 13 if mnemonic == "pop" else REGISTER_NUMBERS[names[0]]
-        loaded = tuple(REGISTER_NUMBERS[name] for name in (names if mnemonic == "pop" else names[1:]) if name)
+        loaded = tuple(REGISTER_NUMBERS[name] for name in (names if mnemonic == "pop" else names[1:]))
         grows = 4 * len(loaded) if mnemonic == "pop" or decoded.writeback else 0
         return PcLoad(base, 4 * loaded.index(15), loaded, grows)
-    if mnemonic == "ldr" and names and names[0] == "pc" and len(decoded.operands) > 1:
-        memory = decoded.operands[1]
-        if memory.type != capstone.arm.ARM_OP_MEM or memory.mem.index:
-            return None
-        base = REGISTER_NUMBERS[decoded.reg_name(memory.mem.base)]
+    if mnemonic == "ldr" and names == ("pc",) and decoded.memory is not None:
+        base_name, displacement = decoded.memory
+        base = REGISTER_NUMBERS[base_name]
         if decoded.post_index:
-            return PcLoad(base, 0, (15,), decoded.operands[2].imm if len(decoded.operands) > 2 else 0)
-        return PcLoad(base, memory.mem.disp, (15,), memory.mem.disp if decoded.writeback else 0)
+            return PcLoad(base, 0, (15,), decoded.immediate or 0)
+        return PcLoad(base, displacement, (15,), displacement if decoded.writeback else 0)
     return None
 
 
 def may_load_pc(insn: Instruction) -> bool:
-    """A cheap test before `pc_load`: bx, pop with pc, ldm.w with pc, ldr.w pc (A5.2, A5.3)."""
-    first, second = insn.first, insn.second
-    if insn.size == 2:
-        return first & 0xFF87 == 0x4700 or first & 0xFF00 == 0xBD00
-    return (first & 0xFFD0 == 0xE890 and bool(second & 0x8000)) or (first & 0xFF70 == 0xF850 and second >> 12 == 15)
+    """A cheap test before `pc_load`: bx, pop or ldm with pc, ldr pc."""
+    decoded = _decode(insn)
+    return decoded is not None and decoded.writes_pc and decoded.mnemonic in ("bx", "pop", "ldm", "ldr")
 
 
 def may_branch_directly(insn: Instruction) -> bool:
-    """A cheap test before `branch_target`: b (T2), b.w and bl (T4, T1)."""
-    if insn.size == 2:
-        return insn.first & 0xF800 == 0xE000
-    return insn.first & 0xF800 == 0xF000 and (insn.second & 0xD000) in (0x9000, 0xD000)
+    """A cheap test before `branch_target`: b and bl to an immediate address, not conditional
+    ones (beq) nor cbz/cbnz."""
+    decoded = _decode(insn)
+    return decoded is not None and decoded.mnemonic in ("b", "bl") and decoded.immediate is not None
 
 
 def it_conditions(instructions: Sequence[Instruction]) -> dict[int, int]:
@@ -204,105 +251,78 @@ def it_conditions(instructions: Sequence[Instruction]) -> dict[int, int]:
         if block:
             conditions[insn.address] = block.pop(0)
             continue
-        if insn.size == 2 and insn.first & 0xFF00 == 0xBF00 and insn.first & 0xF:  # IT (T1)
-            first_condition, mask = insn.first >> 4 & 0xF, insn.first & 0xF
-            length = 4 - (mask & -mask).bit_length() + 1
-            block = [first_condition] + [(first_condition & 0xE) | (mask >> (4 - j) & 1) for j in range(1, length)]
+        mnemonic = _mnemonic(insn)
+        if mnemonic.startswith("it"):  # it, itt, ite, ittet, ...: then/else after the first
+            first = _decode(insn).condition
+            block = [first] + [first if letter == "t" else first ^ 1 for letter in mnemonic[2:]]
     return conditions
 
 
 def branch_target(insn: Instruction) -> tuple[int, bool] | None:
     """Where a direct branch goes and whether it links (bl: a call; b: a jump or tail call)."""
-    decoded = _decoded(insn)
-    if decoded is None or not decoded.operands or decoded.operands[0].type != capstone.arm.ARM_OP_IMM:
+    decoded = _decode(insn)
+    if decoded is None or decoded.mnemonic not in ("b", "bl") or decoded.immediate is None or decoded.registers:
         return None
-    mnemonic = decoded.mnemonic.split(".")[0]
-    if mnemonic in ("bl", "b"):
-        return decoded.operands[0].imm, mnemonic == "bl"
-    return None
+    return decoded.immediate, decoded.mnemonic == "bl"
 
 
 def falls_through(insn: Instruction) -> bool:
-    """A 16-bit Thumb instruction that never changes the flow (A5.2), `push.w`, `msr`, `mrs`
-    or a barrier: stepping it lands on the next instruction. Conservative: anything else may
-    branch."""
+    """Stepping `insn` lands on the next instruction: a 16-bit instruction that neither
+    branches, writes pc, calls an exception nor sleeps, or a 32-bit `push.w`, `msr`, `mrs` or
+    barrier. Conservative: any other 32-bit instruction may branch."""
+    decoded = _decode(insn)
+    if decoded is None:
+        return False
     if insn.size == 4:
-        msr = insn.first & 0xFFE0 == 0xF380 and insn.second & 0xD000 == 0x8000
-        mrs = insn.first == 0xF3EF and insn.second & 0xF000 == 0x8000
-        barrier = insn.first == 0xF3BF and insn.second & 0xFFF0 in (0x8F40, 0x8F50, 0x8F60)  # dsb, dmb, isb
-        return insn.first == 0xE92D or msr or mrs or barrier  # push.w (stmdb sp!): pc cannot be in the list
-    op = insn.first
-    top6 = op >> 10
-    if top6 < 0b010000 or top6 == 0b010000:  # shifts, add/sub/mov/cmp immediate, ALU operations
-        return True
-    if op >> 11 == 0b01001 or 0b0101 <= op >> 12 <= 0b1001:  # ldr literal, loads and stores
-        return True
-    if op >> 11 in (0b10100, 0b10101, 0b11000, 0b11001):  # adr, add sp, stm, ldm
-        return True
-    if op >> 12 == 0b1011:  # miscellaneous (A5.2.5)
-        if op & 0xF500 == 0xB100 or op & 0xFF00 in (0xBD00, 0xBE00):  # cbz/cbnz, pop {.., pc}, bkpt
-            return False
-        return op not in WAIT_FOR_EVENT  # a step with interrupts masked never ends
-    return False
+        return decoded.mnemonic in WIDE_FALL_THROUGH
+    return not (decoded.changes_flow or decoded.writes_pc or decoded.mnemonic in NO_FALL_THROUGH)
 
 
 def stores(insn: Instruction) -> bool:
-    """A 16-bit store other than `push`: str, strh, strb (register or immediate), str sp-relative,
-    stm. 32-bit instructions count as stores unless they are known not to be (`falls_through`)."""
-    op = insn.first
-    if insn.size == 4:
-        return False  # of those `falls_through` knows, push.w writes below sp only
-    return op >> 9 in (0b0101000, 0b0101001, 0b0101010) or op >> 11 in (0b01100, 0b01110, 0b10000, 0b10010, 0b11000)
+    """Writes data memory other than by a push (below sp): str, strb, strh, stm, vstr, ..."""
+    return access_direction(insn) == "w" and _mnemonic(insn) not in PUSHES
 
 
 def waits_for_event(insn: Instruction) -> bool:
     """`wfi` or `wfe`: the core sleeps until an interrupt or event."""
-    return insn.size == 2 and insn.first in WAIT_FOR_EVENT
+    return _mnemonic(insn) in WAITS
 
 
-def _expand_immediate(imm12: int) -> int:
-    """ThumbExpandImm (A5.3.2) for the constants of `sub.w sp, sp, #const`."""
-    if imm12 >> 10 == 0:
-        byte = imm12 & 0xFF
-        return [byte, byte << 16 | byte, byte << 24 | byte << 8, byte * 0x01010101][(imm12 >> 8) & 3]
-    rotation = imm12 >> 7
-    value = 0x80 | (imm12 & 0x7F)
-    return ((value >> rotation) | (value << (32 - rotation))) & 0xFFFFFFFF
+def _pushed_registers(decoded: _Decoded) -> list[int]:
+    """Core registers a push, push.w (stmdb sp!) or `str rt, [sp, #-4]!` saves, lowest first."""
+    if decoded.mnemonic == "push":
+        return [REGISTER_NUMBERS[name] for name in decoded.registers]
+    if decoded.mnemonic == "str" and decoded.memory == ("sp", -4) and decoded.writeback and not decoded.post_index:
+        return [REGISTER_NUMBERS[decoded.registers[0]]]
+    return []
 
 
+def _stack_reserved(decoded: _Decoded) -> int:
+    """Bytes that a `sub sp, #n` (any width) or `vpush` moves sp down."""
+    if decoded.mnemonic in ("sub", "subs", "subw") and decoded.registers in (("sp",), ("sp", "sp")):
+        return decoded.immediate or 0
+    if decoded.mnemonic == "vpush":
+        return sum(8 if name.startswith("d") else 4 for name in decoded.registers)
+    return 0
+
+
+@lru_cache(maxsize=4096)  # the unwinder asks again for each row halted in the same code
 def prologue_effect(code: bytes, start: int, pc: int) -> tuple[int, dict[int, int]]:
     """For code without CFI: how far the prologue executed before `pc` moved sp down, and where
     it saved registers (register number -> offset from the CFA), from push/vpush/sub sp.
 
     `code` holds the function's first bytes from `start`. Scanning stops at `pc` or at the
-    first branch, as gdb's Thumb prologue analyser does."""
+    first branch (cbz/cbnz aside), as gdb's Thumb prologue analyser does."""
     size, saved = 0, {}
     for insn in iter_instructions(code, start):
         if insn.address >= pc:
             break
-        first, second, wide = insn.first, insn.second, insn.size == 4
-        if not wide and first & 0xFE00 == 0xB400:  # push {r0-r7[, lr]}
-            registers = [n for n in range(8) if first >> n & 1] + ([14] if first & 0x100 else [])
-        elif first == 0xE92D:  # push.w {...} (stmdb sp!)
-            registers = [n for n in range(15) if second >> n & 1]
-        elif first == 0xF84D and second & 0x0FFF == 0x0D04:  # str.w rt, [sp, #-4]!
-            registers = [second >> 12]
-        else:
-            registers = []
-            if not wide and first & 0xFF80 == 0xB080:  # sub sp, #imm7*4
-                size += (first & 0x7F) * 4
-            elif wide and first & 0xFBEF == 0xF1AD and second & 0x8F00 == 0x0D00:  # sub.w sp, sp, #const
-                size += _expand_immediate((first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF)
-            elif wide and first & 0xFBFF == 0xF2AD and second & 0x8F00 == 0x0D00:  # subw sp, sp, #imm12
-                size += (first >> 10 & 1) << 11 | (second >> 12 & 7) << 8 | second & 0xFF
-            elif wide and first == 0xED2D and second & 0x0E00 == 0x0A00:  # vpush {s/d registers}
-                size += (second & 0xFF) * 4
-            elif (
-                not wide
-                and (first & 0xF000 == 0xD000 or first & 0xF800 == 0xE000 or first & 0xFF00 in (0x4700, 0xBD00))
-            ) or (wide and first & 0xF800 == 0xF000 and second & 0x8000):  # branches, pop {pc}
-                break
-        if registers:
-            size += 4 * len(registers)
-            saved.update({number: -size + 4 * index for index, number in enumerate(registers)})
+        decoded = _decode(insn)
+        if decoded is None:
+            continue
+        if (decoded.changes_flow or decoded.writes_pc) and decoded.mnemonic not in ("cbz", "cbnz"):
+            break
+        registers = _pushed_registers(decoded)
+        size += _stack_reserved(decoded) + 4 * len(registers)
+        saved.update({number: -size + 4 * index for index, number in enumerate(registers)})
     return size, saved

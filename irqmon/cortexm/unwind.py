@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import bisect
 import struct
-from collections.abc import Callable
+from collections import ChainMap
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass
 
 from elftools.dwarf.callframe import FDE, CFARule, RegisterRule
@@ -41,6 +42,35 @@ class UnreadableMemory(Exception):
 
 
 ReadRegister = Callable[[str], int]
+Registers = MutableMapping[str, int]
+
+
+class _StackedFrame(dict):
+    """The registers the core stacked on exception entry, each read from the frame when first
+    used (a walk depends on the stacked pc and xPSR, and on the others only where it uses them)."""
+
+    def __init__(self, read_memory: ReadMemory, address: int) -> None:
+        super().__init__()
+        self._read, self._address = read_memory, address
+
+    def __missing__(self, name: str) -> int:
+        if name not in STACKED:
+            raise KeyError(name)
+        value = self[name] = struct.unpack("<I", self._read(self._address + 4 * STACKED.index(name), 4))[0]
+        return value
+
+
+class _RegistersOnDemand(dict):
+    """The stopped core's registers, each read through the callback when first used: a walk
+    asks only for the registers its frames depend on (which makes a walk's inputs known)."""
+
+    def __init__(self, read_register: ReadRegister) -> None:
+        super().__init__()
+        self._read = read_register
+
+    def __missing__(self, name: str) -> int:
+        value = self[name] = self._read(name)
+        return value
 ReadMemory = Callable[[int, int], bytes]
 
 
@@ -303,7 +333,7 @@ class Unwinder:
         """Up to `depth` frames of the stopped core, innermost first. `at_breakpoint`: the core
         stopped on a breakpoint at its pc (else, as gdb does, an inlined call that starts at the
         pc is not shown as entered)."""
-        registers = {name: read_register(name) for name in UNWIND_REGISTERS}
+        registers: Registers = _RegistersOnDemand(read_register)
         frames: list[Frame] = []
         pc = registers["pc"]
         lookup_pc = pc  # the address inside the function: pc, or a return address - 1
@@ -341,10 +371,10 @@ class Unwinder:
             pc = registers["pc"] & ~1
         return frames[:depth]
 
-    def _caller_registers(self, registers: dict[str, int], pc: int, read_memory: ReadMemory) -> dict[str, int] | None:
+    def _caller_registers(self, registers: Registers, pc: int, read_memory: ReadMemory) -> Registers | None:
         """The registers of the caller (or of the EXC_RETURN) after the frame at `pc` returns."""
         row = self._cfi_row(pc)
-        caller = dict(registers)
+        caller = ChainMap({}, registers)  # changed registers over the callee's, read on demand
         if row is None:
             return self._caller_by_prologue(registers, pc, read_memory)
         cfa_rule: CFARule = row["cfa"]
@@ -367,10 +397,10 @@ class Unwinder:
         caller["sp"] = cfa
         return caller
 
-    def _caller_by_prologue(self, registers: dict[str, int], pc: int, read_memory: ReadMemory) -> dict[str, int]:
+    def _caller_by_prologue(self, registers: Registers, pc: int, read_memory: ReadMemory) -> Registers:
         """For code without CFI (library code, assembly): what its prologue pushed before `pc`;
         with no prologue executed the return address is still in lr."""
-        caller = dict(registers)
+        caller = ChainMap({}, registers)
         start = self._function_start(pc)
         size, saved = 0, {}
         if start is not None and pc > start:
@@ -385,7 +415,7 @@ class Unwinder:
         return caller
 
     @staticmethod
-    def _apply_rule(rule: RegisterRule, cfa: int, registers: dict[str, int], read_memory: ReadMemory) -> int | None:
+    def _apply_rule(rule: RegisterRule, cfa: int, registers: Mapping[str, int], read_memory: ReadMemory) -> int | None:
         if rule.type == RegisterRule.OFFSET:
             return struct.unpack("<I", read_memory(cfa + rule.arg, 4))[0]
         if rule.type == RegisterRule.VAL_OFFSET:
@@ -396,16 +426,16 @@ class Unwinder:
 
     @staticmethod
     def _interrupted_registers(
-        handler_caller: dict[str, int], exc_return: int, read_memory: ReadMemory
-    ) -> dict[str, int]:
+        handler_caller: Registers, exc_return: int, read_memory: ReadMemory
+    ) -> Registers:
         """The registers of the code an exception interrupted, from the frame the core stacked.
 
         The frame is on the process stack if EXC_RETURN says so, else at the handler's CFA on
         the main stack; it is 8 words, or 26 with the floating-point context."""
         frame_address = handler_caller["psp"] if exc_return & EXC_RETURN_PSP else handler_caller["sp"]
         words = BASIC_FRAME_WORDS if exc_return & EXC_RETURN_BASIC_FRAME else FP_FRAME_WORDS
-        stacked = dict(zip(STACKED, struct.unpack("<8I", read_memory(frame_address, 32))))
-        interrupted = dict(handler_caller) | stacked
+        stacked = _StackedFrame(read_memory, frame_address)
+        interrupted = ChainMap(stacked, handler_caller)
         interrupted["pc"] = stacked["pc"] & ~1
         sp = frame_address + 4 * words + (4 if stacked["xpsr"] & XPSR_STACK_ALIGN else 0)
         interrupted["sp"] = sp

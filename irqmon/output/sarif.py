@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -57,9 +58,13 @@ def _rule_descriptor(rule: LoadedRule) -> dict[str, Any]:
     }
 
 
-def _result(finding: Finding, index: int, root: Path, fallback: str) -> dict[str, Any]:
+def _result(
+    finding: Finding, index: int, root: Path, fallback: str, function_source: Callable[[str], str | None]
+) -> dict[str, Any]:
     """One finding; one without a source line is placed at `fallback` (the firmware image or
-    the trace), line 1, so that code scanning takes it."""
+    the trace), line 1, so that code scanning takes it. Its call path is a code flow: the
+    innermost frame at the finding's line, each caller at its function's first line where
+    `function_source` knows it, else by name only."""
     result: dict[str, Any] = {
         "ruleId": finding.rule,
         "ruleIndex": index,
@@ -79,16 +84,23 @@ def _result(finding: Finding, index: int, root: Path, fallback: str) -> dict[str
         "message": {"text": "no source line was recorded for this finding"},
     }
     result["locations"] = [location]
-    frames = [f for f in finding.callpath]
+    frames = finding.callpath
     if frames:
         steps = [{"location": _location(finding.source, root, frames[0]) or {"message": {"text": frames[0]}}}]
-        steps += [{"location": {"message": {"text": frame}}} for frame in frames[1:]]
+        steps += [{"location": _location(function_source(frame), root, frame) or {"message": {"text": frame}}} for frame in frames[1:]]
         result["codeFlows"] = [{"threadFlows": [{"locations": steps}]}]
     return result
 
 
-def render(findings: list[Finding], rules: dict[str, LoadedRule], root: Path, fallback: str) -> str:
-    """The SARIF log; `fallback` is where a finding without a source line is placed."""
+def render(
+    findings: list[Finding],
+    rules: dict[str, LoadedRule],
+    root: Path,
+    fallback: str,
+    function_source: Callable[[str], str | None],
+) -> str:
+    """The SARIF log; `fallback` is where a finding without a source line is placed;
+    `function_source` gives a function's `file:line` by name, for the call paths' frames."""
     used = sorted(rules)
     index = {rule_id: number for number, rule_id in enumerate(used)}
     log = {
@@ -105,7 +117,7 @@ def render(findings: list[Finding], rules: dict[str, LoadedRule], root: Path, fa
                     }
                 },
                 "originalUriBaseIds": {"%SRCROOT%": {"uri": root.resolve().as_uri() + "/"}},
-                "results": [_result(f, index[f.rule], root, fallback) for f in findings],
+                "results": [_result(f, index[f.rule], root, fallback, function_source) for f in findings],
             }
         ],
     }

@@ -29,10 +29,18 @@ def configure(values: Mapping[str, Any], reach: Reach) -> dict[str, Any]:
     return {"window": window}
 
 
-def create_recorder(args: BackendArgs, plan: CapturePlan, limits: CaptureLimits) -> Recorder:
+def check() -> None:
+    """QEMU with plugin support, and the plugin built (now, if it was not), or one UsageError."""
     from irqmon.backends.qemu_plugin.build import built_plugin, check_plugin_support  # `python -m` runs it too
 
     check_plugin_support(check_qemu())
+    built_plugin()
+
+
+def create_recorder(args: BackendArgs, plan: CapturePlan, limits: CaptureLimits) -> Recorder:
+    from irqmon.backends.qemu_plugin.build import built_plugin
+
+    check()
     return Recorder(args.elf, args.target, plan, built_plugin(), args.options["window"], limits)
 
 
@@ -45,4 +53,5 @@ BACKEND = BackendSpec(
         Option("window", ("--stack-window",), "bytes of stack each record carries for its call path (default 1024)", "BYTES"),
     ),
     configure=configure,
+    check=check,
 )

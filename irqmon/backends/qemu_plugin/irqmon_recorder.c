@@ -14,6 +14,12 @@
  *                  T POINTER NAME_OFFSET NAME_LENGTH                 the RTOS current-task pointer
  *   window=N     bytes of stack copied with each site and access record (from sp, and from psp
  *                when an exception interrupted code on the process stack)
+ *   stack_top=A  the main stack's top (the vector table's initial sp): windows from the main
+ *                stack end there
+ *
+ * Output: chunks, each a `struct chunk` header, its records' fixed headers (`struct record`),
+ * then their stack windows back to back (each record's sp window, then its psp window, of the
+ * lengths its header gives), so a reader decodes a chunk's headers as one array.
  *
  * The part of the plugin API used here is declared below from QEMU's plugin documentation
  * (API version 4, QEMU 10.0).
@@ -29,6 +35,7 @@
 #include <time.h>
 #include <fcntl.h>
 #include <unistd.h>
+#include <sys/uio.h>
 #include <errno.h>
 #include <pthread.h>
 
@@ -103,7 +110,7 @@ static const char *const REGISTER_NAMES[] = {
     "sp", "lr", "xpsr", "msp", "psp", "primask", "basepri", "faultmask", "control",
 };
 #define REGISTERS (sizeof REGISTER_NAMES / sizeof REGISTER_NAMES[0])
-enum { REG_SP = 13, REG_LR = 14, REG_XPSR = 15, REG_PSP = 17 };
+enum { REG_SP = 13, REG_LR = 14, REG_XPSR = 15, REG_MSP = 16, REG_PSP = 17 };
 
 struct record {
     uint8_t type, access_size, is_store, reserved;
@@ -116,6 +123,11 @@ struct record {
     char task_name[16];
     uint16_t sp_window_length, psp_window_length; /* bytes of each window that could be read */
 } __attribute__((packed));
+
+#define CHUNK_MAGIC 0x43515249u /* "IRQC" */
+struct chunk {
+    uint32_t magic, records, window_bytes, reserved;
+};
 
 struct site {
     uint32_t address;
@@ -145,14 +157,17 @@ static size_t watch_count;
 static bool seeded;
 static uint32_t task_pointer, task_name_offset, task_name_length;
 static uint32_t window = 256;
+static uint32_t stack_top;
 static struct qemu_plugin_register *handles[REGISTERS];
 static GByteArray *scratch;
 static qemu_plugin_u64 retired;
 static uint32_t active[64]; /* the exceptions entered and not yet returned, innermost last */
 static unsigned depth;
 static int out_fd = -1;
-static uint8_t *buffer;
-static size_t buffered, buffer_size, record_size;
+static struct record *headers;   /* this chunk's records */
+static uint8_t *windows;          /* and their stack windows */
+static size_t header_count, windows_used;
+#define CHUNK_RECORDS 8192
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* the buffer: vCPU against flusher */
 static pthread_t flush_thread;
 static bool stopping;
@@ -165,11 +180,20 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* The records held so far as one chunk. */
 static void flush(void)
 {
-    size_t done = 0;
-    while (done < buffered && out_fd >= 0) {
-        ssize_t n = write(out_fd, buffer + done, buffered - done);
+    if (header_count == 0)
+        return;
+    struct chunk head = { CHUNK_MAGIC, (uint32_t)header_count, (uint32_t)windows_used, 0 };
+    struct iovec parts[3] = {
+        { &head, sizeof head },
+        { headers, header_count * sizeof *headers },
+        { windows, windows_used },
+    };
+    unsigned first = 0;
+    while (first < 3 && out_fd >= 0) {
+        ssize_t n = writev(out_fd, parts + first, (int)(3 - first));
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0) {          /* the reader is gone: stop recording, let the guest run on */
@@ -177,9 +201,15 @@ static void flush(void)
             out_fd = -1;
             break;
         }
-        done += (size_t)n;
+        size_t left = (size_t)n;
+        while (first < 3 && left >= parts[first].iov_len)
+            left -= parts[first++].iov_len;
+        if (first < 3) {
+            parts[first].iov_base = (uint8_t *)parts[first].iov_base + left;
+            parts[first].iov_len -= left;
+        }
     }
-    buffered = 0;
+    header_count = windows_used = 0;
 }
 
 static int compare_sites(const void *a, const void *b)
@@ -212,25 +242,18 @@ static bool read_memory(uint32_t address, void *into, size_t length)
     return true;
 }
 
-/* A record in the buffer, its window left zero; the caller fills it. */
+/* A record in the chunk, with room left for its windows; the caller fills it. */
 static struct record *new_record(unsigned type, uint32_t pc, uint64_t instructions)
 {
-    if (buffered + record_size > buffer_size)
+    if (header_count == CHUNK_RECORDS || windows_used + 2 * (size_t)window > CHUNK_RECORDS * 2 * (size_t)window)
         flush();
-    struct record *r = (struct record *)(buffer + buffered);
-    memset(r, 0, record_size);
-    buffered += record_size;
+    struct record *r = &headers[header_count++];
+    memset(r, 0, sizeof *r);
     r->type = (uint8_t)type;
     r->pc = pc;
     r->instructions = instructions;
     r->host_ns = now_ns();
     return r;
-}
-
-static void finish_record(void)
-{
-    if (buffer_size - buffered < record_size)
-        flush();
 }
 
 /* The reader sees every record within FLUSH_NS, also when the core sleeps or spins. */
@@ -255,38 +278,51 @@ static void read_registers(struct record *r)
         r->regs[i] = read_register(i);
 }
 
-/* Stack from `address`: as much of `window` bytes as can be read (the top of RAM ends it). */
-static uint16_t copy_window(uint8_t *into, uint32_t address)
+/* Stack from `address`, appended to the chunk's windows: as much of `length` bytes as can be
+ * read (the top of RAM ends it). */
+static uint16_t copy_window(uint32_t address, uint32_t length)
 {
-    if (read_memory(address, into, window))
-        return (uint16_t)window;
-    uint32_t length = 0;
-    for (uint32_t step = 64; step >= 4; step /= 16)
-        while (length + step <= window && read_memory(address + length, into + length, step))
-            length += step;
-    return (uint16_t)length;
+    uint8_t *into = windows + windows_used;
+    uint32_t copied = 0;
+    if (read_memory(address, into, length))
+        copied = length;
+    else
+        for (uint32_t step = 64; step >= 4; step /= 16)
+            while (copied + step <= length && read_memory(address + copied, into + copied, step))
+                copied += step;
+    windows_used += copied;
+    return (uint16_t)copied;
+}
+
+/* The window's length from sp: the main stack's part ends at its top. */
+static uint32_t window_from(uint32_t sp, uint32_t msp)
+{
+    if (sp == msp && stack_top > sp && stack_top - sp < window)
+        return (stack_top - sp) & ~3u;
+    return window;
 }
 
 static void add_context(struct record *r)
 {
-    uint8_t *windows = (uint8_t *)(r + 1);
-    r->sp_window_length = copy_window(windows, r->regs[REG_SP]);
+    uint32_t sp = r->regs[REG_SP];
+    r->sp_window_length = copy_window(sp, window_from(sp, r->regs[REG_MSP]));
     uint32_t ipsr = r->regs[REG_XPSR] & 0x1FF;
-    if (ipsr != 0 && r->regs[REG_PSP] != r->regs[REG_SP])
-        r->psp_window_length = copy_window(windows + window, r->regs[REG_PSP]);
+    if (ipsr != 0 && r->regs[REG_PSP] != sp)
+        r->psp_window_length = copy_window(r->regs[REG_PSP], window);
     if (ipsr == 0 && task_pointer && read_memory(task_pointer, &r->task, 4) && r->task) {
         uint32_t length = task_name_length < sizeof r->task_name ? task_name_length : sizeof r->task_name;
         read_memory(r->task + task_name_offset, r->task_name, length);
     }
 }
 
-static uint32_t target_of(const struct site *s, const struct record *r)
+/* Where the site's instruction sends pc, from its base register's value. */
+static uint32_t target_of(const struct site *s, uint32_t base)
 {
     if (s->target_kind == TARGET_REGISTER)
-        return r->regs[s->target_reg];
+        return base;
     uint32_t word = 0;
     if (s->target_kind == TARGET_MEMORY)
-        read_memory(r->regs[s->target_reg] + (uint32_t)s->target_offset, &word, 4);
+        read_memory(base + (uint32_t)s->target_offset, &word, 4);
     return word;
 }
 
@@ -348,34 +384,28 @@ static void record_instruction(unsigned int vcpu, const struct placed *p)
         r->a = raw_priority(ipsr);
         if (depth < sizeof active / sizeof active[0])
             active[depth++] = ipsr;
-        finish_record();
     }
     if (s->flags & SITE_HIT) {
         struct record *r = new_record(RECORD_SITE, p->pc, instructions);
         read_registers(r);
         add_context(r);
-        finish_record();
     }
     bool executes = passes(s->condition, xpsr);
     if ((s->flags & SITE_EXIT) && executes && depth > 0 && ipsr != 0) {
-        struct record probe = { 0 };
-        read_registers(&probe);
-        uint32_t target = target_of(s, &probe);
+        uint32_t target = target_of(s, read_register(s->target_reg)); /* only the register it needs */
         if ((target & 0xFF000000u) == 0xFF000000u) { /* EXC_RETURN: the exception returns */
             struct record *r = new_record(RECORD_EXIT, p->pc, instructions);
             r->regs[REG_XPSR] = xpsr;
             r->a = target;
             while (depth > 0 && active[--depth] != ipsr)
                 ;                                      /* one missed entry does not derail */
-            finish_record();
-        }
+            }
     }
     if ((s->flags & SITE_RETURN) && executes) {
         struct record *r = new_record(RECORD_RETURN, p->pc, instructions);
         read_registers(r);
-        r->a = target_of(s, r);
+        r->a = target_of(s, r->regs[s->target_reg]);
         add_context(r);
-        finish_record();
     }
 }
 
@@ -409,7 +439,6 @@ static void on_memory(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t va
         r->b = after;
         r->c = before;
         add_context(r);
-        finish_record();
         pthread_mutex_unlock(&lock);
     }
 }
@@ -501,6 +530,8 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
             site_file = argv[i] + 6;
         else if (strncmp(argv[i], "window=", 7) == 0)
             window = (uint32_t)strtoul(argv[i] + 7, NULL, 0) & ~3u;
+        else if (strncmp(argv[i], "stack_top=", 10) == 0)
+            stack_top = (uint32_t)strtoul(argv[i] + 10, NULL, 0);
     }
     if (!out || !site_file || strcmp(info->target_name, "arm") != 0 || window > 4096) {
         qemu_plugin_outs("irqmon recorder: needs out=PATH sites=PATH on an arm system target\n");
@@ -515,12 +546,11 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
         qemu_plugin_outs("irqmon recorder: cannot open the output\n");
         return -1;
     }
-    record_size = sizeof(struct record) + 2 * (size_t)window;
-    buffer_size = record_size * 1024;
-    buffer = malloc(buffer_size);
+    headers = malloc(CHUNK_RECORDS * sizeof *headers);
+    windows = malloc(CHUNK_RECORDS * 2 * (size_t)window);
     scratch = g_byte_array_new();
     retired = (qemu_plugin_u64){ qemu_plugin_scoreboard_new(sizeof(uint64_t)), 0 };
-    if (!buffer || !scratch)
+    if (!headers || !windows || !scratch)
         return -1;
     if (pthread_create(&flush_thread, NULL, flusher, NULL) != 0)
         return -1;

@@ -77,7 +77,7 @@ from irqmon.cortexm.registers import (
     TPIU_BASE,
 )
 from irqmon.cortexm.target_description import stub_registers
-from irqmon.cortexm.thumb import WAIT_FOR_EVENT
+from irqmon.cortexm.thumb import Instruction, waits_for_event
 from irqmon.rsp import PointKind, RspClient, RspDisconnected, RspError, StopReply
 
 STEP_ATTEMPTS = 3
@@ -418,8 +418,8 @@ class DebugUnit:
 
     def _at_wait_for_event(self, pc: int) -> bool:
         if pc not in self._waits_for_event:
-            halfword = int.from_bytes(self.read_memory(pc, 2), "little")
-            self._waits_for_event[pc] = halfword in WAIT_FOR_EVENT
+            halfword = int.from_bytes(self.read_memory(pc, 2), "little")  # wfi and wfe are 16-bit
+            self._waits_for_event[pc] = waits_for_event(Instruction(pc, 2, halfword, 0))
         return self._waits_for_event[pc]
 
     def resume(self) -> None:
