@@ -43,16 +43,7 @@ def test_plugin_rows_equal_gdb_rows(built_samples, deterministic_qemu, tmp_path,
     assert len(cycles) == len(plugin.frame[plugin.frame["event"] != "config"]) and cycles.is_monotonic_increasing
 
 
-# The plugin reads no target memory at a call (a probe pack's object_marker): FreeRTOS's mutex
-# give through the queue send stays an API call, and the mutex reads as never released.
-PLUGIN_LIMITS = {"rtos_clean": "the plugin does not read object_marker members: the mutex give is not seen"}
-
-
-@pytest.mark.parametrize(
-    "sample",
-    [pytest.param(s, marks=pytest.mark.xfail(strict=True, reason=PLUGIN_LIMITS[s])) if s in PLUGIN_LIMITS else s
-     for s in sample_names()],
-)  # fmt: skip
+@pytest.mark.parametrize("sample", sample_names())
 def test_plugin_finds_each_samples_bug(built_samples, tmp_path, sample):
     trace = tmp_path / "trace.csv"
     result = capture_sample(sample, trace, "--backend", "qemu-plugin")
