@@ -536,11 +536,13 @@ class _BatchColumns:
         tcbs = self.records["task"].astype(np.int64)
         running = np.flatnonzero((self.ipsr == 0) & (tcbs != 0))
         names = self.recorder._task_names
-        for index in np.unique(tcbs[running], return_index=True)[1].tolist():
+        for index in sorted(np.unique(tcbs[running], return_index=True)[1].tolist()):  # as first seen
             tcb = int(tcbs[running[index]])
             if tcb not in names:
                 raw = bytes(self.records["task_name"][running[index]])[: min(task.name_length, TASK_NAME_BYTES)]
-                names[tcb] = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+                name = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+                # Task names need not be unique (two tasks of one function): the control block tells them apart.
+                names[tcb] = f"{name}@{tcb:#x}" if name in names.values() else name
         tasks[running] = [names[tcb] for tcb in tcbs[running].tolist()]
         return tasks
 
