@@ -3,7 +3,8 @@
  *    malloc), updates a total under a mutex (xSemaphoreTake/xSemaphoreGive: queue calls on a
  *    queue whose pcHead is NULL) and queues work;
  *  - two "worker" tasks (priority 2) run one function under one name; each blocks in xQueueReceive, then holds
- *    the mutex across a delay, so the producer blocks on it and is woken by the give;
+ *    the mutex across a delay longer than the producer's pause, so the producer blocks on it and
+ *    is woken by the give (at any speed: with or without a debugger's halts);
  *  - TIM2 (priority 6, below the syscall ceiling 5) sends with xQueueSendFromISR to the monitor
  *    task (priority 4), which blocks on its queue and is switched in by portYIELD_FROM_ISR. */
 #include <stdbool.h>
@@ -20,6 +21,8 @@
 #define TIM_PSC_10KHZ 8399 /* QEMU's model fires every 10-20 ticks */
 #define TIM2_ARR 49
 #define WORK_WAIT_TICKS 20
+#define PRODUCER_PAUSE_TICKS 2
+#define WORKER_HOLD_TICKS (PRODUCER_PAUSE_TICKS + 1)
 
 typedef struct {
     TCB_t tcb;
@@ -73,7 +76,7 @@ static void producer_task(void *pvParameters)
         add_to_total(round, 0);
         xQueueSend(work_queue, &round, portMAX_DELAY);
         vPortFree(block);
-        vTaskDelay(2);
+        vTaskDelay(PRODUCER_PAUSE_TICKS);
     }
     while (processed < ROUNDS || ticks_seen < TIM2_FIRINGS)
         vTaskDelay(5);
@@ -88,7 +91,7 @@ static void worker_task(void *pvParameters)
         uint32_t round;
         if (xQueueReceive(work_queue, &round, WORK_WAIT_TICKS) != pdPASS)
             continue;
-        add_to_total(round, 1);
+        add_to_total(round, WORKER_HOLD_TICKS);
         taskENTER_CRITICAL();
         processed++;
         taskEXIT_CRITICAL();

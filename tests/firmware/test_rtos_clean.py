@@ -1,4 +1,4 @@
-"""rtos_clean and hal_clean, captured on QEMU through gdb: the correct RTOS and HAL patterns the
+"""rtos_clean and hal_clean, captured on QEMU (the default backend): the correct RTOS and HAL patterns the
 analysis must stay silent on are in the trace (end-to-end checks the silence)."""
 
 from __future__ import annotations
