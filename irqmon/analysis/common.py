@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from irqmon.analysis.context import ACT, Context
 from irqmon.analysis.findings import frame_list
-from irqmon.schema import Event
+from irqmon.schema import Event, Kind
 
 CALL_COLUMNS = ["event", "symbol", "role", ACT]  # what `outermost_calls` and the role filter read
 
@@ -44,6 +45,22 @@ def calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
 def outer_calls_only(ctx: Context, calls: pd.DataFrame) -> pd.DataFrame:
     """`calls` without those made inside another probed call (`calls_inside_other_calls`)."""
     return calls[~calls.index.isin(calls_inside_other_calls(ctx).index)]
+
+
+def inside_isr_heap_calls(ctx: Context, calls: pd.DataFrame) -> np.ndarray:
+    """Per row of `calls` (an ISR's call rows, with `symbol` and `act`): whether it was made
+    inside a heap call of the same activation (that heap function among its own frames). Every
+    heap call of an ISR is a malloc-in-isr finding, and what malloc does inside itself (its heap
+    lock, a mutex) is listed there as evidence."""
+    inside = np.zeros(len(calls), dtype=bool)
+    if calls.empty:
+        return inside
+    heap = ctx.select(event=Event.CALL.value, kind=Kind.HEAP.value, isr=True, columns=["symbol", ACT])
+    positions, symbols = calls.index.to_numpy(), calls["symbol"].to_numpy(dtype=object, na_value=None)
+    for name, acts in heap.groupby("symbol")[ACT]:  # per heap function, not per row
+        same_activation = calls[ACT].isin(acts).to_numpy(dtype=bool)
+        inside |= same_activation & (symbols != name) & ctx.has_own_frame(positions, str(name))
+    return inside
 
 
 def calls_inside(ctx: Context, group: pd.DataFrame) -> list[str]:

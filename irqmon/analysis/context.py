@@ -258,6 +258,7 @@ class Context:
         prio = priority.take(pa.array(prioritized.rows, type=pa.int64())).cast(pa.int64()).to_numpy()
         self._prio_by_ipsr = pd.Series(prio, index=pd.Index(prioritized.numbers, dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
+        self.rules: frozenset[str] | None = None  # the rules this analysis runs (None: every rule)
         self._event_positions: dict[tuple[str, ...], np.ndarray] = {}
         self._codes = {c: _string_codes(self._columns[c]) for c in ("event", "kind", "role")}
         self._columns["task"] = _tasks_on_process_stack(self._columns["task"], self._columns["control"])
@@ -514,6 +515,16 @@ class Context:
             open_before = (previous == Event.CALL.value).fillna(False).astype(bool)
             nested |= open_before.reindex(calls.index).to_numpy(dtype=bool) & (codes < 0)
         return calls[~nested]
+
+    def reports(self, rule_id: str) -> bool:
+        """Whether this analysis runs rule `rule_id`."""
+        return self.rules is None or rule_id in self.rules
+
+    def has_own_frame(self, positions: np.ndarray, name: str) -> np.ndarray:
+        """Per row at `positions`, whether function `name` is among its running context's own
+        frames (False without a call path)."""
+        codes, own = self._own_frames(positions)
+        return np.r_[_has_frame(own, name), False][codes]
 
     def frame_depth(self, positions: np.ndarray) -> np.ndarray:
         """Per row at `positions`, how many frames its running context's own call path has (NaN

@@ -67,6 +67,30 @@ def test_mutex_in_isr_reports_take_and_blocking(tmp_path):
     assert take.evidence["objects"] == ["0x20000100"]
 
 
+def test_a_mutex_taken_inside_an_isr_malloc_is_the_malloc_findings_evidence(tmp_path):
+    """The heap lock malloc takes in the ISR is listed under malloc-in-isr; a take of the same
+    activation outside malloc is still a mutex-in-isr finding, and so is the one inside malloc
+    when malloc-in-isr does not run."""
+    from irqmon.analysis import analyze
+    from tracebuild import irq_pair, load
+
+    enter, leave = irq_pair(67, "OTG_FS", 6, 0.01, 0.02)
+    malloc_path = f"malloc;{USB_PATH}"
+    take = {"event": "call", "kind": "mutex", "role": "acquire", "symbol": "osMutexAcquire", "address": 0x200000D0,
+            "callpath": f"osMutexAcquire;__malloc_lock;{malloc_path}", "source": "heap_lock.c:18", **USB}  # fmt: skip
+    give = {**take, "role": "release", "symbol": "osMutexRelease", "callpath": f"osMutexRelease;__malloc_unlock;{malloc_path}"}
+    alone = {**take, "callpath": f"osMutexAcquire;{USB_PATH}", "source": "usbd_cdc.c:130"}
+    inside_only = [enter, heap_call(USB, "malloc", malloc_path), take, give, leave]
+    findings = analyze(load(tmp_path, inside_only), rules=["malloc-in-isr", "mutex-in-isr"])
+    assert [f.rule for f in findings] == ["malloc-in-isr"]
+    assert findings[0].evidence["inside"] == ["osMutexAcquire (mutex)", "osMutexRelease (mutex)"]
+    assert "Inside it: osMutexAcquire (mutex), osMutexRelease (mutex)." in findings[0].message
+    both = [enter, heap_call(USB, "malloc", malloc_path), take, give, alone, leave]
+    findings = analyze(load(tmp_path, both), rules=["malloc-in-isr", "mutex-in-isr"])
+    assert sorted((f.rule, f.source) for f in findings) == [("malloc-in-isr", "usbd_cdc.c:120"), ("mutex-in-isr", "usbd_cdc.c:130")]
+    assert [f.rule for f in analyze(load(tmp_path, inside_only), rules=["mutex-in-isr"])] == ["mutex-in-isr"]
+
+
 def test_mutex_in_isr_silent_for_tasks(tmp_path):
     rows = [{"event": "call", "kind": "mutex", "role": "acquire", "symbol": "osMutexAcquire", **task("a")},
             {"event": "call", "kind": "blocking", "role": "blocking", "symbol": "osDelay", **task("a")}]  # fmt: skip

@@ -31,7 +31,12 @@ RULE = Rule(id="malloc-in-isr", severity="error", summary="heap function called 
 
 def check(ctx: Context) -> list[Finding]:
     hits = isr_calls(ctx, Kind.HEAP.value)
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message,
+
+    def message(first: pd.Series, group: pd.DataFrame) -> str:
+        inside = calls_inside(ctx, group)
+        return _message(first, group) + (f" Inside it: {', '.join(inside)}." if inside else "")
+
+    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=message,
                       evidence=lambda first, group: _evidence(first, group) | {"inside": calls_inside(ctx, group)})  # fmt: skip
 
 
