@@ -34,7 +34,11 @@ PACK_SPEC = Table(
             {"symbols": ListOf(SYMBOL), "kind": OneOf(KINDS), "role": OneOf(ROLES),
              "args": MapOf(ARGUMENT, "an argument name", OneOf(ARG_REGISTERS)),
              "size_arg": Text(ARGUMENT, "an argument name"), "object_arg": Text(ARGUMENT, "an argument name"),
-             "returns": Boolean()},
+             "returns": Boolean(),
+             "object_marker": Table(
+                 {"type": SYMBOL, "member": SYMBOL, "equals": Integer(), "role": OneOf(ROLES)},
+                 required=frozenset({"type", "member", "equals", "role"}),
+             )},
             required=frozenset({"symbols", "kind", "role"}),
         )),
         "dwarf_member": ListOf(Table(
@@ -56,6 +60,17 @@ PACK_SPEC = Table(
 
 
 @dataclass(frozen=True)
+class ObjectMarker:
+    """A member of the call's object that, read at the call, changes the row's role: FreeRTOS
+    gives a mutex through the queue send, and a mutex is a queue whose `pcHead` is NULL."""
+
+    offset: int
+    size: int
+    equals: int
+    role: str
+
+
+@dataclass(frozen=True)
 class FunctionProbe:
     """Break on a function's entry (and, if `returns`, on its return to the caller)."""
 
@@ -68,6 +83,7 @@ class FunctionProbe:
     size_arg: str | None = None
     object_arg: str | None = None
     returns: bool = False
+    object_marker: ObjectMarker | None = None
 
 
 @dataclass(frozen=True)
@@ -173,6 +189,8 @@ def load_pack(path: Path) -> Pack:
         for key in ("size_arg", "object_arg"):
             if key in entry and entry[key] not in entry.get("args", {}):
                 raise UsageError(f"bad probe pack {path}: function[{index}].{key}: '{entry[key]}' is not one of its args")
+        if "object_marker" in entry and "object_arg" not in entry:
+            raise UsageError(f"bad probe pack {path}: function[{index}].object_marker: needs an object_arg to read it from")
     return Pack(data["name"], data.get("description", ""), path, data)
 
 
@@ -199,6 +217,7 @@ def resolve_pack(pack: Pack, elf: ElfImage, target: TargetProfile, code_words: s
         return plan
     probed: set[int] = set()
     for entry in pack.data.get("function", []):
+        marker = _object_marker(entry.get("object_marker"), elf)
         for symbol_name in entry["symbols"]:
             symbol = elf.symbols.get(symbol_name)
             if symbol is None or not symbol.is_function or symbol.address in probed:
@@ -209,7 +228,7 @@ def resolve_pack(pack: Pack, elf: ElfImage, target: TargetProfile, code_words: s
                     probe=pack.name, symbol=symbol_name, address=symbol.address,
                     kind=entry["kind"], role=entry["role"], args=dict(entry.get("args", {})),
                     size_arg=entry.get("size_arg"), object_arg=entry.get("object_arg"),
-                    returns=bool(entry.get("returns", False)),
+                    returns=bool(entry.get("returns", False)), object_marker=marker,
                 )
             )  # fmt: skip
     for entry in pack.data.get("dwarf_member", []):
@@ -244,6 +263,15 @@ def resolve_pack(pack: Pack, elf: ElfImage, target: TargetProfile, code_words: s
             if symbol is not None and not symbol.is_function:
                 plan.configs.append(ConfigRead(entry["name"], symbol_name, symbol.address, symbol.size or 4))
     return plan
+
+
+def _object_marker(marker: dict | None, elf: ElfImage) -> ObjectMarker | None:
+    """The marker's member located through DWARF (none where the ELF does not describe it)."""
+    found = elf.struct_member(marker["type"], marker["member"]) if marker else None
+    if marker is None or found is None:
+        return None
+    offset, size = found
+    return ObjectMarker(offset, size if size in (1, 2, 4) else 4, marker["equals"], marker["role"])
 
 
 def is_useful(plan: CapturePlan) -> bool:

@@ -59,6 +59,15 @@ def test_dwarf_finds_hal_locks_and_task_names_without_knowing_the_firmware(built
     assert image.objects_with_member("Lock", "HAL_LockTypeDef") == []
 
 
+def test_dwarf_locates_a_struct_member_by_the_type_name(built_samples):
+    """FreeRTOS's mutex marker: `pcHead` of `struct QueueDefinition`, wherever the struct puts it."""
+    image = ElfImage(sample_elf("rtos_clean"))
+    assert image.struct_member("QueueDefinition", "pcHead") == (0, 4)
+    assert image.struct_member("QueueDefinition", "uxItemSize") == (12, 4)
+    assert image.struct_member("QueueDefinition", "nothing") is None
+    assert ElfImage(sample_elf("hal_clean")).struct_member("QueueDefinition", "pcHead") is None
+
+
 def test_source_lines_match_addr2line(built_samples):
     elf = sample_elf("usb_cdc_malloc_isr")
     image = ElfImage(elf)

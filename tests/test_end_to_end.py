@@ -1,6 +1,7 @@
 """Every firmware sample, captured on QEMU and analyzed: the rules in its expected.toml are
-reported and no other rule of severity error; `clean` reports no error and no warning.
-A new sample directory with an expected.toml is a new test here."""
+reported and no other rule of severity error; `clean` reports no error and no warning; the
+halting backends report exactly its rules too. A new sample directory with an expected.toml is a
+new test here."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import json
 import jsonschema
 import pytest
 
+from irqmon.analysis import analyze
 from irqmon.cortexm.elf import ElfImage
-from support import ROOT, SARIF_SCHEMA_FILE, expected, irqmon, sample_elf, sample_names
+from irqmon.tracefile import load_trace
+from support import ROOT, SARIF_SCHEMA_FILE, capture_reproducing, expected, irqmon, sample_elf, sample_names
 
 
 @pytest.mark.parametrize("sample", sample_names())
@@ -27,6 +30,17 @@ def test_sample_findings_match_expected_rules(sample, sample_trace, tmp_path):
     assert result.returncode == (1 if errors else 0)
     if not wanted:
         assert not [f for f in findings if f["severity"] in ("error", "warning")]
+
+
+@pytest.mark.parametrize("backend", ["gdb", "rsp"])
+@pytest.mark.parametrize("sample", sample_names())
+def test_halting_backends_report_exactly_the_expected_rules(sample, backend, built_samples, tmp_path):
+    """The default backend records inside QEMU; gdb and rsp halt on every hit and read memory
+    while halted (object markers, task names): their traces give the same findings."""
+    trace = tmp_path / "trace.csv"
+    result = capture_reproducing(sample, trace, "--backend", backend)
+    assert result.returncode == 0, result.stderr
+    assert {finding.rule for finding in analyze(load_trace(trace))} == set(expected(sample)["rules"])
 
 
 def test_malloc_in_isr_finding_carries_the_seed_call_path(sample_trace, tmp_path):

@@ -47,5 +47,6 @@ def analysis_of(
     if unknown:
         raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
     ctx = Context([trace.take_table()] if release else trace.table, trace.metadata, config or AnalysisConfig())
+    ctx.rules = frozenset(selected)
     findings = [finding for rule_id in selected for finding in available[rule_id].check(ctx)]
     return Analysis(ctx, sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule)))

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import numpy as np
 import pandas as pd
 
 from irqmon.analysis.context import ACT, Context
-from irqmon.schema import Event
+from irqmon.analysis.findings import frame_list
+from irqmon.schema import Event, Kind
 
 CALL_COLUMNS = ["event", "symbol", "role", ACT]  # what `outermost_calls` and the role filter read
 
@@ -24,6 +26,50 @@ def isr_calls(ctx: Context, kind: str | Iterable[str], role: str | Iterable[str]
         roles = [role] if isinstance(role, str) else list(role)
         calls = calls[calls["role"].isin(roles).fillna(False).astype(bool)]
     return ctx.rows_at(calls.index.to_numpy())
+
+
+def calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
+    """`call` rows in handler mode made inside another probed call of the same activation (its
+    function among the context's own frames): what a kernel or library does inside a call, such
+    as the critical section inside xQueueSemaphoreTake. They are the outer call's evidence, not
+    findings of their own; computed once per analysis (columns `symbol`, `kind`, `callpath`, `act`)."""
+    if "inner_calls" not in ctx.shared:
+        rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=CALL_COLUMNS + ["kind"])
+        outer = ctx.outermost_calls(rows).index
+        calls = rows[(rows["event"] == Event.CALL.value).to_numpy(dtype=bool) & ~rows.index.isin(outer)]
+        paths = ctx.rows_at(calls.index.to_numpy(), ["callpath"])["callpath"]
+        ctx.shared["inner_calls"] = calls.assign(callpath=paths.where(paths.notna(), None).astype(object))
+    return ctx.shared["inner_calls"]  # type: ignore[return-value]
+
+
+def outer_calls_only(ctx: Context, calls: pd.DataFrame) -> pd.DataFrame:
+    """`calls` without those made inside another probed call (`calls_inside_other_calls`)."""
+    return calls[~calls.index.isin(calls_inside_other_calls(ctx).index)]
+
+
+def inside_isr_heap_calls(ctx: Context, calls: pd.DataFrame) -> np.ndarray:
+    """Per row of `calls` (an ISR's call rows, with `symbol` and `act`): whether it was made
+    inside a heap call of the same activation (that heap function among its own frames). Every
+    heap call of an ISR is a malloc-in-isr finding, and what malloc does inside itself (its heap
+    lock, a mutex) is listed there as evidence."""
+    inside = np.zeros(len(calls), dtype=bool)
+    if calls.empty:
+        return inside
+    heap = ctx.select(event=Event.CALL.value, kind=Kind.HEAP.value, isr=True, columns=["symbol", ACT])
+    positions, symbols = calls.index.to_numpy(), calls["symbol"].to_numpy(dtype=object, na_value=None)
+    for name, acts in heap.groupby("symbol")[ACT]:  # per heap function, not per row
+        same_activation = calls[ACT].isin(acts).to_numpy(dtype=bool)
+        inside |= same_activation & (symbols != name) & ctx.has_own_frame(positions, str(name))
+    return inside
+
+
+def calls_inside(ctx: Context, group: pd.DataFrame) -> list[str]:
+    """The probed calls a finding's calls made inside themselves, `symbol (kind)`, once each."""
+    inner = calls_inside_other_calls(ctx)
+    inner = inner[inner[ACT].isin(group[ACT])]
+    outer = set(group["symbol"].dropna())
+    found = {f"{row.symbol} ({row.kind})" for row in inner.itertuples() if outer & set(frame_list(row.callpath, own=True)[1:])}
+    return sorted(found)
 
 
 def where(first: pd.Series) -> str:

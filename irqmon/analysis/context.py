@@ -3,7 +3,8 @@
 Derived columns added to the rows rules see:
 - `act` — the execution context a row belongs to: one id per ISR activation (from the
   `irq_enter`/`irq_exit` rows, or, on traces without them, from `ipsr` changes), one per RTOS
-  task in thread mode (one for bare-metal thread mode).
+  task in thread mode (one for bare-metal thread mode, and for main before the scheduler
+  starts: thread mode on the main stack is no task).
 - `in_isr` — the row runs in handler mode (`ipsr` > 0).
 - `prio` — the active exception's priority, filled from other rows of the same exception.
 
@@ -183,6 +184,17 @@ def _one_array_each(columns: dict[str, pa.ChunkedArray]) -> None:
     memory.release_unused()
 
 
+def _tasks_on_process_stack(task: pa.Array, control: pa.Array) -> pa.Array:
+    """The task column without the rows where thread mode runs on the main stack (CONTROL.SPSEL
+    clear, where the row says): an RTOS runs its tasks on the process stack, while main, before
+    the scheduler starts, runs on the main stack with the current-task pointer already naming
+    the first task it created."""
+    spsel = _integers(control.cast(pa.int64()), CONTROL_SPSEL) & CONTROL_SPSEL
+    if spsel.all():
+        return task
+    return pc.if_else(pa.array(spsel == 0), pa.nulls(len(task), task.type), task)
+
+
 def _integers(column: pa.Array, missing: int) -> np.ndarray:
     """An integer column as an array, `missing` where it has no value."""
     return (column if column.null_count == 0 else pc.fill_null(column, missing)).to_numpy()
@@ -246,8 +258,10 @@ class Context:
         prio = priority.take(pa.array(prioritized.rows, type=pa.int64())).cast(pa.int64()).to_numpy()
         self._prio_by_ipsr = pd.Series(prio, index=pd.Index(prioritized.numbers, dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
+        self.rules: frozenset[str] | None = None  # the rules this analysis runs (None: every rule)
         self._event_positions: dict[tuple[str, ...], np.ndarray] = {}
         self._codes = {c: _string_codes(self._columns[c]) for c in ("event", "kind", "role")}
+        self._columns["task"] = _tasks_on_process_stack(self._columns["task"], self._columns["control"])
         self.timeline = self._timeline(ipsr, known)
 
     # --- derived columns -------------------------------------------------------------------
@@ -501,6 +515,16 @@ class Context:
             open_before = (previous == Event.CALL.value).fillna(False).astype(bool)
             nested |= open_before.reindex(calls.index).to_numpy(dtype=bool) & (codes < 0)
         return calls[~nested]
+
+    def reports(self, rule_id: str) -> bool:
+        """Whether this analysis runs rule `rule_id`."""
+        return self.rules is None or rule_id in self.rules
+
+    def has_own_frame(self, positions: np.ndarray, name: str) -> np.ndarray:
+        """Per row at `positions`, whether function `name` is among its running context's own
+        frames (False without a call path)."""
+        codes, own = self._own_frames(positions)
+        return np.r_[_has_frame(own, name), False][codes]
 
     def frame_depth(self, positions: np.ndarray) -> np.ndarray:
         """Per row at `positions`, how many frames its running context's own call path has (NaN

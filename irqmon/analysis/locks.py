@@ -1,7 +1,9 @@
 """Lock events shared by the lock rules: who holds each lock at every take, test and release.
 
 A lock is a HAL `Lock` byte (watched `access` rows, role test/acquire/release) or a mutex
-(`call` rows of kind mutex, keyed by the object in `address`). Each event row gets the lock's
+(`call` rows of kind mutex, or RTOS calls the capture found working on a mutex, keyed by the
+object in `address`). A take whose return is in the trace holds the mutex from its return on
+(it may block first, while the holder runs); its call is a try (`test`). Each event row gets the lock's
 last holder before it: `held_role` (acquire/release), `held_act`, `held_row` (index of that row).
 """
 
@@ -32,10 +34,20 @@ def lock_events(ctx: Context) -> pd.DataFrame:
 def _lock_events(ctx: Context) -> pd.DataFrame:
     roles = (Role.ACQUIRE.value, Role.RELEASE.value, Role.TEST.value)
     hal = ctx.positions_of(event=Event.ACCESS.value, kind=Kind.LOCK.value, role=roles)
-    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.MUTEX.value, columns=["event", "role", "symbol", "address", ACT])
+    # RTOS calls whose row names a take or a give: a mutex's calls, and generic ones (a queue
+    # send) whose object the capture found to be a mutex.
+    kinds = (Kind.MUTEX.value, Kind.RTOS_API.value)
+    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kinds, columns=["event", "role", "symbol", "address", ACT])
     mutex = ctx.outermost_calls(mutex_rows)
     mutex = mutex[mutex["role"].isin(roles).fillna(False).astype(bool) & mutex["address"].notna()]
-    events = ctx.rows_at(np.sort(np.r_[hal, mutex.index.to_numpy()]), EVENT_COLUMNS)  # in order of position, so of seq (disjoint rows)
+    # A take that may block owns the mutex once it returns: its call is only a try.
+    is_take_return = (mutex_rows["event"] == Event.RETURN.value) & (mutex_rows["role"] == Role.ACQUIRE.value)
+    take_returns = mutex_rows[is_take_return.fillna(False).astype(bool) & mutex_rows["address"].notna()]
+    positions = np.sort(np.r_[hal, mutex.index.to_numpy(), take_returns.index.to_numpy()])
+    events = ctx.rows_at(positions, EVENT_COLUMNS)  # in order of position, so of seq (disjoint rows)
+    tries = events.index.isin(mutex.index) & events["symbol"].isin(take_returns["symbol"].unique()).to_numpy(dtype=bool)
+    events.loc[tries & (events["role"] == Role.ACQUIRE.value).to_numpy(dtype=bool), "role"] = Role.TEST.value
+    events["kind"] = events["kind"].where(events["kind"] == Kind.LOCK.value, Kind.MUTEX.value)
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
     lock_code, events[LOCK], events[LOCK_NAME] = _locks(events)

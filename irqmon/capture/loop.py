@@ -261,6 +261,10 @@ class Capture:
     def _on_call(self, probe: FunctionProbe, regs: dict[str, int]) -> None:
         row = self._base_row(regs)
         row.update(call_row_fields(probe, regs, self.elf, row["source"]))
+        marker = probe.object_marker
+        if marker is not None and row["address"]:
+            if self._read_value(row["address"] + marker.offset, marker.size) == marker.equals:
+                row["role"] = marker.role
         self._emit(row)
         return_address = regs["lr"] & ~1
         if probe.returns and regs["lr"] & EXC_RETURN_PREFIX != EXC_RETURN_PREFIX:
@@ -370,7 +374,10 @@ class Capture:
             return None
         if tcb not in self._task_names:
             raw = self.backend.read_memory(tcb + task.name_offset, task.name_length)
-            self._task_names[tcb] = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+            name = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+            # Task names need not be unique (two tasks of one function, one name): the control
+            # block tells them apart.
+            self._task_names[tcb] = f"{name}@{tcb:#x}" if name in self._task_names.values() else name
         return self._task_names[tcb]
 
     def _drain_irqs(self) -> None:

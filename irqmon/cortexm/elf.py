@@ -340,6 +340,26 @@ class ElfImage:
                     return offset.value if offset is not None and isinstance(offset.value, int) else None
         return None
 
+    def struct_member(self, struct_name: str, member: str) -> tuple[int, int] | None:
+        """Offset and size of `member` in the struct type named `struct_name` (its tag or a
+        typedef of it, e.g. `pcHead` in FreeRTOS's `QueueDefinition`), from the first
+        compilation unit that defines it."""
+        if not self.has_dwarf:
+            return None
+        for cu in self._elf.get_dwarf_info().iter_CUs():
+            for die in cu.get_top_DIE().iter_children():
+                if _attr_text(die, "DW_AT_name") != struct_name:
+                    continue
+                struct = _strip_type(die)
+                if struct is None or struct.tag != "DW_TAG_structure_type" or not struct.has_children:
+                    continue
+                for child in struct.iter_children():
+                    offset = child.attributes.get("DW_AT_data_member_location")
+                    if child.tag == "DW_TAG_member" and _attr_text(child, "DW_AT_name") == member and offset is not None:
+                        if isinstance(offset.value, int):
+                            return offset.value, _byte_size(child.get_DIE_from_attribute("DW_AT_type")) or 4
+        return None
+
     def _global_variables(self) -> Iterator[tuple[str, int, object]]:
         if not self.has_dwarf:
             return

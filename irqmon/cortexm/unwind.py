@@ -358,8 +358,11 @@ class Unwinder:
             else:
                 if return_address | 1 == RESET_LR:
                     break  # lr as the core leaves reset: the reset handler has no caller
-                if caller["sp"] <= registers["sp"] and caller["pc"] == pc:
-                    break  # no progress: a corrupt or unknown frame
+                if caller["sp"] <= registers["sp"] and self._function_start((return_address & ~1) - 1) == self._function_start(lookup_pc):
+                    # No progress: the caller would be this frame again (same function, same stack),
+                    # as gdb stops: a corrupt frame, or lr left pointing into a function without CFI
+                    # after its own call (a naked PendSV handler after `bl vTaskSwitchContext`).
+                    break
                 callee = self._function(lookup_pc)
                 chain = self.tail_call_chain(return_address & ~1, callee.start) if callee else []
                 frames += [Frame(self.function_at(site.caller), site.return_pc) for site in reversed(chain)]

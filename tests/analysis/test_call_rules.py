@@ -67,6 +67,30 @@ def test_mutex_in_isr_reports_take_and_blocking(tmp_path):
     assert take.evidence["objects"] == ["0x20000100"]
 
 
+def test_a_mutex_taken_inside_an_isr_malloc_is_the_malloc_findings_evidence(tmp_path):
+    """The heap lock malloc takes in the ISR is listed under malloc-in-isr; a take of the same
+    activation outside malloc is still a mutex-in-isr finding, and so is the one inside malloc
+    when malloc-in-isr does not run."""
+    from irqmon.analysis import analyze
+    from tracebuild import irq_pair, load
+
+    enter, leave = irq_pair(67, "OTG_FS", 6, 0.01, 0.02)
+    malloc_path = f"malloc;{USB_PATH}"
+    take = {"event": "call", "kind": "mutex", "role": "acquire", "symbol": "osMutexAcquire", "address": 0x200000D0,
+            "callpath": f"osMutexAcquire;__malloc_lock;{malloc_path}", "source": "heap_lock.c:18", **USB}  # fmt: skip
+    give = {**take, "role": "release", "symbol": "osMutexRelease", "callpath": f"osMutexRelease;__malloc_unlock;{malloc_path}"}
+    alone = {**take, "callpath": f"osMutexAcquire;{USB_PATH}", "source": "usbd_cdc.c:130"}
+    inside_only = [enter, heap_call(USB, "malloc", malloc_path), take, give, leave]
+    findings = analyze(load(tmp_path, inside_only), rules=["malloc-in-isr", "mutex-in-isr"])
+    assert [f.rule for f in findings] == ["malloc-in-isr"]
+    assert findings[0].evidence["inside"] == ["osMutexAcquire (mutex)", "osMutexRelease (mutex)"]
+    assert "Inside it: osMutexAcquire (mutex), osMutexRelease (mutex)." in findings[0].message
+    both = [enter, heap_call(USB, "malloc", malloc_path), take, give, alone, leave]
+    findings = analyze(load(tmp_path, both), rules=["malloc-in-isr", "mutex-in-isr"])
+    assert sorted((f.rule, f.source) for f in findings) == [("malloc-in-isr", "usbd_cdc.c:120"), ("mutex-in-isr", "usbd_cdc.c:130")]
+    assert [f.rule for f in analyze(load(tmp_path, inside_only), rules=["mutex-in-isr"])] == ["mutex-in-isr"]
+
+
 def test_mutex_in_isr_silent_for_tasks(tmp_path):
     rows = [{"event": "call", "kind": "mutex", "role": "acquire", "symbol": "osMutexAcquire", **task("a")},
             {"event": "call", "kind": "blocking", "role": "blocking", "symbol": "osDelay", **task("a")}]  # fmt: skip
@@ -125,3 +149,30 @@ def test_isr_priority_violation_uses_option_and_priority_bits(tmp_path):
     assert len(run_rule(tmp_path, "isr-priority-violation", rows, {"priority_bits": 3}, config)) == 1
     low = AnalysisConfig(max_syscall_priority=0x20)
     assert run_rule(tmp_path, "isr-priority-violation", rows, {"priority_bits": 3}, low) == []
+
+
+def test_what_the_kernel_does_inside_a_reported_call_is_its_evidence(tmp_path):
+    """A TIM2 callback takes a FreeRTOS mutex: xQueueSemaphoreTake enters and leaves the
+    kernel's critical section (twice: it found the mutex taken and tried again), and the capture
+    ended inside the second section. One finding, the take, with the sections as its evidence."""
+    from irqmon.analysis import analyze
+    from tracebuild import irq_pair, load
+
+    tim2 = isr(28, "TIM2", 6)
+    path = "HAL_TIM_PeriodElapsedCallback;HAL_TIM_IRQHandler;TIM2_IRQHandler;<exception>;main"
+    take = {"event": "call", "kind": "mutex", "role": "acquire", "symbol": "xQueueSemaphoreTake", "address": 0x200000CC,
+            "callpath": f"xQueueSemaphoreTake;{path}", "source": "app.c:40", **tim2}  # fmt: skip
+
+    def kernel(role: str) -> dict:
+        symbol = "vPortEnterCritical" if role == "enter" else "vPortExitCritical"
+        return {"event": "call", "kind": "critical-section", "role": role, "symbol": symbol,
+                "callpath": f"{symbol};xQueueSemaphoreTake;{path}", "source": "queue.c:1500", **tim2}  # fmt: skip
+
+    enter, leave = irq_pair(28, "TIM2", 6, 0.01, 0.02)
+    rows = [enter, take, kernel("enter"), kernel("exit"), kernel("exit"), kernel("enter"), leave]
+    findings = analyze(load(tmp_path, rows), rules=["mutex-in-isr", "rtos-api-misuse", "critical-section-imbalance"])
+    assert [f.rule for f in findings] == ["mutex-in-isr"]
+    assert findings[0].evidence["inside"] == ["vPortEnterCritical (critical-section)", "vPortExitCritical (critical-section)"]
+    direct = [enter, {**kernel("enter"), "callpath": f"vPortEnterCritical;{path}"}, leave]
+    assert [f.rule for f in analyze(load(tmp_path, direct), rules=["rtos-api-misuse", "critical-section-imbalance"])] == [
+        "critical-section-imbalance", "rtos-api-misuse"]

@@ -90,3 +90,52 @@ def test_unbalanced_lock_held_at_end_and_window(tmp_path):
     assert run_rule(tmp_path, "unbalanced-lock", rows) == []
     slow = run_rule(tmp_path, "unbalanced-lock", rows, config=AnalysisConfig(lock_window=0.1))
     assert [f.evidence["case"] for f in slow] == ["held-too-long"]
+
+
+QUEUE_MUTEX = {"address": 0x200000CC}
+
+
+def freertos_take(ctx: dict, event: str) -> dict:
+    return {**QUEUE_MUTEX, **ctx, "event": event, "kind": "mutex", "role": "acquire", "symbol": "xQueueSemaphoreTake"}
+
+
+def freertos_give(ctx: dict, on_mutex: bool = True) -> dict:
+    """xSemaphoreGive is xQueueGenericSend: the capture marks it a release when the queue is a mutex."""
+    role = "release" if on_mutex else "api"
+    return {**QUEUE_MUTEX, **ctx, "event": "call", "kind": "rtos-api", "role": role, "symbol": "xQueueGenericSend"}
+
+
+def test_queue_send_on_a_mutex_releases_it(tmp_path):
+    a = task("worker_a")
+    rows = [freertos_take(a, "call"), freertos_take(a, "return"), freertos_give(a)]
+    assert run_rule(tmp_path, "unbalanced-lock", rows) == []
+    unmarked = rows[:2] + [freertos_give(a, on_mutex=False)]
+    assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", unmarked)] == ["never-released"]
+
+
+def test_a_blocked_take_holds_the_mutex_from_its_return(tmp_path):
+    """The producer's take blocks while worker_a holds the mutex; worker_a gives it back (not a
+    foreign release), the producer's take returns and the producer gives it back."""
+    producer, worker = task("producer"), task("worker_a")
+    rows = [freertos_take(worker, "call"), freertos_take(worker, "return"), freertos_take(producer, "call"),
+            freertos_give(worker), freertos_take(producer, "return"), freertos_give(producer)]  # fmt: skip
+    assert run_rule(tmp_path, "unbalanced-lock", rows) == []
+    taken_at_call = [row for row in rows if row["event"] != "return"]
+    assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", taken_at_call)] == ["foreign-release"]
+
+
+def test_a_transfer_lock_released_by_its_completion_interrupt_is_handed_over(tmp_path):
+    """ST's DMA: Start_IT returns with the handle locked, the completion ISR unlocks and its
+    callback starts the next transfer, which the next completion ends. Only a release while
+    the taker is still inside the function that locked (among the interrupted frames) is foreign."""
+    dma = isr(56, "DMA2_Stream0", 8)
+    lock = {"symbol": "hdma.Lock", "address": 0x20000100}
+    irq = "HAL_DMA_IRQHandler;DMA2_Stream0_IRQHandler;<exception>"
+    first, second = irq_pair(56, "DMA2_Stream0", 8, 0.1, 0.2), irq_pair(56, "DMA2_Stream0", 8, 0.3, 0.4)
+    rows = [write(THREAD, 0, 1, callpath="HAL_DMA_Start_IT;main", **lock),
+            first[0], write(dma, 1, 0, callpath=f"{irq};wait_loop;main", time=0.11, **lock),
+            write(dma, 0, 1, callpath=f"HAL_DMA_Start_IT;callback;{irq};wait_loop;main", time=0.12, **lock), first[1],
+            second[0], write(dma, 1, 0, callpath=f"{irq};wait_loop;main", time=0.31, **lock), second[1]]  # fmt: skip
+    assert run_rule(tmp_path, "unbalanced-lock", rows) == []
+    rows[2] = write(dma, 1, 0, callpath=f"{irq};HAL_DMA_Start_IT;main", time=0.11, **lock)
+    assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", rows)] == ["foreign-release"]

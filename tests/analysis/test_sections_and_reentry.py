@@ -81,17 +81,49 @@ def test_isr_restoring_its_mask_is_silent(tmp_path):
     assert run_rule(tmp_path, "critical-section-imbalance", rows) == []
 
 
-def test_unpaired_rtos_sections(tmp_path):
-    def call(ctx: dict, role: str, symbol: str) -> dict:
-        return {"event": "call", "kind": "critical-section", "role": role, "symbol": symbol, **ctx}
+def section(ctx: dict, role: str) -> dict:
+    symbol = "vPortEnterCritical" if role == "enter" else "vPortExitCritical"
+    return {"event": "call", "kind": "critical-section", "role": role, "symbol": symbol, **ctx}
 
+
+def test_unpaired_rtos_sections(tmp_path):
     enter, leave = irq_pair(37, "USART1", 7, 0.1, 0.2)
-    rows = [call(task("a"), "exit", "vPortExitCritical"), enter, call(USART, "enter", "vPortEnterCritical"), leave]
+    a = task("a")
+    rows = [section(a, "enter"), section(a, "exit"), section(a, "exit"), enter, section(USART, "enter"), leave]
     findings = run_rule(tmp_path, "critical-section-imbalance", rows)
     assert sorted(f.evidence["case"] for f in findings) == ["exit-without-enter", "isr-returned-inside"]
-    balanced = [call(task("a"), "enter", "vPortEnterCritical"), call(task("a"), "enter", "vPortEnterCritical"),
-                call(task("a"), "exit", "vPortExitCritical"), call(task("a"), "exit", "vPortExitCritical")]  # fmt: skip
+    balanced = [section(a, "enter"), section(a, "enter"), section(a, "exit"), section(a, "exit")]
     assert run_rule(tmp_path, "critical-section-imbalance", balanced) == []
+
+
+def test_sections_open_at_the_capture_edges_are_silent(tmp_path):
+    """A task's first exit closes a section entered before the capture; a section still open at
+    the end, in a task or in an ISR the capture stopped in, was not seen to end."""
+    a = task("a")
+    rows = [section(a, "exit"), section(a, "enter"), section(a, "exit"), section(a, "enter"),
+            irq_pair(37, "USART1", 7, 0.1, 0.2)[0], section(USART, "enter"), msr(USART, "basepri", 0, 0x50)]  # fmt: skip
+    assert run_rule(tmp_path, "critical-section-imbalance", rows) == []
+
+
+def test_nesting_is_counted_per_task_across_context_switches(tmp_path):
+    """Task a enters, blocks inside the section (PendSV at the exit), task b runs its own
+    sections, a resumes and leaves: one count per task, as the RTOS keeps it."""
+    a, b = task("a"), task("b")
+    rows = [section(a, "enter"), section(a, "enter"), section(a, "exit"),
+            section(b, "enter"), section(b, "exit"), section(b, "exit"),  # b: one exit too many
+            section(a, "exit"), section(a, "enter"), section(a, "exit")]  # fmt: skip
+    findings = run_rule(tmp_path, "critical-section-imbalance", rows)
+    assert [(f.task, f.evidence["case"]) for f in findings] == [("b", "exit-without-enter")]
+
+
+def test_main_before_the_scheduler_is_not_the_task_it_creates(tmp_path):
+    """xTaskCreate sets the current-task pointer inside its critical section: main's exit then
+    reads as the new task's. Thread mode on the main stack (CONTROL.SPSEL clear) is main."""
+    main_stack, process_stack = {**task("worker"), "control": 0}, {**task("worker"), "control": 2}
+    rows = [section({**THREAD, "control": 0}, "enter"), section(main_stack, "exit"), section(main_stack, "exit"),
+            section(process_stack, "enter"), section(process_stack, "exit")]  # fmt: skip
+    findings = run_rule(tmp_path, "critical-section-imbalance", rows)
+    assert [(f.task, f.contexts, f.first_seq) for f in findings] == [(None, ["Thread"], 2)]
 
 
 def nr(ctx: dict, event: str, symbol: str, sp: int, path: str | None = None) -> dict:

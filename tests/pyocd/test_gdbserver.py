@@ -36,7 +36,9 @@ PROBES: dict[str, list[str | dict[str, list[str]]]] = {
         {"freertos": ["vPortEnterCritical", "vPortExitCritical", "xQueueGenericSendFromISR"]},
     ],
     "uart_queue_primask": ["critical_sections"],
-    "usb_cdc_malloc_isr": [{"newlib_heap": ["malloc"]}, {"cmsis_rtos2": ["osMutexAcquire", "osMutexRelease"]}],
+    "rtos_clean": [{"freertos": ["xQueueSemaphoreTake", "xQueueGenericSend", "vPortEnterCritical", "vPortExitCritical"]}],
+    "hal_clean": ["stm32_hal_lock"],
+    "usb_cdc_malloc_isr": [{"newlib_heap": ["malloc", "free"]}],  # the heap mutex is only their evidence
 }
 # Rules that tell ISR activations apart by the IRQ timeline (irq_enter/irq_exit rows): a GDB
 # server gives none (QEMU's NVIC trace, or SWO with --probe pyocd on a board, does). A storm's

@@ -29,6 +29,10 @@ BAD_PACKS = [
     ('name = "p"\nwatch = 1\n', "watch: expected no such key"),
     ('name = "p"\n[[function]]\nsymbols = ["malloc"]\nkind = "heap"\nrole = "grab"\n', "function[0].role: expected one of"),
     ("name = [\n", "not valid TOML"),
+    ('name = "p"\n' + GOOD_FUNCTION + 'object_marker = { type = "Q", member = "pcHead", equals = 0, role = "release" }\n',
+     "function[0].object_marker: needs an object_arg"),
+    ('name = "p"\n' + GOOD_FUNCTION + 'args = { q = "r0" }\nobject_arg = "q"\nobject_marker = { type = "Q", member = "pcHead", role = "release" }\n',
+     "function[0].object_marker.equals: expected this key"),
 ]
 
 

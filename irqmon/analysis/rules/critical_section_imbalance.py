@@ -23,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, where
+from irqmon.analysis.common import at, outer_calls_only, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context, own_paths
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
@@ -152,15 +152,21 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
 
 
 def _unpaired_sections(ctx: Context) -> list[Finding]:
-    """RTOS enter/exit calls: an exit with no enter open, or an ISR returning inside a section."""
+    """RTOS enter/exit calls: an exit with no enter open, or an ISR returning inside a section.
+
+    Nesting is counted per context: per task (the RTOS saves each task's count on a switch), per
+    ISR activation, and for main before the scheduler starts."""
     rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=["event", "role", "symbol", IN_ISR, ACT])
-    calls = ctx.outermost_calls(rows)
+    calls = outer_calls_only(ctx, ctx.outermost_calls(rows))  # a kernel call's own sections in an ISR: its evidence
     calls = calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)]
     if calls.empty:
         return []
-    step = np.where(calls["role"] == Role.ENTER.value, 1, -1)
+    enters = calls["role"] == Role.ENTER.value
+    # A task's exits before its first enter close sections entered before the capture began.
+    opened_before = ~calls[IN_ISR] & (enters.astype(np.int64).groupby(calls[ACT]).cumsum() == 0)
+    step = np.where(enters, 1, np.where(opened_before, 0, -1))
     depth = pd.Series(step, index=calls.index).groupby(calls[ACT]).cumsum()
-    stray_exit = (calls["role"] == Role.EXIT.value) & (depth < 0)
+    stray_exit = ~enters & (depth < 0)
     last = depth.groupby(calls[ACT]).transform("last")
     is_last = ~calls[ACT].duplicated(keep="last")
     closed = ctx.is_closed(calls[ACT])

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from irqmon.analysis.common import at, frames_text, isr_calls, where
+from irqmon.analysis.common import at, calls_inside, frames_text, isr_calls, where
 from irqmon.analysis.context import EXC_NAME, Context
 from irqmon.analysis.findings import Finding, frame_list, group_hits
 from irqmon.analysis.registry import Rule
@@ -31,7 +31,13 @@ RULE = Rule(id="malloc-in-isr", severity="error", summary="heap function called 
 
 def check(ctx: Context) -> list[Finding]:
     hits = isr_calls(ctx, Kind.HEAP.value)
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message, evidence=_evidence)
+
+    def message(first: pd.Series, group: pd.DataFrame) -> str:
+        inside = calls_inside(ctx, group)
+        return _message(first, group) + (f" Inside it: {', '.join(inside)}." if inside else "")
+
+    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=message,
+                      evidence=lambda first, group: _evidence(first, group) | {"inside": calls_inside(ctx, group)})  # fmt: skip
 
 
 def _title(first: pd.Series, group: pd.DataFrame) -> str:

@@ -6,8 +6,10 @@ Why it is bad:
     priority inheritance, neither of which means anything in handler mode.
 
 Example:
-    malloc called from OTG_FS_IRQHandler takes the heap lock, which the RTOS port implements with
-    osMutexAcquire (seed 000); an ISR calling osDelay/vTaskDelay to wait for a flag.
+    a HAL callback that takes the mutex guarding a shared buffer (osMutexAcquire, xSemaphoreTake)
+    from TIM2_IRQHandler; an ISR calling osDelay/vTaskDelay to wait for a flag. A take inside a
+    heap call of the ISR (malloc's heap lock, which an RTOS port implements with a mutex, seed 000)
+    is listed under that malloc-in-isr finding (`inside`) while malloc-in-isr runs.
 
 Instead:
     Use the ISR-safe API (xSemaphoreGiveFromISR, queues with the FromISR calls, task
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from irqmon.analysis.common import at, frames_text, isr_calls, where
+from irqmon.analysis.common import at, calls_inside, frames_text, inside_isr_heap_calls, isr_calls, where
 from irqmon.analysis.context import EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
@@ -31,7 +33,10 @@ def check(ctx: Context) -> list[Finding]:
     takes = isr_calls(ctx, Kind.MUTEX.value, Role.ACQUIRE.value)
     blocking = isr_calls(ctx, Kind.BLOCKING.value)
     hits = pd.concat([takes, blocking])
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message, evidence=_evidence)
+    if ctx.reports("malloc-in-isr"):
+        hits = hits[~inside_isr_heap_calls(ctx, hits)]
+    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message,
+                      evidence=lambda first, group: _evidence(first, group) | {"inside": calls_inside(ctx, group)})  # fmt: skip
 
 
 def _title(first: pd.Series, group: pd.DataFrame) -> str:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from irqmon.analysis.common import at, isr_calls, where
+from irqmon.analysis.common import at, calls_inside, isr_calls, outer_calls_only, where
 from irqmon.analysis.context import EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
@@ -29,10 +29,13 @@ RULE = Rule(id="rtos-api-misuse", severity="error", summary="task-level RTOS API
 
 
 def check(ctx: Context) -> list[Finding]:
+    """Calls the kernel makes inside another probed call (the critical section inside an ISR's
+    xQueueSemaphoreTake) are that call's evidence, under its own finding."""
     api = isr_calls(ctx, Kind.RTOS_API.value)
     critical = isr_calls(ctx, Kind.CRITICAL_SECTION.value, (Role.ENTER.value, Role.EXIT.value))
-    hits = pd.concat([api, critical])
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message)
+    hits = outer_calls_only(ctx, pd.concat([api, critical]))
+    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message,
+                      evidence=lambda first, group: {"inside": calls_inside(ctx, group)})  # fmt: skip
 
 
 def _title(first: pd.Series, group: pd.DataFrame) -> str:

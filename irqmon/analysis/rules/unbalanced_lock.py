@@ -24,10 +24,10 @@ import pandas as pd
 
 from irqmon.analysis.common import at, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context
-from irqmon.analysis.findings import Finding, group_hits
+from irqmon.analysis.findings import Finding, frame_list, group_hits
 from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
-from irqmon.schema import Kind, Role
+from irqmon.schema import EXCEPTION_FRAME, Kind, Role
 
 RULE = Rule(id="unbalanced-lock", severity="error", summary="lock released by another context, left taken by an ISR, or never released")
 
@@ -49,6 +49,7 @@ def _severity(group: pd.DataFrame) -> str:
 def _foreign_release(ctx: Context, events: pd.DataFrame) -> list[Finding]:
     foreign = events[STATE] & (events["role"] == Role.RELEASE.value) & (events["held_role"] == Role.ACQUIRE.value)
     hits = events[(foreign & (events["held_act"] != events[ACT])).fillna(False).astype(bool)].copy()
+    hits = hits[~_handed_over(ctx, hits)]
     hits["other_context"] = holder_labels(ctx, hits)
     findings = []
     for kind, group in hits.groupby("kind", sort=False):
@@ -65,11 +66,39 @@ def _foreign_release(ctx: Context, events: pd.DataFrame) -> list[Finding]:
     return findings
 
 
+def _handed_over(ctx: Context, releases: pd.DataFrame) -> pd.Series:
+    """Releases in an ISR of a lock whose holder had left the function that took it: the lock
+    marked a transfer in flight, which the completion interrupt ends (ST's HAL_DMA_Start_IT
+    locks, HAL_DMA_IRQHandler unlocks). The ISR's call path goes on into the code it
+    interrupted; the holder is still inside only where that function is among those frames."""
+    known = (releases[IN_ISR] & releases["held_row"].notna()).to_numpy(dtype=bool)
+    if not known.any():
+        return pd.Series(False, index=releases.index)
+    rows = releases[known]
+    takers = ctx.rows_at(rows["held_row"].astype(np.int64).to_numpy(), ["callpath"])["callpath"]
+    releasers = ctx.rows_at(rows.index.to_numpy(), ["callpath"])["callpath"]
+    handed = [not _still_inside(taker, release) for taker, release in zip(takers, releasers, strict=True)]
+    return pd.Series(handed, index=rows.index).reindex(releases.index, fill_value=False)
+
+
+def _still_inside(taker_path: object, release_path: object) -> bool:
+    """Whether the function that took the lock is among the frames the releasing ISR
+    interrupted (true where a call path is missing: unknown)."""
+    taker = frame_list(taker_path if isinstance(taker_path, str) else None, own=True)
+    frames = frame_list(release_path if isinstance(release_path, str) else None)
+    if not taker or EXCEPTION_FRAME not in frames:
+        return True
+    return taker[0] in frames[frames.index(EXCEPTION_FRAME) + 1 :]
+
+
 def _isr_returns_locked(ctx: Context, state: pd.DataFrame) -> list[Finding]:
-    in_isr = state[state[IN_ISR]]
+    """An ISR activation whose last change leaves the lock taken, and no later release ends it
+    (a transfer the ISR started that the next completion interrupt ends is handed over)."""
+    released_later = state.groupby(LOCK, sort=False)["role"].shift(-1) == Role.RELEASE.value
+    in_isr = state[state[IN_ISR]].assign(released_later=released_later)
     last = in_isr.groupby([ACT, LOCK], sort=False).tail(1)
     closed = ctx.is_closed(last[ACT])
-    hits = last[(last["role"] == Role.ACQUIRE.value) & closed]
+    hits = last[(last["role"] == Role.ACQUIRE.value) & closed & ~last["released_later"].fillna(False).astype(bool)]
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, LOCK, "source"),
         title=lambda f, g: f"{where(f)} returned with {f[LOCK_NAME]} still taken",

@@ -10,6 +10,8 @@
  *   out=PATH     where the records go (a FIFO irqmon reads, or a file)
  *   sites=PATH   what to instrument, one item a line:
  *                  S ADDR FLAGS TARGET_KIND TARGET_REG TARGET_OFFSET CONDITION   an instruction
+ *                    [MARKER_REG MARKER_OFFSET MARKER_SIZE]   and a word its site record carries:
+ *                    MARKER_SIZE bytes at MARKER_REG + MARKER_OFFSET as the instruction is reached
  *                  W ADDR SIZE                                       a watched range
  *                  T POINTER NAME_OFFSET NAME_LENGTH                 the RTOS current-task pointer
  *   window=N     bytes of stack copied with each site and access record (from sp, and from psp
@@ -118,7 +120,8 @@ struct record {
     uint64_t instructions; /* retired before this instruction */
     uint64_t host_ns;      /* CLOCK_MONOTONIC */
     uint32_t regs[REGISTERS];
-    uint32_t a, b, c;      /* site: target; access: range, value after, value before; enter: priority byte */
+    uint32_t a, b, c;      /* site: marker word, 1 if it was read; access: range, value after, value before;
+                              enter: priority byte; exit: EXC_RETURN; return: where to */
     uint32_t task;         /* the current task's control block (thread mode, with a task pointer) */
     char task_name[16];
     uint16_t sp_window_length, psp_window_length; /* bytes of each window that could be read */
@@ -135,6 +138,7 @@ struct site {
     uint32_t target_kind, target_reg;
     int32_t target_offset;
     uint32_t condition;        /* 0-13 inside an IT block, 14 always */
+    uint32_t marker_reg, marker_offset, marker_size; /* marker_size 0: no marker */
 };
 
 struct watch {
@@ -352,6 +356,16 @@ static uint32_t raw_priority(uint32_t exception)
     return read_memory(address, &byte, 1) ? byte : 0xFFFFFFFFu;
 }
 
+/* The site's marker word, read from the object its register points at (none at NULL). */
+static void read_marker(const struct site *s, struct record *r)
+{
+    uint32_t object = r->regs[s->marker_reg];
+    if (s->marker_size == 0 || object == 0)
+        return;
+    if (read_memory(object + s->marker_offset, &r->a, s->marker_size))
+        r->b = 1;
+}
+
 static void seed_watches(void)
 {
     for (size_t i = 0; i < watch_count; i++)
@@ -389,6 +403,7 @@ static void record_instruction(unsigned int vcpu, const struct placed *p)
         struct record *r = new_record(RECORD_SITE, p->pc, instructions);
         read_registers(r);
         add_context(r);
+        read_marker(s, r);
     }
     bool executes = passes(s->condition, xpsr);
     if ((s->flags & SITE_EXIT) && executes && depth > 0 && ipsr != 0) {
@@ -499,8 +514,13 @@ static bool load_sites(const char *path)
     while (sites && fgets(line, sizeof line, f)) {
         struct site s = { 0 };
         uint32_t a, b, c;
-        if (sscanf(line, "S %" SCNx32 " %" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNd32 " %" SCNu32,
-                   &s.address, &s.flags, &s.target_kind, &s.target_reg, &s.target_offset, &s.condition) == 6) {
+        int fields = sscanf(line, "S %" SCNx32 " %" SCNu32 " %" SCNu32 " %" SCNu32 " %" SCNd32 " %" SCNu32
+                            " %" SCNu32 " %" SCNu32 " %" SCNu32, &s.address, &s.flags, &s.target_kind,
+                            &s.target_reg, &s.target_offset, &s.condition, &s.marker_reg, &s.marker_offset,
+                            &s.marker_size);
+        if (fields == 9 && (s.marker_reg >= REGISTERS || s.marker_size > 4))
+            s.marker_size = 0;
+        if (fields == 6 || fields == 9) {
             if (site_count == capacity)
                 sites = realloc(sites, (capacity *= 2) * sizeof *sites);
             if (sites)

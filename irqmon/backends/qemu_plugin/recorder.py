@@ -27,7 +27,7 @@ import pyarrow as pa
 from irqmon.backends.qemu import QemuTarget
 from irqmon.backends.qemu_plugin.records import REGISTERS, TASK_NAME_BYTES, Batch, RecordStream, RecordType
 from irqmon.backends.qemu_plugin.rows import ROWS_PER_RECORD, Column, RowBlocks, tally
-from irqmon.backends.qemu_plugin.sites import build_sites
+from irqmon.backends.qemu_plugin.sites import build_sites, marker_read
 from irqmon.capture.loop import CALLPATH_DEPTH, CaptureLimits, CaptureSummary
 from irqmon.cortexm.elf import ElfImage
 from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE
@@ -307,8 +307,9 @@ class Recorder:
         target_object = arguments[probe.object_arg] if probe.object_arg else None
         rows.add(
             index * ROWS_PER_RECORD + rank,
-            base | {"event": Event.CALL.value, "kind": probe.kind, "role": probe.role, "probe": probe.probe,
-                    "symbol": probe.symbol, "address": target_object, "size": size, "value": size, "args": args,
+            base | {"event": Event.CALL.value, "kind": probe.kind, "role": self._call_roles(columns, index, probe),
+                    "probe": probe.probe, "symbol": probe.symbol, "address": target_object, "size": size,
+                    "value": size, "args": args,
                     "source": np.where(call_sources != None, call_sources, base["source"])},  # noqa: E711
         )  # fmt: skip
         if not probe.returns:
@@ -318,6 +319,17 @@ class Recorder:
             (int(i), int(columns.sp[i]), probe, None if target_object is None else int(target_object[k]), _caller_path(base["callpath"][k]))
             for k, i in enumerate(index.tolist()) if called[k]
         ]  # fmt: skip
+
+    def _call_roles(self, columns: _BatchColumns, index: np.ndarray, probe: FunctionProbe) -> np.ndarray | str:
+        """The role of each call: the object marker's where the member its record carries (read
+        at the call, from a non-NULL object) equals the marker's value, else the probe's."""
+        marker = probe.object_marker
+        read = marker_read(probe)
+        if marker is None or read is None or self.sites.sites[probe.address].marker != read:
+            return probe.role
+        carried = columns.records["b"][index] == 1
+        marked = carried & (columns.records["a"][index].astype(np.int64) == marker.equals)
+        return np.where(marked, marker.role, probe.role).astype(object)
 
     def _mask_rows(
         self, columns: _BatchColumns, rows: RowBlocks, index: np.ndarray, base: dict[str, Column], mask: MaskProbe, rank: int
@@ -524,11 +536,13 @@ class _BatchColumns:
         tcbs = self.records["task"].astype(np.int64)
         running = np.flatnonzero((self.ipsr == 0) & (tcbs != 0))
         names = self.recorder._task_names
-        for index in np.unique(tcbs[running], return_index=True)[1].tolist():
+        for index in sorted(np.unique(tcbs[running], return_index=True)[1].tolist()):  # as first seen
             tcb = int(tcbs[running[index]])
             if tcb not in names:
                 raw = bytes(self.records["task_name"][running[index]])[: min(task.name_length, TASK_NAME_BYTES)]
-                names[tcb] = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+                name = raw.split(b"\0", 1)[0].decode(errors="replace") or f"tcb@{tcb:#x}"
+                # Task names need not be unique (two tasks of one function): the control block tells them apart.
+                names[tcb] = f"{name}@{tcb:#x}" if name in names.values() else name
         tasks[running] = [names[tcb] for tcb in tcbs[running].tolist()]
         return tasks
 

@@ -1,6 +1,8 @@
 """What the recorder instruments, from a capture plan and the ELF: the sites file it reads.
 
-- every probed function entry, mask instruction and the --until function (a site record);
+- every probed function entry, mask instruction and the --until function (a site record); at
+  an entry whose probe has an object marker, the record also carries the marker's member, read
+  from the call's object as the call is made;
 - every exception handler's first instruction (an IRQ entry when the core arrives there with
   that exception active);
 - every instruction that loads pc from a register or memory (bx, pop/ldm with pc, ldr pc): an
@@ -18,7 +20,8 @@ from pathlib import Path
 
 from irqmon.cortexm import thumb
 from irqmon.cortexm.elf import ElfImage
-from irqmon.probes import CapturePlan
+from irqmon.backends.qemu_plugin.records import REGISTERS
+from irqmon.probes import CapturePlan, FunctionProbe
 
 ALWAYS = 14  # the condition field of an instruction outside an IT block (AL)
 
@@ -34,18 +37,38 @@ class Target:
     NONE, REGISTER, MEMORY = 0, 1, 2
 
 
+@dataclass(frozen=True)
+class MarkerRead:
+    """Bytes a site record carries: `size` bytes at `offset` from the object in `register`."""
+
+    register: str
+    offset: int
+    size: int
+
+
+def marker_read(probe: FunctionProbe) -> MarkerRead | None:
+    """What the recorder reads at `probe`'s call for its object marker (None: no marker)."""
+    if probe.object_marker is None or probe.object_arg is None:
+        return None
+    return MarkerRead(probe.args[probe.object_arg], probe.object_marker.offset, probe.object_marker.size)
+
+
 @dataclass
 class Site:
     address: int
     flags: SiteFlag = SiteFlag(0)
     load: thumb.PcLoad | None = None
     condition: int = ALWAYS
+    marker: MarkerRead | None = None
 
     def line(self) -> str:
         kind = Target.NONE if self.load is None else Target.REGISTER if self.load.offset is None else Target.MEMORY
         base = self.load.base if self.load else 0
         offset = self.load.offset or 0 if self.load else 0
-        return f"S {self.address:x} {int(self.flags)} {kind} {base} {offset} {self.condition}"
+        line = f"S {self.address:x} {int(self.flags)} {kind} {base} {offset} {self.condition}"
+        if self.marker is not None:
+            line += f" {REGISTERS.index(self.marker.register)} {self.marker.offset} {self.marker.size}"
+        return line
 
 
 @dataclass
@@ -71,6 +94,8 @@ def build_sites(elf: ElfImage, plan: CapturePlan, until: int | None) -> SiteTabl
     table = SiteTable()
     for probe in plan.functions:
         table.add(probe.address, SiteFlag.HIT)
+        site = table.sites[probe.address]
+        site.marker = site.marker or marker_read(probe)  # one marker a site: the first probe's
     for mask in plan.masks:
         table.add(mask.address, SiteFlag.HIT)
     if until is not None:
