@@ -135,4 +135,8 @@ META_START_TIME = "start_time"
 META_PRIORITY_BITS = "priority_bits"
 META_BACKEND = "backend"
 META_PROBES = "probes"  # the probe packs the capture used, separated by ','
+META_CORE_CLOCK = "core_clock_hz"  # the core clock where the capture knows it (an emulator's fixed clock)
+# `config` rows the capture reads from every target: SysTick's control and reload registers.
+CONFIG_SYSTICK_CONTROL = "systick_control"
+CONFIG_SYSTICK_RELOAD = "systick_reload"
 

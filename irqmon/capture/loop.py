@@ -109,6 +109,9 @@ class HaltClock:
 
 # An IRQ timeline read without halting: each call returns the entries and exits since the last.
 IrqSource = Callable[[], Iterable[TimelineRow]]
+# Where the target itself reports its halts (QEMU's gdbstub trace): after each IrqSource call,
+# the changes it read, in order: (host epoch, True for stopped, False for running again).
+HaltSource = Callable[[], list[tuple[float, bool]]]
 
 
 class Capture:
@@ -122,6 +125,7 @@ class Capture:
         target: TargetProfile,
         writer: TraceWriter,
         irq_source: IrqSource | None = None,
+        halt_source: HaltSource | None = None,
         on_progress: Callable[[CaptureSummary], None] | None = None,
     ) -> None:
         self.backend = backend
@@ -130,6 +134,7 @@ class Capture:
         self.target = target
         self.writer = writer
         self.irq_source = irq_source
+        self.halt_source = halt_source
         self.on_progress = on_progress
         self.summary = CaptureSummary()
         self._start = time.time()
@@ -199,7 +204,7 @@ class Capture:
             self._resume()
             while True:
                 stop = self.backend.wait_stop(POLL_SECONDS)
-                if stop is not None:
+                if stop is not None and self.halt_source is None:
                     self.halt_clock.stopped(time.time())
                 self._drain_irqs()
                 if stop is not None:
@@ -230,21 +235,24 @@ class Capture:
         return self.summary
 
     def _resume(self) -> None:
-        self.halt_clock.resumed(time.time())
+        if self.halt_source is None:
+            self.halt_clock.resumed(time.time())
         self.backend.resume()
 
     def _finish(self) -> None:
         try:
             if not self.summary.error:
                 self.backend.halt()
-                self.halt_clock.stopped(time.time())
+                if self.halt_source is None:
+                    self.halt_clock.stopped(time.time())
                 self._drain_irqs()
                 self._read_configs()
         except (CaptureError, KeyboardInterrupt) as exc:
             self.summary.error = self.summary.error or str(exc)
         finally:
             self.backend.disconnect(resume=True)
-            self.halt_clock.resumed(time.time())
+            if self.halt_source is None:
+                self.halt_clock.resumed(time.time())
             try:
                 self._drain_irqs()
             except CaptureError as exc:  # the trace cannot take them (disk full): what it has stays
@@ -459,6 +467,9 @@ class Capture:
         if self.irq_source is None:
             return
         rows = self.irq_source()
+        if self.halt_source is not None:
+            for epoch, stopped in self.halt_source():
+                (self.halt_clock.stopped if stopped else self.halt_clock.resumed)(epoch)
         latest = None
         for row in rows:
             latest = row.pop("epoch")
