@@ -246,8 +246,8 @@ def _title(first: pd.Series, group: pd.DataFrame) -> str:
 def _message(first: pd.Series, group: pd.DataFrame) -> str:
     worst = group.loc[group["entries"].idxmax()]
     halted = (
-        f", halted time left out: {int(worst['halts'])} halts held the core {worst['halted'] * 1e3:.3f} ms"
-        if pd.notna(worst["halts"]) else ""
+        "" if pd.isna(worst["halts"]) else ", no halts in it" if worst["halts"] == 0
+        else f", halted time left out: {int(worst['halts'])} halts held the core {worst['halted'] * 1e3:.3f} ms"
     )  # fmt: skip
     timing = (
         f" over {worst['duration'] * 1e3:.3f} ms the core ran ({worst['rate']:.0f} entries/s, "
@@ -277,8 +277,8 @@ def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
         "share_of_time": float(worst["share"]) if worst["timed"] else None,
         "peak_entries_in_window": int(group["peak"].max()),
         "peak_share_of_window": float(group["window_share"].max()) if worst["timed"] else None,
-        "halts": int(worst["halts"]) if pd.notna(worst["halts"]) else None,
-        "halted_s": float(worst["halted"]) if pd.notna(worst["halts"]) else None,
+        "halts": int(group["halts"].sum()) if group["halts"].notna().all() else None,
+        "halted_s": float(group["halted"].sum()) if group["halts"].notna().all() else None,
         "tick_period_s": float(worst["period"]) if pd.notna(worst["period"]) else None,
         "tick_period_from": worst["period_from"] if isinstance(worst["period_from"], str) else None,
         "rate_over_tick_rate": float(worst["over_period"]) if pd.notna(worst["over_period"]) and worst["timed"] else None,
