@@ -425,7 +425,7 @@ class Capture:
             now = time.time()
             halted, halts = self.halt_clock.during_halt(now)
             self._emit(
-                {"time": now - self._start, "halted": halted, "halts": halts, "event": Event.CONFIG, "kind": Kind.CONFIG,
+                {"time": now - self._start, "halted": halted, "halts": halts, "cycles": self.backend.read_cycle_counter(), "event": Event.CONFIG, "kind": Kind.CONFIG,
                  "probe": "config", "symbol": config.name, "address": config.address, "value": value,
                  "args": f"from={config.symbol}"}
             )  # fmt: skip
