@@ -8,7 +8,7 @@ where the event needs it (watched value, task name, exception priority).
 from __future__ import annotations
 
 import time
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -55,7 +55,6 @@ class HaltClock:
     time is `time - halted`. Times are host epochs (time.time()), as the IRQ timeline's are."""
 
     def __init__(self, start: float) -> None:
-        self.start = start
         self.halts = 0
         self.total = 0.0  # seconds halted in the halts that ended
         self.halted_since: float | None = start  # the core is halted when the capture begins
@@ -425,8 +424,8 @@ class Capture:
             now = time.time()
             halted, halts = self.halt_clock.during_halt(now)
             self._emit(
-                {"time": now - self._start, "halted": halted, "halts": halts, "cycles": self.backend.read_cycle_counter(), "event": Event.CONFIG, "kind": Kind.CONFIG,
-                 "probe": "config", "symbol": config.name, "address": config.address, "value": value,
+                {"time": now - self._start, "halted": halted, "halts": halts, "cycles": self.backend.read_cycle_counter(),
+                 "event": Event.CONFIG, "kind": Kind.CONFIG, "probe": "config", "symbol": config.name, "address": config.address, "value": value,
                  "args": f"from={config.symbol}"}
             )  # fmt: skip
 
