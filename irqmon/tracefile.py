@@ -107,13 +107,13 @@ def load_trace(path: Path | str) -> Trace:
         raise UsageError(f"{path}: empty file, not a trace")
     table, metadata = _read_parquet(path) if head == PARQUET_MAGIC else _read_csv(path)
     _check_metadata(path, metadata)
-    table = _with_optional_columns(table)
+    table = with_optional_columns(table)
     _check_rows(path, table, first_line=_first_data_line(path) if head != PARQUET_MAGIC else None)
     pa.default_memory_pool().release_unused()  # the reader's scratch memory, else kept by Arrow's pool
     return Trace(table, metadata, path)
 
 
-def _with_optional_columns(table: pa.Table) -> pa.Table:
+def with_optional_columns(table: pa.Table) -> pa.Table:
     """`table` with the schema's optional columns it lacks added, empty, in schema order."""
     for name in schema.OPTIONAL_COLUMNS:
         if name not in table.column_names:

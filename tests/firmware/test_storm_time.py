@@ -74,15 +74,6 @@ def test_the_tick_runs_at_its_period_once_halted_time_is_left_out(halted_tick_tr
     assert np.median(host_gaps) > 5 * np.median(run_gaps)
 
 
-def test_the_tick_rule_is_what_keeps_it_silent(halted_tick_trace):
-    """With the tick's margin taken away, the same trace is a storm: run after run of ticks
-    with thread mode starved, no faster than the tick's own rate."""
-    found = storms(halted_tick_trace, AnalysisConfig(storm_tick_margin=1e-9))
-    assert [f.exception for f in found] == ["SysTick"]
-    evidence = found[0].evidence
-    assert evidence["rate_over_tick_rate"] < 1.5 and evidence["halts"] > 0 and evidence["tick_period_s"] == pytest.approx(1e-3)
-
-
 def test_uart_drain_under_gdb_is_not_a_storm(built_samples, tmp_path):
     """QEMU drains USART1's TX as a burst of tail-chained entries: no storm."""
     trace = tmp_path / "trace.csv"
