@@ -23,7 +23,7 @@ import pyarrow.parquet as pq
 from common import ROOT
 
 from irqmon import __version__, schema
-from irqmon.tracefile import PARQUET_META_PREFIX
+from irqmon.tracefile import PARQUET_META_PREFIX, with_optional_columns
 
 RECORDED = ROOT / "tests" / "analysis" / "traces"
 SAMPLES = ROOT / "firmware_samples"
@@ -58,7 +58,7 @@ def _read(path: Path) -> pa.Table:
         read_options=pacsv.ReadOptions(skip_rows=skip),
         convert_options=pacsv.ConvertOptions(column_types=SCHEMA, null_values=[""], strings_can_be_null=True),
     )
-    return table.select(SCHEMA.names).cast(SCHEMA)
+    return with_optional_columns(table).select(SCHEMA.names).cast(SCHEMA)
 
 
 def one_round() -> tuple[pa.Table, float]:

@@ -12,9 +12,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from irqmon.cortexm.elf import ElfImage
+from irqmon.cortexm.registers import SYST_CSR, SYST_RVR
 from irqmon.errors import UsageError
 from irqmon.resources import data_dir
-from irqmon.schema import Kind, Role
+from irqmon.schema import CONFIG_SYSTICK_CONTROL, CONFIG_SYSTICK_RELOAD, Kind, Role
 from irqmon.targets import TargetProfile
 from irqmon.validation import NAME, STRING, SYMBOL, Boolean, Integer, ListOf, MapOf, OneOf, Table, Text, read_toml, validate
 
@@ -133,6 +134,14 @@ class ConfigRead:
     symbol: str
     address: int
     size: int
+
+
+# Read from every target at the end of a capture: SysTick's configured period (architectural
+# registers, whatever the firmware).
+SYSTICK_CONFIGS = (
+    ConfigRead(CONFIG_SYSTICK_CONTROL, "SYST_CSR", SYST_CSR, 4),
+    ConfigRead(CONFIG_SYSTICK_RELOAD, "SYST_RVR", SYST_RVR, 4),
+)
 
 
 @dataclass
@@ -314,6 +323,7 @@ def plan_capture(
     if extra_watches:
         plan.packs.append("watch")
         plan.watches += list(extra_watches)
+    plan.configs += SYSTICK_CONFIGS
     return plan
 
 

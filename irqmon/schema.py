@@ -95,6 +95,9 @@ class Row(TypedDict, total=False):
     args: str | None  # name=value pairs separated by ';'
     callpath: str | None  # call stack, innermost first, frames separated by ';'
     source: str | None  # file:line of pc
+    # Optional columns (`OPTIONAL_COLUMNS`): a trace without them reads as one with them empty.
+    halted: float | None  # of `time`, the seconds the capture held the core halted (at the event)
+    halts: int | None  # how many times the capture had halted the core before the event
 
 
 class TimelineRow(Row, total=False):
@@ -104,11 +107,14 @@ class TimelineRow(Row, total=False):
     epoch: float  # time.time() of the event; never written to the trace
 
 
-_DTYPES = {int: "int64", float: "float64", int | None: "Int64", str | None: "string"}
+_DTYPES = {int: "int64", float: "float64", float | None: "float64", int | None: "Int64", str | None: "string"}
 # Column name -> pandas dtype, in CSV column order.
 COLUMNS: dict[str, str] = {name: _DTYPES[hint] for name, hint in get_type_hints(Row).items()}
 
-REQUIRED_COLUMNS: tuple[str, ...] = tuple(COLUMNS)
+# Columns added after schema 1's first traces: readers fill them in empty where a trace has none
+# (older readers keep them as extra columns).
+OPTIONAL_COLUMNS: tuple[str, ...] = ("halted", "halts")
+REQUIRED_COLUMNS: tuple[str, ...] = tuple(c for c in COLUMNS if c not in OPTIONAL_COLUMNS)
 
 CALLPATH_SEPARATOR = ";"
 ARGS_SEPARATOR = ";"
@@ -129,4 +135,8 @@ META_START_TIME = "start_time"
 META_PRIORITY_BITS = "priority_bits"
 META_BACKEND = "backend"
 META_PROBES = "probes"  # the probe packs the capture used, separated by ','
+META_CORE_CLOCK = "core_clock_hz"  # the core clock where the capture knows it (an emulator's fixed clock)
+# `config` rows the capture reads from every target: SysTick's control and reload registers.
+CONFIG_SYSTICK_CONTROL = "systick_control"
+CONFIG_SYSTICK_RELOAD = "systick_reload"
 

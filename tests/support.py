@@ -24,7 +24,9 @@ GDB = "gdb-multiarch"
 # see the same execution (see the `deterministic_qemu` fixture).
 ICOUNT = "-icount shift=2,sleep=off"
 IRQ_EVENTS = ("irq_enter", "irq_exit")
-HOST_COLUMNS = ("seq", "time")  # host clock, and the merge position of IRQ rows that follows it
+# The host clock, the merge position of IRQ rows that follows it, and the halts (their time on the
+# host; their number: how each backend steps off a breakpoint).
+HOST_COLUMNS = ("seq", "time", "halted", "halts")
 
 
 def sample_names() -> list[str]:

@@ -57,6 +57,8 @@ class AnalysisConfig:
     # host's: a host scheduling hiccup of a few hundred microseconds must not split a storm.
     storm_gap: float = 1e-3
     storm_window: float = 0.01  # the sliding window (s)
+    # A periodic tick's run is a storm only when its entry rate exceeds this many times its period's rate.
+    storm_tick_margin: float = 1.5
     lock_window: float | None = None  # report a lock held longer than this (s); None: only at the end
 
 
@@ -204,7 +206,10 @@ class Timeline:
     """Per row of the whole trace, IRQ rows included, as numpy arrays: what the rules that follow
     ISR activations need of every row."""
 
-    def __init__(self, time: np.ndarray, ipsr: np.ndarray, act: np.ndarray, enter: np.ndarray, exit: np.ndarray) -> None:
+    def __init__(
+        self, time: np.ndarray, ipsr: np.ndarray, act: np.ndarray, enter: np.ndarray, exit: np.ndarray,
+        halted: np.ndarray | None = None, halts: np.ndarray | None = None,
+    ) -> None:  # fmt: skip
         self.time = time  # seconds
         self.ipsr = ipsr  # exception number, -1 where the row has none (config rows)
         self.act = act  # the row's execution context (`act` column)
@@ -212,6 +217,15 @@ class Timeline:
         self.exit = exit  # irq_exit rows
         self.in_isr = ipsr > 0
         self.irq = enter | exit
+        # Where the capture halted the core (`halted`, `halts` columns): the seconds of `time` it
+        # was stopped, and how many halts came before; None for a trace that records no halts.
+        self.halted = halted
+        self.halts = halts
+
+    @cached_property
+    def run_time(self) -> np.ndarray:
+        """Per row, the seconds the core ran up to it: `time` without the time it was halted."""
+        return self.time if self.halted is None else self.time - self.halted
 
     @cached_property
     def thread_rows(self) -> np.ndarray:
@@ -274,7 +288,19 @@ class Context:
         task_code = _string_codes(self._columns["task"])[0]  # -1 for no task
         act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - task_code)
         time = self._columns["time"].cast(pa.float64()).to_numpy(zero_copy_only=False)
-        return Timeline(time, ipsr, np.where(known, act, NO_CONTEXT), enter, exit)
+        halted, halts = self._halts()
+        return Timeline(time, ipsr, np.where(known, act, NO_CONTEXT), enter, exit, halted, halts)
+
+    def _halts(self) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """The `halted` and `halts` columns carried forward over rows without them (a trace
+        from a backend that never halts has neither: None, None)."""
+        if "halted" not in self._columns or "halts" not in self._columns:
+            return None, None
+        halted = pd.Series(self._columns["halted"].cast(pa.float64()).to_numpy(zero_copy_only=False))
+        if halted.isna().all():
+            return None, None
+        halts = pd.Series(self._columns["halts"].cast(pa.float64()).to_numpy(zero_copy_only=False))
+        return halted.ffill().fillna(0.0).to_numpy(), halts.ffill().fillna(0).to_numpy(dtype=np.int64)
 
     def _activation_counts(self, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
         """Per row in handler mode, which activation of its exception it belongs to (0, 1, 2, …):

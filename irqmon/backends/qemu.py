@@ -21,6 +21,14 @@ NVIC_LINE = re.compile(
     r"^\d+@([\d.]+):nvic_(acknowledge|complete)_irq NVIC \w+ IRQ:? (\d+)(?: now active \(prio (-?\d+)\))?",
     re.MULTILINE,
 )
+# QEMU's gdbstub stopping the machine for the debugger (its virtual clock stops with it) and
+# letting it run again (continue, or one step):
+# `1234@1795310967.573801:gdbstub_hit_break `, `1234@1795310967.579102:gdbstub_op_stepping Stepping CPU 0`
+GDBSTUB_TRACE_EVENTS = (
+    "gdbstub_hit_break", "gdbstub_hit_watchpoint", "gdbstub_hit_paused",
+    "gdbstub_op_continue", "gdbstub_op_continue_cpu", "gdbstub_op_stepping",
+)  # fmt: skip
+GDBSTUB_LINE = re.compile(r"^\d+@([\d.]+):gdbstub_(hit|op)_\w+", re.MULTILINE)
 MIN_QEMU_MAJOR = 8
 
 
@@ -91,7 +99,7 @@ class QemuTarget:
         ]  # fmt: skip
         if self.nvic_trace:
             # `-msg timestamp=on` prefixes each line with pid@seconds.microseconds (host clock).
-            events = ",".join(f"trace:{event}" for event in NVIC_TRACE_EVENTS)
+            events = ",".join(f"trace:{event}" for event in NVIC_TRACE_EVENTS + GDBSTUB_TRACE_EVENTS)
             cmd += ["-d", events, "-msg", "timestamp=on", "-D", str(self.nvic_log)]
         if self.icount_shift is not None:
             # sleep=off: an idle core's clock jumps to the next timer, instead of following the host's.
@@ -151,7 +159,8 @@ class QemuTarget:
 
 
 class NvicTraceReader:
-    """Turns new lines of QEMU's NVIC trace log into `irq_enter`/`irq_exit` rows.
+    """Turns new lines of QEMU's NVIC trace log into `irq_enter`/`irq_exit` rows, and its
+    gdbstub lines into the times the debugger stopped and resumed the machine (`halt_changes`).
 
     A line looks like `1234@1795310967.573734:nvic_acknowledge_irq NVIC acknowledge IRQ: 44 now
     active (prio 80)`: host clock in µs, the exception number, its raw priority byte.
@@ -163,6 +172,13 @@ class NvicTraceReader:
         self._logical_priority = logical_priority
         self._file = None
         self._partial = ""
+        self._halt_changes: list[tuple[float, bool]] = []
+
+    def halt_changes(self) -> list[tuple[float, bool]]:
+        """Since the last call, in order: (host epoch, True when the machine stopped for the
+        debugger, False when it ran again), from the lines the last read took in."""
+        changes, self._halt_changes = self._halt_changes, []
+        return changes
 
     def __call__(self) -> list[TimelineRow]:
         if self._file is None:
@@ -173,6 +189,7 @@ class NvicTraceReader:
         text = self._partial + self._file.read()
         end = text.rfind("\n") + 1
         self._partial = text[end:]
+        self._halt_changes += [(float(epoch), kind == "hit") for epoch, kind in GDBSTUB_LINE.findall(text, 0, end)]
         rows = []
         enter, leave, irq = Event.IRQ_ENTER.value, Event.IRQ_EXIT.value, Kind.IRQ.value  # plain str: cheaper to write
         for epoch, event, number, raw in NVIC_LINE.findall(text, 0, end):

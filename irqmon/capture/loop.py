@@ -8,6 +8,7 @@ where the event needs it (watched value, task name, exception priority).
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -48,8 +49,68 @@ class CaptureSummary:
     error: str = ""
 
 
+class HaltClock:
+    """When the capture held the core halted, so that every row can say how much of its `time`
+    the core spent stopped (`halted`) and after how many halts (`halts`): the core's own run
+    time is `time - halted`. Times are host epochs (time.time()), as the IRQ timeline's are."""
+
+    def __init__(self, start: float) -> None:
+        self.halts = 0
+        self.total = 0.0  # seconds halted in the halts that ended
+        self.halted_since: float | None = start  # the core is halted when the capture begins
+        # The halts that ended, oldest first, kept while IRQ rows from before them may still come.
+        self._starts: list[float] = []
+        self._ends: list[float] = []
+        self._totals: list[float] = []  # `total` after each of them
+
+    def stopped(self, when: float) -> None:
+        if self.halted_since is None:
+            self.halted_since = when
+            self.halts += 1
+
+    def resumed(self, when: float) -> None:
+        if self.halted_since is None:
+            return
+        self.total += when - self.halted_since
+        self._starts.append(self.halted_since)
+        self._ends.append(when)
+        self._totals.append(self.total)
+        self.halted_since = None
+
+    def during_halt(self, now: float) -> tuple[float, int]:
+        """`halted` and `halts` of a row made now, while the core is halted: its run time is the
+        time the halt began."""
+        current = 0.0 if self.halted_since is None else now - self.halted_since
+        return self.total + current, self.halts
+
+    def at(self, epoch: float) -> tuple[float, int]:
+        """`halted` and `halts` of an event the core made at `epoch` while running (an IRQ entry
+        or exit); one stamped inside a halt (clocks read apart) counts from that halt's start."""
+        ended = bisect_right(self._ends, epoch)
+        if ended:
+            halted = self._totals[ended - 1]
+        else:  # before the oldest kept halt ended (or none has ended yet)
+            halted = self._totals[0] - (self._ends[0] - self._starts[0]) if self._ends else 0.0
+        if ended < len(self._starts) and self._starts[ended] < epoch:
+            halted += epoch - self._starts[ended]
+        elif ended == len(self._ends) and self.halted_since is not None and epoch > self.halted_since:
+            halted += epoch - self.halted_since
+        later = len(self._starts) - bisect_right(self._starts, epoch)
+        later += self.halted_since is not None and epoch < self.halted_since
+        return halted, self.halts - later
+
+    def forget_before(self, epoch: float) -> None:
+        """Drop the halts that ended before `epoch`: no IRQ row older than it is still to come."""
+        ended = bisect_right(self._ends, epoch)
+        if ended > 1:
+            del self._starts[: ended - 1], self._ends[: ended - 1], self._totals[: ended - 1]
+
+
 # An IRQ timeline read without halting: each call returns the entries and exits since the last.
 IrqSource = Callable[[], Iterable[TimelineRow]]
+# Where the target itself reports its halts (QEMU's gdbstub trace): after each IrqSource call,
+# the changes it read, in order: (host epoch, True for stopped, False for running again).
+HaltSource = Callable[[], list[tuple[float, bool]]]
 
 
 class Capture:
@@ -63,6 +124,7 @@ class Capture:
         target: TargetProfile,
         writer: TraceWriter,
         irq_source: IrqSource | None = None,
+        halt_source: HaltSource | None = None,
         on_progress: Callable[[CaptureSummary], None] | None = None,
     ) -> None:
         self.backend = backend
@@ -71,9 +133,11 @@ class Capture:
         self.target = target
         self.writer = writer
         self.irq_source = irq_source
+        self.halt_source = halt_source
         self.on_progress = on_progress
         self.summary = CaptureSummary()
         self._start = time.time()
+        self.halt_clock = HaltClock(self._start)
         self._handlers: dict[int, list[Callable[[dict], None]]] = defaultdict(list)
         self._breakpoint_ids: dict[int, int] = {}  # address -> backend id
         self._watch_by_point: dict[int, WatchProbe] = {}
@@ -132,12 +196,15 @@ class Capture:
     def run(self, limits: CaptureLimits) -> CaptureSummary:
         """Capture until a limit, a stop request, Ctrl-C or the target going away. Always cleans up."""
         self._start = time.time()
+        self.halt_clock = HaltClock(self._start)
         deadline = self._start + limits.duration if limits.duration else None
         try:
             self.install(limits)
-            self.backend.resume()
+            self._resume()
             while True:
                 stop = self.backend.wait_stop(POLL_SECONDS)
+                if stop is not None and self.halt_source is None:
+                    self.halt_clock.stopped(time.time())
                 self._drain_irqs()
                 if stop is not None:
                     self._handle(stop)
@@ -154,7 +221,7 @@ class Capture:
                     self.summary.ended_by = "--duration"
                     break
                 if stop is not None:
-                    self.backend.resume()
+                    self._resume()
                 if self.on_progress:
                     self.on_progress(self.summary)
         except KeyboardInterrupt:
@@ -166,16 +233,25 @@ class Capture:
             self._finish()
         return self.summary
 
+    def _resume(self) -> None:
+        if self.halt_source is None:
+            self.halt_clock.resumed(time.time())
+        self.backend.resume()
+
     def _finish(self) -> None:
         try:
             if not self.summary.error:
                 self.backend.halt()
+                if self.halt_source is None:
+                    self.halt_clock.stopped(time.time())
                 self._drain_irqs()
                 self._read_configs()
         except (CaptureError, KeyboardInterrupt) as exc:
             self.summary.error = self.summary.error or str(exc)
         finally:
             self.backend.disconnect(resume=True)
+            if self.halt_source is None:
+                self.halt_clock.resumed(time.time())
             try:
                 self._drain_irqs()
             except CaptureError as exc:  # the trace cannot take them (disk full): what it has stays
@@ -230,12 +306,16 @@ class Capture:
         ipsr = regs["xpsr"] & 0x1FF
         pc = regs["pc"] if pc is None else pc
         frames = self.backend.backtrace(CALLPATH_DEPTH)
+        now = time.time()
+        halted, halts = self.halt_clock.during_halt(now)
         if function is not None:
             names = [frame.function for frame in frames]
             if function in names:
                 frames = frames[names.index(function) :]
         return {
-            "time": time.time() - self._start,
+            "time": now - self._start,
+            "halted": halted,
+            "halts": halts,
             "cycles": self.backend.read_cycle_counter(),
             "pc": pc,
             "lr": regs["lr"],
@@ -341,9 +421,11 @@ class Capture:
     def _read_configs(self) -> None:
         for config in self.plan.configs:
             value = self._read_value(config.address, min(config.size, 4))
+            now = time.time()
+            halted, halts = self.halt_clock.during_halt(now)
             self._emit(
-                {"time": time.time() - self._start, "event": Event.CONFIG, "kind": Kind.CONFIG,
-                 "probe": "config", "symbol": config.name, "address": config.address, "value": value,
+                {"time": now - self._start, "halted": halted, "halts": halts, "cycles": self.backend.read_cycle_counter(),
+                 "event": Event.CONFIG, "kind": Kind.CONFIG, "probe": "config", "symbol": config.name, "address": config.address, "value": value,
                  "args": f"from={config.symbol}"}
             )  # fmt: skip
 
@@ -384,9 +466,17 @@ class Capture:
         if self.irq_source is None:
             return
         rows = self.irq_source()
+        if self.halt_source is not None:
+            for epoch, stopped in self.halt_source():
+                (self.halt_clock.stopped if stopped else self.halt_clock.resumed)(epoch)
+        latest = None
         for row in rows:
-            row["time"] = row.pop("epoch") - self._start
+            latest = row.pop("epoch")
+            row["time"] = latest - self._start
+            row["halted"], row["halts"] = self.halt_clock.at(latest)
             self.summary.by_exception[row["exception"]] += 1
+        if latest is not None:
+            self.halt_clock.forget_before(latest)
         self.writer.write_many(rows)
         self.summary.events += len(rows)
         self.summary.by_kind[Kind.IRQ] += len(rows)

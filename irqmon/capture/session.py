@@ -123,13 +123,13 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
         backend.connect()
         if not request.quiet:
             console.print(status.plan_line(prepared.plan), highlight=False)
-        irq_source = (
-            NvicTraceReader(qemu.nvic_log, prepared.target.exception_name, prepared.target.logical_priority)
-            if qemu
-            else _timeline(prepared.spec, backend, args, console)
+        nvic_trace = (
+            NvicTraceReader(qemu.nvic_log, prepared.target.exception_name, prepared.target.logical_priority) if qemu else None
         )
-        writer = open_trace_writer(request.output, _metadata(prepared, backend.name))
-        capture = Capture(backend, prepared.plan, prepared.elf, prepared.target, writer, irq_source)
+        irq_source = nvic_trace if nvic_trace is not None else _timeline(prepared.spec, backend, args, console)
+        writer = open_trace_writer(request.output, _metadata(prepared, backend.name, on_qemu=qemu is not None))
+        halt_source = nvic_trace.halt_changes if nvic_trace is not None else None  # QEMU's own halt times
+        capture = Capture(backend, prepared.plan, prepared.elf, prepared.target, writer, irq_source, halt_source)
         with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(capture):
             capture.on_progress = live
             summary = capture.run(prepared.limits)
@@ -161,7 +161,7 @@ def _record_in_qemu(request: CaptureRequest, prepared: _Prepared, console: Conso
         qemu.start()
         if not request.quiet:
             console.print(status.plan_line(prepared.plan, prepared.target), highlight=False)
-        writer = open_trace_writer(request.output, _metadata(prepared, prepared.spec.name))
+        writer = open_trace_writer(request.output, _metadata(prepared, prepared.spec.name, on_qemu=True))
         with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(recorder):
             recorder.on_progress = live
             summary = recorder.run(qemu, writer)
@@ -302,8 +302,9 @@ def _until_address(elf: ElfImage, name: str | None) -> int | None:
     return symbol.address
 
 
-def _metadata(prepared: _Prepared, backend: str) -> dict[str, object]:
+def _metadata(prepared: _Prepared, backend: str, on_qemu: bool) -> dict[str, object]:
     target, elf = prepared.target, prepared.elf
+    clock = {schema.META_CORE_CLOCK: target.qemu_core_clock_hz} if on_qemu and target.qemu_core_clock_hz else {}
     return {
         schema.META_TARGET: target.name,
         schema.META_ELF: str(elf.path.resolve()),
@@ -313,4 +314,5 @@ def _metadata(prepared: _Prepared, backend: str) -> dict[str, object]:
         schema.META_PRIORITY_BITS: target.priority_bits,
         schema.META_BACKEND: backend,
         schema.META_PROBES: ",".join(prepared.plan.packs),
+        **clock,
     }

@@ -16,7 +16,7 @@ if TYPE_CHECKING:  # the analysis stack (pandas) is imported when a command runs
     from irqmon.analysis import Analysis, AnalysisConfig
     from irqmon.tracefile import Trace
 
-STORM_KEYS = {"entries": "storm_min_entries", "rate": "storm_rate", "share": "storm_share", "gap": "storm_gap", "window": "storm_window"}
+STORM_KEYS = {"entries": "storm_min_entries", "rate": "storm_rate", "share": "storm_share", "gap": "storm_gap", "window": "storm_window", "tick": "storm_tick_margin"}
 
 
 def add_analysis_options(parser: argparse.ArgumentParser) -> None:
@@ -28,7 +28,7 @@ def add_analysis_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-syscall-priority", type=_integer, metavar="N",
                         help="raw BASEPRI ceiling of RTOS calls (configMAX_SYSCALL_INTERRUPT_PRIORITY, e.g. 0x50)")  # fmt: skip
     parser.add_argument("--storm-threshold", metavar="KEY=VALUE,…",
-                        help="interrupt-storm thresholds: entries (back-to-back), rate (/s), share (0-1), gap (s), window (s)")  # fmt: skip
+                        help="interrupt-storm thresholds: entries (back-to-back), rate (/s), share (0-1), gap (s), window (s), tick (times a periodic tick's rate)")  # fmt: skip
     parser.add_argument("--lock-window", type=float, metavar="SECONDS", help="report locks held longer than this")
 
 

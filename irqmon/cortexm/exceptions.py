@@ -4,6 +4,7 @@ an exception entry on the stack."""
 from __future__ import annotations
 
 FIRST_IRQ = 16  # exception number of IRQ 0; 0 is thread mode
+SYSTICK = 15  # the SysTick timer's exception
 
 # The architecture's exceptions below FIRST_IRQ, named as the trace's `exception` column names
 # them (B1.5.2).

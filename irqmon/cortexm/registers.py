@@ -11,6 +11,11 @@ AIRCR = 0xE000ED0C
 AIRCR_VECTKEY, AIRCR_VECTRESET, AIRCR_SYSRESETREQ = 0x05FA0000, 1 << 0, 1 << 2
 SCB_SHPR = 0xE000ED18  # SHPR1..3: one priority byte per system exception from 4 (MemManage)
 NVIC_IPR = 0xE000E400  # one priority byte per IRQ
+# SysTick (B3.3): control and status (ENABLE, TICKINT, CLKSOURCE: the core clock when set), and
+# the reload value: the timer counts LOAD + 1 clocks between two ticks.
+SYST_CSR = 0xE000E010
+SYST_CSR_ENABLE, SYST_CSR_CLKSOURCE = 1 << 0, 1 << 2
+SYST_RVR = 0xE000E014
 SCS_BASE = 0xE000E000
 SCS_ID_BLOCK = 0xE000EFD0  # PIDR/CIDR of the SCS
 

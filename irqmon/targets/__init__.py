@@ -33,7 +33,7 @@ PROFILE_SPEC = Table(
         "name": NAME, "description": STRING, "core": STRING, "priority_bits": Integer(1, 8),
         "fpb_comparators": Integer(0, 255), "dwt_comparators": Integer(0, 255),
         "irqs": MapOf(r"[0-9]{1,3}", "an IRQ number (0-495)", STRING),
-        "qemu_machine": STRING, "pyocd_target": STRING, "pyocd_pack": STRING, "openocd_config": STRING,
+        "qemu_machine": STRING, "qemu_core_clock_hz": Integer(1, 10**10), "pyocd_target": STRING, "pyocd_pack": STRING, "openocd_config": STRING,
     },
     required=frozenset({"description", "core", "priority_bits", "fpb_comparators", "dwt_comparators"}),
 )  # fmt: skip
@@ -49,6 +49,7 @@ class TargetProfile:
     dwt_comparators: int
     irqs: dict[int, str] = field(default_factory=dict)
     qemu_machine: str | None = None
+    qemu_core_clock_hz: int | None = None  # the core clock of the QEMU machine (fixed there)
     pyocd_target: str | None = None
     pyocd_pack: str | None = None
     openocd_config: str | None = None

@@ -11,6 +11,13 @@ Example:
     interrupt re-enters 150 times back to back while the task's 25 ms timeout cannot advance;
     later an error path sets XferISR to NULL and the next event has no handler (seed 004).
 
+Time:
+    Entries are timed on the time the core ran: a halting backend records how long it held the
+    core stopped (`halted`), left out here, since a breakpoint stop stretches the host's clock
+    inside the handler. A periodic tick (SysTick) is a storm only when its entries come faster than
+    its configured period allows (`storm_tick_margin` times its rate): its period from its LOAD
+    register and the core clock where the trace has both, else the median time between its entries.
+
 Instead:
     Make every path through the handler clear (or disable) its interrupt source, including the
     error and busy paths; do not let the handler depend on a lock a task can hold (see
@@ -18,6 +25,8 @@ Instead:
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -27,8 +36,50 @@ from irqmon.analysis.context import ACT, EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
+from irqmon.cortexm.exceptions import SYSTICK
+from irqmon.cortexm.registers import SYST_CSR_CLKSOURCE, SYST_CSR_ENABLE
+from irqmon.schema import CONFIG_SYSTICK_CONTROL, CONFIG_SYSTICK_RELOAD, META_CORE_CLOCK, Event
 
 RULE = Rule(id="interrupt-storm", severity="error", summary="IRQ re-entered back to back, starving thread mode")
+
+
+@dataclass(frozen=True)
+class TickPeriod:
+    """A periodic tick's period, and how it was learned."""
+
+    seconds: float
+    source: str
+
+
+def tick_periods(ctx: Context) -> dict[int, TickPeriod]:
+    """The exceptions that are periodic ticks, by number, with their periods: SysTick's from its
+    reload value at the core clock where the trace has both, else the median time the core ran
+    between its entries."""
+    acts = ctx.activations
+    starts = ctx.timeline.run_time[acts.loc[acts["ipsr"] == SYSTICK, "first_row"].to_numpy()]
+    if len(starts) == 0:
+        return {}
+    configured = _configured_systick(ctx)
+    if configured is not None:
+        return {SYSTICK: configured}
+    gaps = np.diff(starts)
+    gaps = gaps[gaps > 0]
+    return {SYSTICK: TickPeriod(float(np.median(gaps)), "the median time between its entries")} if len(gaps) else {}
+
+
+def _configured_systick(ctx: Context) -> TickPeriod | None:
+    """SysTick's period from its registers (config rows) and the core clock (metadata), where
+    it counts the core clock and is enabled."""
+    clock_text = ctx.metadata.get(META_CORE_CLOCK, "")
+    rows = ctx.select(event=Event.CONFIG.value, columns=["symbol", "value"]).dropna()
+    values = dict(zip(rows["symbol"], rows["value"].astype(np.int64)))  # the last read of each
+    control, reload = values.get(CONFIG_SYSTICK_CONTROL), values.get(CONFIG_SYSTICK_RELOAD)
+    if not clock_text.isascii() or not clock_text.isdigit() or int(clock_text) == 0 or control is None or not reload:
+        return None
+    if not control & SYST_CSR_ENABLE or not control & SYST_CSR_CLKSOURCE:
+        return None  # stopped, or counting a reference clock the trace does not name
+    clock = int(clock_text)
+    return TickPeriod((int(reload) + 1) / clock, f"LOAD {int(reload)} at the {clock / 1e6:g} MHz core clock")
 
 
 def candidate_runs(ctx: Context) -> pd.DataFrame:
@@ -41,7 +92,7 @@ def candidate_runs(ctx: Context) -> pd.DataFrame:
     acts = ctx.activations
     ipsr, timed = acts["ipsr"].to_numpy(), acts["timed"].to_numpy()
     first_row, last_row = acts["first_row"].to_numpy(), acts["last_row"].to_numpy()
-    start, end = ctx.timeline.time[first_row], ctx.timeline.time[last_row]
+    start, end = ctx.timeline.run_time[first_row], ctx.timeline.run_time[last_row]
     back_to_back = _back_to_back(ctx, ipsr, first_row, last_row, start, end, timed)
     run = np.cumsum(~back_to_back)  # an exception's first activation starts a run
     busy = end - start
@@ -123,7 +174,7 @@ def check(ctx: Context) -> list[Finding]:
     cfg = ctx.config
     runs = acts.groupby(["ipsr", "run"], sort=False).agg(
         entries=("run", "size"), start=("start", "min"), end=("end", "max"), busy=("busy", "sum"),
-        timed=("timed", "all"), first_row=("first_row", "min"), peak=("window_entries", "max"),
+        timed=("timed", "all"), first_row=("first_row", "min"), last_row=("last_row", "max"), peak=("window_entries", "max"),
         window_busy=("window_busy", "max"),
     )  # fmt: skip
     duration = (runs["end"] - runs["start"]).clip(lower=1e-9)
@@ -134,7 +185,13 @@ def check(ctx: Context) -> list[Finding]:
     loud = (runs["window_share"] >= cfg.storm_share) | ~runs["timed"]
     if cfg.storm_rate is not None:
         loud |= runs["peak"] / cfg.storm_window >= cfg.storm_rate
-    storms = runs[(runs["entries"] >= cfg.storm_min_entries) & loud].reset_index()
+    periods = tick_periods(ctx)
+    exceptions = runs.index.get_level_values("ipsr")
+    runs["period"] = [periods[e].seconds if e in periods else np.nan for e in exceptions]
+    runs["period_from"] = [periods[e].source if e in periods else None for e in exceptions]
+    runs["over_period"] = runs["rate"] * runs["period"]  # NaN: no period known
+    within_period = (runs["over_period"] <= cfg.storm_tick_margin) & runs["timed"]
+    storms = runs[(runs["entries"] >= cfg.storm_min_entries) & loud & ~within_period].reset_index()
     if storms.empty:
         return []
     causes = _lock_causes(ctx, acts, storms)
@@ -146,11 +203,21 @@ def check(ctx: Context) -> list[Finding]:
     rows = per_storm["path_row"].fillna(pd.Series(storms["first_row"].to_numpy(), index=per_storm.index))
     rows = rows.astype(np.int64).to_numpy()
     hits = ctx.rows_at(rows)
-    for column in ("entries", "duration", "rate", "share", "peak", "timed", "window_share"):
+    for column in ("entries", "duration", "rate", "share", "peak", "timed", "window_share", "period", "period_from", "over_period"):
         hits[column] = storms[column].to_numpy()
+    hits["halts"], hits["halted"] = _halts_during(ctx, storms["first_row"].to_numpy(), storms["last_row"].to_numpy())
     hits["cause"] = causes
     hits["last_source"] = _sources(ctx, per_storm["last_source_row"])
     return group_hits(RULE, ctx, hits, site=(EXC_NAME,), title=_title, message=_message, evidence=_evidence)
+
+
+def _halts_during(ctx: Context, first_row: np.ndarray, last_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per storm (its first and last rows): the halts the capture made in it, and the seconds it
+    held the core stopped; NaN on a trace that records no halts."""
+    t = ctx.timeline
+    if t.halted is None or t.halts is None:
+        return np.full(len(first_row), np.nan), np.full(len(first_row), np.nan)
+    return (t.halts[last_row] - t.halts[first_row]).astype(float), t.halted[last_row] - t.halted[first_row]
 
 
 def _lock_causes(ctx: Context, acts: pd.DataFrame, storms: pd.DataFrame) -> list[str | None]:
@@ -178,15 +245,25 @@ def _title(first: pd.Series, group: pd.DataFrame) -> str:
 
 def _message(first: pd.Series, group: pd.DataFrame) -> str:
     worst = group.loc[group["entries"].idxmax()]
+    halted = (
+        "" if pd.isna(worst["halts"]) else ", no halts in it" if worst["halts"] == 0
+        else f", halted time left out: {int(worst['halts'])} halts held the core {worst['halted'] * 1e3:.3f} ms"
+    )  # fmt: skip
     timing = (
-        f" over {worst['duration'] * 1e3:.3f} ms ({worst['rate']:.0f} entries/s, {worst['share']:.0%} of the time in the handler)"
+        f" over {worst['duration'] * 1e3:.3f} ms the core ran ({worst['rate']:.0f} entries/s, "
+        f"{worst['share']:.0%} of the time in the handler{halted})"
         if worst["timed"] else ""
+    )  # fmt: skip
+    tick = (
+        f" It is a periodic tick of {worst['period'] * 1e3:.3f} ms ({worst['period_from']}): its entries came "
+        f"{worst['over_period']:.1f} times as fast as that period allows."
+        if pd.notna(worst["period"]) and worst["timed"] else ""
     )  # fmt: skip
     cause = worst["cause"] if isinstance(worst["cause"], str) else (
         f"the handler kept returning with its interrupt still pending (last traced line {worst['last_source']})"
         if isinstance(worst["last_source"], str) else "the handler kept returning with its interrupt still pending"
     )  # fmt: skip
-    return f"{len(group)} storm(s); the longest: {int(worst['entries'])} entries{timing}, thread mode did not run. Likely cause: {cause}."
+    return f"{len(group)} storm(s); the longest: {int(worst['entries'])} entries{timing}, thread mode did not run.{tick} Likely cause: {cause}."
 
 
 def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
@@ -200,6 +277,11 @@ def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
         "share_of_time": float(worst["share"]) if worst["timed"] else None,
         "peak_entries_in_window": int(group["peak"].max()),
         "peak_share_of_window": float(group["window_share"].max()) if worst["timed"] else None,
+        "halts": int(group["halts"].sum()) if group["halts"].notna().all() else None,
+        "halted_s": float(group["halted"].sum()) if group["halts"].notna().all() else None,
+        "tick_period_s": float(worst["period"]) if pd.notna(worst["period"]) else None,
+        "tick_period_from": worst["period_from"] if isinstance(worst["period_from"], str) else None,
+        "rate_over_tick_rate": float(worst["over_period"]) if pd.notna(worst["over_period"]) and worst["timed"] else None,
         "cause": worst["cause"] if isinstance(worst["cause"], str) else None,
         "last_source": worst["last_source"] if isinstance(worst["last_source"], str) else None,
     }
