@@ -180,6 +180,28 @@ def test_qemu_killed_mid_capture_keeps_every_record_so_far(built_samples, tmp_pa
     assert len(kept) > 500 and {"mask", "irq_enter"} <= set(kept["event"])
 
 
+def test_time_leaves_out_the_stall_while_irqmon_could_not_read(built_samples, tmp_path):
+    """irqmon stopped for two seconds mid-capture (SIGSTOP): the plugin fills the pipe and QEMU
+    waits in it, as the core waits at a halt. The stamps leave that wait out, as the halting
+    backends leave out their halts, so no gap between rows comes near it (a tick is 1 ms)."""
+    trace, stopped_for = tmp_path / "trace.csv", 2.0
+    process = start_irqmon(
+        "attach", "--target", "stm32f405", "--qemu", str(sample_elf("printf_tasks_critical")),
+        "--backend", "qemu-plugin", "--duration", "60", "-q", "-o", str(trace),
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and (not trace.exists() or trace.stat().st_size < 200_000):
+        time.sleep(0.2)
+    process.send_signal(signal.SIGSTOP)
+    time.sleep(stopped_for)
+    process.send_signal(signal.SIGCONT)
+    time.sleep(1.0)
+    process.send_signal(signal.SIGINT)
+    stderr_once_ended(process)
+    times = load_trace(trace).frame["time"].dropna().to_numpy()
+    assert len(times) > 1000
+    assert (times[1:] - times[:-1]).max() < stopped_for / 4
+
 def test_parquet_straight_from_the_capture_holds_the_csv_rows(built_samples, deterministic_qemu, tmp_path):
     """`-o trace.parquet`: written by the capture itself, the same rows (instruction counts
     included) and metadata as the CSV of the same run under -icount, and analysed alike."""

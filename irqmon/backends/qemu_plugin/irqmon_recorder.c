@@ -118,7 +118,7 @@ struct record {
     uint8_t type, access_size, is_store, reserved;
     uint32_t pc;
     uint64_t instructions; /* retired before this instruction */
-    uint64_t host_ns;      /* CLOCK_MONOTONIC */
+    uint64_t host_ns;      /* CLOCK_MONOTONIC less stalled_ns */
     uint32_t regs[REGISTERS];
     uint32_t a, b, c;      /* site: marker word, 1 if it was read; access: range, value after, value before;
                               enter: priority byte; exit: EXC_RETURN; return: where to */
@@ -176,6 +176,10 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER; /* the buffer: vCPU aga
 static pthread_t flush_thread;
 static bool stopping;
 #define FLUSH_NS 20000000
+/* Host time the vCPU spent waiting for its records to be written (a full pipe, the flusher
+ * holding the buffer): the core did not run, so the stamps leave it out, as the halting backends
+ * leave out their halts. */
+static uint64_t stalled_ns;
 
 static uint64_t now_ns(void)
 {
@@ -246,17 +250,30 @@ static bool read_memory(uint32_t address, void *into, size_t length)
     return true;
 }
 
+/* The vCPU takes the buffer; waiting for the flusher counts as stalled. */
+static void lock_buffer(void)
+{
+    if (pthread_mutex_trylock(&lock) == 0)
+        return;
+    uint64_t waiting = now_ns();
+    pthread_mutex_lock(&lock);
+    stalled_ns += now_ns() - waiting;
+}
+
 /* A record in the chunk, with room left for its windows; the caller fills it. */
 static struct record *new_record(unsigned type, uint32_t pc, uint64_t instructions)
 {
-    if (header_count == CHUNK_RECORDS || windows_used + 2 * (size_t)window > CHUNK_RECORDS * 2 * (size_t)window)
+    if (header_count == CHUNK_RECORDS || windows_used + 2 * (size_t)window > CHUNK_RECORDS * 2 * (size_t)window) {
+        uint64_t writing = now_ns();
         flush();
+        stalled_ns += now_ns() - writing;
+    }
     struct record *r = &headers[header_count++];
     memset(r, 0, sizeof *r);
     r->type = (uint8_t)type;
     r->pc = pc;
     r->instructions = instructions;
-    r->host_ns = now_ns();
+    r->host_ns = now_ns() - stalled_ns;
     return r;
 }
 
@@ -379,7 +396,7 @@ static void record_instruction(unsigned int vcpu, const struct placed *p);
 
 static void on_instruction(unsigned int vcpu, void *userdata)
 {
-    pthread_mutex_lock(&lock);
+    lock_buffer();
     record_instruction(vcpu, userdata);
     pthread_mutex_unlock(&lock);
 }
@@ -432,7 +449,7 @@ static void on_memory(unsigned int vcpu, qemu_plugin_meminfo_t info, uint64_t va
         if (vaddr + size <= w->address || vaddr >= (uint64_t)w->address + w->size)
             continue;
         const struct placed *p = userdata;
-        pthread_mutex_lock(&lock);
+        lock_buffer();
         if (!seeded)
             seed_watches();
         qemu_plugin_mem_value value = qemu_plugin_mem_get_value(info);

@@ -83,6 +83,7 @@ class Recorder:
         self._task_names: dict[int, str] = {}
         self._walks: dict[tuple[int, bool], list[tuple[tuple[tuple[str, int], ...], list, str]]] = {}
         self._start_ns = 0
+        self._core_time = 0.0  # the last record's time: the core's time, the plugin's stalls left out
         self._fifo_fd: int | None = None
         self._records = RecordStream()
         self._ended = False
@@ -140,7 +141,7 @@ class Recorder:
             rows = RowBlocks()
             rows.add_rows(
                 range(len(configs)),
-                [{"time": self._now(), "event": Event.CONFIG.value, "kind": Kind.CONFIG.value, "probe": "config",
+                [{"time": self._core_time, "event": Event.CONFIG.value, "kind": Kind.CONFIG.value, "probe": "config",
                   "symbol": config.name, "address": config.address, "value": int.from_bytes(raw, "little"),
                   "args": f"from={config.symbol}"} for config, raw in configs],
             )  # fmt: skip
@@ -214,6 +215,8 @@ class Recorder:
             if len(at_until):
                 end, until_reached = int(at_until[0]), True
         columns = _BatchColumns(self, batch, end)
+        if len(columns.time):
+            self._core_time = float(columns.time[-1])
         rows = RowBlocks()
         self._irq_rows(columns, rows)
         self._site_rows(columns, rows)
@@ -235,9 +238,6 @@ class Recorder:
         self.summary.events += table.num_rows
         self.summary.by_kind.update(by_kind)
         self.summary.by_exception.update(by_exception)
-
-    def _now(self) -> float:
-        return (time.monotonic_ns() - self._start_ns) / 1e9
 
     def _irq_rows(self, columns: _BatchColumns, rows: RowBlocks) -> None:
         types = columns.types
