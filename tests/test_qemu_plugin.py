@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -162,8 +163,9 @@ def test_old_qemu_and_no_compiler_are_one_line_and_status_2(built_samples, tmp_p
     assert "recorder plugin is not built and there is no C compiler" in result.stderr
 
 
-def test_qemu_killed_mid_capture_keeps_every_record_so_far(built_samples, tmp_path):
-    trace = tmp_path / "trace.csv"
+def recording_a_while(trace: Path) -> subprocess.Popen:
+    """irqmon recording printf_tasks_critical inside QEMU for up to a minute, once its trace has
+    its first 200 kB."""
     process = start_irqmon(
         "attach", "--target", "stm32f405", "--qemu", str(sample_elf("printf_tasks_critical")),
         "--backend", "qemu-plugin", "--duration", "60", "-q", "-o", str(trace),
@@ -171,6 +173,12 @@ def test_qemu_killed_mid_capture_keeps_every_record_so_far(built_samples, tmp_pa
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not trace.exists() or trace.stat().st_size < 200_000):
         time.sleep(0.2)
+    return process
+
+
+def test_qemu_killed_mid_capture_keeps_every_record_so_far(built_samples, tmp_path):
+    trace = tmp_path / "trace.csv"
+    process = recording_a_while(trace)
     qemu = subprocess.run(["pgrep", "-P", str(process.pid), "qemu-system-arm"], capture_output=True, text=True).stdout.split()
     assert qemu, "QEMU is not running under irqmon"
     os.kill(int(qemu[0]), signal.SIGKILL)
@@ -185,13 +193,7 @@ def test_time_leaves_out_the_stall_while_irqmon_could_not_read(built_samples, tm
     waits in it, as the core waits at a halt. The stamps leave that wait out, as the halting
     backends leave out their halts, so no gap between rows comes near it (a tick is 1 ms)."""
     trace, stopped_for = tmp_path / "trace.csv", 2.0
-    process = start_irqmon(
-        "attach", "--target", "stm32f405", "--qemu", str(sample_elf("printf_tasks_critical")),
-        "--backend", "qemu-plugin", "--duration", "60", "-q", "-o", str(trace),
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not trace.exists() or trace.stat().st_size < 200_000):
-        time.sleep(0.2)
+    process = recording_a_while(trace)
     process.send_signal(signal.SIGSTOP)
     time.sleep(stopped_for)
     process.send_signal(signal.SIGCONT)

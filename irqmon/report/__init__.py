@@ -14,6 +14,7 @@ from irqmon.errors import UsageError
 if TYPE_CHECKING:
     from irqmon.analysis import Analysis
     from irqmon.fleet.merge import Fleet
+    from irqmon.report.links import SourceLinks
 
 __all__ = ["write_fleet_report", "write_report"]
 
@@ -37,16 +38,11 @@ def write_report(
     from irqmon.analysis import all_rules
     from irqmon.report import document, panels
     from irqmon.report.layout import FOLLOWS, TABLES, load_layout
-    from irqmon.report.links import SourceLinks, check_template
     from irqmon.report.model import build_model, rows_around
 
     spec = load_layout(layout)
-    links = SourceLinks(check_template(source_url)) if source_url is not None else None
-    out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
+    links = _source_links(source_url)
+    out = _report_directory(out_dir)
     model = build_model(analysis.context)
     windowed = window != (None, None)
     if windowed:
@@ -83,12 +79,21 @@ def write_fleet_report(fleet: Fleet, out_dir: Path | str, source_url: str | None
     """Write the report of many traces (`report.md`, `report.html`, a figure of the findings per
     firmware build and one per trace) into `out_dir`; return report.md's path."""
     from irqmon.report import fleet as fleet_report
+
+    return fleet_report.write(fleet, _report_directory(out_dir), _source_links(source_url))
+
+
+def _source_links(source_url: str | None) -> SourceLinks | None:
     from irqmon.report.links import SourceLinks, check_template
 
-    links = SourceLinks(check_template(source_url)) if source_url is not None else None
+    return SourceLinks(check_template(source_url)) if source_url is not None else None
+
+
+def _report_directory(out_dir: Path | str) -> Path:
+    """`out_dir`, created if missing."""
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
-    return fleet_report.write(fleet, out, links)
+    return out
