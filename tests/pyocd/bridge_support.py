@@ -93,7 +93,8 @@ def capture_with_pyocd(
     and the firmware's USART1 output."""
     from irqmon.backends.qemu import NvicTraceReader
     from irqmon.capture.loop import Capture, CaptureLimits
-    from irqmon.capture.session import check_budget
+    from irqmon.capture.budget import arming_plan
+    from irqmon.capture.session import DEFAULT_ROTATE_SECONDS
     from irqmon.cortexm.elf import ElfImage
     from irqmon.probes import plan_capture
     from irqmon.targets import load_target
@@ -102,8 +103,7 @@ def capture_with_pyocd(
     target = load_target(target_name)
     image = ElfImage(elf)
     plan = plan_capture(image, target, packs, [])
-    if not unlimited:
-        check_budget(plan, target)
+    arming = arming_plan(plan, image, target, unlimited, reserved_breakpoints=1)  # --until's breakpoint
     with QemuTarget(elf, machine=target.qemu_machine or "netduinoplus2", nvic_trace=True) as qemu:
         backend = create_pyocd(target, elf, qemu, unlimited)
         backend.connect()
@@ -111,6 +111,8 @@ def capture_with_pyocd(
             on_connect(backend)
         irqs = NvicTraceReader(qemu.nvic_log, target.exception_name, target.logical_priority)
         writer = TraceWriter(output, {"target": target.name, "backend": backend.name})
-        capture = Capture(backend, plan, image, target, writer, irqs)
+        capture = Capture(
+            backend, plan, image, target, writer, irqs, arming=arming, rotate_seconds=DEFAULT_ROTATE_SECONDS if arming.rotates else None
+        )
         summary = capture.run(CaptureLimits(duration=duration, until=image.symbols[until].address))
         return summary, qemu.serial_output()
