@@ -30,7 +30,10 @@ from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
-RULE = Rule(id="rmw-race", severity="error", summary="read-modify-write of a shared location interrupted by (or open to) a more urgent writer")
+RULE = Rule(
+    id="rmw-race", severity="error", summary="read-modify-write of a shared location interrupted by (or open to) a more urgent writer",
+    needs=(Kind.SHARED_REGISTER.value, Kind.WATCH.value),
+)
 THREAD_LEVEL = np.inf
 
 
