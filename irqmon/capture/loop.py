@@ -100,7 +100,11 @@ class Capture:
         self._last_breakpoint: tuple[tuple[int, ...], int] | None = None
         # What each armed site set up: its (address, handler) pairs and its watchpoint ids.
         self._armed: dict[Site, tuple[list[tuple[int, Callable[[dict], None]]], list[int]]] = {}
-        self._set_index = 0
+        self._turn = 0  # which turn of `self._turns` is armed
+        # The first set holds the sites the rules most need in handlers: with three sets or
+        # more it is armed every other turn (0, 1, 0, 2, 0, 3, ...), the others in between.
+        count = len(self.arming.sets)
+        self._turns = [0] + [i for other in range(1, count) for i in (other, 0)][:-1] if count > 2 else list(range(count))
         self._set_since = 0.0  # time.monotonic() when the current set was armed
         # (pack, kind) of a paired site -> takes not yet given back (enter/acquire minus exit/release)
         self._open_pairs: Counter[tuple[str, str]] = Counter()
@@ -177,7 +181,9 @@ class Capture:
         assert self.rotate_seconds is not None
         regs = self._registers()
         masked = bool(regs["primask"] & 1 or regs["basepri"] & 0xFF or regs["faultmask"] & 1)
-        outgoing = [site for site in self._armed if site not in set(self.arming.sets[(self._set_index + 1) % len(self.arming.sets)])]
+        next_turn = (self._turn + 1) % len(self._turns)
+        incoming = self.arming.sets[self._turns[next_turn]]
+        outgoing = [site for site in self._armed if site not in set(incoming)]
         returning = {p.symbol for site in outgoing for p in site.functions if p.returns}
         pending = [entry for entries in self._pending_returns.values() for entry in entries if entry[1].symbol in returning]
         pairs = [(site.probe, site.kind) for site in outgoing if site.functions and site.kind in PAIRED_KINDS]
@@ -192,8 +198,7 @@ class Capture:
             if not entries:
                 self._pending_returns.pop(address)
                 self._release_return_breakpoint(address)
-        self._set_index = (self._set_index + 1) % len(self.arming.sets)
-        incoming = self.arming.sets[self._set_index]
+        self._turn = next_turn
         for site in outgoing:
             self._disarm(site)
             self._write_coverage(site, False)

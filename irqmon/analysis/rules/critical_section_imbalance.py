@@ -176,6 +176,11 @@ def _unpaired_sections(ctx: Context) -> list[Finding]:
     last = depth.groupby(calls[ACT]).transform("last")
     is_last = ~calls[ACT].duplicated(keep="last")
     whole = turn.groupby(calls[ACT]).transform("nunique") == 1
+    if ctx.coverage is not None:  # nor did the site's turn end before the activation did
+        last_rows = ctx.activations["last_row"].reindex(calls[ACT].to_numpy()).to_numpy()
+        known = ~np.isnan(last_rows)
+        ends = np.where(known, last_rows, calls.index.to_numpy()).astype(np.int64)
+        whole &= ctx.coverage.turn(calls["symbol"], ends) == turn.to_numpy()
     closed = ctx.is_closed(calls[ACT])
     left_open = calls[IN_ISR] & is_last & whole & closed & (last > 0)
     hit = (stray_exit | left_open).astype(bool)
