@@ -154,6 +154,13 @@ def test_rotation_stays_within_the_comparators_and_leaves_none_armed(built_sampl
     assert not left, f"left armed: {left}"
     coverage = load_trace(trace).frame.query("event == 'coverage'")
     assert coverage.groupby("symbol")["value"].sum().max() >= 2, "a set armed again: the capture rotated"
+    report = irqmon("report", str(trace), "-o", str(tmp_path / "report"))
+    assert report.returncode == 0, report.stderr
+    text = (tmp_path / "report" / "report.md").read_text()
+    table = text.split("### Probe coverage", 1)[1].split("\n\n")[2].splitlines()
+    assert table[0] == "| probe site | kind | armed (ms) | share of the capture | turns |"
+    assert len(table) == 2 + coverage["symbol"].nunique()  # a row per site
+    assert "Probe coverage" in (tmp_path / "report" / "report.html").read_text()
 
 
 def test_ctrl_c_during_rotation_leaves_none_armed(built_samples, tmp_path):
