@@ -86,6 +86,33 @@ def test_a_site_no_comparator_set_can_hold_is_bad_input(built_samples, tmp_path)
     assert not (tmp_path / "t.csv").exists()
 
 
+def test_a_watched_range_no_dwt_mask_covers_is_bad_input(built_samples, tmp_path):
+    # 32 KiB from an odd address: the aligned block around it is 64 KiB, the DWT masks 2^15 bytes.
+    result = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("exti_imr_rmw_race")), "--backend", "gdb",
+                    "--watch", "0x20000001:32768", "-o", str(tmp_path / "t.csv"))  # fmt: skip
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "irqmon: watch 0x20000001 (32768 bytes at 0x20000001): the aligned block a DWT comparator would cover is "
+        "65536 bytes at 0x20000000, but stm32f405's DWT masks at most 32768 bytes (2^15): watch a smaller range"
+    ]
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_a_watched_range_takes_one_masked_comparator(built_samples, tmp_path):
+    """EXTI_IMR..EXTI_FTSR as one 16-byte range: one DWT comparator (Z4 of length 16 on the wire),
+    and the race on EXTI_IMR is still found, at the range's address."""
+    trace = tmp_path / "w.csv"
+    result = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("exti_imr_rmw_race")), "--backend", "gdb",
+                    "--probes", "critical_sections", "--watch", "0x40013C00:16", "--until", "sample_done", "-v", "-q", "-o", str(trace))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    traffic = trace.with_suffix(".traffic.log").read_text(errors="replace")
+    assert set(re.findall(r"\$Z([2-4]),([0-9a-f]+),([0-9a-f]+)#", traffic)) == {("4", "40013c00", "10")}
+    rows = load_trace(trace).frame.query("event == 'access'")
+    assert (rows["size"] == 16).all() and rows["value"].isna().all() and set(rows["access"]) == {"r", "w"}
+    race = [f for f in _findings(trace, tmp_path) if f["rule"] == "rmw-race"]
+    assert race and race[0]["severity"] == "error" and race[0]["address"] == 0x40013C00
+
+
 def _findings(trace: Path, tmp_path: Path) -> list[dict]:
     irqmon("analyze", str(trace), "--format", "json", "-o", str(tmp_path / "f.json"))
     return json.loads((tmp_path / "f.json").read_text())["findings"]

@@ -152,6 +152,8 @@ def arming_plan(plan: CapturePlan, elf: ElfImage, target: TargetProfile, unlimit
     `reserved_breakpoints`: FPB comparators the capture keeps for itself (--until).
     A site that alone needs more than the chip has is bad input (UsageError)."""
     sites = sites_of(plan, elf)
+    for site in sites:
+        _check_watch_fits(site, target)
     if unlimited:
         return ArmingPlan(tuple(sites), (tuple(sites),) if sites else (), None, None)
     if reserved_breakpoints > target.fpb_comparators:
@@ -169,6 +171,28 @@ def arming_plan(plan: CapturePlan, elf: ElfImage, target: TargetProfile, unlimit
         for i in range(count)
     )
     return ArmingPlan(tuple(fitted), sets, fpb, dwt)
+
+
+def comparator_block(address: int, size: int) -> tuple[int, int]:
+    """The aligned power-of-two block one DWT comparator watches to cover `size` bytes at
+    `address` (the comparator ignores the address's low MASK bits): (base, length)."""
+    length = 1
+    while (address & ~(length - 1)) + length < address + size:
+        length *= 2
+    return address & ~(length - 1), length
+
+
+def _check_watch_fits(site: Site, target: TargetProfile) -> None:
+    """A watched range whose covering block is wider than the DWT's largest mask is bad input."""
+    for watch in site.watches:
+        base, length = comparator_block(watch.address, watch.size)
+        widest = 1 << target.dwt_mask_bits
+        if length > widest:
+            raise UsageError(
+                f"watch {watch.symbol} ({watch.size} bytes at 0x{watch.address:08x}): the aligned block a DWT "
+                f"comparator would cover is {length} bytes at 0x{base:08x}, but {target.name}'s DWT masks at most "
+                f"{widest} bytes (2^{target.dwt_mask_bits}): watch a smaller range"
+            )
 
 
 def _split_to_fit(site: Site, fpb: int, dwt: int, target: TargetProfile) -> list[Site]:

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
-from irqmon.capture.budget import PAIRED_KINDS, ArmingPlan, Site, arming_plan
+from irqmon.capture.budget import PAIRED_KINDS, ArmingPlan, Site, arming_plan, comparator_block
 from irqmon.cortexm import thumb
 from irqmon.cortexm.elf import ElfImage
 from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE, FIRST_IRQ
@@ -29,6 +29,7 @@ CALLPATH_DEPTH = 16
 PRIORITY_CACHE_SECONDS = 0.5
 POLL_SECONDS = 0.05
 STEP_ATTEMPTS = 4
+VALUE_BYTES = 4  # watched values are read (and written to the trace) up to this size; a wider range has none
 # A rotation waits for the probed calls of the set going out to return, at most this many periods.
 ROTATION_PATIENCE = 2
 
@@ -143,8 +144,9 @@ class Capture:
             self._break_at(address, handler)
         points = []
         for watch in site.watches:
-            self._shadow[watch.address] = self._read_value(watch.address, watch.size)
-            point = self.backend.add_watchpoint(watch.address, watch.size, WatchAccess.ACCESS)
+            self._shadow[watch.address] = self._watched_value(watch)
+            base, length = comparator_block(watch.address, watch.size)
+            point = self.backend.add_watchpoint(base, length, WatchAccess.ACCESS)
             self._watch_by_point[point] = watch
             points.append(point)
         self._armed[site] = (handlers, points)
@@ -319,7 +321,7 @@ class Capture:
     def _catch_unreported_write(self, regs: dict[str, int]) -> None:
         store = self.elf.instruction_before(regs["pc"])
         for watch in list(self._watch_by_point.values()):
-            if self._read_value(watch.address, watch.size) != self._shadow.get(watch.address):
+            if watch.size <= VALUE_BYTES and self._watched_value(watch) != self._shadow.get(watch.address):
                 stop = Stop(StopReason.WATCHPOINT, regs["pc"], access_pc=store.address)
                 self._on_access(watch, stop, regs, function=self.elf.function_at(store.address))
 
@@ -422,8 +424,13 @@ class Capture:
                 return after
         raise CaptureError(f"{STEP_ATTEMPTS} single steps did not execute the instruction at 0x{address:08x}")
 
+    def _watched_value(self, watch: WatchProbe) -> int | None:
+        return self._read_value(watch.address, watch.size) if watch.size <= VALUE_BYTES else None
+
     def _on_access(self, watch: WatchProbe, stop: Stop, regs: dict[str, int], function: str | None = None) -> None:
-        value = self._read_value(watch.address, watch.size)
+        """A watched access. The comparator may cover more than the watched bytes (a DWT
+        comparator covers an aligned power-of-two block): its rows say the watched range."""
+        value = self._watched_value(watch)
         previous = self._shadow.get(watch.address)
         insn = (
             self.elf.instruction_at(stop.access_pc)
@@ -431,7 +438,7 @@ class Capture:
             else self.elf.instruction_before(regs["pc"])
         )
         access = thumb.access_direction(insn) if insn else None
-        if access is None:
+        if access is None and value is not None:
             access = "w" if value != previous else "r"
         row = self._base_row(regs, pc=insn.address if insn else regs["pc"], function=function)
         row.update(

@@ -55,7 +55,7 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-events", type=int, metavar="N", help="stop after N events")
     parser.add_argument("--until", metavar="SYMBOL", help="stop when the core reaches this function")
     parser.add_argument("--probes", metavar="A,B", help="probe packs by name or .toml file (default: every pack that finds something)")
-    parser.add_argument("--watch", action="append", default=[], metavar="SYMBOL_OR_ADDRESS[:SIZE]", help="also watch every access here (repeatable)")
+    parser.add_argument("--watch", action="append", default=[], metavar="SYMBOL_OR_ADDRESS[:SIZE]", help="also watch every access here (repeatable; SIZE in bytes, one DWT comparator covers its aligned power-of-two block)")
     parser.add_argument("--unlimited", action="store_true", help="QEMU only: ignore the target's comparator budget")
     rotation = parser.add_mutually_exclusive_group()
     rotation.add_argument("--rotate", metavar="DURATION", type=_duration,

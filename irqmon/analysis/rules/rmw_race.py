@@ -97,7 +97,8 @@ def _name(first: pd.Series) -> str:
 
 
 def _hex(value: object) -> str | None:
-    return None if value is None or value is pd.NA else f"{int(value):#x}"
+    """A value as hex; None where the trace has none (a watched range wider than a word)."""
+    return None if value is None or value is pd.NA or value != value else f"{int(value):#x}"
 
 
 def _lost_title(first: pd.Series, group: pd.DataFrame) -> str:
