@@ -33,6 +33,7 @@ class SiteCoverage:
     armed_seconds: float
     turns: int
     throughout: bool  # armed once, at the start, and disarmed only at the end (if at all)
+    intervals: tuple[tuple[float, float], ...] = ()  # (armed, disarmed) times
 
     @property
     def functions(self) -> list[str]:
@@ -46,6 +47,7 @@ class Coverage:
     sites: list[SiteCoverage]
     span: float
     changes: dict[str, np.ndarray]  # function (or site) name -> positions of its site's coverage rows
+    positions: np.ndarray  # every coverage row's position, in order
 
     @property
     def partial(self) -> bool:
@@ -55,8 +57,22 @@ class Coverage:
     def never_armed(self, kinds: tuple[str, ...]) -> list[SiteCoverage]:
         return [site for site in self.sites if site.kind in kinds and site.turns == 0]
 
+    def armed_throughout(self, functions: set[str], start: float, end: float) -> bool:
+        """Whether a site probing one of `functions` (or watching one of those objects) was
+        armed from `start` to `end`."""
+        return any(
+            a <= start and end <= b
+            for site in self.sites if functions.intersection(site.functions)
+            for a, b in site.intervals
+        )  # fmt: skip
+
     def of_kinds(self, kinds: tuple[str, ...]) -> list[SiteCoverage]:
         return [site for site in self.sites if site.kind in kinds]
+
+    def changed_between(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
+        """Per (first, last) pair of row positions: whether some site was armed or disarmed
+        between them (what the rows between show may then be missing a part)."""
+        return np.searchsorted(self.positions, last) > np.searchsorted(self.positions, first, side="right")
 
     def turn(self, symbols: pd.Series, positions: np.ndarray) -> np.ndarray:
         """Per row, how many times its symbol's site had been armed or disarmed before it: rows
@@ -84,19 +100,21 @@ def coverage_of(ctx: Context) -> Coverage | None:
     sites, changed = [], {}
     for name, changes in rows.groupby("symbol", sort=False):
         armed_at: float | None = None
-        seconds, turns = 0.0, 0
+        intervals = []
         for time, value in zip(changes["time"].to_numpy(dtype=float), changes["value"].to_numpy(dtype=float, na_value=0)):
             if value and armed_at is None:
-                armed_at, turns = time, turns + 1
+                armed_at = time
             elif not value and armed_at is not None:
-                seconds, armed_at = seconds + time - armed_at, None
+                intervals.append((armed_at, time))
+                armed_at = None
         if armed_at is not None:  # a capture cut off before it wrote the last disarm
-            seconds += end - armed_at
+            intervals.append((armed_at, end))
+        seconds, turns = sum(b - a for a, b in intervals), len(intervals)
         values = changes["value"].fillna(0).astype(bool).tolist()
-        sites.append(SiteCoverage(str(name), str(changes["kind"].iloc[0]), seconds, turns, values in ([True], [True, False])))
+        sites.append(SiteCoverage(str(name), str(changes["kind"].iloc[0]), seconds, turns, values in ([True], [True, False]), tuple(intervals)))
         for function in str(name).split(SITE_SEPARATOR):
             changed[function] = changes.index.to_numpy()
-    return Coverage(sites, end - start, changed)
+    return Coverage(sites, end - start, changed, positions)
 
 
 def not_observed(rule: Rule, coverage: Coverage) -> Finding | None:

@@ -30,7 +30,8 @@ PRIORITY_CACHE_SECONDS = 0.5
 POLL_SECONDS = 0.05
 STEP_ATTEMPTS = 4
 VALUE_BYTES = 4  # watched values are read (and written to the trace) up to this size; a wider range has none
-# A rotation waits for the probed calls of the set going out to return, at most this many periods.
+# How many rotation periods a switch may wait for a safe moment (unmasked, no call of the set
+# going out yet to return, no pair of it open) before it switches anyway.
 ROTATION_PATIENCE = 2
 
 

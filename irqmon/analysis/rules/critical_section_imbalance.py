@@ -145,6 +145,9 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     closed = ctx.is_closed(last[ACT])
     switched = ctx.is_switch(last[ACT])
     hits = last[changed & closed & ~switched]  # a context switch returns to another context's mask
+    if ctx.coverage is not None and not hits.empty:  # a site armed or disarmed inside it: its first or last change may be unseen
+        span = ctx.activations.loc[hits[ACT].to_numpy(), ["first_row", "last_row"]]
+        hits = hits[~ctx.coverage.changed_between(span["first_row"].to_numpy(), span["last_row"].to_numpy())]
     hits = ctx.rows_at(hits.index.to_numpy()).assign(entered_with=hits["entered_with"])
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"),

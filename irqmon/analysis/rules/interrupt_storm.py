@@ -27,6 +27,7 @@ from irqmon.analysis.context import ACT, EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
+from irqmon.schema import Event
 
 RULE = Rule(id="interrupt-storm", severity="error", summary="IRQ re-entered back to back, starving thread mode")
 
@@ -135,6 +136,8 @@ def check(ctx: Context) -> list[Finding]:
     if cfg.storm_rate is not None:
         loud |= runs["peak"] / cfg.storm_window >= cfg.storm_rate
     storms = runs[(runs["entries"] >= cfg.storm_min_entries) & loud].reset_index()
+    if ctx.coverage is not None and ctx.coverage.partial and not storms.empty:
+        storms = storms[_thread_visible(ctx, storms)].reset_index(drop=True)
     if storms.empty:
         return []
     causes = _lock_causes(ctx, acts, storms)
@@ -151,6 +154,16 @@ def check(ctx: Context) -> list[Finding]:
     hits["cause"] = causes
     hits["last_source"] = _sources(ctx, per_storm["last_source_row"])
     return group_hits(RULE, ctx, hits, site=(EXC_NAME,), title=_title, message=_message, evidence=_evidence)
+
+
+def _thread_visible(ctx: Context, storms: pd.DataFrame) -> np.ndarray:
+    """Per storm of a capture that armed its sites in turns: whether a site that saw thread mode
+    somewhere in the trace was armed all through it. Without one, "thread mode did not run"
+    is only the absence of rows a disarmed site could not write."""
+    assert ctx.coverage is not None
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value, Event.ACCESS.value), columns=["symbol", "ipsr"])
+    thread = set(rows.loc[(rows["ipsr"] == 0).fillna(False).astype(bool), "symbol"].dropna().astype(str))
+    return np.array([ctx.coverage.armed_throughout(thread, start, end) for start, end in zip(storms["start"], storms["end"])], dtype=bool)
 
 
 def _lock_causes(ctx: Context, acts: pd.DataFrame, storms: pd.DataFrame) -> list[str | None]:
