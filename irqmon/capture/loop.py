@@ -128,12 +128,19 @@ class Capture:
                 address for address in addresses
                 if (insn := self.elf.instruction_before(address)) and thumb.access_direction(insn) == "w"
             }  # fmt: skip
+        for site in self._plan_order(self.arming.first):
+            self._arm(site)
         first = set(self.arming.first)
         for site in self.arming.sites:
-            if site in first:
-                self._arm(site)
             self._write_coverage(site, site in first)
         self._set_since = time.monotonic()
+
+    def _plan_order(self, sites: Iterable[Site]) -> list[Site]:
+        """`sites` in the plan's order: functions, then mask sites, then watches (the order gdb
+        numbers the points in, which decides how it reports a watchpoint and a breakpoint hit
+        in one halt)."""
+        position = {id(p): i for i, p in enumerate((*self.plan.functions, *self.plan.masks, *self.plan.watches))}
+        return sorted(sites, key=lambda site: min(position.get(id(p), len(position)) for p in (*site.functions, *site.masks, *site.watches)))
 
     def _arm(self, site: Site) -> None:
         handlers: list[tuple[int, Callable[[dict], None]]] = []
@@ -205,7 +212,7 @@ class Capture:
         for site in outgoing:
             self._disarm(site)
             self._write_coverage(site, False)
-        for site in incoming:
+        for site in self._plan_order(incoming):
             if site not in self._armed:
                 self._arm(site)
                 self._write_coverage(site, True)
