@@ -205,3 +205,11 @@ def test_ctrl_c_during_rotation_leaves_none_armed(built_samples, tmp_path):
     assert not left, f"left armed: {left}"
     coverage = load_trace(trace).frame.query("event == 'coverage'")
     assert (coverage.groupby("symbol")["value"].last() == 0).all()
+
+
+@pytest.mark.parametrize(("value", "message"), [("0ms", "not a positive duration"), ("soon", "not a duration"), ("inf", "not a positive duration")])
+def test_bad_rotation_periods_are_refused(built_samples, tmp_path, value, message):
+    result = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("clean")), "--backend", "gdb",
+                    "--rotate", value, "-o", str(tmp_path / "t.csv"))  # fmt: skip
+    assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "t.csv").exists()
