@@ -29,7 +29,10 @@ from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_ev
 from irqmon.analysis.registry import Rule
 from irqmon.schema import EXCEPTION_FRAME, Kind, Role
 
-RULE = Rule(id="unbalanced-lock", severity="error", summary="lock released by another context, left taken by an ISR, or never released")
+RULE = Rule(
+    id="unbalanced-lock", severity="error", summary="lock released by another context, left taken by an ISR, or never released",
+    needs=(Kind.LOCK.value, Kind.MUTEX.value),
+)
 
 
 def check(ctx: Context) -> list[Finding]:
