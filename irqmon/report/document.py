@@ -355,7 +355,7 @@ def markdown(contents: Contents) -> str:
         out.append("")
     if contents.coverage is not None and contents.coverage.partial:
         out += [f"### {COVERAGE_HEADING}", "", md_paragraph(coverage_note(contents.coverage)), ""]
-        out += _md_table(COVERAGE_HEADER, coverage_rows(contents.coverage)) + [""]
+        out += md_table(COVERAGE_HEADER, coverage_rows(contents.coverage)) + [""]
     left_out = [s for s in contents.sections if not s.shown]
     if left_out:
         out += ["*Not drawn: " + md("; ".join(f"{s.heading}: {s.note}" for s in left_out)) + ".*", ""]
@@ -432,7 +432,7 @@ def html_page(contents: Contents, out_dir: Path) -> str:
             body.append(f'<img alt="{esc(section.heading)}" src="data:image/png;base64,{data}">')
     if contents.coverage is not None and contents.coverage.partial:
         body.append(f"<h2>{COVERAGE_HEADING}</h2><p>{esc(coverage_note(contents.coverage))}</p>")
-        body.append(_html_table(COVERAGE_HEADER, coverage_rows(contents.coverage)))
+        body.append(html_table(COVERAGE_HEADER, coverage_rows(contents.coverage)))
     left_out = [s for s in contents.sections if not s.shown]
     if left_out:
         body.append('<p class="left-out"><i>Not drawn: ' + esc("; ".join(f"{s.heading}: {s.note}" for s in left_out)) + ".</i></p>")
