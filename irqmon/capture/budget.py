@@ -22,7 +22,7 @@ from irqmon.cortexm import thumb
 from irqmon.cortexm.elf import ElfImage
 from irqmon.errors import UsageError
 from irqmon.probes import CapturePlan, FunctionProbe, MaskProbe, WatchProbe
-from irqmon.schema import Kind
+from irqmon.schema import Kind, Role
 from irqmon.targets import TargetProfile
 
 # Kinds in the order their sites are armed first: what the error-level rules in handlers need.
@@ -32,6 +32,8 @@ KIND_RANK = (
 )  # fmt: skip
 # Function kinds whose probes in one pack are armed together: one half alone misleads the rules.
 PAIRED_KINDS = (Kind.CRITICAL_SECTION, Kind.MUTEX)
+# The pair a role belongs to, for a probe whose object marker gives its rows that role.
+PAIR_OF_ROLE = {Role.ENTER: Kind.CRITICAL_SECTION, Role.EXIT: Kind.CRITICAL_SECTION, Role.ACQUIRE: Kind.MUTEX, Role.RELEASE: Kind.MUTEX}
 
 
 @dataclass(frozen=True, eq=False)
@@ -120,6 +122,14 @@ class _CallGraph:
         return seen
 
 
+def paired_kind(probe: FunctionProbe) -> str | None:
+    """The pair `probe` is armed with: its own kind when paired, or the pair of the role its
+    object marker gives (FreeRTOS's queue send is a mutex's give); None when it stands alone."""
+    if probe.kind in PAIRED_KINDS:
+        return probe.kind
+    return PAIR_OF_ROLE.get(probe.object_marker.role) if probe.object_marker else None
+
+
 def sites_of(plan: CapturePlan, elf: ElfImage) -> list[Site]:
     """The plan's probes as sites, ranked (most needed first)."""
     handlers = _CallGraph(elf).from_handlers() if elf.exception_handlers else None
@@ -130,8 +140,8 @@ def sites_of(plan: CapturePlan, elf: ElfImage) -> list[Site]:
     sites: list[Site] = []
     paired: dict[tuple[str, str], list[FunctionProbe]] = defaultdict(list)
     for probe in plan.functions:
-        if probe.kind in PAIRED_KINDS:
-            paired[(probe.probe, probe.kind)].append(probe)
+        if pair := paired_kind(probe):
+            paired[(probe.probe, pair)].append(probe)
         else:
             sites.append(Site(probe.symbol, probe.kind, probe.probe, functions=(probe,), in_handlers=reached(probe.symbol)))
     for (pack, kind), probes in paired.items():

@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
-from irqmon.capture.budget import PAIRED_KINDS, ArmingPlan, Site, arming_plan, comparator_block
+from irqmon.capture.budget import PAIRED_KINDS, ArmingPlan, Site, arming_plan, comparator_block, paired_kind
 from irqmon.cortexm import thumb
 from irqmon.cortexm.elf import ElfImage
 from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE, FIRST_IRQ
@@ -467,8 +467,11 @@ class Capture:
             if self._read_value(row["address"] + marker.offset, marker.size) == marker.equals:
                 row["role"] = marker.role
         self._emit(row)
-        if probe.kind in PAIRED_KINDS:
-            self._open_pairs[(probe.probe, probe.kind)] += 1 if probe.role in (Role.ENTER, Role.ACQUIRE) else -1
+        pair = paired_kind(probe)
+        if pair and row["role"] in (Role.ENTER, Role.ACQUIRE):
+            self._open_pairs[(probe.probe, pair)] += 1
+        elif pair and row["role"] in (Role.EXIT, Role.RELEASE):
+            self._open_pairs[(probe.probe, pair)] -= 1
         return_address = regs["lr"] & ~1
         if probe.returns and regs["lr"] & EXC_RETURN_PREFIX != EXC_RETURN_PREFIX:
             pending = self._pending_returns[return_address]
