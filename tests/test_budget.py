@@ -19,7 +19,7 @@ from irqmon.tracefile import load_trace
 from support import expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended
 
 F405 = load_target("stm32f405")
-TEST_ROTATION = "50ms"  # the samples run for about a second under capture: each set gets several turns
+TEST_ROTATION = "20ms"  # the samples run for about 0.25 s under capture: 5 sets, alternating with the first, each get a turn
 ATTEMPTS = 3  # a rotated capture sees each site part of the time: a run may miss a bug's few events
 
 
