@@ -52,6 +52,16 @@ def test_ranking_arms_what_isr_rules_need_first_and_keeps_pairs_together(built_s
     assert not next(site for site in arming.sites if site.name == "printf").in_handlers
 
 
+
+def test_a_give_recognised_by_its_object_marker_is_armed_with_the_takes(built_samples):
+    plan, arming = _arming("rtos_clean")
+    givers = [p for p in plan.functions if p.object_marker and p.object_marker.role == "release"]
+    assert givers
+    for giver in givers:
+        site = next(site for site in arming.sites if giver in site.functions)
+        assert site.kind == "mutex"
+        assert any(p.role == "acquire" and p.probe == giver.probe for p in site.functions)
+
 def test_unlimited_arms_everything_at_once(built_samples):
     elf = ElfImage(sample_elf("clean"))
     plan = plan_capture(elf, F405, None)
