@@ -24,6 +24,7 @@ ARG_REGISTERS = ("r0", "r1", "r2", "r3")
 KINDS = tuple(k.value for k in Kind)
 ROLES = tuple(r.value for r in Role)
 ARGUMENT = r"[A-Za-z_][A-Za-z0-9_]*"
+MAX_WATCH_BYTES = 1 << 31  # a --watch range (a DWT comparator covers what its mask allows: the planner checks)
 
 # What a pack file may hold (docs/probe-packs.md describes each key).
 PACK_SPEC = Table(
@@ -334,8 +335,8 @@ def parse_watch(spec: str, elf: ElfImage) -> WatchProbe:
         size = int(size_text, 0) if size_text else None
     except ValueError:
         raise UsageError(f"--watch {spec}: size must be a number of bytes") from None
-    if size is not None and size not in (1, 2, 4):
-        raise UsageError(f"--watch {spec}: size must be 1, 2 or 4 bytes")
+    if size is not None and not 0 < size <= MAX_WATCH_BYTES:
+        raise UsageError(f"--watch {spec}: size must be a number of bytes from 1 to {MAX_WATCH_BYTES}")
     symbol = elf.symbols.get(name)
     if symbol is not None:
         return WatchProbe("watch", name, symbol.address, size or min(symbol.size or 4, 4), Kind.WATCH)

@@ -12,7 +12,9 @@ from typing import TypedDict, get_type_hints
 # The `ipsr` column numbers exceptions as the core does: 0 thread mode, FIRST_IRQ + n IRQ n.
 from irqmon.cortexm.exceptions import FIRST_IRQ as FIRST_IRQ
 
-SCHEMA_VERSION = 1
+# 2: the `coverage` event (which probe sites were armed when). Version 1 traces read as before:
+# everything their capture planned was armed throughout.
+SCHEMA_VERSION = 2
 MAGIC = "irqmon-trace"
 
 
@@ -26,6 +28,9 @@ class Event(StrEnum):
     IRQ_ENTER = "irq_enter"  # the core took an exception (from QEMU's NVIC trace or SWO)
     IRQ_EXIT = "irq_exit"  # the exception returned
     CONFIG = "config"  # a value read from the target once (e.g. the max-syscall priority)
+    # A probe site armed (value 1) or disarmed (value 0) from this time on: symbol names the
+    # site, kind/probe what it probes, address its first address (schema 2 and later).
+    COVERAGE = "coverage"
 
 
 class Kind(StrEnum):

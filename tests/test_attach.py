@@ -93,13 +93,18 @@ def test_exti_imr_lost_update_is_in_the_trace(sample_trace):
     assert sequence == [(EXTI0, "r", 3), (EXTI1, "r", 3), (EXTI1, "w", 1), (EXTI0, "w", 2)]
 
 
-def test_budget_is_enforced_on_qemu_unless_unlimited(built_samples, tmp_path):
+def test_budget_is_rehearsed_on_qemu_unless_unlimited(built_samples, tmp_path):
     """The halting backends on QEMU rehearse the board's comparators (the default, recording
-    inside QEMU, needs none)."""
-    result = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("usb_cdc_malloc_isr")),
-                    "--backend", "gdb", "-o", str(tmp_path / "t.csv"))  # fmt: skip
-    assert result.returncode == 2
-    assert "6 FPB" in result.stderr and "--probes" in result.stderr and "Traceback" not in result.stderr
+    inside QEMU, needs none): a plan that does not fit is armed in turns, not refused."""
+    rotated = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("usb_cdc_malloc_isr")),
+                     "--backend", "gdb", "--until", "sample_done", "-o", str(tmp_path / "t.csv"))  # fmt: skip
+    assert rotated.returncode == 0, rotated.stderr
+    assert "(5 of 5 FPB" in rotated.stderr and "in 2 sets rotated every 0.25 s" in rotated.stderr  # --until keeps one
+    unlimited = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("usb_cdc_malloc_isr")), "--unlimited",
+                       "--backend", "gdb", "--until", "sample_done", "-o", str(tmp_path / "u.csv"))  # fmt: skip
+    assert unlimited.returncode == 0 and "rotated" not in unlimited.stderr, unlimited.stderr
+    coverage = frame(tmp_path / "u.csv").query("event == 'coverage'")
+    assert set(coverage["value"]) == {0, 1} and len(coverage) == 2 * coverage["symbol"].nunique()  # armed throughout
     fits = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("hal_i2c_lock_deadlock")),
                   "--probes", "stm32_hal_lock", "--until", "sample_done", "--backend", "gdb", "-q", "-o", str(tmp_path / "lock.csv"))  # fmt: skip
     assert fits.returncode == 0, fits.stderr

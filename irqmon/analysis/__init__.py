@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from irqmon.analysis.context import AnalysisConfig, Context
+from irqmon.analysis.coverage import not_observed
 from irqmon.analysis.findings import SEVERITIES, Finding
 from irqmon.analysis.registry import LoadedRule, Rule, all_rules
 from irqmon.errors import UsageError
@@ -49,4 +50,6 @@ def analysis_of(
     ctx = Context([trace.take_table()] if release else trace.table, trace.metadata, config or AnalysisConfig())
     ctx.rules = frozenset(selected)
     findings = [finding for rule_id in selected for finding in available[rule_id].check(ctx)]
+    if ctx.coverage is not None:
+        findings += [note for rule_id in selected if (note := not_observed(available[rule_id].rule, ctx.coverage))]
     return Analysis(ctx, sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule)))

@@ -48,18 +48,20 @@ def outer_calls_only(ctx: Context, calls: pd.DataFrame) -> pd.DataFrame:
 
 
 def inside_isr_heap_calls(ctx: Context, calls: pd.DataFrame) -> np.ndarray:
-    """Per row of `calls` (an ISR's call rows, with `symbol` and `act`): whether it was made
-    inside a heap call of the same activation (that heap function among its own frames). Every
-    heap call of an ISR is a malloc-in-isr finding, and what malloc does inside itself (its heap
-    lock, a mutex) is listed there as evidence."""
+    """Per row of `calls` (an ISR's call rows, with `symbol`): whether it was made inside a heap
+    function (that function among its own frames) while the trace has a heap call from an ISR.
+    Every heap call of an ISR is a malloc-in-isr finding, and what malloc does inside itself (its
+    heap lock, a mutex) is listed there as evidence. The frames decide, not the heap call's row:
+    a rotated capture may have had the heap function's site disarmed at that moment."""
     inside = np.zeros(len(calls), dtype=bool)
-    if calls.empty:
+    if calls.empty or len(ctx.positions_of(event=Event.CALL.value, kind=Kind.HEAP.value, isr=True)) == 0:
         return inside
-    heap = ctx.select(event=Event.CALL.value, kind=Kind.HEAP.value, isr=True, columns=["symbol", ACT])
+    heap = set(ctx.select(event=Event.CALL.value, kind=Kind.HEAP.value, columns=["symbol"])["symbol"].dropna())
+    if ctx.coverage is not None:  # the heap functions planned, seen or not
+        heap.update(name for site in ctx.coverage.of_kinds((Kind.HEAP.value,)) for name in site.functions)
     positions, symbols = calls.index.to_numpy(), calls["symbol"].to_numpy(dtype=object, na_value=None)
-    for name, acts in heap.groupby("symbol")[ACT]:  # per heap function, not per row
-        same_activation = calls[ACT].isin(acts).to_numpy(dtype=bool)
-        inside |= same_activation & (symbols != name) & ctx.has_own_frame(positions, str(name))
+    for name in heap:
+        inside |= (symbols != name) & ctx.has_own_frame(positions, str(name))
     return inside
 
 

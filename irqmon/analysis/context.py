@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from irqmon import schema
+from irqmon.analysis.coverage import Coverage, coverage_of
 from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS, logical_priority
 from irqmon.schema import Event
 from irqmon.tracefile import pandas_column
@@ -328,6 +329,12 @@ class Context:
             marks = np.cumsum(ends)[rows]
             counts[rows] = np.cumsum(np.r_[True, marks[1:] != marks[:-1]])
         return counts
+
+    @cached_property
+    def coverage(self) -> Coverage | None:
+        """Which probe sites were armed when (None: the trace has no coverage rows, so
+        everything its capture planned was armed throughout)."""
+        return coverage_of(self)
 
     @cached_property
     def halting(self) -> pd.DataFrame:

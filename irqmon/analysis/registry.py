@@ -24,6 +24,9 @@ class Rule:
     id: str
     severity: str
     summary: str
+    # The probe kinds (schema.Kind values) whose rows the rule reads: when a capture armed none
+    # of their sites, the rule reports that it could not observe anything (empty: it needs none).
+    needs: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -251,10 +251,10 @@ class GdbMiBackend:
     def add_watchpoint(self, address: int, size: int, access: WatchAccess) -> int:
         # `watch` ignores writes of an unchanged value, so writes are watched as accesses too.
         flag = "-r" if access is WatchAccess.READ else "-a"
-        c_type = WATCH_TYPES.get(size, "unsigned int")
-        result = self._insert(
-            f"-break-watch {flag} {_quote(f'*({c_type} *)0x{address:x}')}", f"a watchpoint at 0x{address:08x}"
-        )
+        # A block wider than a word is watched as a byte array: gdb asks the server for the
+        # whole length (one comparator with a mask on a board).
+        expression = f"*({WATCH_TYPES[size]} *)0x{address:x}" if size in WATCH_TYPES else f"*(unsigned char (*)[{size}])0x{address:x}"
+        result = self._insert(f"-break-watch {flag} {_quote(expression)}", f"a watchpoint at 0x{address:08x}")
         spec = result.get("hw-awpt") or result.get("hw-rwpt") or result.get("wpt")
         number = int(spec["number"])
         self._watch_addresses[number] = address

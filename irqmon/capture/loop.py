@@ -14,13 +14,14 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from irqmon.backends.base import CORE_REGISTERS, Backend, Stop, StopReason, WatchAccess
+from irqmon.capture.budget import PAIRED_KINDS, ArmingPlan, Site, arming_plan, comparator_block, paired_kind
 from irqmon.cortexm import thumb
 from irqmon.cortexm.elf import ElfImage
 from irqmon.cortexm.exceptions import EXC_RETURN_PREFIX, FIRST_CONFIGURABLE, FIRST_IRQ
 from irqmon.cortexm.registers import NVIC_IPR, SCB_SHPR
 from irqmon.errors import CaptureError
 from irqmon.probes import ARG_REGISTERS, CapturePlan, FunctionProbe, MaskProbe, WatchProbe
-from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, Event, Kind, Row, TimelineRow
+from irqmon.schema import ARGS_SEPARATOR, CALLPATH_SEPARATOR, Event, Kind, Role, Row, TimelineRow
 from irqmon.targets import TargetProfile
 from irqmon.tracewriter import TraceWriter
 
@@ -29,6 +30,10 @@ CALLPATH_DEPTH = 16
 PRIORITY_CACHE_SECONDS = 0.5
 POLL_SECONDS = 0.05
 STEP_ATTEMPTS = 4
+VALUE_BYTES = 4  # watched values are read (and written to the trace) up to this size; a wider range has none
+# How many rotation periods a switch may wait for a safe moment (unmasked, no call of the set
+# going out yet to return, no pair of it open) before it switches anyway.
+ROTATION_PATIENCE = 2
 
 
 @dataclass
@@ -126,7 +131,11 @@ class Capture:
         irq_source: IrqSource | None = None,
         halt_source: HaltSource | None = None,
         on_progress: Callable[[CaptureSummary], None] | None = None,
+        arming: ArmingPlan | None = None,
+        rotate_seconds: float | None = None,
     ) -> None:
+        """`arming`: the comparator sets (default: every site at once); `rotate_seconds`: arm
+        them in turns, switching this often (None: the first set only)."""
         self.backend = backend
         self.plan = plan
         self.elf = elf
@@ -135,6 +144,8 @@ class Capture:
         self.irq_source = irq_source
         self.halt_source = halt_source
         self.on_progress = on_progress
+        self.arming = arming or arming_plan(plan, elf, target, unlimited=True)
+        self.rotate_seconds = rotate_seconds if self.arming.rotates else None
         self.summary = CaptureSummary()
         self._start = time.time()
         self.halt_clock = HaltClock(self._start)
@@ -153,6 +164,16 @@ class Capture:
         self._after_store: set[int] = set()
         # Registers at the last breakpoint stop and the event count after it was handled.
         self._last_breakpoint: tuple[tuple[int, ...], int] | None = None
+        # What each armed site set up: its (address, handler) pairs and its watchpoint ids.
+        self._armed: dict[Site, tuple[list[tuple[int, Callable[[dict], None]]], list[int]]] = {}
+        self._turn = 0  # which turn of `self._turns` is armed
+        # The first set holds the sites the rules most need in handlers: with three sets or
+        # more it is armed every other turn (0, 1, 0, 2, 0, 3, ...), the others in between.
+        count = len(self.arming.sets)
+        self._turns = [0] + [i for other in range(1, count) for i in (other, 0)][:-1] if count > 2 else list(range(count))
+        self._set_since = 0.0  # time.monotonic() when the current set was armed
+        # (pack, kind) of a paired site -> takes not yet given back (enter/acquire minus exit/release)
+        self._open_pairs: Counter[tuple[str, str]] = Counter()
 
     # --- set-up and tear-down -----------------------------------------------------------
 
@@ -162,21 +183,114 @@ class Capture:
         self._handlers[address].append(handler)
 
     def install(self, limits: CaptureLimits) -> None:
-        for probe in self.plan.functions:
-            self._break_at(probe.address, lambda regs, p=probe: self._on_call(p, regs))
-        for mask in self.plan.masks:
-            self._break_at(mask.address, lambda regs, m=mask: self._on_mask(m, regs))
-        for watch in self.plan.watches:
-            self._shadow[watch.address] = self._read_value(watch.address, watch.size)
-            point = self.backend.add_watchpoint(watch.address, watch.size, WatchAccess.ACCESS)
-            self._watch_by_point[point] = watch
+        """Arm the first comparator set (and --until's breakpoint) and record what is armed."""
         if limits.until is not None:
             self._break_at(limits.until, self._on_until)
         if self.plan.watches:
+            addresses = {p.address for p in (*self.plan.functions, *self.plan.masks)} | set(self._breakpoint_ids)
             self._after_store = {
-                address for address in self._breakpoint_ids
+                address for address in addresses
                 if (insn := self.elf.instruction_before(address)) and thumb.access_direction(insn) == "w"
             }  # fmt: skip
+        for site in self._plan_order(self.arming.first):
+            self._arm(site)
+        first = set(self.arming.first)
+        for site in self.arming.sites:
+            self._write_coverage(site, site in first)
+        self._set_since = time.monotonic()
+
+    def _plan_order(self, sites: Iterable[Site]) -> list[Site]:
+        """`sites` in the plan's order: functions, then mask sites, then watches (the order gdb
+        numbers the points in, which decides how it reports a watchpoint and a breakpoint hit
+        in one halt)."""
+        position = {id(p): i for i, p in enumerate((*self.plan.functions, *self.plan.masks, *self.plan.watches))}
+        return sorted(sites, key=lambda site: min(position.get(id(p), len(position)) for p in (*site.functions, *site.masks, *site.watches)))
+
+    def _arm(self, site: Site) -> None:
+        handlers: list[tuple[int, Callable[[dict], None]]] = []
+        for probe in site.functions:
+            handlers.append((probe.address, lambda regs, p=probe: self._on_call(p, regs)))
+        for mask in site.masks:
+            handlers.append((mask.address, lambda regs, m=mask: self._on_mask(m, regs)))
+        for address, handler in handlers:
+            self._break_at(address, handler)
+        points = []
+        for watch in site.watches:
+            self._shadow[watch.address] = self._watched_value(watch)
+            base, length = comparator_block(watch.address, watch.size)
+            point = self.backend.add_watchpoint(base, length, WatchAccess.ACCESS)
+            self._watch_by_point[point] = watch
+            points.append(point)
+        self._armed[site] = (handlers, points)
+
+    def _disarm(self, site: Site) -> None:
+        handlers, points = self._armed.pop(site)
+        for address, handler in handlers:
+            self._handlers[address].remove(handler)
+            if not self._handlers[address]:
+                del self._handlers[address]
+                self.backend.remove_point(self._breakpoint_ids.pop(address))
+        for point in points:
+            self.backend.remove_point(point)
+            del self._watch_by_point[point]
+
+    def _write_coverage(self, site: Site, armed: bool) -> None:
+        """A coverage row: `site` armed (value 1) or disarmed (0) from now on."""
+        first = min((p.address for p in (*site.functions, *site.masks, *site.watches)), default=None)
+        self.writer.write(
+            {"time": time.time() - self._start, "event": Event.COVERAGE, "kind": site.kind, "probe": site.probe,
+             "symbol": site.name, "address": first, "value": int(armed)}
+        )  # fmt: skip
+
+    # --- rotation ---------------------------------------------------------------------------
+
+    def _rotation_due(self) -> bool:
+        return self.rotate_seconds is not None and time.monotonic() - self._set_since >= self.rotate_seconds
+
+    def _rotate(self) -> None:
+        """Arm the next comparator set, the core halted. For up to ROTATION_PATIENCE periods it
+        waits for a moment outside masked critical sections, with no probed call of the set going
+        out yet to return and no pair of it (enter/exit, take/give) open: the other half would go
+        unseen. Sites in both sets stay armed."""
+        assert self.rotate_seconds is not None
+        regs = self._registers()
+        masked = bool(regs["primask"] & 1 or regs["basepri"] & 0xFF or regs["faultmask"] & 1)
+        next_turn = (self._turn + 1) % len(self._turns)
+        incoming = self.arming.sets[self._turns[next_turn]]
+        outgoing = [site for site in self._armed if site not in set(incoming)]
+        returning = {p.symbol for site in outgoing for p in site.functions if p.returns}
+        pending = [entry for entries in self._pending_returns.values() for entry in entries if entry[1].symbol in returning]
+        pairs = [(site.probe, site.kind) for site in outgoing if site.functions and site.kind in PAIRED_KINDS]
+        held = any(self._open_pairs[pair] > 0 for pair in pairs)
+        waited = time.monotonic() - self._set_since
+        if (masked or pending or held) and waited < ROTATION_PATIENCE * self.rotate_seconds:
+            return
+        for pair in pairs:
+            self._open_pairs.pop(pair, None)
+        for address, entries in list(self._pending_returns.items()):
+            entries[:] = [entry for entry in entries if entry[1].symbol not in returning]
+            if not entries:
+                self._pending_returns.pop(address)
+                self._release_return_breakpoint(address)
+        self._turn = next_turn
+        for site in outgoing:
+            self._disarm(site)
+            self._write_coverage(site, False)
+        for site in self._plan_order(incoming):
+            if site not in self._armed:
+                self._arm(site)
+                self._write_coverage(site, True)
+        self._set_since = time.monotonic()
+
+    def _rotate_with_halt(self) -> None:
+        """Rotate while the target runs: halt it briefly (handling a stop the halt met)."""
+        stop = self.backend.halt()
+        if self.halt_source is None:
+            self.halt_clock.stopped(time.time())
+        if stop.reason in (StopReason.BREAKPOINT, StopReason.WATCHPOINT, StopReason.EXITED):
+            self._handle(stop)
+        self._rotate()
+        self._resume()
 
     def _release_return_breakpoint(self, address: int) -> None:
         handlers = self._handlers.get(address)
@@ -221,7 +335,11 @@ class Capture:
                     self.summary.ended_by = "--duration"
                     break
                 if stop is not None:
+                    if self._rotation_due():
+                        self._rotate()
                     self._resume()
+                elif self._rotation_due():
+                    self._rotate_with_halt()
                 if self.on_progress:
                     self.on_progress(self.summary)
         except KeyboardInterrupt:
@@ -253,6 +371,9 @@ class Capture:
             if self.halt_source is None:
                 self.halt_clock.resumed(time.time())
             try:
+                for site in list(self._armed):
+                    self._armed.pop(site)
+                    self._write_coverage(site, False)
                 self._drain_irqs()
             except CaptureError as exc:  # the trace cannot take them (disk full): what it has stays
                 self.summary.error = self.summary.error or str(exc)
@@ -285,8 +406,8 @@ class Capture:
 
     def _catch_unreported_write(self, regs: dict[str, int]) -> None:
         store = self.elf.instruction_before(regs["pc"])
-        for watch in self.plan.watches:
-            if self._read_value(watch.address, watch.size) != self._shadow.get(watch.address):
+        for watch in list(self._watch_by_point.values()):
+            if watch.size <= VALUE_BYTES and self._watched_value(watch) != self._shadow.get(watch.address):
                 stop = Stop(StopReason.WATCHPOINT, regs["pc"], access_pc=store.address)
                 self._on_access(watch, stop, regs, function=self.elf.function_at(store.address))
 
@@ -346,6 +467,11 @@ class Capture:
             if self._read_value(row["address"] + marker.offset, marker.size) == marker.equals:
                 row["role"] = marker.role
         self._emit(row)
+        pair = paired_kind(probe)
+        if pair and row["role"] in (Role.ENTER, Role.ACQUIRE):
+            self._open_pairs[(probe.probe, pair)] += 1
+        elif pair and row["role"] in (Role.EXIT, Role.RELEASE):
+            self._open_pairs[(probe.probe, pair)] -= 1
         return_address = regs["lr"] & ~1
         if probe.returns and regs["lr"] & EXC_RETURN_PREFIX != EXC_RETURN_PREFIX:
             pending = self._pending_returns[return_address]
@@ -395,8 +521,13 @@ class Capture:
                 return after
         raise CaptureError(f"{STEP_ATTEMPTS} single steps did not execute the instruction at 0x{address:08x}")
 
+    def _watched_value(self, watch: WatchProbe) -> int | None:
+        return self._read_value(watch.address, watch.size) if watch.size <= VALUE_BYTES else None
+
     def _on_access(self, watch: WatchProbe, stop: Stop, regs: dict[str, int], function: str | None = None) -> None:
-        value = self._read_value(watch.address, watch.size)
+        """A watched access. The comparator may cover more than the watched bytes (a DWT
+        comparator covers an aligned power-of-two block): its rows say the watched range."""
+        value = self._watched_value(watch)
         previous = self._shadow.get(watch.address)
         insn = (
             self.elf.instruction_at(stop.access_pc)
@@ -404,7 +535,7 @@ class Capture:
             else self.elf.instruction_before(regs["pc"])
         )
         access = thumb.access_direction(insn) if insn else None
-        if access is None:
+        if access is None and value is not None:
             access = "w" if value != previous else "r"
         row = self._base_row(regs, pc=insn.address if insn else regs["pc"], function=function)
         row.update(

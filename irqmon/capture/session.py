@@ -25,6 +25,7 @@ from irqmon import __version__, schema
 from irqmon.backends.qemu import NvicTraceReader, QemuTarget
 from irqmon.backends.qemu_plugin.recorder import Recorder
 from irqmon.capture import registry, status
+from irqmon.capture.budget import ArmingPlan, arming_plan
 from irqmon.capture.loop import Capture, CaptureLimits, CaptureSummary, IrqSource
 from irqmon.capture.registry import REACH_OPTIONS, BackendArgs, BackendSpec, Reach
 from irqmon.children import make_workdir
@@ -37,6 +38,7 @@ from irqmon.targets import TargetProfile, load_target
 from irqmon.tracewriter import open_trace_writer
 
 # The backend used when the request names none, by how the target is reached.
+DEFAULT_ROTATE_SECONDS = 0.25  # how long each comparator set stays armed when they do not all fit
 # The defaults per reach, first choice first: the next is used where this machine cannot run one.
 DEFAULT_BACKENDS = {Reach.QEMU: ("qemu-plugin", "gdb"), Reach.GDB_SERVER: ("gdb",), Reach.PROBE: ("pyocd",)}
 
@@ -57,6 +59,8 @@ class CaptureRequest:
     watch: tuple[str, ...] = ()  # SYMBOL_OR_ADDRESS[:SIZE]
     unlimited: bool = False  # QEMU only: no comparator budget
     icount: int | None = None  # QEMU only: guest time counted in instructions, 2**icount ns each
+    rotate: float | None = None  # seconds each comparator set stays armed; None: the default
+    no_rotate: bool = False  # arm the first comparator set only
     duration: float | None = None
     max_events: int | None = None
     until: str | None = None  # stop when the core reaches this function
@@ -79,23 +83,10 @@ class _Prepared:
     backend_options: Any
     elf: ElfImage
     plan: CapturePlan
+    arming: ArmingPlan
+    rotate_seconds: float | None  # None: no rotation
     limits: CaptureLimits
     note: str | None = None  # why the first default backend was not used
-
-
-def check_budget(plan: CapturePlan, target: TargetProfile, until: bool = False) -> None:
-    """Refuse a plan that needs more comparators than the target has, saying what to drop.
-    `until`: the capture also breaks where --until ends it."""
-    breakpoints, watchpoints = plan.breakpoints_needed + int(until), plan.watchpoints_needed
-    if breakpoints <= target.fpb_comparators and watchpoints <= target.dwt_comparators:
-        return
-    costs = ", ".join(f"{name} {b} bp/{w} wp" for name, (b, w) in plan.cost_by_pack().items() if b or w)
-    costs += ", --until 1 bp" if until else ""
-    raise UsageError(
-        f"the probes need {breakpoints} breakpoints and {watchpoints} watchpoints but {target.name} has "
-        f"{target.fpb_comparators} FPB and {target.dwt_comparators} DWT comparators ({costs}): "
-        "choose fewer with --probes, or on QEMU pass --unlimited"
-    )
 
 
 def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
@@ -122,14 +113,17 @@ def run_capture(request: CaptureRequest, console: Console) -> CaptureSummary:
         backend = prepared.spec.create(args)
         backend.connect()
         if not request.quiet:
-            console.print(status.plan_line(prepared.plan), highlight=False)
+            console.print(status.plan_line(prepared.plan, arming=prepared.arming, rotate_seconds=prepared.rotate_seconds), highlight=False)
         nvic_trace = (
             NvicTraceReader(qemu.nvic_log, prepared.target.exception_name, prepared.target.logical_priority) if qemu else None
         )
         irq_source = nvic_trace if nvic_trace is not None else _timeline(prepared.spec, backend, args, console)
         writer = open_trace_writer(request.output, _metadata(prepared, backend.name, on_qemu=qemu is not None))
         halt_source = nvic_trace.halt_changes if nvic_trace is not None else None  # QEMU's own halt times
-        capture = Capture(backend, prepared.plan, prepared.elf, prepared.target, writer, irq_source, halt_source)
+        capture = Capture(
+            backend, prepared.plan, prepared.elf, prepared.target, writer, irq_source, halt_source,
+            arming=prepared.arming, rotate_seconds=prepared.rotate_seconds,
+        )  # fmt: skip
         with status.LiveStatus(console, enabled=not request.quiet, duration=request.duration) as live, _signals_end(capture):
             capture.on_progress = live
             summary = capture.run(prepared.limits)
@@ -195,7 +189,7 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     options = _backend_options(spec, request.backend_options, reach)
     if reach is Reach.QEMU and not target.qemu_machine:
         raise UsageError(f"target {target.name} has no QEMU machine: use --gdb-remote with a board")
-    for name, value in (("duration", request.duration), ("max-events", request.max_events)):
+    for name, value in (("duration", request.duration), ("max-events", request.max_events), ("rotate", request.rotate)):
         if value is not None and not (math.isfinite(value) and value > 0):
             raise UsageError(f"--{name} must be a positive number, not {value}")
     check_output_file(request.output)
@@ -206,10 +200,14 @@ def _prepare(request: CaptureRequest) -> _Prepared:
     _check_vectors(elf, target)
     watches = [parse_watch(spec_text, elf) for spec_text in request.watch]
     plan = plan_capture(elf, target, list(request.packs) if request.packs is not None else None, watches)
-    if not request.unlimited and spec.record is None:  # recording inside QEMU takes no comparators
-        check_budget(plan, target, until=request.until is not None)
+    if request.no_rotate and request.rotate is not None:
+        raise UsageError("--rotate and --no-rotate: choose one")
+    # Recording inside QEMU takes no comparators.
+    unlimited = request.unlimited or spec.record is not None
+    arming = arming_plan(plan, elf, target, unlimited, reserved_breakpoints=int(request.until is not None))
+    rotate_seconds = None if request.no_rotate or not arming.rotates else (request.rotate or DEFAULT_ROTATE_SECONDS)
     limits = CaptureLimits(request.duration, request.max_events, _until_address(elf, request.until))
-    return _Prepared(target, spec, options, elf, plan, limits, note)
+    return _Prepared(target, spec, options, elf, plan, arming, rotate_seconds, limits, note)
 
 
 def _default_backend(reach: Reach) -> tuple[BackendSpec, str | None]:

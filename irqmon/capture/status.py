@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.live import Live
 from rich.text import Text
 
+from irqmon.capture.budget import ArmingPlan
 from irqmon.capture.loop import CaptureSummary
 from irqmon.output.terminal import plain
 from irqmon.probes import CapturePlan
@@ -20,18 +21,39 @@ REFRESH_SECONDS = 0.25
 RATE_WINDOW_SECONDS = 2.0  # the live rate is over the last two seconds, not since the start
 
 
-def plan_line(plan: CapturePlan, target: TargetProfile | None = None) -> str:
-    """The packs and the comparators they take; with `target` (a capture recorded inside QEMU,
-    which takes none) what the same plan would need on that chip."""
+NAMES_SHOWN = 8  # sites named in the plan line before "and N more"
+
+
+def plan_line(
+    plan: CapturePlan, target: TargetProfile | None = None, arming: ArmingPlan | None = None, rotate_seconds: float | None = None
+) -> str:
+    """The packs and the comparators they take; with `arming`, what is armed of them (and what
+    not, or in turns); with `target` (a capture recorded inside QEMU, which takes none) what
+    the same plan would need on that chip."""
     packs = ", ".join(plan.packs) or "none"
     need = f"{plan.breakpoints_needed} breakpoints, {plan.watchpoints_needed} watchpoints"
     task = ", task from RTOS" if plan.task else ""
     if target is None:
-        return f"probes: {packs} — {need}{task}"
+        return f"probes: {packs} — {need}{task}" + (arming_text(arming, rotate_seconds) if arming else "")
     return (
         f"probes: {packs} — recorded inside QEMU, no halts{task}; on {target.name} the same plan "
         f"would need {need} ({target.fpb_comparators} FPB and {target.dwt_comparators} DWT comparators there)"
     )
+
+
+def arming_text(arming: ArmingPlan, rotate_seconds: float | None) -> str:
+    """`; armed: 5 of 12 sites (6 of 6 FPB, 4 of 4 DWT); not armed: a, b` or `... in 3 sets
+    rotated every 0.25 s`."""
+    if not arming.rotates:
+        return ""
+    first = arming.first
+    used = f"{sum(s.breakpoints for s in first)} of {arming.fpb_budget} FPB, {sum(s.watchpoints for s in first)} of {arming.dwt_budget} DWT"
+    line = f"; armed: {len(first)} of {len(arming.sites)} sites ({used})"
+    if rotate_seconds is not None:
+        return line + f", all {len(arming.sites)} in {len(arming.sets)} sets rotated every {rotate_seconds:g} s"
+    names = [site.name for site in arming.left_out]
+    shown = ", ".join(names[:NAMES_SHOWN]) + (f" and {len(names) - NAMES_SHOWN} more" if len(names) > NAMES_SHOWN else "")
+    return line + f"; not armed (--no-rotate): {shown}"
 
 
 class LiveStatus:

@@ -56,13 +56,17 @@ def add_capture_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--max-events", type=int, metavar="N", help="stop after N events")
     parser.add_argument("--until", metavar="SYMBOL", help="stop when the core reaches this function")
     parser.add_argument("--probes", metavar="A,B", help="probe packs by name or .toml file (default: every pack that finds something)")
-    parser.add_argument("--watch", action="append", default=[], metavar="SYMBOL_OR_ADDRESS[:SIZE]", help="also watch every access here (repeatable)")
+    parser.add_argument("--watch", action="append", default=[], metavar="SYMBOL_OR_ADDRESS[:SIZE]", help="also watch every access here (repeatable; SIZE in bytes, one DWT comparator covers its aligned power-of-two block)")
     parser.add_argument("--unlimited", action="store_true", help="QEMU only: ignore the target's comparator budget")
     parser.add_argument(
         "--icount", type=int, metavar="SHIFT",
         help=f"QEMU only: guest time counted in instructions (2**SHIFT ns each, {MAX_ICOUNT_SHIFT} at most), so what a "
         "capture costs QEMU does not change the firmware's timing; gdb's halts still move the clock to the next timer",
     )  # fmt: skip
+    rotation = parser.add_mutually_exclusive_group()
+    rotation.add_argument("--rotate", metavar="DURATION", type=_duration,
+                          help="when the probes need more comparators than the chip has, arm them in sets for this long each (e.g. 250ms, 1s; default 250ms)")  # fmt: skip
+    rotation.add_argument("--no-rotate", action="store_true", help="arm only the first comparator set (the highest-ranked probe sites)")
     parser.add_argument("-o", "--output", default=DEFAULT_OUTPUT, help=f"trace file (default {DEFAULT_OUTPUT})")
     parser.add_argument("-q", "--quiet", action="store_true", help="no plan line and no live status line")
     parser.add_argument("-v", "--verbose", action="store_true",
@@ -111,12 +115,26 @@ def request(args: argparse.Namespace) -> CaptureRequest:
         watch=tuple(args.watch),
         unlimited=args.unlimited,
         icount=args.icount,
+        rotate=args.rotate,
+        no_rotate=args.no_rotate,
         duration=args.duration,
         max_events=args.max_events,
         until=args.until,
         quiet=args.quiet,
         traffic_log=Path(args.output).with_suffix(".traffic.log") if args.verbose else None,
     )
+
+
+def _duration(text: str) -> float:
+    """`250ms`, `1.5s` or plain seconds, as seconds."""
+    number, scale = (text[:-2], 1e-3) if text.endswith("ms") else (text[:-1], 1.0) if text.endswith("s") else (text, 1.0)
+    try:
+        seconds = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a duration (e.g. 250ms, 1s)") from None
+    if not (seconds > 0 and seconds < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive duration")
+    return seconds
 
 
 def _dest(backend: str, option: str) -> str:

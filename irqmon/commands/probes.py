@@ -64,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     left_out = [name for name in useful if name not in fitting]
     console.print(
         f"The default plan needs {breakpoints} breakpoints and {watchpoints} watchpoints: more than {plain(target.name)} has.\n"
-        f"A set that fits, most telling packs first: --probes {','.join(fitting) or '(none)'}"
+        "irqmon attach arms it in comparator sets, in turns (--rotate; each site sees part of the capture).\n"
+        f"A set that fits at once, most telling packs first: --probes {','.join(fitting) or '(none)'}"
         + (f"\n(left out: {', '.join(left_out)}; capture them in another run)" if left_out else "")
     )  # fmt: skip
     return 0

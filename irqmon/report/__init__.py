@@ -68,7 +68,7 @@ def write_report(
     loaded = all_rules()
     rules_shown = {rule_id: (loaded[rule_id].rule.summary, loaded[rule_id].doc) for rule_id in dict.fromkeys(n.finding.rule for n in numbered) if rule_id in loaded}
     events = {n.label: rows_around(analysis.context, n.finding.first_seq, document.EVENTS_BEFORE, document.EVENTS_AFTER) for n in numbered}
-    contents = document.Contents(model, numbered, sections, trace_path, rules_shown, windowed, events, links)
+    contents = document.Contents(model, numbered, sections, trace_path, rules_shown, windowed, events, links, analysis.context.coverage)
     report_md = out / "report.md"
     report_md.write_text(document.markdown(contents), encoding="utf-8")
     (out / "report.html").write_text(document.html_page(contents, out), encoding="utf-8")

@@ -17,6 +17,7 @@ import pandas as pd
 
 from irqmon import schema
 from irqmon.report.layout import TABLES, PanelSpec
+from irqmon.analysis.coverage import Coverage
 from irqmon.report.links import SourceLinks
 from irqmon.report.model import Halting, ReportModel, exception_label
 from irqmon.report.panels import Numbered
@@ -109,6 +110,7 @@ class Contents:
     window: bool = False
     events: dict[str, pd.DataFrame] = field(default_factory=dict)  # finding label -> rows around its first occurrence
     links: SourceLinks | None = None
+    coverage: Coverage | None = None  # which probe sites the capture armed when (None: all, throughout)
 
     def source(self, text: str | None) -> Link:
         return Link(text or "", self.links.url(text) if self.links and text else None)
@@ -172,6 +174,25 @@ def summary_rows(model: ReportModel) -> list[list[str]]:
             f"{int(r.preempted):,}" if is_exc else "", f"{r.share:.1%}",
         ])  # fmt: skip
     return rows
+
+
+COVERAGE_HEADER = ["probe site", "kind", "armed (ms)", "share of the capture", "turns"]
+COVERAGE_HEADING = "Probe coverage"
+
+
+def coverage_rows(coverage: Coverage) -> list[list[str]]:
+    """Per probe site, how long it was armed: longest first, never armed last."""
+    span = max(coverage.span, 1e-9)
+    sites = sorted(coverage.sites, key=lambda site: -site.armed_seconds)
+    return [[site.name, site.kind, f"{1000 * site.armed_seconds:.1f}", f"{100 * site.armed_seconds / span:.0f}%", str(site.turns)] for site in sites]
+
+
+def coverage_note(coverage: Coverage) -> str:
+    return (
+        f"The probe sites needed more comparators than the chip has: over {coverage.span:.2f} s the capture "
+        "armed them in sets, in turns (or only the first set, with --no-rotate). A rule saw only what "
+        "happened while its sites were armed."
+    )
 
 
 def _ms(seconds: object) -> str:
@@ -332,6 +353,9 @@ def markdown(contents: Contents) -> str:
         else:
             out.append(f"![{md(section.heading)}]({section.image})")
         out.append("")
+    if contents.coverage is not None and contents.coverage.partial:
+        out += [f"### {COVERAGE_HEADING}", "", md_paragraph(coverage_note(contents.coverage)), ""]
+        out += md_table(COVERAGE_HEADER, coverage_rows(contents.coverage)) + [""]
     left_out = [s for s in contents.sections if not s.shown]
     if left_out:
         out += ["*Not drawn: " + md("; ".join(f"{s.heading}: {s.note}" for s in left_out)) + ".*", ""]
@@ -406,6 +430,9 @@ def html_page(contents: Contents, out_dir: Path) -> str:
         else:
             data = base64.b64encode((out_dir / section.image).read_bytes()).decode("ascii")
             body.append(f'<img alt="{esc(section.heading)}" src="data:image/png;base64,{data}">')
+    if contents.coverage is not None and contents.coverage.partial:
+        body.append(f"<h2>{COVERAGE_HEADING}</h2><p>{esc(coverage_note(contents.coverage))}</p>")
+        body.append(html_table(COVERAGE_HEADER, coverage_rows(contents.coverage)))
     left_out = [s for s in contents.sections if not s.shown]
     if left_out:
         body.append('<p class="left-out"><i>Not drawn: ' + esc("; ".join(f"{s.heading}: {s.note}" for s in left_out)) + ".</i></p>")

@@ -173,7 +173,7 @@ def build_model(ctx: Context) -> ReportModel:
     acts["priority"] = acts["ipsr"].map(f["priority"].groupby(f["ipsr"]).first()).astype("Int64")
     segments = _segments(acts, f, start, end)
     acts = acts.assign(self_time=_self_times(acts, segments))
-    halting = ~ctx.timeline.irq & (f["event"] != Event.CONFIG.value).to_numpy(dtype=bool, na_value=True)
+    halting = ~ctx.timeline.irq & (~f["event"].isin([Event.CONFIG.value, Event.COVERAGE.value])).to_numpy(dtype=bool, na_value=True)
     halts = np.sort(times[halting])
     # Per activation, the halts while it was active (its own and those of what preempted it).
     acts["halts"] = np.searchsorted(halts, acts["end"].to_numpy(), side="right") - np.searchsorted(halts, acts["start"].to_numpy(), side="left")

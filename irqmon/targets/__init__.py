@@ -27,11 +27,13 @@ CORE_COMPARATORS: dict[str, tuple[str, int, int]] = {
 }
 
 
+DEFAULT_DWT_MASK_BITS = 15
+
 # What a profile file may hold. IRQ numbers are table keys: plain ASCII decimal digits.
 PROFILE_SPEC = Table(
     {
         "name": NAME, "description": STRING, "core": STRING, "priority_bits": Integer(1, 8),
-        "fpb_comparators": Integer(0, 255), "dwt_comparators": Integer(0, 255),
+        "fpb_comparators": Integer(0, 255), "dwt_comparators": Integer(0, 255), "dwt_mask_bits": Integer(0, 31),
         "irqs": MapOf(r"[0-9]{1,3}", "an IRQ number (0-495)", STRING),
         "qemu_machine": STRING, "qemu_core_clock_hz": Integer(1, 10**10), "pyocd_target": STRING, "pyocd_pack": STRING, "openocd_config": STRING,
     },
@@ -48,6 +50,9 @@ class TargetProfile:
     fpb_comparators: int
     dwt_comparators: int
     irqs: dict[int, str] = field(default_factory=dict)
+    # The widest DWT address mask: a comparator covers at most 2**dwt_mask_bits aligned bytes
+    # (ARMv7-M: implementation defined; 15 on the Cortex-M3/M4 when the profile does not say).
+    dwt_mask_bits: int = DEFAULT_DWT_MASK_BITS
     qemu_machine: str | None = None
     qemu_core_clock_hz: int | None = None  # the core clock of the QEMU machine (fixed there)
     pyocd_target: str | None = None

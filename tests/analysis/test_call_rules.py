@@ -176,3 +176,24 @@ def test_what_the_kernel_does_inside_a_reported_call_is_its_evidence(tmp_path):
     direct = [enter, {**kernel("enter"), "callpath": f"vPortEnterCritical;{path}"}, leave]
     assert [f.rule for f in analyze(load(tmp_path, direct), rules=["rtos-api-misuse", "critical-section-imbalance"])] == [
         "critical-section-imbalance", "rtos-api-misuse"]
+
+
+def test_a_take_inside_malloc_counts_as_malloc_evidence_when_mallocs_site_was_disarmed(tmp_path):
+    """A rotated capture saw the ISR's malloc once, then only the heap lock's take inside a later
+    malloc, and one inside free (planned, never armed then): the take's own frames put it inside
+    a heap function, so it is not a mutex-in-isr finding."""
+    from irqmon.analysis import analyze
+    from tracebuild import irq_pair, load
+
+    malloc_path = f"malloc;{USB_PATH}"
+    take = {"event": "call", "kind": "mutex", "role": "acquire", "symbol": "osMutexAcquire", "address": 0x200000D0,
+            "callpath": f"osMutexAcquire;__malloc_lock;{malloc_path}", "source": "heap_lock.c:18", **USB}  # fmt: skip
+    first_enter, first_leave = irq_pair(67, "OTG_FS", 6, 0.01, 0.02)
+    later_enter, later_leave = irq_pair(67, "OTG_FS", 6, 0.05, 0.06)
+    in_free = {**take, "callpath": f"osMutexAcquire;__malloc_lock;free;{USB_PATH}", "time": 0.052}  # free: never seen in an ISR
+    heap_site = {"event": "coverage", "kind": "heap", "symbol": "malloc"}
+    free_site = {"event": "coverage", "kind": "heap", "symbol": "free", "value": 0, "time": 0.0}
+    rows = [free_site, {**heap_site, "value": 1, "time": 0.0}, first_enter, {**heap_call(USB, "malloc", malloc_path), "time": 0.011},
+            first_leave, {**heap_site, "value": 0, "time": 0.03}, later_enter, {**take, "time": 0.051}, in_free, later_leave]  # fmt: skip
+    findings = analyze(load(tmp_path, rows), rules=["malloc-in-isr", "mutex-in-isr"])
+    assert [f.rule for f in findings if f.severity == "error"] == ["malloc-in-isr"]

@@ -53,7 +53,7 @@ def test_csv_loads_with_schema_dtypes_and_metadata(tmp_path):
     assert trace.frame["seq"].dtype == "int64" and trace.frame["time"].dtype == "float64"
     assert isinstance(trace.frame["ipsr"].dtype, pd.Int64Dtype)
     assert trace.frame["address"].iloc[1] == 0x20000010 and pd.isna(trace.frame["address"].iloc[0])
-    assert trace.metadata["priority_bits"] == "4" and trace.metadata["schema"] == "1"
+    assert trace.metadata["priority_bits"] == "4" and trace.metadata["schema"] == str(schema.SCHEMA_VERSION)
 
 
 def test_parquet_round_trip_and_csv_round_trip(tmp_path):
@@ -138,7 +138,15 @@ def test_not_utf8(tmp_path):
 
 
 def test_newer_schema_refused(tmp_path):
-    assert "newer" in error_of(edit(tmp_path, lambda t: t.replace("# schema: 1", "# schema: 7").encode()))
+    current = f"# schema: {schema.SCHEMA_VERSION}"
+    assert "newer" in error_of(edit(tmp_path, lambda t: t.replace(current, f"# schema: {schema.SCHEMA_VERSION + 1}").encode()))
+
+
+def test_schema_1_traces_still_load(tmp_path):
+    """Schema 2 added the coverage event; a trace from before it reads as it did."""
+    old = edit(tmp_path, lambda t: t.replace(f"# schema: {schema.SCHEMA_VERSION}", "# schema: 1").encode())
+    trace = load_trace(old)
+    assert trace.metadata["schema"] == "1" and len(trace.frame) == len(ROWS)
 
 
 def test_unknown_event_and_seq_order(tmp_path):

@@ -139,3 +139,15 @@ def test_a_transfer_lock_released_by_its_completion_interrupt_is_handed_over(tmp
     assert run_rule(tmp_path, "unbalanced-lock", rows) == []
     rows[2] = write(dma, 1, 0, callpath=f"{irq};HAL_DMA_Start_IT;main", time=0.11, **lock)
     assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", rows)] == ["foreign-release"]
+
+
+def test_a_take_whose_site_was_disarmed_while_held_is_not_reported_never_released(tmp_path):
+    """A rotated capture that disarmed the take's site (and the gives planned with it) while the
+    mutex was held cannot tell a missed give from none."""
+    a = task("worker_a")
+    site = {"event": "coverage", "kind": "mutex", "symbol": "xQueueSemaphoreTake+xQueueGenericSend"}
+    taken = [{**site, "value": 1}, freertos_take(a, "call"), freertos_take(a, "return")]
+    disarmed = taken + [{**site, "value": 0}, {**a, "event": "call", "kind": "blocking", "symbol": "vTaskDelay"}]
+    assert run_rule(tmp_path, "unbalanced-lock", disarmed) == []
+    armed_to_the_end = taken + [{**a, "event": "call", "kind": "blocking", "symbol": "vTaskDelay"}, {**site, "value": 0}]
+    assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", armed_to_the_end)] == ["never-released"]

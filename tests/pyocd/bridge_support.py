@@ -87,13 +87,16 @@ def capture_with_pyocd(
     until: str = "sample_done",
     duration: float | None = 120.0,
     on_connect: Callable[[PyOcdBackend], None] | None = None,
+    rotate_seconds: float | None = None,
 ) -> tuple[CaptureSummary, str]:
     """What `irqmon attach --target T --backend pyocd --qemu ELF --until sample_done` does: QEMU with
     its NVIC trace, the pyOCD backend through the bridge, the capture loop; returns the summary
-    and the firmware's USART1 output."""
+    and the firmware's USART1 output. Without `unlimited` the comparator sets that fit the
+    target rotate every `rotate_seconds` (default: attach's default)."""
     from irqmon.backends.qemu import NvicTraceReader
     from irqmon.capture.loop import Capture, CaptureLimits
-    from irqmon.capture.session import check_budget
+    from irqmon.capture.budget import arming_plan
+    from irqmon.capture.session import DEFAULT_ROTATE_SECONDS
     from irqmon.cortexm.elf import ElfImage
     from irqmon.probes import plan_capture
     from irqmon.targets import load_target
@@ -102,15 +105,17 @@ def capture_with_pyocd(
     target = load_target(target_name)
     image = ElfImage(elf)
     plan = plan_capture(image, target, packs, [])
-    if not unlimited:
-        check_budget(plan, target)
+    arming = arming_plan(plan, image, target, unlimited, reserved_breakpoints=1)  # --until's breakpoint
     with QemuTarget(elf, machine=target.qemu_machine or "netduinoplus2", nvic_trace=True) as qemu:
         backend = create_pyocd(target, elf, qemu, unlimited)
         backend.connect()
         if on_connect is not None:
             on_connect(backend)
         irqs = NvicTraceReader(qemu.nvic_log, target.exception_name, target.logical_priority)
-        writer = TraceWriter(output, {"target": target.name, "backend": backend.name})
-        capture = Capture(backend, plan, image, target, writer, irqs)
+        writer = TraceWriter(output, {"target": target.name, "backend": backend.name, "priority_bits": target.priority_bits})
+        capture = Capture(
+            backend, plan, image, target, writer, irqs, arming=arming,
+            rotate_seconds=(rotate_seconds or DEFAULT_ROTATE_SECONDS) if arming.rotates else None,
+        )  # fmt: skip
         summary = capture.run(CaptureLimits(duration=duration, until=image.symbols[until].address))
         return summary, qemu.serial_output()

@@ -20,8 +20,11 @@ from gdbserver_support import narrowed_pack, pyocd_gdbserver
 from support import expected, irqmon, sample_elf, sample_names
 
 from irqmon.analysis import analyze
+from irqmon.capture.budget import arming_plan
 from irqmon.cortexm.elf import ElfImage
 from irqmon.cortexm.registers import DWT_COMP0, DWT_FUNCTION_MATCHED, matched_watchpoint
+from irqmon.probes import plan_capture
+from irqmon.targets import load_target
 from irqmon.tracefile import load_trace
 
 TARGET = "stm32f405"
@@ -173,14 +176,14 @@ def test_a_plan_beyond_the_comparators_pyocd_reports_is_one_line(backend, built_
     assert expected(sample)["done_marker"] in serial, "the target runs on, nothing left to stop it"
 
 
-def test_until_counts_in_the_budget(built_samples, tmp_path):
-    """irqmon's own check: six breakpoints of probes and the one --until needs do not fit six."""
-    result = irqmon(
-        "attach", "--target", TARGET, "--gdb-remote", "127.0.0.1:9", "--elf", str(sample_elf("usb_cdc_malloc_isr")),
-        "--probes", "newlib_heap", "--until", "sample_done", "-o", str(tmp_path / "t.csv"),
-    )  # fmt: skip
-    assert result.returncode == 2
-    assert "need 7 breakpoints" in result.stderr and "--until 1 bp" in result.stderr
+def test_until_counts_in_the_budget(built_samples):
+    """irqmon's own planner: six breakpoints of probes fit six comparators in one set; with the
+    one --until keeps, they are armed in two sets of at most five."""
+    target, elf = load_target(TARGET), ElfImage(sample_elf("usb_cdc_malloc_isr"))
+    plan = plan_capture(elf, target, ["newlib_heap"])
+    assert len(arming_plan(plan, elf, target, unlimited=False).sets) == 1
+    sets = arming_plan(plan, elf, target, unlimited=False, reserved_breakpoints=1).sets
+    assert len(sets) == 2 and all(sum(site.breakpoints for site in armed) <= 5 for armed in sets)
 
 
 def test_plain_gdb_session_through_pyocd_gdbserver(built_samples, tmp_path):

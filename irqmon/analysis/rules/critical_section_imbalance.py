@@ -29,7 +29,10 @@ from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
 
-RULE = Rule(id="critical-section-imbalance", severity="error", summary="interrupt masking not restored as an outer section or the ISR expects")
+RULE = Rule(
+    id="critical-section-imbalance", severity="error", summary="interrupt masking not restored as an outer section or the ISR expects",
+    needs=(Kind.CRITICAL_SECTION.value,),
+)
 MASK_REGISTERS = ("primask", "basepri", "faultmask")
 # What the checks of mask rows read (mask rows are many: the findings' rows are taken whole, later).
 MASK_COLUMNS = ["seq", "symbol", "role", "old_value", "value", IN_ISR, ACT]
@@ -142,6 +145,9 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     closed = ctx.is_closed(last[ACT])
     switched = ctx.is_switch(last[ACT])
     hits = last[changed & closed & ~switched]  # a context switch returns to another context's mask
+    if ctx.coverage is not None and not hits.empty:  # a site armed or disarmed inside it: its first or last change may be unseen
+        span = ctx.activations.loc[hits[ACT].to_numpy(), ["first_row", "last_row"]]
+        hits = hits[~ctx.coverage.changed_between(span["first_row"].to_numpy(), span["last_row"].to_numpy())]
     hits = ctx.rows_at(hits.index.to_numpy()).assign(entered_with=hits["entered_with"])
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"),
@@ -161,16 +167,31 @@ def _unpaired_sections(ctx: Context) -> list[Finding]:
     calls = calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)]
     if calls.empty:
         return []
+    # A rotated capture armed the enter/exit site in turns: calls pair up within one turn only
+    # (a turn may begin inside a section: exits before its first enter close what it missed),
+    # and only an activation seen whole in one turn can be said to return inside a section.
+    turn = pd.Series(ctx.coverage.turn(calls["symbol"], calls.index.to_numpy()) if ctx.coverage else 0, index=calls.index)
+    if ctx.coverage is not None:
+        entered = (calls["role"] == Role.ENTER.value).groupby([calls[ACT], turn]).cummax().astype(bool)
+        calls, turn = calls[entered], turn[entered]
+        if calls.empty:
+            return []
     enters = calls["role"] == Role.ENTER.value
     # A task's exits before its first enter close sections entered before the capture began.
     opened_before = ~calls[IN_ISR] & (enters.astype(np.int64).groupby(calls[ACT]).cumsum() == 0)
     step = np.where(enters, 1, np.where(opened_before, 0, -1))
-    depth = pd.Series(step, index=calls.index).groupby(calls[ACT]).cumsum()
+    depth = pd.Series(step, index=calls.index).groupby([calls[ACT], turn]).cumsum()
     stray_exit = ~enters & (depth < 0)
     last = depth.groupby(calls[ACT]).transform("last")
     is_last = ~calls[ACT].duplicated(keep="last")
+    whole = turn.groupby(calls[ACT]).transform("nunique") == 1
+    if ctx.coverage is not None:  # nor did the site's turn end before the activation did
+        last_rows = ctx.activations["last_row"].reindex(calls[ACT].to_numpy()).to_numpy()
+        known = ~np.isnan(last_rows)
+        ends = np.where(known, last_rows, calls.index.to_numpy()).astype(np.int64)
+        whole &= ctx.coverage.turn(calls["symbol"], ends) == turn.to_numpy()
     closed = ctx.is_closed(calls[ACT])
-    left_open = calls[IN_ISR] & is_last & closed & (last > 0)
+    left_open = calls[IN_ISR] & is_last & whole & closed & (last > 0)
     hit = (stray_exit | left_open).astype(bool)
     hits = ctx.rows_at(calls.index[hit].to_numpy()).assign(case=np.where(stray_exit[hit], "exit-without-enter", "isr-returned-inside"))
     return group_hits(

@@ -192,6 +192,8 @@ def check(ctx: Context) -> list[Finding]:
     runs["over_period"] = runs["rate"] * runs["period"]  # NaN: no period known
     within_period = (runs["over_period"] <= cfg.storm_tick_margin) & runs["timed"]
     storms = runs[(runs["entries"] >= cfg.storm_min_entries) & loud & ~within_period].reset_index()
+    if ctx.coverage is not None and ctx.coverage.partial and not storms.empty:
+        storms = storms[_thread_visible(ctx, storms)].reset_index(drop=True)
     if storms.empty:
         return []
     causes = _lock_causes(ctx, acts, storms)
@@ -218,6 +220,18 @@ def _halts_during(ctx: Context, first_row: np.ndarray, last_row: np.ndarray) -> 
     if t.halted is None or t.halts is None:
         return np.full(len(first_row), np.nan), np.full(len(first_row), np.nan)
     return (t.halts[last_row] - t.halts[first_row]).astype(float), t.halted[last_row] - t.halted[first_row]
+
+
+def _thread_visible(ctx: Context, storms: pd.DataFrame) -> np.ndarray:
+    """Per storm of a capture that armed its sites in turns: whether a site that saw thread mode
+    somewhere in the trace was armed all through it. Without one, "thread mode did not run"
+    is only the absence of rows a disarmed site could not write."""
+    assert ctx.coverage is not None
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value, Event.ACCESS.value), columns=["symbol", "ipsr"])
+    thread = set(rows.loc[(rows["ipsr"] == 0).fillna(False).astype(bool), "symbol"].dropna().astype(str))
+    # Coverage intervals are in the trace's own time; a storm's start and end leave halts out.
+    starts, ends = ctx.timeline.time[storms["first_row"].to_numpy()], ctx.timeline.time[storms["last_row"].to_numpy()]
+    return np.array([ctx.coverage.armed_throughout(thread, start, end) for start, end in zip(starts, ends)], dtype=bool)
 
 
 def _lock_causes(ctx: Context, acts: pd.DataFrame, storms: pd.DataFrame) -> list[str | None]:

@@ -28,9 +28,12 @@ from irqmon.analysis.context import ACT, EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events
 from irqmon.analysis.registry import Rule
-from irqmon.schema import Role
+from irqmon.schema import Kind, Role
 
-RULE = Rule(id="isr-lock-contention", severity="error", summary="ISR tests or takes a lock held by the context it preempted")
+RULE = Rule(
+    id="isr-lock-contention", severity="error", summary="ISR tests or takes a lock held by the context it preempted",
+    needs=(Kind.LOCK.value, Kind.MUTEX.value),
+)
 
 
 def check(ctx: Context) -> list[Finding]:

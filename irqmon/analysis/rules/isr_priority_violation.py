@@ -25,7 +25,10 @@ from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
-RULE = Rule(id="isr-priority-violation", severity="error", summary="FromISR call from an ISR above the syscall priority ceiling")
+RULE = Rule(
+    id="isr-priority-violation", severity="error", summary="FromISR call from an ISR above the syscall priority ceiling",
+    needs=(Kind.RTOS_FROMISR.value,),
+)
 CEILING_SYMBOL = "max_syscall_priority"
 
 

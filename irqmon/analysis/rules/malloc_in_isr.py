@@ -26,7 +26,10 @@ from irqmon.analysis.findings import Finding, frame_list, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind
 
-RULE = Rule(id="malloc-in-isr", severity="error", summary="heap function called from an interrupt handler")
+RULE = Rule(
+    id="malloc-in-isr", severity="error", summary="heap function called from an interrupt handler",
+    needs=(Kind.HEAP.value,),
+)
 
 
 def check(ctx: Context) -> list[Finding]:

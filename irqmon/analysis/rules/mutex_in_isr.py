@@ -26,7 +26,10 @@ from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
-RULE = Rule(id="mutex-in-isr", severity="error", summary="mutex/semaphore take or blocking call from an ISR")
+RULE = Rule(
+    id="mutex-in-isr", severity="error", summary="mutex/semaphore take or blocking call from an ISR",
+    needs=(Kind.MUTEX.value, Kind.BLOCKING.value),
+)
 
 
 def check(ctx: Context) -> list[Finding]:

@@ -28,7 +28,10 @@ from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
-RULE = Rule(id="non-reentrant-reentry", severity="error", summary="non-reentrant function entered while another context is inside it")
+RULE = Rule(
+    id="non-reentrant-reentry", severity="error", summary="non-reentrant function entered while another context is inside it",
+    needs=(Kind.NON_REENTRANT.value,),
+)
 # What the pairing of calls and returns reads (the calls are many: the hits' rows are taken whole, later).
 CALL_COLUMNS = ["seq", "event", "symbol", "sp", ACT]
 
@@ -42,13 +45,16 @@ def check(ctx: Context) -> list[Finding]:
     rows, is_call = rows[with_returns], is_call[with_returns]
     if rows.empty:
         return []
-    key = [rows["symbol"], rows[ACT], rows["sp"].fillna(-1)]
+    # A rotated capture may have missed a return while the function's site was disarmed: calls
+    # and returns pair up only within one turn of the site.
+    turn = pd.Series(ctx.coverage.turn(rows["symbol"], rows.index.to_numpy()) if ctx.coverage else 0, index=rows.index)
+    key = [rows["symbol"], turn, rows[ACT], rows["sp"].fillna(-1)]
     calls_so_far = is_call.astype(np.int64).groupby(key).cumsum()
     returns_so_far = (~is_call).astype(np.int64).groupby(key).cumsum()
     paired_return = ~is_call & (returns_so_far <= calls_so_far)  # a return whose call is in the trace
     delta = is_call.astype(np.int64) - paired_return.astype(np.int64)
-    inside = delta.groupby(rows["symbol"]).cumsum() - delta
-    inside_own = delta.groupby([rows["symbol"], rows[ACT]]).cumsum() - delta
+    inside = delta.groupby([rows["symbol"], turn]).cumsum() - delta
+    inside_own = delta.groupby([rows["symbol"], turn, rows[ACT]]).cumsum() - delta
     hits = rows[is_call & (inside - inside_own > 0)].copy()
     if hits.empty:
         return []

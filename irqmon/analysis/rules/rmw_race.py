@@ -30,7 +30,10 @@ from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
-RULE = Rule(id="rmw-race", severity="error", summary="read-modify-write of a shared location interrupted by (or open to) a more urgent writer")
+RULE = Rule(
+    id="rmw-race", severity="error", summary="read-modify-write of a shared location interrupted by (or open to) a more urgent writer",
+    needs=(Kind.SHARED_REGISTER.value, Kind.WATCH.value),
+)
 THREAD_LEVEL = np.inf
 
 
@@ -94,7 +97,8 @@ def _name(first: pd.Series) -> str:
 
 
 def _hex(value: object) -> str | None:
-    return None if value is None or value is pd.NA else f"{int(value):#x}"
+    """A value as hex; None where the trace has none (a watched range wider than a word)."""
+    return None if value is None or value is pd.NA or value != value else f"{int(value):#x}"
 
 
 def _lost_title(first: pd.Series, group: pd.DataFrame) -> str:

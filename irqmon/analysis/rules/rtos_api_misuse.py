@@ -25,7 +25,10 @@ from irqmon.analysis.findings import Finding, group_hits
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
-RULE = Rule(id="rtos-api-misuse", severity="error", summary="task-level RTOS API called from an ISR")
+RULE = Rule(
+    id="rtos-api-misuse", severity="error", summary="task-level RTOS API called from an ISR",
+    needs=(Kind.RTOS_API.value, Kind.CRITICAL_SECTION.value),
+)
 
 
 def check(ctx: Context) -> list[Finding]:

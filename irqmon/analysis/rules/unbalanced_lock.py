@@ -29,7 +29,10 @@ from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_ev
 from irqmon.analysis.registry import Rule
 from irqmon.schema import EXCEPTION_FRAME, Kind, Role
 
-RULE = Rule(id="unbalanced-lock", severity="error", summary="lock released by another context, left taken by an ISR, or never released")
+RULE = Rule(
+    id="unbalanced-lock", severity="error", summary="lock released by another context, left taken by an ISR, or never released",
+    needs=(Kind.LOCK.value, Kind.MUTEX.value),
+)
 
 
 def check(ctx: Context) -> list[Finding]:
@@ -111,11 +114,13 @@ def _never_released(ctx: Context, state: pd.DataFrame) -> list[Finding]:
     """Held at the end of the trace (warning: the capture may have stopped first), or too long."""
     end = float(np.nanmax(ctx.timeline.time))
     next_change = state.groupby(LOCK, sort=False)["time"].shift(-1)
-    held_for = next_change.fillna(end) - state["time"]
+    held_until = next_change.fillna(end)
+    held_for = held_until - state["time"]
     at_end = next_change.isna() & ~state[IN_ISR]
     too_long = held_for > ctx.config.lock_window if ctx.config.lock_window is not None else pd.Series(False, index=state.index)
     takes = (state["role"] == Role.ACQUIRE.value) & (at_end | too_long)
     hits = state[takes.astype(bool)].assign(held_for=held_for[takes.astype(bool)], at_end=at_end[takes.astype(bool)])
+    hits = hits[_watched_while_held(ctx, hits, held_until[hits.index])]
     return group_hits(
         RULE, ctx, hits, site=(LOCK, "source"),
         title=lambda f, g: f"{f[LOCK_NAME]} taken by {f['context']} and not released" + (" by the end of the trace" if f["at_end"] else f" for {f['held_for']:.3f} s"),
@@ -123,3 +128,16 @@ def _never_released(ctx: Context, state: pd.DataFrame) -> list[Finding]:
         evidence=lambda f, g: {"lock": f[LOCK_NAME], "case": "never-released" if f["at_end"] else "held-too-long", "held_for": float(g["held_for"].max())},
         severity="warning",
     )  # fmt: skip
+
+
+def _watched_while_held(ctx: Context, takes: pd.DataFrame, held_until: pd.Series) -> np.ndarray:
+    """Per take: whether its site (the take's function or watched lock, with
+    the releases planned alongside it) stayed armed while the lock was held. A rotated capture
+    that disarmed it meanwhile cannot tell a release it missed from none."""
+    coverage = ctx.coverage
+    if coverage is None or takes.empty:
+        return np.ones(len(takes), dtype=bool)
+    return np.array([
+        coverage.armed_throughout({str(symbol)}, float(time), float(until))
+        for symbol, time, until in zip(takes["symbol"], takes["time"], held_until, strict=True)
+    ], dtype=bool)  # fmt: skip
