@@ -102,3 +102,16 @@ def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
     rows = events["held_row"].dropna().astype(np.int64)
     labels = ctx.labels_at(rows.to_numpy())
     return pd.Series(labels.to_numpy(), index=rows.index, dtype="string").reindex(events.index)
+
+
+def watched_while_held(ctx: Context, symbols: pd.Series, since: pd.Series, until: pd.Series) -> np.ndarray:
+    """Per take (the probe symbol that took it, when, and until when the lock was held): whether
+    its site, with the releases planned alongside it, stayed armed all that time. A rotated
+    capture that disarmed it meanwhile cannot tell a release it missed from none."""
+    coverage = ctx.coverage
+    if coverage is None or symbols.empty:
+        return np.ones(len(symbols), dtype=bool)
+    return np.array([
+        coverage.armed_throughout({str(symbol)}, float(start), float(end))
+        for symbol, start, end in zip(symbols, since, until, strict=True)
+    ], dtype=bool)  # fmt: skip

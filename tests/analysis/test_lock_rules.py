@@ -151,3 +151,19 @@ def test_a_take_whose_site_was_disarmed_while_held_is_not_reported_never_release
     assert run_rule(tmp_path, "unbalanced-lock", disarmed) == []
     armed_to_the_end = taken + [{**a, "event": "call", "kind": "blocking", "symbol": "vTaskDelay"}, {**site, "value": 0}]
     assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", armed_to_the_end)] == ["never-released"]
+
+
+def test_an_isr_take_whose_site_was_disarmed_before_its_release_is_no_finding(tmp_path):
+    """An ISR takes a HAL lock and returns; a rotated capture disarms the watch before the
+    release it would have seen, re-arms it, and the next activation finds the lock taken in its
+    shadow: neither 'returned with it taken' nor contention, as the release may have been missed."""
+    site = {"event": "coverage", "kind": "lock", "symbol": LOCK["symbol"], "address": LOCK["address"]}
+    first, second = irq_pair(31, "I2C1_EV", 3, 0.10, 0.20), irq_pair(31, "I2C1_EV", 3, 0.40, 0.50)
+    taken = [{**site, "value": 1, "time": 0.0}, first[0], write(I2C, 0, 1, time=0.11), first[1]]
+    retried = [second[0], lock_read(I2C, 1, time=0.41), second[1]]
+    rotated = [*taken, {**site, "value": 0, "time": 0.25}, {**site, "value": 1, "time": 0.35}, *retried]
+    for rule in ("unbalanced-lock", "isr-lock-contention"):
+        assert run_rule(tmp_path, rule, rotated) == [], rule
+    watched = [*taken, *retried]
+    assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", watched)] == ["isr-returned-locked"]
+    assert len(run_rule(tmp_path, "isr-lock-contention", watched)) == 1

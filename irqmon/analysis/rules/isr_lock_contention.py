@@ -26,7 +26,7 @@ import pandas as pd
 from irqmon.analysis.common import at, where
 from irqmon.analysis.context import ACT, EXC_NAME, Context
 from irqmon.analysis.findings import Finding, group_hits
-from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events
+from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events, watched_while_held
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
@@ -43,9 +43,12 @@ def check(ctx: Context) -> list[Finding]:
     hits = events[contended(events)].copy()
     hits["other_context"] = holder_labels(ctx, hits)
     held = hits["held_row"].notna().to_numpy()
-    holder = ctx.rows_at(hits["held_row"][held].astype(np.int64).to_numpy(), ["time", "source"])
+    holder = ctx.rows_at(hits["held_row"][held].astype(np.int64).to_numpy(), ["time", "source", "symbol"])
     holder = holder.set_axis(hits.index[held]).reindex(hits.index)
     hits["holder_time"], hits["holder_source"] = holder["time"], holder["source"]
+    # A holder whose site a rotated capture disarmed before this try may have released it unseen.
+    seen_held = watched_while_held(ctx, holder["symbol"][held], holder["time"][held], hits["time"][held])
+    hits = hits.drop(hits.index[held][~seen_held])
     return group_hits(RULE, ctx, hits, site=(EXC_NAME, LOCK), title=_title, message=_message, evidence=_evidence)
 
 

@@ -25,7 +25,7 @@ import pandas as pd
 from irqmon.analysis.common import at, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context
 from irqmon.analysis.findings import Finding, frame_list, group_hits
-from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events
+from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events, watched_while_held
 from irqmon.analysis.registry import Rule
 from irqmon.schema import EXCEPTION_FRAME, Kind, Role
 
@@ -97,11 +97,14 @@ def _still_inside(taker_path: object, release_path: object) -> bool:
 def _isr_returns_locked(ctx: Context, state: pd.DataFrame) -> list[Finding]:
     """An ISR activation whose last change leaves the lock taken, and no later release ends it
     (a transfer the ISR started that the next completion interrupt ends is handed over)."""
-    released_later = state.groupby(LOCK, sort=False)["role"].shift(-1) == Role.RELEASE.value
-    in_isr = state[state[IN_ISR]].assign(released_later=released_later)
+    following = state.groupby(LOCK, sort=False)
+    released_later = following["role"].shift(-1) == Role.RELEASE.value
+    held_until = following["time"].shift(-1).fillna(float(np.nanmax(ctx.timeline.time)))
+    in_isr = state[state[IN_ISR]].assign(released_later=released_later, held_until=held_until)
     last = in_isr.groupby([ACT, LOCK], sort=False).tail(1)
     closed = ctx.is_closed(last[ACT])
     hits = last[(last["role"] == Role.ACQUIRE.value) & closed & ~last["released_later"].fillna(False).astype(bool)]
+    hits = hits[watched_while_held(ctx, hits["symbol"], hits["time"], hits["held_until"])]
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, LOCK, "source"),
         title=lambda f, g: f"{where(f)} returned with {f[LOCK_NAME]} still taken",
@@ -120,7 +123,7 @@ def _never_released(ctx: Context, state: pd.DataFrame) -> list[Finding]:
     too_long = held_for > ctx.config.lock_window if ctx.config.lock_window is not None else pd.Series(False, index=state.index)
     takes = (state["role"] == Role.ACQUIRE.value) & (at_end | too_long)
     hits = state[takes.astype(bool)].assign(held_for=held_for[takes.astype(bool)], at_end=at_end[takes.astype(bool)])
-    hits = hits[_watched_while_held(ctx, hits, held_until[hits.index])]
+    hits = hits[watched_while_held(ctx, hits["symbol"], hits["time"], held_until[hits.index])]
     return group_hits(
         RULE, ctx, hits, site=(LOCK, "source"),
         title=lambda f, g: f"{f[LOCK_NAME]} taken by {f['context']} and not released" + (" by the end of the trace" if f["at_end"] else f" for {f['held_for']:.3f} s"),
@@ -129,15 +132,3 @@ def _never_released(ctx: Context, state: pd.DataFrame) -> list[Finding]:
         severity="warning",
     )  # fmt: skip
 
-
-def _watched_while_held(ctx: Context, takes: pd.DataFrame, held_until: pd.Series) -> np.ndarray:
-    """Per take: whether its site (the take's function or watched lock, with
-    the releases planned alongside it) stayed armed while the lock was held. A rotated capture
-    that disarmed it meanwhile cannot tell a release it missed from none."""
-    coverage = ctx.coverage
-    if coverage is None or takes.empty:
-        return np.ones(len(takes), dtype=bool)
-    return np.array([
-        coverage.armed_throughout({str(symbol)}, float(time), float(until))
-        for symbol, time, until in zip(takes["symbol"], takes["time"], held_until, strict=True)
-    ], dtype=bool)  # fmt: skip
