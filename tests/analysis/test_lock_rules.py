@@ -167,3 +167,16 @@ def test_an_isr_take_whose_site_was_disarmed_before_its_release_is_no_finding(tm
     watched = [*taken, *retried]
     assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", watched)] == ["isr-returned-locked"]
     assert len(run_rule(tmp_path, "isr-lock-contention", watched)) == 1
+
+
+def test_a_give_after_the_holders_site_was_disarmed_is_no_foreign_release(tmp_path):
+    """The producer takes the mutex, a rotated capture disarms the site (the producer's give is
+    missed) and re-arms it; the worker's own take and give then look like a release of the
+    producer's hold. Only a hold watched until the release makes it foreign."""
+    producer, worker = task("producer"), task("worker")
+    site = {"event": "coverage", "kind": "mutex", "symbol": "xQueueSemaphoreTake+xQueueGenericSend"}
+    taken = [{**site, "value": 1}, freertos_take(producer, "call"), freertos_take(producer, "return")]
+    given = [freertos_give(worker)]
+    rotated = [*taken, {**site, "value": 0}, {**site, "value": 1}, *given]
+    assert run_rule(tmp_path, "unbalanced-lock", rotated) == []
+    assert [f.evidence["case"] for f in run_rule(tmp_path, "unbalanced-lock", [*taken, *given])] == ["foreign-release"]

@@ -53,6 +53,8 @@ def _foreign_release(ctx: Context, events: pd.DataFrame) -> list[Finding]:
     foreign = events[STATE] & (events["role"] == Role.RELEASE.value) & (events["held_role"] == Role.ACQUIRE.value)
     hits = events[(foreign & (events["held_act"] != events[ACT])).fillna(False).astype(bool)].copy()
     hits = hits[~_handed_over(ctx, hits)]
+    holders = ctx.rows_at(hits["held_row"].astype(np.int64).to_numpy(), ["symbol", "time"])
+    hits = hits[watched_while_held(ctx, holders["symbol"], holders["time"], hits["time"])]
     hits["other_context"] = holder_labels(ctx, hits)
     findings = []
     for kind, group in hits.groupby("kind", sort=False):
