@@ -257,7 +257,8 @@ class Capture:
         masked = bool(regs["primask"] & 1 or regs["basepri"] & 0xFF or regs["faultmask"] & 1)
         next_turn = (self._turn + 1) % len(self._turns)
         incoming = self.arming.sets[self._turns[next_turn]]
-        outgoing = [site for site in self._armed if site not in set(incoming)]
+        staying = set(incoming)
+        outgoing = [site for site in self._armed if site not in staying]
         returning = {p.symbol for site in outgoing for p in site.functions if p.returns}
         pending = [entry for entries in self._pending_returns.values() for entry in entries if entry[1].symbol in returning]
         pairs = [(site.probe, site.kind) for site in outgoing if site.functions and site.kind in PAIRED_KINDS]
@@ -285,8 +286,7 @@ class Capture:
     def _rotate_with_halt(self) -> None:
         """Rotate while the target runs: halt it briefly (handling a stop the halt met)."""
         stop = self.backend.halt()
-        if self.halt_source is None:
-            self.halt_clock.stopped(time.time())
+        self._halted()
         if stop.reason in (StopReason.BREAKPOINT, StopReason.WATCHPOINT, StopReason.EXITED):
             self._handle(stop)
         self._rotate()
@@ -317,8 +317,8 @@ class Capture:
             self._resume()
             while True:
                 stop = self.backend.wait_stop(POLL_SECONDS)
-                if stop is not None and self.halt_source is None:
-                    self.halt_clock.stopped(time.time())
+                if stop is not None:
+                    self._halted()
                 self._drain_irqs()
                 if stop is not None:
                     self._handle(stop)
@@ -351,6 +351,11 @@ class Capture:
             self._finish()
         return self.summary
 
+    def _halted(self) -> None:
+        """The core just stopped (the capture's own stamp, where the target does not report it)."""
+        if self.halt_source is None:
+            self.halt_clock.stopped(time.time())
+
     def _resume(self) -> None:
         if self.halt_source is None:
             self.halt_clock.resumed(time.time())
@@ -360,8 +365,7 @@ class Capture:
         try:
             if not self.summary.error:
                 self.backend.halt()
-                if self.halt_source is None:
-                    self.halt_clock.stopped(time.time())
+                self._halted()
                 self._drain_irqs()
                 self._read_configs()
         except (CaptureError, KeyboardInterrupt) as exc:
