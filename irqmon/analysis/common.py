@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 
 import numpy as np
 import pandas as pd
 
 from irqmon.analysis.context import ACT, Context
-from irqmon.analysis.findings import frame_list
+from irqmon.analysis.findings import Finding, SiteGroups, frame_list
 from irqmon.schema import Event, Kind
 
 CALL_COLUMNS = ["event", "symbol", "role", ACT]  # what `outermost_calls` and the role filter read
@@ -21,7 +21,7 @@ def isr_calls(ctx: Context, kind: str | Iterable[str], role: str | Iterable[str]
     Only the columns that judging reads are converted for every call; whole rows for the calls kept.
     """
     rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kind, isr=True, columns=CALL_COLUMNS)
-    calls = ctx.outermost_calls(rows)
+    calls = ctx.outermost_calls(rows, [kind] if isinstance(kind, str) else kind, isr=True)
     if role is not None:
         roles = [role] if isinstance(role, str) else list(role)
         calls = calls[calls["role"].isin(roles).fillna(False).astype(bool)]
@@ -35,7 +35,7 @@ def calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
     findings of their own; computed once per analysis (columns `symbol`, `kind`, `callpath`, `act`)."""
     if "inner_calls" not in ctx.shared:
         rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=CALL_COLUMNS + ["kind"])
-        outer = ctx.outermost_calls(rows).index
+        outer = ctx.outermost_calls(rows, isr=True).index
         calls = rows[(rows["event"] == Event.CALL.value).to_numpy(dtype=bool) & ~rows.index.isin(outer)]
         paths = ctx.rows_at(calls.index.to_numpy(), ["callpath"])["callpath"]
         ctx.shared["inner_calls"] = calls.assign(callpath=paths.where(paths.notna(), None).astype(object))
@@ -54,9 +54,15 @@ def inside_isr_heap_calls(ctx: Context, calls: pd.DataFrame) -> np.ndarray:
     heap lock, a mutex) is listed there as evidence. The frames decide, not the heap call's row:
     a rotated capture may have had the heap function's site disarmed at that moment."""
     inside = np.zeros(len(calls), dtype=bool)
-    if calls.empty or len(ctx.positions_of(event=Event.CALL.value, kind=Kind.HEAP.value, isr=True)) == 0:
+    facts = ctx.before.facts if ctx.before else None
+    has_isr_heap_call = facts.has(Event.CALL.value, [Kind.HEAP.value], isr=True) if facts else (
+        len(ctx.positions_of(event=Event.CALL.value, kind=Kind.HEAP.value, isr=True)) > 0
+    )  # fmt: skip
+    if calls.empty or not has_isr_heap_call:
         return inside
-    heap = set(ctx.select(event=Event.CALL.value, kind=Kind.HEAP.value, columns=["symbol"])["symbol"].dropna())
+    heap = facts.symbols(Event.CALL.value, [Kind.HEAP.value]) if facts else set(
+        ctx.select(event=Event.CALL.value, kind=Kind.HEAP.value, columns=["symbol"])["symbol"].dropna()
+    )  # fmt: skip
     if ctx.coverage is not None:  # the heap functions planned, seen or not
         heap.update(name for site in ctx.coverage.of_kinds((Kind.HEAP.value,)) for name in site.functions)
     positions, symbols = calls.index.to_numpy(), calls["symbol"].to_numpy(dtype=object, na_value=None)
@@ -65,13 +71,50 @@ def inside_isr_heap_calls(ctx: Context, calls: pd.DataFrame) -> np.ndarray:
     return inside
 
 
-def calls_inside(ctx: Context, group: pd.DataFrame) -> list[str]:
-    """The probed calls a finding's calls made inside themselves, `symbol (kind)`, once each."""
+def calls_inside(ctx: Context, acts: Iterable[int], outer: set[str]) -> set[str]:
+    """The probed calls that calls of `outer` made inside themselves in the activations `acts`,
+    `symbol (kind)`."""
     inner = calls_inside_other_calls(ctx)
-    inner = inner[inner[ACT].isin(group[ACT])]
-    outer = set(group["symbol"].dropna())
-    found = {f"{row.symbol} ({row.kind})" for row in inner.itertuples() if outer & set(frame_list(row.callpath, own=True)[1:])}
-    return sorted(found)
+    inner = inner[inner[ACT].isin(list(acts))]
+    return {f"{row.symbol} ({row.kind})" for row in inner.itertuples() if outer & set(frame_list(row.callpath, own=True)[1:])}
+
+
+def fresh(ctx: Context, rows: pd.DataFrame) -> pd.DataFrame:
+    """`rows` without those carried over from the batch before (judged there already)."""
+    return rows[rows.index >= ctx.carried] if ctx.carried else rows
+
+
+def open_isr_call_rows(ctx: Context) -> np.ndarray:
+    """Positions of what the next batch needs to tell an ISR's outermost calls without a call
+    path: per kind, the last call or return row of each exception's last activation."""
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=["ipsr", "kind", ACT])
+    if rows.empty:
+        return np.zeros(0, dtype=np.int64)
+    last_act = rows.groupby("ipsr")[ACT].transform("last")
+    rows = rows[rows[ACT] == last_act]
+    return np.sort(rows.groupby([ACT, rows["kind"].fillna("")], sort=False).tail(1).index.to_numpy())
+
+
+class IsrCallStream:
+    """A rule whose hits are calls made in handler mode (`hits` picks them from a batch's
+    context), judged batch by batch."""
+
+    def __init__(self, hits: Callable[[Context], pd.DataFrame], groups: SiteGroups) -> None:
+        self.hits, self.groups = hits, groups
+
+    def add(self, ctx: Context) -> None:
+        self.groups.add(ctx, fresh(ctx, self.hits(ctx)))
+
+    def carry(self, ctx: Context) -> np.ndarray:
+        return open_isr_call_rows(ctx)
+
+    def findings(self) -> list[Finding]:
+        return self.groups.findings()
+
+
+def smallest(values: dict, key: str, new: Iterable[int], keep: int = 16) -> None:
+    """Merge `new` into the `keep` smallest distinct values kept under `key`."""
+    values[key] = sorted(set(values.get(key, [])) | {int(v) for v in new})[:keep]
 
 
 def where(first: pd.Series) -> str:

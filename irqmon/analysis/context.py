@@ -17,7 +17,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
@@ -27,6 +27,7 @@ import pyarrow.compute as pc
 
 from irqmon import schema
 from irqmon.analysis.coverage import Coverage, coverage_of
+from irqmon.analysis.facts import TraceFacts
 from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS, logical_priority
 from irqmon.schema import Event
 from irqmon.tracefile import pandas_column
@@ -203,6 +204,24 @@ def _integers(column: pa.Array, missing: int) -> np.ndarray:
     return (column if column.null_count == 0 else pc.fill_null(column, missing)).to_numpy()
 
 
+@dataclass
+class Before:
+    """What the batches before a context's rows leave to it, when a trace is analysed in batches:
+    the whole trace's facts, the rows carried over (the context's first rows, with their
+    execution contexts), and the counts activations and tasks are numbered on."""
+
+    facts: TraceFacts
+    carried: pa.Table | None = None
+    carried_act: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    enters: dict[int, int] = field(default_factory=dict)  # per exception with IRQ rows: irq_enter rows so far
+    # Per exception without IRQ rows: its activations so far, and whether its last one was ended
+    # (a row of thread mode, or of an exception that cannot preempt it, came after its last row).
+    activations: dict[int, tuple[int, bool, float]] = field(default_factory=dict)  # (count, ended, its priority)
+    tasks: dict[str, int] = field(default_factory=dict)  # task name -> its number
+    halted: float = 0.0
+    halts: int = 0
+
+
 class Timeline:
     """Per row of the whole trace, IRQ rows included, as numpy arrays: what the rules that follow
     ISR activations need of every row."""
@@ -244,10 +263,18 @@ class Context:
     `halting` (every row but irq_enter/irq_exit) and `frame` (every row) are built on first use.
     """
 
-    def __init__(self, rows: pd.DataFrame | pa.Table | list[pa.Table], metadata: dict[str, str], config: AnalysisConfig) -> None:
+    def __init__(
+        self, rows: pd.DataFrame | pa.Table | list[pa.Table], metadata: dict[str, str], config: AnalysisConfig,
+        before: Before | None = None,
+    ) -> None:  # fmt: skip
         """`rows`: the trace's rows. A table in a one-item list is handed over: the context takes
-        it out of the list and lets go of the columns it does not keep."""
+        it out of the list and lets go of the columns it does not keep.
+
+        `before`: the rows are one batch of a trace analysed in batches, after the batches
+        `before` describes; its carried rows come first (positions below `carried`)."""
         self.metadata = metadata
+        self.before = before
+        self.carried = 0 if before is None or before.carried is None else before.carried.num_rows
         self.config = config
         bits = metadata.get(schema.META_PRIORITY_BITS)
         self.priority_bits = int(bits) if bits and bits.isascii() and bits.isdigit() else None
@@ -258,20 +285,24 @@ class Context:
         else:
             table = rows
         del rows
-        columns = {c: table[c] for c in [*WORKING_COLUMNS, "exception"] if c in table.column_names}
+        kept = WORKING_COLUMNS if before else [*WORKING_COLUMNS, "exception"]
+        if self.carried:
+            table = pa.concat_tables([before.carried.select(WORKING_COLUMNS), table.select(WORKING_COLUMNS)])  # type: ignore[union-attr]
+        columns = {c: table[c] for c in kept if c in table.column_names}
         del table  # the columns not kept are freed here when the table was handed over
         _one_array_each(columns)
-        exception = columns.pop("exception")
         self._columns: dict[str, pa.Array] = columns  # type: ignore[assignment]
         ipsr = _integers(self._columns["ipsr"].cast(pa.int64()), -1)
         known = _valid(self._columns["ipsr"])
         self._by_exception = _ByException(ipsr, known)
-        self.exception_names = _exception_names(self._by_exception, exception)
-        del exception
-        priority = self._columns["priority"]
-        prioritized = self._by_exception.first_rows(_valid(priority))
-        prio = priority.take(pa.array(prioritized.rows, type=pa.int64())).cast(pa.int64()).to_numpy()
-        self._prio_by_ipsr = pd.Series(prio, index=pd.Index(prioritized.numbers, dtype=np.int64), dtype=np.int64)
+        if before:
+            self.exception_names, self._prio_by_ipsr = before.facts.exception_names, before.facts.prio_by_ipsr
+        else:
+            self.exception_names = _exception_names(self._by_exception, columns.pop("exception"))
+            priority = self._columns["priority"]
+            prioritized = self._by_exception.first_rows(_valid(priority))
+            prio = priority.take(pa.array(prioritized.rows, type=pa.int64())).cast(pa.int64()).to_numpy()
+            self._prio_by_ipsr = pd.Series(prio, index=pd.Index(prioritized.numbers, dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
         self.rules: frozenset[str] | None = None  # the rules this analysis runs (None: every rule)
         self._event_positions: dict[tuple[str, ...], np.ndarray] = {}
@@ -286,11 +317,43 @@ class Context:
         enter = _matches(codes, events, Event.IRQ_ENTER.value)
         exit = _matches(codes, events, Event.IRQ_EXIT.value)
         count = self._activation_counts(ipsr, enter)
-        task_code = _string_codes(self._columns["task"])[0]  # -1 for no task
-        act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - task_code)
+        act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - self._task_numbers())
+        act = np.where(known, act, NO_CONTEXT)
+        if self.carried:
+            act[: self.carried] = self.before.carried_act  # type: ignore[union-attr]
         time = self._columns["time"].cast(pa.float64()).to_numpy(zero_copy_only=False)
         halted, halts = self._halts()
-        return Timeline(time, ipsr, np.where(known, act, NO_CONTEXT), enter, exit, halted, halts)
+        return Timeline(time, ipsr, act, enter, exit, halted, halts)
+
+    def _task_numbers(self) -> np.ndarray:
+        """Per row, a number for its task (-1 for none): the task column's codes, or, in a batch,
+        numbers kept across batches (new tasks numbered on in order of appearance)."""
+        codes, tasks = _string_codes(self._columns["task"])
+        if self.before is None:
+            return codes
+        known = self.before.tasks
+        for task in pd.unique(np.asarray(tasks, dtype=object)[codes[codes >= 0]]):
+            known.setdefault(task, len(known))
+        return np.r_[[known.get(t, -1) for t in tasks], -1].astype(np.int64)[codes]
+
+    def leaving(self, carry: np.ndarray) -> Before:
+        """What this batch leaves to the next: the rows at positions `carry` carried over, and
+        the counts. (The counts of activations and tasks are updated as this context is built.)"""
+        if self.before is None:
+            raise RuntimeError("leaving() is for a context built on the batches before it")
+        t = self.timeline
+        fresh_enters = t.enter[self.carried :] & t.in_isr[self.carried :]
+        enters = dict(self.before.enters)
+        for number, entered in zip(*np.unique(t.ipsr[self.carried :][fresh_enters], return_counts=True), strict=True):
+            enters[int(number)] = enters.get(int(number), 0) + int(entered)
+        carry = np.asarray(carry, dtype=np.int64)
+        at = pa.array(carry)
+        carried = {name: self._columns[name].take(at) for name in WORKING_COLUMNS}
+        if t.halted is not None and t.halts is not None:  # as filled in here
+            carried["halted"], carried["halts"] = pa.array(t.halted[carry]), pa.array(t.halts[carry])
+        halted = self.before.halted if t.halted is None or not len(t.halted) else float(t.halted[-1])
+        halts = self.before.halts if t.halts is None or not len(t.halts) else int(t.halts[-1])
+        return Before(self.before.facts, pa.table(carried), t.act[carry], enters, self.before.activations, self.before.tasks, halted, halts)
 
     def _halts(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The `halted` and `halts` columns carried forward over rows without them (a trace
@@ -298,14 +361,25 @@ class Context:
         if "halted" not in self._columns or "halts" not in self._columns:
             return None, None
         halted = pd.Series(self._columns["halted"].cast(pa.float64()).to_numpy(zero_copy_only=False))
-        if halted.isna().all():
+        if (self.before.facts.halted_rows == 0) if self.before else halted.isna().all():
             return None, None
         halts = pd.Series(self._columns["halts"].cast(pa.float64()).to_numpy(zero_copy_only=False))
-        return halted.ffill().fillna(0.0).to_numpy(), halts.ffill().fillna(0).to_numpy(dtype=np.int64)
+        if self.before is None:
+            return halted.ffill().fillna(0.0).to_numpy(), halts.ffill().fillna(0).to_numpy(dtype=np.int64)
+        # Carried rows hold the values their batch filled in; the batch's own rows go on from
+        # the last value of the batch before.
+        fresh = slice(self.carried, None)
+        halted.iloc[fresh] = halted.iloc[fresh].ffill().fillna(self.before.halted)
+        halts.iloc[fresh] = halts.iloc[fresh].ffill().fillna(self.before.halts)
+        return halted.to_numpy(), halts.to_numpy(dtype=np.int64)
 
     def _activation_counts(self, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
         """Per row in handler mode, which activation of its exception it belongs to (0, 1, 2, …):
-        how many irq_enter rows of the exception come up to it."""
+        how many irq_enter rows of the exception come up to it (in a batch: counted on from the
+        batches before; carried rows are numbered already)."""
+        if self.carried:
+            enter = enter.copy()
+            enter[: self.carried] = False
         groups = self._by_exception
         handler = groups.handler
         rows = groups.rows[handler:]
@@ -314,20 +388,40 @@ class Context:
         entered = np.r_[0, np.cumsum(enter[rows])]  # irq_enter rows among the first k rows
         counts = np.zeros(len(ipsr), dtype=np.int64)
         counts[rows] = entered[1:] - np.repeat(entered[starts], ends - starts)
-        without_irq_rows = groups.numbers[handler:][starts][entered[ends] == entered[starts]].tolist()
+        numbers = groups.numbers[handler:][starts]
+        if self.before is None:
+            without_irq_rows = numbers[entered[ends] == entered[starts]].tolist()
+        else:
+            offsets = np.zeros(max(int(ipsr.max(initial=0)) + 1, 1), dtype=np.int64)
+            for number, entered_before in self.before.enters.items():
+                if number < len(offsets):
+                    offsets[number] = entered_before
+            counts[rows] += offsets[ipsr[rows]]
+            without_irq_rows = [n for n in numbers.tolist() if n not in self.before.facts.irq_exceptions]
+            without_irq_rows += [n for n in self.before.activations if n not in without_irq_rows]
         if not without_irq_rows:
             return counts
         priority = self._columns["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
         prio = np.where(np.isnan(priority), self._prio_by_ipsr.reindex(ipsr).to_numpy(dtype=float), priority)
+        fresh = np.arange(len(ipsr)) >= self.carried
         for exc in without_irq_rows:  # per exception: a fallback without IRQ rows
-            rows = np.flatnonzero(ipsr == exc)
-            own = prio[rows[0]]
+            rows = np.flatnonzero((ipsr == exc) & fresh)
+            so_far, ended, own = self.before.activations.get(exc, (0, True, np.nan)) if self.before else (0, True, np.nan)
+            if len(rows) and exc not in (self.before.activations if self.before else {}):
+                own = prio[rows[0]]  # its priority: that of its first row
             # A row of thread mode, or of an exception that cannot preempt this one, ends it.
-            ends = ipsr == 0
+            ends = (ipsr == 0) & fresh
             if not np.isnan(own):
-                ends |= (ipsr > 0) & (ipsr != exc) & ~(prio < own)
-            marks = np.cumsum(ends)[rows]
-            counts[rows] = np.cumsum(np.r_[True, marks[1:] != marks[:-1]])
+                ends |= (ipsr > 0) & (ipsr != exc) & ~(prio < own) & fresh
+            marks = np.cumsum(ends)
+            if len(rows):
+                new = np.r_[ended or marks[rows[0]] > 0, marks[rows][1:] != marks[rows][:-1]]
+                counts[rows] = so_far + np.cumsum(new)
+                so_far, ended = int(counts[rows[-1]]), bool(marks[-1] > marks[rows[-1]])
+            else:
+                ended = ended or bool(marks[-1] > 0) if len(marks) else ended
+            if self.before is not None:
+                self.before.activations[exc] = (so_far, ended, own)
         return counts
 
     @cached_property
@@ -526,24 +620,32 @@ class Context:
 
     # --- shared helpers ----------------------------------------------------------------------
 
-    def outermost_calls(self, rows: pd.DataFrame) -> pd.DataFrame:
+    def outermost_calls(self, rows: pd.DataFrame, kinds: Iterable[str] | None = None, isr: bool = False) -> pd.DataFrame:
         """Drop `call` rows nested in another call of the same set (malloc → _malloc_r).
 
         The call path says it where the trace has one: another function of the set among the
         running context's own frames (its own frame aside; inlined frames may come before it).
         Without a call path: an earlier call of the set in the same activation without its return.
-        `rows` are this context's, as `select` and `rows_at` give them (indexed by position).
+        `rows` are this context's, as `select` and `rows_at` give them (indexed by position). In a
+        batch, the set is the whole trace's calls of `kinds` (None: any), in handler mode with `isr`.
         """
         calls = rows[rows["event"] == Event.CALL.value]
         if calls.empty:
             return calls
+        if self.before is None:
+            functions, returns = calls["symbol"].dropna().unique(), (rows["event"] == Event.RETURN.value).any()
+        else:
+            facts, wanted = self.before.facts, None if kinds is None else set(kinds)
+            of_set = [s for s in facts.signatures if (wanted is None or s.kind in wanted) and (s.in_isr or not isr)]
+            functions = sorted({s.symbol for s in of_set if s.event == Event.CALL.value and s.symbol is not None})
+            returns = any(s.event == Event.RETURN.value for s in of_set)
         codes, own = self._own_frames(calls.index.to_numpy())
         symbols = calls["symbol"].to_numpy(dtype=object, na_value=None)
         nested = np.zeros(len(calls), dtype=bool)
-        for name in calls["symbol"].dropna().unique():  # per function of the set, not per row
+        for name in functions:  # per function of the set, not per row
             nested |= np.r_[_has_frame(own, name), False][codes] & (symbols != name)
         with_returns = rows[rows["event"].isin([Event.CALL.value, Event.RETURN.value])]
-        if (with_returns["event"] == Event.RETURN.value).any():
+        if returns:
             previous = with_returns.groupby(ACT)["event"].shift()
             open_before = (previous == Event.CALL.value).fillna(False).astype(bool)
             nested |= open_before.reindex(calls.index).to_numpy(dtype=bool) & (codes < 0)

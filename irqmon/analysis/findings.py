@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon import schema
-from irqmon.analysis.context import EXC_NAME, IN_ISR, PRIO
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO
 
 if TYPE_CHECKING:
     from irqmon.analysis.context import Context
@@ -145,3 +145,105 @@ def frame_list(callpath: str | None, own: bool = False) -> list[str]:
     code unless `own` stops it at `<exception>`."""
     frames = [f for f in (callpath or "").split(schema.CALLPATH_SEPARATOR) if f]
     return frames[: frames.index(schema.EXCEPTION_FRAME)] if own and schema.EXCEPTION_FRAME in frames else frames
+
+
+@dataclass
+class Group:
+    """What a finding's title, message and evidence see of its site's hits when they are added
+    batch by batch (`SiteGroups`): how many, and what the rule collected of them."""
+
+    count: int
+    values: dict[str, Any] = field(default_factory=dict)
+
+
+GroupTextFn = Callable[[pd.Series, Group], str]
+GroupEvidenceFn = Callable[[pd.Series, Group], dict[str, Any]]
+CollectFn = Callable[[dict[str, Any], pd.DataFrame], None]
+InsideFn = Callable[["Context", set[int], set[str]], set[str]]
+
+
+@dataclass
+class _Site:
+    first: pd.Series
+    count: int
+    first_time: float
+    last_time: float
+    contexts: list[str]
+    acts: set[int]  # the activations of its hits in the batch before (an activation may go on)
+    symbols: set[str]
+    values: dict[str, Any]
+
+
+class SiteGroups:
+    """`group_hits` for hits that come batch by batch (a trace analysed in batches, or whole as
+    one batch): one finding per site, with its count, first and last time and every context
+    involved. `collect` adds what `title`, `message` and `evidence` need of a batch's hits to the
+    site's `Group.values` (kept small: the hits themselves are not kept); `inside` gives the
+    probed calls the site's calls made inside themselves, kept as `values["inside"]`."""
+
+    def __init__(
+        self, rule: Rule, site: Sequence[str], title: GroupTextFn, message: GroupTextFn,
+        evidence: GroupEvidenceFn | None = None, collect: CollectFn | None = None, inside: InsideFn | None = None,
+    ) -> None:  # fmt: skip
+        self.rule, self.site, self.title, self.message, self.evidence = rule, list(site), title, message, evidence
+        self.collect, self.inside = collect, inside
+        self.sites: dict[tuple[Any, ...], _Site] = {}
+
+    def add(self, ctx: Context, hits: pd.DataFrame) -> None:
+        """Add a batch's hits (indexed by position, with the context's derived columns and at
+        least `seq`, `time`, `ipsr`, `task`, `prio` and the site's columns)."""
+        acts = {key: site.acts for key, site in self.sites.items()}
+        if not hits.empty:
+            hits = hits.sort_values("seq")
+            hits = hits.assign(**{EXC_NAME: ctx.names(hits)})
+            hits["context"] = ctx.labels(hits)
+            for key, group in hits.groupby(self.site, dropna=False, sort=False):
+                site_key = tuple(plain(v) for v in (key if isinstance(key, tuple) else (key,)))
+                site = self.sites.get(site_key)
+                if site is None:
+                    first = group.iloc[[0]]
+                    missing = [c for c in ctx.columns if c not in first]
+                    if missing:
+                        first = first.join(ctx.rows_at(first.index.to_numpy(), missing))
+                    first = first.assign(handler=ctx.handlers(first)).iloc[0]
+                    site = self.sites[site_key] = _Site(first, 0, np.inf, -np.inf, [], set(), set(), {})
+                site.count += len(group)
+                site.first_time = min(site.first_time, float(group["time"].min()))
+                site.last_time = max(site.last_time, float(group["time"].max()))
+                site.contexts += [c for c in group["context"].dropna().unique().tolist() if c not in site.contexts]
+                site.symbols.update(group["symbol"].dropna())
+                if self.collect is not None:
+                    self.collect(site.values, group)
+                acts[site_key] = acts.get(site_key, set()) | set(group[ACT].tolist())
+                site.acts = {int(group[ACT].iloc[-1])}  # a site's activations follow one another
+        if self.inside is not None:
+            for key, site in self.sites.items():
+                site.values.setdefault("inside", set()).update(self.inside(ctx, acts[key], site.symbols))
+
+    def findings(self, severity: str | None = None) -> list[Finding]:
+        findings = []
+        for site in self.sites.values():
+            first, group = site.first, Group(site.count, site.values)
+            findings.append(
+                Finding(
+                    rule=self.rule.id,
+                    severity=severity or self.rule.severity,
+                    title=f"{self.rule.id}: {self.title(first, group)}",
+                    message=self.message(first, group),
+                    fingerprint=fingerprint(self.rule.id, [first[c] for c in self.site]),
+                    count=site.count,
+                    first_time=site.first_time,
+                    last_time=site.last_time,
+                    first_seq=int(first["seq"]),
+                    contexts=site.contexts,
+                    exception=plain(first[EXC_NAME]) if first[IN_ISR] else None,
+                    priority=plain(first[PRIO]) if first[IN_ISR] else None,
+                    task=plain(first["task"]),
+                    symbol=plain(first["symbol"]),
+                    address=plain(first["address"]),
+                    callpath=frame_list(plain(first["callpath"])),
+                    source=plain(first["source"]),
+                    evidence=_json_values(self.evidence(first, group) if self.evidence else {}),
+                )
+            )
+        return findings

@@ -8,9 +8,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 from types import ModuleType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from irqmon.analysis.context import Context
     from irqmon.analysis.findings import Finding
 
@@ -29,6 +31,18 @@ class Rule:
     needs: tuple[str, ...] = ()
 
 
+class Stream(Protocol):
+    """A rule that judges a trace batch by batch (`irqmon.analysis.batches`): it sees each
+    batch's context in turn, says which rows the next batch needs of it, and gives its findings
+    at the end. The whole trace at once is one batch."""
+
+    def add(self, ctx: Context) -> None: ...
+
+    def carry(self, ctx: Context) -> np.ndarray: ...
+
+    def findings(self) -> list[Finding]: ...
+
+
 @dataclass(frozen=True)
 class LoadedRule:
     """A rule with its check and its documentation (the module docstring: why / example / instead)."""
@@ -36,6 +50,7 @@ class LoadedRule:
     rule: Rule
     check: Callable[[Context], list[Finding]]
     doc: str
+    stream: Callable[[], Stream] | None = None  # rules that can judge a trace in batches
 
     @property
     def id(self) -> str:
@@ -43,7 +58,15 @@ class LoadedRule:
 
 
 def _load(module: ModuleType) -> LoadedRule:
-    return LoadedRule(module.RULE, module.check, (module.__doc__ or "").strip())
+    stream = getattr(module, "stream", None)
+    check = module.check if hasattr(module, "check") else lambda ctx: whole_trace(stream(), ctx)
+    return LoadedRule(module.RULE, check, (module.__doc__ or "").strip(), stream)
+
+
+def whole_trace(stream: Stream, ctx: Context) -> list[Finding]:
+    """A stream's findings on a whole trace: one batch."""
+    stream.add(ctx)
+    return stream.findings()
 
 
 def all_rules() -> dict[str, LoadedRule]:

@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from irqmon.analysis.common import at, isr_calls, where
+from irqmon.analysis.common import IsrCallStream, at, isr_calls, where
 from irqmon.analysis.context import EXC_NAME, PRIO, Context
-from irqmon.analysis.findings import Finding, group_hits
+from irqmon.analysis.findings import Group, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
@@ -36,32 +36,37 @@ def ceiling_raw(ctx: Context) -> int | None:
     """The raw BASEPRI ceiling: the option, else the trace's `config` row."""
     if ctx.config.max_syscall_priority is not None:
         return ctx.config.max_syscall_priority
+    if ctx.before is not None:
+        return ctx.before.facts.config_value(CEILING_SYMBOL)
     rows = ctx.select(event=Event.CONFIG.value)
     values = rows.loc[rows["symbol"] == CEILING_SYMBOL, "value"].dropna()
     return int(values.iloc[-1]) if len(values) else None
 
 
-def check(ctx: Context) -> list[Finding]:
+def stream() -> IsrCallStream:
+    return IsrCallStream(_hits, SiteGroups(RULE, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message, evidence=_evidence))
+
+
+def _hits(ctx: Context) -> pd.DataFrame:
     raw = ceiling_raw(ctx)
     if raw is None or raw == 0 or ctx.priority_bits is None:
-        return []  # nothing to compare with: no ceiling, or no way to convert it
+        return pd.DataFrame()  # nothing to compare with: no ceiling, or no way to convert it
     ceiling = ctx.logical_priority(raw)
     calls = isr_calls(ctx, Kind.RTOS_FROMISR.value)
-    hits = calls[(calls[PRIO] < ceiling).fillna(False).astype(bool)].assign(ceiling=ceiling, ceiling_raw=raw)
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message, evidence=_evidence)
+    return calls[(calls[PRIO] < ceiling).fillna(False).astype(bool)].assign(ceiling=ceiling, ceiling_raw=raw)
 
 
-def _title(first: pd.Series, group: pd.DataFrame) -> str:
+def _title(first: pd.Series, group: Group) -> str:
     return f"{first['symbol']} from {where(first)}, above the syscall ceiling {first['ceiling']}"
 
 
-def _message(first: pd.Series, group: pd.DataFrame) -> str:
+def _message(first: pd.Series, group: Group) -> str:
     return (
-        f"{first['context']} called {first['symbol']}{at(first)} ({len(group)} time(s)) but its priority "
+        f"{first['context']} called {first['symbol']}{at(first)} ({group.count} time(s)) but its priority "
         f"{first[PRIO]} is more urgent than configMAX_SYSCALL_INTERRUPT_PRIORITY {first['ceiling']} "
         f"(BASEPRI {first['ceiling_raw']:#x}); the kernel's critical sections do not mask it."
     )
 
 
-def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
+def _evidence(first: pd.Series, group: Group) -> dict:
     return {"priority": first[PRIO], "ceiling": first["ceiling"], "ceiling_raw": first["ceiling_raw"]}

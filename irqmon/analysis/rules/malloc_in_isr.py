@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from irqmon.analysis.common import at, calls_inside, frames_text, isr_calls, where
-from irqmon.analysis.context import EXC_NAME, Context
-from irqmon.analysis.findings import Finding, frame_list, group_hits
+from irqmon.analysis.common import IsrCallStream, at, calls_inside, frames_text, isr_calls, smallest, where
+from irqmon.analysis.findings import Group, SiteGroups, frame_list
+from irqmon.analysis.context import EXC_NAME
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind
 
@@ -32,32 +32,33 @@ RULE = Rule(
 )
 
 
-def check(ctx: Context) -> list[Finding]:
-    hits = isr_calls(ctx, Kind.HEAP.value)
-
-    def message(first: pd.Series, group: pd.DataFrame) -> str:
-        inside = calls_inside(ctx, group)
-        return _message(first, group) + (f" Inside it: {', '.join(inside)}." if inside else "")
-
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=message,
-                      evidence=lambda first, group: _evidence(first, group) | {"inside": calls_inside(ctx, group)})  # fmt: skip
+def stream() -> IsrCallStream:
+    return IsrCallStream(
+        lambda ctx: isr_calls(ctx, Kind.HEAP.value),
+        SiteGroups(RULE, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message, evidence=_evidence,
+                   collect=lambda values, group: smallest(values, "sizes", group["size"].dropna()), inside=calls_inside),
+    )  # fmt: skip
 
 
-def _title(first: pd.Series, group: pd.DataFrame) -> str:
+def _title(first: pd.Series, group: Group) -> str:
     return f"{first['symbol']} called from {where(first)}"
 
 
-def _message(first: pd.Series, group: pd.DataFrame) -> str:
+def _message(first: pd.Series, group: Group) -> str:
     chain = frames_text(first)
     path = f" Call path: {chain}." if chain else ""
-    return f"{first['symbol']} ({first['role']}) ran in {first['context']}{at(first)}, {len(group)} time(s).{path}"
+    inside = sorted(group.values["inside"])
+    return (
+        f"{first['symbol']} ({first['role']}) ran in {first['context']}{at(first)}, {group.count} time(s).{path}"
+        + (f" Inside it: {', '.join(inside)}." if inside else "")
+    )
 
 
-def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
-    sizes = group["size"].dropna()
+def _evidence(first: pd.Series, group: Group) -> dict:
     return {
         "role": first["role"],
         "handler": first["handler"],
         "call_chain": frame_list(first["callpath"] if isinstance(first["callpath"], str) else None, own=True),
-        "sizes": sorted({int(s) for s in sizes})[:16],
+        "sizes": group.values.get("sizes", []),
+        "inside": sorted(group.values["inside"]),
     }

@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from irqmon.analysis.common import at, calls_inside, frames_text, inside_isr_heap_calls, isr_calls, where
+from irqmon.analysis.common import IsrCallStream, at, calls_inside, frames_text, inside_isr_heap_calls, isr_calls, smallest, where
 from irqmon.analysis.context import EXC_NAME, Context
-from irqmon.analysis.findings import Finding, group_hits
+from irqmon.analysis.findings import Group, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
@@ -32,27 +32,34 @@ RULE = Rule(
 )
 
 
-def check(ctx: Context) -> list[Finding]:
+def stream() -> IsrCallStream:
+    return IsrCallStream(
+        _hits,
+        SiteGroups(RULE, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message, evidence=_evidence,
+                   collect=lambda values, group: smallest(values, "objects", group["address"].dropna()), inside=calls_inside),
+    )  # fmt: skip
+
+
+def _hits(ctx: Context) -> pd.DataFrame:
     takes = isr_calls(ctx, Kind.MUTEX.value, Role.ACQUIRE.value)
     blocking = isr_calls(ctx, Kind.BLOCKING.value)
     hits = pd.concat([takes, blocking])
-    if ctx.reports("malloc-in-isr"):
-        hits = hits[~inside_isr_heap_calls(ctx, hits)]
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message,
-                      evidence=lambda first, group: _evidence(first, group) | {"inside": calls_inside(ctx, group)})  # fmt: skip
+    return hits[~inside_isr_heap_calls(ctx, hits)] if ctx.reports("malloc-in-isr") else hits
 
 
-def _title(first: pd.Series, group: pd.DataFrame) -> str:
+def _title(first: pd.Series, group: Group) -> str:
     verb = "blocking call" if first["kind"] == Kind.BLOCKING.value else "mutex take"
     return f"{verb} {first['symbol']} from {where(first)}"
 
 
-def _message(first: pd.Series, group: pd.DataFrame) -> str:
+def _message(first: pd.Series, group: Group) -> str:
     chain = frames_text(first)
     path = f" Call path: {chain}." if chain else ""
-    return f"{first['symbol']} ran in {first['context']}{at(first)}, {len(group)} time(s).{path}"
+    return f"{first['symbol']} ran in {first['context']}{at(first)}, {group.count} time(s).{path}"
 
 
-def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
-    objects = sorted({int(a) for a in group["address"].dropna()})
-    return {"kind": first["kind"], "handler": first["handler"], "objects": [hex(a) for a in objects][:16]}
+def _evidence(first: pd.Series, group: Group) -> dict:
+    return {
+        "kind": first["kind"], "handler": first["handler"], "objects": [hex(a) for a in group.values.get("objects", [])],
+        "inside": sorted(group.values["inside"]),
+    }  # fmt: skip

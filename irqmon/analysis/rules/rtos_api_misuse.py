@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from irqmon.analysis.common import at, calls_inside, isr_calls, outer_calls_only, where
+from irqmon.analysis.common import IsrCallStream, at, calls_inside, isr_calls, outer_calls_only, where
 from irqmon.analysis.context import EXC_NAME, Context
-from irqmon.analysis.findings import Finding, group_hits
+from irqmon.analysis.findings import Group, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
@@ -31,20 +31,26 @@ RULE = Rule(
 )
 
 
-def check(ctx: Context) -> list[Finding]:
+def stream() -> IsrCallStream:
     """Calls the kernel makes inside another probed call (the critical section inside an ISR's
     xQueueSemaphoreTake) are that call's evidence, under its own finding."""
+    return IsrCallStream(
+        _hits,
+        SiteGroups(RULE, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message,
+                   evidence=lambda first, group: {"inside": sorted(group.values["inside"])}, inside=calls_inside),
+    )  # fmt: skip
+
+
+def _hits(ctx: Context) -> pd.DataFrame:
     api = isr_calls(ctx, Kind.RTOS_API.value)
     critical = isr_calls(ctx, Kind.CRITICAL_SECTION.value, (Role.ENTER.value, Role.EXIT.value))
-    hits = outer_calls_only(ctx, pd.concat([api, critical]))
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message,
-                      evidence=lambda first, group: {"inside": calls_inside(ctx, group)})  # fmt: skip
+    return outer_calls_only(ctx, pd.concat([api, critical]))
 
 
-def _title(first: pd.Series, group: pd.DataFrame) -> str:
+def _title(first: pd.Series, group: Group) -> str:
     return f"{first['symbol']} called from {where(first)}"
 
 
-def _message(first: pd.Series, group: pd.DataFrame) -> str:
+def _message(first: pd.Series, group: Group) -> str:
     what = "task-level critical section" if first["kind"] == Kind.CRITICAL_SECTION.value else "task-level RTOS call"
-    return f"{first['symbol']} is a {what}; it ran in {first['context']}{at(first)}, {len(group)} time(s)."
+    return f"{first['symbol']} is a {what}; it ran in {first['context']}{at(first)}, {group.count} time(s)."

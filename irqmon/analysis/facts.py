@@ -1,0 +1,136 @@
+"""What the analysis of a part of a trace needs to know of the whole trace.
+
+A rule judging one batch of a trace read in batches (out-of-core analysis) may need facts that
+later rows decide: an exception's name and priority where only later rows carry them, the last
+value of a configuration register, whether a function's returns are traced at all. They are
+learned in a first pass over a few columns and kept small: per exception, per distinct
+(event, kind, role, symbol) combination, and the few config and coverage rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from irqmon import schema
+from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS
+from irqmon.schema import Event
+
+# The columns the first pass reads.
+FACT_COLUMNS = ["time", "ipsr", "priority", "exception", "event", "kind", "role", "symbol", "address", "value", "halted"]
+SIGNATURE_COLUMNS = ["event", "kind", "role", "symbol"]
+
+
+@dataclass(frozen=True)
+class Signature:
+    """A distinct combination of what a row is, as `TraceFacts.signatures` holds them."""
+
+    event: str | None
+    kind: str | None
+    role: str | None
+    symbol: str | None
+    has_address: bool
+    in_isr: bool
+
+
+@dataclass
+class TraceFacts:
+    """Facts of the whole trace (see the module docstring)."""
+
+    exception_names: pd.Series  # exception number -> name, in order of appearance
+    prio_by_ipsr: pd.Series  # exception number -> its first recorded priority
+    irq_exceptions: frozenset[int]  # exceptions with irq_enter rows
+    signatures: frozenset[Signature]
+    config: pd.DataFrame  # the config rows (`symbol`, `value`), in order
+    end_time: float  # the last time of the trace (NaN for no rows)
+    halted_rows: int  # rows with a `halted` value (0: the capture never halted the core)
+
+    def has(self, event: str, kinds: Iterable[str], isr: bool | None = None) -> bool:
+        """Whether the trace has a row of `event` of one of `kinds` (in handler mode only, or
+        in thread mode only, where `isr` says)."""
+        wanted = set(kinds)
+        return any(s.event == event and s.kind in wanted and (isr is None or s.in_isr == isr) for s in self.signatures)
+
+    def symbols(self, event: str, kinds: Iterable[str], isr: bool | None = None) -> set[str]:
+        """The symbols of the rows `has` looks for."""
+        wanted = set(kinds)
+        return {
+            s.symbol for s in self.signatures
+            if s.event == event and s.kind in wanted and s.symbol is not None and (isr is None or s.in_isr == isr)
+        }  # fmt: skip
+
+    def config_value(self, symbol: str) -> int | None:
+        """The last value the trace's config rows give `symbol`."""
+        values = self.config.loc[self.config["symbol"] == symbol, "value"].dropna()
+        return int(values.iloc[-1]) if len(values) else None
+
+
+def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
+    """The facts of a trace given as its tables in order (one, or its batches)."""
+    names: dict[int, str | None] = {}
+    prio: dict[int, int] = {}
+    irq: set[int] = set()
+    signatures: set[Signature] = set()
+    config: list[pd.DataFrame] = []
+    end_time = np.nan
+    halted_rows = 0
+    for table in batches:
+        ipsr = table["ipsr"]
+        _first_per_exception(names, table, "exception", every_exception=True)
+        _first_per_exception(prio, table, "priority")
+        enters = pc.equal(table["event"].cast(pa.string()), Event.IRQ_ENTER.value)
+        irq.update(v for v in pc.unique(ipsr.filter(pc.fill_null(enters, False))).to_pylist() if v is not None)
+        signatures.update(_signatures(table))
+        rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.CONFIG.value))
+        if rows.num_rows:
+            config.append(pd.DataFrame({"symbol": rows["symbol"].cast(pa.string()).to_pylist(), "value": rows["value"].to_pylist()}))
+        halted_rows += int(pc.sum(pc.and_(pc.is_valid(table["halted"]), pc.invert(pc.is_nan(table["halted"])))).as_py() or 0)
+        if table.num_rows:
+            end_time = np.nanmax([end_time, pc.max(table["time"]).as_py()])
+    return TraceFacts(
+        exception_names=pd.Series(
+            [name if name is not None else SYSTEM_EXCEPTIONS.get(n, _numbered(n)) for n, name in names.items()],
+            index=pd.Index(list(names), dtype=np.int64), dtype="string",
+        ),
+        prio_by_ipsr=pd.Series(list(prio.values()), index=pd.Index(list(prio), dtype=np.int64), dtype=np.int64),
+        irq_exceptions=frozenset(irq),
+        signatures=frozenset(signatures),
+        config=pd.concat(config, ignore_index=True) if config else pd.DataFrame({"symbol": [], "value": []}),
+        end_time=float(end_time),
+        halted_rows=halted_rows,
+    )  # fmt: skip
+
+
+def _first_per_exception(found: dict, table: pa.Table, column: str, every_exception: bool = False) -> None:
+    """Per exception number not yet in `found`, the first value of `column` in `table` (None
+    where none of its rows has one and `every_exception` is set: it still counts as seen)."""
+    known = table.filter(pc.is_valid(table["ipsr"]))
+    with_value = known.filter(pc.is_valid(known[column]))
+    with_value = pa.table({"ipsr": with_value["ipsr"], column: with_value[column].cast(_plain(with_value[column].type))})
+    values = with_value.group_by("ipsr", use_threads=False).aggregate([(column, "first")])
+    first = dict(zip(values["ipsr"].to_pylist(), values[f"{column}_first"].to_pylist()))
+    numbers = pc.unique(known["ipsr"]).to_pylist() if every_exception else list(first)
+    for number in numbers:  # in order of appearance
+        if number not in found or (found[number] is None and first.get(number) is not None):
+            found[number] = first.get(number)
+
+
+def _plain(arrow_type: pa.DataType) -> pa.DataType:
+    return arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+
+
+def _signatures(table: pa.Table) -> set[Signature]:
+    columns = {c: table[c].cast(pa.string()) for c in SIGNATURE_COLUMNS}
+    columns["has_address"] = pc.is_valid(table["address"])
+    columns["in_isr"] = pc.fill_null(pc.greater(table["ipsr"], 0), False)
+    distinct = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
+    return {Signature(**row) for row in distinct.to_pylist()}
+
+
+def _numbered(exception: int) -> str:
+    return f"IRQ {exception - schema.FIRST_IRQ}" if exception >= schema.FIRST_IRQ else f"exception {exception}"
