@@ -5,10 +5,12 @@ The streaming writer used while capturing is `irqmon.tracewriter`, which needs n
 from __future__ import annotations
 
 import csv
+import io
 import warnings
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pandas as pd
 import pyarrow as pa
@@ -29,7 +31,12 @@ _ARROW_TYPES = {"int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(
 # The schema's string columns are held dictionary-encoded: a few distinct values repeated (events,
 # kinds, symbols, call paths) take four bytes a row instead of a copy of the text.
 STRING_CODES = pa.dictionary(pa.int32(), pa.string())
+_STRING_COLUMNS = [name for name, dtype in schema.COLUMNS.items() if dtype == "string"]
 _NOT_NULL = ("seq", "time", "event")
+# `read_batches`: rows a batch holds unless asked otherwise, and the streaming CSV reader's block
+# (at least Arrow's default, which a line must fit in, as for `load_trace`; at most the top).
+BATCH_ROWS = 1 << 20
+CSV_BLOCK_BYTES = (1 << 20, 64 << 20)
 UTF8_BOM = b"\xef\xbb\xbf"
 # Seconds since the capture started: finite, and within any capture's reach (a renderer given
 # 1e308 or inf has no axis to draw).
@@ -98,19 +105,86 @@ class Trace:
 def load_trace(path: Path | str) -> Trace:
     """Read and check a CSV or Parquet trace; any problem is one `UsageError` line."""
     path = Path(path)
-    try:
-        with open(path, "rb") as file:
-            head = file.read(4)
-    except OSError as exc:
-        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    if not head:
-        raise UsageError(f"{path}: empty file, not a trace")
-    table, metadata = _read_parquet(path) if head == PARQUET_MAGIC else _read_csv(path)
+    parquet = _is_parquet(path)
+    table, metadata = _read_parquet(path) if parquet else _read_csv(path)
     _check_metadata(path, metadata)
     table = with_optional_columns(table)
-    _check_rows(path, table, first_line=_first_data_line(path) if head != PARQUET_MAGIC else None)
+    _check_rows(path, table, first_line=None if parquet else _first_data_line(path))
     pa.default_memory_pool().release_unused()  # the reader's scratch memory, else kept by Arrow's pool
     return Trace(table, metadata, path)
+
+
+def read_batches(path: Path | str, rows: int = BATCH_ROWS) -> TraceBatches:
+    """Open and check a CSV or Parquet trace for reading in batches of at most `rows` rows;
+    problems found before any row is read (unreadable, empty, not a trace, bad header, missing
+    columns, bad metadata) are one `UsageError` line here."""
+    path = Path(path)
+    if rows < 1:
+        raise ValueError(f"batches of {rows} rows")
+    if _is_parquet(path):
+        parquet, metadata = _open_parquet(path)
+        with parquet:
+            _held_columns(path, parquet.schema_arrow.empty_table())  # a column of the wrong type
+        _check_metadata(path, metadata)
+        return TraceBatches(path, metadata, rows, partial(_parquet_tables, path, rows), first_line=None)
+    layout = _csv_layout(path)
+    with pa.OSFile(str(path)) as file:
+        end = _whole_lines_end(path, file)
+    _check_metadata(path, layout.metadata)
+    tables = partial(_csv_tables, path, layout, end, _csv_block_size(path, rows))
+    return TraceBatches(path, layout.metadata, rows, tables, first_line=layout.skip + 2)
+
+
+class TraceBatches:
+    """A checked trace file whose rows are read, batch by batch, on each iteration (`read_batches`)."""
+
+    def __init__(
+        self, path: Path, metadata: dict[str, str], rows: int, tables: Callable[[], Iterator[pa.Table]], first_line: int | None
+    ) -> None:
+        self.path = path
+        self.metadata = metadata
+        self._rows = rows
+        self._tables = tables  # the file's rows as Arrow reads them, in held types, the first table empty
+        self._first_line = first_line  # of the rows in a CSV; None for Parquet (rows are counted)
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        """The rows in file order, as tables of at most `rows` rows (the last may be shorter), each
+        exactly as `load_trace(path).table` would hold those rows: the schema's dtypes, string
+        columns dictionary-encoded (`STRING_CODES`; each batch may have its own dictionary), the
+        optional columns present (added empty where the file lacks them), extra columns kept.
+        Each batch is checked as load_trace checks the whole table, and a problem raises the same
+        one-line UsageError load_trace would give, with the right line number (CSV) / row number
+        (Parquet) counted over the whole file, not the batch. `seq` must increase across batch
+        edges too. A cut-off last line warns PartialRowWarning once and is dropped, as today.
+        A trace without rows is one empty table, so its columns are seen."""
+        done, last_seq = 0, None
+        for batch in _in_batches(self._tables(), self._rows):
+            batch = with_optional_columns(batch)
+            _check_rows(self.path, batch, self._first_line, first_row=done, previous_seq=last_seq)
+            if batch.num_rows:
+                done += batch.num_rows
+                last_seq = batch["seq"][batch.num_rows - 1].as_py()
+            yield batch
+
+
+def _in_batches(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
+    """The rows of `tables` again, as tables of `rows` rows (the last may be shorter); if there
+    are none, one empty table (the first of `tables`, which gives the columns)."""
+    pending: list[pa.Table] = []
+    count = 0
+    yielded = False
+    empty = next(tables)
+    for table in tables:
+        while table.num_rows:
+            taken = table.slice(0, rows - count)
+            pending.append(taken)
+            count += taken.num_rows
+            table = table.slice(taken.num_rows)
+            if count == rows:
+                yield pa.concat_tables(pending)
+                pending, count, yielded = [], 0, True
+    if count or not yielded:
+        yield pa.concat_tables(pending or [empty])
 
 
 def use_system_memory_pool() -> None:
@@ -148,6 +222,18 @@ def write_csv(trace: Trace, path: Path | str) -> None:
         trace.frame.to_csv(file, index=False, float_format="%.6f", lineterminator="\n")
 
 
+def _is_parquet(path: Path) -> bool:
+    """Whether the file starts as Parquet does (else it is read as CSV); unreadable or empty is a UsageError."""
+    try:
+        with open(path, "rb") as file:
+            head = file.read(4)
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    if not head:
+        raise UsageError(f"{path}: empty file, not a trace")
+    return head == PARQUET_MAGIC
+
+
 def _read_metadata_lines(path: Path) -> tuple[dict[str, str], int, bytes]:
     """The leading `# key: value` lines, how many there are, and the header line after them."""
     metadata: dict[str, str] = {}
@@ -177,7 +263,85 @@ def _decode(path: Path, raw: bytes, line: int) -> str:
         raise UsageError(f"{path}:{line}: not UTF-8 (byte {exc.start + 1} of the line)") from None
 
 
+class _CsvLayout(NamedTuple):
+    metadata: dict[str, str]
+    skip: int  # metadata lines before the header
+    header: list[str]
+    types: dict[str, pa.DataType]  # each column's type as read
+
+
 def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
+    layout = _csv_layout(path)
+    try:
+        table = pacsv.read_csv(_whole_lines(path), **_csv_options(layout))
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise UsageError(_diagnose_csv(path, layout.skip, layout.header, str(exc))) from None
+    return table, layout.metadata
+
+
+def _csv_tables(path: Path, layout: _CsvLayout, end: int | None, block_size: int) -> Iterator[pa.Table]:
+    """The CSV's rows block by block as Arrow's streaming reader converts them (an empty table
+    first); the whole lines only, up to `end` if the last is cut off."""
+    file = pa.OSFile(str(path)) if end is None else pa.PythonFile(_FileStart(path, end), mode="r")
+    with file:
+        try:
+            reader = pacsv.open_csv(file, **_csv_options(layout, block_size))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            raise UsageError(_diagnose_csv(path, layout.skip, layout.header, str(exc))) from None
+        yield reader.schema.empty_table()
+        while True:
+            try:
+                batch = reader.read_next_batch()
+            except StopIteration:
+                return
+            except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+                raise UsageError(_diagnose_csv(path, layout.skip, layout.header, str(exc))) from None
+            yield pa.Table.from_batches([batch])
+
+
+class _FileStart(io.RawIOBase):
+    """The first `size` bytes of a file, as a stream."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        super().__init__()
+        self._file = open(path, "rb", buffering=0)
+        self._left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = self._file.readinto(memoryview(buffer)[: self._left]) or 0
+        self._left -= count
+        return count
+
+    def close(self) -> None:
+        self._file.close()
+        super().close()
+
+
+def _csv_block_size(path: Path, rows: int) -> int:
+    """Bytes of the file that hold about `rows` rows, judged from its start, within CSV_BLOCK_BYTES."""
+    with open(path, "rb") as file:
+        start = file.read(1 << 20)
+    row_bytes = len(start) / max(start.count(b"\n"), 1)
+    low, high = CSV_BLOCK_BYTES
+    return int(min(max(rows * row_bytes, low), high))
+
+
+def _csv_options(layout: _CsvLayout, block_size: int | None = None) -> dict[str, Any]:
+    """How Arrow reads a CSV trace of `layout` (in blocks of `block_size` bytes, else its default)."""
+    return {
+        "read_options": pacsv.ReadOptions(skip_rows=layout.skip, use_threads=True, block_size=block_size),
+        "parse_options": pacsv.ParseOptions(newlines_in_values=False),
+        "convert_options": pacsv.ConvertOptions(
+            column_types=layout.types, null_values=[""], strings_can_be_null=True, check_utf8=True
+        ),
+    }
+
+
+def _csv_layout(path: Path) -> _CsvLayout:
+    """The metadata lines and the header, checked (required columns present, none twice)."""
     metadata, skip, header_raw = _read_metadata_lines(path)
     header_line = skip + 1
     header_text = _decode(path, header_raw, header_line).strip("\r\n")
@@ -191,34 +355,29 @@ def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
     if duplicated:
         raise UsageError(f"{path}:{header_line}: column {duplicated[0]} appears twice")
     types = {c: _held_type(_ARROW_TYPES[schema.COLUMNS[c]]) if c in schema.COLUMNS else pa.string() for c in header}
-    try:
-        table = pacsv.read_csv(
-            _whole_lines(path),
-            read_options=pacsv.ReadOptions(skip_rows=skip, use_threads=True),
-            parse_options=pacsv.ParseOptions(newlines_in_values=False),
-            convert_options=pacsv.ConvertOptions(
-                column_types=types, null_values=[""], strings_can_be_null=True, check_utf8=True
-            ),
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise UsageError(_diagnose_csv(path, skip, header, str(exc))) from None
-    return table, metadata
+    return _CsvLayout(metadata, skip, header, types)
 
 
 def _whole_lines(path: Path) -> pa.NativeFile:
-    """The file up to its last newline: a last line without one is a row cut off part-way by a
-    capture that was killed mid-write (or a disk that filled), dropped with a warning."""
+    """The file, mapped, up to its last newline (`_whole_lines_end`)."""
     data = pa.memory_map(str(path))
+    end = _whole_lines_end(path, data)
+    return data if end is None else pa.BufferReader(data.read_at(end, 0))
+
+
+def _whole_lines_end(path: Path, data: pa.NativeFile) -> int | None:
+    """Where the file's last newline ends it, if a line follows: a last line without one is a
+    row cut off part-way by a capture that was killed mid-write (or a disk that filled), dropped
+    with a warning. None if the file ends whole."""
     size = data.size()
     if size == 0 or data.read_at(1, size - 1) == b"\n":
-        return data
+        return None
     tail = data.read_at(min(size, 1 << 20), max(size - (1 << 20), 0))
     cut = tail.rfind(b"\n")
     if cut < 0:
-        return data  # one long line: let the reader say what is wrong with it
-    end = size - len(tail) + cut + 1
-    warnings.warn(PartialRowWarning(f"{path}: the last line is cut off part-way (a capture killed mid-write?): dropped"), stacklevel=3)
-    return pa.BufferReader(data.read_at(end, 0))
+        return None  # one long line: let the reader say what is wrong with it
+    warnings.warn(PartialRowWarning(f"{path}: the last line is cut off part-way (a capture killed mid-write?): dropped"), stacklevel=4)
+    return size - len(tail) + cut + 1
 
 
 def _held_type(arrow_type: pa.DataType) -> pa.DataType:
@@ -228,15 +387,12 @@ def _held_type(arrow_type: pa.DataType) -> pa.DataType:
 
 def _diagnose_csv(path: Path, skip: int, header: list[str], arrow_message: str) -> str:
     """Find the line and column Arrow refused (the slow path, only taken for a bad file)."""
-    with open(path, "rb") as file:
-        lines = file.read().split(b"\n")
-    for number, raw in enumerate(lines[skip + 1 :], start=skip + 2):
+    for number, raw, last in _data_lines(path, skip):
         if not raw.strip(b"\r"):
             continue
         text = _decode(path, raw, number).rstrip("\r")
         cells = _cells(path, text, number)
         if len(cells) != len(header):
-            last = number == len(lines) or (number == len(lines) - 1 and not lines[-1])
             hint = " (truncated file?)" if last else ""
             return f"{path}:{number}: {len(cells)} fields, the header has {len(header)}{hint}"
         for column, cell in zip(header, cells):
@@ -244,6 +400,19 @@ def _diagnose_csv(path: Path, skip: int, header: list[str], arrow_message: str) 
             if problem:
                 return f"{path}:{number}: column {column}: {problem}"
     return f"{path}: not a readable trace CSV ({arrow_message.splitlines()[0]})"
+
+
+def _data_lines(path: Path, skip: int) -> Iterator[tuple[int, bytes, bool]]:
+    """Each line after the `skip` metadata lines and the header, one at a time: its number, its
+    bytes without the newline, and whether it is the file's last line."""
+    with open(path, "rb") as file:
+        for _ in range(skip + 1):
+            file.readline()
+        number, raw = skip + 2, file.readline()
+        while raw:
+            following = file.readline()
+            yield number, raw.removesuffix(b"\n"), not following
+            number, raw = number + 1, following
 
 
 def _cells(path: Path, text: str, line: int) -> list[str]:
@@ -265,12 +434,50 @@ def _cell_problem(dtype: str, cell: str) -> str | None:
 
 
 def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
-    strings = [name for name, dtype in schema.COLUMNS.items() if dtype == "string"]
+    parquet, metadata = _open_parquet(path)
+    with parquet:
+        try:
+            table = parquet.read(use_threads=True)
+        except (pa.ArrowException, OSError) as exc:
+            raise _unreadable_parquet(path, exc) from None
+    return _held_columns(path, table), metadata
+
+
+def _parquet_tables(path: Path, rows: int) -> Iterator[pa.Table]:
+    """The Parquet file's rows in held types, `rows` at most at a time (an empty table first)."""
+    parquet, _ = _open_parquet(path)
+    with parquet:
+        yield _held_columns(path, parquet.schema_arrow.empty_table())
+        batches = parquet.iter_batches(batch_size=rows, use_threads=True)
+        while True:
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            except (pa.ArrowException, OSError) as exc:
+                raise _unreadable_parquet(path, exc) from None
+            yield _held_columns(path, pa.Table.from_batches([batch]))
+
+
+def _open_parquet(path: Path) -> tuple[pq.ParquetFile, dict[str, str]]:
+    """The file opened to read, the schema's string columns dictionary-encoded, and the trace's
+    metadata (`irqmon.<key>` in the schema metadata); a file that is no trace is a UsageError."""
     try:
-        table = pq.read_table(path, read_dictionary=strings)
+        with pq.ParquetFile(path) as footer:
+            metadata = _parquet_metadata(path, footer.schema_arrow)
+            strings = [name for name in _STRING_COLUMNS if name in footer.schema_arrow.names]
+            return pq.ParquetFile(path, metadata=footer.metadata, read_dictionary=strings), metadata
     except (pa.ArrowException, OSError) as exc:
-        raise UsageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})") from None
-    raw_meta = table.schema.metadata or {}
+        raise _unreadable_parquet(path, exc) from None
+
+
+def _unreadable_parquet(path: Path, exc: Exception) -> UsageError:
+    return UsageError(f"{path}: not a readable Parquet file ({str(exc).splitlines()[0]})")
+
+
+def _parquet_metadata(path: Path, file_schema: pa.Schema) -> dict[str, str]:
+    """The trace's metadata, once the file is known to be a trace with the required columns."""
+    raw_meta = file_schema.metadata or {}
     metadata = {
         k.decode("utf-8", "replace")[len(PARQUET_META_PREFIX) :]: v.decode("utf-8", "replace")
         for k, v in raw_meta.items()
@@ -278,9 +485,14 @@ def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
     }
     if schema.META_SCHEMA not in metadata:
         raise UsageError(f"{path}: Parquet file is not an irqmon trace (no {PARQUET_META_PREFIX}{schema.META_SCHEMA} metadata)")
-    missing = [c for c in schema.REQUIRED_COLUMNS if c not in table.column_names]
+    missing = [c for c in schema.REQUIRED_COLUMNS if c not in file_schema.names]
     if missing:
         raise UsageError(f"{path}: missing column{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
+    return metadata
+
+
+def _held_columns(path: Path, table: pa.Table) -> pa.Table:
+    """A table read from Parquet with the schema's columns in their held types (extras as they are)."""
     columns = []
     for name in table.column_names:
         column = table.column(name)
@@ -301,7 +513,7 @@ def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
             if held != wanted:
                 column = column.dictionary_encode()
         columns.append(column)
-    return pa.table(columns, names=table.column_names), metadata
+    return pa.table(columns, names=table.column_names)
 
 
 def to_frame(columns: Iterable[tuple[str, pa.Array | pa.ChunkedArray]]) -> pd.DataFrame:
@@ -372,11 +584,15 @@ def _check_metadata(path: Path, metadata: dict[str, str]) -> None:
         raise UsageError(f"{path}: metadata priority_bits {bits!r} is not a number of bits from 1 to 8")
 
 
-def _check_rows(path: Path, table: pa.Table, first_line: int | None) -> None:
-    """Vectorized row checks; the first offending row is named (CSV line, or Parquet row)."""
+def _check_rows(
+    path: Path, table: pa.Table, first_line: int | None, first_row: int = 0, previous_seq: int | None = None
+) -> None:
+    """Vectorized row checks; the first offending row is named (CSV line, or Parquet row). The
+    table may be a batch: `first_row` rows of the file and a last `seq` of `previous_seq` before it."""
 
     def where(position: int) -> str:
-        return f"{path}:{first_line + position}" if first_line is not None else f"{path}: row {position}"
+        row = first_row + position
+        return f"{path}:{first_line + row}" if first_line is not None else f"{path}: row {row}"
 
     for column in _NOT_NULL:
         if table[column].null_count:
@@ -401,6 +617,8 @@ def _check_rows(path: Path, table: pa.Table, first_line: int | None) -> None:
             position = _first(pc.fill_null(outside, False))
             raise UsageError(f"{where(position)}: column {column}: {table[column][position].as_py()} is outside {low}..{high}")
     seq = table["seq"].to_numpy()
+    if previous_seq is not None and len(seq) and seq[0] <= previous_seq:
+        raise UsageError(f"{where(0)}: column seq is not increasing")
     if len(seq) > 1:
         step = seq[1:] <= seq[:-1]
         if step.any():

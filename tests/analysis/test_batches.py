@@ -1,0 +1,275 @@
+"""read_batches: a trace read in batches holds, batch by batch, what load_trace holds whole, and a
+bad file is refused with load_trace's own line, its line or row counted over the whole file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from support import ROOT
+from test_loader import FUZZ, edit, mixed_rows, valid
+from tracebuild import write_trace
+
+from irqmon import schema
+from irqmon.errors import UsageError
+from irqmon.tracefile import PartialRowWarning, Trace, load_trace, read_batches, write_parquet
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import gen_trace
+
+RECORDED = Path(__file__).parent / "traces"
+BIG_ROWS = 300_000
+
+
+def decoded(table: pa.Table) -> pa.Table:
+    """`table` in one chunk, its dictionary columns decoded, to compare values."""
+    columns = [c.cast(c.type.value_type) if pa.types.is_dictionary(c.type) else c for c in table.columns]
+    return pa.table(columns, names=table.column_names).combine_chunks()
+
+
+def assert_batches_hold_the_trace(path: Path, rows: int) -> list[pa.Table]:
+    """Each batch has load_trace's columns and types and `rows` rows (the last may have fewer),
+    and together they are load_trace's rows in order."""
+    whole = load_trace(path).table
+    batches = list(read_batches(path, rows))
+    assert all(batch.schema == whole.schema for batch in batches)
+    assert all(batch.num_rows == rows for batch in batches[:-1]) and 0 < batches[-1].num_rows <= rows
+    assert decoded(pa.concat_tables(batches)).equals(decoded(whole))
+    return batches
+
+
+def as_parquet(source: Path, directory: Path) -> Path:
+    path = directory / f"{source.stem}.parquet"
+    write_parquet(load_trace(source), path)
+    return path
+
+
+@pytest.mark.parametrize("rows", [1, 2, 7, 4096])
+@pytest.mark.parametrize("recorded", ["usb_cdc_malloc_isr.csv", "hal_i2c_lock_deadlock.csv"])
+def test_every_batch_size_gives_the_rows_load_trace_gives(tmp_path, recorded, rows):
+    """The recorded captures lack the optional columns: every batch has them, empty."""
+    csv = RECORDED / recorded
+    header = next(line for line in csv.read_text().splitlines() if not line.startswith("#"))
+    assert "seq" in header and not set(schema.OPTIONAL_COLUMNS) & set(header.split(","))
+    for path in (csv, as_parquet(csv, tmp_path)):
+        batches = assert_batches_hold_the_trace(path, rows)
+        assert all(batch.column(name).null_count == batch.num_rows for batch in batches for name in schema.OPTIONAL_COLUMNS)
+        assert read_batches(path).metadata == load_trace(path).metadata
+
+
+def test_extra_columns_are_kept_in_every_batch(tmp_path):
+    last = list(schema.COLUMNS)[-1]
+    text = valid(tmp_path).read_text().replace(f",{last}\n", f",{last},note\n")
+    csv = tmp_path / "extra.csv"
+    csv.write_text("\n".join(line + ",x" if line[:1].isdigit() else line for line in text.splitlines()) + "\n")
+    trace = load_trace(valid(tmp_path))
+    parquet = tmp_path / "extra.parquet"
+    write_parquet(Trace(trace.frame.assign(board_temp=[21.5, 22.0, 22.5]), trace.metadata, trace.path), parquet)
+    for path, extra in ((csv, "note"), (parquet, "board_temp")):
+        batches = assert_batches_hold_the_trace(path, 2)
+        assert [value for batch in batches for value in batch[extra].to_pylist()] == load_trace(path).table[extra].to_pylist()
+
+
+def test_a_trace_without_rows_is_one_empty_table_with_its_columns(tmp_path):
+    header_only = edit(tmp_path, lambda text: text[: text.index("\n", text.index("seq,")) + 1].encode())
+    for path in (header_only, as_parquet(header_only, tmp_path)):
+        whole = load_trace(path).table
+        (batch,) = read_batches(path, 3)
+        assert batch.num_rows == 0 and batch.schema == whole.schema
+
+
+def test_a_cut_off_last_line_warns_once_and_is_dropped(tmp_path):
+    text = (RECORDED / "usb_cdc_malloc_isr.csv").read_bytes()
+    path = tmp_path / "cut.csv"
+    path.write_bytes(text[: text.rindex(b"\n", 0, len(text) - 1) + 40])
+    with pytest.warns(PartialRowWarning):
+        whole = load_trace(path).table
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        batches = list(read_batches(path, 5))
+    assert [type(w.message) for w in caught] == [PartialRowWarning]
+    assert decoded(pa.concat_tables(batches)).equals(decoded(whole))
+    assert whole.num_rows == load_trace(RECORDED / "usb_cdc_malloc_isr.csv").rows - 1
+
+
+@pytest.fixture(scope="module")
+def big_traces(tmp_path_factory) -> tuple[Path, Path]:
+    """A CSV and a Parquet trace of BIG_ROWS rows: the recorded captures, repeated."""
+    return gen_trace.generate(BIG_ROWS, tmp_path_factory.mktemp("big"))
+
+
+def test_a_big_trace_in_small_batches_equals_load_trace(big_traces):
+    for path in big_traces:
+        batches = assert_batches_hold_the_trace(path, 4096)
+        assert sum(batch.num_rows for batch in batches) == BIG_ROWS
+
+
+# The process's own peak RSS (VmHWM: ru_maxrss would start from the forking pytest's).
+PEAK_GROWTH = """
+import re, sys
+from pathlib import Path
+from irqmon.tracefile import load_trace, read_batches
+def peak_kib():
+    return int(re.search(r"VmHWM:\\s+(\\d+) kB", Path("/proc/self/status").read_text())[1])
+warm_up, path, how = sys.argv[1:]
+read = (lambda p: sum(b.num_rows for b in read_batches(p, 4096))) if how == "batches" else (lambda p: load_trace(p).rows)
+read(warm_up)  # the libraries' code and the allocator's first arenas, touched once
+before = peak_kib()
+assert read(path) > 0
+print(peak_kib() - before)
+"""
+
+
+def peak_growth_kib(warm_up: Path, path: Path, how: str) -> int:
+    result = subprocess.run([sys.executable, "-c", PEAK_GROWTH, str(warm_up), str(path), how],
+                            capture_output=True, text=True, timeout=300, cwd=ROOT)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return int(result.stdout)
+
+
+def test_reading_in_batches_holds_far_less_than_the_whole_trace(big_traces, tmp_path):
+    """The peak memory of reading in batches stays well under that of holding the trace whole
+    (measured in a fresh process, after a small trace was read the same way)."""
+    warm_ups = gen_trace.generate(30_000, tmp_path)
+    for warm_up, path in zip(warm_ups, big_traces, strict=True):
+        batches, whole = peak_growth_kib(warm_up, path, "batches"), peak_growth_kib(warm_up, path, "load")
+        assert batches * 2 < whole, (path.suffix, batches, whole)
+
+
+# Bad files: the cases of test_loader.py and tests/robustness, and some whose problem lies
+# batches away from the first row.
+def replaced(old: str, new: str, count: int = 1, recorded: str = "usb_cdc_malloc_isr.csv") -> Callable[[Path], Path]:
+    def make(tmp_path: Path) -> Path:
+        text = (RECORDED / recorded).read_text(encoding="utf-8")
+        assert old in text
+        path = tmp_path / "edited.csv"
+        path.write_text(text.replace(old, new, count), encoding="utf-8")
+        return path
+
+    return make
+
+
+def wrong_address_on_line_8(tmp_path: Path) -> Path:
+    lines = valid(tmp_path).read_text().splitlines()
+    cells = lines[7].split(",")
+    cells[lines[5].split(",").index("address")] = "0xzz"
+    lines[7] = ",".join(cells)
+    return edit(tmp_path, ("\n".join(lines) + "\n").encode())
+
+
+def parquet_of(change: Callable[[Trace], Trace], recorded: str = "usb_cdc_malloc_isr.csv") -> Callable[[Path], Path]:
+    def make(tmp_path: Path) -> Path:
+        path = tmp_path / "bad.parquet"
+        write_parquet(change(load_trace(RECORDED / recorded)), path)
+        return path
+
+    return make
+
+
+def with_value(column: str, row: int, value: object) -> Callable[[Trace], Trace]:
+    def change(trace: Trace) -> Trace:
+        frame = trace.frame.copy()
+        frame.loc[row, column] = value
+        return Trace(frame, trace.metadata, trace.path)
+
+    return change
+
+
+def not_a_trace(tmp_path: Path) -> Path:
+    path = tmp_path / "other.parquet"
+    pq.write_table(pa.table({"a": [1, 2]}), path)
+    return path
+
+
+def broken_parquet(tmp_path: Path) -> Path:
+    path = tmp_path / "broken.parquet"
+    path.write_bytes(b"PAR1 not really")
+    return path
+
+
+def parquet_ipsr_of_strings(tmp_path: Path) -> Path:
+    trace = load_trace(valid(tmp_path))
+    write_parquet(Trace(trace.frame.assign(ipsr=["a", "b", "c"]), trace.metadata, trace.path), tmp_path / "t.parquet")
+    return tmp_path / "t.parquet"
+
+
+def last_row_short_a_field(tmp_path: Path) -> Path:
+    text = (RECORDED / "clean.csv").read_text()
+    path = tmp_path / "short.csv"
+    path.write_text(text[: text.rindex(",", 0, len(text) - 1)] + "\n")
+    return path
+
+
+BAD_FILES: dict[str, Callable[[Path], Path]] = {
+    "empty": lambda tmp_path: edit(tmp_path, b""),
+    "metadata only": lambda tmp_path: edit(tmp_path, b"# irqmon-trace\n# schema: 1\n"),
+    "missing column": lambda tmp_path: edit(tmp_path, lambda t: t.replace(",callpath,", ",path,").encode()),
+    "not an integer": wrong_address_on_line_8,
+    "not utf-8": lambda tmp_path: edit(tmp_path, lambda t: t.replace("malloc;main", "malloc;m\xe9").encode("latin-1")),
+    "newer schema": lambda tmp_path: edit(tmp_path, lambda t: t.replace(f"# schema: {schema.SCHEMA_VERSION}", f"# schema: {schema.SCHEMA_VERSION + 1}").encode()),
+    "unknown event": lambda tmp_path: edit(tmp_path, lambda t: t.replace(",irq_exit,", ",jump,").encode()),
+    "seq back to 0": lambda tmp_path: edit(tmp_path, lambda t: t.replace("\n2,", "\n0,").encode()),
+    "parquet not a trace": not_a_trace,
+    "parquet broken": broken_parquet,
+    "parquet wrong column type": parquet_ipsr_of_strings,
+    "missing file": lambda tmp_path: tmp_path / "nope.csv",
+    "time nan": replaced("\n1,0.168334,", "\n1,nan,"),
+    "time inf": replaced("\n1,0.168334,", "\n1,inf,"),
+    "time 1e308": replaced("\n1,0.168334,", "\n1,1e308,"),
+    "priority outside": replaced(",0,Thread,,0,0,0,0,", ",0,Thread,9223372036854775807,0,0,0,0,"),
+    "schema not a number": replaced("# schema: 1", "# schema: ²"),
+    "priority_bits not a number": replaced("# priority_bits: 4", "# priority_bits: ³"),
+    "seq repeated late": replaced("\n101,", "\n100,", recorded="clean.csv"),
+    "unknown event late": replaced("\n150,3.310137,,call,", "\n150,3.310137,,jump,", recorded="clean.csv"),
+    "not an integer late": replaced("\n120,", "\n120x,", recorded="clean.csv"),
+    "last row short a field": last_row_short_a_field,
+    "parquet time late": parquet_of(with_value("time", 170, float("inf")), recorded="clean.csv"),
+    "parquet seq late": parquet_of(with_value("seq", 230, 5), recorded="clean.csv"),
+    "parquet ipsr late": parquet_of(with_value("ipsr", 11, 600)),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("rows", [1, 3])
+@pytest.mark.parametrize("case", BAD_FILES)
+def test_a_bad_file_read_in_batches_gets_load_traces_line(tmp_path, case, rows):
+    path = BAD_FILES[case](tmp_path)
+    with pytest.raises(UsageError) as whole:
+        load_trace(path)
+    with pytest.raises(UsageError) as batched:
+        list(read_batches(path, rows))
+    assert str(batched.value) == str(whole.value)
+    assert "\n" not in str(whole.value) and str(path) in str(whole.value)
+
+
+@FUZZ
+@given(data=st.data())
+def test_fuzz_batches_and_load_trace_agree(tmp_path, data):
+    """A mutated trace is refused by both or read alike by both (with several problems, each may
+    name a different one first: load_trace parses the whole file before checking rows)."""
+    text = bytearray(write_trace(tmp_path / "base.csv", mixed_rows() * 3).read_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        position = data.draw(st.integers(0, len(text) - 1))
+        text[position : position + data.draw(st.integers(0, 2))] = bytes([data.draw(st.sampled_from(list(b',\n"#-x0 9')))])
+    path = tmp_path / "fuzz.csv"
+    path.write_bytes(bytes(text))
+    rows = data.draw(st.integers(1, 8))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PartialRowWarning)
+        try:
+            whole = load_trace(path).table
+        except UsageError as exc:
+            with pytest.raises(UsageError) as batched:
+                list(read_batches(path, rows))
+            assert "\n" not in str(batched.value) and str(path) in str(batched.value), exc
+        else:
+            batches = list(read_batches(path, rows))
+            assert decoded(pa.concat_tables(batches)).equals(decoded(whole))
