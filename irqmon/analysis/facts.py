@@ -22,7 +22,7 @@ from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS
 from irqmon.schema import Event
 
 # The columns the first pass reads.
-FACT_COLUMNS = ["time", "ipsr", "priority", "exception", "event", "kind", "role", "symbol", "address", "value", "halted"]
+FACT_COLUMNS = ["ipsr", "priority", "exception", "event", "kind", "role", "symbol", "address", "value", "halted"]
 SIGNATURE_COLUMNS = ["event", "kind", "role", "symbol"]
 
 
@@ -47,7 +47,6 @@ class TraceFacts:
     irq_exceptions: frozenset[int]  # exceptions with irq_enter rows
     signatures: frozenset[Signature]
     config: pd.DataFrame  # the config rows (`symbol`, `value`), in order
-    end_time: float  # the last time of the trace (NaN for no rows)
     halted_rows: int  # rows with a `halted` value (0: the capture never halted the core)
 
     def has(self, event: str, kinds: Iterable[str], isr: bool | None = None) -> bool:
@@ -77,7 +76,6 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
     irq: set[int] = set()
     signatures: set[Signature] = set()
     config: list[pd.DataFrame] = []
-    end_time = np.nan
     halted_rows = 0
     for table in batches:
         ipsr = table["ipsr"]
@@ -90,8 +88,6 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         if rows.num_rows:
             config.append(pd.DataFrame({"symbol": rows["symbol"].cast(pa.string()).to_pylist(), "value": rows["value"].to_pylist()}))
         halted_rows += int(pc.sum(pc.and_(pc.is_valid(table["halted"]), pc.invert(pc.is_nan(table["halted"])))).as_py() or 0)
-        if table.num_rows:
-            end_time = np.nanmax([end_time, pc.max(table["time"]).as_py()])
     return TraceFacts(
         exception_names=pd.Series(
             [name if name is not None else SYSTEM_EXCEPTIONS.get(n, _numbered(n)) for n, name in names.items()],
@@ -101,7 +97,6 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         irq_exceptions=frozenset(irq),
         signatures=frozenset(signatures),
         config=pd.concat(config, ignore_index=True) if config else pd.DataFrame({"symbol": [], "value": []}),
-        end_time=float(end_time),
         halted_rows=halted_rows,
     )  # fmt: skip
 

@@ -220,14 +220,14 @@ class SiteGroups:
             for key, site in self.sites.items():
                 site.values.setdefault("inside", set()).update(self.inside(ctx, acts[key], site.symbols))
 
-    def findings(self, severity: str | None = None) -> list[Finding]:
+    def findings(self) -> list[Finding]:
         findings = []
         for site in self.sites.values():
             first, group = site.first, Group(site.count, site.values)
             findings.append(
                 Finding(
                     rule=self.rule.id,
-                    severity=severity or self.rule.severity,
+                    severity=self.rule.severity,
                     title=f"{self.rule.id}: {self.title(first, group)}",
                     message=self.message(first, group),
                     fingerprint=fingerprint(self.rule.id, [first[c] for c in self.site]),
