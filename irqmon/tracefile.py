@@ -90,6 +90,13 @@ class Trace:
     def rows(self) -> int:
         return self._rows
 
+    @classmethod
+    def read_in_batches(cls, path: Path, metadata: dict[str, str], rows: int) -> Trace:
+        """A trace whose rows were read in batches and not kept: its path, metadata and row count."""
+        trace = cls(pa.table({}), metadata, path)
+        trace._table, trace._rows = None, rows
+        return trace
+
     def take_table(self) -> pa.Table:
         """The rows as an Arrow table, handed over: the trace keeps its path, metadata and row
         count but lets go of its rows, so their memory goes with the new owner."""

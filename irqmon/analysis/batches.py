@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from irqmon.analysis.context import AnalysisConfig, Before, Context
-from irqmon.analysis.facts import FACT_COLUMNS, facts_of
+from irqmon.analysis.facts import FACT_COLUMNS, TraceFacts, facts_of
 from irqmon.analysis.findings import Finding
 from irqmon.analysis.registry import LoadedRule
 
@@ -28,9 +28,9 @@ def streamable(rules: dict[str, LoadedRule], selected: Sequence[str]) -> bool:
 def findings_in_batches(
     batches: Callable[[], Iterable[pa.Table]], metadata: dict[str, str], config: AnalysisConfig,
     rules: dict[str, LoadedRule], selected: Sequence[str],
-) -> list[Finding]:  # fmt: skip
+) -> tuple[list[Finding], TraceFacts]:  # fmt: skip
     """The findings of the `selected` rules (each with a stream) over the trace `batches()` reads
-    (called twice: the facts pass, then the rules' pass), unsorted."""
+    (called twice: the facts pass, then the rules' pass), unsorted; and the trace's facts."""
     facts = facts_of(table.select(FACT_COLUMNS) for table in batches())
     streams = [rules[rule_id].stream() for rule_id in selected]  # type: ignore[misc]
     before = Before(facts)
@@ -43,4 +43,4 @@ def findings_in_batches(
             stream.add(ctx)
             carry.append(stream.carry(ctx))
         before = ctx.leaving(np.unique(np.concatenate(carry)))
-    return [finding for stream in streams for finding in stream.findings()]
+    return [finding for stream in streams for finding in stream.findings()], facts

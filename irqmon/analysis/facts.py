@@ -48,6 +48,7 @@ class TraceFacts:
     signatures: frozenset[Signature]
     config: pd.DataFrame  # the config rows (`symbol`, `value`), in order
     halted_rows: int  # rows with a `halted` value (0: the capture never halted the core)
+    rows: int
 
     def has(self, event: str, kinds: Iterable[str], isr: bool | None = None) -> bool:
         """Whether the trace has a row of `event` of one of `kinds` (in handler mode only, or
@@ -76,17 +77,18 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
     irq: set[int] = set()
     signatures: set[Signature] = set()
     config: list[pd.DataFrame] = []
-    halted_rows = 0
+    halted_rows = rows = 0
     for table in batches:
+        rows += table.num_rows
         ipsr = table["ipsr"]
         _first_per_exception(names, table, "exception", every_exception=True)
         _first_per_exception(prio, table, "priority")
         enters = pc.equal(table["event"].cast(pa.string()), Event.IRQ_ENTER.value)
         irq.update(v for v in pc.unique(ipsr.filter(pc.fill_null(enters, False))).to_pylist() if v is not None)
         signatures.update(_signatures(table))
-        rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.CONFIG.value))
-        if rows.num_rows:
-            config.append(pd.DataFrame({"symbol": rows["symbol"].cast(pa.string()).to_pylist(), "value": rows["value"].to_pylist()}))
+        config_rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.CONFIG.value))
+        if config_rows.num_rows:
+            config.append(pd.DataFrame({"symbol": config_rows["symbol"].cast(pa.string()).to_pylist(), "value": config_rows["value"].to_pylist()}))
         halted_rows += int(pc.sum(pc.and_(pc.is_valid(table["halted"]), pc.invert(pc.is_nan(table["halted"])))).as_py() or 0)
     return TraceFacts(
         exception_names=pd.Series(
@@ -98,6 +100,7 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         signatures=frozenset(signatures),
         config=pd.concat(config, ignore_index=True) if config else pd.DataFrame({"symbol": [], "value": []}),
         halted_rows=halted_rows,
+        rows=rows,
     )  # fmt: skip
 
 

@@ -14,7 +14,7 @@ from irqmon.errors import UsageError
 
 if TYPE_CHECKING:  # the analysis stack (pandas) is imported when a command runs, not at start-up
     from irqmon.analysis import Analysis, AnalysisConfig
-    from irqmon.tracefile import Trace
+    from irqmon.tracefile import Trace, TraceBatches
 
 STORM_KEYS = {"entries": "storm_min_entries", "rate": "storm_rate", "share": "storm_share", "gap": "storm_gap", "window": "storm_window", "tick": "storm_tick_margin"}
 
@@ -90,7 +90,7 @@ def load_with_sources(args: argparse.Namespace) -> Trace:
 
 
 
-def source_elf(args: argparse.Namespace, trace: Trace) -> Path | None:
+def source_elf(args: argparse.Namespace, trace: Trace | TraceBatches) -> Path | None:
     """The ELF that source lines come from: `--elf`, else the trace's recorded one, unless `--no-elf`."""
     return args.elf or (None if args.no_elf else recorded_elf(trace.metadata))
 

@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from irqmon.analysis import AnalysisConfig, all_rules, analyze
-from irqmon.analysis.batches import findings_in_batches, streamable
+from irqmon.analysis import all_rules, analyze, analyze_in_batches, streams
 from irqmon.tracefile import load_trace
 
 TRACES = Path(__file__).parent / "traces"
@@ -23,7 +22,7 @@ def _in_batches(path: Path, rows: int, rules: list[str]) -> list[dict]:
     trace = load_trace(path)
     table = trace.table
     batches = lambda: [table.slice(start, rows) for start in range(0, table.num_rows, rows)]  # noqa: E731
-    findings = findings_in_batches(batches, trace.metadata, AnalysisConfig(), RULES, rules)
+    findings, _ = analyze_in_batches(batches, trace.metadata, rules=rules)
     return sorted((f.to_dict() for f in findings), key=lambda f: (f["rule"], f["first_seq"]))
 
 
@@ -33,7 +32,7 @@ def _whole(path: Path, rules: list[str]) -> list[dict]:
 
 def test_the_call_rules_stream():
     assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation"} <= set(STREAMING)
-    assert streamable(RULES, STREAMING) and not streamable(RULES, list(RULES))
+    assert streams(STREAMING) and not streams()
 
 
 # Every streaming rule; and mutex-in-isr alone, which then reports the heap lock inside malloc.
