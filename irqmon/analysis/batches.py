@@ -10,6 +10,7 @@ follows the batch size, the number of sites and what is still open, never the tr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -18,6 +19,7 @@ from irqmon.analysis.context import AnalysisConfig, Before, Context
 from irqmon.analysis.facts import FACT_COLUMNS, TraceFacts, facts_of
 from irqmon.analysis.findings import Finding
 from irqmon.analysis.registry import LoadedRule
+from irqmon.tracefile import Trace
 
 
 def streamable(rules: dict[str, LoadedRule], selected: Sequence[str]) -> bool:
@@ -44,3 +46,20 @@ def findings_in_batches(
             carry.append(stream.carry(ctx))
         before = ctx.leaving(np.unique(np.concatenate(carry)))
     return [finding for stream in streams for finding in stream.findings()], facts
+
+
+def analyze_file(
+    path: Path | str, config: AnalysisConfig, rules: Sequence[str] | None, elf_of: Callable[[dict[str, str]], Path | None],
+    batch_rows: int | None = None,
+) -> tuple[Trace, list[Finding]]:  # fmt: skip
+    """The trace file at `path` read and judged batch by batch (every one of `rules` streams),
+    with source lines from the ELF `elf_of` names for its metadata: the trace (its path,
+    metadata and row count; no rows) and its findings, in order."""
+    from irqmon.analysis import analyze_in_batches
+    from irqmon.elf_sources import batches_with_elf_sources
+    from irqmon.tracefile import BATCH_ROWS, read_batches
+
+    batches = read_batches(path, batch_rows or BATCH_ROWS)
+    elf = elf_of(batches.metadata)
+    findings, rows = analyze_in_batches(batches_with_elf_sources(batches, elf) if elf else lambda: iter(batches), batches.metadata, config, rules)
+    return Trace.read_in_batches(batches.path, batches.metadata, rows), findings

@@ -21,7 +21,7 @@ from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_file
 
 if TYPE_CHECKING:  # the analysis stack (pandas) is imported when the command runs, not at start-up
-    from irqmon.analysis import AnalysisConfig, Finding
+    from irqmon.analysis import Finding
     from irqmon.fleet.merge import Fleet
     from irqmon.fleet.task import TraceOptions
     from irqmon.tracefile import Trace
@@ -101,8 +101,12 @@ def run(args: argparse.Namespace) -> int:
             return 2
         return exit_status([m.severity for m in fleet.findings], args)
     args.trace = args.traces[0]
-    if streams(selected):
-        trace, findings = _in_batches(args, config, selected)
+    if streams(selected):  # in memory that follows the batch size, not the trace's length
+        from irqmon.analysis.batches import analyze_file
+        from irqmon.tracefile import use_system_memory_pool
+
+        use_system_memory_pool()
+        trace, findings = analyze_file(args.trace, config, selected, lambda metadata: source_elf(args, metadata), args.batch_rows)
     else:
         trace = load_with_sources(args)
         findings = analyze(trace, config, selected, release=True)  # the report needs no rows
@@ -110,21 +114,6 @@ def run(args: argparse.Namespace) -> int:
         findings = [f for f in findings if f.fingerprint not in baseline]
     write_report(findings, trace, args, {r: rules[r] for r in (selected or rules)})
     return exit_status([f.severity for f in findings], args)
-
-
-def _in_batches(args: argparse.Namespace, config: AnalysisConfig, selected: list[str] | None) -> tuple[Trace, list[Finding]]:
-    """The trace read and judged batch by batch (every selected rule can): memory follows the
-    batch size, not the trace's length."""
-    from irqmon.analysis import analyze_in_batches
-    from irqmon.elf_sources import batches_with_elf_sources
-    from irqmon.tracefile import BATCH_ROWS, Trace, read_batches, use_system_memory_pool
-
-    use_system_memory_pool()
-    batches = read_batches(args.trace, args.batch_rows or BATCH_ROWS)
-    elf = source_elf(args, batches)
-    tables = batches_with_elf_sources(batches, elf) if elf else lambda: iter(batches)
-    findings, rows = analyze_in_batches(tables, batches.metadata, config, selected)
-    return Trace.read_in_batches(batches.path, batches.metadata, rows), findings
 
 
 def _positive(text: str) -> int:
@@ -154,7 +143,7 @@ def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace
             from irqmon.output import sarif
 
             fallback = trace.metadata.get(schema.META_ELF) or str(trace.path)
-            out.write(sarif.render(findings, rules, args.source_root, fallback, function_sources(source_elf(args, trace))))
+            out.write(sarif.render(findings, rules, args.source_root, fallback, function_sources(source_elf(args, trace.metadata))))
         elif args.format == "concise":
             from irqmon.output import lines
 
