@@ -69,14 +69,16 @@ def streams(rules: Sequence[str] | None = None) -> bool:
 
 def analyze_in_batches(
     batches: Callable[[], Iterable[pa.Table]], metadata: dict[str, str], config: AnalysisConfig | None = None,
-    rules: Sequence[str] | None = None,
+    rules: Sequence[str] | None = None, fact_batches: Iterable[pa.Table] | None = None,
 ) -> tuple[list[Finding], int]:  # fmt: skip
     """`analyze` of a trace read in batches (`batches()` reads them anew; see `streams`), in
-    memory that follows the batch size, not the trace's length; and the trace's row count."""
+    memory that follows the batch size, not the trace's length; and the trace's row count.
+    `fact_batches`: the trace again, only the columns its facts need (else `batches()` twice)."""
     from irqmon.analysis.batches import findings_in_batches
 
     available = all_rules()
-    findings, facts = findings_in_batches(batches, metadata, config or AnalysisConfig(), available, _checked(available, rules))
+    selected = _checked(available, rules)
+    findings, facts = findings_in_batches(batches, metadata, config or AnalysisConfig(), available, selected, fact_batches)
     return _in_order(findings), facts.rows
 
 

@@ -29,11 +29,12 @@ def streamable(rules: dict[str, LoadedRule], selected: Sequence[str]) -> bool:
 
 def findings_in_batches(
     batches: Callable[[], Iterable[pa.Table]], metadata: dict[str, str], config: AnalysisConfig,
-    rules: dict[str, LoadedRule], selected: Sequence[str],
+    rules: dict[str, LoadedRule], selected: Sequence[str], fact_batches: Iterable[pa.Table] | None = None,
 ) -> tuple[list[Finding], TraceFacts]:  # fmt: skip
-    """The findings of the `selected` rules (each with a stream) over the trace `batches()` reads
-    (called twice: the facts pass, then the rules' pass), unsorted; and the trace's facts."""
-    facts = facts_of(table.select(FACT_COLUMNS) for table in batches())
+    """The findings of the `selected` rules (each with a stream) over the trace `batches()` reads,
+    unsorted; and the trace's facts, learned first from `fact_batches` (the trace's
+    `FACT_COLUMNS` at least), else from `batches()`."""
+    facts = facts_of(table.select(FACT_COLUMNS) for table in (batches() if fact_batches is None else fact_batches))
     streams = [rules[rule_id].stream() for rule_id in selected]  # type: ignore[misc]
     before = Before(facts)
     for table in batches():
@@ -61,5 +62,7 @@ def analyze_file(
 
     batches = read_batches(path, batch_rows or BATCH_ROWS)
     elf = elf_of(batches.metadata)
-    findings, rows = analyze_in_batches(batches_with_elf_sources(batches, elf) if elf else lambda: iter(batches), batches.metadata, config, rules)
+    tables = batches_with_elf_sources(batches, elf) if elf else lambda: iter(batches)
+    facts = read_batches(path, batch_rows or BATCH_ROWS, FACT_COLUMNS)
+    findings, rows = analyze_in_batches(tables, batches.metadata, config, rules, facts)
     return Trace.read_in_batches(batches.path, batches.metadata, rows), findings

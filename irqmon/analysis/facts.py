@@ -107,27 +107,40 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
 def _first_per_exception(found: dict, table: pa.Table, column: str, every_exception: bool = False) -> None:
     """Per exception number not yet in `found`, the first value of `column` in `table` (None
     where none of its rows has one and `every_exception` is set: it still counts as seen)."""
-    known = table.filter(pc.is_valid(table["ipsr"]))
-    with_value = known.filter(pc.is_valid(known[column]))
-    with_value = pa.table({"ipsr": with_value["ipsr"], column: with_value[column].cast(_plain(with_value[column].type))})
-    values = with_value.group_by("ipsr", use_threads=False).aggregate([(column, "first")])
-    first = dict(zip(values["ipsr"].to_pylist(), values[f"{column}_first"].to_pylist()))
-    numbers = pc.unique(known["ipsr"]).to_pylist() if every_exception else list(first)
+    values = _one_dictionary(table[column])
+    codes = values.indices if pa.types.is_dictionary(values.type) else values
+    rows = pa.table({"ipsr": table["ipsr"], "value": codes})
+    rows = rows.filter(pc.is_valid(rows["ipsr"]))
+    first_rows = rows.filter(pc.is_valid(rows["value"])).group_by("ipsr", use_threads=False).aggregate([("value", "first")])
+    firsts = first_rows["value_first"]
+    decoded = values.dictionary.take(firsts) if pa.types.is_dictionary(values.type) else firsts
+    first = dict(zip(first_rows["ipsr"].to_pylist(), decoded.to_pylist()))
+    numbers = pc.unique(rows["ipsr"]).to_pylist() if every_exception else list(first)
     for number in numbers:  # in order of appearance
         if number not in found or (found[number] is None and first.get(number) is not None):
             found[number] = first.get(number)
 
 
-def _plain(arrow_type: pa.DataType) -> pa.DataType:
-    return arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+def _one_dictionary(column: pa.ChunkedArray) -> pa.Array:
+    """A column as one array; a dictionary column with one dictionary for all its rows."""
+    if pa.types.is_dictionary(column.type):
+        column = column.unify_dictionaries()
+    return column.combine_chunks()
 
 
 def _signatures(table: pa.Table) -> set[Signature]:
-    columns = {c: table[c].cast(pa.string()) for c in SIGNATURE_COLUMNS}
-    columns["has_address"] = pc.is_valid(table["address"])
-    columns["in_isr"] = pc.fill_null(pc.greater(table["ipsr"], 0), False)
+    """The distinct signatures of `table`'s rows (grouped on dictionary codes, decoded once)."""
+    strings = {c: _one_dictionary(table[c]) for c in SIGNATURE_COLUMNS}
+    encoded = {c: v if pa.types.is_dictionary(v.type) else v.cast(pa.string()).dictionary_encode() for c, v in strings.items()}
+    columns = {c: v.indices for c, v in encoded.items()}
+    columns["has_address"] = pc.is_valid(table["address"]).combine_chunks()
+    columns["in_isr"] = pc.fill_null(pc.greater(table["ipsr"], 0), False).combine_chunks()
     distinct = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
-    return {Signature(**row) for row in distinct.to_pylist()}
+    decoded = {c: encoded[c].dictionary.take(distinct[c]).to_pylist() for c in SIGNATURE_COLUMNS}
+    return {
+        Signature(*(decoded[c][i] for c in SIGNATURE_COLUMNS), has_address=has_address, in_isr=in_isr)
+        for i, (has_address, in_isr) in enumerate(zip(distinct["has_address"].to_pylist(), distinct["in_isr"].to_pylist(), strict=True))
+    }
 
 
 def _numbered(exception: int) -> str:
