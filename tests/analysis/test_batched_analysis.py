@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from test_rmw_race import EXTI0, EXTI1, masked, rd, wr
+from tracebuild import THREAD, task, write_trace
 
 from irqmon.analysis import AnalysisConfig, all_rules, analyze
 from irqmon.analysis.batches import findings_in_batches, streamable
@@ -56,4 +58,65 @@ def test_a_batch_edge_between_every_two_rows(capture):
 def test_the_comparison_sees_findings():
     """The samples' captures do give these rules' findings (the comparisons above are not of nothing)."""
     found = {f["rule"] for capture in TRACES.glob("*.csv") for rules in RULE_SETS.values() for f in _whole(capture, rules)}
-    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation"} <= found
+    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "rmw-race"} <= found
+
+
+def _irq(event: str, ctx: dict) -> dict:
+    return {"event": event, "kind": "irq", "probe": "qemu", **ctx}
+
+
+def rmw_lost_updates() -> list[dict]:
+    """Two lost updates of one register (IRQ rows mark the activations). In batches of 1 and 2
+    rows each read is in an earlier batch than its stale write, and so is the foreign write
+    between them, the first one's from an activation over before the write (EXTI1 runs again);
+    an activation that only reads, then the next one that only writes, is no pair."""
+    led = task("led")
+    return [
+        wr(THREAD, 0, 0b11),
+        _irq("irq_enter", EXTI0), rd(EXTI0, 0b11, source="main.c:16"),
+        _irq("irq_enter", EXTI1), rd(EXTI1, 0b11), wr(EXTI1, 0b11, 0b01, source="main.c:29"), _irq("irq_exit", EXTI1),
+        _irq("irq_enter", EXTI1), _irq("irq_exit", EXTI1),
+        wr(EXTI0, 0b01, 0b10, source="main.c:22"), _irq("irq_exit", EXTI0),
+        rd(led, 0b10), _irq("irq_enter", EXTI1), rd(EXTI1, 0b10), wr(EXTI1, 0b10, 0b00), _irq("irq_exit", EXTI1),
+        wr(led, 0b00, 0b11),
+        _irq("irq_enter", EXTI0), rd(EXTI0, 0b11), _irq("irq_exit", EXTI0),
+        _irq("irq_enter", EXTI0), wr(EXTI0, 0b11, 0b01), _irq("irq_exit", EXTI0),
+    ]  # fmt: skip
+
+
+COUNTER = {"kind": "watch", "symbol": "counter", "address": 0x20000010}
+
+
+def rmw_open_pairs() -> list[dict]:
+    """Read-modify-writes of two locations from three levels, no IRQ rows. Thread mode's first
+    update of the register is masked, a later one batches after it is not: the register is open
+    to both ISRs. EXTI0 raises its own priority between two updates: its level stays its first
+    pair's. The counter's open pairs come first, its lost update last: it is only the error."""
+    urgent = {**EXTI0, "priority": 3}
+    return [
+        rd(masked(THREAD), 0), wr(masked(THREAD), 0, 1),
+        rd(THREAD, 5, **COUNTER), wr(THREAD, 5, 6, **COUNTER),
+        rd(EXTI0, 1), wr(EXTI0, 1, 3), rd(urgent, 3), wr(urgent, 3, 3),
+        rd(EXTI1, 6, **COUNTER), wr(EXTI1, 6, 7, **COUNTER),
+        rd(THREAD, 3), wr(THREAD, 3, 2),
+        rd(EXTI1, 2), wr(EXTI1, 2, 0),
+        rd(THREAD, 7, **COUNTER), rd(EXTI1, 7, **COUNTER), wr(EXTI1, 7, 8, **COUNTER), wr(THREAD, 7, 4, **COUNTER),
+    ]  # fmt: skip
+
+
+BUILT = {"rmw-lost-updates": rmw_lost_updates, "rmw-open-pairs": rmw_open_pairs}
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("built", BUILT, ids=str)
+def test_built_traces_in_batches(tmp_path, built, rows):
+    path = write_trace(tmp_path / "trace.csv", BUILT[built]())
+    assert _in_batches(path, rows, STREAMING) == _whole(path, STREAMING)
+
+
+def test_the_built_traces_show_what_they_are_for(tmp_path):
+    lost = _whole(write_trace(tmp_path / "lost.csv", rmw_lost_updates()), ["rmw-race"])
+    assert [(f["severity"], f["count"]) for f in lost] == [("error", 2)]
+    assert lost[0]["contexts"] == ["EXTI0 (IRQ 6, priority 10)", "task led", "EXTI1 (IRQ 7, priority 5)"]
+    opened = _whole(write_trace(tmp_path / "open.csv", rmw_open_pairs()), ["rmw-race"])
+    assert {(f["symbol"], f["severity"], f["count"]) for f in opened} == {("EXTI_IMR", "warning", 3), ("counter", "error", 1)}
