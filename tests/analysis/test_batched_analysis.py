@@ -14,6 +14,8 @@ from tracebuild import THREAD, task, write_trace
 
 from irqmon.analysis import AnalysisConfig, all_rules, analyze
 from irqmon.analysis.batches import findings_in_batches, streamable
+from irqmon.analysis.context import Before, Context
+from irqmon.analysis.facts import FACT_COLUMNS, facts_of
 from irqmon.tracefile import load_trace
 
 TRACES = Path(__file__).parent / "traces"
@@ -120,3 +122,24 @@ def test_the_built_traces_show_what_they_are_for(tmp_path):
     assert lost[0]["contexts"] == ["EXTI0 (IRQ 6, priority 10)", "task led", "EXTI1 (IRQ 7, priority 5)"]
     opened = _whole(write_trace(tmp_path / "open.csv", rmw_open_pairs()), ["rmw-race"])
     assert {(f["symbol"], f["severity"], f["count"]) for f in opened} == {("EXTI_IMR", "warning", 3), ("counter", "error", 1)}
+
+
+def test_rmw_race_carries_rows_per_address_and_context_going_on(tmp_path):
+    """However many activations read-modify-write the register, a batch carries at most the last
+    read and write of thread mode and of EXTI0's latest activation, and the register's last write."""
+    rows = [
+        row for _ in range(40) for row in
+        (rd(THREAD, 1), _irq("irq_enter", EXTI0), rd(EXTI0, 1), wr(EXTI0, 1, 3), _irq("irq_exit", EXTI0), wr(THREAD, 3, 1))
+    ]  # fmt: skip
+    trace = load_trace(write_trace(tmp_path / "trace.csv", rows))
+    batches = [trace.table.slice(start, 7) for start in range(0, trace.table.num_rows, 7)]
+    stream = RULES["rmw-race"].stream()
+    before, carried = Before(facts_of(batch.select(FACT_COLUMNS) for batch in batches)), []
+    for batch in batches:
+        ctx = Context([batch], trace.metadata, AnalysisConfig(), before)
+        stream.add(ctx)
+        positions = stream.carry(ctx)
+        carried.append(len(positions))
+        before = ctx.leaving(positions)
+    assert max(carried) <= 5 and len(stream.context_levels) <= 2
+    assert [f.count for f in stream.findings()] == [40]
