@@ -145,15 +145,15 @@ class RmwStream:
             threshold=("threshold", "max"), row=("row", "first"), isr=("isr", "first")
         ).reset_index()  # fmt: skip
         keys = [(int(a), _known(i), _known(v)) for a, i, v in zip(per_level["address"], per_level["ipsr"], per_level["level"], strict=True)]
-        new = [number for number, key in enumerate(keys) if key not in self.levels]
-        firsts = _whole_rows(ctx, per_level["row"].to_numpy()[new].astype(np.int64))
-        for number, key in enumerate(keys):
-            threshold = float(per_level["threshold"].iloc[number])
-            if key in self.levels:
-                self.levels[key].threshold = max(self.levels[key].threshold, threshold)
-        for at_row, number in enumerate(new):  # in order of their first pair
-            level, isr = float(per_level["level"].iloc[number]), bool(per_level["isr"].iloc[number])
-            self.levels[keys[number]] = _Level(keys[number][1], level, isr, float(per_level["threshold"].iloc[number]), firsts.iloc[[at_row]])
+        seen = np.array([key in self.levels for key in keys], dtype=bool)
+        firsts = _whole_rows(ctx, per_level["row"].to_numpy(dtype=np.int64)[~seen])
+        new = iter(range(len(firsts)))
+        rows = zip(keys, seen, per_level["threshold"], per_level["level"], per_level["isr"], strict=True)
+        for key, known, threshold, level, isr in rows:  # the new ones in order of their first pair
+            if known:
+                self.levels[key].threshold = max(self.levels[key].threshold, float(threshold))
+            else:
+                self.levels[key] = _Level(key[1], float(level), bool(isr), float(threshold), firsts.iloc[[next(new)]])
 
     def _unprotected(self) -> pd.DataFrame:
         """The first pair of each exception (or thread mode) and level that a more urgent
