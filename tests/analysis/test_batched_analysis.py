@@ -9,8 +9,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_rmw_race import EXTI0, EXTI1, masked, rd, wr
-from tracebuild import THREAD, task, write_trace
+from tracebuild import THREAD, isr, task, write_trace
 
 from irqmon.analysis import AnalysisConfig, all_rules, analyze
 from irqmon.analysis.batches import findings_in_batches, streamable
@@ -143,3 +145,26 @@ def test_rmw_race_carries_rows_per_address_and_context_going_on(tmp_path):
         before = ctx.leaving(positions)
     assert max(carried) <= 5 and len(stream.context_levels) <= 2
     assert [f.count for f in stream.findings()] == [40]
+
+
+# Who accesses, how masked, where and what: thread mode, a task, ISRs of three priorities (two
+# alike) and one without a known priority; no IRQ rows (activations follow the exception number).
+RMW_CONTEXTS = [THREAD, task("led"), EXTI0, EXTI1, isr(8, "EXTI2", 10), isr(9, "EXTI3", None)]
+RMW_MASKS = [{}, {"primask": 1}, {"basepri": 0x60}]
+rmw_accesses = st.lists(
+    st.tuples(st.sampled_from(RMW_CONTEXTS), st.sampled_from(RMW_MASKS), st.sampled_from([{}, COUNTER]),
+              st.booleans(), st.integers(0, 3), st.one_of(st.none(), st.integers(0, 3))),
+    min_size=2, max_size=30,
+)  # fmt: skip
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(accesses=rmw_accesses)
+def test_rmw_race_in_batches_of_any_access_sequence(tmp_path_factory, accesses):
+    rows = [
+        wr(ctx | mask, old, value, **where) if write else rd(ctx | mask, value, **where)
+        for ctx, mask, where, write, value, old in accesses
+    ]  # fmt: skip
+    path = write_trace(tmp_path_factory.mktemp("rmw") / "trace.csv", rows)
+    whole = _whole(path, ["rmw-race"])
+    assert _in_batches(path, 1, ["rmw-race"]) == whole and _in_batches(path, 3, ["rmw-race"]) == whole
