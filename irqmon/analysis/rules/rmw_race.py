@@ -117,7 +117,8 @@ class RmwStream:
         acc = accesses(ctx, [ACT])
         going_on = _going_on(ctx, acc[ACT].to_numpy(dtype=np.int64))
         acts = np.array([act for _, act in self.context_levels], dtype=np.int64)
-        self.context_levels = {key: level for (key, level), keep in zip(self.context_levels.items(), _going_on(ctx, acts), strict=True) if keep}
+        levels = zip(self.context_levels.items(), _going_on(ctx, acts), strict=True)
+        self.context_levels = {key: level for (key, level), keep in levels if keep}
         own = acc[going_on].groupby(["address", ACT, "access"], sort=False).tail(1).index.to_numpy()
         writes = acc[(acc["access"] == "w").to_numpy(dtype=bool)].groupby("address", sort=False).tail(1).index.to_numpy()
         return np.union1d(own, writes).astype(np.int64)
@@ -139,7 +140,8 @@ class RmwStream:
         ).reset_index()  # fmt: skip
         # A context going on from a batch before keeps the level of its first pair there.
         keys = zip(per_context["address"].tolist(), per_context[ACT].tolist(), strict=True)
-        per_context["level"] = [self.context_levels.setdefault(key, level) for key, level in zip(keys, per_context["level"].tolist(), strict=True)]
+        levels = zip(keys, per_context["level"].tolist(), strict=True)
+        per_context["level"] = [self.context_levels.setdefault(key, level) for key, level in levels]
         # Contexts are compared per exception (all activations of one ISR are one level) or task.
         per_level = per_context.groupby(["address", "ipsr", "level"], dropna=False, sort=False).agg(
             threshold=("threshold", "max"), row=("row", "first"), isr=("isr", "first")
