@@ -172,6 +172,7 @@ class _Site:
     acts: set[int]  # the activations of its hits in the batch before (an activation may go on)
     symbols: set[str]
     values: dict[str, Any]
+    others: list[str] = field(default_factory=list)  # the second parties (`other_context`), in order
 
 
 class SiteGroups:
@@ -179,44 +180,53 @@ class SiteGroups:
     one batch): one finding per site, with its count, first and last time and every context
     involved. `collect` adds what `title`, `message` and `evidence` need of a batch's hits to the
     site's `Group.values` (kept small: the hits themselves are not kept); `inside` gives the
-    probed calls the site's calls made inside themselves, kept as `values["inside"]`."""
+    probed calls the site's calls made inside themselves, kept as `values["inside"]`; `severity`
+    replaces the rule's for these findings."""
 
     def __init__(
         self, rule: Rule, site: Sequence[str], title: GroupTextFn, message: GroupTextFn,
         evidence: GroupEvidenceFn | None = None, collect: CollectFn | None = None, inside: InsideFn | None = None,
+        severity: str | None = None,
     ) -> None:  # fmt: skip
         self.rule, self.site, self.title, self.message, self.evidence = rule, list(site), title, message, evidence
-        self.collect, self.inside = collect, inside
+        self.collect, self.inside, self.severity = collect, inside, severity
         self.sites: dict[tuple[Any, ...], _Site] = {}
 
-    def add(self, ctx: Context, hits: pd.DataFrame) -> None:
+    def add(self, ctx: Context | None, hits: pd.DataFrame) -> None:
         """Add a batch's hits (indexed by position, with the context's derived columns and at
-        least `seq`, `time`, `ipsr`, `task`, `prio` and the site's columns)."""
+        least `seq`, `time`, `ipsr`, `task`, `prio` and the site's columns). An `other_context`
+        column, where a rule fills it, adds the second party's label. Without `ctx`, the hits are
+        whole already: every column, `exc_name`, `context` and `handler` (rows a rule kept until
+        the end of the trace to judge them)."""
         acts = {key: site.acts for key, site in self.sites.items()}
         if not hits.empty:
             hits = hits.sort_values("seq")
-            hits = hits.assign(**{EXC_NAME: ctx.names(hits)})
-            hits["context"] = ctx.labels(hits)
+            if ctx is not None:
+                hits = hits.assign(**{EXC_NAME: ctx.names(hits)})
+                hits["context"] = ctx.labels(hits)
             for key, group in hits.groupby(self.site, dropna=False, sort=False):
                 site_key = tuple(plain(v) for v in (key if isinstance(key, tuple) else (key,)))
                 site = self.sites.get(site_key)
                 if site is None:
                     first = group.iloc[[0]]
-                    missing = [c for c in ctx.columns if c not in first]
-                    if missing:
-                        first = first.join(ctx.rows_at(first.index.to_numpy(), missing))
-                    first = first.assign(handler=ctx.handlers(first)).iloc[0]
-                    site = self.sites[site_key] = _Site(first, 0, np.inf, -np.inf, [], set(), set(), {})
+                    if ctx is not None:
+                        missing = [c for c in ctx.columns if c not in first]
+                        if missing:
+                            first = first.join(ctx.rows_at(first.index.to_numpy(), missing))
+                        first = first.assign(handler=ctx.handlers(first))
+                    site = self.sites[site_key] = _Site(first.iloc[0], 0, np.inf, -np.inf, [], set(), set(), {})
                 site.count += len(group)
                 site.first_time = min(site.first_time, float(group["time"].min()))
                 site.last_time = max(site.last_time, float(group["time"].max()))
                 site.contexts += [c for c in group["context"].dropna().unique().tolist() if c not in site.contexts]
+                if "other_context" in group:
+                    site.others += [c for c in group["other_context"].dropna().unique().tolist() if c not in site.others]
                 site.symbols.update(group["symbol"].dropna())
                 if self.collect is not None:
                     self.collect(site.values, group)
                 acts[site_key] = acts.get(site_key, set()) | set(group[ACT].tolist())
                 site.acts = {int(group[ACT].iloc[-1])}  # a site's activations follow one another
-        if self.inside is not None:
+        if self.inside is not None and ctx is not None:
             for key, site in self.sites.items():
                 site.values.setdefault("inside", set()).update(self.inside(ctx, acts[key], site.symbols))
 
@@ -227,7 +237,7 @@ class SiteGroups:
             findings.append(
                 Finding(
                     rule=self.rule.id,
-                    severity=self.rule.severity,
+                    severity=self.severity or self.rule.severity,
                     title=f"{self.rule.id}: {self.title(first, group)}",
                     message=self.message(first, group),
                     fingerprint=fingerprint(self.rule.id, [first[c] for c in self.site]),
@@ -235,7 +245,7 @@ class SiteGroups:
                     first_time=site.first_time,
                     last_time=site.last_time,
                     first_seq=int(first["seq"]),
-                    contexts=site.contexts,
+                    contexts=site.contexts + [c for c in site.others if c not in site.contexts],
                     exception=plain(first[EXC_NAME]) if first[IN_ISR] else None,
                     priority=plain(first[PRIO]) if first[IN_ISR] else None,
                     task=plain(first["task"]),

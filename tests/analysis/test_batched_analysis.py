@@ -9,8 +9,14 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from test_rmw_race import EXTI0, EXTI1, masked, rd, wr
+from tracebuild import THREAD, isr, task, write_trace
 
-from irqmon.analysis import all_rules, analyze, analyze_in_batches, streams
+from irqmon.analysis import AnalysisConfig, all_rules, analyze, analyze_in_batches, streams
+from irqmon.analysis.context import Before, Context
+from irqmon.analysis.facts import FACT_COLUMNS, facts_of
 from irqmon.tracefile import load_trace
 
 TRACES = Path(__file__).parent / "traces"
@@ -55,4 +61,109 @@ def test_a_batch_edge_between_every_two_rows(capture):
 def test_the_comparison_sees_findings():
     """The samples' captures do give these rules' findings (the comparisons above are not of nothing)."""
     found = {f["rule"] for capture in TRACES.glob("*.csv") for rules in RULE_SETS.values() for f in _whole(capture, rules)}
-    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation"} <= found
+    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "rmw-race"} <= found
+
+
+def _irq(event: str, ctx: dict) -> dict:
+    return {"event": event, "kind": "irq", "probe": "qemu", **ctx}
+
+
+def rmw_lost_updates() -> list[dict]:
+    """Two lost updates of one register (IRQ rows mark the activations). In batches of 1 and 2
+    rows each read is in an earlier batch than its stale write, and so is the foreign write
+    between them, the first one's from an activation over before the write (EXTI1 runs again);
+    an activation that only reads, then the next one that only writes, is no pair."""
+    led = task("led")
+    return [
+        wr(THREAD, 0, 0b11),
+        _irq("irq_enter", EXTI0), rd(EXTI0, 0b11, source="main.c:16"),
+        _irq("irq_enter", EXTI1), rd(EXTI1, 0b11), wr(EXTI1, 0b11, 0b01, source="main.c:29"), _irq("irq_exit", EXTI1),
+        _irq("irq_enter", EXTI1), _irq("irq_exit", EXTI1),
+        wr(EXTI0, 0b01, 0b10, source="main.c:22"), _irq("irq_exit", EXTI0),
+        rd(led, 0b10), _irq("irq_enter", EXTI1), rd(EXTI1, 0b10), wr(EXTI1, 0b10, 0b00), _irq("irq_exit", EXTI1),
+        wr(led, 0b00, 0b11),
+        _irq("irq_enter", EXTI0), rd(EXTI0, 0b11), _irq("irq_exit", EXTI0),
+        _irq("irq_enter", EXTI0), wr(EXTI0, 0b11, 0b01), _irq("irq_exit", EXTI0),
+    ]  # fmt: skip
+
+
+COUNTER = {"kind": "watch", "symbol": "counter", "address": 0x20000010}
+
+
+def rmw_open_pairs() -> list[dict]:
+    """Read-modify-writes of two locations from three levels, no IRQ rows. Thread mode's first
+    update of the register is masked, a later one batches after it is not: the register is open
+    to both ISRs. EXTI0 raises its own priority between two updates: its level stays its first
+    pair's. The counter's open pairs come first, its lost update last: it is only the error."""
+    urgent = {**EXTI0, "priority": 3}
+    return [
+        rd(masked(THREAD), 0), wr(masked(THREAD), 0, 1),
+        rd(THREAD, 5, **COUNTER), wr(THREAD, 5, 6, **COUNTER),
+        rd(EXTI0, 1), wr(EXTI0, 1, 3), rd(urgent, 3), wr(urgent, 3, 3),
+        rd(EXTI1, 6, **COUNTER), wr(EXTI1, 6, 7, **COUNTER),
+        rd(THREAD, 3), wr(THREAD, 3, 2),
+        rd(EXTI1, 2), wr(EXTI1, 2, 0),
+        rd(THREAD, 7, **COUNTER), rd(EXTI1, 7, **COUNTER), wr(EXTI1, 7, 8, **COUNTER), wr(THREAD, 7, 4, **COUNTER),
+    ]  # fmt: skip
+
+
+BUILT = {"rmw-lost-updates": rmw_lost_updates, "rmw-open-pairs": rmw_open_pairs}
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("built", BUILT, ids=str)
+def test_built_traces_in_batches(tmp_path, built, rows):
+    path = write_trace(tmp_path / "trace.csv", BUILT[built]())
+    assert _in_batches(path, rows, STREAMING) == _whole(path, STREAMING)
+
+
+def test_the_built_traces_show_what_they_are_for(tmp_path):
+    lost = _whole(write_trace(tmp_path / "lost.csv", rmw_lost_updates()), ["rmw-race"])
+    assert [(f["severity"], f["count"]) for f in lost] == [("error", 2)]
+    assert lost[0]["contexts"] == ["EXTI0 (IRQ 6, priority 10)", "task led", "EXTI1 (IRQ 7, priority 5)"]
+    opened = _whole(write_trace(tmp_path / "open.csv", rmw_open_pairs()), ["rmw-race"])
+    assert {(f["symbol"], f["severity"], f["count"]) for f in opened} == {("EXTI_IMR", "warning", 3), ("counter", "error", 1)}
+
+
+def test_rmw_race_carries_rows_per_address_and_context_going_on(tmp_path):
+    """However many activations read-modify-write the register, a batch carries at most the last
+    read and write of thread mode and of EXTI0's latest activation, and the register's last write."""
+    rows = [
+        row for _ in range(40) for row in
+        (rd(THREAD, 1), _irq("irq_enter", EXTI0), rd(EXTI0, 1), wr(EXTI0, 1, 3), _irq("irq_exit", EXTI0), wr(THREAD, 3, 1))
+    ]  # fmt: skip
+    trace = load_trace(write_trace(tmp_path / "trace.csv", rows))
+    batches = [trace.table.slice(start, 7) for start in range(0, trace.table.num_rows, 7)]
+    stream = RULES["rmw-race"].stream()
+    before, carried = Before(facts_of(batch.select(FACT_COLUMNS) for batch in batches)), []
+    for batch in batches:
+        ctx = Context([batch], trace.metadata, AnalysisConfig(), before)
+        stream.add(ctx)
+        positions = stream.carry(ctx)
+        carried.append(len(positions))
+        before = ctx.leaving(positions)
+    assert max(carried) <= 5 and len(stream.context_levels) <= 2
+    assert [f.count for f in stream.findings()] == [40]
+
+
+# Who accesses, how masked, where and what: thread mode, a task, ISRs of three priorities (two
+# alike) and one without a known priority; no IRQ rows (activations follow the exception number).
+RMW_CONTEXTS = [THREAD, task("led"), EXTI0, EXTI1, isr(8, "EXTI2", 10), isr(9, "EXTI3", None)]
+RMW_MASKS = [{}, {"primask": 1}, {"basepri": 0x60}]
+rmw_accesses = st.lists(
+    st.tuples(st.sampled_from(RMW_CONTEXTS), st.sampled_from(RMW_MASKS), st.sampled_from([{}, COUNTER]),
+              st.booleans(), st.integers(0, 3), st.one_of(st.none(), st.integers(0, 3))),
+    min_size=2, max_size=30,
+)  # fmt: skip
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(accesses=rmw_accesses)
+def test_rmw_race_in_batches_of_any_access_sequence(tmp_path_factory, accesses):
+    rows = [
+        wr(ctx | mask, old, value, **where) if write else rd(ctx | mask, value, **where)
+        for ctx, mask, where, write, value, old in accesses
+    ]  # fmt: skip
+    path = write_trace(tmp_path_factory.mktemp("rmw") / "trace.csv", rows)
+    whole = _whole(path, ["rmw-race"])
+    assert _in_batches(path, 1, ["rmw-race"]) == whole and _in_batches(path, 3, ["rmw-race"]) == whole

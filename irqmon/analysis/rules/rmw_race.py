@@ -21,12 +21,14 @@ Instead:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, IN_ISR, LABEL_COLUMNS, PRIO, Context
-from irqmon.analysis.findings import Finding, group_hits
+from irqmon.analysis.common import at, fresh, where
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, LABEL_COLUMNS, PRIO, Context
+from irqmon.analysis.findings import Finding, Group, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
@@ -35,14 +37,21 @@ RULE = Rule(
     needs=(Kind.SHARED_REGISTER.value, Kind.WATCH.value),
 )
 THREAD_LEVEL = np.inf
+ACCESS_KINDS = (Kind.SHARED_REGISTER.value, Kind.WATCH.value)
+
+
+def accesses(ctx: Context, columns: list[str] | None = None) -> pd.DataFrame:
+    """The reads and writes of an address, in order (all columns, or only `columns`)."""
+    wanted = None if columns is None else [*columns, "address", "access", "seq"]
+    acc = ctx.select(event=Event.ACCESS.value, kind=ACCESS_KINDS, columns=wanted)
+    return acc[acc["address"].notna() & acc["access"].isin(["r", "w"]).fillna(False).astype(bool)].sort_values("seq")
 
 
 def rmw_pairs(ctx: Context) -> pd.DataFrame:
     """Every write preceded, in the same context, by a read of the same address with no own
     write between: a read-modify-write. Columns added: `read_row`, `foreign_row` (the last
     write by another context between the read and the write, NA if none)."""
-    acc = ctx.select(event=Event.ACCESS.value, kind=(Kind.SHARED_REGISTER.value, Kind.WATCH.value))
-    acc = acc[acc["address"].notna() & acc["access"].isin(["r", "w"]).fillna(False).astype(bool)].sort_values("seq")
+    acc = accesses(ctx)
     if acc.empty:
         return acc
     acc = acc.assign(row=acc.index)
@@ -62,17 +71,138 @@ def rmw_pairs(ctx: Context) -> pd.DataFrame:
     return pairs
 
 
-def check(ctx: Context) -> list[Finding]:
-    pairs = rmw_pairs(ctx)
-    if pairs.empty:
-        return []
-    observed = _lost_updates(ctx, pairs)
-    raced = set(observed["address"].dropna().tolist())
-    findings = group_hits(RULE, ctx, observed, site=("address",), title=_lost_title, message=_lost_message, evidence=_lost_evidence)
-    open_pairs = _unprotected(ctx, pairs[~pairs["address"].isin(raced)])
-    return findings + group_hits(
-        RULE, ctx, open_pairs, site=("address",), title=_open_title, message=_open_message, evidence=_open_evidence, severity="warning"
-    )
+def stream() -> RmwStream:
+    return RmwStream()
+
+
+@dataclass
+class _Level:
+    """The read-modify-writes of an address by one exception (or thread mode) at one priority
+    level, over the trace so far: their highest mask threshold, and their first write's row,
+    whole (with its exception name, label and handler)."""
+
+    ipsr: int | None
+    level: float
+    isr: bool
+    threshold: float
+    first: pd.DataFrame
+
+
+class RmwStream:
+    """rmw-race judged batch by batch. Each batch's read-modify-writes are judged on the rows
+    the batches before carried (`carry`): per address and context still going on its last read
+    and last write, per address its last write; lost updates are grouped as they come. Whether
+    a location is open to a more urgent writer is decided at the end, on what was kept per
+    address, exception and level (`_Level`), for the addresses no lost update was seen on."""
+
+    def __init__(self) -> None:
+        self.lost = SiteGroups(RULE, site=("address",), title=_lost_title, message=_lost_message, evidence=_lost_evidence)
+        self.raced: set[int] = set()  # addresses with a lost update
+        self.levels: dict[tuple[int, int | None, float | None], _Level] = {}  # per (address, exception, level)
+        self.context_levels: dict[tuple[int, int], float] = {}  # per (address, context going on): its first pair's level
+
+    def add(self, ctx: Context) -> None:
+        pairs = fresh(ctx, rmw_pairs(ctx))
+        if pairs.empty:
+            return
+        observed = _lost_updates(ctx, pairs)
+        self.raced.update(int(a) for a in observed["address"].dropna())
+        self.lost.add(ctx, observed)
+        self._add_levels(ctx, pairs)
+
+    def carry(self, ctx: Context) -> np.ndarray:
+        """Per address and context still going on, its last read and last write (the read a
+        later write of the context pairs with, and whether the context wrote since); per
+        address, its last write (the foreign write a later pair may have interleaved)."""
+        acc = accesses(ctx, [ACT])
+        going_on = _going_on(ctx, acc[ACT].to_numpy(dtype=np.int64))
+        acts = np.array([act for _, act in self.context_levels], dtype=np.int64)
+        levels = zip(self.context_levels.items(), _going_on(ctx, acts), strict=True)
+        self.context_levels = {key: level for (key, level), keep in levels if keep}
+        own = acc[going_on].groupby(["address", ACT, "access"], sort=False).tail(1).index.to_numpy()
+        writes = acc[(acc["access"] == "w").to_numpy(dtype=bool)].groupby("address", sort=False).tail(1).index.to_numpy()
+        return np.union1d(own, writes).astype(np.int64)
+
+    def findings(self) -> list[Finding]:
+        opened = SiteGroups(RULE, site=("address",), title=_open_title, message=_open_message, evidence=_open_evidence, severity="warning")
+        opened.add(None, self._unprotected())
+        return self.lost.findings() + opened.findings()
+
+    def _add_levels(self, ctx: Context, pairs: pd.DataFrame) -> None:
+        """Fold a batch's pairs into the per (address, exception, level) summaries: each context
+        at the level of its first pair, the highest mask threshold of any of its pairs."""
+        read = ctx.rows_at(pairs["read_row"].to_numpy(), ["primask", "faultmask", "basepri"])
+        level = pd.Series(np.where(pairs[IN_ISR], pairs[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan), THREAD_LEVEL), index=pairs.index)
+        pairs = pairs.assign(level=level, threshold=np.maximum(_mask_threshold(ctx, pairs).to_numpy(), _mask_threshold(ctx, read).to_numpy()))
+        per_context = pairs.groupby(["address", ACT], sort=False).agg(
+            level=("level", "first"), threshold=("threshold", "max"), row=("row", "first"), isr=(IN_ISR, "first"),
+            ipsr=("ipsr", "first"),
+        ).reset_index()  # fmt: skip
+        # A context going on from a batch before keeps the level of its first pair there.
+        keys = zip(per_context["address"].tolist(), per_context[ACT].tolist(), strict=True)
+        levels = zip(keys, per_context["level"].tolist(), strict=True)
+        per_context["level"] = [self.context_levels.setdefault(key, level) for key, level in levels]
+        # Contexts are compared per exception (all activations of one ISR are one level) or task.
+        per_level = per_context.groupby(["address", "ipsr", "level"], dropna=False, sort=False).agg(
+            threshold=("threshold", "max"), row=("row", "first"), isr=("isr", "first")
+        ).reset_index()  # fmt: skip
+        keys = [(int(a), _known(i), _known(v)) for a, i, v in zip(per_level["address"], per_level["ipsr"], per_level["level"], strict=True)]
+        seen = np.array([key in self.levels for key in keys], dtype=bool)
+        firsts = _whole_rows(ctx, per_level["row"].to_numpy(dtype=np.int64)[~seen])
+        new = iter(range(len(firsts)))
+        rows = zip(keys, seen, per_level["threshold"], per_level["level"], per_level["isr"], strict=True)
+        for key, known, threshold, level, isr in rows:  # the new ones in order of their first pair
+            if known:
+                self.levels[key].threshold = max(self.levels[key].threshold, float(threshold))
+            else:
+                self.levels[key] = _Level(key[1], float(level), bool(isr), float(threshold), firsts.iloc[[next(new)]])
+
+    def _unprotected(self) -> pd.DataFrame:
+        """The first pair of each exception (or thread mode) and level that a more urgent
+        context, also read-modify-writing the address, can preempt: nothing masked it during the
+        pair (PRIMASK/FAULTMASK clear, BASEPRI above it); none on an address that lost an update."""
+        kept = [(key, level) for key, level in self.levels.items() if key[0] not in self.raced]
+        if not kept:
+            return pd.DataFrame()
+        per_level = pd.DataFrame({
+            "address": [key[0] for key, _ in kept], "ipsr": [level.ipsr for _, level in kept],
+            "level": np.array([level.level for _, level in kept], dtype=float),
+            "threshold": np.array([level.threshold for _, level in kept], dtype=float),
+            "row": np.arange(len(kept)), "isr": np.array([level.isr for _, level in kept], dtype=bool),
+        })  # fmt: skip
+        pairs_of = per_level.merge(per_level, on="address", suffixes=("", "_hi"))
+        preempts = (pairs_of["level_hi"] < pairs_of["level"]) | (pairs_of["isr_hi"] & ~pairs_of["isr"])
+        masked = (pairs_of["level_hi"] >= pairs_of["threshold"]) | (pairs_of["threshold"] == 0)
+        unmasked = ~masked.fillna(False).astype(bool)
+        exposed = pairs_of[preempts.fillna(False).astype(bool) & unmasked & (pairs_of["ipsr"] != pairs_of["ipsr_hi"])]
+        if exposed.empty:
+            return pd.DataFrame()
+        firsts = [level.first for _, level in kept]
+        hits = pd.concat([firsts[row] for row in exposed["row"]])
+        other = pd.concat([firsts[row] for row in exposed["row_hi"]])
+        return hits.assign(other_context=other["context"].to_numpy(), other_source=other["source"].to_numpy())
+
+
+def _going_on(ctx: Context, acts: np.ndarray) -> np.ndarray:
+    """Whether each context may still run after this batch: a task (or thread mode), or its
+    exception's latest activation (an activation over never comes back)."""
+    handler = ctx.timeline.ipsr > 0
+    latest = pd.Series(ctx.timeline.act[handler]).groupby(ctx.timeline.ipsr[handler]).max()
+    return (acts < 0) | (acts == latest.reindex(acts >> 32).to_numpy(dtype=float))
+
+
+def _whole_rows(ctx: Context, positions: np.ndarray) -> pd.DataFrame:
+    """The rows at `positions` as a finding's first hit needs them: every column, the exception's
+    name, the context's label and the handler."""
+    rows = ctx.rows_at(positions)
+    rows = rows.assign(**{EXC_NAME: ctx.names(rows)})
+    rows["context"] = ctx.labels(rows)
+    return rows.assign(handler=ctx.handlers(rows))
+
+
+def _known(value: object) -> object:
+    """A key's value with None for a missing one (NaN and NA are not equal to themselves)."""
+    return None if pd.isna(value) else value.item() if hasattr(value, "item") else value
 
 
 def _lost_updates(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
@@ -101,20 +231,20 @@ def _hex(value: object) -> str | None:
     return None if value is None or value is pd.NA or value != value else f"{int(value):#x}"
 
 
-def _lost_title(first: pd.Series, group: pd.DataFrame) -> str:
+def _lost_title(first: pd.Series, group: Group) -> str:
     return f"{_name(first)}: {first['other_context']} wrote between the read and the write of {where(first)}"
 
 
-def _lost_message(first: pd.Series, group: pd.DataFrame) -> str:
+def _lost_message(first: pd.Series, group: Group) -> str:
     values = (
         f" It read {_hex(first['read_value'])}, {first['other_context']} wrote {_hex(first['foreign_value'])}, "
         f"then the stale store wrote {_hex(first['value'])}: bits {_hex(first['lost_bits'])} of the other write are lost."
         if first["lost_bits"] is not pd.NA else ""
     )  # fmt: skip
-    return f"Lost update of {_name(first)} in {first['context']}{at(first)}, {len(group)} time(s).{values}"
+    return f"Lost update of {_name(first)} in {first['context']}{at(first)}, {group.count} time(s).{values}"
 
 
-def _lost_evidence(first: pd.Series, group: pd.DataFrame) -> dict:
+def _lost_evidence(first: pd.Series, group: Group) -> dict:
     return {
         "case": "lost-update",
         "read_value": _hex(first["read_value"]),
@@ -124,36 +254,6 @@ def _lost_evidence(first: pd.Series, group: pd.DataFrame) -> dict:
         "other_context": first["other_context"],
         "other_source": first["foreign_source"] if isinstance(first["foreign_source"], str) else None,
     }
-
-
-def _unprotected(ctx: Context, pairs: pd.DataFrame) -> pd.DataFrame:
-    """Pairs of a context that a more urgent context, also read-modify-writing the address, can
-    preempt: nothing masked it during the pair (PRIMASK/FAULTMASK clear, BASEPRI above it)."""
-    if pairs.empty:
-        return pairs
-    read = ctx.rows_at(pairs["read_row"].to_numpy(), ["primask", "faultmask", "basepri"])
-    level = pd.Series(np.where(pairs[IN_ISR], pairs[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan), THREAD_LEVEL), index=pairs.index)
-    pairs = pairs.assign(level=level, threshold=np.maximum(_mask_threshold(ctx, pairs).to_numpy(), _mask_threshold(ctx, read).to_numpy()))
-    per_context = pairs.groupby(["address", ACT], sort=False).agg(
-        level=("level", "first"), threshold=("threshold", "max"), row=("row", "first"), isr=(IN_ISR, "first"),
-        ipsr=("ipsr", "first"),
-    ).reset_index()  # fmt: skip
-    # Contexts are compared per exception (all activations of one ISR are one level) or task.
-    per_level = per_context.groupby(["address", "ipsr", "level"], dropna=False, sort=False).agg(
-        threshold=("threshold", "max"), row=("row", "first"), isr=("isr", "first")
-    ).reset_index()  # fmt: skip
-    pairs_of = per_level.merge(per_level, on="address", suffixes=("", "_hi"))
-    preempts = (pairs_of["level_hi"] < pairs_of["level"]) | (pairs_of["isr_hi"] & ~pairs_of["isr"])
-    masked = (pairs_of["level_hi"] >= pairs_of["threshold"]) | (pairs_of["threshold"] == 0)
-    unmasked = ~masked.fillna(False).astype(bool)
-    exposed = pairs_of[preempts.fillna(False).astype(bool) & unmasked & (pairs_of["ipsr"] != pairs_of["ipsr_hi"])]
-    if exposed.empty:
-        return pairs.iloc[0:0]
-    hits = ctx.rows_at(exposed["row"].astype(np.int64).to_numpy())
-    other = ctx.rows_at(exposed["row_hi"].astype(np.int64).to_numpy(), [*LABEL_COLUMNS, "source"])
-    hits["other_context"] = ctx.labels(other).to_numpy()
-    hits["other_source"] = other["source"].to_numpy()
-    return hits
 
 
 def _mask_threshold(ctx: Context, rows: pd.DataFrame) -> pd.Series:
@@ -166,17 +266,17 @@ def _mask_threshold(ctx: Context, rows: pd.DataFrame) -> pd.Series:
     return pd.Series(np.where(everything.to_numpy(dtype=bool), 0.0, base_level), index=rows.index)
 
 
-def _open_title(first: pd.Series, group: pd.DataFrame) -> str:
+def _open_title(first: pd.Series, group: Group) -> str:
     return f"{_name(first)} read-modify-written by {first['context']} and {first['other_context']} with nothing masking the latter"
 
 
-def _open_message(first: pd.Series, group: pd.DataFrame) -> str:
+def _open_message(first: pd.Series, group: Group) -> str:
     return (
         f"{first['context']} reads and writes {_name(first)}{at(first)} while {first['other_context']}, which can preempt it, "
         f"also read-modify-writes it; no interleaving was observed, but nothing prevents one."
     )
 
 
-def _open_evidence(first: pd.Series, group: pd.DataFrame) -> dict:
+def _open_evidence(first: pd.Series, group: Group) -> dict:
     return {"case": "unprotected", "other_context": first["other_context"],
             "other_source": first["other_source"] if isinstance(first["other_source"], str) else None}  # fmt: skip
