@@ -214,22 +214,50 @@ def with_optional_columns(table: pa.Table) -> pa.Table:
 
 def write_parquet(trace: Trace, path: Path | str) -> None:
     """Write `trace` as Parquet, metadata kept under `irqmon.<key>` in the schema metadata."""
-    table = pa.Table.from_pandas(trace.frame, preserve_index=False)
-    metadata = {f"{PARQUET_META_PREFIX}{k}".encode(): str(v).encode() for k, v in trace.metadata.items()}
-    metadata.setdefault(f"{PARQUET_META_PREFIX}{schema.META_SCHEMA}".encode(), str(schema.SCHEMA_VERSION).encode())
-    table = table.replace_schema_metadata({**(table.schema.metadata or {}), **metadata})
-    pq.write_table(table, path)
+    _write_parquet([trace.frame], trace.metadata, path)
 
 
 def write_csv(trace: Trace, path: Path | str) -> None:
     """Write `trace` in the capture's CSV format (metadata lines, header, one row per event)."""
+    _write_csv([trace.frame], trace.metadata, path)
+
+
+def convert(source: Path | str, target: Path | str, rows: int = BATCH_ROWS) -> None:
+    """Write the trace at `source` to `target`, Parquet or CSV by its extension, `rows` rows at a
+    time: what `write_parquet`/`write_csv` write of `load_trace(source)`, in bounded memory."""
+    batches = read_batches(source, rows)
+    frames = (Trace(batch, batches.metadata, batches.path).frame for batch in batches)
+    try:
+        (_write_parquet if Path(target).suffix.lower() == ".parquet" else _write_csv)(frames, batches.metadata, target)
+    except BaseException:  # a bad row far into the source: no half-written target left behind
+        Path(target).unlink(missing_ok=True)
+        raise
+
+
+def _write_parquet(frames: Iterable[pd.DataFrame], metadata: dict[str, str], path: Path | str) -> None:
+    writer: pq.ParquetWriter | None = None
+    try:
+        for frame in frames:
+            table = pa.Table.from_pandas(frame, preserve_index=False)
+            if writer is None:
+                kept = {f"{PARQUET_META_PREFIX}{k}".encode(): str(v).encode() for k, v in metadata.items()}
+                kept.setdefault(f"{PARQUET_META_PREFIX}{schema.META_SCHEMA}".encode(), str(schema.SCHEMA_VERSION).encode())
+                writer = pq.ParquetWriter(path, table.schema.with_metadata({**(table.schema.metadata or {}), **kept}))
+            writer.write_table(table.cast(writer.schema))
+    finally:
+        if writer is not None:
+            writer.close()
+
+
+def _write_csv(frames: Iterable[pd.DataFrame], metadata: dict[str, str], path: Path | str) -> None:
     with open(path, "w", newline="", encoding="utf-8") as file:
         file.write(f"# {schema.MAGIC}\n")
-        file.write(f"# {schema.META_SCHEMA}: {trace.metadata.get(schema.META_SCHEMA, schema.SCHEMA_VERSION)}\n")
-        for key, value in trace.metadata.items():
+        file.write(f"# {schema.META_SCHEMA}: {metadata.get(schema.META_SCHEMA, schema.SCHEMA_VERSION)}\n")
+        for key, value in metadata.items():
             if key != schema.META_SCHEMA:
                 file.write(f"# {key}: {value}\n")
-        trace.frame.to_csv(file, index=False, float_format="%.6f", lineterminator="\n")
+        for number, frame in enumerate(frames):
+            frame.to_csv(file, index=False, header=number == 0, float_format="%.6f", lineterminator="\n")
 
 
 def _is_parquet(path: Path) -> bool:

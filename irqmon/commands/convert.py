@@ -1,4 +1,5 @@
-"""`irqmon convert IN OUT`: convert a trace between CSV and Parquet (by OUT's extension)."""
+"""`irqmon convert IN OUT`: convert a trace between CSV and Parquet (by OUT's extension), a batch
+of rows at a time (any size, in bounded memory)."""
 
 from __future__ import annotations
 
@@ -26,15 +27,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irqmon.tracefile import load_trace, write_csv, write_parquet
+    from irqmon.tracefile import convert
 
-    suffix = args.target.suffix.lower()
-    if suffix not in (".parquet", ".csv"):
+    if args.target.suffix.lower() not in (".parquet", ".csv"):
         raise UsageError(f"{args.target}: say .parquet or .csv as the extension")
     check_output_file(args.target, "output")
-    trace = load_trace(args.source)
     try:
-        (write_parquet if suffix == ".parquet" else write_csv)(trace, args.target)
+        convert(args.source, args.target)  # a batch at a time: any size in bounded memory
     except OSError as exc:
         raise UsageError(f"{args.target}: cannot write: {exc.strerror or exc}") from None
     return 0

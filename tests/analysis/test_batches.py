@@ -293,3 +293,27 @@ def test_a_bad_value_in_a_column_not_read_is_left_to_the_read_of_every_column(tm
     assert list(read_batches(path, 5, ["ipsr"]))
     with pytest.raises(UsageError, match="column basepri: 999 is outside 0..255"):
         list(read_batches(path, 5))
+
+
+@pytest.mark.parametrize("recorded", ["printf_tasks_critical.csv", "uart_queue_primask.csv"])
+def test_convert_in_batches_writes_what_the_whole_trace_writes(tmp_path, recorded):
+    from irqmon.tracefile import convert, write_csv
+
+    source = RECORDED / recorded
+    whole_parquet, whole_csv = tmp_path / "whole.parquet", tmp_path / "whole.csv"
+    write_parquet(load_trace(source), whole_parquet)
+    write_csv(load_trace(source), whole_csv)
+    convert(source, tmp_path / "batched.parquet", rows=97)
+    convert(tmp_path / "batched.parquet", tmp_path / "batched.csv", rows=41)
+    assert pq.read_table(tmp_path / "batched.parquet").equals(pq.read_table(whole_parquet))
+    assert (tmp_path / "batched.csv").read_text() == whole_csv.read_text()
+
+
+def test_convert_of_a_bad_row_far_in_leaves_no_target(tmp_path):
+    from irqmon.tracefile import convert
+
+    rows = [{"event": "mask", "ipsr": 0, "symbol": "primask", "value": 1}] * 50 + [{"event": "mask", "ipsr": 0, "basepri": 999}]
+    source = write_trace(tmp_path / "bad.csv", rows)
+    with pytest.raises(UsageError, match="column basepri"):
+        convert(source, tmp_path / "out.parquet", rows=8)
+    assert not (tmp_path / "out.parquet").exists()
