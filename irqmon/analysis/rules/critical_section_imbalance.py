@@ -147,7 +147,8 @@ def _isr_changed_mask(ctx: Context, masks: pd.DataFrame) -> list[Finding]:
     hits = last[changed & closed & ~switched]  # a context switch returns to another context's mask
     if ctx.coverage is not None and not hits.empty:  # a site armed or disarmed inside it: its first or last change may be unseen
         span = ctx.activations.loc[hits[ACT].to_numpy(), ["first_row", "last_row"]]
-        hits = hits[~ctx.coverage.changed_between(span["first_row"].to_numpy(), span["last_row"].to_numpy())]
+        first, last = (ctx.rows_at(span[end].to_numpy(), ["seq"])["seq"].to_numpy() for end in ("first_row", "last_row"))
+        hits = hits[~ctx.coverage.changed_between(first, last)]
     hits = ctx.rows_at(hits.index.to_numpy()).assign(entered_with=hits["entered_with"])
     return group_hits(
         RULE, ctx, hits, site=(EXC_NAME, "symbol", "source"),
@@ -162,7 +163,7 @@ def _unpaired_sections(ctx: Context) -> list[Finding]:
 
     Nesting is counted per context: per task (the RTOS saves each task's count on a switch), per
     ISR activation, and for main before the scheduler starts."""
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=["event", "role", "symbol", IN_ISR, ACT])
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=["seq", "event", "role", "symbol", IN_ISR, ACT])
     calls = outer_calls_only(ctx, ctx.outermost_calls(rows))  # a kernel call's own sections in an ISR: its evidence
     calls = calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)]
     if calls.empty:
@@ -170,7 +171,7 @@ def _unpaired_sections(ctx: Context) -> list[Finding]:
     # A rotated capture armed the enter/exit site in turns: calls pair up within one turn only
     # (a turn may begin inside a section: exits before its first enter close what it missed),
     # and only an activation seen whole in one turn can be said to return inside a section.
-    turn = pd.Series(ctx.coverage.turn(calls["symbol"], calls.index.to_numpy()) if ctx.coverage else 0, index=calls.index)
+    turn = pd.Series(ctx.coverage.turn(calls["symbol"], calls["seq"].to_numpy()) if ctx.coverage else 0, index=calls.index)
     if ctx.coverage is not None:
         entered = (calls["role"] == Role.ENTER.value).groupby([calls[ACT], turn]).cummax().astype(bool)
         calls, turn = calls[entered], turn[entered]
@@ -189,7 +190,7 @@ def _unpaired_sections(ctx: Context) -> list[Finding]:
         last_rows = ctx.activations["last_row"].reindex(calls[ACT].to_numpy()).to_numpy()
         known = ~np.isnan(last_rows)
         ends = np.where(known, last_rows, calls.index.to_numpy()).astype(np.int64)
-        whole &= ctx.coverage.turn(calls["symbol"], ends) == turn.to_numpy()
+        whole &= ctx.coverage.turn(calls["symbol"], ctx.rows_at(ends, ["seq"])["seq"].to_numpy()) == turn.to_numpy()
     closed = ctx.is_closed(calls[ACT])
     left_open = calls[IN_ISR] & is_last & whole & closed & (last > 0)
     hit = (stray_exit | left_open).astype(bool)

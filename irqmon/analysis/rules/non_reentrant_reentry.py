@@ -47,7 +47,7 @@ def check(ctx: Context) -> list[Finding]:
         return []
     # A rotated capture may have missed a return while the function's site was disarmed: calls
     # and returns pair up only within one turn of the site.
-    turn = pd.Series(ctx.coverage.turn(rows["symbol"], rows.index.to_numpy()) if ctx.coverage else 0, index=rows.index)
+    turn = pd.Series(ctx.coverage.turn(rows["symbol"], rows["seq"].to_numpy()) if ctx.coverage else 0, index=rows.index)
     key = [rows["symbol"], turn, rows[ACT], rows["sp"].fillna(-1)]
     calls_so_far = is_call.astype(np.int64).groupby(key).cumsum()
     returns_so_far = (~is_call).astype(np.int64).groupby(key).cumsum()
