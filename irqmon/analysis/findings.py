@@ -172,11 +172,12 @@ class _Site:
     acts: set[int]  # the activations of its hits in the batch before (an activation may go on)
     symbols: set[str]
     values: dict[str, Any]
+    context_seqs: dict[str, int] = field(default_factory=dict)  # context -> `seq` of its first hit
 
 
 class SiteGroups:
     """`group_hits` for hits that come batch by batch (a trace analysed in batches, or whole as
-    one batch): one finding per site, with its count, first and last time and every context
+    one batch; a batch's hits may come before those of an earlier batch): one finding per site, with its count, first and last time and every context
     involved. `collect` adds what `title`, `message` and `evidence` need of a batch's hits to the
     site's `Group.values` (kept small: the hits themselves are not kept); `inside` gives the
     probed calls the site's calls made inside themselves, kept as `values["inside"]`."""
@@ -200,17 +201,21 @@ class SiteGroups:
             for key, group in hits.groupby(self.site, dropna=False, sort=False):
                 site_key = tuple(plain(v) for v in (key if isinstance(key, tuple) else (key,)))
                 site = self.sites.get(site_key)
-                if site is None:
+                if site is None or int(group["seq"].iloc[0]) < int(site.first["seq"]):  # a rule may judge a hit late
                     first = group.iloc[[0]]
                     missing = [c for c in ctx.columns if c not in first]
                     if missing:
                         first = first.join(ctx.rows_at(first.index.to_numpy(), missing))
                     first = first.assign(handler=ctx.handlers(first)).iloc[0]
-                    site = self.sites[site_key] = _Site(first, 0, np.inf, -np.inf, [], set(), set(), {})
+                    if site is None:
+                        site = self.sites[site_key] = _Site(first, 0, np.inf, -np.inf, [], set(), set(), {})
+                    site.first = first
                 site.count += len(group)
                 site.first_time = min(site.first_time, float(group["time"].min()))
                 site.last_time = max(site.last_time, float(group["time"].max()))
-                site.contexts += [c for c in group["context"].dropna().unique().tolist() if c not in site.contexts]
+                for context, seq in group.dropna(subset=["context"]).groupby("context", sort=False)["seq"].first().items():
+                    site.context_seqs[str(context)] = min(int(seq), site.context_seqs.get(str(context), int(seq)))
+                site.contexts = sorted(site.context_seqs, key=site.context_seqs.__getitem__)  # in order of appearance
                 site.symbols.update(group["symbol"].dropna())
                 if self.collect is not None:
                     self.collect(site.values, group)
