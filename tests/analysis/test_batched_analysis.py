@@ -13,6 +13,8 @@ import pytest
 from irqmon.analysis import AnalysisConfig, all_rules, analyze
 from irqmon.analysis.batches import findings_in_batches, streamable
 from irqmon.tracefile import load_trace
+from section_edges import TRACES as SECTION_EDGES
+from tracebuild import write_trace
 
 TRACES = Path(__file__).parent / "traces"
 RULES = all_rules()
@@ -32,7 +34,7 @@ def _whole(path: Path, rules: list[str]) -> list[dict]:
 
 
 def test_the_call_rules_stream():
-    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation"} <= set(STREAMING)
+    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "non-reentrant-reentry", "critical-section-imbalance"} <= set(STREAMING)
     assert streamable(RULES, STREAMING) and not streamable(RULES, list(RULES))
 
 
@@ -56,4 +58,22 @@ def test_a_batch_edge_between_every_two_rows(capture):
 def test_the_comparison_sees_findings():
     """The samples' captures do give these rules' findings (the comparisons above are not of nothing)."""
     found = {f["rule"] for capture in TRACES.glob("*.csv") for rules in RULE_SETS.values() for f in _whole(capture, rules)}
-    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation"} <= found
+    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "non-reentrant-reentry", "critical-section-imbalance"} <= found
+
+
+@pytest.mark.parametrize("rows", [1, 2, 3, 5])
+@pytest.mark.parametrize("name", SECTION_EDGES)
+def test_batch_edges_inside_sections_calls_and_activations(tmp_path, name, rows):
+    path = write_trace(tmp_path / "trace.csv", SECTION_EDGES[name])
+    assert _in_batches(path, rows, STREAMING) == _whole(path, STREAMING)
+
+
+def test_the_section_edges_give_every_case(tmp_path):
+    """The small traces above do give each kind of finding of the two rules."""
+    found = {
+        (f["rule"], f["evidence"].get("case")) for name, rows in SECTION_EDGES.items()
+        for f in _whole(write_trace(tmp_path / f"{name}.csv", rows), STREAMING)
+    }  # fmt: skip
+    assert {("non-reentrant-reentry", None)} | {
+        ("critical-section-imbalance", case) for case in ("inner-enable", "isr-changed-mask", "exit-without-enter", "isr-returned-inside")
+    } <= found

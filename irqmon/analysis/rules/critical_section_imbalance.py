@@ -20,14 +20,12 @@ Instead:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, open_isr_call_rows, outer_calls_only, where
+from irqmon.analysis.common import at, fresh, keep_last, open_isr_call_rows, outer_calls_only, running_sums, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, NO_CONTEXT, Context, own_paths
-from irqmon.analysis.findings import Finding, Group, SiteGroups
+from irqmon.analysis.findings import Finding, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
 
@@ -45,28 +43,18 @@ def stream() -> SectionStream:
     return SectionStream()
 
 
-@dataclass
-class _LastCall:
-    """An ISR activation's last enter/exit call so far: where, in which turn, and the nesting after it."""
-
-    seq: int
-    symbol: str
-    turn: int
-    depth: int
-    one_turn: bool  # all the activation's calls so far in one turn of their site
-
-
 class SectionStream:
     """The rule batch by batch.
 
-    Carried rows: per context and register still running, the section a caller opened and the
-    first entries of the current section (call paths missing), an unmasking whose judgement
-    needs the next row; per activation not judged yet (still running, or thread mode not seen
-    resuming after it), its first and last rows, the thread-mode rows around it, its first and
-    last mask rows per register and its last enter/exit call; per context its last enter/exit
-    call or return (nesting without call paths), and the last row of thread mode.
-    Kept between batches: per (context, turn) the open RTOS sections, the tasks that entered one,
-    the activations not judged yet."""
+    Carried rows: per running context and register, the last section opened and the row that
+    closed it, the first entries of the current section (call paths missing), an unmasking whose
+    judgement needs the next row; per ISR activation not judged yet (still running, or thread
+    mode not seen resuming after it; judged at the trace's end at the latest), its first and
+    last rows, the thread-mode rows around it, its first and last mask rows per register and its
+    last enter/exit call; per running context its last enter/exit call or return (nesting
+    without call paths), and the last row of thread mode.
+    Kept between batches: per (context, turn) the open RTOS sections and the enters (only
+    carried rows are re-judged: counts are not), the activations not judged yet."""
 
     def __init__(self) -> None:
         self.inner_enable = SiteGroups(
@@ -95,10 +83,15 @@ class SectionStream:
         )  # fmt: skip
         self.deferred: set[int] = set()  # `seq` of unmaskings judged once the next row of their context and register is seen
         self.pending: set[int] = set()  # ISR activations not judged yet
-        self.depth: dict[tuple[int, int], int] = {}  # (act, turn) -> sections open
-        self.entered: set[tuple[int, int]] = set()  # (act, turn) with an enter (a capture armed in turns)
-        self.tasks_entered: set[int] = set()  # thread-mode contexts that entered a section
-        self.last_calls: dict[int, _LastCall] = {}  # per ISR activation not judged yet
+        self.depth: dict[tuple, int] = {}  # (act, turn) -> sections open
+        self.entered: dict[tuple, int] = {}  # (act, turn) -> its enters (a capture armed in turns)
+        self.entered_ever: dict[tuple, int] = {}  # (act,) -> its enters
+        # Per ISR activation not judged yet, its last enter/exit call (`seq`, `symbol`, `turn`), the
+        # sections open after it (`depth`), and whether all its calls were in one turn of their site.
+        self.last_calls = pd.DataFrame(
+            {"seq": pd.Series(dtype=np.int64), "symbol": pd.Series(dtype=object), "turn": pd.Series(dtype=np.int64),
+             "depth": pd.Series(dtype=np.int64), "one_turn": pd.Series(dtype=bool)},
+        ).rename_axis(ACT)  # fmt: skip
         self.carried = np.zeros(0, dtype=np.int64)
 
     def add(self, ctx: Context) -> None:
@@ -133,11 +126,13 @@ class SectionStream:
         hits["outer_source"] = pd.Series(pd.NA, index=hits.index, dtype="string")
         hits.loc[hits.index[known], "outer_source"] = ctx.rows_at(outer[known].astype(np.int64), ["source"])["source"].to_numpy()
         self.inner_enable.add(ctx, hits)
+        if ctx.ends_trace:
+            return np.zeros(0, dtype=np.int64)
         return self._open_sections(ctx, masks, judged_rows=rows[judged], depth=pd.Series(depth, index=rows))
 
     def _open_sections(self, ctx: Context, masks: pd.DataFrame, judged_rows: np.ndarray, depth: pd.Series) -> np.ndarray:
-        """Per context still running and register: the last section opened where it is still open,
-        the current section's first two entries, and its last row where it is an unmasking
+        """Per context still running and register: the last section opened and the row that closed
+        it, the current section's first two entries, and its last row where it is an unmasking
         without a call path (judged once the next row is seen)."""
         self.deferred = set()
         running = masks[_running(ctx, masks[ACT].to_numpy())]
@@ -146,13 +141,12 @@ class SectionStream:
             before, after = group["before"].to_numpy(), group["after"].to_numpy()
             level = depth.reindex(group.index).to_numpy()
             starts = np.flatnonzero((before == 0) & (after > 0))
-            if len(starts):
+            if len(starts):  # the last section opened, and what closed it (older rows carried may not reopen it)
                 last = starts[-1]
                 rest = slice(last + 1, None)
                 lowers = after[rest] < before[rest]
                 closes = ((lowers & (after[rest] == 0)) | (before[rest] == 0)) | (lowers & (level[rest] == level[last]))
-                if not np.isnan(level[last]) and not closes.any():
-                    carry.append(group.index[last])
+                carry += [group.index[last], *group.index[rest][closes][:1]]
             period = slice(starts[-1] if len(starts) else 0, None)
             entries = (after[period] > 0) & (after[period] >= before[period])
             carry += list(group.index[period][entries][:2])
@@ -168,19 +162,20 @@ class SectionStream:
         """Add the batch's exits without an enter; keep each ISR activation's last call. The rows
         to carry: each running context's last enter/exit call or return."""
         rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=SECTION_COLUMNS)
-        last_rows = rows.groupby(ACT, sort=False).tail(1)
-        last_rows = last_rows.index.to_numpy()[_running(ctx, last_rows[ACT].to_numpy())]
         # A kernel call's own sections in an ISR: its evidence.
         calls = outer_calls_only(ctx, ctx.outermost_calls(rows, [Kind.CRITICAL_SECTION.value]))
         calls = fresh(ctx, calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)])
         if not calls.empty:
             self._count(ctx, calls)
-        return last_rows
+        if ctx.ends_trace:
+            return np.zeros(0, dtype=np.int64)
+        last_rows = rows.groupby(ACT, sort=False).tail(1)
+        return last_rows.index.to_numpy()[_running(ctx, last_rows[ACT].to_numpy())]
 
     def _last_call_rows(self, ctx: Context) -> np.ndarray:
         """The rows of the last calls of the activations not judged yet."""
         rows = ctx.select(event=Event.CALL.value, kind=Kind.CRITICAL_SECTION.value, columns=["seq"])
-        return rows.index.to_numpy()[rows["seq"].isin([call.seq for call in self.last_calls.values()]).to_numpy(dtype=bool)]
+        return rows.index.to_numpy()[rows["seq"].isin(self.last_calls["seq"]).to_numpy(dtype=bool)]
 
     def _count(self, ctx: Context, calls: pd.DataFrame) -> None:
         """Nesting per context and turn, counted on from the batches before."""
@@ -188,29 +183,34 @@ class SectionStream:
         # (a turn may begin inside a section: exits before its first enter close what it missed),
         # and only an activation seen whole in one turn can be said to return inside a section.
         turn = ctx.coverage.turn(calls["symbol"], calls["seq"].to_numpy()) if ctx.coverage else np.zeros(len(calls), dtype=np.int64)
-        act = calls[ACT].to_numpy()
+        keys = pd.DataFrame({ACT: calls[ACT].to_numpy(), "turn": turn})
         enters = (calls["role"] == Role.ENTER.value).to_numpy(dtype=bool)
         if ctx.coverage is not None:
-            entered = _cumulative(enters, [act, turn], lambda key: int(key in self.entered)) > 0
-            self.entered.update(zip(act[enters].tolist(), turn[enters].tolist()))
-            calls, act, turn, enters = calls[entered], act[entered], turn[entered], enters[entered]
+            entered = running_sums(enters, keys, self.entered)
+            keep_last(entered, keys, self.entered)
+            calls, keys, enters = calls[entered > 0], keys[entered > 0], enters[entered > 0]
             if calls.empty:
                 return
         in_isr = calls[IN_ISR].to_numpy(dtype=bool)
         # A task's exits before its first enter close sections entered before the capture began.
-        opened_before = ~in_isr & (_cumulative(enters, [act], lambda key: int(key[0] in self.tasks_entered)) == 0)
-        self.tasks_entered.update(act[enters & ~in_isr].tolist())
-        step = np.where(enters, 1, np.where(opened_before, 0, -1))
-        depth = _cumulative(step, [act, turn], lambda key: self.depth.get(key, 0))
-        for key, value in zip(zip(act.tolist(), turn.tolist()), depth.tolist()):  # the last value per key stays
-            self.depth[key] = value
+        entered_ever = running_sums(enters, keys[[ACT]], self.entered_ever)
+        keep_last(entered_ever, keys[[ACT]], self.entered_ever)
+        step = np.where(enters, 1, np.where(~in_isr & (entered_ever == 0), 0, -1))
+        depth = running_sums(step, keys, self.depth)
+        keep_last(depth, keys, self.depth)
         stray_exit = ~enters & (depth < 0)
         self.unpaired.add(ctx, ctx.rows_at(calls.index[stray_exit].to_numpy()).assign(case="exit-without-enter"))
-        symbols, seqs = calls["symbol"].to_numpy(dtype=object), calls["seq"].to_numpy()
-        for i in np.flatnonzero(in_isr):
-            before = self.last_calls.get(int(act[i]))
-            one_turn = before is None or (before.one_turn and before.turn == turn[i])
-            self.last_calls[int(act[i])] = _LastCall(int(seqs[i]), str(symbols[i]), int(turn[i]), int(depth[i]), one_turn)
+        isr = pd.DataFrame({"seq": calls["seq"].to_numpy(), "symbol": calls["symbol"].to_numpy(dtype=object), "turn": keys["turn"].to_numpy(),
+                            "depth": depth, ACT: keys[ACT].to_numpy()})[in_isr]  # fmt: skip
+        if not isr.empty:
+            by_act = isr.groupby(ACT, sort=False)
+            last = by_act.tail(1).set_index(ACT)
+            last["one_turn"] = by_act["turn"].nunique() == 1
+            before = self.last_calls.reindex(last.index)
+            went_on = before["turn"].notna().to_numpy()  # activations with calls in the batches before
+            last.loc[went_on, "one_turn"] &= (before["one_turn"].astype(bool) & (before["turn"] == by_act["turn"].first()))[went_on]
+            kept = self.last_calls[~self.last_calls.index.isin(last.index)]
+            self.last_calls = pd.concat([kept, last]) if len(kept) else last
         self._forget_past_turns(ctx)
 
     def _forget_past_turns(self, ctx: Context) -> None:
@@ -221,7 +221,7 @@ class SectionStream:
         seq = int(ctx.rows_at(np.array([len(ctx.timeline.time) - 1]), ["seq"])["seq"].iloc[0])
         oldest = int(ctx.coverage.turn(symbols, np.full(len(symbols), seq)).min(initial=0))
         self.depth = {key: value for key, value in self.depth.items() if key[1] >= oldest}
-        self.entered = {key for key in self.entered if key[1] >= oldest}
+        self.entered = {key: value for key, value in self.entered.items() if key[1] >= oldest}
 
     # --- ISR activations: judged once it is known how they return ---------------------------
 
@@ -229,23 +229,19 @@ class SectionStream:
         """Judge the ISR activations whose end is known (or the trace's); the rows to carry of
         the others."""
         t, activations = ctx.timeline, ctx.activations
-        fresh_acts = np.unique(t.act[ctx.carried :][t.in_isr[ctx.carried :]])
-        acts = activations.loc[activations.index.isin(np.r_[fresh_acts, list(self.pending)])]
+        acts = activations[(activations["last_row"] >= ctx.carried).to_numpy() | activations.index.isin(list(self.pending))]
+        isr_masks = masks[masks[IN_ISR].to_numpy(dtype=bool)]
+        if ctx.ends_trace:  # what is still open stays open
+            self._judge(ctx, acts.index, isr_masks)
+            return np.zeros(0, dtype=np.int64)
         thread = np.flatnonzero(t.ipsr == 0)
         before = t.thread_rows[acts["first_row"].to_numpy()] - 1  # the thread row before each (-1: none)
         after = t.thread_rows[acts["last_row"].to_numpy()]  # the thread row after each (len(thread): none)
         running = _running(ctx, acts.index.to_numpy())
-        settled = np.full(len(acts), ctx.ends_trace) | (~running & ((after < len(thread)) | (before < 0)))
-        judged = acts.index[settled]
-        isr_masks = masks[masks[IN_ISR].to_numpy(dtype=bool)]
-        self._isr_changed_mask(ctx, isr_masks[isr_masks[ACT].isin(judged).to_numpy(dtype=bool)])
-        self._returned_inside(ctx, judged)
-        for act in judged.tolist():
-            self.last_calls.pop(act, None)
-        self.depth = {key: value for key, value in self.depth.items() if key[0] not in set(judged.tolist())}
-        self.entered = {key for key in self.entered if key[0] not in set(judged.tolist())}
+        settled = ~running & ((after < len(thread)) | (before < 0))
+        self._judge(ctx, acts.index[settled], isr_masks)
         has_masks = acts.index.isin(isr_masks[ACT].unique())
-        waiting = ~settled & (running | has_masks | acts.index.isin(list(self.last_calls)))
+        waiting = ~settled & (running | has_masks | acts.index.isin(self.last_calls.index))
         self.pending = set(acts.index[waiting].tolist())
         if not waiting.any():
             return np.zeros(0, dtype=np.int64)
@@ -256,6 +252,19 @@ class SectionStream:
             kept["first_row"].to_numpy(), kept["last_row"].to_numpy(), thread[around[(around >= 0) & (around < len(thread))]],
             ends.head(1).index.to_numpy(), ends.tail(1).index.to_numpy(),
         ]).astype(np.int64)  # fmt: skip
+
+    def _judge(self, ctx: Context, judged: pd.Index, isr_masks: pd.DataFrame) -> None:
+        """Judge the activations `judged` and forget them."""
+        self._isr_changed_mask(ctx, isr_masks[isr_masks[ACT].isin(judged).to_numpy(dtype=bool)])
+        self._returned_inside(ctx, judged)
+        if ctx.ends_trace:  # nothing comes after
+            return
+        self.last_calls = self.last_calls[~self.last_calls.index.isin(judged)]
+        for counts in (self.depth, self.entered, self.entered_ever):
+            keys = list(counts)
+            for key, done in zip(keys, pd.Index([key[0] for key in keys], dtype=np.int64).isin(judged), strict=True):
+                if done:
+                    del counts[key]
 
     def _isr_changed_mask(self, ctx: Context, isr: pd.DataFrame) -> None:
         """An ISR activation whose last mask change leaves a register different from its first's."""
@@ -274,18 +283,17 @@ class SectionStream:
 
     def _returned_inside(self, ctx: Context, judged: pd.Index) -> None:
         """The last enter/exit call of each judged ISR activation that returned inside a section."""
-        left = {act: call for act, call in self.last_calls.items() if act in set(judged.tolist()) and call.one_turn and call.depth > 0}
-        if not left:
+        left = self.last_calls[self.last_calls.index.isin(judged)]
+        left = left[left["one_turn"].astype(bool).to_numpy() & (left["depth"] > 0).to_numpy()]
+        if left.empty:
             return
-        acts = pd.Series(list(left), dtype=np.int64)
-        closed = ctx.is_closed(acts).to_numpy(copy=True)
+        acts = pd.Series(left.index.to_numpy(dtype=np.int64))
+        returned = ctx.is_closed(acts).to_numpy(copy=True)
         if ctx.coverage is not None:  # nor did the site's turn end before the activation did
             _, ends = self._span_seqs(ctx, acts)
-            symbols = pd.Series([call.symbol for call in left.values()], dtype=object)
-            closed &= ctx.coverage.turn(symbols, ends) == np.array([call.turn for call in left.values()])
-        seqs = [call.seq for call, keep in zip(left.values(), closed, strict=True) if keep]
+            returned &= ctx.coverage.turn(left["symbol"], ends) == left["turn"].to_numpy()
         rows = ctx.select(event=Event.CALL.value, kind=Kind.CRITICAL_SECTION.value, columns=["seq"])
-        hits = ctx.rows_at(rows.index.to_numpy()[rows["seq"].isin(seqs).to_numpy(dtype=bool)])
+        hits = ctx.rows_at(rows.index.to_numpy()[rows["seq"].isin(left["seq"][returned]).to_numpy(dtype=bool)])
         self.unpaired.add(ctx, hits.assign(case="isr-returned-inside"))
 
     @staticmethod
@@ -298,22 +306,9 @@ class SectionStream:
 def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:
     """Per act, whether that context may have rows after this batch: thread mode (a task, or
     main), or an exception's latest activation in the batch."""
-    t = ctx.timeline
-    latest = pd.Series(t.act[t.in_isr]).groupby(t.ipsr[t.in_isr]).max()
+    latest = ctx.activations.groupby("ipsr", sort=False).tail(1).index  # ids in order within each exception
     acts = np.asarray(acts, dtype=np.int64)
-    isr = acts > 0
-    running = (acts < 0) & (acts != NO_CONTEXT)
-    running[isr] = latest.reindex(acts[isr] >> 32).to_numpy() == acts[isr]
-    return running
-
-
-def _cumulative(values: np.ndarray, by: list[np.ndarray], start: object) -> np.ndarray:
-    """Per row, the running sum of `values` within its `by` group, on from `start(key)` (a
-    group's count from the batches before)."""
-    keys = pd.MultiIndex.from_arrays(by) if len(by) > 1 else pd.Index(by[0])
-    number, uniques = pd.factorize(keys)
-    initial = np.array([start(key if isinstance(key, tuple) else (key,)) for key in uniques], dtype=np.int64)  # type: ignore[operator]
-    return initial[number] + pd.Series(values).groupby(number).cumsum().to_numpy()
+    return ((acts < 0) & (acts != NO_CONTEXT)) | np.isin(acts, latest)
 
 
 def _strength(masks: pd.DataFrame, column: str) -> pd.Series:

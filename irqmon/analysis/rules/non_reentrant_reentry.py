@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, where
+from irqmon.analysis.common import at, fresh, keep_last, running_sums, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, Context
 from irqmon.analysis.findings import Finding, fingerprint, frame_list, plain
 from irqmon.analysis.registry import Rule
@@ -37,7 +37,6 @@ RULE = Rule(
 # What the pairing of calls and returns reads (the calls are many: the hits' rows are taken whole, later).
 CALL_COLUMNS = ["seq", "event", "symbol", "sp", ACT]
 SITE = ["symbol", "ipsr"]
-PAIRING = ["symbol", "turn", ACT, "sp"]  # calls and returns pair up within one of these
 
 
 def stream() -> ReentryStream:
@@ -63,7 +62,9 @@ class ReentryStream:
     next batch's first calls); per site, what its finding needs."""
 
     def __init__(self) -> None:
-        self.pairing: dict[tuple, tuple[int, int]] = {}  # PAIRING key -> (calls - returns, open calls)
+        # Per (symbol, turn, act, sp) not at 0: its calls less its returns, and its calls still open.
+        self.balance: dict[tuple, int] = {}
+        self.open: dict[tuple, int] = {}
         self.sites: dict[tuple, _Site] = {}  # (symbol, ipsr, nesting) -> its hits so far
 
     def add(self, ctx: Context) -> None:
@@ -90,46 +91,32 @@ class ReentryStream:
         turn = ctx.coverage.turn(rows["symbol"], rows["seq"].to_numpy()) if ctx.coverage else np.zeros(len(rows), dtype=np.int64)
         keys = pd.DataFrame({"symbol": rows["symbol"].astype(object), "turn": turn, ACT: rows[ACT].to_numpy(),
                              "sp": rows["sp"].fillna(-1).astype(np.int64).to_numpy()}, index=rows.index)  # fmt: skip
-        group = keys.groupby(PAIRING, sort=False)
-        firsts = group.head(1)
-        start = np.array([self.pairing.get(tuple(key), (0, 0)) for key in firsts.itertuples(index=False)], dtype=np.int64).reshape(-1, 2)
-        number = group.ngroup().to_numpy()
-        balance = start[number, 0] + pd.Series(np.where(is_call, 1, -1), index=rows.index).groupby(number).cumsum().to_numpy()
+        balance = running_sums(np.where(is_call, 1, -1), keys, self.balance)
         paired_return = ~is_call & (balance >= 0)  # a return whose call is in the trace
-        delta = pd.Series(is_call.astype(np.int64) - paired_return, index=rows.index)
-        opened = start[number, 1] + delta.groupby(number).cumsum().to_numpy()
+        delta = is_call.astype(np.int64) - paired_return
         # Open calls before each row: of the function in this turn, and of its own context.
-        inside = self._open_before(keys, ["symbol", "turn"], delta)
-        inside_own = self._open_before(keys, ["symbol", "turn", ACT], delta)
-        last = ~pd.Series(number).duplicated(keep="last").to_numpy()
-        for key, balance_now, open_now in zip(keys[last].itertuples(index=False), balance[last], opened[last], strict=True):
-            if balance_now == 0 and open_now == 0:
-                self.pairing.pop(tuple(key), None)
-            else:
-                self.pairing[tuple(key)] = (int(balance_now), int(open_now))
+        inside = running_sums(delta, keys[["symbol", "turn"]], self._open_per(2)) - delta
+        inside_own = running_sums(delta, keys[["symbol", "turn", ACT]], self._open_per(3)) - delta
+        keep_last(balance, keys, self.balance)
+        keep_last(running_sums(delta, keys, self.open), keys, self.open)
         self._forget_past_turns(ctx, int(rows["seq"].iloc[-1]))
         return rows[is_call & (inside - inside_own > 0)]
 
-    def _open_before(self, keys: pd.DataFrame, by: list[str], delta: pd.Series) -> np.ndarray:
-        """Per row, the calls open before it among the rows of its `by` group (those of the
-        batches before included)."""
-        width = len(by)
+    def _open_per(self, width: int) -> dict[tuple, int]:
+        """The calls still open, per the first `width` columns of the pairing key."""
         counted: dict[tuple, int] = {}
-        for key, (_, opened) in self.pairing.items():
+        for key, opened in self.open.items():
             counted[key[:width]] = counted.get(key[:width], 0) + opened
-        group = keys.groupby(by, sort=False)
-        firsts = group.head(1)
-        start = np.array([counted.get(tuple(key), 0) for key in firsts[by].itertuples(index=False)], dtype=np.int64)
-        number = group.ngroup().to_numpy()
-        return start[number] + delta.groupby(number).cumsum().to_numpy() - delta.to_numpy()
+        return counted
 
     def _forget_past_turns(self, ctx: Context, seq: int) -> None:
         """Drop the counts of turns that ended (rows of later turns never pair with them)."""
-        if ctx.coverage is None or not self.pairing:
+        if ctx.coverage is None or not (self.balance or self.open):
             return
-        symbols = pd.Series(sorted({key[0] for key in self.pairing}), dtype=object)
+        symbols = pd.Series(sorted({key[0] for key in [*self.balance, *self.open]}), dtype=object)
         now = dict(zip(symbols, ctx.coverage.turn(symbols, np.full(len(symbols), seq)), strict=True))
-        self.pairing = {key: counts for key, counts in self.pairing.items() if key[1] >= now[key[0]]}
+        self.balance = {key: count for key, count in self.balance.items() if key[1] >= now[key[0]]}
+        self.open = {key: count for key, count in self.open.items() if key[1] >= now[key[0]]}
 
     def _group(self, ctx: Context, hits: pd.DataFrame, nesting: pd.Series) -> None:
         hits = hits.sort_values("seq").assign(nesting=nesting)
