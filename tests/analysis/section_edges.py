@@ -57,11 +57,34 @@ def _isr_activations() -> list[dict[str, Any]]:
 
 def _switch_after_a_chain(resumes: dict[str, Any]) -> list[dict[str, Any]]:
     """SVCall clears BASEPRI and tail-chains into itself; thread mode resumes (in `resumes`)
-    only rows later, after an ISR without IRQ rows."""
+    only rows later, after an ISR without IRQ rows. The thread-mode row before it (task a on its
+    own stack) is no mask or section row: no part of the rule carries it for its own sake."""
+    start = {"event": "call", "kind": "rtos-api", "role": "api", "symbol": "vTaskDelay", **A, "control": 2}
     return [
-        {**msr(A, "basepri", 0, 0x50), "control": 0}, SVC_IN, msr(SVCALL, "basepri", 0x50, 0, "svc.c:1"), SVC_OUT, SVC_IN, SVC_OUT,
+        {**msr(A, "basepri", 0, 0x50), "control": 0}, start, SVC_IN, msr(SVCALL, "basepri", 0x50, 0, "svc.c:1"), SVC_OUT, SVC_IN, SVC_OUT,
         cpsid(USART, 0, "u.c:7"), section(USART, "enter"), section(resumes, "enter"), section(resumes, "exit"),
     ]  # fmt: skip
+
+
+def _api(ctx: dict[str, Any]) -> dict[str, Any]:
+    """A row of `ctx` that no part of critical-section-imbalance reads."""
+    return {"event": "call", "kind": "rtos-api", "role": "api", "symbol": "vTaskDelay", **ctx, "control": 2}
+
+
+def _changed_twice_then_resumed() -> list[dict[str, Any]]:
+    """An ISR writes BASEPRI twice (neither opens a section), returns to task a; task b runs before
+    the ISR's next activation (the activation is judged by the task it returned to, rows earlier)."""
+    return [
+        _api(A), USART_IN, msr(USART, "basepri", 0x50, 0x60, "u.c:40"), msr(USART, "basepri", 0x60, 0x60, "u.c:41"), USART_OUT,
+        _api(A), _api(B), USART_IN, USART_OUT, _api(B),
+    ]  # fmt: skip
+
+
+def _nested_without_call_paths() -> list[dict[str, Any]]:
+    """The exit called inside the enter (no call paths: told by the enter's open call), then the
+    task's own exit."""
+    returned = lambda role: {**section(A, role), "event": "return"}  # noqa: E731
+    return [section(A, "enter"), _api(A), section(A, "exit"), returned("exit"), returned("enter"), section(A, "exit"), returned("exit")]
 
 
 def _without_irq_rows() -> list[dict[str, Any]]:
@@ -124,7 +147,9 @@ TRACES = {
     "isr-activations-cut-in-thread-mode": [*_isr_activations()[:-2], section(A, "enter")],
     "isr-activations-cut-after-an-exit": _isr_activations()[:-5],
     "switch-after-a-chain": _switch_after_a_chain({**B, "control": 2}),
-    "same-task-after-a-chain": _switch_after_a_chain({**A, "control": 0}),
+    "same-task-after-a-chain": _switch_after_a_chain({**A, "control": 2}),
+    "changed-twice-then-resumed": _changed_twice_then_resumed(),
+    "nested-without-call-paths": _nested_without_call_paths(),
     "without-irq-rows": _without_irq_rows(),
     "rotated-sections": _rotated_sections(),
     "rotated-sections-cut-off": _rotated_sections()[:-3],
