@@ -12,6 +12,8 @@ import pytest
 
 from irqmon.analysis import AnalysisConfig, all_rules, analyze
 from irqmon.analysis.batches import findings_in_batches, streamable
+from irqmon.analysis.context import Before, Context
+from irqmon.analysis.facts import FACT_COLUMNS, facts_of
 from irqmon.tracefile import load_trace
 from section_edges import TRACES as SECTION_EDGES
 from tracebuild import write_trace
@@ -82,3 +84,17 @@ def test_the_section_edges_give_every_case(tmp_path):
     assert {("non-reentrant-reentry", None)} | {
         ("critical-section-imbalance", case) for case in ("inner-enable", "isr-changed-mask", "exit-without-enter", "isr-returned-inside")
     } <= found
+
+
+@pytest.mark.parametrize("name", ["rotated-sections", "rotated-sections-cut-off", "rotated-puts"])
+def test_a_batch_sees_the_whole_traces_coverage(tmp_path, name):
+    """Coverage comes from the trace's facts in a batch: the same sites, turns and span (a capture
+    cut off with sites armed runs to the trace's last time) as the whole trace's."""
+    trace = load_trace(write_trace(tmp_path / "trace.csv", SECTION_EDGES[name]))
+    whole = Context(trace.table, trace.metadata, AnalysisConfig()).coverage
+    table = trace.table
+    facts = facts_of([table.select(FACT_COLUMNS)])
+    batch = Context([table.slice(2, 3)], trace.metadata, AnalysisConfig(), Before(facts)).coverage
+    assert whole is not None and batch is not None
+    assert (batch.sites, batch.span, batch.seqs.tolist()) == (whole.sites, whole.span, whole.seqs.tolist())
+    assert {name: seqs.tolist() for name, seqs in batch.changes.items()} == {name: seqs.tolist() for name, seqs in whole.changes.items()}
