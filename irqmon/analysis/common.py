@@ -135,3 +135,28 @@ def at(first: pd.Series) -> str:
 def frames_text(first: pd.Series) -> str:
     path = first.get("callpath")
     return " <- ".join(path.split(";")) if isinstance(path, str) and path else ""
+
+
+def running_sums(values: np.ndarray, keys: pd.DataFrame, before: dict[tuple, int]) -> np.ndarray:
+    """Per row, the running sum of `values` within its group of `keys` (the rows alike in every
+    column of `keys`), counted on from the group's sum in the batches before (`before`, by key)."""
+    number = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
+    sums = pd.Series(values).groupby(number).cumsum().to_numpy()
+    if before:  # the groups numbered in order of first appearance, as `drop_duplicates` keeps them
+        known = pd.Series(list(before.values()), index=pd.MultiIndex.from_tuples(list(before), names=list(keys.columns)))
+        start = known.reindex(pd.MultiIndex.from_frame(keys.drop_duplicates())).fillna(0).to_numpy(dtype=np.int64)
+        sums = sums + start[number]
+    return sums
+
+
+def keep_last(sums: np.ndarray, keys: pd.DataFrame, kept: dict[tuple, int]) -> None:
+    """Keep each group's last value of `sums` in `kept` (groups as `running_sums` has them),
+    without the groups left at 0."""
+    last = ~keys.duplicated(keep="last").to_numpy()
+    groups, values = keys[last], sums[last]
+    if kept:
+        left_at_zero = pd.MultiIndex.from_frame(groups[values == 0])
+        for key in [key for key in kept if key in left_at_zero]:
+            del kept[key]
+    nonzero = values != 0
+    kept.update(zip(groups[nonzero].itertuples(index=False, name=None), values[nonzero].tolist(), strict=True))

@@ -424,6 +424,15 @@ class Context:
                 self.before.activations[exc] = (so_far, ended, own)
         return counts
 
+    @property
+    def ends_trace(self) -> bool:
+        """Whether the trace ends with this context's rows (a whole trace, or its last batch):
+        what is still open at its end stays open."""
+        if self.before is None or self.before.facts.last_seq is None:
+            return True
+        seq = self._columns["seq"]
+        return len(seq) > 0 and seq[len(seq) - 1].as_py() == self.before.facts.last_seq
+
     @cached_property
     def coverage(self) -> Coverage | None:
         """Which probe sites were armed when (None: the trace has no coverage rows, so

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from irqmon.analysis.facts import COVERAGE_COLUMNS
 from irqmon.schema import Event
 
 if TYPE_CHECKING:
@@ -46,8 +47,8 @@ class Coverage:
 
     sites: list[SiteCoverage]
     span: float
-    changes: dict[str, np.ndarray]  # function (or site) name -> positions of its site's coverage rows
-    positions: np.ndarray  # every coverage row's position, in order
+    changes: dict[str, np.ndarray]  # function (or site) name -> `seq` of its site's coverage rows
+    seqs: np.ndarray  # every coverage row's `seq`, in order
 
     @property
     def partial(self) -> bool:
@@ -70,33 +71,43 @@ class Coverage:
         return [site for site in self.sites if site.kind in kinds]
 
     def changed_between(self, first: np.ndarray, last: np.ndarray) -> np.ndarray:
-        """Per (first, last) pair of row positions: whether some site was armed or disarmed
+        """Per (first, last) pair of rows (their `seq`): whether some site was armed or disarmed
         between them (what the rows between show may then be missing a part)."""
-        return np.searchsorted(self.positions, last) > np.searchsorted(self.positions, first, side="right")
+        return np.searchsorted(self.seqs, last) > np.searchsorted(self.seqs, first, side="right")
 
-    def turn(self, symbols: pd.Series, positions: np.ndarray) -> np.ndarray:
-        """Per row, how many times its symbol's site had been armed or disarmed before it: rows
-        of different turns cannot pair up (a call or its return may have gone unseen between)."""
-        turns = np.zeros(len(positions), dtype=np.int64)
+    def turn(self, symbols: pd.Series, seqs: np.ndarray) -> np.ndarray:
+        """Per row (its symbol and `seq`), how many times its symbol's site had been armed or
+        disarmed before it: rows of different turns cannot pair up (a call or its return may
+        have gone unseen between)."""
+        turns = np.zeros(len(seqs), dtype=np.int64)
         names = symbols.to_numpy(dtype=object, na_value=None)
+        seqs = np.asarray(seqs)
         for name, changed in self.changes.items():
             mine = names == name
             if mine.any():
-                turns[mine] = np.searchsorted(changed, positions[mine])
+                turns[mine] = np.searchsorted(changed, seqs[mine])
         return turns
 
 
 def coverage_of(ctx: Context) -> Coverage | None:
-    """The trace's coverage, or None when it has no coverage rows."""
+    """The trace's coverage, or None when it has no coverage rows (in a batch: the whole trace's,
+    from its facts)."""
+    if ctx.before is not None:
+        facts = ctx.before.facts
+        return coverage_from(facts.coverage, facts.end_time) if len(facts.coverage) else None
     positions = ctx.positions_of(event=Event.COVERAGE.value)
     if len(positions) == 0:
         return None
-    rows = ctx.rows_at(positions, ["time", "kind", "symbol", "value"])
+    return coverage_from(ctx.rows_at(positions, COVERAGE_COLUMNS), float(np.nanmax(ctx.timeline.time)))
+
+
+def coverage_from(rows: pd.DataFrame, end_time: float) -> Coverage:
+    """The coverage the trace's coverage `rows` (in order) describe; `end_time`: its latest time."""
     # From the first coverage row (the capture armed its first set) to the last (it disarmed
     # everything at its end), or the trace's last row where a cut-off capture wrote no last one.
     start = float(rows["time"].min())
     still_armed = rows.groupby("symbol", sort=False)["value"].last().fillna(0).astype(bool).any()
-    end = float(np.nanmax(ctx.timeline.time)) if still_armed else float(rows["time"].max())
+    end = end_time if still_armed else float(rows["time"].max())
     sites, changed = [], {}
     for name, changes in rows.groupby("symbol", sort=False):
         armed_at: float | None = None
@@ -113,8 +124,8 @@ def coverage_of(ctx: Context) -> Coverage | None:
         values = changes["value"].fillna(0).astype(bool).tolist()
         sites.append(SiteCoverage(str(name), str(changes["kind"].iloc[0]), seconds, turns, values in ([True], [True, False]), tuple(intervals)))
         for function in str(name).split(SITE_SEPARATOR):
-            changed[function] = changes.index.to_numpy()
-    return Coverage(sites, end - start, changed, positions)
+            changed[function] = changes["seq"].to_numpy(dtype=np.int64)
+    return Coverage(sites, end - start, changed, rows["seq"].to_numpy(dtype=np.int64))
 
 
 def not_observed(rule: Rule, coverage: Coverage) -> Finding | None:

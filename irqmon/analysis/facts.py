@@ -4,13 +4,13 @@ A rule judging one batch of a trace read in batches (out-of-core analysis) may n
 later rows decide: an exception's name and priority where only later rows carry them, the last
 value of a configuration register, whether a function's returns are traced at all. They are
 learned in a first pass over a few columns and kept small: per exception, per distinct
-(event, kind, role, symbol) combination, and the few config and coverage rows.
+(event, kind, role, symbol) combination, the few config and coverage rows, and where the trace ends.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -20,10 +20,12 @@ import pyarrow.compute as pc
 from irqmon import schema
 from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS
 from irqmon.schema import Event
+from irqmon.tracefile import pandas_column
 
 # The columns the first pass reads.
-FACT_COLUMNS = ["ipsr", "priority", "exception", "event", "kind", "role", "symbol", "address", "value", "halted"]
+FACT_COLUMNS = ["seq", "time", "ipsr", "priority", "exception", "event", "kind", "role", "symbol", "address", "value", "halted"]
 SIGNATURE_COLUMNS = ["event", "kind", "role", "symbol"]
+COVERAGE_COLUMNS = ["seq", "time", "kind", "symbol", "value"]
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,9 @@ class TraceFacts:
     config: pd.DataFrame  # the config rows (`symbol`, `value`), in order
     halted_rows: int  # rows with a `halted` value (0: the capture never halted the core)
     rows: int
+    coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))  # the coverage rows, in order
+    end_time: float = np.nan  # the trace's latest time (NaN for no rows)
+    last_seq: int | None = None  # the trace's last row's seq (None for no rows)
 
     def has(self, event: str, kinds: Iterable[str], isr: bool | None = None) -> bool:
         """Whether the trace has a row of `event` of one of `kinds` (in handler mode only, or
@@ -78,6 +83,8 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
     signatures: set[Signature] = set()
     config: list[pd.DataFrame] = []
     halted_rows = rows = 0
+    coverage: list[pd.DataFrame] = []
+    end_time, last_seq = np.nan, None
     for table in batches:
         rows += table.num_rows
         ipsr = table["ipsr"]
@@ -90,6 +97,12 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         if config_rows.num_rows:
             config.append(pd.DataFrame({"symbol": config_rows["symbol"].cast(pa.string()).to_pylist(), "value": config_rows["value"].to_pylist()}))
         halted_rows += int(pc.sum(pc.and_(pc.is_valid(table["halted"]), pc.invert(pc.is_nan(table["halted"])))).as_py() or 0)
+        coverage_rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.COVERAGE.value))
+        if coverage_rows.num_rows:
+            coverage.append(pd.DataFrame({c: pandas_column(c, coverage_rows[c]) for c in COVERAGE_COLUMNS}))
+        if table.num_rows:
+            end_time = float(np.nanmax([end_time, pc.max(table["time"]).as_py()]))
+            last_seq = int(table["seq"][table.num_rows - 1].as_py())
     return TraceFacts(
         exception_names=pd.Series(
             [name if name is not None else SYSTEM_EXCEPTIONS.get(n, _numbered(n)) for n, name in names.items()],
@@ -101,6 +114,9 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         config=pd.concat(config, ignore_index=True) if config else pd.DataFrame({"symbol": [], "value": []}),
         halted_rows=halted_rows,
         rows=rows,
+        coverage=pd.concat(coverage, ignore_index=True) if coverage else pd.DataFrame(columns=COVERAGE_COLUMNS),
+        end_time=end_time,
+        last_seq=last_seq,
     )  # fmt: skip
 
 

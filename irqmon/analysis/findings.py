@@ -173,11 +173,21 @@ class _Site:
     symbols: set[str]
     values: dict[str, Any]
     others: list[str] = field(default_factory=list)  # the second parties (`other_context`), in order
+    context_seqs: dict[str, int] = field(default_factory=dict)  # context -> `seq` of its first hit
+    other_seqs: dict[str, int] = field(default_factory=dict)  # the second parties (`other_context`), likewise
+
+
+def _in_order_of_appearance(first_seqs: dict[str, int], group: pd.DataFrame, column: str) -> list[str]:
+    """The labels of `column` so far, in order of their first hit's `seq` (`first_seqs`, updated
+    with `group`'s)."""
+    for label, seq in group.dropna(subset=[column]).groupby(column, sort=False)["seq"].min().items():
+        first_seqs[str(label)] = min(int(seq), first_seqs.get(str(label), int(seq)))
+    return sorted(first_seqs, key=first_seqs.__getitem__)
 
 
 class SiteGroups:
     """`group_hits` for hits that come batch by batch (a trace analysed in batches, or whole as
-    one batch): one finding per site, with its count, first and last time and every context
+    one batch; a batch's hits may come before those of an earlier batch): one finding per site, with its count, first and last time and every context
     involved. `collect` adds what `title`, `message` and `evidence` need of a batch's hits to the
     site's `Group.values` (kept small: the hits themselves are not kept); `inside` gives the
     probed calls the site's calls made inside themselves, kept as `values["inside"]`; `severity`
@@ -207,20 +217,22 @@ class SiteGroups:
             for key, group in hits.groupby(self.site, dropna=False, sort=False):
                 site_key = tuple(plain(v) for v in (key if isinstance(key, tuple) else (key,)))
                 site = self.sites.get(site_key)
-                if site is None:
+                if site is None or int(group["seq"].iloc[0]) < int(site.first["seq"]):  # a rule may judge a hit late
                     first = group.iloc[[0]]
                     if ctx is not None:
                         missing = [c for c in ctx.columns if c not in first]
                         if missing:
                             first = first.join(ctx.rows_at(first.index.to_numpy(), missing))
                         first = first.assign(handler=ctx.handlers(first))
-                    site = self.sites[site_key] = _Site(first.iloc[0], 0, np.inf, -np.inf, [], set(), set(), {})
+                    if site is None:
+                        site = self.sites[site_key] = _Site(first.iloc[0], 0, np.inf, -np.inf, [], set(), set(), {})
+                    site.first = first.iloc[0]
                 site.count += len(group)
                 site.first_time = min(site.first_time, float(group["time"].min()))
                 site.last_time = max(site.last_time, float(group["time"].max()))
-                site.contexts += [c for c in group["context"].dropna().unique().tolist() if c not in site.contexts]
+                site.contexts = _in_order_of_appearance(site.context_seqs, group, "context")
                 if "other_context" in group:
-                    site.others += [c for c in group["other_context"].dropna().unique().tolist() if c not in site.others]
+                    site.others = _in_order_of_appearance(site.other_seqs, group, "other_context")
                 site.symbols.update(group["symbol"].dropna())
                 if self.collect is not None:
                     self.collect(site.values, group)

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from section_edges import TRACES as SECTION_EDGES
 from test_rmw_race import EXTI0, EXTI1, masked, rd, wr
 from tracebuild import THREAD, isr, task, write_trace
 
@@ -37,7 +38,7 @@ def _whole(path: Path, rules: list[str]) -> list[dict]:
 
 
 def test_the_call_rules_stream():
-    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation"} <= set(STREAMING)
+    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "non-reentrant-reentry", "critical-section-imbalance", "rmw-race"} <= set(STREAMING)
     assert streams(STREAMING) and not streams()
 
 
@@ -61,7 +62,7 @@ def test_a_batch_edge_between_every_two_rows(capture):
 def test_the_comparison_sees_findings():
     """The samples' captures do give these rules' findings (the comparisons above are not of nothing)."""
     found = {f["rule"] for capture in TRACES.glob("*.csv") for rules in RULE_SETS.values() for f in _whole(capture, rules)}
-    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "rmw-race"} <= found
+    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "rmw-race", "non-reentrant-reentry", "critical-section-imbalance"} <= found
 
 
 def _irq(event: str, ctx: dict) -> dict:
@@ -167,3 +168,40 @@ def test_rmw_race_in_batches_of_any_access_sequence(tmp_path_factory, accesses):
     path = write_trace(tmp_path_factory.mktemp("rmw") / "trace.csv", rows)
     whole = _whole(path, ["rmw-race"])
     assert _in_batches(path, 1, ["rmw-race"]) == whole and _in_batches(path, 3, ["rmw-race"]) == whole
+
+
+# Each rule alone too: what another rule carries must not stand in for what a rule carries itself.
+SECTION_RULE_SETS = {"streaming": STREAMING, "sections-alone": ["critical-section-imbalance"], "reentry-alone": ["non-reentrant-reentry"]}
+
+
+@pytest.mark.parametrize("rules", SECTION_RULE_SETS)
+@pytest.mark.parametrize("rows", [1, 2, 3])
+@pytest.mark.parametrize("name", SECTION_EDGES)
+def test_batch_edges_inside_sections_calls_and_activations(tmp_path, name, rows, rules):
+    path = write_trace(tmp_path / "trace.csv", SECTION_EDGES[name])
+    assert _in_batches(path, rows, SECTION_RULE_SETS[rules]) == _whole(path, SECTION_RULE_SETS[rules])
+
+
+def test_the_section_edges_give_every_case(tmp_path):
+    """The small traces above do give each kind of finding of the two rules."""
+    found = {
+        (f["rule"], f["evidence"].get("case")) for name, rows in SECTION_EDGES.items()
+        for f in _whole(write_trace(tmp_path / f"{name}.csv", rows), STREAMING)
+    }  # fmt: skip
+    assert {("non-reentrant-reentry", None)} | {
+        ("critical-section-imbalance", case) for case in ("inner-enable", "isr-changed-mask", "exit-without-enter", "isr-returned-inside")
+    } <= found
+
+
+@pytest.mark.parametrize("name", ["rotated-sections", "rotated-sections-cut-off", "rotated-puts"])
+def test_a_batch_sees_the_whole_traces_coverage(tmp_path, name):
+    """Coverage comes from the trace's facts in a batch: the same sites, turns and span (a capture
+    cut off with sites armed runs to the trace's last time) as the whole trace's."""
+    trace = load_trace(write_trace(tmp_path / "trace.csv", SECTION_EDGES[name]))
+    whole = Context(trace.table, trace.metadata, AnalysisConfig()).coverage
+    table = trace.table
+    facts = facts_of([table.select(FACT_COLUMNS)])
+    batch = Context([table.slice(2, 3)], trace.metadata, AnalysisConfig(), Before(facts)).coverage
+    assert whole is not None and batch is not None
+    assert (batch.sites, batch.span, batch.seqs.tolist()) == (whole.sites, whole.span, whole.seqs.tolist())
+    assert {name: seqs.tolist() for name, seqs in batch.changes.items()} == {name: seqs.tolist() for name, seqs in whole.changes.items()}

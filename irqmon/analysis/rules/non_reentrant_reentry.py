@@ -19,12 +19,14 @@ Instead:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, Context
-from irqmon.analysis.findings import Finding, group_hits
+from irqmon.analysis.common import at, fresh, keep_last, running_sums, where
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, Context
+from irqmon.analysis.findings import Finding, fingerprint, frame_list, plain
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
@@ -34,53 +36,186 @@ RULE = Rule(
 )
 # What the pairing of calls and returns reads (the calls are many: the hits' rows are taken whole, later).
 CALL_COLUMNS = ["seq", "event", "symbol", "sp", ACT]
+SITE = ["symbol", "ipsr"]
 
 
-def check(ctx: Context) -> list[Finding]:
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.NON_REENTRANT.value, columns=CALL_COLUMNS)
-    rows = rows[rows["symbol"].notna()].sort_values("seq")
-    is_call = (rows["event"] == Event.CALL.value).astype(bool)
-    # Without return rows the end of a call is unknown: those functions are left out.
-    with_returns = rows.groupby("symbol")["event"].transform(lambda e: (e == Event.RETURN.value).any()).astype(bool)
-    rows, is_call = rows[with_returns], is_call[with_returns]
-    if rows.empty:
-        return []
-    # A rotated capture may have missed a return while the function's site was disarmed: calls
-    # and returns pair up only within one turn of the site.
-    turn = pd.Series(ctx.coverage.turn(rows["symbol"], rows.index.to_numpy()) if ctx.coverage else 0, index=rows.index)
-    key = [rows["symbol"], turn, rows[ACT], rows["sp"].fillna(-1)]
-    calls_so_far = is_call.astype(np.int64).groupby(key).cumsum()
-    returns_so_far = (~is_call).astype(np.int64).groupby(key).cumsum()
-    paired_return = ~is_call & (returns_so_far <= calls_so_far)  # a return whose call is in the trace
-    delta = is_call.astype(np.int64) - paired_return.astype(np.int64)
-    inside = delta.groupby([rows["symbol"], turn]).cumsum() - delta
-    inside_own = delta.groupby([rows["symbol"], turn, rows[ACT]]).cumsum() - delta
-    hits = rows[is_call & (inside - inside_own > 0)].copy()
-    if hits.empty:
-        return []
-    hits = ctx.rows_at(ctx.outermost_calls(hits).index.to_numpy())  # whole rows only for the hits
-    calls = rows[is_call].assign(row=rows.index[is_call.to_numpy()])
+def stream() -> ReentryStream:
+    return ReentryStream()
+
+
+@dataclass
+class _Site:
+    """A site's hits so far, among those made inside the same other functions (`nesting`)."""
+
+    first: pd.Series
+    count: int
+    first_time: float
+    last_time: float
+    contexts: dict[str, int]  # label -> seq of its first hit
+    others: dict[str, int]  # the other contexts' labels -> seq of their first hit
+
+
+class ReentryStream:
+    """The rule batch by batch. Kept between batches: per (symbol, turn, act, sp) the calls
+    less the returns and the calls still open (where either is not 0); per symbol its last call
+    and the last call that ended a run of one context (carried rows: the "other context" of the
+    next batch's first calls); per site, what its finding needs."""
+
+    def __init__(self) -> None:
+        # Per (symbol, turn, act, sp) not at 0: its calls less its returns, and its calls still open.
+        self.balance: dict[tuple, int] = {}
+        self.open: dict[tuple, int] = {}
+        self.sites: dict[tuple, _Site] = {}  # (symbol, ipsr, nesting) -> its hits so far
+
+    def add(self, ctx: Context) -> None:
+        rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.NON_REENTRANT.value, columns=CALL_COLUMNS)
+        rows = rows[rows["symbol"].notna()].sort_values("seq")
+        # Without return rows the end of a call is unknown: those functions are left out.
+        functions = _with_returns(ctx, rows)
+        rows = rows[rows["symbol"].isin(functions).to_numpy(dtype=bool)]
+        hits = self._entered_while_inside(ctx, fresh(ctx, rows))
+        if hits.empty:
+            return
+        hits = ctx.rows_at(hits.index.to_numpy())  # whole rows only for the hits
+        hits["other_context"] = _other_contexts(ctx, rows, hits)
+        self._group(ctx, hits, _nesting(ctx, hits, functions))
+
+    def _entered_while_inside(self, ctx: Context, rows: pd.DataFrame) -> pd.DataFrame:
+        """The calls of `rows` (this batch's own) made while another context was inside the
+        same function: calls and returns pair up per (symbol, turn, act, sp) as counted so far."""
+        if rows.empty:
+            return rows
+        is_call = (rows["event"] == Event.CALL.value).to_numpy(dtype=bool)
+        # A rotated capture may have missed a return while the function's site was disarmed: calls
+        # and returns pair up only within one turn of the site.
+        turn = ctx.coverage.turn(rows["symbol"], rows["seq"].to_numpy()) if ctx.coverage else np.zeros(len(rows), dtype=np.int64)
+        keys = pd.DataFrame({"symbol": rows["symbol"].astype(object), "turn": turn, ACT: rows[ACT].to_numpy(),
+                             "sp": rows["sp"].fillna(-1).astype(np.int64).to_numpy()}, index=rows.index)  # fmt: skip
+        balance = running_sums(np.where(is_call, 1, -1), keys, self.balance)
+        paired_return = ~is_call & (balance >= 0)  # a return whose call is in the trace
+        delta = is_call.astype(np.int64) - paired_return
+        # Open calls before each row: of the function in this turn, and of its own context.
+        inside = running_sums(delta, keys[["symbol", "turn"]], self._open_per(2)) - delta
+        inside_own = running_sums(delta, keys[["symbol", "turn", ACT]], self._open_per(3)) - delta
+        keep_last(balance, keys, self.balance)
+        keep_last(running_sums(delta, keys, self.open), keys, self.open)
+        self._forget_past_turns(ctx, int(rows["seq"].iloc[-1]))
+        return rows[is_call & (inside - inside_own > 0)]
+
+    def _open_per(self, width: int) -> dict[tuple, int]:
+        """The calls still open, per the first `width` columns of the pairing key."""
+        counted: dict[tuple, int] = {}
+        for key, opened in self.open.items():
+            counted[key[:width]] = counted.get(key[:width], 0) + opened
+        return counted
+
+    def _forget_past_turns(self, ctx: Context, seq: int) -> None:
+        """Drop the counts of turns that ended (rows of later turns never pair with them)."""
+        if ctx.coverage is None or not (self.balance or self.open):
+            return
+        symbols = pd.Series(sorted({key[0] for key in [*self.balance, *self.open]}), dtype=object)
+        now = dict(zip(symbols, ctx.coverage.turn(symbols, np.full(len(symbols), seq)), strict=True))
+        self.balance = {key: count for key, count in self.balance.items() if key[1] >= now[key[0]]}
+        self.open = {key: count for key, count in self.open.items() if key[1] >= now[key[0]]}
+
+    def _group(self, ctx: Context, hits: pd.DataFrame, nesting: pd.Series) -> None:
+        hits = hits.sort_values("seq").assign(nesting=nesting)
+        hits[EXC_NAME] = ctx.names(hits)
+        hits["context"] = ctx.labels(hits)
+        for key, group in hits.groupby([*SITE, "nesting"], dropna=False, sort=False):
+            site_key = tuple(plain(v) for v in key)
+            site = self.sites.get(site_key)
+            if site is None:
+                first = group.iloc[[0]]
+                site = self.sites[site_key] = _Site(first.assign(handler=ctx.handlers(first)).iloc[0], 0, np.inf, -np.inf, {}, {})
+            site.count += len(group)
+            site.first_time = min(site.first_time, float(group["time"].min()))
+            site.last_time = max(site.last_time, float(group["time"].max()))
+            for labels, column in ((site.contexts, "context"), (site.others, "other_context")):
+                for label, seq in group.dropna(subset=[column]).groupby(column, sort=False)["seq"].first().items():
+                    labels.setdefault(str(label), int(seq))
+
+    def carry(self, ctx: Context) -> np.ndarray:
+        """Per function, its last call and the last call that ended a run of one context."""
+        rows = ctx.select(event=Event.CALL.value, kind=Kind.NON_REENTRANT.value, columns=["seq", "symbol", ACT])
+        rows = rows[rows["symbol"].notna()].sort_values("seq")
+        last = ~rows["symbol"].duplicated(keep="last")
+        ends_run = (rows[ACT] != rows.groupby("symbol")[ACT].shift(-1)) & ~last
+        run_ends = rows[ends_run.to_numpy(dtype=bool)]
+        return np.r_[rows.index[last.to_numpy(dtype=bool)], run_ends.index[~run_ends["symbol"].duplicated(keep="last").to_numpy(dtype=bool)]]
+
+    def findings(self) -> list[Finding]:
+        """One finding per (function, exception): the hits made inside another function that
+        has hits of its own are that call's (a function's calls inside printf are printf's)."""
+        functions = {key[0] for key in self.sites}
+        kept: dict[tuple, list[_Site]] = {}
+        for (symbol, ipsr, nesting), site in self.sites.items():
+            if not functions.intersection(nesting.split(",") if nesting else []):
+                kept.setdefault((symbol, ipsr), []).append(site)
+        return [_finding(sites) for sites in kept.values()]
+
+
+def _with_returns(ctx: Context, rows: pd.DataFrame) -> set[str]:
+    """The functions whose returns the trace has."""
+    if ctx.before is not None:
+        return ctx.before.facts.symbols(Event.RETURN.value, [Kind.NON_REENTRANT.value])
+    return set(rows.loc[(rows["event"] == Event.RETURN.value).to_numpy(dtype=bool), "symbol"])
+
+
+def _other_contexts(ctx: Context, rows: pd.DataFrame, hits: pd.DataFrame) -> pd.Series:
+    """Per hit, the label of the context whose run of calls of the function came last before it."""
+    calls = rows[(rows["event"] == Event.CALL.value).to_numpy(dtype=bool)]
+    calls = calls.assign(row=calls.index)
     last_of_run = calls["row"].where(calls[ACT] != calls.groupby("symbol")[ACT].shift(-1))
     previous_other = last_of_run.groupby(calls["symbol"]).shift().groupby(calls["symbol"]).ffill()
     other_rows = previous_other.reindex(hits.index)
     known = other_rows.notna().to_numpy()
     labels = pd.Series(pd.NA, index=hits.index, dtype="string")
     labels[known] = ctx.labels_at(other_rows[known].astype(np.int64).to_numpy()).to_numpy()
-    hits["other_context"] = labels
-    return group_hits(RULE, ctx, hits, site=("symbol", "ipsr"), title=_title, message=_message, evidence=_evidence)
+    return labels
+
+
+def _nesting(ctx: Context, hits: pd.DataFrame, functions: set[str]) -> pd.Series:
+    """Per hit, the other functions of the rule among its own frames (`a,b`): a hit inside one
+    that has hits of its own is that call's, known only at the trace's end."""
+    positions, symbols = hits.index.to_numpy(), hits["symbol"].to_numpy(dtype=object)
+    inside = [(name, (symbols != name) & ctx.has_own_frame(positions, name)) for name in sorted(functions)]
+    return pd.Series([",".join(name for name, found in inside if found[i]) for i in range(len(hits))], index=hits.index)
+
+
+def _finding(sites: list[_Site]) -> Finding:
+    """The finding of one (function, exception) from its sites' hits (those of every nesting kept)."""
+    site = min(sites, key=lambda s: s.first["seq"])
+    first, count = site.first, sum(s.count for s in sites)
+    contexts = _in_order(s.contexts for s in sites)
+    contexts += [label for label in _in_order(s.others for s in sites) if label not in contexts]
+    return Finding(
+        rule=RULE.id, severity=RULE.severity, title=f"{RULE.id}: {_title(first)}", message=_message(first, count),
+        fingerprint=fingerprint(RULE.id, [first[c] for c in SITE]), count=count,
+        first_time=min(s.first_time for s in sites), last_time=max(s.last_time for s in sites), first_seq=int(first["seq"]),
+        contexts=contexts, exception=plain(first[EXC_NAME]) if first[IN_ISR] else None,
+        priority=plain(first[PRIO]) if first[IN_ISR] else None, task=plain(first["task"]), symbol=plain(first["symbol"]),
+        address=plain(first["address"]), callpath=frame_list(plain(first["callpath"])), source=plain(first["source"]),
+        evidence={"function": plain(first["symbol"]), "inside": _other(first), "entries": count},
+    )  # fmt: skip
+
+
+def _in_order(labels: object) -> list[str]:
+    """The labels of several `label -> first seq` maps, in the order they first appear."""
+    first: dict[str, int] = {}
+    for seen in labels:  # type: ignore[attr-defined]
+        for label, seq in seen.items():
+            first[label] = min(seq, first.get(label, seq))
+    return sorted(first, key=first.__getitem__)
 
 
 def _other(first: pd.Series) -> str:
     return str(first["other_context"]) if isinstance(first["other_context"], str) else "another context"
 
 
-def _title(first: pd.Series, group: pd.DataFrame) -> str:
+def _title(first: pd.Series) -> str:
     return f"{first['symbol']} entered by {where(first)} while {_other(first)} was inside it"
 
 
-def _message(first: pd.Series, group: pd.DataFrame) -> str:
-    return f"{first['context']} called {first['symbol']}{at(first)} while {_other(first)} had not returned from it; {len(group)} time(s)."
-
-
-def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
-    return {"function": first["symbol"], "inside": _other(first), "entries": len(group)}
+def _message(first: pd.Series, count: int) -> str:
+    return f"{first['context']} called {first['symbol']}{at(first)} while {_other(first)} had not returned from it; {count} time(s)."
