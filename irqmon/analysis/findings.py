@@ -168,16 +168,11 @@ class _Site:
     count: int
     first_time: float
     last_time: float
-    contexts: dict[str, int]  # each context of its hits -> the seq of its first hit there
+    contexts: list[str]
     acts: set[int]  # the activations of its hits in the batch before (an activation may go on)
     symbols: set[str]
     values: dict[str, Any]
-    others: dict[str, int] = field(default_factory=dict)  # `other_context` labels, likewise
-
-    def context_labels(self) -> list[str]:
-        """Its hits' contexts, then the other parties', each in order of appearance."""
-        contexts = sorted(self.contexts, key=self.contexts.__getitem__)
-        return contexts + [c for c in sorted(self.others, key=self.others.__getitem__) if c not in self.contexts]
+    others: list[str] = field(default_factory=list)  # the other parties' contexts (`other_context`)
 
 
 class SiteGroups:
@@ -185,10 +180,9 @@ class SiteGroups:
     one batch): one finding per site, with its count, first and last time and every context
     involved. `collect` adds what `title`, `message` and `evidence` need of a batch's hits to the
     site's `Group.values` (kept small: the hits themselves are not kept); `inside` gives the
-    probed calls the site's calls made inside themselves, kept as `values["inside"]`. A rule that
-    decides some hits only in a later batch may add them late: a site's first hit is its earliest
-    by `seq`, and its contexts are in order of `seq`; an `other_context` column, where a rule
-    fills it, adds the second party's label after them."""
+    probed calls the site's calls made inside themselves, kept as `values["inside"]`. An
+    `other_context` column, where a rule fills it, adds the second party's label after the hits'
+    contexts (as `group_hits`)."""
 
     def __init__(
         self, rule: Rule, site: Sequence[str], title: GroupTextFn, message: GroupTextFn,
@@ -209,21 +203,19 @@ class SiteGroups:
             for key, group in hits.groupby(self.site, dropna=False, sort=False):
                 site_key = tuple(plain(v) for v in (key if isinstance(key, tuple) else (key,)))
                 site = self.sites.get(site_key)
-                if site is None or int(group["seq"].iloc[0]) < int(site.first["seq"]):
+                if site is None:
                     first = group.iloc[[0]]
                     missing = [c for c in ctx.columns if c not in first]
                     if missing:
                         first = first.join(ctx.rows_at(first.index.to_numpy(), missing))
                     first = first.assign(handler=ctx.handlers(first)).iloc[0]
-                    if site is None:
-                        site = self.sites[site_key] = _Site(first, 0, np.inf, -np.inf, {}, set(), set(), {})
-                    site.first = first
+                    site = self.sites[site_key] = _Site(first, 0, np.inf, -np.inf, [], set(), set(), {})
                 site.count += len(group)
                 site.first_time = min(site.first_time, float(group["time"].min()))
                 site.last_time = max(site.last_time, float(group["time"].max()))
-                _earliest(site.contexts, group, "context")
+                site.contexts += [c for c in group["context"].dropna().unique().tolist() if c not in site.contexts]
                 if "other_context" in group:
-                    _earliest(site.others, group, "other_context")
+                    site.others += [c for c in group["other_context"].dropna().unique().tolist() if c not in site.others]
                 site.symbols.update(group["symbol"].dropna())
                 if self.collect is not None:
                     self.collect(site.values, group)
@@ -248,7 +240,7 @@ class SiteGroups:
                     first_time=site.first_time,
                     last_time=site.last_time,
                     first_seq=int(first["seq"]),
-                    contexts=site.context_labels(),
+                    contexts=site.contexts + [c for c in site.others if c not in site.contexts],
                     exception=plain(first[EXC_NAME]) if first[IN_ISR] else None,
                     priority=plain(first[PRIO]) if first[IN_ISR] else None,
                     task=plain(first["task"]),
@@ -260,10 +252,3 @@ class SiteGroups:
                 )
             )
         return findings
-
-
-def _earliest(seen: dict[str, int], group: pd.DataFrame, column: str) -> None:
-    """Keep in `seen` each label of `column` with the smallest `seq` of a hit that has it."""
-    labelled = group[group[column].notna()]
-    for label, seq in labelled.groupby(column, sort=False)["seq"].min().items():
-        seen[str(label)] = min(seen.get(str(label), int(seq)), int(seq))
