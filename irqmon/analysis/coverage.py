@@ -60,11 +60,7 @@ class Coverage:
     def armed_throughout(self, functions: set[str], start: float, end: float) -> bool:
         """Whether a site probing one of `functions` (or watching one of those objects) was
         armed from `start` to `end`."""
-        return any(
-            a <= start and end <= b
-            for site in self.sites if functions.intersection(site.functions)
-            for a, b in site.intervals
-        )  # fmt: skip
+        return armed_throughout(self.sites, functions, start, end)
 
     def of_kinds(self, kinds: tuple[str, ...]) -> list[SiteCoverage]:
         return [site for site in self.sites if site.kind in kinds]
@@ -86,18 +82,42 @@ class Coverage:
         return turns
 
 
+def armed_throughout(sites: list[SiteCoverage], functions: set[str], start: float, end: float) -> bool:
+    """Whether one of `sites` probing one of `functions` (or watching one of those objects) was
+    armed from `start` to `end`."""
+    return any(
+        a <= start and end <= b
+        for site in sites if functions.intersection(site.functions)
+        for a, b in site.intervals
+    )  # fmt: skip
+
+
 def coverage_of(ctx: Context) -> Coverage | None:
     """The trace's coverage, or None when it has no coverage rows."""
     positions = ctx.positions_of(event=Event.COVERAGE.value)
     if len(positions) == 0:
         return None
     rows = ctx.rows_at(positions, ["time", "kind", "symbol", "value"])
-    # From the first coverage row (the capture armed its first set) to the last (it disarmed
-    # everything at its end), or the trace's last row where a cut-off capture wrote no last one.
-    start = float(rows["time"].min())
+    end = coverage_end(rows, float(np.nanmax(ctx.timeline.time)))
+    sites = coverage_sites(rows, end)
+    changed = {
+        function: changes.index.to_numpy()
+        for name, changes in rows.groupby("symbol", sort=False) for function in str(name).split(SITE_SEPARATOR)
+    }  # fmt: skip
+    return Coverage(sites, end - float(rows["time"].min()), changed, positions)
+
+
+def coverage_end(rows: pd.DataFrame, trace_end: float) -> float:
+    """When the coverage rows (`time`, `symbol`, `value`) stop telling: at the last one (the
+    capture disarmed everything at its end), or at the trace's end where a cut-off capture
+    wrote no last one. They start at the first one (the capture armed its first set)."""
     still_armed = rows.groupby("symbol", sort=False)["value"].last().fillna(0).astype(bool).any()
-    end = float(np.nanmax(ctx.timeline.time)) if still_armed else float(rows["time"].max())
-    sites, changed = [], {}
+    return trace_end if still_armed else float(rows["time"].max())
+
+
+def coverage_sites(rows: pd.DataFrame, end: float) -> list[SiteCoverage]:
+    """The sites of the coverage rows (`time`, `kind`, `symbol`, `value`, in order), up to `end`."""
+    sites = []
     for name, changes in rows.groupby("symbol", sort=False):
         armed_at: float | None = None
         intervals = []
@@ -112,9 +132,7 @@ def coverage_of(ctx: Context) -> Coverage | None:
         seconds, turns = sum(b - a for a, b in intervals), len(intervals)
         values = changes["value"].fillna(0).astype(bool).tolist()
         sites.append(SiteCoverage(str(name), str(changes["kind"].iloc[0]), seconds, turns, values in ([True], [True, False]), tuple(intervals)))
-        for function in str(name).split(SITE_SEPARATOR):
-            changed[function] = changes.index.to_numpy()
-    return Coverage(sites, end - start, changed, positions)
+    return sites
 
 
 def not_observed(rule: Rule, coverage: Coverage) -> Finding | None:

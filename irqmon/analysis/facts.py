@@ -18,11 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from irqmon import schema
+from irqmon.analysis.coverage import SiteCoverage, coverage_end, coverage_sites
 from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS
 from irqmon.schema import Event
 
 # The columns the first pass reads.
-FACT_COLUMNS = ["ipsr", "priority", "exception", "event", "kind", "role", "symbol", "address", "value", "halted"]
+FACT_COLUMNS = ["ipsr", "priority", "exception", "event", "kind", "role", "symbol", "address", "value", "halted", "time"]
+COVERAGE_COLUMNS = ["time", "kind", "symbol", "value"]
 SIGNATURE_COLUMNS = ["event", "kind", "role", "symbol"]
 
 
@@ -48,6 +50,8 @@ class TraceFacts:
     signatures: frozenset[Signature]
     config: pd.DataFrame  # the config rows (`symbol`, `value`), in order
     halted_rows: int  # rows with a `halted` value (0: the capture never halted the core)
+    # The sites the coverage rows arm and disarm, in time only (None: the trace has none).
+    coverage: list[SiteCoverage] | None = None
 
     def has(self, event: str, kinds: Iterable[str], isr: bool | None = None) -> bool:
         """Whether the trace has a row of `event` of one of `kinds` (in handler mode only, or
@@ -77,6 +81,8 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
     signatures: set[Signature] = set()
     config: list[pd.DataFrame] = []
     halted_rows = 0
+    coverage: list[pd.DataFrame] = []
+    end = -np.inf
     for table in batches:
         ipsr = table["ipsr"]
         _first_per_exception(names, table, "exception", every_exception=True)
@@ -88,6 +94,12 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         if rows.num_rows:
             config.append(pd.DataFrame({"symbol": rows["symbol"].cast(pa.string()).to_pylist(), "value": rows["value"].to_pylist()}))
         halted_rows += int(pc.sum(pc.and_(pc.is_valid(table["halted"]), pc.invert(pc.is_nan(table["halted"])))).as_py() or 0)
+        rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.COVERAGE.value)).select(COVERAGE_COLUMNS)
+        if rows.num_rows:
+            coverage.append(pd.DataFrame({c: rows[c].cast(pa.string() if c in ("kind", "symbol") else pa.float64()).to_pylist() for c in COVERAGE_COLUMNS}))
+        times = table["time"].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        if len(times) and not np.isnan(times).all():
+            end = max(end, float(np.nanmax(times)))
     return TraceFacts(
         exception_names=pd.Series(
             [name if name is not None else SYSTEM_EXCEPTIONS.get(n, _numbered(n)) for n, name in names.items()],
@@ -98,7 +110,12 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         signatures=frozenset(signatures),
         config=pd.concat(config, ignore_index=True) if config else pd.DataFrame({"symbol": [], "value": []}),
         halted_rows=halted_rows,
+        coverage=_coverage(pd.concat(coverage, ignore_index=True), end) if coverage else None,
     )  # fmt: skip
+
+
+def _coverage(rows: pd.DataFrame, trace_end: float) -> list[SiteCoverage]:
+    return coverage_sites(rows, coverage_end(rows, trace_end))
 
 
 def _first_per_exception(found: dict, table: pa.Table, column: str, every_exception: bool = False) -> None:

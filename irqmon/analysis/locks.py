@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.context import ACT, IN_ISR, PRIO, Context
+from irqmon.analysis.coverage import armed_throughout
 from irqmon.schema import Event, Kind, Role
 
 LOCK = "lock"
@@ -158,11 +159,15 @@ def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
 def watched_while_held(ctx: Context, symbols: pd.Series, since: pd.Series, until: pd.Series) -> np.ndarray:
     """Per take (the probe symbol that took it, when, and until when the lock was held): whether
     its site, with the releases planned alongside it, stayed armed all that time. A rotated
-    capture that disarmed it meanwhile cannot tell a release it missed from none."""
-    coverage = ctx.coverage
-    if coverage is None or symbols.empty:
+    capture that disarmed it meanwhile cannot tell a release it missed from none. (In a batch,
+    the whole trace's coverage rows tell.)"""
+    if ctx.before is not None:
+        sites = ctx.before.facts.coverage
+    else:
+        sites = ctx.coverage.sites if ctx.coverage is not None else None
+    if sites is None or symbols.empty:
         return np.ones(len(symbols), dtype=bool)
     return np.array([
-        coverage.armed_throughout({str(symbol)}, float(start), float(end))
+        armed_throughout(sites, {str(symbol)}, float(start), float(end))
         for symbol, start, end in zip(symbols, since, until, strict=True)
     ], dtype=bool)  # fmt: skip

@@ -136,7 +136,27 @@ def _nested_take_rows() -> list[dict]:
     return [{**row, "time": number * 1e-3} for number, row in enumerate(rows)]
 
 
-LOCK_TRACES = {"hal-locks": _hal_lock_rows, "mutexes": _mutex_rows, "nested-take": _nested_take_rows}
+def _rotated_rows() -> list[dict]:
+    """A capture arming its sites in turns: an ISR takes a lock and its site is disarmed before
+    the next activation finds it taken, a task's give follows a hold whose site was disarmed
+    (neither judged), and a lock whose site stays armed is held to the end (cut off: no last
+    coverage row)."""
+    def site(kind: str, symbol: str, value: int, **where) -> dict:
+        return {"event": "coverage", "kind": kind, "symbol": symbol, "value": value, **where}
+
+    hal = {"address": HAL_LOCK["address"]}
+    first, second = irq_pair(31, "I2C1_EV", 3, 0, 0), irq_pair(31, "I2C1_EV", 3, 0, 0)
+    a, b, mutex_site = task("a"), task("b"), "xQueueSemaphoreTake+xQueueGenericSend"
+    rows = [site("lock", "hi2c1.Lock", 1, **hal), site("mutex", mutex_site, 1), site("lock", "hspi1.Lock", 1, address=0x20000100),
+            first[0], _lock(I2C, 0, 1), first[1], _mutex(a, "call", "xQueueSemaphoreTake", "acquire"),
+            _mutex(a, "return", "xQueueSemaphoreTake", "acquire"), site("lock", "hi2c1.Lock", 0, **hal), site("mutex", mutex_site, 0),
+            _lock(THREAD, 0, 1, symbol="hspi1.Lock", address=0x20000100), site("lock", "hi2c1.Lock", 1, **hal),
+            site("mutex", mutex_site, 1), second[0], _lock(I2C, 1, 1), second[1],
+            _mutex(b, "call", "xQueueGenericSend", "release", kind="rtos-api"), _lock(I2C, 1, 1, symbol="hspi1.Lock", address=0x20000100)]  # fmt: skip
+    return [{**row, "time": number * 1e-3} for number, row in enumerate(rows)]
+
+
+LOCK_TRACES = {"hal-locks": _hal_lock_rows, "mutexes": _mutex_rows, "nested-take": _nested_take_rows, "rotated": _rotated_rows}
 LOCK_RULES = ["unbalanced-lock", "isr-lock-contention"]
 
 
