@@ -21,10 +21,10 @@ from irqmon.analysis.coverage import armed_throughout
 from irqmon.schema import Event, Kind, Role
 
 LOCK = "lock"
-MUTEX_KINDS = (Kind.MUTEX.value, Kind.RTOS_API.value)  # the calls that may take or give a mutex
-CARRIED_EVENTS = "lock_events"  # `Before.shared`: the seqs of the lock events among the carried rows
 LOCK_NAME = "lock_name"
 STATE = "changes_state"
+MUTEX_KINDS = (Kind.MUTEX.value, Kind.RTOS_API.value)  # the calls that may take or give a mutex
+CARRIED_EVENTS = "lock_events"  # `Before.shared`: the seqs of the lock events among the carried rows
 # The columns of the trace each lock event has: what the lock rules and their sites read (the
 # events are many: `group_hits` takes the other columns only for each site's first hit).
 EVENT_COLUMNS = ["seq", "time", "ipsr", "task", "kind", "role", "symbol", "address", "value", "old_value", "source", IN_ISR, PRIO, ACT]
@@ -103,8 +103,9 @@ def lock_rows_to_carry(ctx: Context) -> np.ndarray:
             state = events[events[STATE]]
             in_isr = state[state[IN_ISR].to_numpy(dtype=bool)]
             open_isr = in_isr[~ctx.is_closed(in_isr[ACT]).to_numpy(dtype=bool)]
-            changes = [state.groupby(LOCK, sort=False).tail(1), open_isr.groupby([ACT, LOCK], sort=False).tail(1)]
-            carry = np.unique(np.r_[carry, changes[0].index.to_numpy(), changes[1].index.to_numpy()].astype(np.int64))
+            last_changes = state.groupby(LOCK, sort=False).tail(1).index.to_numpy()
+            open_changes = open_isr.groupby([ACT, LOCK], sort=False).tail(1).index.to_numpy()
+            carry = np.unique(np.r_[carry, last_changes, open_changes].astype(np.int64))
         carried_events = events.index[events.index.isin(carry)]
         ctx.shared_with_next[CARRIED_EVENTS] = frozenset(ctx.rows_at(carried_events.to_numpy(), ["seq"])["seq"].tolist())
         ctx.shared["lock_carry"] = carry
