@@ -10,8 +10,8 @@ samples' bugs again, so the rules each sample's `expected.toml` names must all b
 from __future__ import annotations
 
 import argparse
-import math
 import tomllib
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -74,21 +74,28 @@ def one_round() -> tuple[pa.Table, float]:
     return pa.concat_tables(tables).combine_chunks(), offset
 
 
-def synthetic_table(rows: int) -> pa.Table:
-    """`rows` rows of the recorded captures, repeated, with `seq` and `time` renumbered."""
+ROUNDS_PER_CHUNK = 256  # rounds written at a time: a 100M-row trace is never held whole
+
+
+def synthetic_chunks(rows: int) -> Iterator[pa.Table]:
+    """`rows` rows of the recorded captures, repeated, with `seq` and `time` renumbered, in
+    tables of a few hundred rounds."""
     round_table, duration = one_round()
     if rows < len(round_table):
         raise ValueError(f"{rows} rows hold not even one round of the recorded captures ({len(round_table)} rows)")
-    repeats = math.ceil(rows / len(round_table))
-    table = pa.concat_tables([round_table] * repeats).slice(0, rows)  # chunks share the buffers
-    index = np.arange(rows, dtype=np.int64)
-    round_times = round_table["time"].to_numpy()
-    times = np.tile(round_times, repeats)[:rows] + (index // len(round_table)) * duration
-    table = table.set_column(SCHEMA.get_field_index("seq"), "seq", pa.array(index))
-    return table.set_column(SCHEMA.get_field_index("time"), "time", pa.array(np.round(times, 6)))
+    chunk = pa.concat_tables([round_table] * ROUNDS_PER_CHUNK).combine_chunks()
+    round_times = np.tile(round_table["time"].to_numpy(), ROUNDS_PER_CHUNK)
+    round_of_row = np.repeat(np.arange(ROUNDS_PER_CHUNK), len(round_table))
+    for first in range(0, rows, len(chunk)):
+        size = min(len(chunk), rows - first)
+        rounds_before = first // len(round_table)
+        times = round_times[:size] + (rounds_before + round_of_row[:size]) * duration
+        table = chunk.slice(0, size)
+        table = table.set_column(SCHEMA.get_field_index("seq"), "seq", pa.array(np.arange(first, first + size, dtype=np.int64)))
+        yield table.set_column(SCHEMA.get_field_index("time"), "time", pa.array(np.round(times, 6)))
 
 
-def write_csv(table: pa.Table, path: Path) -> None:
+def write_csv(chunks: Iterable[pa.Table], path: Path) -> None:
     """The capture's CSV format: `# key: value` lines, the header, one row per event."""
     metadata = METADATA | {schema.META_START_TIME: datetime.now(UTC).isoformat(timespec="seconds")}
     with path.open("wb") as file:
@@ -96,22 +103,25 @@ def write_csv(table: pa.Table, path: Path) -> None:
         for key, value in metadata.items():
             file.write(f"# {key}: {value}\n".encode())
         options = pacsv.WriteOptions(quoting_style="needed", quoting_header="none")
-        pacsv.write_csv(table, file, write_options=options)
+        with pacsv.CSVWriter(file, SCHEMA, write_options=options) as writer:
+            for table in chunks:
+                writer.write_table(table)
 
 
-def write_parquet(table: pa.Table, path: Path) -> None:
+def write_parquet(chunks: Iterable[pa.Table], path: Path) -> None:
     metadata = {f"{PARQUET_META_PREFIX}{key}": str(value) for key, value in METADATA.items()}
-    pq.write_table(table.replace_schema_metadata(metadata), path)
+    with pq.ParquetWriter(path, SCHEMA.with_metadata(metadata)) as writer:
+        for table in chunks:
+            writer.write_table(table)
 
 
-def generate(rows: int, directory: Path) -> tuple[Path, Path]:
-    """Write `synthetic-<rows>.csv` and `.parquet` into `directory`; returns both paths."""
+def generate(rows: int, directory: Path, formats: tuple[str, ...] = ("csv", "parquet")) -> tuple[Path, ...]:
+    """Write `synthetic-<rows>.csv` and `.parquet` (or the `formats` asked) into `directory`."""
     directory.mkdir(parents=True, exist_ok=True)
-    table = synthetic_table(rows)
-    csv_path, parquet_path = directory / f"synthetic-{rows}.csv", directory / f"synthetic-{rows}.parquet"
-    write_csv(table, csv_path)
-    write_parquet(table, parquet_path)
-    return csv_path, parquet_path
+    paths = tuple(directory / f"synthetic-{rows}.{suffix}" for suffix in formats)
+    for path in paths:
+        (write_csv if path.suffix == ".csv" else write_parquet)(synthetic_chunks(rows), path)
+    return paths
 
 
 def main() -> None:

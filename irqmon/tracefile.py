@@ -33,6 +33,7 @@ _ARROW_TYPES = {"int64": pa.int64(), "Int64": pa.int64(), "float64": pa.float64(
 STRING_CODES = pa.dictionary(pa.int32(), pa.string())
 _STRING_COLUMNS = [name for name, dtype in schema.COLUMNS.items() if dtype == "string"]
 _NOT_NULL = ("seq", "time", "event")
+CHECKED_COLUMNS = [*_NOT_NULL, "halted", "ipsr"]  # the columns row checks read besides the integer ranges
 # `read_batches`: rows a batch holds unless asked otherwise, and the streaming CSV reader's block
 # (at least Arrow's default, which a line must fit in, as for `load_trace`; at most the top).
 BATCH_ROWS = 1 << 20
@@ -90,6 +91,13 @@ class Trace:
     def rows(self) -> int:
         return self._rows
 
+    @classmethod
+    def read_in_batches(cls, path: Path, metadata: dict[str, str], rows: int) -> Trace:
+        """A trace whose rows were read in batches and not kept: its path, metadata and row count."""
+        trace = cls(pa.table({}), metadata, path)
+        trace._table, trace._rows = None, rows
+        return trace
+
     def take_table(self) -> pa.Table:
         """The rows as an Arrow table, handed over: the trace keeps its path, metadata and row
         count but lets go of its rows, so their memory goes with the new owner."""
@@ -114,10 +122,12 @@ def load_trace(path: Path | str) -> Trace:
     return Trace(table, metadata, path)
 
 
-def read_batches(path: Path | str, rows: int = BATCH_ROWS) -> TraceBatches:
-    """Open and check a CSV or Parquet trace for reading in batches of at most `rows` rows;
-    problems found before any row is read (unreadable, empty, not a trace, bad header, missing
-    columns, bad metadata) are one `UsageError` line here."""
+def read_batches(path: Path | str, rows: int = BATCH_ROWS, columns: list[str] | None = None) -> TraceBatches:
+    """Open and check a CSV or Parquet trace for reading in batches of at most `rows` rows (only
+    `columns` of it, and the columns the row checks read, where given: the rest is neither read
+    nor checked); problems found before any row is read (unreadable, empty, not a trace, bad
+    header, missing columns, bad metadata) are one `UsageError` line here."""
+    wanted = None if columns is None else [*dict.fromkeys([*CHECKED_COLUMNS, *columns])]
     path = Path(path)
     if rows < 1:
         raise ValueError(f"batches of {rows} rows")
@@ -126,12 +136,12 @@ def read_batches(path: Path | str, rows: int = BATCH_ROWS) -> TraceBatches:
         with parquet:
             _held_columns(path, parquet.schema_arrow.empty_table())  # a column of the wrong type
         _check_metadata(path, metadata)
-        return TraceBatches(path, metadata, rows, partial(_parquet_tables, path, rows), first_line=None)
+        return TraceBatches(path, metadata, rows, partial(_parquet_tables, path, rows, wanted), first_line=None)
     layout = _csv_layout(path)
     with pa.OSFile(str(path)) as file:
         end = _whole_lines_end(path, file)
     _check_metadata(path, layout.metadata)
-    tables = partial(_csv_tables, path, layout, end, _csv_block_size(path, rows))
+    tables = partial(_csv_tables, path, layout, end, _csv_block_size(path, rows), wanted)
     return TraceBatches(path, layout.metadata, rows, tables, first_line=layout.skip + 2)
 
 
@@ -279,13 +289,17 @@ def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
     return table, layout.metadata
 
 
-def _csv_tables(path: Path, layout: _CsvLayout, end: int | None, block_size: int) -> Iterator[pa.Table]:
+def _csv_tables(path: Path, layout: _CsvLayout, end: int | None, block_size: int, columns: list[str] | None) -> Iterator[pa.Table]:
     """The CSV's rows block by block as Arrow's streaming reader converts them (an empty table
-    first); the whole lines only, up to `end` if the last is cut off."""
+    first); the whole lines only, up to `end` if the last is cut off; only `columns` (those the
+    file has) where given."""
     file = pa.OSFile(str(path)) if end is None else pa.PythonFile(_FileStart(path, end), mode="r")
+    options = _csv_options(layout, block_size)
+    if columns is not None:
+        options["convert_options"].include_columns = [c for c in columns if c in layout.header]
     with file:
         try:
-            reader = pacsv.open_csv(file, **_csv_options(layout, block_size))
+            reader = pacsv.open_csv(file, **options)
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise UsageError(_diagnose_csv(path, layout.skip, layout.header, str(exc))) from None
         yield reader.schema.empty_table()
@@ -443,12 +457,15 @@ def _read_parquet(path: Path) -> tuple[pa.Table, dict[str, str]]:
     return _held_columns(path, table), metadata
 
 
-def _parquet_tables(path: Path, rows: int) -> Iterator[pa.Table]:
-    """The Parquet file's rows in held types, `rows` at most at a time (an empty table first)."""
+def _parquet_tables(path: Path, rows: int, columns: list[str] | None) -> Iterator[pa.Table]:
+    """The Parquet file's rows in held types, `rows` at most at a time (an empty table first);
+    only `columns` (those the file has) where given."""
     parquet, _ = _open_parquet(path)
     with parquet:
-        yield _held_columns(path, parquet.schema_arrow.empty_table())
-        batches = parquet.iter_batches(batch_size=rows, use_threads=True)
+        names = None if columns is None else [c for c in columns if c in parquet.schema_arrow.names]
+        empty = parquet.schema_arrow.empty_table()
+        yield _held_columns(path, empty if names is None else empty.select(names))
+        batches = parquet.iter_batches(batch_size=rows, columns=names, use_threads=True)
         while True:
             try:
                 batch = next(batches)

@@ -5,8 +5,9 @@ No backend and no plotting here: a trace in, findings out.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from irqmon.analysis.context import AnalysisConfig, Context
 from irqmon.analysis.coverage import not_observed
@@ -15,7 +16,13 @@ from irqmon.analysis.registry import LoadedRule, Rule, all_rules
 from irqmon.errors import UsageError
 from irqmon.tracefile import Trace
 
-__all__ = ["Analysis", "AnalysisConfig", "Context", "Finding", "Rule", "LoadedRule", "all_rules", "analysis_of", "analyze"]
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+__all__ = [
+    "Analysis", "AnalysisConfig", "Context", "Finding", "Rule", "LoadedRule", "all_rules", "analysis_of", "analyze",
+    "analyze_in_batches", "streams",
+]  # fmt: skip
 
 SEVERITY_ORDER = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 
@@ -43,13 +50,46 @@ def analysis_of(
 ) -> Analysis:
     """`analyze`, keeping the context the rules ran on."""
     available = all_rules()
-    selected = list(available) if rules is None else list(rules)
-    unknown = [r for r in selected if r not in available]
-    if unknown:
-        raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
+    selected = _checked(available, rules)
     ctx = Context([trace.take_table()] if release else trace.table, trace.metadata, config or AnalysisConfig())
     ctx.rules = frozenset(selected)
     findings = [finding for rule_id in selected for finding in available[rule_id].check(ctx)]
     if ctx.coverage is not None:
         findings += [note for rule_id in selected if (note := not_observed(available[rule_id].rule, ctx.coverage))]
-    return Analysis(ctx, sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule)))
+    return Analysis(ctx, _in_order(findings))
+
+
+def streams(rules: Sequence[str] | None = None) -> bool:
+    """Whether every one of `rules` (all by default) can judge a trace in batches."""
+    from irqmon.analysis.batches import streamable
+
+    available = all_rules()
+    return streamable(available, _checked(available, rules))
+
+
+def analyze_in_batches(
+    batches: Callable[[], Iterable[pa.Table]], metadata: dict[str, str], config: AnalysisConfig | None = None,
+    rules: Sequence[str] | None = None, fact_batches: Iterable[pa.Table] | None = None,
+) -> tuple[list[Finding], int]:  # fmt: skip
+    """`analyze` of a trace read in batches (`batches()` reads them anew; see `streams`), in
+    memory that follows the batch size, not the trace's length; and the trace's row count.
+    `fact_batches`: the trace again, only the columns its facts need (else `batches()` twice)."""
+    from irqmon.analysis.batches import findings_in_batches
+
+    available = all_rules()
+    selected = _checked(available, rules)
+    findings, facts = findings_in_batches(batches, metadata, config or AnalysisConfig(), available, selected, fact_batches)
+    return _in_order(findings), facts.rows
+
+
+def _checked(available: dict[str, LoadedRule], rules: Sequence[str] | None) -> list[str]:
+    selected = list(available) if rules is None else list(rules)
+    unknown = [r for r in selected if r not in available]
+    if unknown:
+        raise UsageError(f"unknown rule {unknown[0]!r} (irqmon analyze --list-rules shows them)")
+    return selected
+
+
+def _in_order(findings: list[Finding]) -> list[Finding]:
+    """Most severe first, then earliest."""
+    return sorted(findings, key=lambda f: (SEVERITY_ORDER.get(f.severity, 3), f.first_seq, f.rule))

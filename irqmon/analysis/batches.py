@@ -10,14 +10,16 @@ follows the batch size, the number of sites and what is still open, never the tr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
 from irqmon.analysis.context import AnalysisConfig, Before, Context
-from irqmon.analysis.facts import FACT_COLUMNS, facts_of
+from irqmon.analysis.facts import FACT_COLUMNS, TraceFacts, facts_of
 from irqmon.analysis.findings import Finding
 from irqmon.analysis.registry import LoadedRule
+from irqmon.tracefile import Trace
 
 
 def streamable(rules: dict[str, LoadedRule], selected: Sequence[str]) -> bool:
@@ -27,11 +29,12 @@ def streamable(rules: dict[str, LoadedRule], selected: Sequence[str]) -> bool:
 
 def findings_in_batches(
     batches: Callable[[], Iterable[pa.Table]], metadata: dict[str, str], config: AnalysisConfig,
-    rules: dict[str, LoadedRule], selected: Sequence[str],
-) -> list[Finding]:  # fmt: skip
-    """The findings of the `selected` rules (each with a stream) over the trace `batches()` reads
-    (called twice: the facts pass, then the rules' pass), unsorted."""
-    facts = facts_of(table.select(FACT_COLUMNS) for table in batches())
+    rules: dict[str, LoadedRule], selected: Sequence[str], fact_batches: Iterable[pa.Table] | None = None,
+) -> tuple[list[Finding], TraceFacts]:  # fmt: skip
+    """The findings of the `selected` rules (each with a stream) over the trace `batches()` reads,
+    unsorted; and the trace's facts, learned first from `fact_batches` (the trace's
+    `FACT_COLUMNS` at least), else from `batches()`."""
+    facts = facts_of(table.select(FACT_COLUMNS) for table in (batches() if fact_batches is None else fact_batches))
     streams = [rules[rule_id].stream() for rule_id in selected]  # type: ignore[misc]
     before = Before(facts)
     for table in batches():
@@ -43,4 +46,23 @@ def findings_in_batches(
             stream.add(ctx)
             carry.append(stream.carry(ctx))
         before = ctx.leaving(np.unique(np.concatenate(carry)))
-    return [finding for stream in streams for finding in stream.findings()]
+    return [finding for stream in streams for finding in stream.findings()], facts
+
+
+def analyze_file(
+    path: Path | str, config: AnalysisConfig, rules: Sequence[str] | None, elf_of: Callable[[dict[str, str]], Path | None],
+    batch_rows: int | None = None,
+) -> tuple[Trace, list[Finding]]:  # fmt: skip
+    """The trace file at `path` read and judged batch by batch (every one of `rules` streams),
+    with source lines from the ELF `elf_of` names for its metadata: the trace (its path,
+    metadata and row count; no rows) and its findings, in order."""
+    from irqmon.analysis import analyze_in_batches
+    from irqmon.elf_sources import batches_with_elf_sources
+    from irqmon.tracefile import BATCH_ROWS, read_batches
+
+    batches = read_batches(path, batch_rows or BATCH_ROWS)
+    elf = elf_of(batches.metadata)
+    tables = batches_with_elf_sources(batches, elf) if elf else lambda: iter(batches)
+    facts = read_batches(path, batch_rows or BATCH_ROWS, FACT_COLUMNS)
+    findings, rows = analyze_in_batches(tables, batches.metadata, config, rules, facts)
+    return Trace.read_in_batches(batches.path, batches.metadata, rows), findings

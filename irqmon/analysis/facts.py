@@ -50,6 +50,7 @@ class TraceFacts:
     signatures: frozenset[Signature]
     config: pd.DataFrame  # the config rows (`symbol`, `value`), in order
     halted_rows: int  # rows with a `halted` value (0: the capture never halted the core)
+    rows: int
     # The sites the coverage rows arm and disarm, in time only (None: the trace has none).
     coverage: list[SiteCoverage] | None = None
 
@@ -80,23 +81,26 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
     irq: set[int] = set()
     signatures: set[Signature] = set()
     config: list[pd.DataFrame] = []
-    halted_rows = 0
+    halted_rows = rows = 0
     coverage: list[pd.DataFrame] = []
     end = -np.inf
     for table in batches:
+        rows += table.num_rows
         ipsr = table["ipsr"]
         _first_per_exception(names, table, "exception", every_exception=True)
         _first_per_exception(prio, table, "priority")
         enters = pc.equal(table["event"].cast(pa.string()), Event.IRQ_ENTER.value)
         irq.update(v for v in pc.unique(ipsr.filter(pc.fill_null(enters, False))).to_pylist() if v is not None)
         signatures.update(_signatures(table))
-        rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.CONFIG.value))
-        if rows.num_rows:
-            config.append(pd.DataFrame({"symbol": rows["symbol"].cast(pa.string()).to_pylist(), "value": rows["value"].to_pylist()}))
+        config_rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.CONFIG.value))
+        if config_rows.num_rows:
+            config.append(pd.DataFrame({"symbol": config_rows["symbol"].cast(pa.string()).to_pylist(), "value": config_rows["value"].to_pylist()}))
         halted_rows += int(pc.sum(pc.and_(pc.is_valid(table["halted"]), pc.invert(pc.is_nan(table["halted"])))).as_py() or 0)
-        rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.COVERAGE.value)).select(COVERAGE_COLUMNS)
-        if rows.num_rows:
-            coverage.append(pd.DataFrame({c: rows[c].cast(pa.string() if c in ("kind", "symbol") else pa.float64()).to_pylist() for c in COVERAGE_COLUMNS}))
+        coverage_rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.COVERAGE.value)).select(COVERAGE_COLUMNS)
+        if coverage_rows.num_rows:
+            coverage.append(pd.DataFrame({
+                c: coverage_rows[c].cast(pa.string() if c in ("kind", "symbol") else pa.float64()).to_pylist() for c in COVERAGE_COLUMNS
+            }))  # fmt: skip
         times = table["time"].cast(pa.float64()).to_numpy(zero_copy_only=False)
         if len(times) and not np.isnan(times).all():
             end = max(end, float(np.nanmax(times)))
@@ -110,6 +114,7 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         signatures=frozenset(signatures),
         config=pd.concat(config, ignore_index=True) if config else pd.DataFrame({"symbol": [], "value": []}),
         halted_rows=halted_rows,
+        rows=rows,
         coverage=_coverage(pd.concat(coverage, ignore_index=True), end) if coverage else None,
     )  # fmt: skip
 
@@ -121,27 +126,40 @@ def _coverage(rows: pd.DataFrame, trace_end: float) -> list[SiteCoverage]:
 def _first_per_exception(found: dict, table: pa.Table, column: str, every_exception: bool = False) -> None:
     """Per exception number not yet in `found`, the first value of `column` in `table` (None
     where none of its rows has one and `every_exception` is set: it still counts as seen)."""
-    known = table.filter(pc.is_valid(table["ipsr"]))
-    with_value = known.filter(pc.is_valid(known[column]))
-    with_value = pa.table({"ipsr": with_value["ipsr"], column: with_value[column].cast(_plain(with_value[column].type))})
-    values = with_value.group_by("ipsr", use_threads=False).aggregate([(column, "first")])
-    first = dict(zip(values["ipsr"].to_pylist(), values[f"{column}_first"].to_pylist()))
-    numbers = pc.unique(known["ipsr"]).to_pylist() if every_exception else list(first)
+    values = _one_dictionary(table[column])
+    codes = values.indices if pa.types.is_dictionary(values.type) else values
+    rows = pa.table({"ipsr": table["ipsr"], "value": codes})
+    rows = rows.filter(pc.is_valid(rows["ipsr"]))
+    first_rows = rows.filter(pc.is_valid(rows["value"])).group_by("ipsr", use_threads=False).aggregate([("value", "first")])
+    firsts = first_rows["value_first"]
+    decoded = values.dictionary.take(firsts) if pa.types.is_dictionary(values.type) else firsts
+    first = dict(zip(first_rows["ipsr"].to_pylist(), decoded.to_pylist()))
+    numbers = pc.unique(rows["ipsr"]).to_pylist() if every_exception else list(first)
     for number in numbers:  # in order of appearance
         if number not in found or (found[number] is None and first.get(number) is not None):
             found[number] = first.get(number)
 
 
-def _plain(arrow_type: pa.DataType) -> pa.DataType:
-    return arrow_type.value_type if pa.types.is_dictionary(arrow_type) else arrow_type
+def _one_dictionary(column: pa.ChunkedArray) -> pa.Array:
+    """A column as one array; a dictionary column with one dictionary for all its rows."""
+    if pa.types.is_dictionary(column.type):
+        column = column.unify_dictionaries()
+    return column.combine_chunks()
 
 
 def _signatures(table: pa.Table) -> set[Signature]:
-    columns = {c: table[c].cast(pa.string()) for c in SIGNATURE_COLUMNS}
-    columns["has_address"] = pc.is_valid(table["address"])
-    columns["in_isr"] = pc.fill_null(pc.greater(table["ipsr"], 0), False)
+    """The distinct signatures of `table`'s rows (grouped on dictionary codes, decoded once)."""
+    strings = {c: _one_dictionary(table[c]) for c in SIGNATURE_COLUMNS}
+    encoded = {c: v if pa.types.is_dictionary(v.type) else v.cast(pa.string()).dictionary_encode() for c, v in strings.items()}
+    columns = {c: v.indices for c, v in encoded.items()}
+    columns["has_address"] = pc.is_valid(table["address"]).combine_chunks()
+    columns["in_isr"] = pc.fill_null(pc.greater(table["ipsr"], 0), False).combine_chunks()
     distinct = pa.table(columns).group_by(list(columns), use_threads=False).aggregate([])
-    return {Signature(**row) for row in distinct.to_pylist()}
+    decoded = {c: encoded[c].dictionary.take(distinct[c]).to_pylist() for c in SIGNATURE_COLUMNS}
+    return {
+        Signature(*(decoded[c][i] for c in SIGNATURE_COLUMNS), has_address=has_address, in_isr=in_isr)
+        for i, (has_address, in_isr) in enumerate(zip(distinct["has_address"].to_pylist(), distinct["in_isr"].to_pylist(), strict=True))
+    }
 
 
 def _numbered(exception: int) -> str:

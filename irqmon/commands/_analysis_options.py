@@ -4,7 +4,7 @@ report shows what `analyze` finds with the same options."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -84,15 +84,16 @@ def load_with_sources(args: argparse.Namespace) -> Trace:
 
     use_system_memory_pool()
     trace = load_trace(args.trace)
-    elf = source_elf(args, trace)
+    elf = source_elf(args, trace.metadata)
     return with_elf_sources(trace, elf) if elf else trace
 
 
 
 
-def source_elf(args: argparse.Namespace, trace: Trace) -> Path | None:
-    """The ELF that source lines come from: `--elf`, else the trace's recorded one, unless `--no-elf`."""
-    return args.elf or (None if args.no_elf else recorded_elf(trace.metadata))
+def source_elf(args: argparse.Namespace, metadata: Mapping[str, str]) -> Path | None:
+    """The ELF that source lines come from: `--elf`, else the trace's recorded one (its
+    `metadata` names it), unless `--no-elf`."""
+    return args.elf or (None if args.no_elf else recorded_elf(metadata))
 
 
 def function_sources(elf: Path | None) -> Callable[[str], str | None]:

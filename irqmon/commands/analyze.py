@@ -60,6 +60,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
     parser.add_argument("--baseline", type=Path, help="an earlier JSON result: report only new findings")
     parser.add_argument("--source-root", type=Path, default=Path.cwd(), help="SARIF paths are relative to this (default: .)")
+    parser.add_argument("--batch-rows", type=_positive, default=None, metavar="N",
+                        help="rows read at a time when every selected rule can judge a trace in batches "
+                             "(`--list-rules` marks them; default 1048576): memory follows it, not the trace's length")  # fmt: skip
     add_analysis_options(parser)
     add_fleet_options(parser)
     parser.add_argument("--list-rules", action="store_true", help="list the rules and exit")
@@ -68,13 +71,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from irqmon.analysis import all_rules, analyze
+    from irqmon.analysis import all_rules, analyze, streams
     from irqmon.output import json_format
 
     rules = all_rules()
     if args.list_rules:
         for rule in rules.values():
-            print(f"{rule.id:28} {rule.rule.severity:8} {rule.rule.summary}")
+            in_batches = " (judges a trace in batches)" if rule.stream else ""
+            print(f"{rule.id:28} {rule.rule.severity:8} {rule.rule.summary}{in_batches}")
         return 0
     if args.explain:
         if args.explain not in rules:
@@ -97,12 +101,29 @@ def run(args: argparse.Namespace) -> int:
             return 2
         return exit_status([m.severity for m in fleet.findings], args)
     args.trace = args.traces[0]
-    trace = load_with_sources(args)
-    findings = analyze(trace, config, selected, release=True)  # the report needs no rows
+    if streams(selected):  # in memory that follows the batch size, not the trace's length
+        from irqmon.analysis.batches import analyze_file
+        from irqmon.tracefile import use_system_memory_pool
+
+        use_system_memory_pool()
+        trace, findings = analyze_file(args.trace, config, selected, lambda metadata: source_elf(args, metadata), args.batch_rows)
+    else:
+        trace = load_with_sources(args)
+        findings = analyze(trace, config, selected, release=True)  # the report needs no rows
     if baseline is not None:
         findings = [f for f in findings if f.fingerprint not in baseline]
     write_report(findings, trace, args, {r: rules[r] for r in (selected or rules)})
     return exit_status([f.severity for f in findings], args)
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} rows: at least 1")
+    return value
 
 
 def exit_status(severities: list[str], args: argparse.Namespace) -> int:
@@ -122,7 +143,7 @@ def write_report(findings: list[Finding], trace: Trace, args: argparse.Namespace
             from irqmon.output import sarif
 
             fallback = trace.metadata.get(schema.META_ELF) or str(trace.path)
-            out.write(sarif.render(findings, rules, args.source_root, fallback, function_sources(source_elf(args, trace))))
+            out.write(sarif.render(findings, rules, args.source_root, fallback, function_sources(source_elf(args, trace.metadata))))
         elif args.format == "concise":
             from irqmon.output import lines
 

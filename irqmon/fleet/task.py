@@ -54,19 +54,24 @@ class TraceResult:
 
 def analyze_trace_file(path: str, options: TraceOptions) -> TraceResult:
     """Analyse one trace; a bad trace gives a result with its error instead of raising."""
-    from irqmon.analysis import analyze
+    from irqmon.analysis import analyze, streams
+    from irqmon.analysis.batches import analyze_file
     from irqmon.elf_sources import with_elf_sources
     from irqmon.tracefile import load_trace, use_system_memory_pool
 
     use_system_memory_pool()
     metadata: dict[str, str] = {}
     try:
-        trace = load_trace(path)
-        metadata = dict(trace.metadata)
-        elf = source_elf(metadata, options)
-        if elf:
-            trace = with_elf_sources(trace, elf)
-        findings = analyze(trace, options.config, options.rules, release=True)
+        if streams(options.rules):  # in memory that follows the batch size, not the trace's length
+            trace, findings = analyze_file(path, options.config, options.rules, lambda m: source_elf(dict(m), options))
+            metadata = dict(trace.metadata)
+        else:
+            trace = load_trace(path)
+            metadata = dict(trace.metadata)
+            elf = source_elf(metadata, options)
+            if elf:
+                trace = with_elf_sources(trace, elf)
+            findings = analyze(trace, options.config, options.rules, release=True)
     except UsageError as exc:
         return _failed(path, metadata, str(exc))
     except Exception as exc:  # a bug on one trace must not lose the others' results

@@ -12,8 +12,7 @@ import pytest
 
 from tracebuild import THREAD, irq_pair, isr, task, write_trace
 
-from irqmon.analysis import AnalysisConfig, all_rules, analyze
-from irqmon.analysis.batches import findings_in_batches, streamable
+from irqmon.analysis import AnalysisConfig, all_rules, analyze, analyze_in_batches, streams
 from irqmon.tracefile import load_trace
 
 TRACES = Path(__file__).parent / "traces"
@@ -25,7 +24,7 @@ def _in_batches(path: Path, rows: int, rules: list[str], config: AnalysisConfig 
     trace = load_trace(path)
     table = trace.table
     batches = lambda: [table.slice(start, rows) for start in range(0, table.num_rows, rows)]  # noqa: E731
-    findings = findings_in_batches(batches, trace.metadata, config or AnalysisConfig(), RULES, rules)
+    findings, _ = analyze_in_batches(batches, trace.metadata, config, rules=rules)
     return sorted((f.to_dict() for f in findings), key=lambda f: (f["rule"], f["first_seq"]))
 
 
@@ -36,7 +35,7 @@ def _whole(path: Path, rules: list[str], config: AnalysisConfig | None = None) -
 
 def test_the_call_rules_stream():
     assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation"} <= set(STREAMING)
-    assert streamable(RULES, STREAMING) and not streamable(RULES, list(RULES))
+    assert streams(STREAMING) and not streams()
 
 
 # Every streaming rule; and mutex-in-isr alone, which then reports the heap lock inside malloc.

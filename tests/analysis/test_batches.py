@@ -273,3 +273,23 @@ def test_fuzz_batches_and_load_trace_agree(tmp_path, data):
         else:
             batches = list(read_batches(path, rows))
             assert decoded(pa.concat_tables(batches)).equals(decoded(whole))
+
+
+@pytest.mark.parametrize("recorded", ["printf_tasks_critical.csv", "hal_i2c_lock_deadlock.csv"])
+def test_some_columns_read_alone_are_those_of_the_whole_read(tmp_path, recorded):
+    """The analysis's first pass reads a few columns: they hold what the whole read holds; the
+    columns the row checks need come too."""
+    wanted = ["ipsr", "priority", "symbol"]
+    for path in (RECORDED / recorded, as_parquet(RECORDED / recorded, tmp_path)):
+        whole = decoded(pa.concat_tables(read_batches(path, 97)))
+        some = decoded(pa.concat_tables(read_batches(path, 97, wanted)))
+        assert {"seq", "time", "event", "halted", *wanted} <= set(some.column_names) < set(whole.column_names)
+        assert all(some[name].equals(whole[name]) for name in some.column_names)
+
+
+def test_a_bad_value_in_a_column_not_read_is_left_to_the_read_of_every_column(tmp_path):
+    """The first pass checks only what it reads; the second, every column, refuses the row."""
+    path = write_trace(tmp_path / "bad.csv", [{"event": "mask", "ipsr": 0, "symbol": "basepri", "basepri": 999}])
+    assert list(read_batches(path, 5, ["ipsr"]))
+    with pytest.raises(UsageError, match="column basepri: 999 is outside 0..255"):
+        list(read_batches(path, 5))

@@ -248,3 +248,14 @@ def test_dask_scheduler_gives_the_sequential_result(farm, scheduler, tmp_path, c
 def test_dask_local_cluster_gives_the_sequential_result(farm, tmp_path):
     sequential = fleet_json(str(farm), out=tmp_path / "sequential.json")
     assert fleet_json(str(farm), "--dask", out=tmp_path / "dask.json") == sequential
+
+
+def test_rules_that_stream_judge_each_trace_in_batches(farm, tmp_path):
+    """With only rules that judge a trace in batches, each trace is read in batches: the merged
+    findings are those of each trace's whole-trace analysis."""
+    rules = ["malloc-in-isr", "mutex-in-isr"]
+    result = fleet_json(str(farm), "--rules", ",".join(rules), out=tmp_path / "fleet.json")
+    assert result["fleet"]["analysed"] == 3
+    usb = analyze(load_trace(farm / "night1/usb.csv"), rules=rules)
+    assert usb and set(by_fingerprint(result)) == {f.fingerprint for f in usb}
+    assert all(by_fingerprint(result)[f.fingerprint]["fleet"]["occurrences"] == 2 * f.count for f in usb)
