@@ -220,6 +220,8 @@ class Before:
     tasks: dict[str, int] = field(default_factory=dict)  # task name -> its number
     halted: float = 0.0
     halts: int = 0
+    # What the batch before worked out of its carried rows (`Context.shared_with_next`), by key.
+    shared: dict[str, object] = field(default_factory=dict)
 
 
 class Timeline:
@@ -304,6 +306,8 @@ class Context:
             prio = priority.take(pa.array(prioritized.rows, type=pa.int64())).cast(pa.int64()).to_numpy()
             self._prio_by_ipsr = pd.Series(prio, index=pd.Index(prioritized.numbers, dtype=np.int64), dtype=np.int64)
         self.shared: dict[str, object] = {}  # intermediate results several rules use (lock events)
+        # What the next batch needs to know of the rows this one carries over (`Before.shared`).
+        self.shared_with_next: dict[str, object] = {}
         self.rules: frozenset[str] | None = None  # the rules this analysis runs (None: every rule)
         self._event_positions: dict[tuple[str, ...], np.ndarray] = {}
         self._codes = {c: _string_codes(self._columns[c]) for c in ("event", "kind", "role")}
@@ -353,7 +357,10 @@ class Context:
             carried["halted"], carried["halts"] = pa.array(t.halted[carry]), pa.array(t.halts[carry])
         halted = self.before.halted if t.halted is None or not len(t.halted) else float(t.halted[-1])
         halts = self.before.halts if t.halts is None or not len(t.halts) else int(t.halts[-1])
-        return Before(self.before.facts, pa.table(carried), t.act[carry], enters, self.before.activations, self.before.tasks, halted, halts)
+        return Before(
+            self.before.facts, pa.table(carried), t.act[carry], enters, self.before.activations, self.before.tasks, halted, halts,
+            dict(self.shared_with_next),
+        )  # fmt: skip
 
     def _halts(self) -> tuple[np.ndarray | None, np.ndarray | None]:
         """The `halted` and `halts` columns carried forward over rows without them (a trace

@@ -187,11 +187,12 @@ def _in_order_of_appearance(first_seqs: dict[str, int], group: pd.DataFrame, col
 
 class SiteGroups:
     """`group_hits` for hits that come batch by batch (a trace analysed in batches, or whole as
-    one batch; a batch's hits may come before those of an earlier batch): one finding per site, with its count, first and last time and every context
-    involved. `collect` adds what `title`, `message` and `evidence` need of a batch's hits to the
+    one batch; a rule may judge a hit batches after a later one): one finding per site, with its
+    count, first and last time and every context involved. `collect` adds what `title`, `message` and `evidence` need of a batch's hits to the
     site's `Group.values` (kept small: the hits themselves are not kept); `inside` gives the
     probed calls the site's calls made inside themselves, kept as `values["inside"]`; `severity`
-    replaces the rule's for these findings."""
+    replaces the rule's for these findings. An `other_context` column, where a rule fills it,
+    adds the second party's label after the hits' contexts (as `group_hits`)."""
 
     def __init__(
         self, rule: Rule, site: Sequence[str], title: GroupTextFn, message: GroupTextFn,

@@ -5,6 +5,10 @@ A lock is a HAL `Lock` byte (watched `access` rows, role test/acquire/release) o
 object in `address`). A take whose return is in the trace holds the mutex from its return on
 (it may block first, while the holder runs); its call is a try (`test`). Each event row gets the lock's
 last holder before it: `held_role` (acquire/release), `held_act`, `held_row` (index of that row).
+
+In a batch of a trace analysed in batches, the rows `lock_rows_to_carry` gives come again first
+(each lock's last change, so the holders go on), and the events among them are those the batch
+before found (a call judged nested there has lost the rows that showed it).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ from irqmon.schema import Event, Kind, Role
 LOCK = "lock"
 LOCK_NAME = "lock_name"
 STATE = "changes_state"
+MUTEX_KINDS = (Kind.MUTEX.value, Kind.RTOS_API.value)  # the calls that may take or give a mutex
+CARRIED_EVENTS = "lock_events"  # `Before.shared`: the seqs of the lock events among the carried rows
 # The columns of the trace each lock event has: what the lock rules and their sites read (the
 # events are many: `group_hits` takes the other columns only for each site's first hit).
 EVENT_COLUMNS = ["seq", "time", "ipsr", "task", "kind", "role", "symbol", "address", "value", "old_value", "source", IN_ISR, PRIO, ACT]
@@ -36,16 +42,21 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     hal = ctx.positions_of(event=Event.ACCESS.value, kind=Kind.LOCK.value, role=roles)
     # RTOS calls whose row names a take or a give: a mutex's calls, and generic ones (a queue
     # send) whose object the capture found to be a mutex.
-    kinds = (Kind.MUTEX.value, Kind.RTOS_API.value)
-    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kinds, columns=["event", "role", "symbol", "address", ACT])
-    mutex = ctx.outermost_calls(mutex_rows)
+    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS, columns=["event", "role", "symbol", "address", ACT])
+    mutex = ctx.outermost_calls(mutex_rows, MUTEX_KINDS)
     mutex = mutex[mutex["role"].isin(roles).fillna(False).astype(bool) & mutex["address"].notna()]
     # A take that may block owns the mutex once it returns: its call is only a try.
     is_take_return = (mutex_rows["event"] == Event.RETURN.value) & (mutex_rows["role"] == Role.ACQUIRE.value)
     take_returns = mutex_rows[is_take_return.fillna(False).astype(bool) & mutex_rows["address"].notna()]
     positions = np.sort(np.r_[hal, mutex.index.to_numpy(), take_returns.index.to_numpy()])
+    if ctx.carried:  # the carried rows' events are those their batch found
+        found = ctx.before.shared.get(CARRIED_EVENTS, frozenset())  # type: ignore[union-attr]
+        carried = np.arange(ctx.carried)
+        seqs = ctx.rows_at(carried, ["seq"])["seq"].to_numpy(dtype=np.int64)
+        positions = np.r_[carried[np.isin(seqs, list(found))], positions[positions >= ctx.carried]]
     events = ctx.rows_at(positions, EVENT_COLUMNS)  # in order of position, so of seq (disjoint rows)
-    tries = events.index.isin(mutex.index) & events["symbol"].isin(take_returns["symbol"].unique()).to_numpy(dtype=bool)
+    calls = mutex_rows.index[(mutex_rows["event"] == Event.CALL.value).to_numpy(dtype=bool)]
+    tries = events.index.isin(calls) & events["symbol"].isin(_taken_on_return(ctx, take_returns)).to_numpy(dtype=bool)
     events.loc[tries & (events["role"] == Role.ACQUIRE.value).to_numpy(dtype=bool), "role"] = Role.TEST.value
     events["kind"] = events["kind"].where(events["kind"] == Kind.LOCK.value, Kind.MUTEX.value)
     if events.empty:
@@ -67,6 +78,47 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     events["held_act"] = events["held_act"].astype("Int64")
     events["held_row"] = events["held_row"].astype("Int64")
     return events
+
+
+def _taken_on_return(ctx: Context, take_returns: pd.DataFrame) -> set[str]:
+    """The take functions whose returns the trace has (with the object they took)."""
+    if ctx.before is None:
+        return set(take_returns["symbol"].dropna().unique())
+    return {
+        s.symbol for s in ctx.before.facts.signatures
+        if s.event == Event.RETURN.value and s.kind in MUTEX_KINDS and s.role == Role.ACQUIRE.value and s.has_address
+        and s.symbol is not None
+    }  # fmt: skip
+
+
+def lock_rows_to_carry(ctx: Context) -> np.ndarray:
+    """Positions of the rows the next batch needs to go on with the locks: per lock its last
+    change (the holder), per ISR activation not seen to return and lock its last change, and
+    per context its last mutex call or return (whether a call that follows is nested)."""
+    if "lock_carry" not in ctx.shared:
+        events = lock_events(ctx)
+        carry = _last_calls(ctx)
+        if len(events):
+            state = events[events[STATE]]
+            in_isr = state[state[IN_ISR].to_numpy(dtype=bool)]
+            open_isr = in_isr[~ctx.is_closed(in_isr[ACT]).to_numpy(dtype=bool)]
+            last_changes = state.groupby(LOCK, sort=False).tail(1).index.to_numpy()
+            open_changes = open_isr.groupby([ACT, LOCK], sort=False).tail(1).index.to_numpy()
+            carry = np.unique(np.r_[carry, last_changes, open_changes].astype(np.int64))
+        carried_events = events.index[events.index.isin(carry)]
+        ctx.shared_with_next[CARRIED_EVENTS] = frozenset(ctx.rows_at(carried_events.to_numpy(), ["seq"])["seq"].tolist())
+        ctx.shared["lock_carry"] = carry
+    return ctx.shared["lock_carry"]  # type: ignore[return-value]
+
+
+def _last_calls(ctx: Context) -> np.ndarray:
+    """Per task, and per exception's last activation (the ones before are over), the position of
+    its last mutex call or return row."""
+    calls = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS, columns=["ipsr", ACT])
+    last = calls.groupby(ACT, sort=False).tail(1)
+    isr = last[(last["ipsr"] > 0).fillna(False).to_numpy(dtype=bool)]
+    over = isr[ACT] != isr.groupby("ipsr")[ACT].transform("max")
+    return np.sort(last.index[~last.index.isin(isr.index[over.to_numpy(dtype=bool)])].to_numpy())
 
 
 def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
@@ -107,7 +159,8 @@ def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
 def watched_while_held(ctx: Context, symbols: pd.Series, since: pd.Series, until: pd.Series) -> np.ndarray:
     """Per take (the probe symbol that took it, when, and until when the lock was held): whether
     its site, with the releases planned alongside it, stayed armed all that time. A rotated
-    capture that disarmed it meanwhile cannot tell a release it missed from none."""
+    capture that disarmed it meanwhile cannot tell a release it missed from none. (In a batch,
+    `ctx.coverage` is the whole trace's.)"""
     coverage = ctx.coverage
     if coverage is None or symbols.empty:
         return np.ones(len(symbols), dtype=bool)

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from section_edges import TRACES as SECTION_EDGES
 from test_rmw_race import EXTI0, EXTI1, masked, rd, wr
-from tracebuild import THREAD, isr, task, write_trace
+from tracebuild import THREAD, irq_pair, isr, task, write_trace
 
 from irqmon.analysis import AnalysisConfig, all_rules, analyze, analyze_in_batches, streams
 from irqmon.analysis.context import Before, Context
@@ -25,20 +25,24 @@ RULES = all_rules()
 STREAMING = [rule_id for rule_id, rule in RULES.items() if rule.stream is not None]
 
 
-def _in_batches(path: Path, rows: int, rules: list[str]) -> list[dict]:
+def _in_batches(path: Path, rows: int, rules: list[str], config: AnalysisConfig | None = None) -> list[dict]:
     trace = load_trace(path)
     table = trace.table
     batches = lambda: [table.slice(start, rows) for start in range(0, table.num_rows, rows)]  # noqa: E731
-    findings, _ = analyze_in_batches(batches, trace.metadata, rules=rules)
+    findings, _ = analyze_in_batches(batches, trace.metadata, config, rules=rules)
     return sorted((f.to_dict() for f in findings), key=lambda f: (f["rule"], f["first_seq"]))
 
 
-def _whole(path: Path, rules: list[str]) -> list[dict]:
-    return sorted((f.to_dict() for f in analyze(load_trace(path), rules=rules)), key=lambda f: (f["rule"], f["first_seq"]))
+def _whole(path: Path, rules: list[str], config: AnalysisConfig | None = None) -> list[dict]:
+    findings = analyze(load_trace(path), config, rules=rules)
+    return sorted((f.to_dict() for f in findings), key=lambda f: (f["rule"], f["first_seq"]))
 
 
 def test_the_call_rules_stream():
-    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "non-reentrant-reentry", "critical-section-imbalance", "rmw-race"} <= set(STREAMING)
+    assert {
+        "malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "non-reentrant-reentry",
+        "critical-section-imbalance", "rmw-race", "isr-lock-contention", "unbalanced-lock",
+    } <= set(STREAMING)  # fmt: skip
     assert streams(STREAMING) and not streams()
 
 
@@ -62,7 +66,10 @@ def test_a_batch_edge_between_every_two_rows(capture):
 def test_the_comparison_sees_findings():
     """The samples' captures do give these rules' findings (the comparisons above are not of nothing)."""
     found = {f["rule"] for capture in TRACES.glob("*.csv") for rules in RULE_SETS.values() for f in _whole(capture, rules)}
-    assert {"malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "rmw-race", "non-reentrant-reentry", "critical-section-imbalance"} <= found
+    assert {
+        "malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "rmw-race", "non-reentrant-reentry",
+        "critical-section-imbalance", "isr-lock-contention", "unbalanced-lock",
+    } <= found  # fmt: skip
 
 
 def _irq(event: str, ctx: dict) -> dict:
@@ -205,3 +212,123 @@ def test_a_batch_sees_the_whole_traces_coverage(tmp_path, name):
     assert whole is not None and batch is not None
     assert (batch.sites, batch.span, batch.seqs.tolist()) == (whole.sites, whole.span, whole.seqs.tolist())
     assert {name: seqs.tolist() for name, seqs in batch.changes.items()} == {name: seqs.tolist() for name, seqs in whole.changes.items()}
+
+
+
+# Hand-built lock traces whose batch edges fall inside held locks, open activations and nested calls.
+I2C, EXTI = isr(31, "I2C1_EV", 3), isr(6, "EXTI0", 6)
+HAL_LOCK = {"event": "access", "kind": "lock", "symbol": "hi2c1.Lock", "address": 0x2000003C, "size": 1}
+ISR_PATH = "I2C_Master_ISR_IT;HAL_I2C_EV_IRQHandler;I2C1_EV_IRQHandler;<exception>;I2C_WaitOnTXISFlagUntilTimeout;main"
+
+
+def _lock(ctx: dict, old: int, value: int, symbol: str = "hi2c1.Lock", **extra) -> dict:
+    role = "test" if old == value else "acquire" if value else "release"
+    access = "r" if old == value else "w"
+    return {**HAL_LOCK, **ctx, "symbol": symbol, "access": access, "role": role, "value": value, "old_value": old, **extra}
+
+
+def _hal_lock_rows() -> list[dict]:
+    """A task holds the lock through I2C activations that find it taken; one force-unlocks it
+    and takes it again, returning with it taken; an activation without IRQ rows takes another
+    lock and thread mode shows it returned; a preempting ISR takes a lock the ISR it preempted
+    holds; a last activation takes a lock and is still running."""
+    rows = [_lock(THREAD, 0, 0), _lock(THREAD, 0, 1, source="hal_i2c.c:120", callpath="HAL_I2C_Mem_Read;main")]
+    for n in range(3):
+        enter, leave = irq_pair(31, "I2C1_EV", 3, 0.01 + n * 0.01, 0.015 + n * 0.01)
+        rows += [enter, *[_lock(I2C, 1, 1, time=enter["time"] + k * 1e-4, source="hal_i2c.c:300") for k in range(1, n + 2)], leave]
+    enter, leave = irq_pair(31, "I2C1_EV", 3, 0.05, 0.06)
+    rows += [enter, _lock(I2C, 1, 0, time=0.051, source="main.c:55", callpath=f"{ISR_PATH.replace('main', 'HAL_I2C_Mem_Read;main')}"),
+             _lock(I2C, 0, 1, time=0.052, source="main.c:56", callpath=ISR_PATH), leave]  # fmt: skip
+    rows += [_lock(THREAD, 1, 1, time=0.07), _lock(EXTI, 0, 1, symbol="hspi1.Lock", address=0x20000100, time=0.08)]
+    rows += [{**task("idle"), "event": "call", "kind": "blocking", "symbol": "vTaskDelay", "time": 0.09}]
+    rows += [_lock(THREAD, 0, 1, symbol="huart2.Lock", address=0x20000200, time=0.1)]
+    # I2C1_EV takes a lock; TIM2, preempting it, takes it again; I2C1_EV returns later.
+    dma, tim = {"symbol": "hdma.Lock", "address": 0x20000300}, isr(28, "TIM2", 1)
+    i2c, timer = irq_pair(31, "I2C1_EV", 3, 0.101, 0.108), irq_pair(28, "TIM2", 1, 0.103, 0.105)
+    rows += [i2c[0], _lock(I2C, 0, 1, time=0.102, **dma), timer[0], _lock(tim, 0, 1, time=0.104, **dma), timer[1],
+             _lock(I2C, 1, 1, time=0.106, **dma), i2c[1]]  # fmt: skip
+    rows += [irq_pair(31, "I2C1_EV", 3, 0.11, 0.12)[0], _lock(I2C, 0, 1, symbol="hspi1.Lock", address=0x20000100, time=0.111)]
+    return rows
+
+
+def _mutex(ctx: dict, event: str, symbol: str, role: str, kind: str = "mutex") -> dict:
+    return {**ctx, "event": event, "kind": kind, "role": role, "symbol": symbol, "address": 0x20000500}
+
+
+def _mutex_rows() -> list[dict]:
+    """Tasks take a mutex through a call that takes it inside itself (no call paths: nesting
+    shows only in the order of calls and returns; a take holds it from its return on), an ISR
+    tries it while a task's take has not returned yet, one task blocks until the other gives it,
+    an ISR tries it, another activation gives it, a task gives what the other holds and takes it for good."""
+    a, b = task("a"), task("b")
+
+    def take(ctx: dict) -> list[dict]:
+        return [_mutex(ctx, "call", "osMutexAcquire", "acquire"), _mutex(ctx, "call", "xQueueSemaphoreTake", "acquire")]
+
+    def taken(ctx: dict) -> list[dict]:
+        return [_mutex(ctx, "return", "xQueueSemaphoreTake", "acquire"), _mutex(ctx, "return", "osMutexAcquire", "acquire")]
+
+    def give(ctx: dict) -> list[dict]:
+        return [_mutex(ctx, "call", "xQueueGenericSend", "release", kind="rtos-api"), _mutex(ctx, "return", "xQueueGenericSend", "release", kind="rtos-api")]
+
+    early, tried, given = irq_pair(6, "EXTI0", 6, 0, 0), irq_pair(6, "EXTI0", 6, 0, 0), irq_pair(6, "EXTI0", 6, 0, 0)
+    rows = [*take(a), early[0], _mutex(EXTI, "call", "osMutexAcquire", "acquire"), early[1], *taken(a), *take(b), *give(a), *taken(b), tried[0], _mutex(EXTI, "call", "osMutexAcquire", "acquire"),
+            tried[1], given[0], *give(EXTI), given[1], *take(a), *taken(a), *give(b), *take(b), *taken(b)]  # fmt: skip
+    return [{**row, "time": number * 1e-3} for number, row in enumerate(rows)]
+
+
+def _nested_take_rows() -> list[dict]:
+    """A task's mutex take (a call without returns) runs a take inside itself; an ISR gives the
+    mutex between the two calls; the next activation takes it, free, and returns with it taken
+    (its give follows the take without a return between: a call inside the take)."""
+    a = task("a")
+    gave, took = irq_pair(6, "EXTI0", 6, 0, 0), irq_pair(6, "EXTI0", 6, 0, 0)
+    rows = [_mutex(a, "call", "osMutexAcquire", "acquire"), gave[0], _mutex(EXTI, "call", "osMutexRelease", "release"),
+            _mutex(EXTI, "return", "osMutexRelease", "release"), gave[1], _mutex(a, "call", "xQueueSemaphoreTake", "acquire"),
+            took[0], _mutex(EXTI, "call", "osMutexAcquire", "acquire"), _mutex(EXTI, "call", "osMutexRelease", "release"), took[1]]  # fmt: skip
+    return [{**row, "time": number * 1e-3} for number, row in enumerate(rows)]
+
+
+def _rotated_rows() -> list[dict]:
+    """A capture arming its sites in turns: an ISR takes a lock and its site is disarmed before
+    the next activation finds it taken, a task's give follows a hold whose site was disarmed
+    (neither judged), and a lock whose site stays armed is held to the end (cut off: no last
+    coverage row)."""
+    def site(kind: str, symbol: str, value: int, **where) -> dict:
+        return {"event": "coverage", "kind": kind, "symbol": symbol, "value": value, **where}
+
+    hal = {"address": HAL_LOCK["address"]}
+    first, second = irq_pair(31, "I2C1_EV", 3, 0, 0), irq_pair(31, "I2C1_EV", 3, 0, 0)
+    a, b, mutex_site = task("a"), task("b"), "xQueueSemaphoreTake+xQueueGenericSend"
+    rows = [site("lock", "hi2c1.Lock", 1, **hal), site("mutex", mutex_site, 1), site("lock", "hspi1.Lock", 1, address=0x20000100),
+            first[0], _lock(I2C, 0, 1), first[1], _mutex(a, "call", "xQueueSemaphoreTake", "acquire"),
+            _mutex(a, "return", "xQueueSemaphoreTake", "acquire"), site("lock", "hi2c1.Lock", 0, **hal), site("mutex", mutex_site, 0),
+            _lock(THREAD, 0, 1, symbol="hspi1.Lock", address=0x20000100), site("lock", "hi2c1.Lock", 1, **hal),
+            site("mutex", mutex_site, 1), second[0], _lock(I2C, 1, 1), second[1],
+            _mutex(b, "call", "xQueueGenericSend", "release", kind="rtos-api"), _lock(I2C, 1, 1, symbol="hspi1.Lock", address=0x20000100)]  # fmt: skip
+    return [{**row, "time": number * 1e-3} for number, row in enumerate(rows)]
+
+
+LOCK_TRACES = {"hal-locks": _hal_lock_rows, "mutexes": _mutex_rows, "nested-take": _nested_take_rows, "rotated": _rotated_rows}
+LOCK_RULES = ["unbalanced-lock", "isr-lock-contention"]
+
+
+@pytest.mark.parametrize("window", [None, 0.005], ids=["no-window", "lock-window"])
+@pytest.mark.parametrize("trace", LOCK_TRACES)
+def test_lock_traces_in_batches_of_every_size(tmp_path, trace, window):
+    path = write_trace(tmp_path / f"{trace}.csv", LOCK_TRACES[trace]())
+    config = AnalysisConfig(lock_window=window)
+    whole = _whole(path, LOCK_RULES, config)
+    for rows in range(1, 9):
+        assert _in_batches(path, rows, LOCK_RULES, config) == whole, f"batches of {rows} rows"
+
+
+def test_the_lock_traces_show_every_case(tmp_path):
+    """Each way a lock goes wrong is among the hand-built traces' findings (the comparisons
+    above are not of nothing)."""
+    cases = set()
+    for trace, rows in LOCK_TRACES.items():
+        for window in (None, 0.005):
+            findings = _whole(write_trace(tmp_path / f"{trace}.csv", rows()), LOCK_RULES, AnalysisConfig(lock_window=window))
+            cases |= {f["evidence"].get("case", f["rule"]) for f in findings}
+    assert cases == {"isr-lock-contention", "foreign-release", "isr-returned-locked", "never-released", "held-too-long"}

@@ -23,10 +23,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, where
+from irqmon.analysis.common import at, fresh, where
 from irqmon.analysis.context import ACT, EXC_NAME, Context
-from irqmon.analysis.findings import Finding, group_hits
-from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events, watched_while_held
+from irqmon.analysis.findings import Finding, Group, SiteGroups
+from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events, lock_rows_to_carry, watched_while_held
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
@@ -36,10 +36,30 @@ RULE = Rule(
 )
 
 
-def check(ctx: Context) -> list[Finding]:
-    events = lock_events(ctx)
-    if events.empty:
-        return []
+def stream() -> Contention:
+    return Contention()
+
+
+class Contention:
+    """The rule judged batch by batch: each try is judged in its own batch (the lock's holder
+    is carried over)."""
+
+    def __init__(self) -> None:
+        self.groups = SiteGroups(RULE, site=(EXC_NAME, LOCK), title=_title, message=_message, evidence=_evidence, collect=_collect)
+
+    def add(self, ctx: Context) -> None:
+        events = lock_events(ctx)
+        if not events.empty:
+            self.groups.add(ctx, _hits(ctx, fresh(ctx, events)))
+
+    def carry(self, ctx: Context) -> np.ndarray:
+        return lock_rows_to_carry(ctx)
+
+    def findings(self) -> list[Finding]:
+        return self.groups.findings()
+
+
+def _hits(ctx: Context, events: pd.DataFrame) -> pd.DataFrame:
     hits = events[contended(events)].copy()
     hits["other_context"] = holder_labels(ctx, hits)
     held = hits["held_row"].notna().to_numpy()
@@ -48,8 +68,17 @@ def check(ctx: Context) -> list[Finding]:
     hits["holder_time"], hits["holder_source"] = holder["time"], holder["source"]
     # A holder whose site a rotated capture disarmed before this try may have released it unseen.
     seen_held = watched_while_held(ctx, holder["symbol"][held], holder["time"][held], hits["time"][held])
-    hits = hits.drop(hits.index[held][~seen_held])
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME, LOCK), title=_title, message=_message, evidence=_evidence)
+    return hits.drop(hits.index[held][~seen_held])
+
+
+def _collect(values: dict, hits: pd.DataFrame) -> None:
+    """Reads of the locked value, and the activations the tries came from (an exception's
+    activations follow one another: its last one so far may go on in the next batch)."""
+    values["busy"] = values.get("busy", 0) + int((hits["role"] == Role.TEST.value).sum())
+    last_act = values.setdefault("last_act", {})
+    for exception, acts in hits.groupby("ipsr", sort=False)[ACT]:
+        values["activations"] = values.get("activations", 0) + acts.nunique() - int(last_act.get(exception) == acts.iloc[0])
+        last_act[exception] = acts.iloc[-1]
 
 
 def _holder(first: pd.Series) -> str:
@@ -57,25 +86,24 @@ def _holder(first: pd.Series) -> str:
     return str(holder) if isinstance(holder, str) else "a context not in the trace"
 
 
-def _title(first: pd.Series, group: pd.DataFrame) -> str:
+def _title(first: pd.Series, group: Group) -> str:
     return f"{where(first)} found {first[LOCK_NAME]} held by {_holder(first)}"
 
 
-def _message(first: pd.Series, group: pd.DataFrame) -> str:
+def _message(first: pd.Series, group: Group) -> str:
     taken = f" (taken at {first['holder_source']})" if isinstance(first["holder_source"], str) else ""
-    busy = int((group["role"] == Role.TEST.value).sum())
     return (
         f"{first['context']} tried {first[LOCK_NAME]}{at(first)} while {_holder(first)} held it{taken}; "
-        f"{len(group)} attempt(s), {busy} of them reads of the locked value. The holder cannot run until the ISR returns."
+        f"{group.count} attempt(s), {group.values['busy']} of them reads of the locked value. The holder cannot run until the ISR returns."
     )
 
 
-def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
+def _evidence(first: pd.Series, group: Group) -> dict:
     return {
         "lock": first[LOCK_NAME],
         "holder": _holder(first),
         "holder_source": first["holder_source"],
         "holder_acquired_time": first["holder_time"],
-        "attempts": len(group),
-        "activations": int(group[ACT].nunique()),
+        "attempts": group.count,
+        "activations": group.values["activations"],
     }

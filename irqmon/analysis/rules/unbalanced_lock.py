@@ -19,13 +19,15 @@ Instead:
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, where
+from irqmon.analysis.common import at, fresh, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context
-from irqmon.analysis.findings import Finding, frame_list, group_hits
-from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events, watched_while_held
+from irqmon.analysis.findings import Finding, Group, SiteGroups, frame_list
+from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events, lock_rows_to_carry, watched_while_held
 from irqmon.analysis.registry import Rule
 from irqmon.schema import EXCEPTION_FRAME, Kind, Role
 
@@ -33,42 +35,129 @@ RULE = Rule(
     id="unbalanced-lock", severity="error", summary="lock released by another context, left taken by an ISR, or never released",
     needs=(Kind.LOCK.value, Kind.MUTEX.value),
 )
+# HAL lock bytes have no owner semantics to fall back on; a mutex may be a signalling semaphore.
+AS_WARNING = replace(RULE, severity="warning")
 
 
-def check(ctx: Context) -> list[Finding]:
-    events = lock_events(ctx)
-    if events.empty:
-        return []
-    state = events[events[STATE]]
-    findings = _foreign_release(ctx, events) + _isr_returns_locked(ctx, state)
-    return findings + _never_released(ctx, state)
+def stream() -> UnbalancedLocks:
+    return UnbalancedLocks()
 
 
-def _severity(group: pd.DataFrame) -> str:
-    """HAL lock bytes have no owner semantics to fall back on; a mutex may be a signalling semaphore."""
-    return "error" if (group["kind"] == Kind.LOCK.value).all() else "warning"
+class UnbalancedLocks:
+    """The rule judged batch by batch. A take whose judgement needs rows after its batch (whether
+    its activation returns, what the lock's next change is) waits, carried, for a later batch or
+    the end of the trace (`findings`, judged on the last batch's context)."""
 
-
-def _foreign_release(ctx: Context, events: pd.DataFrame) -> list[Finding]:
-    foreign = events[STATE] & (events["role"] == Role.RELEASE.value) & (events["held_role"] == Role.ACQUIRE.value)
-    hits = events[(foreign & (events["held_act"] != events[ACT])).fillna(False).astype(bool)].copy()
-    hits = hits[~_handed_over(ctx, hits)]
-    holders = ctx.rows_at(hits["held_row"].astype(np.int64).to_numpy(), ["symbol", "time"])
-    hits = hits[watched_while_held(ctx, holders["symbol"], holders["time"], hits["time"])]
-    hits["other_context"] = holder_labels(ctx, hits)
-    findings = []
-    for kind, group in hits.groupby("kind", sort=False):
-        findings += group_hits(
-            RULE, ctx, group, site=(EXC_NAME, LOCK, "source"),
-            title=lambda f, g: f"{f[LOCK_NAME]} taken by {f['other_context']} released by {where(f)}",
-            message=lambda f, g: (
-                f"{f['context']} released {f[LOCK_NAME]}{at(f)} that {f['other_context']} had taken and still "
-                f"relied on ({len(g)} time(s))."
-            ),
-            evidence=lambda f, g: {"lock": f[LOCK_NAME], "holder": f["other_context"], "case": "foreign-release"},
-            severity=_severity(group),
+    def __init__(self) -> None:
+        site = (EXC_NAME, LOCK, "source")
+        self.foreign = {
+            rule.severity: SiteGroups(rule, site=site, title=_foreign_title, message=_foreign_message, evidence=_foreign_evidence)
+            for rule in (RULE, AS_WARNING)
+        }  # fmt: skip
+        self.returned = SiteGroups(RULE, site=site, title=_returned_title, message=_returned_message, evidence=_returned_evidence)
+        self.unreleased = SiteGroups(
+            AS_WARNING, site=(LOCK, "source"), title=_unreleased_title, message=_unreleased_message,
+            evidence=_unreleased_evidence, collect=_longest,
         )  # fmt: skip
-    return findings
+        self.waiting_return: set[int] = set()  # seqs of ISR takes not judged yet
+        self.returned_takes: set[int] = set()  # of those, the ones whose activation was seen to return (seqs)
+        self.waiting_release: set[int] = set()  # seqs of takes whose lock's next change has not come yet
+        self.end = -np.inf  # the latest time so far
+        self.last: Context | None = None
+
+    def add(self, ctx: Context) -> None:
+        self.last = ctx
+        times = ctx.timeline.time[ctx.carried :]
+        if len(times) and not np.isnan(times).all():
+            self.end = max(self.end, float(np.nanmax(times)))
+        events = lock_events(ctx)
+        if events.empty:
+            return
+        self._foreign_release(ctx, fresh(ctx, events))
+        self._judge_takes(ctx, events, at_end=False)
+
+    def carry(self, ctx: Context) -> np.ndarray:
+        return lock_rows_to_carry(ctx)
+
+    def findings(self) -> list[Finding]:
+        if self.last is not None:
+            events = lock_events(self.last)
+            if not events.empty:
+                self._judge_takes(self.last, events, at_end=True)
+            self.last = None
+        groups = [*self.foreign.values(), self.returned, self.unreleased]
+        return [finding for group in groups for finding in group.findings()]
+
+    def _foreign_release(self, ctx: Context, events: pd.DataFrame) -> None:
+        foreign = events[STATE] & (events["role"] == Role.RELEASE.value) & (events["held_role"] == Role.ACQUIRE.value)
+        hits = events[(foreign & (events["held_act"] != events[ACT])).fillna(False).astype(bool)].copy()
+        hits = hits[~_handed_over(ctx, hits)]
+        holders = ctx.rows_at(hits["held_row"].astype(np.int64).to_numpy(), ["symbol", "time"])
+        hits = hits[watched_while_held(ctx, holders["symbol"], holders["time"], hits["time"])]
+        hits["other_context"] = holder_labels(ctx, hits)
+        hal = (hits["kind"] == Kind.LOCK.value).to_numpy(dtype=bool)
+        self.foreign[RULE.severity].add(ctx, hits[hal])
+        self.foreign[AS_WARNING.severity].add(ctx, hits[~hal])
+
+    def _judge_takes(self, ctx: Context, events: pd.DataFrame, at_end: bool) -> None:
+        """Judge the batch's new takes (none at the end) and those still waiting: an ISR that
+        returned with the lock taken, a lock never released or held too long."""
+        state = events[events[STATE]]
+        following = state.groupby(LOCK, sort=False)
+        next_role, next_time = following["role"].shift(-1), following["time"].shift(-1)
+        new = (state.index >= ctx.carried) & (not at_end)
+        self._isr_returns_locked(ctx, state[new | state["seq"].isin(self.waiting_return)], state, next_role, next_time, at_end)
+        takes = state[(new | state["seq"].isin(self.waiting_release)) & (state["role"] == Role.ACQUIRE.value).to_numpy(dtype=bool)]
+        self._never_released(ctx, takes, next_time, at_end)
+
+    def _isr_returns_locked(
+        self, ctx: Context, candidates: pd.DataFrame, state: pd.DataFrame, next_role: pd.Series, next_time: pd.Series, at_end: bool,
+    ) -> None:  # fmt: skip
+        """An ISR activation whose last change leaves the lock taken, and no later release ends it
+        (a transfer the ISR started that the next completion interrupt ends is handed over)."""
+        in_isr = state[state[IN_ISR].to_numpy(dtype=bool)]
+        last = in_isr.groupby([ACT, LOCK], sort=False).tail(1)
+        takes = last[last.index.isin(candidates.index) & (last["role"] == Role.ACQUIRE.value).to_numpy(dtype=bool)]
+        returned = (ctx.is_closed(takes[ACT]) | takes["seq"].isin(self.returned_takes)).to_numpy(dtype=bool)
+        next_known = next_role[takes.index].notna().to_numpy(dtype=bool)
+        decided = (returned & next_known) | at_end
+        released_later = (next_role[takes.index] == Role.RELEASE.value).fillna(False).to_numpy(dtype=bool)
+        hits = takes[decided & returned & ~released_later]
+        held_until = next_time[hits.index].fillna(self.end)
+        hits = hits[watched_while_held(ctx, hits["symbol"], hits["time"], held_until)]
+        self.returned.add(ctx, hits)
+        self.waiting_return = set(takes["seq"][~decided].tolist())
+        self.returned_takes = set(takes["seq"][~decided & returned].tolist())
+
+    def _never_released(self, ctx: Context, takes: pd.DataFrame, next_time: pd.Series, at_end: bool) -> None:
+        """Held at the end of the trace (warning: the capture may have stopped first), or too long."""
+        next_change = next_time[takes.index]
+        decided = (next_change.notna() | at_end).to_numpy(dtype=bool)
+        held_until = next_change.fillna(self.end)
+        held_for = held_until - takes["time"]
+        ended = (next_change.isna() & ~takes[IN_ISR]).to_numpy(dtype=bool)
+        window = ctx.config.lock_window
+        too_long = (held_for > window).to_numpy(dtype=bool) if window is not None else np.zeros(len(takes), dtype=bool)
+        hit = decided & (ended | too_long)
+        hits = takes[hit].assign(held_for=held_for[hit], at_end=ended[hit])
+        hits = hits[watched_while_held(ctx, hits["symbol"], hits["time"], held_until[hits.index])]
+        self.unreleased.add(ctx, hits)
+        self.waiting_release = set(takes["seq"][~decided].tolist())
+
+
+def _foreign_title(first: pd.Series, group: Group) -> str:
+    return f"{first[LOCK_NAME]} taken by {first['other_context']} released by {where(first)}"
+
+
+def _foreign_message(first: pd.Series, group: Group) -> str:
+    return (
+        f"{first['context']} released {first[LOCK_NAME]}{at(first)} that {first['other_context']} had taken and still "
+        f"relied on ({group.count} time(s))."
+    )
+
+
+def _foreign_evidence(first: pd.Series, group: Group) -> dict:
+    return {"lock": first[LOCK_NAME], "holder": first["other_context"], "case": "foreign-release"}
 
 
 def _handed_over(ctx: Context, releases: pd.DataFrame) -> pd.Series:
@@ -96,41 +185,31 @@ def _still_inside(taker_path: object, release_path: object) -> bool:
     return taker[0] in frames[frames.index(EXCEPTION_FRAME) + 1 :]
 
 
-def _isr_returns_locked(ctx: Context, state: pd.DataFrame) -> list[Finding]:
-    """An ISR activation whose last change leaves the lock taken, and no later release ends it
-    (a transfer the ISR started that the next completion interrupt ends is handed over)."""
-    following = state.groupby(LOCK, sort=False)
-    released_later = following["role"].shift(-1) == Role.RELEASE.value
-    held_until = following["time"].shift(-1).fillna(float(np.nanmax(ctx.timeline.time)))
-    in_isr = state[state[IN_ISR]].assign(released_later=released_later, held_until=held_until)
-    last = in_isr.groupby([ACT, LOCK], sort=False).tail(1)
-    closed = ctx.is_closed(last[ACT])
-    hits = last[(last["role"] == Role.ACQUIRE.value) & closed & ~last["released_later"].fillna(False).astype(bool)]
-    hits = hits[watched_while_held(ctx, hits["symbol"], hits["time"], hits["held_until"])]
-    return group_hits(
-        RULE, ctx, hits, site=(EXC_NAME, LOCK, "source"),
-        title=lambda f, g: f"{where(f)} returned with {f[LOCK_NAME]} still taken",
-        message=lambda f, g: f"{f['context']} took {f[LOCK_NAME]}{at(f)} and returned without releasing it ({len(g)} time(s)).",
-        evidence=lambda f, g: {"lock": f[LOCK_NAME], "case": "isr-returned-locked"},
-    )  # fmt: skip
+def _returned_title(first: pd.Series, group: Group) -> str:
+    return f"{where(first)} returned with {first[LOCK_NAME]} still taken"
 
 
-def _never_released(ctx: Context, state: pd.DataFrame) -> list[Finding]:
-    """Held at the end of the trace (warning: the capture may have stopped first), or too long."""
-    end = float(np.nanmax(ctx.timeline.time))
-    next_change = state.groupby(LOCK, sort=False)["time"].shift(-1)
-    held_until = next_change.fillna(end)
-    held_for = held_until - state["time"]
-    at_end = next_change.isna() & ~state[IN_ISR]
-    too_long = held_for > ctx.config.lock_window if ctx.config.lock_window is not None else pd.Series(False, index=state.index)
-    takes = (state["role"] == Role.ACQUIRE.value) & (at_end | too_long)
-    hits = state[takes.astype(bool)].assign(held_for=held_for[takes.astype(bool)], at_end=at_end[takes.astype(bool)])
-    hits = hits[watched_while_held(ctx, hits["symbol"], hits["time"], held_until[hits.index])]
-    return group_hits(
-        RULE, ctx, hits, site=(LOCK, "source"),
-        title=lambda f, g: f"{f[LOCK_NAME]} taken by {f['context']} and not released" + (" by the end of the trace" if f["at_end"] else f" for {f['held_for']:.3f} s"),
-        message=lambda f, g: f"{f['context']} took {f[LOCK_NAME]}{at(f)}; it stayed taken for {g['held_for'].max():.6f} s.",
-        evidence=lambda f, g: {"lock": f[LOCK_NAME], "case": "never-released" if f["at_end"] else "held-too-long", "held_for": float(g["held_for"].max())},
-        severity="warning",
-    )  # fmt: skip
+def _returned_message(first: pd.Series, group: Group) -> str:
+    return f"{first['context']} took {first[LOCK_NAME]}{at(first)} and returned without releasing it ({group.count} time(s))."
 
+
+def _returned_evidence(first: pd.Series, group: Group) -> dict:
+    return {"lock": first[LOCK_NAME], "case": "isr-returned-locked"}
+
+
+def _longest(values: dict, hits: pd.DataFrame) -> None:
+    values["held_for"] = max(values.get("held_for", -np.inf), float(hits["held_for"].max()))
+
+
+def _unreleased_title(first: pd.Series, group: Group) -> str:
+    how = " by the end of the trace" if first["at_end"] else f" for {first['held_for']:.3f} s"
+    return f"{first[LOCK_NAME]} taken by {first['context']} and not released{how}"
+
+
+def _unreleased_message(first: pd.Series, group: Group) -> str:
+    return f"{first['context']} took {first[LOCK_NAME]}{at(first)}; it stayed taken for {group.values['held_for']:.6f} s."
+
+
+def _unreleased_evidence(first: pd.Series, group: Group) -> dict:
+    case = "never-released" if first["at_end"] else "held-too-long"
+    return {"lock": first[LOCK_NAME], "case": case, "held_for": group.values["held_for"]}
