@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from irqmon.analysis.context import AnalysisConfig, Context
-from irqmon.analysis.coverage import not_observed
+from irqmon.analysis.coverage import coverage_from, not_observed
 from irqmon.analysis.findings import SEVERITIES, Finding
 from irqmon.analysis.registry import LoadedRule, Rule, all_rules
 from irqmon.errors import UsageError
@@ -79,6 +79,9 @@ def analyze_in_batches(
     available = all_rules()
     selected = _checked(available, rules)
     findings, facts = findings_in_batches(batches, metadata, config or AnalysisConfig(), available, selected, fact_batches)
+    if len(facts.coverage):
+        coverage = coverage_from(facts.coverage, facts.end_time)
+        findings += [note for rule_id in selected if (note := not_observed(available[rule_id].rule, coverage))]
     return _in_order(findings), facts.rows
 
 

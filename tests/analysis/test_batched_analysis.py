@@ -332,3 +332,15 @@ def test_the_lock_traces_show_every_case(tmp_path):
             findings = _whole(write_trace(tmp_path / f"{trace}.csv", rows()), LOCK_RULES, AnalysisConfig(lock_window=window))
             cases |= {f["evidence"].get("case", f["rule"]) for f in findings}
     assert cases == {"isr-lock-contention", "foreign-release", "isr-returned-locked", "never-released", "held-too-long"}
+
+
+def test_a_rule_whose_sites_were_never_armed_says_so_in_batches_too(tmp_path):
+    """The "not observed" note of a rotated capture that never armed a rule's sites."""
+    coverage = lambda symbol, kind, value: {"event": "coverage", "kind": kind, "symbol": symbol, "value": value}  # noqa: E731
+    rows = [coverage("malloc", "heap", 0), coverage("hi2c1.Lock", "lock", 1), *[{"event": "mask", "symbol": "primask", **THREAD}] * 5,
+            coverage("hi2c1.Lock", "lock", 0)]  # fmt: skip
+    path = write_trace(tmp_path / "trace.csv", rows)
+    rules = ["malloc-in-isr", "unbalanced-lock"]
+    whole = _whole(path, rules)
+    assert [(f["rule"], f["severity"]) for f in whole] == [("malloc-in-isr", "note")]
+    assert _in_batches(path, 2, rules) == whole
