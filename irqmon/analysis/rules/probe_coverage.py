@@ -17,24 +17,42 @@ Instead:
 
 from __future__ import annotations
 
+import numpy as np
+
 from irqmon.analysis.context import Context
-from irqmon.analysis.coverage import summary
+from irqmon.analysis.coverage import Coverage, summary
 from irqmon.analysis.findings import Finding, fingerprint
 from irqmon.analysis.registry import Rule
 
 RULE = Rule(id="probe-coverage", severity="note", summary="probe sites armed in turns or left out: what the capture covered")
 
 
-def check(ctx: Context) -> list[Finding]:
-    coverage = ctx.coverage
-    if coverage is None or not coverage.partial:
-        return []
-    sites = {site.name: round(site.armed_seconds, 3) for site in coverage.sites}
-    return [
-        Finding(
-            rule=RULE.id, severity="note", title=f"{RULE.id}: {summary(coverage)}",
-            message="Findings (and their absence) hold for the time each probe site was armed; report.md lists each site's armed time.",
-            fingerprint=fingerprint(RULE.id, ["coverage"]), count=len(coverage.sites), first_time=0.0,
-            last_time=coverage.span, first_seq=0, evidence={"armed_seconds": sites, "span_seconds": round(coverage.span, 3)},
-        )  # fmt: skip
-    ]
+class CoverageNote:
+    """The note needs only the capture's coverage, the whole trace's in any batch."""
+
+    def __init__(self) -> None:
+        self.coverage: Coverage | None = None
+
+    def add(self, ctx: Context) -> None:
+        self.coverage = ctx.coverage
+
+    def carry(self, ctx: Context) -> np.ndarray:
+        return np.zeros(0, dtype=np.int64)
+
+    def findings(self) -> list[Finding]:
+        coverage = self.coverage
+        if coverage is None or not coverage.partial:
+            return []
+        sites = {site.name: round(site.armed_seconds, 3) for site in coverage.sites}
+        return [
+            Finding(
+                rule=RULE.id, severity="note", title=f"{RULE.id}: {summary(coverage)}",
+                message="Findings (and their absence) hold for the time each probe site was armed; report.md lists each site's armed time.",
+                fingerprint=fingerprint(RULE.id, ["coverage"]), count=len(coverage.sites), first_time=0.0,
+                last_time=coverage.span, first_seq=0, evidence={"armed_seconds": sites, "span_seconds": round(coverage.span, 3)},
+            )  # fmt: skip
+        ]
+
+
+def stream() -> CoverageNote:
+    return CoverageNote()
