@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from irqmon.analysis.context import AnalysisConfig, Context
-from irqmon.analysis.coverage import coverage_from, not_observed
+from irqmon.analysis.coverage import Coverage, not_observed
 from irqmon.analysis.findings import SEVERITIES, Finding
 from irqmon.analysis.registry import LoadedRule, Rule, all_rules
 from irqmon.errors import UsageError
@@ -54,9 +54,7 @@ def analysis_of(
     ctx = Context([trace.take_table()] if release else trace.table, trace.metadata, config or AnalysisConfig())
     ctx.rules = frozenset(selected)
     findings = [finding for rule_id in selected for finding in available[rule_id].check(ctx)]
-    if ctx.coverage is not None:
-        findings += [note for rule_id in selected if (note := not_observed(available[rule_id].rule, ctx.coverage))]
-    return Analysis(ctx, _in_order(findings))
+    return Analysis(ctx, _in_order(findings + _not_observed(available, selected, ctx.coverage)))
 
 
 def streams(rules: Sequence[str] | None = None) -> bool:
@@ -79,10 +77,14 @@ def analyze_in_batches(
     available = all_rules()
     selected = _checked(available, rules)
     findings, facts = findings_in_batches(batches, metadata, config or AnalysisConfig(), available, selected, fact_batches)
-    if len(facts.coverage):
-        coverage = coverage_from(facts.coverage, facts.end_time)
-        findings += [note for rule_id in selected if (note := not_observed(available[rule_id].rule, coverage))]
-    return _in_order(findings), facts.rows
+    return _in_order(findings + _not_observed(available, selected, facts.capture_coverage)), facts.rows
+
+
+def _not_observed(available: dict[str, LoadedRule], selected: list[str], coverage: Coverage | None) -> list[Finding]:
+    """The notes of the selected rules whose probe sites the capture never armed."""
+    if coverage is None:
+        return []
+    return [note for rule_id in selected if (note := not_observed(available[rule_id].rule, coverage))]
 
 
 def _checked(available: dict[str, LoadedRule], rules: Sequence[str] | None) -> list[str]:

@@ -93,8 +93,7 @@ def coverage_of(ctx: Context) -> Coverage | None:
     """The trace's coverage, or None when it has no coverage rows (in a batch: the whole trace's,
     from its facts)."""
     if ctx.before is not None:
-        facts = ctx.before.facts
-        return coverage_from(facts.coverage, facts.end_time) if len(facts.coverage) else None
+        return ctx.before.facts.capture_coverage
     positions = ctx.positions_of(event=Event.COVERAGE.value)
     if len(positions) == 0:
         return None

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,6 +23,9 @@ from irqmon import schema
 from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS
 from irqmon.schema import Event
 from irqmon.tracefile import pandas_column
+
+if TYPE_CHECKING:
+    from irqmon.analysis.coverage import Coverage
 
 # The columns the first pass reads.
 FACT_COLUMNS = ["seq", "time", "ipsr", "priority", "exception", "event", "kind", "role", "symbol", "address", "value", "halted"]
@@ -54,6 +59,13 @@ class TraceFacts:
     coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))  # the coverage rows, in order
     end_time: float = np.nan  # the trace's latest time (NaN for no rows)
     last_seq: int | None = None  # the trace's last row's seq (None for no rows)
+
+    @cached_property
+    def capture_coverage(self) -> Coverage | None:
+        """The capture's coverage (None: the trace has no coverage rows), worked out once."""
+        from irqmon.analysis.coverage import coverage_from  # coverage.py reads this module's columns
+
+        return coverage_from(self.coverage, self.end_time) if len(self.coverage) else None
 
     def has(self, event: str, kinds: Iterable[str], isr: bool | None = None) -> bool:
         """Whether the trace has a row of `event` of one of `kinds` (in handler mode only, or
