@@ -317,3 +317,19 @@ def test_convert_of_a_bad_row_far_in_leaves_no_target(tmp_path):
     with pytest.raises(UsageError, match="column basepri"):
         convert(source, tmp_path / "out.parquet", rows=8)
     assert not (tmp_path / "out.parquet").exists()
+
+
+def parquet_in_row_groups(source: Path, directory: Path, group_rows: int) -> Path:
+    """`source`'s trace as a Parquet file written `group_rows` rows to a row group."""
+    plain = as_parquet(source, directory)
+    path = directory / f"{source.stem}-groups.parquet"
+    pq.write_table(pq.read_table(plain), path, row_group_size=group_rows)
+    assert pq.ParquetFile(path).num_row_groups > 1
+    return path
+
+
+@pytest.mark.parametrize("rows", [1, 7, 4096])
+def test_a_parquet_file_of_many_row_groups_gives_the_rows_load_trace_gives(tmp_path, rows):
+    """Batches span row groups: each still has `rows` rows, in order."""
+    assert_batches_hold_the_trace(parquet_in_row_groups(RECORDED / "hal_i2c_lock_deadlock.csv", tmp_path, 5), rows)
+
