@@ -1,4 +1,4 @@
-"""`make bench`: the three benchmarks of issue 7, their ratios printed and written to RESULTS.md.
+"""`make bench`: the benchmarks of issues 7 and 16, their ratios printed and written to RESULTS.md.
 
 Every ratio is measured side by side in one run (the compared commands alternate within each
 repeat) and is the median over the repeats. `--tiny` runs everything at a size that takes
@@ -17,14 +17,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import analyzer
 import capture
+import large_trace
 import recorder
 import timeline
 from common import BENCH_DIR, ROOT, load_average, machine
 
 FULL = {"hits": 2000, "activations": 200_000, "sizes": [1_000_000, 10_000_000], "repeats": 5, "analyzer_repeats": 3,
-        "plugin_hits": 1_000_000, "rss_seconds": 60.0}
+        "plugin_hits": 1_000_000, "rss_seconds": 60.0, "large_sizes": [10_000_000, 100_000_000]}
 TINY = {"hits": 20, "activations": 2000, "sizes": [5000, 20_000], "repeats": 1, "analyzer_repeats": 1,
-        "plugin_hits": 2000, "rss_seconds": 4.0}
+        "plugin_hits": 2000, "rss_seconds": 4.0, "large_sizes": [5000, 50_000]}
 GOALS = {"capture": 3.0, "events_per_s": 100_000, "csv_ratio": 2.0, "rss_gib": 4.0, "plugin": 100.0, "fidelity": 0.05}
 
 
@@ -106,7 +107,7 @@ def report(command: str, size: dict, results: dict, started: datetime, load: str
         scaling = an["scaling"]
         lines += ["", f"analyze time ratio for {scaling['size_ratio']:.0f}× the rows (CSV): **{scaling['time_ratio']:.2f}**"]
     lines += ["", f"Goals: CSV ratio ≤ {GOALS['csv_ratio']:.0f}, peak RSS < {GOALS['rss_gib']:.0f} GiB, time ratio close to 10.", ""]
-    return "\n".join(lines + recorder_section(results["recorder"]))
+    return "\n".join(lines + recorder_section(results["recorder"]) + large_trace.section(results["large"]))
 
 
 def recorder_section(rec: dict) -> list[str]:
@@ -174,6 +175,10 @@ def summary(results: dict) -> str:
     )
     if "scaling" in an:
         parts.append(f"analyzer scaling: {an['scaling']['time_ratio']:.2f} for {an['scaling']['size_ratio']:.0f}x the rows")
+    large = results["large"]
+    largest = max((row for key, row in large.items() if key != "growth"), key=lambda row: row["rows"])
+    parts.append(f"large trace: {largest['rows']:,} rows in {largest['analyze_s']:.1f} s, peak RSS {largest['peak_rss_gib']:.2f} GiB; "
+                 f"time ratio {large['growth']['time_ratio']:.2f} for {large['growth']['size_ratio']:.0f}x the rows")
     return "\n".join(parts)
 
 
@@ -189,6 +194,7 @@ def main() -> None:
         "timeline": timeline.run(size["activations"], size["repeats"]),
         "analyzer": analyzer.run(size["sizes"], size["analyzer_repeats"]),
         "recorder": recorder.run(size["plugin_hits"], size["hits"] if args.tiny else 2000, size["rss_seconds"], size["repeats"]),
+        "large": large_trace.run(size["large_sizes"], 1),
     }
     print(summary(results))
     output = args.results or (None if args.tiny else BENCH_DIR / "RESULTS.md")

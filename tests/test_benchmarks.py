@@ -45,6 +45,10 @@ def test_run_tiny_writes_the_three_ratios(built_samples, tmp_path):
     analyzer_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ s \| [\d.]+ s \| \*\*[\d.]+\*\*", text, re.MULTILINE)
     assert analyzer_rows == ["5,000", "20,000"]
     assert "capture: --backend rsp" in result.stdout and "analyzer scaling" in result.stdout
+    large_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ GiB \| [\d.]+ s \| [\d.]+ s \| [\d.]+ \| [\d,]+ \| \*\*([\d.]+) GiB\*\* \|$", text, re.MULTILINE)
+    assert [rows for rows, _ in large_rows] == ["5,000", "50,000"] and all(float(peak) > 0 for _, peak in large_rows), text
+    assert re.search(r"analyze time ratio \*\*[\d.]+\*\* \(linear is 10\), peak RSS ratio \*\*[\d.]+\*\*", text)
+    assert "large trace: 50,000 rows" in result.stdout
 
 
 def test_synthetic_trace_is_a_valid_trace_in_both_formats(tmp_path):
@@ -62,3 +66,17 @@ def test_synthetic_trace_is_a_valid_trace_in_both_formats(tmp_path):
 def test_synthetic_trace_needs_a_whole_round(tmp_path):
     with pytest.raises(ValueError, match="not even one round"):
         gen_trace.generate(100, tmp_path)
+
+
+def test_the_large_trace_section_replaces_its_own_and_nothing_else(tmp_path):
+    import large_trace
+
+    results_md = tmp_path / "RESULTS.md"
+    results_md.write_text("# Benchmark results\n\n## 4. Recording\n\nkept\n")
+    large_trace.replace_section(results_md, [f"{large_trace.SECTION}: run 1", "", "| old table |", ""])
+    results_md.write_text(results_md.read_text() + "## 6. Later\n\nalso kept\n")
+    large_trace.replace_section(results_md, [f"{large_trace.SECTION}: run 2", "", "| new table |", ""])
+    assert results_md.read_text() == (
+        f"# Benchmark results\n\n## 4. Recording\n\nkept\n\n{large_trace.SECTION}: run 2\n\n| new table |\n\n"
+        "## 6. Later\n\nalso kept\n"
+    )
