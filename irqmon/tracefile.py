@@ -5,7 +5,6 @@ The streaming writer used while capturing is `irqmon.tracewriter`, which needs n
 from __future__ import annotations
 
 import csv
-import io
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -318,48 +317,45 @@ def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
 
 
 def _csv_tables(path: Path, layout: _CsvLayout, end: int | None, block_size: int, columns: list[str] | None) -> Iterator[pa.Table]:
-    """The CSV's rows block by block as Arrow's streaming reader converts them (an empty table
-    first); the whole lines only, up to `end` if the last is cut off; only `columns` (those the
-    file has) where given."""
-    file = pa.OSFile(str(path)) if end is None else pa.PythonFile(_FileStart(path, end), mode="r")
-    options = _csv_options(layout, block_size)
-    if columns is not None:
-        options["convert_options"].include_columns = [c for c in columns if c in layout.header]
-    with file:
-        try:
-            reader = pacsv.open_csv(file, **options)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise UsageError(_diagnose_csv(path, layout.skip, layout.header, str(exc))) from None
-        yield reader.schema.empty_table()
-        while True:
+    """The CSV's rows about `block_size` bytes at a time (an empty table first), each range of
+    whole lines read by Arrow's multithreaded reader; the whole lines only, up to `end` if the
+    last is cut off; only `columns` (those the file has) where given."""
+    names = layout.header if columns is None else [c for c in layout.header if c in columns]
+    yield pa.schema([(name, layout.types[name]) for name in names]).empty_table()
+    options = _csv_options(layout)
+    options["read_options"] = pacsv.ReadOptions(column_names=layout.header, use_threads=True)
+    options["convert_options"].include_columns = names
+    with pa.memory_map(str(path)) as data:
+        stop = data.size() if end is None else end
+        start = _rows_start(data, layout.skip)
+        while start < stop:
+            next_start = _line_end_after(data, min(start + block_size, stop), stop)
+            data.seek(start)
             try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
+                table = pacsv.read_csv(pa.BufferReader(data.read_buffer(next_start - start)), **options)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise UsageError(_diagnose_csv(path, layout.skip, layout.header, str(exc))) from None
-            yield pa.Table.from_batches([batch])
+            start = next_start
+            yield table
 
 
-class _FileStart(io.RawIOBase):
-    """The first `size` bytes of a file, as a stream."""
+def _rows_start(data: pa.NativeFile, skip: int) -> int:
+    """Where the first row begins: after the `skip` metadata lines and the header."""
+    position = 0
+    for _ in range(skip + 1):
+        position = _line_end_after(data, position, data.size())
+    return position
 
-    def __init__(self, path: Path, size: int) -> None:
-        super().__init__()
-        self._file = open(path, "rb", buffering=0)
-        self._left = size
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count = self._file.readinto(memoryview(buffer)[: self._left]) or 0
-        self._left -= count
-        return count
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
+def _line_end_after(data: pa.NativeFile, position: int, stop: int) -> int:
+    """Where the line that holds byte `position` ends (just after its newline), at most `stop`."""
+    while position < stop:
+        chunk = data.read_at(min(1 << 16, stop - position), position)
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return position + newline + 1
+        position += len(chunk)
+    return stop
 
 
 def _csv_block_size(path: Path, rows: int) -> int:
