@@ -177,7 +177,8 @@ class TraceBatches:
 
 
 def _in_batches(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
-    """The rows of `tables` again, as tables of `rows` rows (the last may be shorter); if there
+    """The rows of `tables` again, as tables of `rows` rows (the last may be shorter), each column
+    in one chunk (combined here, in the reading thread, not by each reader of the batch); if there
     are none, one empty table (the first of `tables`, which gives the columns)."""
     pending: list[pa.Table] = []
     count = 0
@@ -190,10 +191,10 @@ def _in_batches(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
             count += taken.num_rows
             table = table.slice(taken.num_rows)
             if count == rows:
-                yield pa.concat_tables(pending)
+                yield pa.concat_tables(pending).combine_chunks()
                 pending, count, yielded = [], 0, True
     if count or not yielded:
-        yield pa.concat_tables(pending or [empty])
+        yield pa.concat_tables(pending or [empty]).combine_chunks()
 
 
 def use_system_memory_pool() -> None:
@@ -325,7 +326,7 @@ def _csv_tables(path: Path, layout: _CsvLayout, end: int | None, block_size: int
     options = _csv_options(layout)
     options["read_options"] = pacsv.ReadOptions(column_names=layout.header, use_threads=True)
     options["convert_options"].include_columns = names
-    with pa.memory_map(str(path)) as data:
+    with pa.OSFile(str(path)) as data:  # not mapped: the file's pages would count as the process's memory
         stop = data.size() if end is None else end
         start = _rows_start(data, layout.skip)
         while start < stop:
