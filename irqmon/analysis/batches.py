@@ -35,7 +35,7 @@ def findings_in_batches(
     """The findings of the `selected` rules (each with a stream) over the trace `batches()` reads,
     unsorted; and the trace's facts, learned first from `fact_batches` (the trace's
     `FACT_COLUMNS` at least), else from `batches()`."""
-    facts = facts_of(table.select(FACT_COLUMNS) for table in (batches() if fact_batches is None else fact_batches))
+    facts = facts_of(table.select(FACT_COLUMNS) for table in read_ahead(batches() if fact_batches is None else fact_batches))
     streams = [rules[rule_id].stream() for rule_id in selected]  # type: ignore[misc]
     before = Before(facts)
     for table in read_ahead(batches()):
