@@ -33,8 +33,8 @@ STRING_CODES = pa.dictionary(pa.int32(), pa.string())
 _STRING_COLUMNS = [name for name, dtype in schema.COLUMNS.items() if dtype == "string"]
 _NOT_NULL = ("seq", "time", "event")
 CHECKED_COLUMNS = [*_NOT_NULL, "halted", "ipsr"]  # the columns row checks read besides the integer ranges
-# `read_batches`: rows a batch holds unless asked otherwise, and the streaming CSV reader's block
-# (at least Arrow's default, which a line must fit in, as for `load_trace`; at most the top).
+# `read_batches`: rows a batch holds unless asked otherwise, and the bytes of a CSV read at a time
+# (whole lines; at least Arrow's block, for its threads to share; at most the top).
 BATCH_ROWS = 1 << 20
 CSV_BLOCK_BYTES = (1 << 20, 64 << 20)
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -368,10 +368,10 @@ def _csv_block_size(path: Path, rows: int) -> int:
     return int(min(max(rows * row_bytes, low), high))
 
 
-def _csv_options(layout: _CsvLayout, block_size: int | None = None) -> dict[str, Any]:
-    """How Arrow reads a CSV trace of `layout` (in blocks of `block_size` bytes, else its default)."""
+def _csv_options(layout: _CsvLayout) -> dict[str, Any]:
+    """How Arrow reads a CSV trace of `layout`."""
     return {
-        "read_options": pacsv.ReadOptions(skip_rows=layout.skip, use_threads=True, block_size=block_size),
+        "read_options": pacsv.ReadOptions(skip_rows=layout.skip, use_threads=True),
         "parse_options": pacsv.ParseOptions(newlines_in_values=False),
         "convert_options": pacsv.ConvertOptions(
             column_types=layout.types, null_values=[""], strings_can_be_null=True, check_utf8=True
