@@ -204,9 +204,11 @@ def _tasks_on_process_stack(task: pa.Array, control: pa.Array) -> pa.Array:
     spsel = _integers(control.cast(pa.int64()), CONTROL_SPSEL) & CONTROL_SPSEL
     if spsel.all():
         return task
-    encoded = _dictionary_encoded(task)  # the codes masked, not the strings chosen row by row
-    codes = pa.array(_integers(encoded.indices, 0), mask=(spsel == 0) | ~_valid(encoded.indices)).cast(encoded.indices.type)
-    return pa.DictionaryArray.from_arrays(codes, encoded.dictionary)
+    if not pa.types.is_dictionary(task.type):
+        return pc.if_else(pa.array(spsel == 0), pa.nulls(len(task), task.type), task)
+    # The codes masked, not the strings chosen row by row.
+    codes = pa.array(_integers(task.indices, 0), mask=(spsel == 0) | ~_valid(task.indices)).cast(task.indices.type)
+    return pa.DictionaryArray.from_arrays(codes, task.dictionary)
 
 
 def _forward_filled(values: np.ndarray, first: float) -> np.ndarray:
