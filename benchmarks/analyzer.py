@@ -5,7 +5,11 @@ sample captures. Each repeat times, one after the other: pyarrow reading the CSV
 `pyarrow.csv.read_csv` call and column types irqmon's loader uses), `irqmon analyze` on the
 CSV, pyarrow reading the Parquet file, `irqmon analyze` on it. analyze runs as a user runs it
 (a new process, JSON output); its peak RSS comes from GNU time. Every run must find every rule
-the samples' bugs trigger.
+the samples' bugs trigger (of the rules it runs).
+
+`irqmon analyze` with its default rules judges the trace whole, or in batches once every rule
+can (`path`). While some rule cannot, each repeat also times the batched path: analyze with
+`--rules` naming the rules that can (`batched_*`).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 from common import PYTHON, RESULTS_DIR, ROOT, median_of
 from gen_trace import SCHEMA, generate, planted_rules
+
+from irqmon.analysis import all_rules
 
 TIME = "/usr/bin/time"
 
@@ -45,12 +51,22 @@ def pyarrow_parquet_seconds(path: Path) -> float:
     return time.perf_counter() - start
 
 
-def analyze(path: Path) -> tuple[float, float]:
-    """Wall seconds and peak RSS (GiB) of `irqmon analyze`, checked against the planted bugs."""
+def streaming_rules() -> list[str] | None:
+    """The rules that judge a trace in batches, while some rule cannot (None once all can: the
+    default rules then take the batched path)."""
+    rules = all_rules()
+    streaming = [rule_id for rule_id, rule in rules.items() if rule.stream is not None]
+    return None if len(streaming) == len(rules) else streaming
+
+
+def analyze(path: Path, rules: list[str] | None = None) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GiB) of `irqmon analyze` (its default rules, or only `rules`),
+    checked against the planted bugs."""
     with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work:
         output, usage = Path(work) / "findings.json", Path(work) / "usage"
+        only = ["--rules", ",".join(rules)] if rules else []
         command = [TIME, "-f", "%M", "-o", str(usage), PYTHON, "-m", "irqmon", "analyze", str(path),
-                   "--no-elf", "--format", "json", "-o", str(output)]  # fmt: skip
+                   "--no-elf", "--format", "json", "-o", str(output), *only]  # fmt: skip
         start = time.perf_counter()
         result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
         elapsed = time.perf_counter() - start
@@ -58,15 +74,17 @@ def analyze(path: Path) -> tuple[float, float]:
             raise RuntimeError(f"irqmon analyze {path.name} failed: {result.stderr.strip()[-500:]}")
         found = {finding["rule"] for finding in json.loads(output.read_text())["findings"]}
         peak_kib = int(usage.read_text().split()[-1])
-    missing = planted_rules() - found
+    missing = (planted_rules() if rules is None else planted_rules() & set(rules)) - found
     if missing:
         raise RuntimeError(f"irqmon analyze {path.name} missed {', '.join(sorted(missing))}")
     return elapsed, peak_kib / 2**20
 
 
 def run(sizes: list[int], repeats: int) -> dict[str, dict[str, float]]:
-    """For each size: medians of the four timings, the ratios, and the peak RSS."""
+    """For each size: medians of the timings, the ratios, and the peak RSS, of the default path
+    and, while it is not the batched one, of the batched path."""
     results = {}
+    batched_rules = streaming_rules()
     for rows in sizes:
         csv_path, parquet_path = generate(rows, RESULTS_DIR)
 
@@ -75,13 +93,23 @@ def run(sizes: list[int], repeats: int) -> dict[str, dict[str, float]]:
             analyze_csv, rss_csv = analyze(csv_path)
             read_parquet = pyarrow_parquet_seconds(parquet_path)
             analyze_parquet, rss_parquet = analyze(parquet_path)
-            return {
+            times = {
                 "pyarrow_csv_s": read_csv, "analyze_csv_s": analyze_csv, "csv_ratio": analyze_csv / read_csv,
                 "pyarrow_parquet_s": read_parquet, "analyze_parquet_s": analyze_parquet,
                 "parquet_ratio": analyze_parquet / read_parquet, "peak_rss_gib": max(rss_csv, rss_parquet),
             }  # fmt: skip
+            if batched_rules is None:
+                return times
+            batched_csv, batched_rss_csv = analyze(csv_path, batched_rules)
+            batched_parquet, batched_rss_parquet = analyze(parquet_path, batched_rules)
+            return times | {
+                "batched_csv_s": batched_csv, "batched_csv_ratio": batched_csv / read_csv,
+                "batched_parquet_s": batched_parquet, "batched_parquet_ratio": batched_parquet / read_parquet,
+                "batched_peak_rss_gib": max(batched_rss_csv, batched_rss_parquet),
+            }  # fmt: skip
 
-        results[str(rows)] = {"rows": rows, "repeats": repeats} | median_of(repeats, once)
+        path = "batched" if batched_rules is None else "whole"
+        results[str(rows)] = {"rows": rows, "repeats": repeats, "path": path} | median_of(repeats, once)
         csv_path.unlink()
         parquet_path.unlink()
     if len(sizes) >= 2:

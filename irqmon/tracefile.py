@@ -5,7 +5,6 @@ The streaming writer used while capturing is `irqmon.tracewriter`, which needs n
 from __future__ import annotations
 
 import csv
-import io
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -34,8 +33,8 @@ STRING_CODES = pa.dictionary(pa.int32(), pa.string())
 _STRING_COLUMNS = [name for name, dtype in schema.COLUMNS.items() if dtype == "string"]
 _NOT_NULL = ("seq", "time", "event")
 CHECKED_COLUMNS = [*_NOT_NULL, "halted", "ipsr"]  # the columns row checks read besides the integer ranges
-# `read_batches`: rows a batch holds unless asked otherwise, and the streaming CSV reader's block
-# (at least Arrow's default, which a line must fit in, as for `load_trace`; at most the top).
+# `read_batches`: rows a batch holds unless asked otherwise, and the bytes of a CSV read at a time
+# (whole lines; at least Arrow's block, for its threads to share; at most the top).
 BATCH_ROWS = 1 << 20
 CSV_BLOCK_BYTES = (1 << 20, 64 << 20)
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -178,7 +177,8 @@ class TraceBatches:
 
 
 def _in_batches(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
-    """The rows of `tables` again, as tables of `rows` rows (the last may be shorter); if there
+    """The rows of `tables` again, as tables of `rows` rows (the last may be shorter), each column
+    in one chunk (combined here, in the reading thread, not by each reader of the batch); if there
     are none, one empty table (the first of `tables`, which gives the columns)."""
     pending: list[pa.Table] = []
     count = 0
@@ -191,10 +191,10 @@ def _in_batches(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
             count += taken.num_rows
             table = table.slice(taken.num_rows)
             if count == rows:
-                yield pa.concat_tables(pending)
+                yield pa.concat_tables(pending).combine_chunks()
                 pending, count, yielded = [], 0, True
     if count or not yielded:
-        yield pa.concat_tables(pending or [empty])
+        yield pa.concat_tables(pending or [empty]).combine_chunks()
 
 
 def use_system_memory_pool() -> None:
@@ -318,48 +318,45 @@ def _read_csv(path: Path) -> tuple[pa.Table, dict[str, str]]:
 
 
 def _csv_tables(path: Path, layout: _CsvLayout, end: int | None, block_size: int, columns: list[str] | None) -> Iterator[pa.Table]:
-    """The CSV's rows block by block as Arrow's streaming reader converts them (an empty table
-    first); the whole lines only, up to `end` if the last is cut off; only `columns` (those the
-    file has) where given."""
-    file = pa.OSFile(str(path)) if end is None else pa.PythonFile(_FileStart(path, end), mode="r")
-    options = _csv_options(layout, block_size)
-    if columns is not None:
-        options["convert_options"].include_columns = [c for c in columns if c in layout.header]
-    with file:
-        try:
-            reader = pacsv.open_csv(file, **options)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise UsageError(_diagnose_csv(path, layout.skip, layout.header, str(exc))) from None
-        yield reader.schema.empty_table()
-        while True:
+    """The CSV's rows about `block_size` bytes at a time (an empty table first), each range of
+    whole lines read by Arrow's multithreaded reader; the whole lines only, up to `end` if the
+    last is cut off; only `columns` (those the file has) where given."""
+    names = layout.header if columns is None else [c for c in layout.header if c in columns]
+    yield pa.schema([(name, layout.types[name]) for name in names]).empty_table()
+    options = _csv_options(layout)
+    options["read_options"] = pacsv.ReadOptions(column_names=layout.header, use_threads=True)
+    options["convert_options"].include_columns = names
+    with pa.OSFile(str(path)) as data:  # not mapped: the file's pages would count as the process's memory
+        stop = data.size() if end is None else end
+        start = _rows_start(data, layout.skip)
+        while start < stop:
+            next_start = _line_end_after(data, min(start + block_size, stop), stop)
+            data.seek(start)
             try:
-                batch = reader.read_next_batch()
-            except StopIteration:
-                return
+                table = pacsv.read_csv(pa.BufferReader(data.read_buffer(next_start - start)), **options)
             except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
                 raise UsageError(_diagnose_csv(path, layout.skip, layout.header, str(exc))) from None
-            yield pa.Table.from_batches([batch])
+            start = next_start
+            yield table
 
 
-class _FileStart(io.RawIOBase):
-    """The first `size` bytes of a file, as a stream."""
+def _rows_start(data: pa.NativeFile, skip: int) -> int:
+    """Where the first row begins: after the `skip` metadata lines and the header."""
+    position = 0
+    for _ in range(skip + 1):
+        position = _line_end_after(data, position, data.size())
+    return position
 
-    def __init__(self, path: Path, size: int) -> None:
-        super().__init__()
-        self._file = open(path, "rb", buffering=0)
-        self._left = size
 
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        count = self._file.readinto(memoryview(buffer)[: self._left]) or 0
-        self._left -= count
-        return count
-
-    def close(self) -> None:
-        self._file.close()
-        super().close()
+def _line_end_after(data: pa.NativeFile, position: int, stop: int) -> int:
+    """Where the line that holds byte `position` ends (just after its newline), at most `stop`."""
+    while position < stop:
+        chunk = data.read_at(min(1 << 16, stop - position), position)
+        newline = chunk.find(b"\n")
+        if newline >= 0:
+            return position + newline + 1
+        position += len(chunk)
+    return stop
 
 
 def _csv_block_size(path: Path, rows: int) -> int:
@@ -371,10 +368,10 @@ def _csv_block_size(path: Path, rows: int) -> int:
     return int(min(max(rows * row_bytes, low), high))
 
 
-def _csv_options(layout: _CsvLayout, block_size: int | None = None) -> dict[str, Any]:
-    """How Arrow reads a CSV trace of `layout` (in blocks of `block_size` bytes, else its default)."""
+def _csv_options(layout: _CsvLayout) -> dict[str, Any]:
+    """How Arrow reads a CSV trace of `layout`."""
     return {
-        "read_options": pacsv.ReadOptions(skip_rows=layout.skip, use_threads=True, block_size=block_size),
+        "read_options": pacsv.ReadOptions(skip_rows=layout.skip, use_threads=True),
         "parse_options": pacsv.ParseOptions(newlines_in_values=False),
         "convert_options": pacsv.ConvertOptions(
             column_types=layout.types, null_values=[""], strings_can_be_null=True, check_utf8=True

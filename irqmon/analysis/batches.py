@@ -9,7 +9,8 @@ follows the batch size, the number of sites and what is still open, never the tr
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +35,10 @@ def findings_in_batches(
     """The findings of the `selected` rules (each with a stream) over the trace `batches()` reads,
     unsorted; and the trace's facts, learned first from `fact_batches` (the trace's
     `FACT_COLUMNS` at least), else from `batches()`."""
-    facts = facts_of(table.select(FACT_COLUMNS) for table in (batches() if fact_batches is None else fact_batches))
+    facts = facts_of(table.select(FACT_COLUMNS) for table in read_ahead(batches() if fact_batches is None else fact_batches))
     streams = [rules[rule_id].stream() for rule_id in selected]  # type: ignore[misc]
     before = Before(facts)
-    for table in batches():
+    for table in read_ahead(batches()):
         ctx = Context([table], metadata, config, before)
         del table
         ctx.rules = frozenset(selected)
@@ -47,6 +48,18 @@ def findings_in_batches(
             carry.append(stream.carry(ctx))
         before = ctx.leaving(np.unique(np.concatenate(carry)))
     return [finding for stream in streams for finding in stream.findings()], facts
+
+
+def read_ahead(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+    """`tables` in order, each next one read in a thread while the caller works on the one
+    before (Arrow reads and converts without holding the GIL)."""
+    remaining = iter(tables)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="irqmon-read") as reader:
+        following = reader.submit(next, remaining, None)
+        while (table := following.result()) is not None:
+            following = reader.submit(next, remaining, None)
+            yield table
+            del table
 
 
 def analyze_file(

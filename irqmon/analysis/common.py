@@ -75,7 +75,7 @@ def calls_inside(ctx: Context, acts: Iterable[int], outer: set[str]) -> set[str]
     """The probed calls that calls of `outer` made inside themselves in the activations `acts`,
     `symbol (kind)`."""
     inner = calls_inside_other_calls(ctx)
-    inner = inner[inner[ACT].isin(list(acts))]
+    inner = inner.loc[inner[ACT].isin(list(acts)), ["symbol", "kind", "callpath"]].drop_duplicates()  # each distinct call once
     return {f"{row.symbol} ({row.kind})" for row in inner.itertuples() if outer & set(frame_list(row.callpath, own=True)[1:])}
 
 

@@ -168,14 +168,22 @@ def _values(wanted: str | Iterable[str]) -> tuple[str, ...]:
 
 
 def _one_array(column: pa.ChunkedArray) -> pa.Array:
-    """A column's values as one array (combined only when they are in several chunks)."""
-    return column.chunk(0) if column.num_chunks == 1 else column.combine_chunks()
+    """A column's values as one array (combined only when they are in several chunks; a
+    dictionary column's chunks put on one dictionary first, which makes combining them cheap)."""
+    if column.num_chunks == 1:
+        return column.chunk(0)
+    return (column.unify_dictionaries() if pa.types.is_dictionary(column.type) else column).combine_chunks()
 
 
 def _one_array_each(columns: dict[str, pa.ChunkedArray]) -> None:
     """Replace each column by one array (taking rows out of a column of many chunks would
     concatenate them every time). Combined in threads (Arrow works without the GIL); chunks no
     one else holds are freed as it goes, their memory handed back every few columns."""
+    several = [name for name, column in columns.items() if column.num_chunks != 1]
+    for name in columns.keys() - several:
+        columns[name] = columns[name].chunk(0)
+    if not several:
+        return
     memory = pa.default_memory_pool()
 
     def combine(number: int, name: str) -> None:
@@ -184,7 +192,7 @@ def _one_array_each(columns: dict[str, pa.ChunkedArray]) -> None:
             memory.release_unused()
 
     with ThreadPoolExecutor(max_workers=pa.cpu_count()) as pool:
-        list(pool.map(combine, range(len(columns)), list(columns)))
+        list(pool.map(combine, range(len(several)), several))
     memory.release_unused()
 
 
@@ -196,7 +204,17 @@ def _tasks_on_process_stack(task: pa.Array, control: pa.Array) -> pa.Array:
     spsel = _integers(control.cast(pa.int64()), CONTROL_SPSEL) & CONTROL_SPSEL
     if spsel.all():
         return task
-    return pc.if_else(pa.array(spsel == 0), pa.nulls(len(task), task.type), task)
+    if not pa.types.is_dictionary(task.type):
+        return pc.if_else(pa.array(spsel == 0), pa.nulls(len(task), task.type), task)
+    # The codes masked, not the strings chosen row by row.
+    codes = pa.array(_integers(task.indices, 0), mask=(spsel == 0) | ~_valid(task.indices)).cast(task.indices.type)
+    return pa.DictionaryArray.from_arrays(codes, task.dictionary)
+
+
+def _forward_filled(values: np.ndarray, first: float) -> np.ndarray:
+    """`values` with each NaN replaced by the last number before it (`first` where none is)."""
+    last = np.maximum.accumulate(np.where(np.isnan(values), -1, np.arange(len(values))))
+    return np.where(last >= 0, values[np.maximum(last, 0)], first)
 
 
 def _integers(column: pa.Array, missing: int) -> np.ndarray:
@@ -367,18 +385,18 @@ class Context:
         from a backend that never halts has neither: None, None)."""
         if "halted" not in self._columns or "halts" not in self._columns:
             return None, None
-        halted = pd.Series(self._columns["halted"].cast(pa.float64()).to_numpy(zero_copy_only=False))
-        if (self.before.facts.halted_rows == 0) if self.before else halted.isna().all():
+        halted = self._columns["halted"].cast(pa.float64()).to_numpy(zero_copy_only=False)
+        if (self.before.facts.halted_rows == 0) if self.before else np.isnan(halted).all():
             return None, None
-        halts = pd.Series(self._columns["halts"].cast(pa.float64()).to_numpy(zero_copy_only=False))
+        halts = self._columns["halts"].cast(pa.float64()).to_numpy(zero_copy_only=False)
         if self.before is None:
-            return halted.ffill().fillna(0.0).to_numpy(), halts.ffill().fillna(0).to_numpy(dtype=np.int64)
+            return _forward_filled(halted, 0.0), _forward_filled(halts, 0.0).astype(np.int64)
         # Carried rows hold the values their batch filled in; the batch's own rows go on from
         # the last value of the batch before.
-        fresh = slice(self.carried, None)
-        halted.iloc[fresh] = halted.iloc[fresh].ffill().fillna(self.before.halted)
-        halts.iloc[fresh] = halts.iloc[fresh].ffill().fillna(self.before.halts)
-        return halted.to_numpy(), halts.to_numpy(dtype=np.int64)
+        carried = self.carried
+        halted = np.r_[halted[:carried], _forward_filled(halted[carried:], self.before.halted)]
+        halts = np.r_[halts[:carried], _forward_filled(halts[carried:], float(self.before.halts))]
+        return halted, halts.astype(np.int64)
 
     def _activation_counts(self, ipsr: np.ndarray, enter: np.ndarray) -> np.ndarray:
         """Per row in handler mode, which activation of its exception it belongs to (0, 1, 2, …):

@@ -102,14 +102,14 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         ipsr = table["ipsr"]
         _first_per_exception(names, table, "exception", every_exception=True)
         _first_per_exception(prio, table, "priority")
-        enters = pc.equal(table["event"].cast(pa.string()), Event.IRQ_ENTER.value)
-        irq.update(v for v in pc.unique(ipsr.filter(pc.fill_null(enters, False))).to_pylist() if v is not None)
+        events = _one_dictionary(table["event"])
+        irq.update(v for v in pc.unique(ipsr.filter(_rows_of(events, Event.IRQ_ENTER))).to_pylist() if v is not None)
         signatures.update(_signatures(table))
-        config_rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.CONFIG.value))
+        config_rows = table.filter(_rows_of(events, Event.CONFIG))
         if config_rows.num_rows:
             config.append(pd.DataFrame({"symbol": config_rows["symbol"].cast(pa.string()).to_pylist(), "value": config_rows["value"].to_pylist()}))
         halted_rows += int(pc.sum(pc.and_(pc.is_valid(table["halted"]), pc.invert(pc.is_nan(table["halted"])))).as_py() or 0)
-        coverage_rows = table.filter(pc.equal(table["event"].cast(pa.string()), Event.COVERAGE.value))
+        coverage_rows = table.filter(_rows_of(events, Event.COVERAGE))
         if coverage_rows.num_rows:
             coverage.append(pd.DataFrame({c: pandas_column(c, coverage_rows[c]) for c in COVERAGE_COLUMNS}))
         if table.num_rows:
@@ -154,6 +154,14 @@ def _one_dictionary(column: pa.ChunkedArray) -> pa.Array:
     if pa.types.is_dictionary(column.type):
         column = column.unify_dictionaries()
     return column.combine_chunks()
+
+
+def _rows_of(events: pa.Array, event: Event) -> pa.Array:
+    """Per row of the `event` column `events` (one array), whether it is an `event` row; compared
+    on the dictionary's codes, not row by row as text."""
+    encoded = events if pa.types.is_dictionary(events.type) else events.cast(pa.string()).dictionary_encode()
+    code = pc.index(encoded.dictionary, event.value).as_py()  # -1: no such row, and no code is -1
+    return pc.fill_null(pc.equal(encoded.indices, pa.scalar(code, encoded.indices.type)), False)
 
 
 def _signatures(table: pa.Table) -> set[Signature]:

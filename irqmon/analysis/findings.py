@@ -234,7 +234,7 @@ class SiteGroups:
                 site.contexts = _in_order_of_appearance(site.context_seqs, group, "context")
                 if "other_context" in group:
                     site.others = _in_order_of_appearance(site.other_seqs, group, "other_context")
-                site.symbols.update(group["symbol"].dropna())
+                site.symbols.update(group["symbol"].dropna().unique())  # the few distinct names, not every row
                 if self.collect is not None:
                     self.collect(site.values, group)
                 acts[site_key] = acts.get(site_key, set()) | set(group[ACT].tolist())

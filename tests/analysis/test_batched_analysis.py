@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,9 @@ from test_rmw_race import EXTI0, EXTI1, masked, rd, wr
 from tracebuild import THREAD, irq_pair, isr, task, write_trace
 
 from irqmon.analysis import AnalysisConfig, all_rules, analyze, analyze_in_batches, streams
+from irqmon.analysis.batches import read_ahead
 from irqmon.analysis.context import Before, Context
+from irqmon.errors import UsageError
 from irqmon.analysis.facts import FACT_COLUMNS, facts_of
 from irqmon.tracefile import load_trace
 
@@ -344,3 +347,19 @@ def test_a_rule_whose_sites_were_never_armed_says_so_in_batches_too(tmp_path):
     whole = _whole(path, rules)
     assert [(f["rule"], f["severity"]) for f in whole] == [("malloc-in-isr", "note")]
     assert _in_batches(path, 2, rules) == whole
+
+
+def test_read_ahead_gives_every_table_in_order_then_the_readers_error():
+    """The next table is read in a thread: the tables still come in order, and a bad row found
+    while reading one is raised where that table would have come."""
+
+    def tables():
+        yield pa.table({"n": [1]})
+        yield pa.table({"n": [2]})
+        raise UsageError("trace.csv:9: column seq is not increasing")
+
+    seen = []
+    with pytest.raises(UsageError, match="trace.csv:9"):
+        for table in read_ahead(tables()):
+            seen.append(table["n"][0].as_py())
+    assert seen == [1, 2]

@@ -306,7 +306,8 @@ class SectionStream:
 def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:
     """Per act, whether that context may have rows after this batch: thread mode (a task, or
     main), or an exception's latest activation in the batch."""
-    latest = ctx.activations.groupby("ipsr", sort=False).tail(1).index  # ids in order within each exception
+    ipsr = ctx.activations["ipsr"].to_numpy()  # sorted by exception, ids in order within each
+    latest = ctx.activations.index[np.r_[ipsr[1:] != ipsr[:-1], True]] if len(ipsr) else ctx.activations.index
     acts = np.asarray(acts, dtype=np.int64)
     return ((acts < 0) & (acts != NO_CONTEXT)) | np.isin(acts, latest)
 

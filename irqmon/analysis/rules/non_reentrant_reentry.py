@@ -159,7 +159,7 @@ def _with_returns(ctx: Context, rows: pd.DataFrame) -> set[str]:
     """The functions whose returns the trace has."""
     if ctx.before is not None:
         return ctx.before.facts.symbols(Event.RETURN.value, [Kind.NON_REENTRANT.value])
-    return set(rows.loc[(rows["event"] == Event.RETURN.value).to_numpy(dtype=bool), "symbol"])
+    return set(rows.loc[(rows["event"] == Event.RETURN.value).to_numpy(dtype=bool), "symbol"].unique())
 
 
 def _other_contexts(ctx: Context, rows: pd.DataFrame, hits: pd.DataFrame) -> pd.Series:
