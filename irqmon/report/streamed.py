@@ -225,7 +225,8 @@ class DrawnWindow:
 
     def offer(self, piece: _Piece) -> None:
         if self.requested is not None:
-            lo, hi = (-np.inf if v is None else v for v in self.requested)
+            lo = -np.inf if self.requested[0] is None else self.requested[0]
+            hi = np.inf if self.requested[1] is None else self.requested[1]
             if piece.end < lo or piece.start > hi:
                 return
             if self.full:
@@ -238,6 +239,7 @@ class DrawnWindow:
         if self.requested is None and not self.everything and piece.end < self.focus:
             while self.rows > self.most_rows // 4 and len(self.pieces) > 1:
                 self.rows -= self.pieces.popleft().table.num_rows
+            return
         self.full = not self.everything and self.rows >= self.most_rows
 
     def model(self, metadata: dict[str, str], config: AnalysisConfig, totals: TraceTotals) -> ReportModel:
@@ -263,7 +265,7 @@ class DrawnWindow:
         if self.requested is not None:
             return (f"The panels and tables cover {start:.6f}–{end:.6f} s only: the window asked for holds more than "
                     f"the {self.most_rows:,} rows the panels draw. Choose a shorter one with --from and --to.")  # fmt: skip
-        where = "around the first finding" if found else "from the trace's start"
+        where = "around the first finding" if found else "from the start of the trace"
         return (f"The trace has {trace_rows:,} rows, more than the {self.most_rows:,} the panels draw: the tables cover "
                 f"the whole trace, the figures {start:.6f}–{end:.6f} s ({where}). Choose another window with --from and --to.")  # fmt: skip
 
@@ -353,8 +355,7 @@ def view_in_batches(
             break
         piece, start = following, end
     model = drawn.model(metadata, config, totals)
-    if drawn.requested is None:
-        model = replace(model, whole=totals, rows=facts.rows)
+    model = replace(model, rows=facts.rows, whole=totals if drawn.requested is None else None)
     return StreamedView(model, nearby, drawn.note(facts.rows, bool(findings)))
 
 
