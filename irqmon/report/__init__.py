@@ -68,14 +68,14 @@ def write_report_in_batches(
     batch_rows: int | None = None,
     drawn_rows: int | None = None,
 ) -> Path:
-    """`write_report` of the trace file at `trace_path` read in batches, with its `findings` (in
-    order): the tables cover the whole trace, the panels a window of at most `drawn_rows` rows
-    (see `irqmon.report.streamed`); source lines from the ELF `elf_of` names."""
+    """`write_report` of the trace file at `trace_path` read in batches (of `batch_rows`), with its
+    `findings` (in order): the tables cover the whole trace, the panels a window of at most
+    `drawn_rows` rows (see `irqmon.report.streamed`); source lines from the ELF `elf_of` names."""
     from irqmon.analysis.facts import FACT_COLUMNS, facts_of
-    from irqmon.report.streamed import DRAWN_ROWS, view_in_batches
-    from irqmon.tracefile import BATCH_ROWS, read_batches
+    from irqmon.report.streamed import DRAWN_ROWS, REPORT_BATCH_ROWS, view_in_batches
+    from irqmon.tracefile import read_batches
 
-    rows = batch_rows or BATCH_ROWS
+    rows = batch_rows or REPORT_BATCH_ROWS
     facts = facts_of(read_batches(trace_path, rows, FACT_COLUMNS))
     batches = read_batches(trace_path, rows)
     elf = elf_of(batches.metadata)

@@ -32,6 +32,8 @@ MAX_SYSCALL_CONFIG = "max_syscall_priority"
 # Backends (the trace's `backend` metadata) that halt the core at every breakpoint and watchpoint hit.
 HALTING_BACKENDS = frozenset({"gdb", "gdbmi", "rsp", "pyocd"})
 P99 = 0.99
+# The columns of every row the model reads (the rest only for some rows, such as lock and heap events).
+MODEL_COLUMNS = ["time", "ipsr", "priority", "task", "basepri", "primask", "event", "symbol", "value"]
 
 
 STATS_COLUMNS = ("exception", "ipsr", "priority", "count", "exec_min", "exec_median", "exec_p99", "exec_max",
@@ -179,7 +181,7 @@ def build_model(ctx: Context, span: tuple[float, float] | None = None, thread_la
     lock events and options the findings came from). For a part of a trace read in batches:
     `span`, the (start, end) seconds its rows cover (default: their first and last time), and
     `thread_lane`, the lane thread mode ran in last before it."""
-    f = ctx.frame
+    f = ctx.rows_at(np.arange(len(ctx.timeline.time)), MODEL_COLUMNS)
     times = f["time"].to_numpy(dtype=float)
     start, end = span if span is not None else (float(times.min()), float(times.max())) if len(times) else (0.0, 0.0)
     acts = _activations(ctx, start, end)

@@ -14,9 +14,8 @@ The rows around each finding are collected on the way.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -32,6 +31,9 @@ from irqmon.report.model import (
 )  # fmt: skip
 
 DRAWN_ROWS = 1_000_000  # the most rows the detail panels draw (the whole trace when it has no more)
+# Rows read at a time by default: a piece's model holds more per row than the analysis (a
+# quarter of its batch: about 1 GB at most for a 10M-row trace, the drawn window included).
+REPORT_BATCH_ROWS = 1 << 18
 # A piece without a row of thread mode ends anyway after this many batches (its edges then cut
 # the activations running there: a trace that never returns to thread mode).
 MOST_BATCHES_PER_PIECE = 4
@@ -362,21 +364,3 @@ def view_in_batches(
 def _then_none(pieces: Iterator[pa.Table]) -> Iterator[pa.Table | None]:
     yield from pieces
     yield None
-
-
-def report_view_of_file(
-    path: Path, config: AnalysisConfig, findings: Sequence[Finding], elf_of: Callable[[dict[str, str]], Path | None],
-    window: tuple[float | None, float | None], batch_rows: int | None = None, drawn_rows: int = DRAWN_ROWS,
-) -> StreamedView:  # fmt: skip
-    """`view_in_batches` of the trace file at `path` (source lines from the ELF `elf_of` names)."""
-    from irqmon.analysis.facts import FACT_COLUMNS, facts_of
-    from irqmon.elf_sources import batches_with_elf_sources
-    from irqmon.report.document import EVENTS_AFTER, EVENTS_BEFORE
-    from irqmon.tracefile import BATCH_ROWS, read_batches
-
-    rows = batch_rows or BATCH_ROWS
-    facts = facts_of(read_batches(path, rows, FACT_COLUMNS))
-    batches = read_batches(path, rows)
-    elf = elf_of(batches.metadata)
-    tables = batches_with_elf_sources(batches, elf)() if elf else iter(batches)
-    return view_in_batches(tables, batches.metadata, config, facts, findings, window, rows, drawn_rows, (EVENTS_BEFORE, EVENTS_AFTER))
