@@ -155,9 +155,9 @@ class ReportModel:
         """Per window of `window` seconds (the index: its start), the share of it each exception
         ran itself (columns, by name; nested preemption counted for the one that ran): together,
         the share of time in handler mode. The last window may be shorter (shares of its length)."""
-        count = max(int(np.ceil(self.duration / window - 1e-9)), 1)
-        edges = np.minimum(self.start + np.arange(count + 1) * window, self.end)
-        edges[-1] = self.end
+        if self.whole is not None:
+            return self.whole.cpu_load()
+        edges = load_edges(self.start, self.end, window)
         lengths = np.diff(edges)
         lengths[lengths <= 0] = np.nan
         ran = self.segments[(self.segments["running"] != THREAD).to_numpy()]
@@ -201,7 +201,7 @@ def build_model(ctx: Context, span: tuple[float, float] | None = None, thread_la
         end=end,
         activations=acts,
         segments=segments,
-        lanes=_lanes(acts, segments),
+        lanes=lanes_of(acts, segments),
         masks=_masks(f),
         locks=holds,
         lock_events=events,
@@ -251,6 +251,14 @@ def load_window(duration: float, windows: int = 150) -> float:
     raw = max(duration, 1e-9) / windows
     power = 10.0 ** np.floor(np.log10(raw))
     return float(next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9)))
+
+
+def load_edges(start: float, end: float, window: float) -> np.ndarray:
+    """The edges of the load windows of `window` seconds from `start` to `end` (the last may be shorter)."""
+    count = max(int(np.ceil(max(end - start, 0.0) / window - 1e-9)), 1)
+    edges = np.minimum(start + np.arange(count + 1) * window, end)
+    edges[-1] = end
+    return edges
 
 
 def busy_per_bin(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -386,7 +394,7 @@ def _self_times(acts: pd.DataFrame, segments: pd.DataFrame) -> np.ndarray:
     return ran.reindex(acts.index, fill_value=0.0).to_numpy(dtype=float)
 
 
-def _lanes(acts: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
+def lanes_of(acts: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
     """Thread/task lanes at the bottom, exceptions above them, most urgent on top."""
     exc = acts.groupby("ipsr").agg(exception=("exception", "first"), priority=("priority", "first")).reset_index()
     exc["rank"] = exc["priority"].astype("Float64").fillna(-1.0).astype(float)

@@ -27,7 +27,8 @@ from irqmon.analysis.context import AnalysisConfig, Before, Context
 from irqmon.analysis.facts import TraceFacts
 from irqmon.analysis.findings import Finding
 from irqmon.report.model import (
-    EVENT_COLUMNS, HALTING_BACKENDS, P99, STATS_COLUMNS, THREAD, Halting, ReportModel, _halt_cost, build_model, event_rows_at,
+    EVENT_COLUMNS, HALTING_BACKENDS, P99, STATS_COLUMNS, THREAD, Halting, ReportModel, _halt_cost, build_model, busy_per_bin,
+    event_rows_at, lanes_of, load_edges, load_window,
 )  # fmt: skip
 
 DRAWN_ROWS = 1_000_000  # the most rows the detail panels draw (the whole trace when it has no more)
@@ -75,6 +76,11 @@ class TraceTotals:
     keep_halted: bool = False  # a halting capture: keep its complete activations for the halt cost
     halted_activations: list[pd.DataFrame] = field(default_factory=list)
     values: int = 0  # execution times and periods kept
+    busy: dict[str, np.ndarray] = field(default_factory=dict)  # per exception, seconds it ran itself per load window
+
+    def __post_init__(self) -> None:
+        self.load_window = load_window(self.duration)
+        self.load_edges = load_edges(self.start, self.end, self.load_window)
 
     def _kept(self, values: np.ndarray) -> np.ndarray:
         """`values` as kept: float64, or float32 once more than `EXACT_VALUES` are kept (then all)."""
@@ -117,6 +123,10 @@ class TraceTotals:
                 previous = [] if totals.last_entry is None else [totals.last_entry]
                 totals.periods.append(self._kept(np.diff(np.r_[previous, entries])))
                 totals.last_entry = float(entries[-1])
+        ran = model.segments[(model.segments["running"] != THREAD).to_numpy()]
+        for lane, mine in ran.groupby("lane", sort=False):
+            seconds = busy_per_bin(mine["start"].to_numpy(), mine["end"].to_numpy(), self.load_edges)
+            self.busy[str(lane)] = self.busy.get(str(lane), 0.0) + seconds
         thread = model.segments[(model.segments["running"] == THREAD).to_numpy()]
         for lane, seconds in (thread["end"] - thread["start"]).groupby(thread["lane"].to_numpy(dtype=object), sort=False).sum().items():
             self.thread_time[lane] = self.thread_time.get(lane, 0.0) + float(seconds)
@@ -166,6 +176,20 @@ class TraceTotals:
         table["priority"] = pd.array(table["priority"].tolist(), dtype="Int64")
         table["rank"] = table["priority"].astype("Float64").fillna(np.inf).astype(float)
         return table.sort_values(["rank", "ipsr"], ignore_index=True)[[*STATS_COLUMNS]]
+
+    def cpu_load(self) -> pd.DataFrame:
+        """As `ReportModel.cpu_load` gives it for the whole trace, in windows of `load_window`."""
+        lengths = np.diff(self.load_edges)
+        lengths[lengths <= 0] = np.nan
+        shares = {lane: np.clip(seconds / lengths, 0.0, 1.0) for lane, seconds in self.busy.items()}
+        return pd.DataFrame(shares, index=pd.Index(self.load_edges[:-1], name="start"))
+
+    def lanes(self) -> pd.DataFrame:
+        """The exceptions' lanes (`ReportModel.lanes`), most urgent on top."""
+        numbers = list(self.exceptions)
+        acts = pd.DataFrame({"ipsr": numbers, "exception": [self.exceptions[n].exception for n in numbers],
+                             "priority": pd.array([self.exceptions[n].priority for n in numbers], dtype="Int64")})  # fmt: skip
+        return lanes_of(acts, pd.DataFrame({"running": pd.Series(dtype=np.int64), "lane": pd.Series(dtype="string")}))
 
     def halting(self, backend: str) -> Halting:
         halted = pd.concat(self.halted_activations, ignore_index=True) if self.halted_activations else pd.DataFrame(columns=["ipsr", "duration", "halts", "complete"])
@@ -268,8 +292,9 @@ class DrawnWindow:
             return (f"The panels and tables cover {start:.6f}–{end:.6f} s only: the window asked for holds more than "
                     f"the {self.most_rows:,} rows the panels draw. Choose a shorter one with --from and --to.")  # fmt: skip
         where = "around the first finding" if found else "from the start of the trace"
-        return (f"The trace has {trace_rows:,} rows, more than the {self.most_rows:,} the panels draw: the tables cover "
-                f"the whole trace, the figures {start:.6f}–{end:.6f} s ({where}). Choose another window with --from and --to.")  # fmt: skip
+        return (f"The trace has {trace_rows:,} rows, more than the {self.most_rows:,} the panels draw: the tables and the CPU "
+                f"load cover the whole trace, the other figures {start:.6f}–{end:.6f} s ({where}). Choose another window with "
+                "--from and --to.")  # fmt: skip
 
 
 class NearbyRows:

@@ -13,7 +13,7 @@ from support import irqmon
 from irqmon.analysis import AnalysisConfig, Analysis, all_rules, analysis_of
 from irqmon.analysis.facts import facts_of
 from irqmon.report import write_report, write_report_in_batches
-from irqmon.report.model import build_model
+from irqmon.report.model import build_model, load_window
 from irqmon.report.streamed import view_in_batches
 from irqmon.tracefile import load_trace
 
@@ -55,6 +55,8 @@ def test_the_tables_summed_over_batches_are_the_whole_traces(capture):
     for mine, theirs in ((view.model.summary(), whole.summary()), (view.model.isr_stats(), whole.isr_stats())):
         pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), check_dtype=False, rtol=1e-12)
     assert view.model.halting() == whole.halting()
+    window = load_window(whole.duration)
+    pd.testing.assert_frame_equal(view.model.cpu_load(window), whole.cpu_load(window), check_like=True, rtol=1e-9)
 
 
 @pytest.mark.parametrize("open_ended", [False, True], ids=["from-to", "from"])
@@ -72,7 +74,7 @@ def test_a_trace_longer_than_the_panels_draw_says_which_window_they_draw(capture
     path = TRACES / f"{capture}.csv"
     rows = load_trace(path).rows
     whole, batched = _reports(path, tmp_path, 16, drawn_rows=rows // 4)
-    sentence = f"*The trace has {rows:,} rows, more than the {rows // 4:,} the panels draw: the tables cover the whole trace"
+    sentence = f"*The trace has {rows:,} rows, more than the {rows // 4:,} the panels draw: the tables and the CPU load cover the whole trace"
     assert sentence in batched and "around the first finding). Choose another window with --from and --to.*" in batched
     (line,) = [line for line in batched.splitlines() if line.startswith("*The trace has")]
     assert batched.replace(line + "\n\n", "", 1) == whole  # the sentence is all the text that differs
