@@ -8,10 +8,11 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support import irqmon
+from support import irqmon, sample_names
 
 from irqmon.analysis import AnalysisConfig, Analysis, all_rules, analysis_of
 from irqmon.analysis.facts import facts_of
+from irqmon.elf_sources import recorded_elf, with_elf_sources
 from irqmon.report import write_report, write_report_in_batches
 from irqmon.report.model import build_model, load_window
 from irqmon.report.streamed import view_in_batches
@@ -97,3 +98,30 @@ def test_report_reads_the_trace_in_batches_with_streaming_rules(tmp_path):
     assert (tmp_path / "cli" / "report.md").read_text() == whole
     refused = irqmon("report", str(path), "--rules", "malloc-in-isr", "--batch-rows", "0", "-o", str(tmp_path / "no"))
     assert refused.returncode == 2 and "--batch-rows: 0 rows: at least 1" in refused.stderr
+
+
+@pytest.mark.parametrize("sample", sample_names())
+def test_every_sample_in_batches_gives_the_whole_traces_report(sample, sample_trace, tmp_path):
+    """Live captures, with the source lines of the sample's ELF, as CSV and as Parquet."""
+    path = sample_trace(sample)
+    trace = load_trace(path)
+    elf = recorded_elf(trace.metadata)
+    assert elf is not None
+    whole = write_report(analysis_of(with_elf_sources(trace, elf), AnalysisConfig(), STREAMING), path, tmp_path / "whole").read_text()
+    parquet = tmp_path / "trace.parquet"
+    assert irqmon("convert", str(path), str(parquet)).returncode == 0
+    for source in (path, parquet):
+        out = tmp_path / source.suffix[1:]
+        result = irqmon("report", str(source), "--rules", ",".join(STREAMING), "--batch-rows", "997", "-o", str(out))
+        assert result.returncode == 0, result.stderr
+        assert (out / "report.md").read_text().replace(source.name, path.name) == whole
+
+
+def test_a_trace_without_rows_reports_in_batches(tmp_path):
+    path = TRACES / "clean.csv"
+    empty = tmp_path / "empty.csv"
+    empty.write_text("".join(line for line in path.read_text().splitlines(keepends=True) if line.startswith("#") or line.startswith("seq,")))
+    result = irqmon("report", str(empty), "--rules", ",".join(STREAMING), "-o", str(tmp_path / "out"))
+    whole = write_report(_analysis(empty), empty, tmp_path / "whole").read_text()
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "out" / "report.md").read_text() == whole
