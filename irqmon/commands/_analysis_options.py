@@ -40,6 +40,24 @@ def add_view_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--to", dest="end", type=float, metavar="SECONDS", help="end of the time window")
 
 
+def add_batch_rows_option(parser: argparse.ArgumentParser) -> None:
+    """`--batch-rows`: for `analyze` and `report`, a trace read in batches of this many rows."""
+    parser.add_argument("--batch-rows", type=_positive, default=None, metavar="N",
+                        help="rows read at a time when every selected rule can judge a trace in batches "
+                             "(`irqmon analyze --list-rules` marks them; default 1048576): memory follows it, "
+                             "not the trace's length")  # fmt: skip
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} rows: at least 1")
+    return value
+
+
 def selected_rules(args: argparse.Namespace) -> list[str] | None:
     return [r.strip() for r in args.rules.split(",") if r.strip()] if args.rules else None
 

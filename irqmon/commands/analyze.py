@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import IO, TYPE_CHECKING
 
 from irqmon.commands._analysis_options import (
-    add_analysis_options, config_from, function_sources, load_with_sources, selected_rules, source_elf,
+    add_analysis_options, add_batch_rows_option, config_from, function_sources, load_with_sources, selected_rules, source_elf,
 )
 from irqmon.commands._fleet import (
     add_fleet_options, every_trace_failed, fleet_of, function_sources_of, is_fleet, scheduler_address, trace_options,
@@ -60,9 +60,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", type=Path, help="write the report here instead of stdout")
     parser.add_argument("--baseline", type=Path, help="an earlier JSON result: report only new findings")
     parser.add_argument("--source-root", type=Path, default=Path.cwd(), help="SARIF paths are relative to this (default: .)")
-    parser.add_argument("--batch-rows", type=_positive, default=None, metavar="N",
-                        help="rows read at a time when every selected rule can judge a trace in batches "
-                             "(`--list-rules` marks them; default 1048576): memory follows it, not the trace's length")  # fmt: skip
+    add_batch_rows_option(parser)
     add_analysis_options(parser)
     add_fleet_options(parser)
     parser.add_argument("--list-rules", action="store_true", help="list the rules and exit")
@@ -114,16 +112,6 @@ def run(args: argparse.Namespace) -> int:
         findings = [f for f in findings if f.fingerprint not in baseline]
     write_report(findings, trace, args, {r: rules[r] for r in (selected or rules)})
     return exit_status([f.severity for f in findings], args)
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} rows: at least 1")
-    return value
 
 
 def exit_status(severities: list[str], args: argparse.Namespace) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from irqmon.commands._analysis_options import add_analysis_options, add_view_options
+from irqmon.commands._analysis_options import add_analysis_options, add_batch_rows_option, add_view_options
 from irqmon.commands._fleet import add_fleet_options, every_trace_failed, fleet_of, is_fleet, scheduler_address, trace_options
 from irqmon.errors import UsageError
 from irqmon.output.paths import check_output_dir
@@ -39,12 +39,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "optionally {line}, e.g. https://github.com/OWNER/REPO/blob/COMMIT/{path}#L{line}")  # fmt: skip
     add_view_options(parser)
     add_analysis_options(parser)
+    add_batch_rows_option(parser)
     add_fleet_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from irqmon.commands._analysis_options import analysis_for_view, window
+    from irqmon.analysis import streams
+    from irqmon.commands._analysis_options import analysis_for_view, selected_rules, window
     from irqmon.report import write_report
     from irqmon.report.layout import load_layout
     from irqmon.report.links import check_template
@@ -59,13 +61,35 @@ def run(args: argparse.Namespace) -> int:
     load_layout(layout)  # a bad layout fails before the trace is read
     check_output_dir(args.output)
     args.trace = args.traces[0]
-    analysis, trace_path = analysis_for_view(args)
     try:
-        report = write_report(analysis, trace_path, args.output, layout=layout, window=span, source_url=args.source_url)
+        if streams(selected_rules(args)):  # in memory that follows the batch size, not the trace's length
+            report = _report_in_batches(args, layout, span)
+        else:
+            analysis, trace_path = analysis_for_view(args)
+            report = write_report(analysis, trace_path, args.output, layout=layout, window=span, source_url=args.source_url)
     except OSError as exc:  # a disk that fills while the figures are written
         raise UsageError(f"{args.output}: cannot write the report: {exc.strerror or exc}") from None
     print(plain(report))
     return 0
+
+
+def _report_in_batches(args: argparse.Namespace, layout: str, span: tuple[float | None, float | None]) -> Path:
+    """The report of a trace read in batches: analysed first (unless `--findings`), then read
+    again for its tables, its drawn window and the rows around each finding."""
+    from irqmon.analysis.batches import analyze_file
+    from irqmon.commands._analysis_options import config_from, selected_rules, source_elf
+    from irqmon.output.json_format import read_findings
+    from irqmon.report import write_report_in_batches
+    from irqmon.tracefile import use_system_memory_pool
+
+    use_system_memory_pool()
+    config = config_from(args)
+    elf_of = lambda metadata: source_elf(args, metadata)  # noqa: E731
+    if args.findings:
+        findings = read_findings(args.findings)
+    else:
+        _, findings = analyze_file(args.trace, config, selected_rules(args), elf_of, args.batch_rows)
+    return write_report_in_batches(args.trace, findings, config, elf_of, args.output, layout, span, args.source_url, args.batch_rows)
 
 
 def run_fleet(args: argparse.Namespace) -> int:

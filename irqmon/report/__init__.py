@@ -6,17 +6,23 @@ This package is the only part of irqmon that imports matplotlib (in `panels`, lo
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from irqmon.errors import UsageError
 
 if TYPE_CHECKING:
-    from irqmon.analysis import Analysis
+    import pandas as pd
+
+    from irqmon.analysis import Analysis, Finding
+    from irqmon.analysis.context import AnalysisConfig
+    from irqmon.analysis.coverage import Coverage
+    from irqmon.report.model import ReportModel
     from irqmon.fleet.merge import Fleet
     from irqmon.report.links import SourceLinks
 
-__all__ = ["write_fleet_report", "write_report"]
+__all__ = ["write_fleet_report", "write_report", "write_report_in_batches"]
 
 
 def write_report(
@@ -35,14 +41,9 @@ def write_report(
     Panels a layout asks for are left out when nothing calls for them (a heap panel without a
     heap finding) or they would be empty; the report says which.
     """
-    from irqmon.analysis import all_rules
-    from irqmon.report import document, panels
-    from irqmon.report.layout import FOLLOWS, TABLES, load_layout
+    from irqmon.report import document
     from irqmon.report.model import build_model, rows_around
 
-    spec = load_layout(layout)
-    links = _source_links(source_url)
-    out = _report_directory(out_dir)
     model = build_model(analysis.context)
     windowed = window != (None, None)
     if windowed:
@@ -50,7 +51,62 @@ def write_report(
             model = model.clipped(*window)
         except ValueError as exc:
             raise UsageError(str(exc)) from None
-    numbered = [panels.Numbered(f"F{i}", f) for i, f in enumerate(analysis.findings, start=1)]
+    ctx = analysis.context
+    near = {f.first_seq: rows_around(ctx, f.first_seq, document.EVENTS_BEFORE, document.EVENTS_AFTER) for f in analysis.findings}
+    return _write(model, analysis.findings, near, ctx.coverage, trace_path, out_dir, layout, windowed, source_url)
+
+
+def write_report_in_batches(
+    trace_path: Path,
+    findings: list[Finding],
+    config: AnalysisConfig,
+    elf_of: Callable[[dict[str, str]], Path | None],
+    out_dir: Path | str,
+    layout: str | Path = "full",
+    window: tuple[float | None, float | None] = (None, None),
+    source_url: str | None = None,
+    batch_rows: int | None = None,
+    drawn_rows: int | None = None,
+) -> Path:
+    """`write_report` of the trace file at `trace_path` read in batches (of `batch_rows`), with its
+    `findings` (in order): the tables cover the whole trace, the panels a window of at most
+    `drawn_rows` rows (see `irqmon.report.streamed`); source lines from the ELF `elf_of` names."""
+    from irqmon.analysis.facts import FACT_COLUMNS, facts_of
+    from irqmon.report.streamed import DRAWN_ROWS, REPORT_BATCH_ROWS, view_in_batches
+    from irqmon.tracefile import read_batches
+
+    rows = batch_rows or REPORT_BATCH_ROWS
+    facts = facts_of(read_batches(trace_path, rows, FACT_COLUMNS))
+    batches = read_batches(trace_path, rows)
+    elf = elf_of(batches.metadata)
+    if elf:
+        from irqmon.elf_sources import batches_with_elf_sources
+
+        tables = batches_with_elf_sources(batches, elf)()
+    else:
+        tables = iter(batches)
+    try:
+        view = view_in_batches(tables, batches.metadata, config, facts, findings, window, rows, drawn_rows or DRAWN_ROWS)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
+    near = {f.first_seq: view.nearby.rows_around(f.first_seq) for f in findings}
+    windowed = window != (None, None)
+    return _write(view.model, findings, near, facts.capture_coverage, trace_path, out_dir, layout, windowed, source_url, view.note)
+
+
+def _write(
+    model: ReportModel, findings: list[Finding], near: dict[int, pd.DataFrame], coverage: Coverage | None, trace_path: Path,
+    out_dir: Path | str, layout: str | Path, windowed: bool, source_url: str | None, drawn: str | None = None,
+) -> Path:  # fmt: skip
+    """The report of `model` and `findings`, with the rows `near` each finding's first seq."""
+    from irqmon.analysis import all_rules
+    from irqmon.report import document, panels
+    from irqmon.report.layout import FOLLOWS, TABLES, load_layout
+
+    spec = load_layout(layout)
+    links = _source_links(source_url)
+    out = _report_directory(out_dir)
+    numbered = [panels.Numbered(f"F{i}", f) for i, f in enumerate(findings, start=1)]
     shown_rules = {n.finding.rule for n in numbered}
     title = trace_path.name
     sections = []
@@ -67,8 +123,8 @@ def write_report(
         sections.append(document.Section(panel, image=None if note else image, note=note))
     loaded = all_rules()
     rules_shown = {rule_id: (loaded[rule_id].rule.summary, loaded[rule_id].doc) for rule_id in dict.fromkeys(n.finding.rule for n in numbered) if rule_id in loaded}
-    events = {n.label: rows_around(analysis.context, n.finding.first_seq, document.EVENTS_BEFORE, document.EVENTS_AFTER) for n in numbered}
-    contents = document.Contents(model, numbered, sections, trace_path, rules_shown, windowed, events, links, analysis.context.coverage)
+    events = {n.label: near[n.finding.first_seq] for n in numbered}
+    contents = document.Contents(model, numbered, sections, trace_path, rules_shown, windowed, events, links, coverage, drawn)
     report_md = out / "report.md"
     report_md.write_text(document.markdown(contents), encoding="utf-8")
     (out / "report.html").write_text(document.html_page(contents, out), encoding="utf-8")

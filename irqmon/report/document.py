@@ -111,6 +111,7 @@ class Contents:
     events: dict[str, pd.DataFrame] = field(default_factory=dict)  # finding label -> rows around its first occurrence
     links: SourceLinks | None = None
     coverage: Coverage | None = None  # which probe sites the capture armed when (None: all, throughout)
+    drawn: str | None = None  # which part of a large trace the panels draw, when not the one asked for
 
     def source(self, text: str | None) -> Link:
         return Link(text or "", self.links.url(text) if self.links and text else None)
@@ -127,7 +128,8 @@ def verdict(findings: Sequence[Numbered]) -> tuple[str, str]:
 def trace_facts(model: ReportModel, trace_path: Path, window: bool) -> list[tuple[str, str]]:
     meta = model.metadata
     facts = [("trace", trace_path.name), ("target", meta.get(schema.META_TARGET, "unknown")), ("rows", f"{model.rows:,}")]
-    facts.append(("window" if window else "duration", f"{model.start:.6f}–{model.end:.6f} s" if window else f"{model.duration:.3f} s"))
+    duration = model.whole.duration if model.whole is not None else model.duration
+    facts.append(("window" if window else "duration", f"{model.start:.6f}–{model.end:.6f} s" if window else f"{duration:.3f} s"))
     if meta.get(schema.META_ELF):
         facts.append(("firmware", Path(meta[schema.META_ELF]).name))
     if meta.get(schema.META_BUILD_ID):
@@ -215,9 +217,13 @@ def timing_rows(model: ReportModel) -> list[list[str]]:
 def timing_missing(model: ReportModel) -> str | None:
     """Why the per-ISR timing table would be empty, or None."""
     acts = model.activations
-    if acts.empty:
+    if model.whole is not None:
+        seen, complete = model.whole.activations, model.whole.complete
+    else:
+        seen, complete = len(acts), int(acts["complete"].sum())
+    if not seen:
         return "no exception entries in this trace"
-    if not acts["complete"].any():
+    if not complete:
         return "no handler seen from its entry to its exit (that needs the irq_enter and irq_exit rows of an exception trace)"
     return None
 
@@ -337,6 +343,8 @@ def markdown(contents: Contents) -> str:
     out = [f"## {mark} irqmon: {words}", ""]
     out.append(" · ".join(f"**{k}:** {md(v)}" for k, v in trace_facts(model, contents.trace_path, contents.window)))
     out.append("")
+    if contents.drawn:
+        out += [f"*{md(contents.drawn)}*", ""]
     caveat = halting_caveat(model, contents.window)
     if caveat:
         out += [f"> ⚠️ **{md(caveat[0])}.** {md(caveat[1])}", ""]
@@ -413,6 +421,8 @@ def html_page(contents: Contents, out_dir: Path) -> str:
     mark, words = verdict(findings)
     body = [f"<h1>{mark} irqmon: {esc(words)}</h1>"]
     body.append('<p class="facts">' + " · ".join(f"<b>{esc(k)}:</b> {esc(v)}" for k, v in trace_facts(model, contents.trace_path, contents.window)) + "</p>")
+    if contents.drawn:
+        body.append(f"<p><i>{esc(contents.drawn)}</i></p>")
     caveat = halting_caveat(model, contents.window)
     if caveat:
         first, rest = caveat

@@ -14,6 +14,7 @@ columns; intervals are numpy arrays so a trace of a million rows stays fast.
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -23,11 +24,16 @@ from irqmon.analysis.context import IN_ISR, AnalysisConfig, Context
 from irqmon.analysis.locks import LOCK, STATE, contended, lock_events
 from irqmon.schema import Event, Kind, Role
 
+if TYPE_CHECKING:
+    from irqmon.report.streamed import TraceTotals
+
 THREAD = -1  # `segments.running` value for thread mode
 MAX_SYSCALL_CONFIG = "max_syscall_priority"
 # Backends (the trace's `backend` metadata) that halt the core at every breakpoint and watchpoint hit.
 HALTING_BACKENDS = frozenset({"gdb", "gdbmi", "rsp", "pyocd"})
 P99 = 0.99
+# The columns of every row the model reads (the rest only for some rows, such as lock and heap events).
+MODEL_COLUMNS = ["time", "ipsr", "priority", "task", "basepri", "primask", "event", "symbol", "value"]
 
 
 STATS_COLUMNS = ("exception", "ipsr", "priority", "count", "exec_min", "exec_median", "exec_p99", "exec_max",
@@ -66,6 +72,8 @@ class ReportModel:
     metadata: dict[str, str]
     rows: int
     halts: np.ndarray  # times of the rows where a probe halted the core (all but IRQ and config rows)
+    # The whole trace's tables, streamed over its batches, when this model draws only a part of it.
+    whole: TraceTotals | None = None
 
     @property
     def duration(self) -> float:
@@ -100,6 +108,8 @@ class ReportModel:
 
         Thread mode and each task get a row too (time only). Sorted by self time, largest first.
         """
+        if self.whole is not None:
+            return self.whole.summary()
         acts = self.activations
         span = self.duration or 1.0
         per_exc = acts.groupby("ipsr").agg(
@@ -120,6 +130,8 @@ class ReportModel:
         entered and exited inside the trace — count, min, median, p99, max — and the period
         between successive entries — count, median, min, max and jitter (standard deviation).
         Also how many halts fell inside its activations. Most urgent first."""
+        if self.whole is not None:
+            return self.whole.isr_stats()
         acts = self.activations
         if acts.empty:
             return pd.DataFrame(columns=[*STATS_COLUMNS])
@@ -143,9 +155,9 @@ class ReportModel:
         """Per window of `window` seconds (the index: its start), the share of it each exception
         ran itself (columns, by name; nested preemption counted for the one that ran): together,
         the share of time in handler mode. The last window may be shorter (shares of its length)."""
-        count = max(int(np.ceil(self.duration / window - 1e-9)), 1)
-        edges = np.minimum(self.start + np.arange(count + 1) * window, self.end)
-        edges[-1] = self.end
+        if self.whole is not None:
+            return self.whole.cpu_load()
+        edges = load_edges(self.start, self.end, window)
         lengths = np.diff(edges)
         lengths[lengths <= 0] = np.nan
         ran = self.segments[(self.segments["running"] != THREAD).to_numpy()]
@@ -159,19 +171,24 @@ class ReportModel:
         backend = self.metadata.get(schema.META_BACKEND)
         if backend not in HALTING_BACKENDS:
             return None
+        if self.whole is not None:
+            return self.whole.halting(backend)
         return Halting(backend, len(self.halts), _halt_cost(self.activations))
 
 
-def build_model(ctx: Context) -> ReportModel:
+def build_model(ctx: Context, span: tuple[float, float] | None = None, thread_lane: str | None = None) -> ReportModel:
     """The report's view of a whole trace, from the analyzer's context (the same activations,
-    lock events and options the findings came from)."""
-    f = ctx.frame
+    lock events and options the findings came from). For a part of a trace read in batches:
+    `span`, the (start, end) seconds its rows cover (default: their first and last time), and
+    `thread_lane`, the lane thread mode ran in last before it."""
+    f = ctx.rows_at(np.arange(len(ctx.timeline.time)), MODEL_COLUMNS)
     times = f["time"].to_numpy(dtype=float)
-    start, end = (float(times.min()), float(times.max())) if len(times) else (0.0, 0.0)
+    start, end = span if span is not None else (float(times.min()), float(times.max())) if len(times) else (0.0, 0.0)
     acts = _activations(ctx, start, end)
     acts["exception"] = acts["ipsr"].map(ctx.exception_names).astype("string")
-    acts["priority"] = acts["ipsr"].map(f["priority"].groupby(f["ipsr"]).first()).astype("Int64")
-    segments = _segments(acts, f, start, end)
+    first_priority = ctx.before.facts.prio_by_ipsr if ctx.before else f["priority"].groupby(f["ipsr"]).first()
+    acts["priority"] = acts["ipsr"].map(first_priority).astype("Int64")
+    segments = _segments(acts, f, start, end, thread_lane)
     acts = acts.assign(self_time=_self_times(acts, segments))
     halting = ~ctx.timeline.irq & (~f["event"].isin([Event.CONFIG.value, Event.COVERAGE.value])).to_numpy(dtype=bool, na_value=True)
     halts = np.sort(times[halting])
@@ -184,12 +201,12 @@ def build_model(ctx: Context) -> ReportModel:
         end=end,
         activations=acts,
         segments=segments,
-        lanes=_lanes(acts, segments),
+        lanes=lanes_of(acts, segments),
         masks=_masks(f),
         locks=holds,
         lock_events=events,
         heap=_heap(ctx),
-        max_syscall_priority=config.max_syscall_priority if config.max_syscall_priority is not None else _config_value(f, MAX_SYSCALL_CONFIG),
+        max_syscall_priority=config.max_syscall_priority if config.max_syscall_priority is not None else _config_value(ctx, f, MAX_SYSCALL_CONFIG),
         config=config,
         metadata=dict(ctx.metadata),
         rows=len(f),
@@ -219,9 +236,14 @@ def rows_around(ctx: Context, seq: int, before: int = 5, after: int = 5) -> pd.D
         if at >= count or seqs[at] != seq:
             return pd.DataFrame(columns=[*EVENT_COLUMNS, "context", "marked"])
     positions = np.arange(max(at - before, 0), min(at + after + 1, count))
+    return event_rows_at(ctx, positions).assign(marked=positions == at)
+
+
+def event_rows_at(ctx: Context, positions: np.ndarray) -> pd.DataFrame:
+    """The rows at `positions` as a finding's nearby events show them: `EVENT_COLUMNS` and `context`."""
     rows = ctx.rows_at(positions, EVENT_COLUMNS)
     context = _context_names(ctx, rows).astype(object)
-    return rows.assign(context=context.where(rows["ipsr"].notna().to_numpy(dtype=bool), None), marked=positions == at)
+    return rows.assign(context=context.where(rows["ipsr"].notna().to_numpy(dtype=bool), None))
 
 
 def load_window(duration: float, windows: int = 150) -> float:
@@ -229,6 +251,14 @@ def load_window(duration: float, windows: int = 150) -> float:
     raw = max(duration, 1e-9) / windows
     power = 10.0 ** np.floor(np.log10(raw))
     return float(next(m * power for m in (1, 2, 5, 10) if m * power >= raw * (1 - 1e-9)))
+
+
+def load_edges(start: float, end: float, window: float) -> np.ndarray:
+    """The edges of the load windows of `window` seconds from `start` to `end` (the last may be shorter)."""
+    count = max(int(np.ceil(max(end - start, 0.0) / window - 1e-9)), 1)
+    edges = np.minimum(start + np.arange(count + 1) * window, end)
+    edges[-1] = end
+    return edges
 
 
 def busy_per_bin(starts: np.ndarray, ends: np.ndarray, edges: np.ndarray) -> np.ndarray:
@@ -267,7 +297,7 @@ def _activations(ctx: Context, start: float, end: float) -> pd.DataFrame:
     found = ctx.activations
     first, last = found["first_row"].to_numpy(), found["last_row"].to_numpy()
     entered, exited = t.enter[first], t.exit[last]
-    with_irq_rows = bool(t.irq.any())
+    with_irq_rows = bool(ctx.before.facts.irq_exceptions) if ctx.before else bool(t.irq.any())
     if with_irq_rows:  # activations seen only through halting rows have no interval
         keep = entered | exited
         found, first, last, entered, exited = found[keep], first[keep], last[keep], entered[keep], exited[keep]
@@ -319,7 +349,7 @@ def _parents(acts: pd.DataFrame) -> np.ndarray:
     return parent
 
 
-def _segments(acts: pd.DataFrame, f: pd.DataFrame, start: float, end: float) -> pd.DataFrame:
+def _segments(acts: pd.DataFrame, f: pd.DataFrame, start: float, end: float, thread_lane: str | None = None) -> pd.DataFrame:
     """Cut the timeline at every entry and exit; each piece names the activation that ran."""
     n = len(acts)
     bounds = np.r_[acts["start"], acts["end"]]
@@ -333,13 +363,14 @@ def _segments(acts: pd.DataFrame, f: pd.DataFrame, start: float, end: float) -> 
     running = np.r_[THREAD, running_after]
     keep = ends > starts
     segments = pd.DataFrame({"start": starts[keep], "end": ends[keep], "running": running[keep]})
-    segments["lane"] = _lane_names(acts, segments, f)
+    segments["lane"] = _lane_names(acts, segments, f, thread_lane)
     return segments
 
 
-def _lane_names(acts: pd.DataFrame, segments: pd.DataFrame, f: pd.DataFrame) -> pd.Series:
+def _lane_names(acts: pd.DataFrame, segments: pd.DataFrame, f: pd.DataFrame, thread_lane: str | None = None) -> pd.Series:
     """Exception pieces by the exception's name; thread pieces by the task of the first thread row
-    in them (tasks only switch in an exception, so one piece is one task), else the task before."""
+    in them (tasks only switch in an exception, so one piece is one task), else the task before
+    (`thread_lane` before the first)."""
     thread = f[(f["ipsr"] == 0).to_numpy(dtype=bool, na_value=False)]
     times, tasks = thread["time"].to_numpy(dtype=float), thread["task"].to_numpy(dtype=object, na_value=None)
     is_thread = (segments["running"] == THREAD).to_numpy()
@@ -351,7 +382,7 @@ def _lane_names(acts: pd.DataFrame, segments: pd.DataFrame, f: pd.DataFrame) -> 
         inside &= times[at] <= segments["end"].to_numpy()
         task[inside] = tasks[at[inside]]
     task_names = pd.Series(task, dtype="object").where(is_thread).ffill().where(is_thread)
-    thread_lanes = ("task " + task_names.astype("string")).fillna("Thread")
+    thread_lanes = ("task " + task_names.astype("string")).fillna(thread_lane or "Thread")
     exception_names = acts["exception"].to_numpy(dtype=object)[np.maximum(segments["running"].to_numpy(), 0)] if len(acts) else None
     return pd.Series(np.where(is_thread, thread_lanes.to_numpy(dtype=object), exception_names), index=segments.index, dtype="string")
 
@@ -363,7 +394,7 @@ def _self_times(acts: pd.DataFrame, segments: pd.DataFrame) -> np.ndarray:
     return ran.reindex(acts.index, fill_value=0.0).to_numpy(dtype=float)
 
 
-def _lanes(acts: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
+def lanes_of(acts: pd.DataFrame, segments: pd.DataFrame) -> pd.DataFrame:
     """Thread/task lanes at the bottom, exceptions above them, most urgent on top."""
     exc = acts.groupby("ipsr").agg(exception=("exception", "first"), priority=("priority", "first")).reset_index()
     exc["rank"] = exc["priority"].astype("Float64").fillna(-1.0).astype(float)
@@ -472,7 +503,11 @@ def _heap(ctx: Context) -> pd.DataFrame:
     )
 
 
-def _config_value(f: pd.DataFrame, name: str) -> int | None:
-    rows = f[((f["event"] == Event.CONFIG.value) & (f["symbol"] == name)).fillna(False).to_numpy(dtype=bool)]
-    values = rows["value"].dropna()
+def _config_value(ctx: Context, f: pd.DataFrame, name: str) -> int | None:
+    """The first value the trace's config rows give `name` (all the trace's, for a batch of it)."""
+    if ctx.before:
+        config = ctx.before.facts.config
+        values = config.loc[(config["symbol"] == name).to_numpy(dtype=bool), "value"].dropna()
+    else:
+        values = f.loc[((f["event"] == Event.CONFIG.value) & (f["symbol"] == name)).fillna(False).to_numpy(dtype=bool), "value"].dropna()
     return int(values.iloc[0]) if len(values) else None

@@ -214,16 +214,19 @@ def rates(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, tit
 
 
 def load(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, title: str) -> Figure | str:
-    """CPU load over time: per window, the share of its time in handler mode, stacked by exception."""
-    if model.activations.empty:
+    """CPU load over time: per window, the share of its time in handler mode, stacked by exception
+    (over the whole trace when the other panels draw a part of it)."""
+    span = model.whole if model.whole is not None else model
+    if (model.whole.activations if model.whole is not None else len(model.activations)) == 0:
         return "no exception entries in this trace"
-    window = load_window(model.duration)
+    window = load_window(span.duration)
     shares = model.cpu_load(window)
-    colors = _lane_colors(model.lanes)
-    order = [lane for lane in model.lanes["lane"] if lane in shares.columns][::-1]  # most urgent on top
+    lanes = model.whole.lanes() if model.whole is not None else model.lanes
+    colors = _lane_colors(lanes)
+    order = [lane for lane in lanes["lane"] if lane in shares.columns][::-1]  # most urgent on top
     fig = Figure(figsize=(spec.width, spec.height))
     ax = fig.add_subplot()
-    edges = np.r_[shares.index.to_numpy(), model.end]
+    edges = np.r_[shares.index.to_numpy(), span.end]
     bottom = np.zeros(len(shares))
     for lane in order:
         top = bottom + shares[lane].to_numpy() * 100
@@ -231,7 +234,7 @@ def load(model: ReportModel, findings: Sequence[Numbered], spec: PanelSpec, titl
         bottom = top
     ax.step(edges, np.r_[bottom, bottom[-1]], where="post", color="black", linewidth=0.8, label="handler mode (total)")
     ax.set_ylim(0, 105)
-    ax.set_xlim(model.start, model.end)
+    ax.set_xlim(span.start, span.end)
     ax.set_ylabel("time in handler mode (%)")
     ax.set_xlabel(TIME_LABEL)
     ax.grid(alpha=0.3)
