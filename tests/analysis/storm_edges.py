@@ -35,6 +35,16 @@ def _runs(starts: list[float], entries: int, period: float = 1e-3) -> list[dict[
     return rows
 
 
+def _lock_storm_reading_twice() -> list[dict[str, Any]]:
+    """The lock storm with the handler reading the held lock twice per entry (one activation met it)."""
+    rows: list[dict[str, Any]] = []
+    for row in storm_rows(60):
+        rows.append(row)
+        if row.get("kind") == "lock" and row["ipsr"] == 16 + I2C[0]:
+            rows.append({**row, "time": row["time"] + 5e-7})
+    return rows
+
+
 def _tick_storm() -> list[dict[str, Any]]:
     """SysTick every 1 ms with thread mode between its entries, then 120 entries 0.1 ms apart back
     to back, then the 1 ms tick again: its period is the median time between its entries."""
@@ -56,6 +66,7 @@ def _starved_without_irq_rows() -> list[dict[str, Any]]:
 
 TRACES: dict[str, tuple[list[dict[str, Any]], dict[str, Any]]] = {
     "lock-storm": (storm_rows(60), {}),
+    "lock-storm-reading-twice": (_lock_storm_reading_twice(), {}),
     "two-storms": (_runs([0.0, 1.0], 55), {}),
     "halted": (halted_activations(60, halt=0.2e-3), {}),
     "tick-median": (_tick_storm(), {}),

@@ -364,6 +364,7 @@ def test_the_storm_edges_give_storms(tmp_path):
         found[name] = [(f["exception"], f["count"], f["evidence"]["cause"] is not None, f["evidence"]["halts"]) for f in findings]
     assert found == {
         "lock-storm": [("I2C1_EV", 1, True, None)],
+        "lock-storm-reading-twice": [("I2C1_EV", 1, True, None)],
         "two-storms": [("I2C1_EV", 2, False, None)],
         "halted": [("EXTI0", 1, False, 60)],
         "tick-median": [("SysTick", 1, False, None)],
