@@ -224,7 +224,7 @@ class Storms:
         self.configured = _configured_systick(ctx)
         if facts is not None:
             self.thread_symbols = set(facts.thread_symbols)
-        else:
+        elif self.coverage is not None and self.coverage.partial:  # only a rotated capture's storms need them
             rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value, Event.ACCESS.value), columns=["symbol", "ipsr"])
             self.thread_symbols = set(rows.loc[(rows["ipsr"] == 0).fillna(False).astype(bool), "symbol"].dropna().astype(str))
 
