@@ -26,6 +26,7 @@ Instead:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from fractions import Fraction
 
@@ -33,7 +34,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import fresh, where
-from irqmon.analysis.context import ACT, EXC_NAME, AnalysisConfig, Context
+from irqmon.analysis.context import ACT, EXC_NAME, AnalysisConfig, Context, Timeline
 from irqmon.analysis.coverage import Coverage
 from irqmon.analysis.findings import Finding, Group, SiteGroups
 from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events, lock_rows_to_carry
@@ -398,7 +399,7 @@ class Storms:
 
     # --- rows ---------------------------------------------------------------------------------
 
-    def _rows(self, ctx: Context, handler: np.ndarray, run_of) -> None:
+    def _rows(self, ctx: Context, handler: np.ndarray, run_of: Callable[[np.ndarray], np.ndarray]) -> None:
         """The batch's rows in the activations of runs that may become storms: each run's first
         row with a call path (the row to report; else its first row) and its last source line."""
         t = ctx.timeline
@@ -431,7 +432,7 @@ class Storms:
             for key, source in zip(source_runs.tolist(), sources):
                 self.runs[key].last_source = source
 
-    def _causes(self, ctx: Context, run_of) -> None:
+    def _causes(self, ctx: Context, run_of: Callable[[np.ndarray], np.ndarray]) -> None:
         """The held locks the batch's activations met, counted into their runs."""
         events = fresh(ctx, lock_events(ctx))
         if events.empty:
@@ -451,12 +452,12 @@ class Storms:
             record.cause_last_act = int(acts[-1])
 
 
-def _halt_point(t, position: int) -> HALT_POINT:
+def _halt_point(t: Timeline, position: int) -> HALT_POINT:
     time, halts, halted = _halt_points(t, np.array([position]))
     return float(time[0]), float(halts[0]), float(halted[0])
 
 
-def _halt_points(t, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _halt_points(t: Timeline, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """At each of `positions`: its time, the halts before it and the seconds halted before it (NaN
     on a trace that records no halts)."""
     none = np.full(len(positions), np.nan)
