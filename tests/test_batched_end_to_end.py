@@ -41,3 +41,15 @@ def test_batch_rows_must_be_a_positive_number(sample_trace):
     result = irqmon("analyze", str(sample_trace("usb_cdc_malloc_isr")), "--rules", "malloc-in-isr", "--batch-rows", "0")
     assert result.returncode == 2
     assert "--batch-rows: 0 rows: at least 1" in result.stderr
+
+
+def test_the_default_rules_judge_the_storm_sample_in_batches(sample_trace, tmp_path):
+    """Every rule judges a trace in batches, interrupt-storm too: the default rule set reads the
+    storm sample's capture in batches and gives the whole trace's findings, the storm among them."""
+    assert set(STREAMING) == set(all_rules())
+    trace = sample_trace("hal_i2c_lock_deadlock")
+    out = tmp_path / "findings.json"
+    result = irqmon("analyze", str(trace), "--batch-rows", "997", "--format", "json", "-o", str(out))
+    assert result.returncode == 1, result.stderr
+    findings = json.loads(out.read_text())["findings"]
+    assert findings == _whole(trace) and "interrupt-storm" in {f["rule"] for f in findings}

@@ -59,6 +59,8 @@ class TraceFacts:
     coverage: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=COVERAGE_COLUMNS))  # the coverage rows, in order
     end_time: float = np.nan  # the trace's latest time (NaN for no rows)
     last_seq: int | None = None  # the trace's last row's seq (None for no rows)
+    # The symbols of the call, return and access rows of thread mode (ipsr 0): the sites that saw it run.
+    thread_symbols: frozenset[str] = frozenset()
 
     @cached_property
     def capture_coverage(self) -> Coverage | None:
@@ -97,6 +99,7 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
     halted_rows = rows = 0
     coverage: list[pd.DataFrame] = []
     end_time, last_seq = np.nan, None
+    thread_symbols: set[str] = set()
     for table in batches:
         rows += table.num_rows
         ipsr = table["ipsr"]
@@ -112,6 +115,7 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         coverage_rows = table.filter(_rows_of(events, Event.COVERAGE))
         if coverage_rows.num_rows:
             coverage.append(pd.DataFrame({c: pandas_column(c, coverage_rows[c]) for c in COVERAGE_COLUMNS}))
+        thread_symbols.update(_thread_symbols(table))
         if table.num_rows:
             end_time = float(np.nanmax([end_time, pc.max(table["time"]).as_py()]))
             last_seq = int(table["seq"][table.num_rows - 1].as_py())
@@ -129,6 +133,7 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         coverage=pd.concat(coverage, ignore_index=True) if coverage else pd.DataFrame(columns=COVERAGE_COLUMNS),
         end_time=end_time,
         last_seq=last_seq,
+        thread_symbols=frozenset(thread_symbols),
     )  # fmt: skip
 
 
@@ -177,6 +182,14 @@ def _signatures(table: pa.Table) -> set[Signature]:
         Signature(*(decoded[c][i] for c in SIGNATURE_COLUMNS), has_address=has_address, in_isr=in_isr)
         for i, (has_address, in_isr) in enumerate(zip(distinct["has_address"].to_pylist(), distinct["in_isr"].to_pylist(), strict=True))
     }
+
+
+def _thread_symbols(table: pa.Table) -> set[str]:
+    """The distinct symbols of `table`'s call, return and access rows in thread mode."""
+    events = pa.array([Event.CALL.value, Event.RETURN.value, Event.ACCESS.value])
+    wanted = pc.and_(pc.is_in(table["event"].cast(pa.string()), value_set=events), pc.equal(table["ipsr"], 0))
+    symbols = table["symbol"].filter(pc.fill_null(wanted, False)).cast(pa.string())
+    return {s for s in pc.unique(symbols).to_pylist() if s is not None}
 
 
 def _numbered(exception: int) -> str:

@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from section_edges import TRACES as SECTION_EDGES
+from storm_edges import TRACES as STORM_EDGES
 from test_rmw_race import EXTI0, EXTI1, masked, rd, wr
 from tracebuild import THREAD, irq_pair, isr, task, write_trace
 
@@ -41,12 +42,9 @@ def _whole(path: Path, rules: list[str], config: AnalysisConfig | None = None) -
     return sorted((f.to_dict() for f in findings), key=lambda f: (f["rule"], f["first_seq"]))
 
 
-def test_the_call_rules_stream():
-    assert {
-        "malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "non-reentrant-reentry",
-        "critical-section-imbalance", "rmw-race", "isr-lock-contention", "unbalanced-lock",
-    } <= set(STREAMING)  # fmt: skip
-    assert streams(STREAMING) and not streams()
+def test_every_rule_streams():
+    """So the default rule set judges a trace in batches."""
+    assert set(STREAMING) == set(RULES) and streams(STREAMING) and streams()
 
 
 # Every streaming rule; and mutex-in-isr alone, which then reports the heap lock inside malloc.
@@ -71,7 +69,7 @@ def test_the_comparison_sees_findings():
     found = {f["rule"] for capture in TRACES.glob("*.csv") for rules in RULE_SETS.values() for f in _whole(capture, rules)}
     assert {
         "malloc-in-isr", "mutex-in-isr", "rtos-api-misuse", "isr-priority-violation", "rmw-race", "non-reentrant-reentry",
-        "critical-section-imbalance", "isr-lock-contention", "unbalanced-lock",
+        "critical-section-imbalance", "isr-lock-contention", "unbalanced-lock", "interrupt-storm",
     } <= found  # fmt: skip
 
 
@@ -363,3 +361,32 @@ def test_read_ahead_gives_every_table_in_order_then_the_readers_error():
         for table in read_ahead(tables()):
             seen.append(table["n"][0].as_py())
     assert seen == [1, 2]
+
+
+# The rule alone at every small batch size; with the other rules (what they carry too) at two.
+STORM_BATCHES = [(["interrupt-storm"], rows) for rows in (1, 2, 3, 5, 8)] + [(STREAMING, rows) for rows in (3, 8)]
+
+
+@pytest.mark.parametrize(("rules", "rows"), STORM_BATCHES, ids=[f"{len(rules)}-rules-{rows}" for rules, rows in STORM_BATCHES])
+@pytest.mark.parametrize("name", STORM_EDGES)
+def test_batch_edges_inside_storms(tmp_path, name, rows, rules):
+    trace, metadata = STORM_EDGES[name]
+    path = write_trace(tmp_path / "trace.csv", trace, metadata)
+    assert _in_batches(path, rows, rules) == _whole(path, rules)
+
+
+def test_the_storm_edges_give_storms(tmp_path):
+    """Each small storm trace gives storm findings (the comparisons above are not of nothing)."""
+    found = {}
+    for name, (trace, metadata) in STORM_EDGES.items():
+        findings = _whole(write_trace(tmp_path / f"{name}.csv", trace, metadata), ["interrupt-storm"])
+        found[name] = [(f["exception"], f["count"], f["evidence"]["cause"] is not None, f["evidence"]["halts"]) for f in findings]
+    assert found == {
+        "lock-storm": [("I2C1_EV", 1, True, None)],
+        "lock-storm-reading-twice": [("I2C1_EV", 1, True, None)],
+        "two-storms": [("I2C1_EV", 2, False, None)],
+        "halted": [("EXTI0", 1, False, 60)],
+        "tick-median": [("SysTick", 1, False, None)],
+        "tick-configured": [("SysTick", 1, False, None)],
+        "without-irq-rows": [("I2C1_EV", 1, False, None)],
+    }

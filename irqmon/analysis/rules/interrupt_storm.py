@@ -26,15 +26,18 @@ Instead:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
 
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import where
-from irqmon.analysis.context import ACT, EXC_NAME, Context
-from irqmon.analysis.findings import Finding, group_hits
-from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events
+from irqmon.analysis.common import fresh, where
+from irqmon.analysis.context import ACT, EXC_NAME, AnalysisConfig, Context, Timeline
+from irqmon.analysis.coverage import Coverage
+from irqmon.analysis.findings import Finding, Group, SiteGroups
+from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events, lock_rows_to_carry
 from irqmon.analysis.registry import Rule
 from irqmon.cortexm.exceptions import SYSTICK
 from irqmon.cortexm.registers import SYST_CSR_CLKSOURCE, SYST_CSR_ENABLE
@@ -71,9 +74,13 @@ def _configured_systick(ctx: Context) -> TickPeriod | None:
     """SysTick's period from its registers (config rows) and the core clock (metadata), where
     it counts the core clock and is enabled."""
     clock_text = ctx.metadata.get(META_CORE_CLOCK, "")
-    rows = ctx.select(event=Event.CONFIG.value, columns=["symbol", "value"]).dropna()
-    values = dict(zip(rows["symbol"], rows["value"].astype(np.int64)))  # the last read of each
-    control, reload = values.get(CONFIG_SYSTICK_CONTROL), values.get(CONFIG_SYSTICK_RELOAD)
+    if ctx.before is not None:  # the whole trace's last reads
+        facts = ctx.before.facts
+        control, reload = facts.config_value(CONFIG_SYSTICK_CONTROL), facts.config_value(CONFIG_SYSTICK_RELOAD)
+    else:
+        rows = ctx.select(event=Event.CONFIG.value, columns=["symbol", "value"]).dropna()
+        values = dict(zip(rows["symbol"], rows["value"].astype(np.int64)))  # the last read of each
+        control, reload = values.get(CONFIG_SYSTICK_CONTROL), values.get(CONFIG_SYSTICK_RELOAD)
     if not clock_text.isascii() or not clock_text.isdigit() or int(clock_text) == 0 or control is None or not reload:
         return None
     if not control & SYST_CSR_ENABLE or not control & SYST_CSR_CLKSOURCE:
@@ -82,183 +89,412 @@ def _configured_systick(ctx: Context) -> TickPeriod | None:
     return TickPeriod((int(reload) + 1) / clock, f"LOAD {int(reload)} at the {clock / 1e6:g} MHz core clock")
 
 
-def candidate_runs(ctx: Context) -> pd.DataFrame:
-    """The activations of runs long enough to be storms (`storm_runs`' columns; `run` numbers the
-    runs across exceptions), by exception and in the order they start.
-
-    Computed on arrays over every activation (most of a long trace's activations are in no storm):
-    the frame holds only the candidates'."""
-    cfg = ctx.config
-    acts = ctx.activations
-    ipsr, timed = acts["ipsr"].to_numpy(), acts["timed"].to_numpy()
-    first_row, last_row = acts["first_row"].to_numpy(), acts["last_row"].to_numpy()
-    start, end = ctx.timeline.run_time[first_row], ctx.timeline.run_time[last_row]
-    back_to_back = _back_to_back(ctx, ipsr, first_row, last_row, start, end, timed)
-    run = np.cumsum(~back_to_back)  # an exception's first activation starts a run
-    busy = end - start
-    window_entries, window_busy = _window_load(ipsr, start, busy, cfg.storm_window)
-    keep = np.bincount(run)[run] >= cfg.storm_min_entries
-    columns = {
-        "ipsr": ipsr, "first_row": first_row, "last_row": last_row, "timed": timed, "start": start, "end": end,
-        "back_to_back": back_to_back, "run": run, "busy": busy, "window_entries": window_entries, "window_busy": window_busy,
-    }  # fmt: skip
-    return pd.DataFrame({name: values[keep] for name, values in columns.items()}, index=acts.index[keep])
+HALT_POINT = tuple[float, float, float]  # at a row: its time, the halts before it, the seconds halted before it
 
 
-def _back_to_back(
-    ctx: Context, ipsr: np.ndarray, first_row: np.ndarray, last_row: np.ndarray, start: np.ndarray, end: np.ndarray, timed: np.ndarray
-) -> np.ndarray:
-    """Per activation: it follows the previous activation of its exception with nothing of thread
-    mode between them, and (timed ones) within `storm_gap` of its end."""
-    follows = np.r_[False, ipsr[1:] == ipsr[:-1]]  # the activations are grouped by exception, in order
-    prev_last = np.where(follows, np.r_[0, last_row[:-1]], 0)
-    prev_end = np.where(follows, np.r_[np.nan, end[:-1]], np.nan)
-    thread_rows = ctx.timeline.thread_rows
-    thread_between = thread_rows[first_row] - thread_rows[prev_last]
-    close = (start - prev_end <= ctx.config.storm_gap) | ~timed
-    return follows & (thread_between == 0) & close
+def stream() -> Storms:
+    return Storms()
 
 
-def _storm_rows(ctx: Context, acts: pd.DataFrame) -> pd.DataFrame:
-    """For the activations of storms only: the first row with a call path, the last with a source line."""
-    t = ctx.timeline
-    halting = np.flatnonzero(~t.irq & np.isin(t.ipsr, acts["ipsr"].unique()))  # IRQ rows have neither
-    inside = halting[pd.Series(t.act[halting]).isin(acts.index).to_numpy()]
-    with_path, with_source = ctx.has_value("callpath", inside), ctx.has_value("source", inside)
-    path_row = _per_activation(inside[with_path], t.act[inside[with_path]]).reindex(acts.index)
-    last_source_row = _per_activation(inside[with_source], t.act[inside[with_source]], last=True).reindex(acts.index)
-    return pd.DataFrame({"path_row": path_row, "last_source_row": last_source_row}, index=acts.index)
+@dataclass
+class _Run:
+    """An exception's activations back to back, as far as the trace has been read: what judging
+    it needs, kept as numbers (its activations and rows are not kept)."""
+
+    exception: int
+    first: HALT_POINT  # at its first row
+    first_position: int | None  # its first row's position in the batch it started in (None after it)
+    entries: int = 0  # its activations that are over
+    start: float = np.nan
+    end: float = np.nan
+    busy: float = 0.0
+    timed: bool = True
+    last: HALT_POINT = (np.nan, np.nan, np.nan)  # at its last row so far
+    peak: int = 0  # the most entries in a window anchored at one of its entries
+    window_busy: float = -np.inf  # the most handler time in such a window
+    unwindowed: int = 0  # its activations over whose window may still gain entries
+    closed: bool = False  # a later activation of its exception started another run
+    hit: pd.DataFrame | None = None  # the row that names the storm (its first with a call path, else its first)
+    hit_has_path: bool = False
+    last_source: str | None = None
+    cause: tuple[str, str] | None = None  # the first held lock its activations met, and its holder
+    cause_acts: int = 0  # its activations that met a held lock
+    cause_last_act: int | None = None
 
 
-def _sources(ctx: Context, rows: pd.Series) -> np.ndarray:
-    """The source line at each of `rows` (positions, NaN for none): strings, NA where none."""
-    known = rows.notna().to_numpy()
-    sources = np.full(len(rows), pd.NA, dtype=object)
-    sources[known] = ctx.rows_at(rows[known].astype(np.int64).to_numpy(), ["source"])["source"].to_numpy()
-    return sources
+@dataclass
+class _Exception:
+    """An exception's activations as far as the trace has been read: its latest one (it may go
+    on), the run it belongs to, and the activations over whose `storm_window` may still gain entries."""
+
+    act: int | None = None
+    start: float = np.nan
+    end: float = np.nan
+    timed: bool = True
+    last: HALT_POINT = (np.nan, np.nan, np.nan)
+    run: int = -1
+    thread_since: bool = False  # thread mode ran after its latest row
+    window_start: np.ndarray = field(default_factory=lambda: np.zeros(0))  # per activation in the lookahead: its start
+    window_cum: np.ndarray = field(default_factory=lambda: np.zeros(0))  # the handler time of the activations before it
+    window_run: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    total_busy: float = 0.0  # the handler time of all its activations over
 
 
-def _per_activation(positions: np.ndarray, act: np.ndarray, last: bool = False) -> pd.Series:
-    """Per activation among the rows at `positions` (of activations `act`), the position of its
-    first (or last) row."""
-    keep = ~pd.Series(act).duplicated(keep="last" if last else "first").to_numpy()
-    return pd.Series(positions[keep], index=act[keep])
+class Storms:
+    """The rule judged batch by batch. Each exception's latest activation, the run it belongs to
+    and its activations whose `storm_window` lookahead reaches past the rows read so far are
+    kept as numbers; a run is judged once it is over and its windows are complete (SysTick's
+    runs, without a configured period, at the end: its median period needs every tick).
+
+    State: per exception, per run that may still become a storm (its row to report kept), and
+    the windows still open; the one thing that grows with the trace is SysTick's gaps between
+    entries (a float64 each) when its period is not configured: the exact median needs them all."""
+
+    def __init__(self) -> None:
+        self.groups = SiteGroups(RULE, site=(EXC_NAME,), title=_title, message=_message, evidence=_evidence, collect=_collect)
+        self.exceptions: dict[int, _Exception] = {}
+        self.runs: dict[int, _Run] = {}
+        self.next_run = 0
+        self.config: AnalysisConfig | None = None
+        self.configured: TickPeriod | None = None
+        self.coverage: Coverage | None = None
+        self.thread_symbols: set[str] = set()
+        self.tick_starts_seen = False
+        self.last_tick_start = np.nan
+        self.tick_gaps: list[np.ndarray] = []
+        self.waiting_for_period: list[_Run] = []
+        self.halts_known = False
+
+    def add(self, ctx: Context) -> None:
+        if self.config is None:
+            self._learn(ctx)
+        t = ctx.timeline
+        handler = np.flatnonzero(t.in_isr[ctx.carried :]) + ctx.carried
+        rows = handler[np.argsort(t.act[handler], kind="stable")]  # by exception, then activation, then position
+        acts = t.act[rows]
+        starts = np.flatnonzero(np.r_[True, acts[1:] != acts[:-1]]) if len(acts) else np.zeros(0, dtype=np.int64)
+        ends = np.r_[starts[1:], len(acts)][: len(starts)] - 1
+        first, last = rows[starts], rows[ends]
+        exceptions = t.ipsr[first]
+        mapped: list[tuple[np.ndarray, np.ndarray]] = []
+        bounds = np.flatnonzero(np.r_[True, exceptions[1:] != exceptions[:-1], True]) if len(first) else np.zeros(1, dtype=np.int64)
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            mapped.append(self._activations(ctx, int(exceptions[lo]), acts[starts[lo:hi]], first[lo:hi], last[lo:hi]))
+        seen = set(exceptions.tolist())
+        thread_ran = bool(t.thread_rows[-1] > (t.thread_rows[ctx.carried - 1] if ctx.carried else 0)) if len(t.time) else False
+        for number, state in self.exceptions.items():
+            if number not in seen:
+                state.thread_since |= thread_ran
+        act_ids = np.concatenate([m[0] for m in mapped]) if mapped else np.zeros(0, dtype=np.int64)
+        run_ids = np.concatenate([m[1] for m in mapped]) if mapped else np.zeros(0, dtype=np.int64)
+        order = np.argsort(act_ids)
+        act_ids, run_ids = act_ids[order], run_ids[order]
+        run_of = lambda act: run_ids[np.searchsorted(act_ids, act)]  # noqa: E731 (every act asked for is among them)
+        self._rows(ctx, handler, run_of)
+        self._causes(ctx, run_of)
+        hits = []
+        for number in list(self.exceptions):
+            hits += self._windows(number, final=False)
+        self._add_hits(hits)
+
+    def carry(self, ctx: Context) -> np.ndarray:
+        return lock_rows_to_carry(ctx)
+
+    def findings(self) -> list[Finding]:
+        hits = []
+        for number, state in self.exceptions.items():
+            if state.act is not None:
+                self._over(
+                    number, np.array([state.start]), np.array([state.end]), np.array([state.timed]), np.array([state.run]),
+                    tuple(np.array([value]) for value in state.last),  # type: ignore[arg-type]
+                )  # fmt: skip
+                state.act = None
+            hits += self._windows(number, final=True)
+        period = self._tick_period()
+        hits += [hit for run in self.waiting_for_period if (hit := self._judge(run, period)) is not None]
+        self.waiting_for_period = []
+        self._add_hits(hits)
+        return self.groups.findings()
+
+    # --- what the whole trace decides -------------------------------------------------------
+
+    def _learn(self, ctx: Context) -> None:
+        self.config, self.coverage = ctx.config, ctx.coverage
+        self.halts_known = ctx.timeline.halts is not None and ctx.timeline.halted is not None
+        facts = ctx.before.facts if ctx.before else None
+        self.configured = _configured_systick(ctx)
+        if facts is not None:
+            self.thread_symbols = set(facts.thread_symbols)
+        elif self.coverage is not None and self.coverage.partial:  # only a rotated capture's storms need them
+            rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value, Event.ACCESS.value), columns=["symbol", "ipsr"])
+            self.thread_symbols = set(rows.loc[(rows["ipsr"] == 0).fillna(False).astype(bool), "symbol"].dropna().astype(str))
+
+    def _tick_period(self) -> TickPeriod | None:
+        """SysTick's period: configured, else the median time between its entries."""
+        if not self.tick_starts_seen or self.configured is not None:
+            return self.configured if self.tick_starts_seen else None
+        gaps = np.concatenate(self.tick_gaps) if self.tick_gaps else np.zeros(0)
+        return TickPeriod(float(np.median(gaps)), "the median time between its entries") if len(gaps) else None
+
+    # --- activations and runs ---------------------------------------------------------------
+
+    def _activations(self, ctx: Context, number: int, acts: np.ndarray, first: np.ndarray, last: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """One exception's activations with rows in the batch (ids, first and last fresh rows, in
+        order): their runs; those over (all but its latest) counted in. Gives the ids and runs."""
+        t, cfg = ctx.timeline, self.config
+        assert cfg is not None
+        state = self.exceptions.setdefault(number, _Exception())
+        ids, runs = [], []
+        prev_last: int | None = None
+        if state.act is not None and acts[0] == state.act:  # its latest activation goes on
+            state.end, state.last, prev_last = float(t.run_time[last[0]]), _halt_point(t, last[0]), int(last[0])
+            ids.append(acts[:1]), runs.append(np.array([state.run]))
+            acts, first, last = acts[1:], first[1:], last[1:]
+        latest_row = int(last[-1]) if len(last) else prev_last
+        thread_since_before = state.thread_since
+        state.thread_since = bool(t.thread_rows[-1] > t.thread_rows[latest_row])  # type: ignore[index]
+        if len(acts) == 0:
+            return np.concatenate(ids), np.concatenate(runs)
+        start, end, timed = t.run_time[first], t.run_time[last], t.enter[first]
+        before_first = t.thread_rows[prev_last] if prev_last is not None else (t.thread_rows[ctx.carried - 1] if ctx.carried else 0)
+        thread_ran = t.thread_rows[first] - np.r_[before_first, t.thread_rows[last[:-1]]] > 0
+        if prev_last is None:
+            thread_ran[0] |= thread_since_before
+        follows = np.r_[state.act is not None, np.ones(len(acts) - 1, dtype=bool)]
+        prev_end = np.r_[state.end, end[:-1]]
+        back_to_back = follows & ~thread_ran & ((start - prev_end <= cfg.storm_gap) | ~timed)
+        new_runs = np.cumsum(~back_to_back)
+        run = np.where(new_runs == 0, state.run, self.next_run + new_runs - 1)
+        self.next_run += int(new_runs[-1])
+        # Runs that may still become storms get a record: the latest one, and those long enough.
+        counts = np.bincount(new_runs)
+        for k in np.flatnonzero(~back_to_back):
+            if new_runs[k] == new_runs[-1] or counts[new_runs[k]] >= cfg.storm_min_entries:
+                self.runs[int(run[k])] = _Run(number, _halt_point(t, first[k]), int(first[k]))
+        for closed in np.unique(run[new_runs < new_runs[-1]]).tolist() + ([state.run] if new_runs[-1] > 0 else []):
+            if closed in self.runs:  # a later activation started another run
+                self.runs[closed].closed = True
+        # What was its latest activation is over, and so are all but the batch's last.
+        had = state.act is not None
+        points = _halt_points(t, last[:-1])
+        self._over(
+            number, np.r_[[state.start] * had, start[:-1]], np.r_[[state.end] * had, end[:-1]],
+            np.r_[[state.timed] * had, timed[:-1]].astype(bool), np.r_[[state.run] * had, run[:-1]].astype(np.int64),
+            tuple(np.r_[[state.last[i]] * had, points[i]] for i in range(3)),
+        )  # fmt: skip
+        state.act, state.start, state.end, state.timed = int(acts[-1]), float(start[-1]), float(end[-1]), bool(timed[-1])
+        state.last, state.run = _halt_point(t, last[-1]), int(run[-1])
+        ids.append(acts), runs.append(run)
+        return np.concatenate(ids), np.concatenate(runs)
+
+    def _over(
+        self, number: int, start: np.ndarray, end: np.ndarray, timed: np.ndarray, run: np.ndarray,
+        last: tuple[np.ndarray, np.ndarray, np.ndarray],
+    ) -> None:  # fmt: skip
+        """Activations of exception `number` that are over, in order: counted into their runs
+        and their windows (and SysTick's gaps between entries)."""
+        if len(start) == 0:
+            return
+        start, end = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
+        busy = end - start
+        state = self.exceptions[number]
+        if number == SYSTICK:
+            self._tick_starts(start)
+        cum = np.cumsum(np.r_[state.total_busy, np.nan_to_num(busy)])  # in order, as one sum over the trace
+        state.window_start = np.r_[state.window_start, start]
+        state.window_cum = np.r_[state.window_cum, cum[:-1]]
+        state.window_run = np.r_[state.window_run, run]
+        state.total_busy = float(cum[-1])
+        bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
+        for lo, hi in zip(bounds[:-1], bounds[1:]):
+            record = self.runs.get(int(run[lo]))
+            if record is None:
+                continue
+            record.entries += hi - lo
+            record.start = float(np.fmin(record.start, np.nanmin(start[lo:hi]) if not np.isnan(start[lo:hi]).all() else np.nan))
+            record.end = float(np.fmax(record.end, np.nanmax(end[lo:hi]) if not np.isnan(end[lo:hi]).all() else np.nan))
+            record.busy = float(np.cumsum(np.r_[record.busy, np.nan_to_num(busy[lo:hi])])[-1])
+            record.timed = record.timed and bool(timed[lo:hi].all())
+            record.last = (float(last[0][hi - 1]), float(last[1][hi - 1]), float(last[2][hi - 1]))
+            record.unwindowed += hi - lo
+
+    def _tick_starts(self, start: np.ndarray) -> None:
+        """SysTick's entries, in order: the gaps between them kept where its period is not configured."""
+        self.tick_starts_seen = True
+        if self.configured is None:
+            gaps = np.diff(np.r_[self.last_tick_start, start])
+            self.tick_gaps.append(gaps[gaps > 0])
+        self.last_tick_start = float(start[-1])
+
+    def _windows(self, number: int, final: bool) -> list[pd.DataFrame]:
+        """Complete the windows of exception `number`'s activations that no later activation can
+        reach into any more (every one, `final`ly); judge the runs that are over and complete.
+        The storms' hits."""
+        cfg, state = self.config, self.exceptions[number]
+        assert cfg is not None
+        start = state.window_start
+        reach = start + cfg.storm_window
+        last = np.searchsorted(start, reach, side="left")
+        complete = (last < len(start)) | final
+        if state.act is not None:
+            complete |= state.start >= reach
+        done = int(np.argmin(complete)) if not complete.all() else len(start)
+        if done:
+            cum = np.r_[state.window_cum, state.total_busy]
+            entries = last[:done] - np.arange(done)
+            busy = cum[last[:done]] - cum[:done]
+            run = state.window_run[:done]
+            bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
+            for lo, hi in zip(bounds[:-1], bounds[1:]):
+                record = self.runs.get(int(run[lo]))
+                if record is not None:
+                    record.peak = max(record.peak, int(entries[lo:hi].max()))
+                    record.window_busy = max(record.window_busy, float(busy[lo:hi].max()))
+                    record.unwindowed -= hi - lo
+            state.window_start, state.window_cum, state.window_run = start[done:], state.window_cum[done:], state.window_run[done:]
+        hits = []
+        for key in [key for key, record in self.runs.items() if record.exception == number and (record.closed or final)]:
+            record = self.runs[key]
+            if record.entries < cfg.storm_min_entries:
+                del self.runs[key]
+            elif record.unwindowed == 0:
+                del self.runs[key]
+                if record.exception == SYSTICK and self.configured is None:
+                    self.waiting_for_period.append(record)  # its median period needs every tick
+                elif (hit := self._judge(record, self.configured if record.exception == SYSTICK else None)) is not None:
+                    hits.append(hit)
+        return hits
+
+    def _judge(self, run: _Run, period: TickPeriod | None) -> pd.DataFrame | None:
+        """A run that is over: its hit, if it is a storm."""
+        cfg = self.config
+        assert cfg is not None and run.hit is not None
+        duration = run.end - run.start
+        clipped = np.maximum(duration, 1e-9)
+        rate = run.entries / clipped
+        share = np.minimum(run.busy / clipped, 1.0)
+        window_share = np.minimum(run.window_busy / cfg.storm_window, 1.0)
+        loud = bool(window_share >= cfg.storm_share) or not run.timed
+        if cfg.storm_rate is not None:
+            loud |= bool(run.peak / cfg.storm_window >= cfg.storm_rate)
+        seconds = period.seconds if period is not None else np.nan
+        over_period = rate * seconds
+        if not loud or (bool(over_period <= cfg.storm_tick_margin) and run.timed):
+            return None
+        if self.coverage is not None and self.coverage.partial and not self.coverage.armed_throughout(self.thread_symbols, run.first[0], run.last[0]):
+            return None  # no site that saw thread mode was armed all through it: its absence proves nothing
+        halts = (run.last[1] - run.first[1], run.last[2] - run.first[2]) if self.halts_known else (np.nan, np.nan)
+        fields = {
+            "entries": run.entries, "duration": duration, "rate": rate, "share": share, "peak": run.peak, "timed": run.timed,
+            "window_share": window_share, "period": seconds, "period_from": period.source if period is not None else None,
+            "over_period": over_period, "halts": halts[0], "halted": halts[1], "last_source": run.last_source,
+            "cause": None if run.cause is None else
+            f"its handler found {run.cause[0]} held by {run.cause[1]} in {run.cause_acts} of {run.entries} entries",
+        }  # fmt: skip
+        return run.hit.assign(**{name: [value] for name, value in fields.items()})
+
+    def _add_hits(self, hits: list[pd.DataFrame]) -> None:
+        if hits:
+            self.groups.add(None, pd.concat(hits))
+
+    # --- rows ---------------------------------------------------------------------------------
+
+    def _rows(self, ctx: Context, handler: np.ndarray, run_of: Callable[[np.ndarray], np.ndarray]) -> None:
+        """The batch's rows in the activations of runs that may become storms: each run's first
+        row with a call path (the row to report; else its first row) and its last source line."""
+        t = ctx.timeline
+        halting = handler[~t.irq[handler]]  # IRQ rows have neither a call path nor a source line
+        run = run_of(t.act[halting]) if len(halting) else np.zeros(0, dtype=np.int64)
+        kept = np.isin(run, list(self.runs))
+        halting, run = halting[kept], run[kept]
+        with_path = ctx.has_value("callpath", halting)
+        path_runs, at = np.unique(run[with_path], return_index=True)
+        wanted: dict[int, tuple[int, bool]] = {}  # run -> the row to report, and whether it has a call path
+        for key, position in zip(path_runs.tolist(), halting[with_path][at].tolist()):
+            if not self.runs[key].hit_has_path:
+                wanted[key] = (position, True)
+        for key, record in self.runs.items():
+            if record.hit is None and key not in wanted and record.first_position is not None:
+                wanted[key] = (record.first_position, False)
+        if wanted:
+            rows = ctx.rows_at(np.array([position for position, _ in wanted.values()], dtype=np.int64))
+            rows = rows.assign(**{EXC_NAME: ctx.names(rows)})
+            rows["context"], rows["handler"] = ctx.labels(rows), ctx.handlers(rows)
+            for number, (key, (_, has_path)) in enumerate(wanted.items()):
+                self.runs[key].hit, self.runs[key].hit_has_path = rows.iloc[[number]], has_path
+        for record in self.runs.values():
+            record.first_position = None
+        with_source = ctx.has_value("source", halting)
+        source_runs, at = np.unique(run[with_source][::-1], return_index=True)
+        if len(source_runs):
+            positions = halting[with_source][::-1][at]
+            sources = ctx.rows_at(positions, ["source"])["source"].tolist()
+            for key, source in zip(source_runs.tolist(), sources):
+                self.runs[key].last_source = source
+
+    def _causes(self, ctx: Context, run_of: Callable[[np.ndarray], np.ndarray]) -> None:
+        """The held locks the batch's activations met, counted into their runs."""
+        events = fresh(ctx, lock_events(ctx))
+        if events.empty:
+            return
+        blocked = events.loc[contended(events), ["ipsr", ACT, LOCK_NAME, "held_row"]]
+        if blocked.empty:
+            return
+        blocked = blocked.assign(run=run_of(blocked[ACT].to_numpy(dtype=np.int64)))
+        blocked = blocked[blocked["run"].isin(list(self.runs))]
+        holders = holder_labels(ctx, blocked).fillna("a context not in the trace")
+        for key, group in blocked.groupby("run", sort=False):
+            record = self.runs[int(key)]
+            if record.cause is None:
+                record.cause = (str(group[LOCK_NAME].iloc[0]), str(holders[group.index[0]]))
+            acts = pd.unique(group[ACT])
+            record.cause_acts += len(acts) - int(record.cause_last_act == acts[0])
+            record.cause_last_act = int(acts[-1])
 
 
-def _window_load(ipsr: np.ndarray, start: np.ndarray, busy: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray]:
-    """Per activation: entries of its exception, and their time in the handler, in the `window`
-    seconds from its start (a sliding window anchored at every entry).
-
-    All exceptions in one sorted search: each exception's times are offset past the previous
-    exception's, so a window never reaches into another exception's entries."""
-    in_order = np.all((ipsr[1:] > ipsr[:-1]) | ((ipsr[1:] == ipsr[:-1]) & (start[1:] >= start[:-1])))
-    order = np.arange(len(start)) if in_order else np.lexsort((start, ipsr))  # lexsort is stable: the same order
-    start = start[order]
-    sorted_ipsr = ipsr[order]
-    group = np.cumsum(np.r_[0, sorted_ipsr[1:] != sorted_ipsr[:-1]]) if len(order) else order  # 0, 1, … per exception
-    span = (np.nanmax(start) - np.nanmin(start) if len(start) else 0.0) + 2 * window + 1.0
-    keyed = start - np.nanmin(start, initial=0.0) + group * span
-    busy = np.r_[0.0, np.cumsum(np.nan_to_num(busy[order]))]
-    first = np.arange(len(order))
-    last = np.searchsorted(keyed, keyed + window, side="left")
-    entries, time_busy = np.empty(len(order), dtype=np.int64), np.empty(len(order))
-    entries[order] = last - first
-    time_busy[order] = busy[last] - busy[first]
-    return entries, time_busy
+def _halt_point(t: Timeline, position: int) -> HALT_POINT:
+    time, halts, halted = _halt_points(t, np.array([position]))
+    return float(time[0]), float(halts[0]), float(halted[0])
 
 
-def check(ctx: Context) -> list[Finding]:
-    if ctx.activations.empty:
-        return []
-    acts = candidate_runs(ctx)
-    cfg = ctx.config
-    runs = acts.groupby(["ipsr", "run"], sort=False).agg(
-        entries=("run", "size"), start=("start", "min"), end=("end", "max"), busy=("busy", "sum"),
-        timed=("timed", "all"), first_row=("first_row", "min"), last_row=("last_row", "max"), peak=("window_entries", "max"),
-        window_busy=("window_busy", "max"),
-    )  # fmt: skip
-    duration = (runs["end"] - runs["start"]).clip(lower=1e-9)
-    runs["rate"] = runs["entries"] / duration
-    runs["share"] = (runs["busy"] / duration).clip(upper=1.0)
-    runs["duration"] = runs["end"] - runs["start"]
-    runs["window_share"] = (runs["window_busy"] / cfg.storm_window).clip(upper=1.0)
-    loud = (runs["window_share"] >= cfg.storm_share) | ~runs["timed"]
-    if cfg.storm_rate is not None:
-        loud |= runs["peak"] / cfg.storm_window >= cfg.storm_rate
-    periods = tick_periods(ctx)
-    exceptions = runs.index.get_level_values("ipsr")
-    runs["period"] = [periods[e].seconds if e in periods else np.nan for e in exceptions]
-    runs["period_from"] = [periods[e].source if e in periods else None for e in exceptions]
-    runs["over_period"] = runs["rate"] * runs["period"]  # NaN: no period known
-    within_period = (runs["over_period"] <= cfg.storm_tick_margin) & runs["timed"]
-    storms = runs[(runs["entries"] >= cfg.storm_min_entries) & loud & ~within_period].reset_index()
-    if ctx.coverage is not None and ctx.coverage.partial and not storms.empty:
-        storms = storms[_thread_visible(ctx, storms)].reset_index(drop=True)
-    if storms.empty:
-        return []
-    causes = _lock_causes(ctx, acts, storms)
-    in_storm = acts["run"].isin(storms["run"]).to_numpy()  # a run's number is unique across exceptions
-    acts = acts[in_storm].join(_storm_rows(ctx, acts[in_storm]))
-    per_storm = acts.groupby(["ipsr", "run"]).agg(path_row=("path_row", "min"), last_source_row=("last_source_row", "last"))
-    per_storm = per_storm.reindex(list(zip(storms["ipsr"], storms["run"])))
-    # The storm's first row with a call path names the handler; else its first row.
-    rows = per_storm["path_row"].fillna(pd.Series(storms["first_row"].to_numpy(), index=per_storm.index))
-    rows = rows.astype(np.int64).to_numpy()
-    hits = ctx.rows_at(rows)
-    for column in ("entries", "duration", "rate", "share", "peak", "timed", "window_share", "period", "period_from", "over_period"):
-        hits[column] = storms[column].to_numpy()
-    hits["halts"], hits["halted"] = _halts_during(ctx, storms["first_row"].to_numpy(), storms["last_row"].to_numpy())
-    hits["cause"] = causes
-    hits["last_source"] = _sources(ctx, per_storm["last_source_row"])
-    return group_hits(RULE, ctx, hits, site=(EXC_NAME,), title=_title, message=_message, evidence=_evidence)
-
-
-def _halts_during(ctx: Context, first_row: np.ndarray, last_row: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per storm (its first and last rows): the halts the capture made in it, and the seconds it
-    held the core stopped; NaN on a trace that records no halts."""
-    t = ctx.timeline
+def _halt_points(t: Timeline, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """At each of `positions`: its time, the halts before it and the seconds halted before it (NaN
+    on a trace that records no halts)."""
+    none = np.full(len(positions), np.nan)
     if t.halted is None or t.halts is None:
-        return np.full(len(first_row), np.nan), np.full(len(first_row), np.nan)
-    return (t.halts[last_row] - t.halts[first_row]).astype(float), t.halted[last_row] - t.halted[first_row]
+        return t.time[positions], none, none
+    return t.time[positions], t.halts[positions].astype(float), t.halted[positions]
 
 
-def _thread_visible(ctx: Context, storms: pd.DataFrame) -> np.ndarray:
-    """Per storm of a capture that armed its sites in turns: whether a site that saw thread mode
-    somewhere in the trace was armed all through it. Without one, "thread mode did not run"
-    is only the absence of rows a disarmed site could not write."""
-    assert ctx.coverage is not None
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value, Event.ACCESS.value), columns=["symbol", "ipsr"])
-    thread = set(rows.loc[(rows["ipsr"] == 0).fillna(False).astype(bool), "symbol"].dropna().astype(str))
-    # Coverage intervals are in the trace's own time; a storm's start and end leave halts out.
-    starts, ends = ctx.timeline.time[storms["first_row"].to_numpy()], ctx.timeline.time[storms["last_row"].to_numpy()]
-    return np.array([ctx.coverage.armed_throughout(thread, start, end) for start, end in zip(starts, ends)], dtype=bool)
+WORST = ("entries", "duration", "rate", "share", "timed", "halts", "halted", "period", "period_from", "over_period", "cause", "last_source")
 
 
-def _lock_causes(ctx: Context, acts: pd.DataFrame, storms: pd.DataFrame) -> list[str | None]:
-    """Per storm: 'found <lock> held by <context>' when its activations met a held lock."""
-    events = lock_events(ctx)
-    if events.empty:
-        return [None] * len(storms)
-    blocked = events.loc[contended(events), ["ipsr", ACT, LOCK_NAME, "held_row"]]
-    blocked = blocked[blocked[ACT].isin(acts.index)].copy()
-    blocked["run"] = blocked[ACT].map(acts["run"])
-    first = blocked.groupby(["ipsr", "run"]).head(1).set_index(["ipsr", "run"])
-    first = first.assign(holder=holder_labels(ctx, first.reset_index()).fillna("a context not in the trace").to_numpy())
-    met = blocked.groupby(["ipsr", "run"])[ACT].nunique()
-    keys = pd.MultiIndex.from_arrays([storms["ipsr"], storms["run"]])
-    lock, holder, count = first[LOCK_NAME].reindex(keys), first["holder"].reindex(keys), met.reindex(keys)
-    return [
-        None if pd.isna(n) else f"its handler found {name} held by {who} in {int(n)} of {entries} entries"
-        for name, who, n, entries in zip(lock, holder, count, storms["entries"])
-    ]
+def _collect(values: dict, hits: pd.DataFrame) -> None:
+    """The longest storm (the first of the longest, by seq), and the sums and maxima the evidence gives."""
+    entries = hits["entries"].astype(np.int64)
+    longest = int(entries.to_numpy().argmax())
+    candidate = hits.iloc[longest]
+    worst = values.get("worst")
+    if worst is None or (entries.iloc[longest], -int(candidate["seq"])) > (worst["entries"], -worst["seq"]):
+        values["worst"] = {"seq": int(candidate["seq"]), **{name: candidate[name] for name in WORST}}
+    values["entries"] = values.get("entries", 0) + int(entries.sum())
+    values["peak"] = max(values.get("peak", 0), int(hits["peak"].max()))
+    shares = hits["window_share"].astype(float).dropna()
+    if len(shares):
+        values["window_share"] = max(values.get("window_share", -np.inf), float(shares.max()))
+    halts, halted = hits["halts"].astype(float), hits["halted"].astype(float)
+    values["halts_known"] = values.get("halts_known", True) and bool(halts.notna().all())
+    if values["halts_known"]:  # summed exactly: the same whichever batch a storm is judged in
+        values["halts"] = values.get("halts", 0) + int(halts.sum())
+        values["halted"] = values.get("halted", Fraction(0)) + sum((Fraction(h) for h in halted), Fraction(0))
 
 
-def _title(first: pd.Series, group: pd.DataFrame) -> str:
-    return f"{where(first)} re-entered {int(group['entries'].max())} times back to back"
+def _title(first: pd.Series, group: Group) -> str:
+    return f"{where(first)} re-entered {int(group.values['worst']['entries'])} times back to back"
 
 
-def _message(first: pd.Series, group: pd.DataFrame) -> str:
-    worst = group.loc[group["entries"].idxmax()]
+def _message(first: pd.Series, group: Group) -> str:
+    worst = group.values["worst"]
     halted = (
         "" if pd.isna(worst["halts"]) else ", no halts in it" if worst["halts"] == 0
         else f", halted time left out: {int(worst['halts'])} halts held the core {worst['halted'] * 1e3:.3f} ms"
@@ -277,22 +513,22 @@ def _message(first: pd.Series, group: pd.DataFrame) -> str:
         f"the handler kept returning with its interrupt still pending (last traced line {worst['last_source']})"
         if isinstance(worst["last_source"], str) else "the handler kept returning with its interrupt still pending"
     )  # fmt: skip
-    return f"{len(group)} storm(s); the longest: {int(worst['entries'])} entries{timing}, thread mode did not run.{tick} Likely cause: {cause}."
+    return f"{group.count} storm(s); the longest: {int(worst['entries'])} entries{timing}, thread mode did not run.{tick} Likely cause: {cause}."
 
 
-def _evidence(first: pd.Series, group: pd.DataFrame) -> dict:
-    worst = group.loc[group["entries"].idxmax()]
+def _evidence(first: pd.Series, group: Group) -> dict:
+    worst, values = group.values["worst"], group.values
     return {
-        "storms": len(group),
-        "entries": int(group["entries"].sum()),
+        "storms": group.count,
+        "entries": values["entries"],
         "longest_run": int(worst["entries"]),
         "duration_s": float(worst["duration"]) if worst["timed"] else None,
         "rate_per_s": float(worst["rate"]) if worst["timed"] else None,
         "share_of_time": float(worst["share"]) if worst["timed"] else None,
-        "peak_entries_in_window": int(group["peak"].max()),
-        "peak_share_of_window": float(group["window_share"].max()) if worst["timed"] else None,
-        "halts": int(group["halts"].sum()) if group["halts"].notna().all() else None,
-        "halted_s": float(group["halted"].sum()) if group["halts"].notna().all() else None,
+        "peak_entries_in_window": values["peak"],
+        "peak_share_of_window": values.get("window_share") if worst["timed"] else None,
+        "halts": values["halts"] if values["halts_known"] else None,
+        "halted_s": float(values["halted"]) if values["halts_known"] else None,
         "tick_period_s": float(worst["period"]) if pd.notna(worst["period"]) else None,
         "tick_period_from": worst["period_from"] if isinstance(worst["period_from"], str) else None,
         "rate_over_tick_rate": float(worst["over_period"]) if pd.notna(worst["over_period"]) and worst["timed"] else None,
