@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import time
 from pathlib import Path
 
@@ -86,30 +85,13 @@ def section(results: dict) -> list[str]:
     return lines
 
 
-def replace_section(results_md: Path, lines: list[str]) -> None:
-    """`results_md` with this benchmark's section replaced (or added at the end)."""
-    text = results_md.read_text(encoding="utf-8") if results_md.exists() else ""
-    new = "\n".join(lines).rstrip("\n") + "\n"
-    match = re.search(rf"^{re.escape(SECTION)}.*?(?=^## |\Z)", text, flags=re.M | re.S)
-    if match:
-        after = text[match.end() :]
-        text = text[: match.start()] + new + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + new
-    results_md.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000_000, 100_000_000])
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--update", type=Path, metavar="RESULTS_MD", help="replace this benchmark's section there")
     args = parser.parse_args()
     results = run(args.sizes, args.repeats)
     print(json.dumps(results, indent=2))
-    if args.update:
-        replace_section(args.update, section(results))
-        print(f"written: {args.update}")
 
 
 if __name__ == "__main__":

@@ -68,15 +68,16 @@ def test_synthetic_trace_needs_a_whole_round(tmp_path):
         gen_trace.generate(100, tmp_path)
 
 
-def test_the_large_trace_section_replaces_its_own_and_nothing_else(tmp_path):
-    import large_trace
+def test_a_rerun_section_replaces_its_own_and_nothing_else(tmp_path):
+    import run
 
     results_md = tmp_path / "RESULTS.md"
     results_md.write_text("# Benchmark results\n\n## 4. Recording\n\nkept\n")
-    large_trace.replace_section(results_md, [f"{large_trace.SECTION}: run 1", "", "| old table |", ""])
+    run.replace_section(results_md, ["## 5. Large: run 1", "", "| old table |", ""])
     results_md.write_text(results_md.read_text() + "## 6. Later\n\nalso kept\n")
-    large_trace.replace_section(results_md, [f"{large_trace.SECTION}: run 2", "", "| new table |", ""])
+    run.replace_section(results_md, ["## 5. Large: run 2", "", "| new table |", ""])
+    run.replace_section(results_md, ["## 4. Recording", "", "replaced", ""])
     assert results_md.read_text() == (
-        f"# Benchmark results\n\n## 4. Recording\n\nkept\n\n{large_trace.SECTION}: run 2\n\n| new table |\n\n"
+        "# Benchmark results\n\n## 4. Recording\n\nreplaced\n\n## 5. Large: run 2\n\n| new table |\n\n"
         "## 6. Later\n\nalso kept\n"
     )
