@@ -490,7 +490,7 @@ def _context_names(ctx: Context, rows: pd.DataFrame) -> pd.Series:
 
 def _heap(ctx: Context) -> pd.DataFrame:
     rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.HEAP.value)
-    calls = ctx.outermost_calls(rows)
+    calls = ctx.outermost_calls(rows, [Kind.HEAP.value])
     return pd.DataFrame(
         {
             "time": calls["time"].to_numpy(dtype=float),

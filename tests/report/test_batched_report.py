@@ -125,3 +125,19 @@ def test_a_trace_without_rows_reports_in_batches(tmp_path):
     whole = write_report(_analysis(empty), empty, tmp_path / "whole").read_text()
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "out" / "report.md").read_text() == whole
+
+
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.stem)
+def test_the_figures_of_a_trace_drawn_whole_show_the_whole_traces_rows(capture):
+    """With the trace small enough to draw whole, the rows each figure draws (heap calls, masks,
+    locks, activations) are those of the whole trace's model, though the trace came in batches."""
+    trace = load_trace(capture)
+    table = trace.table
+    analysis = _analysis(capture)
+    whole = build_model(analysis.context)
+    batches = [table.slice(start, 5) for start in range(0, table.num_rows, 5)]
+    view = view_in_batches(iter(batches), trace.metadata, AnalysisConfig(), facts_of(batches), analysis.findings,
+                           (None, None), batch_rows=5)  # fmt: skip
+    for name in ("heap", "masks", "locks", "lock_events", "activations", "segments", "lanes"):
+        mine, theirs = getattr(view.model, name), getattr(whole, name)
+        pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), check_dtype=False, obj=name)
