@@ -13,7 +13,7 @@ from support import capture_reproducing, irqmon, sample_elf
 
 from irqmon.analysis import AnalysisConfig, analyze
 from irqmon.analysis.context import Context
-from irqmon.analysis.rules.interrupt_storm import tick_periods
+from irqmon.analysis.rules.interrupt_storm import configured_tick_period
 from irqmon.cortexm.exceptions import SYSTICK
 from irqmon.tracefile import load_trace
 
@@ -58,7 +58,7 @@ def test_a_halted_1khz_systick_is_not_a_storm(halted_tick_trace):
     halts_in_tick = frame[(frame["ipsr"] == SYSTICK) & ~frame["event"].isin(["irq_enter", "irq_exit"])]
     assert len(halts_in_tick) >= 100
     assert analyze(trace, rules=["interrupt-storm"]) == []
-    period = tick_periods(Context(frame, trace.metadata, AnalysisConfig()))[SYSTICK]
+    period = configured_tick_period(Context(frame, trace.metadata, AnalysisConfig()))
     assert period.seconds == pytest.approx(1e-3) and period.source == "LOAD 167999 at the 168 MHz core clock"
 
 

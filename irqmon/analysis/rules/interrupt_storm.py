@@ -54,23 +54,7 @@ class TickPeriod:
     source: str
 
 
-def tick_periods(ctx: Context) -> dict[int, TickPeriod]:
-    """The exceptions that are periodic ticks, by number, with their periods: SysTick's from its
-    reload value at the core clock where the trace has both, else the median time the core ran
-    between its entries."""
-    acts = ctx.activations
-    starts = ctx.timeline.run_time[acts.loc[acts["ipsr"] == SYSTICK, "first_row"].to_numpy()]
-    if len(starts) == 0:
-        return {}
-    configured = _configured_systick(ctx)
-    if configured is not None:
-        return {SYSTICK: configured}
-    gaps = np.diff(starts)
-    gaps = gaps[gaps > 0]
-    return {SYSTICK: TickPeriod(float(np.median(gaps)), "the median time between its entries")} if len(gaps) else {}
-
-
-def _configured_systick(ctx: Context) -> TickPeriod | None:
+def configured_tick_period(ctx: Context) -> TickPeriod | None:
     """SysTick's period from its registers (config rows) and the core clock (metadata), where
     it counts the core clock and is enabled."""
     clock_text = ctx.metadata.get(META_CORE_CLOCK, "")
@@ -222,7 +206,7 @@ class Storms:
         self.config, self.coverage = ctx.config, ctx.coverage
         self.halts_known = ctx.timeline.halts is not None and ctx.timeline.halted is not None
         facts = ctx.before.facts if ctx.before else None
-        self.configured = _configured_systick(ctx)
+        self.configured = configured_tick_period(ctx)
         if facts is not None:
             self.thread_symbols = set(facts.thread_symbols)
         elif self.coverage is not None and self.coverage.partial:  # only a rotated capture's storms need them
