@@ -15,7 +15,7 @@ from irqmon.analysis.facts import facts_of
 from irqmon.elf_sources import recorded_elf, with_elf_sources
 from irqmon.report import write_report, write_report_in_batches
 from irqmon.report.model import build_model, load_window
-from irqmon.report.streamed import view_in_batches
+from irqmon.report.streamed import DRAWN_ROWS, view_in_batches
 from irqmon.tracefile import load_trace
 
 TRACES = Path(__file__).parents[1] / "analysis" / "traces"
@@ -36,6 +36,17 @@ def _reports(path: Path, out: Path, rows: int, window=(None, None), drawn_rows: 
     return whole, batched.read_text()
 
 
+def _models(path: Path, drawn_rows: int = DRAWN_ROWS):
+    """(in batches of 5 rows, whole): the report's view of the trace at `path` and the whole trace's model."""
+    trace = load_trace(path)
+    table = trace.table
+    analysis = _analysis(path)
+    batches = [table.slice(start, 5) for start in range(0, table.num_rows, 5)]
+    view = view_in_batches(iter(batches), trace.metadata, AnalysisConfig(), facts_of(batches), analysis.findings,
+                           (None, None), batch_rows=5, drawn_rows=drawn_rows)  # fmt: skip
+    return view, build_model(analysis.context)
+
+
 @pytest.mark.parametrize("rows", [1, 7])
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.stem)
 def test_batches_give_the_whole_traces_report(capture, rows, tmp_path):
@@ -45,13 +56,7 @@ def test_batches_give_the_whole_traces_report(capture, rows, tmp_path):
 
 @pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.stem)
 def test_the_tables_summed_over_batches_are_the_whole_traces(capture):
-    trace = load_trace(capture)
-    table = trace.table
-    analysis = _analysis(capture)
-    whole = build_model(analysis.context)
-    batches = [table.slice(start, 5) for start in range(0, table.num_rows, 5)]
-    view = view_in_batches(iter(batches), trace.metadata, AnalysisConfig(), facts_of(batches), analysis.findings,
-                           (None, None), batch_rows=5, drawn_rows=20)  # fmt: skip
+    view, whole = _models(capture, drawn_rows=20)
     assert view.model.whole is not None
     for mine, theirs in ((view.model.summary(), whole.summary()), (view.model.isr_stats(), whole.isr_stats())):
         pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), check_dtype=False, rtol=1e-12)
@@ -131,13 +136,7 @@ def test_a_trace_without_rows_reports_in_batches(tmp_path):
 def test_the_figures_of_a_trace_drawn_whole_show_the_whole_traces_rows(capture):
     """With the trace small enough to draw whole, the rows each figure draws (heap calls, masks,
     locks, activations) are those of the whole trace's model, though the trace came in batches."""
-    trace = load_trace(capture)
-    table = trace.table
-    analysis = _analysis(capture)
-    whole = build_model(analysis.context)
-    batches = [table.slice(start, 5) for start in range(0, table.num_rows, 5)]
-    view = view_in_batches(iter(batches), trace.metadata, AnalysisConfig(), facts_of(batches), analysis.findings,
-                           (None, None), batch_rows=5)  # fmt: skip
+    view, whole = _models(capture)
     for name in ("heap", "masks", "locks", "lock_events", "activations", "segments", "lanes"):
         mine, theirs = getattr(view.model, name), getattr(whole, name)
         pd.testing.assert_frame_equal(mine.reset_index(drop=True), theirs.reset_index(drop=True), check_dtype=False, obj=name)
