@@ -30,16 +30,20 @@ TINY = {"hits": 20, "activations": 2000, "sizes": [5000, 20_000], "repeats": 1, 
 GOALS = {"capture": 3.0, "events_per_s": 100_000, "csv_ratio": 2.0, "rss_gib": 2.0, "plugin": 100.0, "fidelity": 0.05}
 
 
+def head_commit() -> str:
+    """The commit the benchmarks ran at (short hash)."""
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT).stdout.strip()
+
+
 def report(command: str, size: dict, results: dict, started: datetime, load: str) -> str:
     """RESULTS.md: the command, the machine, the date, and the three benchmarks' tables."""
     cap, tl, an = results["capture"], results["timeline"], results["analyzer"]
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT).stdout
     lines = [
         "# Benchmark results",
         "",
         f"- Command: `{command}`",
         f"- Machine: {machine()}",
-        f"- Date: {started.isoformat(timespec='seconds')} (load average at the start: {load}); commit {commit.strip()}",
+        f"- Date: {started.isoformat(timespec='seconds')} (load average at the start: {load}); commit {head_commit()}",
         "- Ratios are measured side by side in this run: medians over the repeats, the compared commands",
         "  alternating within each repeat.",
         "",
@@ -233,7 +237,6 @@ def main() -> None:
 def rerun(names: list[str], size: dict, results_md: Path, started: datetime, load: str) -> None:
     """Run the benchmarks `names` alone and replace their sections in `results_md`, which says
     when they were rerun."""
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False, cwd=ROOT).stdout
     numbers = []
     for name in names:
         if name == "analyzer":
@@ -242,11 +245,12 @@ def rerun(names: list[str], size: dict, results_md: Path, started: datetime, loa
             lines = large_trace.section(large_trace.run(size["large_sizes"], 1))
         replace_section(results_md, lines)
         numbers.append(lines[0].split(" ", 2)[1].rstrip("."))
-    note = (f"- Sections {', '.join(numbers)} rerun alone (`benchmarks/run.py --only {' '.join(names)}`): "
-            f"{started.isoformat(timespec='seconds')} (load average at the start: {load}); commit {commit.strip()}")  # fmt: skip
-    text = results_md.read_text(encoding="utf-8")
-    marker = "\n\n## 1."
-    results_md.write_text(text.replace(marker, "\n" + note + marker, 1), encoding="utf-8")
+    command = f"rerun alone (`benchmarks/run.py --only {' '.join(names)}`)"
+    note = (f"- Sections {', '.join(numbers)} {command}: "
+            f"{started.isoformat(timespec='seconds')} (load average at the start: {load}); commit {head_commit()}")  # fmt: skip
+    head, marker, rest = results_md.read_text(encoding="utf-8").partition("\n\n## 1.")
+    head = "\n".join(line for line in head.split("\n") if command not in line)  # the same rerun's earlier line
+    results_md.write_text(head + "\n" + note + marker + rest, encoding="utf-8")
     print(f"written: {results_md}")
 
 
