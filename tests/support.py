@@ -63,6 +63,15 @@ def start_irqmon(*args: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
+def bytes_written(path: Path) -> int:
+    """The size of `path`, 0 while it does not exist. irqmon's check that `-o` can be written
+    creates and removes the file before the capture starts, so it can vanish between two looks."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0
+
+
 def stderr_once_ended(process: subprocess.Popen, timeout: float = 60) -> str:
     """The stderr of a background irqmon once it has ended. One still running after `timeout`
     is aborted and the failure shows where it was stuck (Python's fault handler)."""

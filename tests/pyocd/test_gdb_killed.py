@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 from gdbserver_support import pyocd_gdbserver
-from support import expected, sample_elf, start_irqmon, stderr_once_ended
+from support import bytes_written, expected, sample_elf, start_irqmon, stderr_once_ended
 
 from irqmon.cortexm.registers import DWT_COMP0, DWT_COMPARATOR_STRIDE, DWT_FUNCTION_OFFSET, FP_COMP0
 from irqmon.rsp import RspClient
@@ -58,7 +58,7 @@ def test_gdb_killed_leaves_no_point_armed_and_the_target_running(built_samples, 
         process = start_irqmon("attach", "--target", "stm32f405", "--backend", "gdb", "--gdb-remote", server.address,
                                "--elf", str(sample_elf(SAMPLE)), "--probes", "critical_sections", "-q", "-o", str(output))  # fmt: skip
         deadline = time.monotonic() + 60
-        while not (output.exists() and output.stat().st_size > 3000):
+        while bytes_written(output) <= 3000:
             assert process.poll() is None and time.monotonic() < deadline, process.communicate()[1]
             time.sleep(0.05)
         os.kill(child_named(process.pid, "gdb-multiarch"), signal.SIGKILL)

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-from support import irqmon, sample_elf, start_irqmon, stderr_once_ended
+from support import bytes_written, irqmon, sample_elf, start_irqmon, stderr_once_ended
 
 from irqmon.tracefile import load_trace
 
@@ -58,7 +58,7 @@ def start_capture(tmp_path: Path, backend: str) -> tuple[subprocess.Popen, dict[
     process = start_irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf(SAMPLE)), "--backend", backend,
                            "--probes", "critical_sections", "-q", "-o", str(output))  # fmt: skip
     deadline = time.monotonic() + 60
-    while not (output.exists() and output.stat().st_size > 2000):
+    while bytes_written(output) <= 2000:
         assert process.poll() is None, process.communicate()[1]
         assert time.monotonic() < deadline, "no rows in 60 s"
         time.sleep(0.05)
