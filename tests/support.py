@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import time
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -64,12 +65,39 @@ def start_irqmon(*args: str) -> subprocess.Popen:
 
 
 def bytes_written(path: Path) -> int:
-    """The size of `path`, 0 while it does not exist. irqmon's check that `-o` can be written
-    creates and removes the file before the capture starts, so it can vanish between two looks."""
+    """The size of a capture's output `path`, 0 while it does not exist. irqmon's check that `-o`
+    can be written creates and removes the file before the capture starts, so it can vanish
+    between two looks."""
     try:
         return path.stat().st_size
     except FileNotFoundError:
         return 0
+
+
+def rows_written(path: Path) -> int:
+    """The rows (lines that are not `#` metadata) in a capture's output `path` so far, 0 while it
+    does not exist (see `bytes_written`)."""
+    try:
+        with path.open() as lines:
+            return sum(1 for line in lines if not line.startswith("#"))
+    except FileNotFoundError:
+        return 0
+
+
+def wait_for_rows(output: Path, rows: int, timeout: float = 60) -> None:
+    """Wait until a capture has written more than `rows` rows to `output`."""
+    deadline = time.monotonic() + timeout
+    while rows_written(output) <= rows:
+        assert time.monotonic() < deadline, f"no {rows} rows in {output}"
+        time.sleep(0.1)
+
+
+def text_written(path: Path) -> str:
+    """The text of a capture's output `path` so far, empty while it does not exist (see `bytes_written`)."""
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
 
 
 def stderr_once_ended(process: subprocess.Popen, timeout: float = 60) -> str:

@@ -17,7 +17,7 @@ from irqmon.backends.qemu import QemuTarget, free_port
 from irqmon.cortexm.elf import ElfImage
 from irqmon.schema import FIRST_IRQ
 from irqmon.tracefile import load_trace
-from support import ROOT, expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended
+from support import ROOT, expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended, wait_for_rows
 
 OTG_FS, I2C1_EV, EXTI0, EXTI1 = FIRST_IRQ + 67, FIRST_IRQ + 31, FIRST_IRQ + 6, FIRST_IRQ + 7
 LONG_SAMPLE = "printf_tasks_critical"  # runs for seconds under capture
@@ -130,20 +130,11 @@ def _attach_to(qemu: QemuTarget, output: Path) -> subprocess.Popen:
     )  # fmt: skip
 
 
-def _wait_for_rows(output: Path, rows: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if output.exists() and sum(1 for line in output.open() if not line.startswith("#")) > rows:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"no {rows} rows in {output}")
-
-
 def test_ctrl_c_keeps_the_trace_and_leaves_the_target_running(built_samples, tmp_path):
     output = tmp_path / "c.csv"
     with QemuTarget(sample_elf(LONG_SAMPLE), workdir=tmp_path / "q") as qemu:
         process = _attach_to(qemu, output)
-        _wait_for_rows(output, 20)
+        wait_for_rows(output, 20)
         process.send_signal(signal.SIGINT)
         stderr = stderr_once_ended(process)
         assert process.returncode == 0, stderr
@@ -162,7 +153,7 @@ def test_qemu_dying_mid_capture_keeps_every_event(built_samples, tmp_path):
     output = tmp_path / "dead.csv"
     with QemuTarget(sample_elf(LONG_SAMPLE), workdir=tmp_path / "q") as qemu:
         process = _attach_to(qemu, output)
-        _wait_for_rows(output, 20)
+        wait_for_rows(output, 20)
         qemu.process.kill()
         stderr = stderr_once_ended(process)
     assert process.returncode == 1
@@ -175,7 +166,7 @@ def test_gdb_dying_mid_capture_keeps_every_event(built_samples, tmp_path):
     output = tmp_path / "nogdb.csv"
     with QemuTarget(sample_elf(LONG_SAMPLE), workdir=tmp_path / "q") as qemu:
         process = _attach_to(qemu, output)
-        _wait_for_rows(output, 20)
+        wait_for_rows(output, 20)
         gdb = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "gdb-multiarch"], capture_output=True, text=True)
         subprocess.run(["kill", "-9", *gdb.stdout.split()], check=True)
         stderr = stderr_once_ended(process)

@@ -16,7 +16,7 @@ from irqmon.cortexm.elf import ElfImage
 from irqmon.probes import plan_capture
 from irqmon.targets import load_target
 from irqmon.tracefile import load_trace
-from support import expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended
+from support import expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended, text_written
 
 F405 = load_target("stm32f405")
 TEST_ROTATION = "20ms"  # the samples run for about 0.25 s under capture: 5 sets, alternating with the first, each get a turn
@@ -205,7 +205,7 @@ def test_ctrl_c_during_rotation_leaves_none_armed(built_samples, tmp_path):
     process = start_irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf("printf_tasks_critical")), "--backend", "gdb",
                            "--rotate", TEST_ROTATION, "-v", "-q", "-o", str(trace))  # fmt: skip
     deadline = time.monotonic() + 60
-    while not (trace.exists() and trace.read_text().count(",coverage,") > 40):  # several turns
+    while text_written(trace).count(",coverage,") <= 40:  # several turns
         assert time.monotonic() < deadline and process.poll() is None, "the capture did not rotate"
         time.sleep(0.05)
     process.send_signal(signal.SIGINT)

@@ -18,7 +18,8 @@ import pytest
 from irqmon.analysis import analyze
 from irqmon.tracefile import load_trace
 from support import (
-    ICOUNT, capture_sample, comparable_rows, expected, run_under_gdb, sample_elf, sample_names, start_irqmon, stderr_once_ended,
+    ICOUNT, bytes_written, capture_sample, comparable_rows, expected, run_under_gdb, sample_elf, sample_names, start_irqmon,
+    stderr_once_ended,
 )
 
 # Samples whose execution under -icount does not depend on the halts. Where a timer races the
@@ -171,7 +172,7 @@ def recording_a_while(trace: Path) -> subprocess.Popen:
         "--backend", "qemu-plugin", "--duration", "60", "-q", "-o", str(trace),
     )  # fmt: skip
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and (not trace.exists() or trace.stat().st_size < 200_000):
+    while time.monotonic() < deadline and bytes_written(trace) < 200_000:
         time.sleep(0.2)
     return process
 

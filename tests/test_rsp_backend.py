@@ -25,6 +25,7 @@ from support import (
     sample_names,
     start_irqmon,
     stderr_once_ended,
+    wait_for_rows,
 )
 
 from irqmon.backends.qemu import QemuTarget
@@ -82,13 +83,6 @@ def attach_rsp(qemu: QemuTarget, output: Path) -> subprocess.Popen:
         "attach", "--target", "stm32f405", "--gdb-remote", qemu.gdb_address, "--elf", str(sample_elf(LONG_SAMPLE)),
         "--backend", "rsp", "--probes", "critical_sections", "-q", "-o", str(output),
     )  # fmt: skip
-
-
-def wait_for_rows(output: Path, rows: int, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not (output.exists() and sum(1 for line in output.open() if not line.startswith("#")) > rows):
-        assert time.monotonic() < deadline, f"no {rows} rows in {output}"
-        time.sleep(0.1)
 
 
 @pytest.mark.parametrize("signum, ended_by", [(signal.SIGINT, "Ctrl-C"), (signal.SIGTERM, "SIGTERM")])
