@@ -98,12 +98,18 @@ class _Run:
     window_busy: float = -np.inf  # the most handler time in such a window
     unwindowed: int = 0  # its activations over whose window may still gain entries
     closed: bool = False  # a later activation of its exception started another run
-    hit: pd.DataFrame | None = None  # the row that names the storm (its first with a call path, else its first)
+    # The row that names the storm (its first with a call path, else its first): row `hit_at` of
+    # `hit_rows`, the frame of the rows to report taken out of the batch that had it.
+    hit_rows: pd.DataFrame | None = None
+    hit_at: int = 0
     hit_has_path: bool = False
     last_source: str | None = None
     cause: tuple[str, str] | None = None  # the first held lock its activations met, and its holder
     cause_acts: int = 0  # its activations that met a held lock
     cause_last_act: int | None = None
+
+
+_Hit = tuple[_Run, dict[str, object]]  # a storm: its run, and the columns its hit adds to its row
 
 
 @dataclass
@@ -176,7 +182,7 @@ class Storms:
         run_of = lambda act: run_ids[np.searchsorted(act_ids, act)]  # noqa: E731 (every act asked for is among them)
         self._rows(ctx, handler, run_of)
         self._causes(ctx, run_of)
-        hits = []
+        hits: list[_Hit] = []
         for number in list(self.exceptions):
             hits += self._windows(number, final=False)
         self._add_hits(hits)
@@ -185,7 +191,7 @@ class Storms:
         return lock_rows_to_carry(ctx)
 
     def findings(self) -> list[Finding]:
-        hits = []
+        hits: list[_Hit] = []
         for number, state in self.exceptions.items():
             if state.act is not None:
                 self._over(
@@ -195,7 +201,7 @@ class Storms:
                 state.act = None
             hits += self._windows(number, final=True)
         period = self._tick_period()
-        hits += [hit for run in self.waiting_for_period if (hit := self._judge(run, period)) is not None]
+        hits += [(run, fields) for run in self.waiting_for_period if (fields := self._judge(run, period)) is not None]
         self.waiting_for_period = []
         self._add_hits(hits)
         return self.groups.findings()
@@ -252,12 +258,12 @@ class Storms:
         self.next_run += int(new_runs[-1])
         # Runs that may still become storms get a record: the latest one, and those long enough.
         counts = np.bincount(new_runs)
-        for k in np.flatnonzero(~back_to_back):
-            if new_runs[k] == new_runs[-1] or counts[new_runs[k]] >= cfg.storm_min_entries:
-                self.runs[int(run[k])] = _Run(number, _halt_point(t, first[k]), int(first[k]))
-        for closed in np.unique(run[new_runs < new_runs[-1]]).tolist() + ([state.run] if new_runs[-1] > 0 else []):
-            if closed in self.runs:  # a later activation started another run
-                self.runs[closed].closed = True
+        recorded = ~back_to_back & ((new_runs == new_runs[-1]) | (counts[new_runs] >= cfg.storm_min_entries))
+        for k in np.flatnonzero(recorded).tolist():
+            self.runs[int(run[k])] = _Run(number, _halt_point(t, first[k]), int(first[k]))
+        closed = np.r_[run[new_runs < new_runs[-1]], [state.run] if new_runs[-1] > 0 else []].astype(np.int64)
+        for key in np.unique(closed[np.isin(closed, self._run_keys())]).tolist():
+            self.runs[key].closed = True  # a later activation started another run
         # What was its latest activation is over, and so are all but the batch's last.
         had = state.act is not None
         points = _halt_points(t, last[:-1])
@@ -289,11 +295,15 @@ class Storms:
         state.window_cum = np.r_[state.window_cum, cum[:-1]]
         state.window_run = np.r_[state.window_run, run]
         state.total_busy = float(cum[-1])
+        tracked = np.isin(run, self._run_keys())  # a run's activations are contiguous
+        if not tracked.all():
+            start, end, busy, timed, run = start[tracked], end[tracked], busy[tracked], timed[tracked], run[tracked]
+            last = (last[0][tracked], last[1][tracked], last[2][tracked])
+        if len(run) == 0:
+            return
         bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            record = self.runs.get(int(run[lo]))
-            if record is None:
-                continue
+        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+            record = self.runs[int(run[lo])]
             record.entries += hi - lo
             record.start = float(np.fmin(record.start, np.nanmin(start[lo:hi]) if not np.isnan(start[lo:hi]).all() else np.nan))
             record.end = float(np.fmax(record.end, np.nanmax(end[lo:hi]) if not np.isnan(end[lo:hi]).all() else np.nan))
@@ -310,7 +320,7 @@ class Storms:
             self.tick_gaps.append(gaps[gaps > 0])
         self.last_tick_start = float(start[-1])
 
-    def _windows(self, number: int, final: bool) -> list[pd.DataFrame]:
+    def _windows(self, number: int, final: bool) -> list[_Hit]:
         """Complete the windows of exception `number`'s activations that no later activation can
         reach into any more (every one, `final`ly); judge the runs that are over and complete.
         The storms' hits."""
@@ -328,13 +338,17 @@ class Storms:
             entries = last[:done] - np.arange(done)
             busy = cum[last[:done]] - cum[:done]
             run = state.window_run[:done]
-            bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                record = self.runs.get(int(run[lo]))
-                if record is not None:
-                    record.peak = max(record.peak, int(entries[lo:hi].max()))
-                    record.window_busy = max(record.window_busy, float(busy[lo:hi].max()))
-                    record.unwindowed -= hi - lo
+            tracked = np.isin(run, self._run_keys())  # a run's activations are contiguous
+            entries, busy, run = entries[tracked], busy[tracked], run[tracked]
+            if len(run):
+                starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+                sizes = np.diff(np.r_[starts, len(run)])
+                peaks, busiest = np.maximum.reduceat(entries, starts), np.maximum.reduceat(busy, starts)
+                for key, peak, most, size in zip(run[starts].tolist(), peaks.tolist(), busiest.tolist(), sizes.tolist()):
+                    record = self.runs[key]
+                    record.peak = max(record.peak, int(peak))
+                    record.window_busy = max(record.window_busy, float(most))
+                    record.unwindowed -= size
             state.window_start, state.window_cum, state.window_run = start[done:], state.window_cum[done:], state.window_run[done:]
         hits = []
         for key in [key for key, record in self.runs.items() if record.exception == number and (record.closed or final)]:
@@ -345,14 +359,14 @@ class Storms:
                 del self.runs[key]
                 if record.exception == SYSTICK and self.configured is None:
                     self.waiting_for_period.append(record)  # its median period needs every tick
-                elif (hit := self._judge(record, self.configured if record.exception == SYSTICK else None)) is not None:
-                    hits.append(hit)
+                elif (fields := self._judge(record, self.configured if record.exception == SYSTICK else None)) is not None:
+                    hits.append((record, fields))
         return hits
 
-    def _judge(self, run: _Run, period: TickPeriod | None) -> pd.DataFrame | None:
-        """A run that is over: its hit, if it is a storm."""
+    def _judge(self, run: _Run, period: TickPeriod | None) -> dict[str, object] | None:
+        """A run that is over: if it is a storm, the columns its hit adds to its row."""
         cfg = self.config
-        assert cfg is not None and run.hit is not None
+        assert cfg is not None and run.hit_rows is not None
         duration = run.end - run.start
         clipped = np.maximum(duration, 1e-9)
         rate = run.entries / clipped
@@ -375,11 +389,22 @@ class Storms:
             "cause": None if run.cause is None else
             f"its handler found {run.cause[0]} held by {run.cause[1]} in {run.cause_acts} of {run.entries} entries",
         }  # fmt: skip
-        return run.hit.assign(**{name: [value] for name, value in fields.items()})
+        return fields
 
-    def _add_hits(self, hits: list[pd.DataFrame]) -> None:
-        if hits:
-            self.groups.add(None, pd.concat(hits))
+    def _add_hits(self, hits: list[_Hit]) -> None:
+        """The storms' rows, taken out of each frame they are kept in at once, with their columns."""
+        if not hits:
+            return
+        by_frame: dict[int, list[_Hit]] = {}
+        for hit in hits:
+            by_frame.setdefault(id(hit[0].hit_rows), []).append(hit)
+        pieces = [same[0][0].hit_rows.iloc[[run.hit_at for run, _ in same]] for same in by_frame.values()]  # type: ignore[union-attr]
+        ordered = [fields for same in by_frame.values() for _, fields in same]
+        self.groups.add(None, pd.concat(pieces).assign(**{name: [fields[name] for fields in ordered] for name in ordered[0]}))
+
+    def _run_keys(self) -> np.ndarray:
+        """The runs with a record."""
+        return np.fromiter(self.runs, dtype=np.int64, count=len(self.runs))
 
     # --- rows ---------------------------------------------------------------------------------
 
@@ -398,14 +423,15 @@ class Storms:
             if not self.runs[key].hit_has_path:
                 wanted[key] = (position, True)
         for key, record in self.runs.items():
-            if record.hit is None and key not in wanted and record.first_position is not None:
+            if record.hit_rows is None and key not in wanted and record.first_position is not None:
                 wanted[key] = (record.first_position, False)
         if wanted:
             rows = ctx.rows_at(np.array([position for position, _ in wanted.values()], dtype=np.int64))
             rows = rows.assign(**{EXC_NAME: ctx.names(rows)})
             rows["context"], rows["handler"] = ctx.labels(rows), ctx.handlers(rows)
             for number, (key, (_, has_path)) in enumerate(wanted.items()):
-                self.runs[key].hit, self.runs[key].hit_has_path = rows.iloc[[number]], has_path
+                record = self.runs[key]
+                record.hit_rows, record.hit_at, record.hit_has_path = rows, number, has_path
         for record in self.runs.values():
             record.first_position = None
         with_source = ctx.has_value("source", halting)
