@@ -302,14 +302,19 @@ class Storms:
         if len(run) == 0:
             return
         bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
-        for lo, hi in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
+        starts = bounds[:-1]
+        earliest, latest = np.fmin.reduceat(start, starts), np.fmax.reduceat(end, starts)  # NaN only where all are
+        all_timed = np.logical_and.reduceat(timed, starts)
+        busy = np.nan_to_num(busy)
+        at_last = [values[bounds[1:] - 1].tolist() for values in last]
+        for number, (lo, hi) in enumerate(zip(starts.tolist(), bounds[1:].tolist())):
             record = self.runs[int(run[lo])]
             record.entries += hi - lo
-            record.start = float(np.fmin(record.start, np.nanmin(start[lo:hi]) if not np.isnan(start[lo:hi]).all() else np.nan))
-            record.end = float(np.fmax(record.end, np.nanmax(end[lo:hi]) if not np.isnan(end[lo:hi]).all() else np.nan))
-            record.busy = float(np.cumsum(np.r_[record.busy, np.nan_to_num(busy[lo:hi])])[-1])
-            record.timed = record.timed and bool(timed[lo:hi].all())
-            record.last = (float(last[0][hi - 1]), float(last[1][hi - 1]), float(last[2][hi - 1]))
+            record.start = float(np.fmin(record.start, earliest[number]))
+            record.end = float(np.fmax(record.end, latest[number]))
+            record.busy = float(np.cumsum(np.r_[record.busy, busy[lo:hi]])[-1])  # in order, as one sum
+            record.timed = record.timed and bool(all_timed[number])
+            record.last = (at_last[0][number], at_last[1][number], at_last[2][number])
             record.unwindowed += hi - lo
 
     def _tick_starts(self, start: np.ndarray) -> None:
@@ -452,14 +457,23 @@ class Storms:
             return
         blocked = blocked.assign(run=run_of(blocked[ACT].to_numpy(dtype=np.int64)))
         blocked = blocked[blocked["run"].isin(list(self.runs))]
+        if blocked.empty:
+            return
         holders = holder_labels(ctx, blocked).fillna("a context not in the trace")
-        for key, group in blocked.groupby("run", sort=False):
-            record = self.runs[int(key)]
+        run, act = blocked["run"].to_numpy(dtype=np.int64), blocked[ACT].to_numpy(dtype=np.int64)
+        keys, first = np.unique(run, return_index=True)
+        # Per run, its activations that met a held lock, in order of their first event.
+        met = np.flatnonzero(~pd.DataFrame({"run": run, "act": act}).duplicated().to_numpy())
+        met = met[np.argsort(run[met], kind="stable")]
+        bounds = np.r_[np.searchsorted(run[met], keys), len(met)]
+        names = blocked[LOCK_NAME].to_numpy(dtype=object)
+        for number, key in enumerate(keys.tolist()):
+            record = self.runs[key]
             if record.cause is None:
-                record.cause = (str(group[LOCK_NAME].iloc[0]), str(holders[group.index[0]]))
-            acts = pd.unique(group[ACT])
-            record.cause_acts += len(acts) - int(record.cause_last_act == acts[0])
-            record.cause_last_act = int(acts[-1])
+                record.cause = (str(names[first[number]]), str(holders.iloc[first[number]]))
+            lo, hi = bounds[number], bounds[number + 1]
+            record.cause_acts += int(hi - lo) - int(record.cause_last_act == act[met[lo]])
+            record.cause_last_act = int(act[met[hi - 1]])
 
 
 def _halt_point(t: Timeline, position: int) -> HALT_POINT:
