@@ -160,7 +160,7 @@ class Storms:
             self._learn(ctx)
         t = ctx.timeline
         handler = np.flatnonzero(t.in_isr[ctx.carried :]) + ctx.carried
-        rows = handler[np.argsort(t.act[handler], kind="stable")]  # by exception, then activation, then position
+        rows = _by_activation(t, handler)
         acts = t.act[rows]
         starts = np.flatnonzero(np.r_[True, acts[1:] != acts[:-1]]) if len(acts) else np.zeros(0, dtype=np.int64)
         ends = np.r_[starts[1:], len(acts)][: len(starts)] - 1
@@ -474,6 +474,19 @@ class Storms:
             lo, hi = bounds[number], bounds[number + 1]
             record.cause_acts += int(hi - lo) - int(record.cause_last_act == act[met[lo]])
             record.cause_last_act = int(act[met[hi - 1]])
+
+
+def _by_activation(t: Timeline, rows: np.ndarray) -> np.ndarray:
+    """`rows` (positions, in order) by exception, then activation, then position. An exception's
+    activations follow one another along the trace, so rows put in order by exception are
+    usually in that order already (a stable sort on small numbers); else sorted by activation."""
+    numbers = t.ipsr[rows]
+    small = len(numbers) and numbers.max() < 2**15  # handler rows: exception numbers above 0
+    by_exception = rows[np.argsort(numbers.astype(np.int16) if small else numbers, kind="stable")]
+    acts = t.act[by_exception]
+    if np.all(acts[1:] >= acts[:-1]):
+        return by_exception
+    return rows[np.argsort(t.act[rows], kind="stable")]
 
 
 def _halt_point(t: Timeline, position: int) -> HALT_POINT:
