@@ -477,16 +477,12 @@ class Storms:
 
 
 def _by_activation(t: Timeline, rows: np.ndarray) -> np.ndarray:
-    """`rows` (positions, in order) by exception, then activation, then position. An exception's
-    activations follow one another along the trace, so rows put in order by exception are
-    usually in that order already (a stable sort on small numbers); else sorted by activation."""
+    """`rows` (positions, in order) by exception, then activation, then position: a stable sort
+    by exception number (small numbers) is enough, as an exception's activation ids only grow
+    along the trace."""
     numbers = t.ipsr[rows]
     small = len(numbers) and numbers.max() < 2**15  # handler rows: exception numbers above 0
-    by_exception = rows[np.argsort(numbers.astype(np.int16) if small else numbers, kind="stable")]
-    acts = t.act[by_exception]
-    if np.all(acts[1:] >= acts[:-1]):
-        return by_exception
-    return rows[np.argsort(t.act[rows], kind="stable")]
+    return rows[np.argsort(numbers.astype(np.int16) if small else numbers, kind="stable")]
 
 
 def _halt_point(t: Timeline, position: int) -> HALT_POINT:
