@@ -136,7 +136,8 @@ class Storms:
     kept as numbers; a run is judged once it is over and its windows are complete (SysTick's
     runs, without a configured period, at the end: its median period needs every tick).
 
-    State: per exception, per run that may still become a storm (its row to report kept), and
+    State: per exception, per run that may still become a storm (its row to report kept, in the
+    frame of the rows its batch had to report, kept while one of their runs is), and
     the windows still open; the one thing that grows with the trace is SysTick's gaps between
     entries (a float64 each) when its period is not configured: the exact median needs them all."""
 
