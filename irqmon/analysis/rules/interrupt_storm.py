@@ -98,12 +98,18 @@ class _Run:
     window_busy: float = -np.inf  # the most handler time in such a window
     unwindowed: int = 0  # its activations over whose window may still gain entries
     closed: bool = False  # a later activation of its exception started another run
-    hit: pd.DataFrame | None = None  # the row that names the storm (its first with a call path, else its first)
+    # The row that names the storm (its first with a call path, else its first): row `hit_at` of
+    # `hit_rows`, the frame of the rows to report taken out of the batch that had it.
+    hit_rows: pd.DataFrame | None = None
+    hit_at: int = 0
     hit_has_path: bool = False
     last_source: str | None = None
     cause: tuple[str, str] | None = None  # the first held lock its activations met, and its holder
     cause_acts: int = 0  # its activations that met a held lock
     cause_last_act: int | None = None
+
+
+_Hit = tuple[_Run, dict[str, object]]  # a storm: its run, and the columns its hit adds to its row
 
 
 @dataclass
@@ -130,7 +136,8 @@ class Storms:
     kept as numbers; a run is judged once it is over and its windows are complete (SysTick's
     runs, without a configured period, at the end: its median period needs every tick).
 
-    State: per exception, per run that may still become a storm (its row to report kept), and
+    State: per exception, per run that may still become a storm (its row to report kept, in the
+    frame of the rows its batch had to report, kept while one of their runs is), and
     the windows still open; the one thing that grows with the trace is SysTick's gaps between
     entries (a float64 each) when its period is not configured: the exact median needs them all."""
 
@@ -154,7 +161,7 @@ class Storms:
             self._learn(ctx)
         t = ctx.timeline
         handler = np.flatnonzero(t.in_isr[ctx.carried :]) + ctx.carried
-        rows = handler[np.argsort(t.act[handler], kind="stable")]  # by exception, then activation, then position
+        rows = _by_activation(t, handler)
         acts = t.act[rows]
         starts = np.flatnonzero(np.r_[True, acts[1:] != acts[:-1]]) if len(acts) else np.zeros(0, dtype=np.int64)
         ends = np.r_[starts[1:], len(acts)][: len(starts)] - 1
@@ -176,7 +183,7 @@ class Storms:
         run_of = lambda act: run_ids[np.searchsorted(act_ids, act)]  # noqa: E731 (every act asked for is among them)
         self._rows(ctx, handler, run_of)
         self._causes(ctx, run_of)
-        hits = []
+        hits: list[_Hit] = []
         for number in list(self.exceptions):
             hits += self._windows(number, final=False)
         self._add_hits(hits)
@@ -185,7 +192,7 @@ class Storms:
         return lock_rows_to_carry(ctx)
 
     def findings(self) -> list[Finding]:
-        hits = []
+        hits: list[_Hit] = []
         for number, state in self.exceptions.items():
             if state.act is not None:
                 self._over(
@@ -195,7 +202,7 @@ class Storms:
                 state.act = None
             hits += self._windows(number, final=True)
         period = self._tick_period()
-        hits += [hit for run in self.waiting_for_period if (hit := self._judge(run, period)) is not None]
+        hits += [(run, fields) for run in self.waiting_for_period if (fields := self._judge(run, period)) is not None]
         self.waiting_for_period = []
         self._add_hits(hits)
         return self.groups.findings()
@@ -252,12 +259,12 @@ class Storms:
         self.next_run += int(new_runs[-1])
         # Runs that may still become storms get a record: the latest one, and those long enough.
         counts = np.bincount(new_runs)
-        for k in np.flatnonzero(~back_to_back):
-            if new_runs[k] == new_runs[-1] or counts[new_runs[k]] >= cfg.storm_min_entries:
-                self.runs[int(run[k])] = _Run(number, _halt_point(t, first[k]), int(first[k]))
-        for closed in np.unique(run[new_runs < new_runs[-1]]).tolist() + ([state.run] if new_runs[-1] > 0 else []):
-            if closed in self.runs:  # a later activation started another run
-                self.runs[closed].closed = True
+        recorded = ~back_to_back & ((new_runs == new_runs[-1]) | (counts[new_runs] >= cfg.storm_min_entries))
+        for k in np.flatnonzero(recorded).tolist():
+            self.runs[int(run[k])] = _Run(number, _halt_point(t, first[k]), int(first[k]))
+        closed = np.r_[run[new_runs < new_runs[-1]], [state.run] if new_runs[-1] > 0 else []].astype(np.int64)
+        for key in np.unique(closed[np.isin(closed, self._run_keys())]).tolist():
+            self.runs[key].closed = True  # a later activation started another run
         # What was its latest activation is over, and so are all but the batch's last.
         had = state.act is not None
         points = _halt_points(t, last[:-1])
@@ -289,17 +296,26 @@ class Storms:
         state.window_cum = np.r_[state.window_cum, cum[:-1]]
         state.window_run = np.r_[state.window_run, run]
         state.total_busy = float(cum[-1])
+        tracked = np.isin(run, self._run_keys())  # a run's activations are contiguous
+        if not tracked.all():
+            start, end, busy, timed, run = start[tracked], end[tracked], busy[tracked], timed[tracked], run[tracked]
+            last = (last[0][tracked], last[1][tracked], last[2][tracked])
+        if len(run) == 0:
+            return
         bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
-        for lo, hi in zip(bounds[:-1], bounds[1:]):
-            record = self.runs.get(int(run[lo]))
-            if record is None:
-                continue
+        starts = bounds[:-1]
+        earliest, latest = np.fmin.reduceat(start, starts), np.fmax.reduceat(end, starts)  # NaN only where all are
+        all_timed = np.logical_and.reduceat(timed, starts)
+        busy = np.nan_to_num(busy)
+        at_last = [values[bounds[1:] - 1].tolist() for values in last]
+        for number, (lo, hi) in enumerate(zip(starts.tolist(), bounds[1:].tolist())):
+            record = self.runs[int(run[lo])]
             record.entries += hi - lo
-            record.start = float(np.fmin(record.start, np.nanmin(start[lo:hi]) if not np.isnan(start[lo:hi]).all() else np.nan))
-            record.end = float(np.fmax(record.end, np.nanmax(end[lo:hi]) if not np.isnan(end[lo:hi]).all() else np.nan))
-            record.busy = float(np.cumsum(np.r_[record.busy, np.nan_to_num(busy[lo:hi])])[-1])
-            record.timed = record.timed and bool(timed[lo:hi].all())
-            record.last = (float(last[0][hi - 1]), float(last[1][hi - 1]), float(last[2][hi - 1]))
+            record.start = float(np.fmin(record.start, earliest[number]))
+            record.end = float(np.fmax(record.end, latest[number]))
+            record.busy = float(np.cumsum(np.r_[record.busy, busy[lo:hi]])[-1])  # in order, as one sum
+            record.timed = record.timed and bool(all_timed[number])
+            record.last = (at_last[0][number], at_last[1][number], at_last[2][number])
             record.unwindowed += hi - lo
 
     def _tick_starts(self, start: np.ndarray) -> None:
@@ -310,7 +326,7 @@ class Storms:
             self.tick_gaps.append(gaps[gaps > 0])
         self.last_tick_start = float(start[-1])
 
-    def _windows(self, number: int, final: bool) -> list[pd.DataFrame]:
+    def _windows(self, number: int, final: bool) -> list[_Hit]:
         """Complete the windows of exception `number`'s activations that no later activation can
         reach into any more (every one, `final`ly); judge the runs that are over and complete.
         The storms' hits."""
@@ -328,13 +344,17 @@ class Storms:
             entries = last[:done] - np.arange(done)
             busy = cum[last[:done]] - cum[:done]
             run = state.window_run[:done]
-            bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
-            for lo, hi in zip(bounds[:-1], bounds[1:]):
-                record = self.runs.get(int(run[lo]))
-                if record is not None:
-                    record.peak = max(record.peak, int(entries[lo:hi].max()))
-                    record.window_busy = max(record.window_busy, float(busy[lo:hi].max()))
-                    record.unwindowed -= hi - lo
+            tracked = np.isin(run, self._run_keys())  # a run's activations are contiguous
+            entries, busy, run = entries[tracked], busy[tracked], run[tracked]
+            if len(run):
+                starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
+                sizes = np.diff(np.r_[starts, len(run)])
+                peaks, busiest = np.maximum.reduceat(entries, starts), np.maximum.reduceat(busy, starts)
+                for key, peak, most, size in zip(run[starts].tolist(), peaks.tolist(), busiest.tolist(), sizes.tolist()):
+                    record = self.runs[key]
+                    record.peak = max(record.peak, int(peak))
+                    record.window_busy = max(record.window_busy, float(most))
+                    record.unwindowed -= size
             state.window_start, state.window_cum, state.window_run = start[done:], state.window_cum[done:], state.window_run[done:]
         hits = []
         for key in [key for key, record in self.runs.items() if record.exception == number and (record.closed or final)]:
@@ -345,14 +365,14 @@ class Storms:
                 del self.runs[key]
                 if record.exception == SYSTICK and self.configured is None:
                     self.waiting_for_period.append(record)  # its median period needs every tick
-                elif (hit := self._judge(record, self.configured if record.exception == SYSTICK else None)) is not None:
-                    hits.append(hit)
+                elif (fields := self._judge(record, self.configured if record.exception == SYSTICK else None)) is not None:
+                    hits.append((record, fields))
         return hits
 
-    def _judge(self, run: _Run, period: TickPeriod | None) -> pd.DataFrame | None:
-        """A run that is over: its hit, if it is a storm."""
+    def _judge(self, run: _Run, period: TickPeriod | None) -> dict[str, object] | None:
+        """A run that is over: if it is a storm, the columns its hit adds to its row."""
         cfg = self.config
-        assert cfg is not None and run.hit is not None
+        assert cfg is not None and run.hit_rows is not None
         duration = run.end - run.start
         clipped = np.maximum(duration, 1e-9)
         rate = run.entries / clipped
@@ -375,11 +395,22 @@ class Storms:
             "cause": None if run.cause is None else
             f"its handler found {run.cause[0]} held by {run.cause[1]} in {run.cause_acts} of {run.entries} entries",
         }  # fmt: skip
-        return run.hit.assign(**{name: [value] for name, value in fields.items()})
+        return fields
 
-    def _add_hits(self, hits: list[pd.DataFrame]) -> None:
-        if hits:
-            self.groups.add(None, pd.concat(hits))
+    def _add_hits(self, hits: list[_Hit]) -> None:
+        """The storms' rows, taken out of each frame they are kept in at once, with their columns."""
+        if not hits:
+            return
+        by_frame: dict[int, list[_Hit]] = {}
+        for hit in hits:
+            by_frame.setdefault(id(hit[0].hit_rows), []).append(hit)
+        pieces = [same[0][0].hit_rows.iloc[[run.hit_at for run, _ in same]] for same in by_frame.values()]  # type: ignore[union-attr]
+        ordered = [fields for same in by_frame.values() for _, fields in same]
+        self.groups.add(None, pd.concat(pieces).assign(**{name: [fields[name] for fields in ordered] for name in ordered[0]}))
+
+    def _run_keys(self) -> np.ndarray:
+        """The runs with a record."""
+        return np.fromiter(self.runs, dtype=np.int64, count=len(self.runs))
 
     # --- rows ---------------------------------------------------------------------------------
 
@@ -398,14 +429,15 @@ class Storms:
             if not self.runs[key].hit_has_path:
                 wanted[key] = (position, True)
         for key, record in self.runs.items():
-            if record.hit is None and key not in wanted and record.first_position is not None:
+            if record.hit_rows is None and key not in wanted and record.first_position is not None:
                 wanted[key] = (record.first_position, False)
         if wanted:
             rows = ctx.rows_at(np.array([position for position, _ in wanted.values()], dtype=np.int64))
             rows = rows.assign(**{EXC_NAME: ctx.names(rows)})
             rows["context"], rows["handler"] = ctx.labels(rows), ctx.handlers(rows)
             for number, (key, (_, has_path)) in enumerate(wanted.items()):
-                self.runs[key].hit, self.runs[key].hit_has_path = rows.iloc[[number]], has_path
+                record = self.runs[key]
+                record.hit_rows, record.hit_at, record.hit_has_path = rows, number, has_path
         for record in self.runs.values():
             record.first_position = None
         with_source = ctx.has_value("source", halting)
@@ -426,14 +458,32 @@ class Storms:
             return
         blocked = blocked.assign(run=run_of(blocked[ACT].to_numpy(dtype=np.int64)))
         blocked = blocked[blocked["run"].isin(list(self.runs))]
+        if blocked.empty:
+            return
         holders = holder_labels(ctx, blocked).fillna("a context not in the trace")
-        for key, group in blocked.groupby("run", sort=False):
-            record = self.runs[int(key)]
+        run, act = blocked["run"].to_numpy(dtype=np.int64), blocked[ACT].to_numpy(dtype=np.int64)
+        keys, first = np.unique(run, return_index=True)
+        # Per run, its activations that met a held lock, in order of their first event.
+        met = np.flatnonzero(~pd.DataFrame({"run": run, "act": act}).duplicated().to_numpy())
+        met = met[np.argsort(run[met], kind="stable")]
+        bounds = np.r_[np.searchsorted(run[met], keys), len(met)]
+        names = blocked[LOCK_NAME].to_numpy(dtype=object)
+        for number, key in enumerate(keys.tolist()):
+            record = self.runs[key]
             if record.cause is None:
-                record.cause = (str(group[LOCK_NAME].iloc[0]), str(holders[group.index[0]]))
-            acts = pd.unique(group[ACT])
-            record.cause_acts += len(acts) - int(record.cause_last_act == acts[0])
-            record.cause_last_act = int(acts[-1])
+                record.cause = (str(names[first[number]]), str(holders.iloc[first[number]]))
+            lo, hi = bounds[number], bounds[number + 1]
+            record.cause_acts += int(hi - lo) - int(record.cause_last_act == act[met[lo]])
+            record.cause_last_act = int(act[met[hi - 1]])
+
+
+def _by_activation(t: Timeline, rows: np.ndarray) -> np.ndarray:
+    """`rows` (positions, in order) by exception, then activation, then position: a stable sort
+    by exception number (small numbers) is enough, as an exception's activation ids only grow
+    along the trace."""
+    numbers = t.ipsr[rows]
+    small = len(numbers) and numbers.max() < 2**15  # handler rows: exception numbers above 0
+    return rows[np.argsort(numbers.astype(np.int16) if small else numbers, kind="stable")]
 
 
 def _halt_point(t: Timeline, position: int) -> HALT_POINT:
