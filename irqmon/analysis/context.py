@@ -268,6 +268,11 @@ class Timeline:
         return self.time if self.halted is None else self.time - self.halted
 
     @cached_property
+    def thread(self) -> np.ndarray:
+        """The positions of the rows of thread mode (ipsr 0), in order."""
+        return np.flatnonzero(self.ipsr == 0)
+
+    @cached_property
     def thread_rows(self) -> np.ndarray:
         """Per row, how many rows of thread mode there are up to it (itself included)."""
         return np.cumsum(self.ipsr == 0)
@@ -411,17 +416,17 @@ class Context:
         in_handler = groups.starts >= handler  # the exceptions' groups in handler mode
         starts, ends = groups.starts[in_handler] - handler, groups.ends[in_handler] - handler
         entered = np.r_[0, np.cumsum(enter[rows])]  # irq_enter rows among the first k rows
-        counts = np.zeros(len(ipsr), dtype=np.int64)
-        counts[rows] = entered[1:] - np.repeat(entered[starts], ends - starts)
         numbers = groups.numbers[handler:][starts]
+        # Per exception, what its count starts from: minus the enters of the exceptions before it
+        # in `rows`, plus (in a batch) its enters in the batches before.
+        start = -entered[starts]
+        if self.before is not None:
+            start += np.array([self.before.enters.get(n, 0) for n in numbers.tolist()], dtype=np.int64)
+        counts = np.zeros(len(ipsr), dtype=np.int64)
+        counts[rows] = entered[1:] + np.repeat(start, ends - starts)
         if self.before is None:
             without_irq_rows = numbers[entered[ends] == entered[starts]].tolist()
         else:
-            offsets = np.zeros(max(int(ipsr.max(initial=0)) + 1, 1), dtype=np.int64)
-            for number, entered_before in self.before.enters.items():
-                if number < len(offsets):
-                    offsets[number] = entered_before
-            counts[rows] += offsets[ipsr[rows]]
             without_irq_rows = [n for n in numbers.tolist() if n not in self.before.facts.irq_exceptions]
             without_irq_rows += [n for n in self.before.activations if n not in without_irq_rows]
         if not without_irq_rows:
@@ -520,7 +525,7 @@ class Context:
         first_row, last_row = rows[starts], rows[ends]
         ipsr = t.ipsr[first_row]
         exited = t.exit[last_row]
-        thread = np.flatnonzero(t.ipsr == 0)
+        thread = t.thread
         # Without irq_exit rows: a later row of thread mode or of the same exception proves it.
         later_thread = last_row < thread[-1] if len(thread) else np.zeros(len(last_row), dtype=bool)
         return pd.DataFrame(
@@ -550,6 +555,20 @@ class Context:
         after = self.timeline.thread_rows[last_row]
         known = (before >= 0) & (after < len(thread))
         return known & (key[np.clip(before, 0, None)] != key[np.clip(after, None, len(thread) - 1)])
+
+    @cached_property
+    def latest_activations(self) -> np.ndarray:
+        """The id of each exception's latest activation in these rows, sorted (the activations
+        before it are over)."""
+        ids, ipsr = self.activations.index.to_numpy(), self.activations["ipsr"].to_numpy()  # sorted by exception, then id
+        return ids[np.r_[ipsr[1:] != ipsr[:-1], True]] if len(ids) else ids
+
+    def is_latest_activation(self, acts: np.ndarray) -> np.ndarray:
+        """Per id of `acts`, whether it is its exception's latest activation in these rows."""
+        latest, acts = self.latest_activations, np.asarray(acts, dtype=np.int64)
+        if len(latest) == 0:
+            return np.zeros(len(acts), dtype=bool)
+        return latest[np.minimum(np.searchsorted(latest, acts), len(latest) - 1)] == acts
 
     def _activation_flag(self, act: pd.Series, column: str) -> pd.Series:
         ids = self.activations.index.to_numpy()
