@@ -682,7 +682,9 @@ class Context:
         `rows` are this context's, as `select` and `rows_at` give them (indexed by position). In a
         batch, the set is the whole trace's calls of `kinds` (None: any), in handler mode with `isr`.
         """
-        calls = rows[rows["event"] == Event.CALL.value]
+        positions = rows.index.to_numpy()
+        is_call = self._is_value("event", positions, Event.CALL.value)
+        calls = rows[is_call]
         if calls.empty:
             return calls
         if self.before is None:
@@ -692,17 +694,33 @@ class Context:
             of_set = [s for s in facts.signatures if (wanted is None or s.kind in wanted) and (s.in_isr or not isr)]
             functions = sorted({s.symbol for s in of_set if s.event == Event.CALL.value and s.symbol is not None})
             returns = any(s.event == Event.RETURN.value for s in of_set)
-        codes, own = self._own_frames(calls.index.to_numpy())
-        symbols = calls["symbol"].to_numpy(dtype=object, na_value=None)
+        call_positions = positions[is_call]
+        codes, own = self._own_frames(call_positions)
+        symbol_codes, symbols = self._codes_of("symbol")
+        symbol_codes = symbol_codes[call_positions]
         nested = np.zeros(len(calls), dtype=bool)
-        for name in functions:  # per function of the set, not per row
-            nested |= np.r_[_has_frame(own, name), False][codes] & (symbols != name)
-        with_returns = rows[rows["event"].isin([Event.CALL.value, Event.RETURN.value])]
+        for name in functions:  # per function of the set, not per row (compared on the symbols' codes)
+            nested |= np.r_[_has_frame(own, name), False][codes] & ~_matches(symbol_codes, symbols, name)
         if returns:
-            previous = with_returns.groupby(ACT)["event"].shift()
-            open_before = (previous == Event.CALL.value).fillna(False).astype(bool)
-            nested |= open_before.reindex(calls.index).to_numpy(dtype=bool) & (codes < 0)
+            # Per call, whether the call or return row before it in its context is a call.
+            paired = is_call | self._is_value("event", positions, Event.RETURN.value)
+            previous = pd.Series(is_call[paired].astype(np.int8)).groupby(rows[ACT].to_numpy()[paired]).shift()
+            open_before = np.zeros(len(rows), dtype=bool)
+            open_before[np.flatnonzero(paired)] = previous.to_numpy(dtype=float, na_value=0.0) == 1.0
+            nested |= open_before[is_call] & (codes < 0)
         return calls[~nested]
+
+    def _codes_of(self, column: str) -> tuple[np.ndarray, list[str]]:
+        """A string column's codes per row (-1 where missing) and the values they stand for
+        (worked out once per context)."""
+        if column not in self._codes:
+            self._codes[column] = _string_codes(self._columns[column])
+        return self._codes[column]
+
+    def _is_value(self, column: str, positions: np.ndarray, value: str) -> np.ndarray:
+        """Per row at `positions`, whether its `column` (a string column) is `value`."""
+        codes, values = self._codes_of(column)
+        return _matches(codes[positions], values, value)
 
     def reports(self, rule_id: str) -> bool:
         """Whether this analysis runs rule `rule_id`."""
