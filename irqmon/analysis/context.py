@@ -104,13 +104,25 @@ class _ByException:
     within each group (a stable radix sort: the numbers are small)."""
 
     def __init__(self, ipsr: np.ndarray, known: np.ndarray) -> None:
-        rows = np.flatnonzero(known)
-        numbers = ipsr[rows]
-        small = len(numbers) and -(2**15) <= numbers.min() and numbers.max() < 2**15
+        every = bool(known.all())
+        rows = np.flatnonzero(known) if not every else None
+        numbers = ipsr if rows is None else ipsr[rows]
+        low = int(numbers.min()) if len(numbers) else 0
+        small = len(numbers) and -(2**15) <= low and numbers.max() < 2**15
         order = np.argsort(numbers.astype(np.int16) if small else numbers, kind="stable")
-        self.rows, self.numbers = rows[order], numbers[order]
-        self.starts = np.flatnonzero(np.r_[True, self.numbers[1:] != self.numbers[:-1]]) if len(rows) else rows
-        self.ends = np.r_[self.starts[1:], len(rows)] if len(rows) else rows
+        self.rows = order if rows is None else rows[order]
+        if small:  # the sorted numbers and their groups from the count of each number
+            offset = min(low, 0)  # bincount counts from 0
+            counts = np.bincount(numbers - offset if offset else numbers)
+            present = np.flatnonzero(counts)
+            sizes = counts[present]
+            self.numbers = np.repeat(present.astype(np.int64) + offset, sizes)
+            self.ends = np.cumsum(sizes)
+            self.starts = self.ends - sizes
+        else:
+            self.numbers = numbers[order]
+            self.starts = np.flatnonzero(np.r_[True, self.numbers[1:] != self.numbers[:-1]]) if len(order) else order
+            self.ends = np.r_[self.starts[1:], len(order)] if len(order) else order
         self.handler = int(np.searchsorted(self.numbers, 1))  # where the rows in handler mode begin
 
     def first_rows(self, has: np.ndarray) -> _FirstRows:

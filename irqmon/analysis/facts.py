@@ -143,11 +143,12 @@ def _first_per_exception(names: dict[int, str | None], prio: dict[int, int], tab
     exception = _one_dictionary(table["exception"])
     named = pa.types.is_dictionary(exception.type)
     rows = pa.table({"ipsr": table["ipsr"], "name": exception.indices if named else exception, "priority": table["priority"]})
-    rows = rows.filter(pc.is_valid(rows["ipsr"]))
     firsts = rows.group_by("ipsr", use_threads=False).aggregate([("name", "first"), ("priority", "first")])
-    numbers = firsts["ipsr"].to_pylist()  # in order of appearance
+    numbers = firsts["ipsr"].to_pylist()  # in order of appearance; None: the rows without one (config rows)
     first_names = (exception.dictionary.take(firsts["name_first"]) if named else firsts["name_first"]).to_pylist()
     for number, name, priority in zip(numbers, first_names, firsts["priority_first"].to_pylist(), strict=True):
+        if number is None:
+            continue
         if number not in names or (names[number] is None and name is not None):
             names[number] = name
         if priority is not None and number not in prio:
