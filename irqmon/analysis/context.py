@@ -355,9 +355,11 @@ class Context:
         codes, events = self._codes["event"]
         enter = _matches(codes, events, Event.IRQ_ENTER.value)
         exit = _matches(codes, events, Event.IRQ_EXIT.value)
-        count = self._activation_counts(ipsr, enter)
-        act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - self._task_numbers())
-        act = np.where(known, act, NO_CONTEXT)
+        # Built in place on the activation counts (fewer arrays of the batch's length to allocate).
+        act = self._activation_counts(ipsr, enter)
+        act |= ipsr << 32
+        np.copyto(act, -2 - self._task_numbers(), where=ipsr <= 0)
+        np.copyto(act, NO_CONTEXT, where=~known)
         if self.carried:
             act[: self.carried] = self.before.carried_act  # type: ignore[union-attr]
         time = self._columns["time"].cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -402,8 +404,10 @@ class Context:
         from a backend that never halts has neither: None, None)."""
         if "halted" not in self._columns or "halts" not in self._columns:
             return None, None
+        if self.before is not None and self.before.facts.halted_rows == 0:
+            return None, None
         halted = self._columns["halted"].cast(pa.float64()).to_numpy(zero_copy_only=False)
-        if (self.before.facts.halted_rows == 0) if self.before else np.isnan(halted).all():
+        if self.before is None and np.isnan(halted).all():
             return None, None
         halts = self._columns["halts"].cast(pa.float64()).to_numpy(zero_copy_only=False)
         if self.before is None:
