@@ -86,13 +86,17 @@ def fresh(ctx: Context, rows: pd.DataFrame) -> pd.DataFrame:
 
 def open_isr_call_rows(ctx: Context) -> np.ndarray:
     """Positions of what the next batch needs to tell an ISR's outermost calls without a call
-    path: per kind, the last call or return row of each exception's last activation."""
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=["ipsr", "kind", ACT])
-    if rows.empty:
-        return np.zeros(0, dtype=np.int64)
-    last_act = rows.groupby("ipsr")[ACT].transform("last")
-    rows = rows[rows[ACT] == last_act]
-    return np.sort(rows.groupby([ACT, rows["kind"].fillna("")], sort=False).tail(1).index.to_numpy())
+    path: per kind, the last call or return row of each exception's last activation (worked
+    out once per context: every rule of ISR calls carries them)."""
+    if "open_isr_call_rows" not in ctx.shared:
+        rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=["ipsr", "kind", ACT])
+        if rows.empty:
+            ctx.shared["open_isr_call_rows"] = np.zeros(0, dtype=np.int64)
+        else:
+            last_act = rows.groupby("ipsr")[ACT].transform("last")
+            rows = rows[rows[ACT] == last_act]
+            ctx.shared["open_isr_call_rows"] = np.sort(rows.groupby([ACT, rows["kind"].fillna("")], sort=False).tail(1).index.to_numpy())
+    return ctx.shared["open_isr_call_rows"]  # type: ignore[return-value]
 
 
 class IsrCallStream:

@@ -104,13 +104,25 @@ class _ByException:
     within each group (a stable radix sort: the numbers are small)."""
 
     def __init__(self, ipsr: np.ndarray, known: np.ndarray) -> None:
-        rows = np.flatnonzero(known)
-        numbers = ipsr[rows]
-        small = len(numbers) and -(2**15) <= numbers.min() and numbers.max() < 2**15
+        every = bool(known.all())
+        rows = np.flatnonzero(known) if not every else None
+        numbers = ipsr if rows is None else ipsr[rows]
+        low = int(numbers.min()) if len(numbers) else 0
+        small = len(numbers) and -(2**15) <= low and numbers.max() < 2**15
         order = np.argsort(numbers.astype(np.int16) if small else numbers, kind="stable")
-        self.rows, self.numbers = rows[order], numbers[order]
-        self.starts = np.flatnonzero(np.r_[True, self.numbers[1:] != self.numbers[:-1]]) if len(rows) else rows
-        self.ends = np.r_[self.starts[1:], len(rows)] if len(rows) else rows
+        self.rows = order if rows is None else rows[order]
+        if small:  # the sorted numbers and their groups from the count of each number
+            offset = min(low, 0)  # bincount counts from 0
+            counts = np.bincount(numbers - offset if offset else numbers)
+            present = np.flatnonzero(counts)
+            sizes = counts[present]
+            self.numbers = np.repeat(present.astype(np.int64) + offset, sizes)
+            self.ends = np.cumsum(sizes)
+            self.starts = self.ends - sizes
+        else:
+            self.numbers = numbers[order]
+            self.starts = np.flatnonzero(np.r_[True, self.numbers[1:] != self.numbers[:-1]]) if len(order) else order
+            self.ends = np.r_[self.starts[1:], len(order)] if len(order) else order
         self.handler = int(np.searchsorted(self.numbers, 1))  # where the rows in handler mode begin
 
     def first_rows(self, has: np.ndarray) -> _FirstRows:
@@ -268,6 +280,11 @@ class Timeline:
         return self.time if self.halted is None else self.time - self.halted
 
     @cached_property
+    def thread(self) -> np.ndarray:
+        """The positions of the rows of thread mode (ipsr 0), in order."""
+        return np.flatnonzero(self.ipsr == 0)
+
+    @cached_property
     def thread_rows(self) -> np.ndarray:
         """Per row, how many rows of thread mode there are up to it (itself included)."""
         return np.cumsum(self.ipsr == 0)
@@ -338,9 +355,11 @@ class Context:
         codes, events = self._codes["event"]
         enter = _matches(codes, events, Event.IRQ_ENTER.value)
         exit = _matches(codes, events, Event.IRQ_EXIT.value)
-        count = self._activation_counts(ipsr, enter)
-        act = np.where(ipsr > 0, (ipsr << 32) | count, -2 - self._task_numbers())
-        act = np.where(known, act, NO_CONTEXT)
+        # Built in place on the activation counts (fewer arrays of the batch's length to allocate).
+        act = self._activation_counts(ipsr, enter)
+        act |= ipsr << 32
+        np.copyto(act, -2 - self._task_numbers(), where=ipsr <= 0)
+        np.copyto(act, NO_CONTEXT, where=~known)
         if self.carried:
             act[: self.carried] = self.before.carried_act  # type: ignore[union-attr]
         time = self._columns["time"].cast(pa.float64()).to_numpy(zero_copy_only=False)
@@ -385,8 +404,10 @@ class Context:
         from a backend that never halts has neither: None, None)."""
         if "halted" not in self._columns or "halts" not in self._columns:
             return None, None
+        if self.before is not None and self.before.facts.halted_rows == 0:
+            return None, None
         halted = self._columns["halted"].cast(pa.float64()).to_numpy(zero_copy_only=False)
-        if (self.before.facts.halted_rows == 0) if self.before else np.isnan(halted).all():
+        if self.before is None and np.isnan(halted).all():
             return None, None
         halts = self._columns["halts"].cast(pa.float64()).to_numpy(zero_copy_only=False)
         if self.before is None:
@@ -411,17 +432,17 @@ class Context:
         in_handler = groups.starts >= handler  # the exceptions' groups in handler mode
         starts, ends = groups.starts[in_handler] - handler, groups.ends[in_handler] - handler
         entered = np.r_[0, np.cumsum(enter[rows])]  # irq_enter rows among the first k rows
-        counts = np.zeros(len(ipsr), dtype=np.int64)
-        counts[rows] = entered[1:] - np.repeat(entered[starts], ends - starts)
         numbers = groups.numbers[handler:][starts]
+        # Per exception, what its count starts from: minus the enters of the exceptions before it
+        # in `rows`, plus (in a batch) its enters in the batches before.
+        start = -entered[starts]
+        if self.before is not None:
+            start += np.array([self.before.enters.get(n, 0) for n in numbers.tolist()], dtype=np.int64)
+        counts = np.zeros(len(ipsr), dtype=np.int64)
+        counts[rows] = entered[1:] + np.repeat(start, ends - starts)
         if self.before is None:
             without_irq_rows = numbers[entered[ends] == entered[starts]].tolist()
         else:
-            offsets = np.zeros(max(int(ipsr.max(initial=0)) + 1, 1), dtype=np.int64)
-            for number, entered_before in self.before.enters.items():
-                if number < len(offsets):
-                    offsets[number] = entered_before
-            counts[rows] += offsets[ipsr[rows]]
             without_irq_rows = [n for n in numbers.tolist() if n not in self.before.facts.irq_exceptions]
             without_irq_rows += [n for n in self.before.activations if n not in without_irq_rows]
         if not without_irq_rows:
@@ -520,7 +541,7 @@ class Context:
         first_row, last_row = rows[starts], rows[ends]
         ipsr = t.ipsr[first_row]
         exited = t.exit[last_row]
-        thread = np.flatnonzero(t.ipsr == 0)
+        thread = t.thread
         # Without irq_exit rows: a later row of thread mode or of the same exception proves it.
         later_thread = last_row < thread[-1] if len(thread) else np.zeros(len(last_row), dtype=bool)
         return pd.DataFrame(
@@ -550,6 +571,20 @@ class Context:
         after = self.timeline.thread_rows[last_row]
         known = (before >= 0) & (after < len(thread))
         return known & (key[np.clip(before, 0, None)] != key[np.clip(after, None, len(thread) - 1)])
+
+    @cached_property
+    def latest_activations(self) -> np.ndarray:
+        """The id of each exception's latest activation in these rows, sorted (the activations
+        before it are over)."""
+        ids, ipsr = self.activations.index.to_numpy(), self.activations["ipsr"].to_numpy()  # sorted by exception, then id
+        return ids[np.r_[ipsr[1:] != ipsr[:-1], True]] if len(ids) else ids
+
+    def is_latest_activation(self, acts: np.ndarray) -> np.ndarray:
+        """Per id of `acts`, whether it is its exception's latest activation in these rows."""
+        latest, acts = self.latest_activations, np.asarray(acts, dtype=np.int64)
+        if len(latest) == 0:
+            return np.zeros(len(acts), dtype=bool)
+        return latest[np.minimum(np.searchsorted(latest, acts), len(latest) - 1)] == acts
 
     def _activation_flag(self, act: pd.Series, column: str) -> pd.Series:
         ids = self.activations.index.to_numpy()
@@ -663,7 +698,9 @@ class Context:
         `rows` are this context's, as `select` and `rows_at` give them (indexed by position). In a
         batch, the set is the whole trace's calls of `kinds` (None: any), in handler mode with `isr`.
         """
-        calls = rows[rows["event"] == Event.CALL.value]
+        positions = rows.index.to_numpy()
+        is_call = self._is_value("event", positions, Event.CALL.value)
+        calls = rows[is_call]
         if calls.empty:
             return calls
         if self.before is None:
@@ -673,17 +710,33 @@ class Context:
             of_set = [s for s in facts.signatures if (wanted is None or s.kind in wanted) and (s.in_isr or not isr)]
             functions = sorted({s.symbol for s in of_set if s.event == Event.CALL.value and s.symbol is not None})
             returns = any(s.event == Event.RETURN.value for s in of_set)
-        codes, own = self._own_frames(calls.index.to_numpy())
-        symbols = calls["symbol"].to_numpy(dtype=object, na_value=None)
+        call_positions = positions[is_call]
+        codes, own = self._own_frames(call_positions)
+        symbol_codes, symbols = self._codes_of("symbol")
+        symbol_codes = symbol_codes[call_positions]
         nested = np.zeros(len(calls), dtype=bool)
-        for name in functions:  # per function of the set, not per row
-            nested |= np.r_[_has_frame(own, name), False][codes] & (symbols != name)
-        with_returns = rows[rows["event"].isin([Event.CALL.value, Event.RETURN.value])]
+        for name in functions:  # per function of the set, not per row (compared on the symbols' codes)
+            nested |= np.r_[_has_frame(own, name), False][codes] & ~_matches(symbol_codes, symbols, name)
         if returns:
-            previous = with_returns.groupby(ACT)["event"].shift()
-            open_before = (previous == Event.CALL.value).fillna(False).astype(bool)
-            nested |= open_before.reindex(calls.index).to_numpy(dtype=bool) & (codes < 0)
+            # Per call, whether the call or return row before it in its context is a call.
+            paired = is_call | self._is_value("event", positions, Event.RETURN.value)
+            previous = pd.Series(is_call[paired].astype(np.int8)).groupby(rows[ACT].to_numpy()[paired]).shift()
+            open_before = np.zeros(len(rows), dtype=bool)
+            open_before[np.flatnonzero(paired)] = previous.to_numpy(dtype=float, na_value=0.0) == 1.0
+            nested |= open_before[is_call] & (codes < 0)
         return calls[~nested]
+
+    def _codes_of(self, column: str) -> tuple[np.ndarray, list[str]]:
+        """A string column's codes per row (-1 where missing) and the values they stand for
+        (worked out once per context)."""
+        if column not in self._codes:
+            self._codes[column] = _string_codes(self._columns[column])
+        return self._codes[column]
+
+    def _is_value(self, column: str, positions: np.ndarray, value: str) -> np.ndarray:
+        """Per row at `positions`, whether its `column` (a string column) is `value`."""
+        codes, values = self._codes_of(column)
+        return _matches(codes[positions], values, value)
 
     def reports(self, rule_id: str) -> bool:
         """Whether this analysis runs rule `rule_id`."""

@@ -103,8 +103,7 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
     for table in batches:
         rows += table.num_rows
         ipsr = table["ipsr"]
-        _first_per_exception(names, table, "exception", every_exception=True)
-        _first_per_exception(prio, table, "priority")
+        _first_per_exception(names, prio, table)
         events = _one_dictionary(table["event"])
         irq.update(v for v in pc.unique(ipsr.filter(_rows_of(events, Event.IRQ_ENTER))).to_pylist() if v is not None)
         signatures.update(_signatures(table))
@@ -115,7 +114,7 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
         coverage_rows = table.filter(_rows_of(events, Event.COVERAGE))
         if coverage_rows.num_rows:
             coverage.append(pd.DataFrame({c: pandas_column(c, coverage_rows[c]) for c in COVERAGE_COLUMNS}))
-        thread_symbols.update(_thread_symbols(table))
+        thread_symbols.update(_thread_symbols(table, events))
         if table.num_rows:
             end_time = float(np.nanmax([end_time, pc.max(table["time"]).as_py()]))
             last_seq = int(table["seq"][table.num_rows - 1].as_py())
@@ -137,21 +136,23 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
     )  # fmt: skip
 
 
-def _first_per_exception(found: dict, table: pa.Table, column: str, every_exception: bool = False) -> None:
-    """Per exception number not yet in `found`, the first value of `column` in `table` (None
-    where none of its rows has one and `every_exception` is set: it still counts as seen)."""
-    values = _one_dictionary(table[column])
-    codes = values.indices if pa.types.is_dictionary(values.type) else values
-    rows = pa.table({"ipsr": table["ipsr"], "value": codes})
-    rows = rows.filter(pc.is_valid(rows["ipsr"]))
-    first_rows = rows.filter(pc.is_valid(rows["value"])).group_by("ipsr", use_threads=False).aggregate([("value", "first")])
-    firsts = first_rows["value_first"]
-    decoded = values.dictionary.take(firsts) if pa.types.is_dictionary(values.type) else firsts
-    first = dict(zip(first_rows["ipsr"].to_pylist(), decoded.to_pylist()))
-    numbers = pc.unique(rows["ipsr"]).to_pylist() if every_exception else list(first)
-    for number in numbers:  # in order of appearance
-        if number not in found or (found[number] is None and first.get(number) is not None):
-            found[number] = first.get(number)
+def _first_per_exception(names: dict[int, str | None], prio: dict[int, int], table: pa.Table) -> None:
+    """Per exception number not yet known, its first name (`exception`; None where none of its
+    rows has one: it still counts as seen) and its first priority, from `table` (one grouping
+    for both: `first` skips missing values)."""
+    exception = _one_dictionary(table["exception"])
+    named = pa.types.is_dictionary(exception.type)
+    rows = pa.table({"ipsr": table["ipsr"], "name": exception.indices if named else exception, "priority": table["priority"]})
+    firsts = rows.group_by("ipsr", use_threads=False).aggregate([("name", "first"), ("priority", "first")])
+    numbers = firsts["ipsr"].to_pylist()  # in order of appearance; None: the rows without one (config rows)
+    first_names = (exception.dictionary.take(firsts["name_first"]) if named else firsts["name_first"]).to_pylist()
+    for number, name, priority in zip(numbers, first_names, firsts["priority_first"].to_pylist(), strict=True):
+        if number is None:
+            continue
+        if number not in names or (names[number] is None and name is not None):
+            names[number] = name
+        if priority is not None and number not in prio:
+            prio[number] = priority
 
 
 def _one_dictionary(column: pa.ChunkedArray) -> pa.Array:
@@ -184,11 +185,12 @@ def _signatures(table: pa.Table) -> set[Signature]:
     }
 
 
-def _thread_symbols(table: pa.Table) -> set[str]:
-    """The distinct symbols of `table`'s call, return and access rows in thread mode."""
-    events = pa.array([Event.CALL.value, Event.RETURN.value, Event.ACCESS.value])
-    wanted = pc.and_(pc.is_in(table["event"].cast(pa.string()), value_set=events), pc.equal(table["ipsr"], 0))
-    symbols = table["symbol"].filter(pc.fill_null(wanted, False)).cast(pa.string())
+def _thread_symbols(table: pa.Table, events: pa.Array) -> set[str]:
+    """The distinct symbols of `table`'s call, return and access rows in thread mode (`events`:
+    its `event` column as one array)."""
+    wanted = pc.or_(pc.or_(_rows_of(events, Event.CALL), _rows_of(events, Event.RETURN)), _rows_of(events, Event.ACCESS))
+    wanted = pc.and_(wanted, pc.fill_null(pc.equal(table["ipsr"], 0), False).combine_chunks())
+    symbols = table["symbol"].filter(wanted).cast(pa.string())
     return {s for s in pc.unique(symbols).to_pylist() if s is not None}
 
 

@@ -100,8 +100,7 @@ class SectionStream:
         masks = masks.assign(before=_strength(masks, "old_value"), after=_strength(masks, "value"))
         carry = [self._early_enable(ctx, masks), self._sections(ctx), self._activations(ctx, masks), self._last_call_rows(ctx)]
         if ctx.before is not None:
-            thread = np.flatnonzero(ctx.timeline.ipsr == 0)
-            carry += [thread[-1:], open_isr_call_rows(ctx)]
+            carry += [ctx.timeline.thread[-1:], open_isr_call_rows(ctx)]
         self.carried = np.unique(np.concatenate(carry)).astype(np.int64)
 
     def carry(self, ctx: Context) -> np.ndarray:
@@ -234,7 +233,7 @@ class SectionStream:
         if ctx.ends_trace:  # what is still open stays open
             self._judge(ctx, acts.index, isr_masks)
             return np.zeros(0, dtype=np.int64)
-        thread = np.flatnonzero(t.ipsr == 0)
+        thread = t.thread
         before = t.thread_rows[acts["first_row"].to_numpy()] - 1  # the thread row before each (-1: none)
         after = t.thread_rows[acts["last_row"].to_numpy()]  # the thread row after each (len(thread): none)
         running = _running(ctx, acts.index.to_numpy())
@@ -306,10 +305,8 @@ class SectionStream:
 def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:
     """Per act, whether that context may have rows after this batch: thread mode (a task, or
     main), or an exception's latest activation in the batch."""
-    ipsr = ctx.activations["ipsr"].to_numpy()  # sorted by exception, ids in order within each
-    latest = ctx.activations.index[np.r_[ipsr[1:] != ipsr[:-1], True]] if len(ipsr) else ctx.activations.index
     acts = np.asarray(acts, dtype=np.int64)
-    return ((acts < 0) & (acts != NO_CONTEXT)) | np.isin(acts, latest)
+    return ((acts < 0) & (acts != NO_CONTEXT)) | ctx.is_latest_activation(acts)
 
 
 def _strength(masks: pd.DataFrame, column: str) -> pd.Series:

@@ -186,9 +186,7 @@ class RmwStream:
 def _going_on(ctx: Context, acts: np.ndarray) -> np.ndarray:
     """Whether each context may still run after this batch: a task (or thread mode), or its
     exception's latest activation (an activation over never comes back)."""
-    handler = ctx.timeline.ipsr > 0
-    latest = pd.Series(ctx.timeline.act[handler]).groupby(ctx.timeline.ipsr[handler]).max()
-    return (acts < 0) | (acts == latest.reindex(acts >> 32).to_numpy(dtype=float))
+    return (acts < 0) | ctx.is_latest_activation(acts)
 
 
 def _whole_rows(ctx: Context, positions: np.ndarray) -> pd.DataFrame:
