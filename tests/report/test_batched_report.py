@@ -11,6 +11,7 @@ import pytest
 from support import irqmon, sample_names
 
 from irqmon.analysis import AnalysisConfig, Analysis, all_rules, analysis_of
+from irqmon.analysis.batches import analyze_file
 from irqmon.analysis.facts import facts_of
 from irqmon.elf_sources import recorded_elf, with_elf_sources
 from irqmon.report import write_report, write_report_in_batches
@@ -63,6 +64,17 @@ def test_the_tables_summed_over_batches_are_the_whole_traces(capture):
     assert view.model.halting() == whole.halting()
     window = load_window(whole.duration)
     pd.testing.assert_frame_equal(view.model.cpu_load(window), whole.cpu_load(window), check_like=True, rtol=1e-9)
+
+
+@pytest.mark.parametrize("capture", ["printf_tasks_critical", "hal_i2c_lock_deadlock", "uart_queue_primask"])
+def test_the_facts_the_analysis_learned_give_the_report_without_a_facts_pass_of_its_own(capture, tmp_path, monkeypatch):
+    path = TRACES / f"{capture}.csv"
+    whole, own_facts = _reports(path, tmp_path, 7)
+    trace, findings, facts = analyze_file(path, AnalysisConfig(), STREAMING, lambda _: None, batch_rows=11)
+    assert findings == _analysis(path).findings and facts.rows == trace.rows
+    monkeypatch.setattr("irqmon.analysis.facts.facts_of", lambda _: pytest.fail("the report learned the facts again"))
+    learned = write_report_in_batches(path, findings, AnalysisConfig(), lambda _: None, tmp_path / "learned", batch_rows=7, facts=facts)
+    assert learned.read_text() == own_facts == whole
 
 
 @pytest.mark.parametrize("open_ended", [False, True], ids=["from-to", "from"])
