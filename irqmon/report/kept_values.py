@@ -35,8 +35,8 @@ def order_statistics(
 ) -> dict[int, float]:  # fmt: skip
     """The values at `ranks` (0-based, in ascending order) among the `count` values between `low`
     and `high` (both included; the least and the greatest of them) in the chunks `chunks()`
-    gives, which may hold other values too. Reads one chunk and gathers at most `gathered`
-    values at a time."""
+    gives, which may hold other values too. Holds one chunk at a time, and gathers at most
+    `gathered` values for each rank."""
     wanted = sorted(set(ranks))
     if low == high:
         return dict.fromkeys(wanted, low)
