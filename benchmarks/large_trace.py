@@ -5,20 +5,26 @@ repeated) and `irqmon analyze` judges it with its default rules, as a user runs 
 process, JSON output, peak RSS from GNU time; every planted rule must be found). Beside it, in
 the same run: pyarrow reading the same file row group by row group, the way a bounded reader
 must (a whole-file read of 100M rows would itself take several GiB). Time should grow with the
-rows and peak RSS should not.
+rows and peak RSS should not. At the largest size, `irqmon report` of the same file too (its
+analysis in batches, then the report's pass: tables over the whole trace, figures of a window).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
 import pyarrow.parquet as pq
-from analyzer import analyze
-from common import RESULTS_DIR, median_of
+from analyzer import TIME, analyze
+from common import PYTHON, RESULTS_DIR, ROOT, median_of
 from gen_trace import generate
+
+from irqmon.report.kept_values import HELD_VALUES
+from irqmon.report.streamed import DRAWN_ROWS, REPORT_BATCH_ROWS
 
 SECTION = "## 5. A trace of 100M rows"
 RSS_GOAL_GIB = 2.0
@@ -33,17 +39,36 @@ def pyarrow_row_groups_seconds(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def report(path: Path) -> tuple[float, float]:
+    """Wall seconds and peak RSS (GiB) of `irqmon report` (its default rules and layout), as a user runs it."""
+    with tempfile.TemporaryDirectory(prefix="irqmon-bench-") as work:
+        output, usage = Path(work) / "report", Path(work) / "usage"
+        command = [TIME, "-f", "%M", "-o", str(usage), PYTHON, "-m", "irqmon", "report", str(path), "--no-elf", "-o", str(output)]
+        start = time.perf_counter()
+        result = subprocess.run(command, capture_output=True, text=True, check=False, cwd=ROOT)
+        elapsed = time.perf_counter() - start
+        if result.returncode != 0 or not (output / "report.md").exists():
+            raise RuntimeError(f"irqmon report {path.name} failed: {result.stderr.strip()[-500:]}")
+        peak_kib = int(usage.read_text().split()[-1])
+    return elapsed, peak_kib / 2**20
+
+
 def run(sizes: list[int], repeats: int) -> dict[str, dict[str, float]]:
-    """For each size: medians of pyarrow's read and of analyze, their ratio, analyze's peak RSS;
-    and how time and peak RSS grew from the smallest size to the largest."""
+    """For each size: medians of pyarrow's read and of analyze, their ratio, analyze's peak RSS
+    (and at the largest size, of `irqmon report`); and how time and peak RSS grew from the
+    smallest size to the largest."""
     results = {}
     for rows in sizes:
         (path,) = generate(rows, RESULTS_DIR, ("parquet",))
 
-        def once(path: Path = path) -> dict[str, float]:
+        def once(path: Path = path, largest: bool = rows == max(sizes)) -> dict[str, float]:
             read = pyarrow_row_groups_seconds(path)
             seconds, peak = analyze(path)
-            return {"pyarrow_s": read, "analyze_s": seconds, "ratio": seconds / read, "peak_rss_gib": peak}
+            times = {"pyarrow_s": read, "analyze_s": seconds, "ratio": seconds / read, "peak_rss_gib": peak}
+            if not largest:
+                return times
+            report_seconds, report_peak = report(path)
+            return times | {"report_s": report_seconds, "report_peak_rss_gib": report_peak}
 
         results[str(rows)] = {"rows": rows, "repeats": repeats, "bytes": path.stat().st_size} | median_of(repeats, once)
         path.unlink()
@@ -74,6 +99,22 @@ def section(results: dict) -> list[str]:
             f"| {row['rows']:,} | {row['bytes'] / 2**30:.2f} GiB | {row['pyarrow_s']:.2f} s | {row['analyze_s']:.1f} s "
             f"| {row['ratio']:.1f} | {row['rows'] / row['analyze_s']:,.0f} | **{row['peak_rss_gib']:.2f} GiB** |"
         )
+    reported = [row for row in sizes if "report_s" in row]
+    if reported:
+        lines += [
+            "",
+            "`irqmon report` of the same file (default rules and layout: the analysis in batches, then the report's pass",
+            f"in batches of {REPORT_BATCH_ROWS:,} rows; the tables over the whole trace, exact medians and p99 from execution",
+            f"times and periods kept in temporary files past {HELD_VALUES:,} values; the figures of a window of {DRAWN_ROWS:,} rows):",
+            "",
+            "| rows | report | ratio to pyarrow | rows/s | peak RSS |",
+            "|---:|---:|---:|---:|---:|",
+        ]
+        for row in reported:
+            lines.append(
+                f"| {row['rows']:,} | {row['report_s']:.1f} s | {row['report_s'] / row['pyarrow_s']:.1f} "
+                f"| {row['rows'] / row['report_s']:,.0f} | **{row['report_peak_rss_gib']:.2f} GiB** |"
+            )
     lines += [
         "",
         f"For {growth['size_ratio']:.0f}× the rows: analyze time ratio **{growth['time_ratio']:.2f}** (linear is "

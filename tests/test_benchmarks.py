@@ -48,6 +48,8 @@ def test_run_tiny_writes_the_three_ratios(built_samples, tmp_path):
     large_rows = re.findall(r"^\| ([\d,]+) \| [\d.]+ GiB \| [\d.]+ s \| [\d.]+ s \| [\d.]+ \| [\d,]+ \| \*\*([\d.]+) GiB\*\* \|$", text, re.MULTILINE)
     assert [rows for rows, _ in large_rows] == ["5,000", "50,000"] and all(float(peak) > 0 for _, peak in large_rows), text
     assert re.search(r"analyze time ratio \*\*[\d.]+\*\* \(linear is 10\), peak RSS ratio \*\*[\d.]+\*\*", text)
+    reports = re.findall(r"^\| ([\d,]+) \| [\d.]+ s \| [\d.]+ \| [\d,]+ \| \*\*([\d.]+) GiB\*\* \|$", text, re.MULTILINE)
+    assert [rows for rows, _ in reports] == ["50,000"] and float(reports[0][1]) > 0, text  # `irqmon report`, the largest size
     assert "large trace: 50,000 rows" in result.stdout
 
 

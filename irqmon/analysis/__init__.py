@@ -19,6 +19,8 @@ from irqmon.tracefile import Trace
 if TYPE_CHECKING:
     import pyarrow as pa
 
+    from irqmon.analysis.facts import TraceFacts
+
 __all__ = [
     "Analysis", "AnalysisConfig", "Context", "Finding", "Rule", "LoadedRule", "all_rules", "analysis_of", "analyze",
     "analyze_in_batches", "streams",
@@ -68,16 +70,17 @@ def streams(rules: Sequence[str] | None = None) -> bool:
 def analyze_in_batches(
     batches: Callable[[], Iterable[pa.Table]], metadata: dict[str, str], config: AnalysisConfig | None = None,
     rules: Sequence[str] | None = None, fact_batches: Iterable[pa.Table] | None = None,
-) -> tuple[list[Finding], int]:  # fmt: skip
+) -> tuple[list[Finding], TraceFacts]:  # fmt: skip
     """`analyze` of a trace read in batches (`batches()` reads them anew; see `streams`), in
-    memory that follows the batch size, not the trace's length; and the trace's row count.
+    memory that follows the batch size, not the trace's length; and the trace's facts (its row
+    count among them) that the first pass learned.
     `fact_batches`: the trace again, only the columns its facts need (else `batches()` twice)."""
     from irqmon.analysis.batches import findings_in_batches
 
     available = all_rules()
     selected = _checked(available, rules)
     findings, facts = findings_in_batches(batches, metadata, config or AnalysisConfig(), available, selected, fact_batches)
-    return _in_order(findings + _not_observed(available, selected, facts.capture_coverage)), facts.rows
+    return _in_order(findings + _not_observed(available, selected, facts.capture_coverage)), facts
 
 
 def _not_observed(available: dict[str, LoadedRule], selected: list[str], coverage: Coverage | None) -> list[Finding]:

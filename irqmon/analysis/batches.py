@@ -65,10 +65,11 @@ def read_ahead(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
 def analyze_file(
     path: Path | str, config: AnalysisConfig, rules: Sequence[str] | None, elf_of: Callable[[dict[str, str]], Path | None],
     batch_rows: int | None = None,
-) -> tuple[Trace, list[Finding]]:  # fmt: skip
+) -> tuple[Trace, list[Finding], TraceFacts]:  # fmt: skip
     """The trace file at `path` read and judged batch by batch (every one of `rules` streams),
     with source lines from the ELF `elf_of` names for its metadata: the trace (its path,
-    metadata and row count; no rows) and its findings, in order."""
+    metadata and row count; no rows), its findings, in order, and its facts (for another pass
+    over it, such as the report's)."""
     from irqmon.analysis import analyze_in_batches
     from irqmon.elf_sources import batches_with_elf_sources
     from irqmon.tracefile import BATCH_ROWS, read_batches
@@ -77,5 +78,5 @@ def analyze_file(
     elf = elf_of(batches.metadata)
     tables = batches_with_elf_sources(batches, elf) if elf else lambda: iter(batches)
     facts = read_batches(path, batch_rows or BATCH_ROWS, FACT_COLUMNS)
-    findings, rows = analyze_in_batches(tables, batches.metadata, config, rules, facts)
-    return Trace.read_in_batches(batches.path, batches.metadata, rows), findings
+    findings, learned = analyze_in_batches(tables, batches.metadata, config, rules, facts)
+    return Trace.read_in_batches(batches.path, batches.metadata, learned.rows), findings, learned

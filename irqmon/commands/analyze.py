@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
         from irqmon.tracefile import use_system_memory_pool
 
         use_system_memory_pool()
-        trace, findings = analyze_file(args.trace, config, selected, lambda metadata: source_elf(args, metadata), args.batch_rows)
+        trace, findings, _ = analyze_file(args.trace, config, selected, lambda metadata: source_elf(args, metadata), args.batch_rows)
     else:
         trace = load_with_sources(args)
         findings = analyze(trace, config, selected, release=True)  # the report needs no rows

@@ -75,7 +75,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _report_in_batches(args: argparse.Namespace, layout: str, span: tuple[float | None, float | None]) -> Path:
     """The report of a trace read in batches: analysed first (unless `--findings`), then read
-    again for its tables, its drawn window and the rows around each finding."""
+    again for its tables, its drawn window and the rows around each finding (on the facts the
+    analysis learned: the trace's facts pass runs once)."""
     from irqmon.analysis.batches import analyze_file
     from irqmon.commands._analysis_options import config_from, selected_rules, source_elf
     from irqmon.output.json_format import read_findings
@@ -86,10 +87,11 @@ def _report_in_batches(args: argparse.Namespace, layout: str, span: tuple[float 
     config = config_from(args)
     elf_of = lambda metadata: source_elf(args, metadata)  # noqa: E731
     if args.findings:
-        findings = read_findings(args.findings)
+        findings, facts = read_findings(args.findings), None  # the report's pass learns the facts itself
     else:
-        _, findings = analyze_file(args.trace, config, selected_rules(args), elf_of, args.batch_rows)
-    return write_report_in_batches(args.trace, findings, config, elf_of, args.output, layout, span, args.source_url, args.batch_rows)
+        _, findings, facts = analyze_file(args.trace, config, selected_rules(args), elf_of, args.batch_rows)
+    return write_report_in_batches(args.trace, findings, config, elf_of, args.output, layout, span, args.source_url, args.batch_rows,
+                                   facts=facts)  # fmt: skip
 
 
 def run_fleet(args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ def analyze_trace_file(path: str, options: TraceOptions) -> TraceResult:
     metadata: dict[str, str] = {}
     try:
         if streams(options.rules):  # in memory that follows the batch size, not the trace's length
-            trace, findings = analyze_file(path, options.config, options.rules, lambda m: source_elf(dict(m), options))
+            trace, findings, _ = analyze_file(path, options.config, options.rules, lambda m: source_elf(dict(m), options))
             metadata = dict(trace.metadata)
         else:
             trace = load_trace(path)

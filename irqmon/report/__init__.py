@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from irqmon.analysis import Analysis, Finding
     from irqmon.analysis.context import AnalysisConfig
     from irqmon.analysis.coverage import Coverage
+    from irqmon.analysis.facts import TraceFacts
     from irqmon.report.model import ReportModel
     from irqmon.fleet.merge import Fleet
     from irqmon.report.links import SourceLinks
@@ -67,16 +68,20 @@ def write_report_in_batches(
     source_url: str | None = None,
     batch_rows: int | None = None,
     drawn_rows: int | None = None,
+    facts: TraceFacts | None = None,
 ) -> Path:
     """`write_report` of the trace file at `trace_path` read in batches (of `batch_rows`), with its
     `findings` (in order): the tables cover the whole trace, the panels a window of at most
-    `drawn_rows` rows (see `irqmon.report.streamed`); source lines from the ELF `elf_of` names."""
+    `drawn_rows` rows (see `irqmon.report.streamed`); source lines from the ELF `elf_of` names.
+    `facts`: the trace's, when an analysis of it in batches has learned them (else a first pass
+    over the trace learns them)."""
     from irqmon.analysis.facts import FACT_COLUMNS, facts_of
     from irqmon.report.streamed import DRAWN_ROWS, REPORT_BATCH_ROWS, view_in_batches
     from irqmon.tracefile import read_batches
 
     rows = batch_rows or REPORT_BATCH_ROWS
-    facts = facts_of(read_batches(trace_path, rows, FACT_COLUMNS))
+    if facts is None:
+        facts = facts_of(read_batches(trace_path, rows, FACT_COLUMNS))
     batches = read_batches(trace_path, rows)
     elf = elf_of(batches.metadata)
     if elf:

@@ -4,11 +4,12 @@ window, not the trace's length.
 The trace is cut into pieces just after a row of thread mode, where no handler runs, so every
 activation begins and ends inside one piece. Each piece gets the analyzer's context, numbered on
 from the pieces before it (`Before`), and its own `build_model`; its tables are summed into
-`TraceTotals` (per exception and per thread lane: exact, the execution times and periods kept as
-float32 per activation for the medians and p99). The panels that draw single activations, masks,
-locks and heap calls draw the pieces of one window, at most `DRAWN_ROWS` rows: the `--from/--to`
-window, else the whole trace when it is that small, else the pieces around the first finding.
-The rows around each finding are collected on the way.
+`TraceTotals` (per exception and per thread lane, exact: the execution times and periods are
+kept per activation for the medians and p99, in temporary files past a bound, `KeptValues`).
+The panels that draw single activations, masks, locks and heap calls draw the pieces of one
+window, at most `DRAWN_ROWS` rows: the `--from/--to` window, else the whole trace when it is that
+small, else the pieces around the first finding. The rows around each finding are collected on
+the way.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from irqmon import schema
 from irqmon.analysis.context import AnalysisConfig, Before, Context
 from irqmon.analysis.facts import TraceFacts
 from irqmon.analysis.findings import Finding
+from irqmon.report.kept_values import KeptValues
 from irqmon.report.model import (
     EVENT_COLUMNS, HALTING_BACKENDS, P99, STATS_COLUMNS, THREAD, Halting, ReportModel, _halt_cost, build_model, busy_per_bin,
     event_rows_at, lanes_of, load_edges, load_window,
@@ -39,10 +41,6 @@ REPORT_BATCH_ROWS = 1 << 18
 # the activations running there: a trace that never returns to thread mode).
 MOST_BATCHES_PER_PIECE = 4
 MOST_PIECE_ROWS = 1 << 18  # and never before this many rows
-# Execution times and periods are kept exact (float64) up to this many in all, then as float32
-# (at most 4 bytes each way per activation: 400 MB for 50M activations, a 100M-row trace of IRQ
-# rows only; float32 moves a value by under a nanosecond, the tables show microseconds).
-EXACT_VALUES = 1 << 24
 
 
 @dataclass
@@ -58,8 +56,6 @@ class _ExceptionTotals:
     max_depth: int = 0
     preempted: int = 0
     halts: int = 0  # inside its complete activations
-    executions: list[np.ndarray] = field(default_factory=list)  # self times of complete activations
-    periods: list[np.ndarray] = field(default_factory=list)  # between successive entries
     last_entry: float | None = None
 
 
@@ -75,22 +71,15 @@ class TraceTotals:
     halts: int = 0
     keep_halted: bool = False  # a halting capture: keep its complete activations for the halt cost
     halted_activations: list[pd.DataFrame] = field(default_factory=list)
-    values: int = 0  # execution times and periods kept
+    # Per exception, the self time of each complete activation ("execution") and the time between
+    # successive entries ("period"): exact (float64), in temporary files past a bound.
+    kept: KeptValues = field(default_factory=KeptValues)
     busy: dict[str, np.ndarray] = field(default_factory=dict)  # per exception, seconds it ran itself per load window
 
     def __post_init__(self) -> None:
         self.load_window = load_window(self.duration)
         self.load_edges = load_edges(self.start, self.end, self.load_window)
-
-    def _kept(self, values: np.ndarray) -> np.ndarray:
-        """`values` as kept: float64, or float32 once more than `EXACT_VALUES` are kept (then all)."""
-        exact = self.values <= EXACT_VALUES
-        self.values += len(values)
-        if exact and self.values > EXACT_VALUES:
-            for totals in self.exceptions.values():
-                totals.executions = [a.astype(np.float32) for a in totals.executions]
-                totals.periods = [a.astype(np.float32) for a in totals.periods]
-        return values.astype(np.float64 if self.values <= EXACT_VALUES else np.float32)
+        self._isr_stats: pd.DataFrame | None = None
 
     @property
     def duration(self) -> float:
@@ -102,7 +91,7 @@ class TraceTotals:
 
     @property
     def complete(self) -> int:
-        return sum(sum(len(x) for x in e.executions) for e in self.exceptions.values())
+        return sum(self.kept.count((ipsr, "execution")) for ipsr in self.exceptions)
 
     def add(self, model: ReportModel) -> None:
         """Count in one piece's model."""
@@ -116,12 +105,12 @@ class TraceTotals:
             totals.max_depth = max(totals.max_depth, int(mine["depth"].max()))
             totals.preempted += int(mine["preempted"].sum())
             done = mine[mine["complete"].to_numpy(dtype=bool)]
-            totals.executions.append(self._kept(done["self_time"].to_numpy(dtype=float)))
+            self.kept.add((int(ipsr), "execution"), done["self_time"].to_numpy(dtype=np.float64))
             totals.halts += int(done["halts"].sum())
             entries = np.sort(mine.loc[mine["entered"].to_numpy(dtype=bool), "start"].to_numpy(dtype=float))
             if len(entries):
                 previous = [] if totals.last_entry is None else [totals.last_entry]
-                totals.periods.append(self._kept(np.diff(np.r_[previous, entries])))
+                self.kept.add((int(ipsr), "period"), np.diff(np.r_[previous, entries]))
                 totals.last_entry = float(entries[-1])
         ran = model.segments[(model.segments["running"] != THREAD).to_numpy()]
         for lane, mine in ran.groupby("lane", sort=False):
@@ -156,23 +145,29 @@ class TraceTotals:
         return table.sort_values(["self_time", "exception"], ascending=[False, True], ignore_index=True)
 
     def isr_stats(self) -> pd.DataFrame:
-        """As `ReportModel.isr_stats` gives it for the whole trace."""
+        """As `ReportModel.isr_stats` gives it for the whole trace; taken from the kept values the
+        first time (so while they are kept), the same table after."""
+        if self._isr_stats is None:
+            self._isr_stats = self._timing_table()
+        return self._isr_stats.copy()
+
+    def _timing_table(self) -> pd.DataFrame:
         if not self.exceptions:
             return pd.DataFrame(columns=[*STATS_COLUMNS])
         rows = []
         for ipsr, e in self.exceptions.items():
-            executions = np.concatenate(e.executions).astype(float) if e.executions else np.zeros(0)
-            periods = np.concatenate(e.periods).astype(float) if e.periods else np.zeros(0)
-            ran, between = len(executions) > 0, len(periods) > 0
-            rows.append({
-                "exception": e.exception, "ipsr": ipsr, "priority": e.priority, "count": len(executions),
-                "exec_min": executions.min() if ran else np.nan, "exec_median": np.median(executions) if ran else np.nan,
-                "exec_p99": np.quantile(executions, P99) if ran else np.nan, "exec_max": executions.max() if ran else np.nan,
-                "periods": len(periods), "period_median": np.median(periods) if between else np.nan,
-                "period_min": periods.min() if between else np.nan, "period_max": periods.max() if between else np.nan,
-                "jitter": periods.std() if between else np.nan, "halts": e.halts,
-            })  # fmt: skip
-        table = pd.DataFrame(rows)
+            ran, between = self.kept.count((ipsr, "execution")), self.kept.count((ipsr, "period"))
+            row = {"exception": e.exception, "ipsr": ipsr, "priority": e.priority, "count": ran, "periods": between, "halts": e.halts}
+            if ran:
+                executions = self.kept.series((ipsr, "execution"))
+                median, p99 = executions.median_and_quantile(P99)
+                row |= {"exec_min": executions.minimum, "exec_median": median, "exec_p99": p99, "exec_max": executions.maximum}
+            if between:
+                periods = self.kept.series((ipsr, "period"))
+                row |= {"period_median": periods.median(), "period_min": periods.minimum, "period_max": periods.maximum,
+                        "jitter": periods.std()}  # fmt: skip
+            rows.append(row)
+        table = pd.DataFrame(rows).reindex(columns=[*STATS_COLUMNS])  # NaN where no activation completed, or no period
         table["priority"] = pd.array(table["priority"].tolist(), dtype="Int64")
         table["rank"] = table["priority"].astype("Float64").fillna(np.inf).astype(float)
         return table.sort_values(["rank", "ipsr"], ignore_index=True)[[*STATS_COLUMNS]]
@@ -366,21 +361,23 @@ def view_in_batches(
     totals = TraceTotals(start, facts.end_time if facts.rows else start, facts.rows,
                          keep_halted=metadata.get(schema.META_BACKEND) in HALTING_BACKENDS)  # fmt: skip
     thread_lane: str | None = None
-    for following in _then_none(pieces):
-        end = float(following["time"][0].as_py()) if following is not None else totals.end
-        kept = _Piece(piece, _copied(before), start, end, thread_lane)
-        ctx = Context([piece], metadata, config, before)
-        model = build_model(ctx, (start, end), thread_lane)
-        totals.add(model)
-        thread = model.segments.loc[(model.segments["running"] == THREAD).to_numpy(), "lane"]
-        thread_lane = str(thread.iloc[-1]) if len(thread) else thread_lane
-        nearby.add(ctx)
-        drawn.offer(kept)
-        before = ctx.leaving(np.zeros(0, dtype=np.int64))
-        del ctx, kept, model
-        if following is None:
-            break
-        piece, start = following, end
+    with totals.kept:  # its temporary files are removed at the end, also on an error or Ctrl-C
+        for following in _then_none(pieces):
+            end = float(following["time"][0].as_py()) if following is not None else totals.end
+            kept = _Piece(piece, _copied(before), start, end, thread_lane)
+            ctx = Context([piece], metadata, config, before)
+            model = build_model(ctx, (start, end), thread_lane)
+            totals.add(model)
+            thread = model.segments.loc[(model.segments["running"] == THREAD).to_numpy(), "lane"]
+            thread_lane = str(thread.iloc[-1]) if len(thread) else thread_lane
+            nearby.add(ctx)
+            drawn.offer(kept)
+            before = ctx.leaving(np.zeros(0, dtype=np.int64))
+            del ctx, kept, model
+            if following is None:
+                break
+            piece, start = following, end
+        totals.isr_stats()  # the timing table, taken while the values it needs are kept
     model = drawn.model(metadata, config, totals)
     model = replace(model, rows=facts.rows, whole=totals if drawn.requested is None else None)
     return StreamedView(model, nearby, drawn.note(facts.rows, bool(findings)))

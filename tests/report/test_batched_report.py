@@ -4,6 +4,7 @@ rows than the panels draw gets its tables over the whole trace and a sentence on
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pandas as pd
@@ -11,9 +12,10 @@ import pytest
 from support import irqmon, sample_names
 
 from irqmon.analysis import AnalysisConfig, Analysis, all_rules, analysis_of
+from irqmon.analysis.batches import analyze_file
 from irqmon.analysis.facts import facts_of
 from irqmon.elf_sources import recorded_elf, with_elf_sources
-from irqmon.report import write_report, write_report_in_batches
+from irqmon.report import kept_values, write_report, write_report_in_batches
 from irqmon.report.model import build_model, load_window
 from irqmon.report.streamed import DRAWN_ROWS, view_in_batches
 from irqmon.tracefile import load_trace
@@ -63,6 +65,36 @@ def test_the_tables_summed_over_batches_are_the_whole_traces(capture):
     assert view.model.halting() == whole.halting()
     window = load_window(whole.duration)
     pd.testing.assert_frame_equal(view.model.cpu_load(window), whole.cpu_load(window), check_like=True, rtol=1e-9)
+
+
+@pytest.mark.parametrize("capture", ["printf_tasks_critical", "hal_i2c_lock_deadlock", "uart_queue_primask"])
+def test_the_facts_the_analysis_learned_give_the_report_without_a_facts_pass_of_its_own(capture, tmp_path, monkeypatch):
+    path = TRACES / f"{capture}.csv"
+    whole, own_facts = _reports(path, tmp_path, 7)
+    trace, findings, facts = analyze_file(path, AnalysisConfig(), STREAMING, lambda _: None, batch_rows=11)
+    assert findings == _analysis(path).findings and facts.rows == trace.rows
+    monkeypatch.setattr("irqmon.analysis.facts.facts_of", lambda _: pytest.fail("the report learned the facts again"))
+    learned = write_report_in_batches(path, findings, AnalysisConfig(), lambda _: None, tmp_path / "learned", batch_rows=7, facts=facts)
+    assert learned.read_text() == own_facts == whole
+
+
+@pytest.mark.parametrize("capture", ["printf_tasks_critical", "hal_i2c_lock_deadlock", "uart_queue_primask"])
+def test_timing_values_kept_in_files_give_the_same_tables_and_report(capture, tmp_path, monkeypatch):
+    """With bounds so small that every exception's execution times and periods go to temporary
+    files, are read back in chunks of a few values and split into few bins: the same timing table
+    (medians and p99 to the bit) and the same report; and no temporary file is left."""
+    path = TRACES / f"{capture}.csv"
+    in_memory = _models(path)[0].model.isr_stats()
+    folders = []
+    monkeypatch.setattr(kept_values, "mkdtemp", lambda **options: folders.append(tempfile.mkdtemp(dir=tmp_path, **options)) or folders[-1])
+    for bound, value in (("HELD_VALUES", 1), ("CHUNK_VALUES", 5), ("GATHERED_VALUES", 2), ("BINS", 3)):
+        monkeypatch.setattr(kept_values, bound, value)
+    in_files = _models(path)[0].model.isr_stats()
+    assert len(folders) == 1 and not Path(folders[0]).exists()
+    pd.testing.assert_frame_equal(in_files.drop(columns="jitter"), in_memory.drop(columns="jitter"), check_exact=True)
+    pd.testing.assert_series_equal(in_files["jitter"], in_memory["jitter"], rtol=1e-9, atol=1e-15)
+    whole, batched = _reports(path, tmp_path, 7)
+    assert batched == whole and len(folders) == 2
 
 
 @pytest.mark.parametrize("open_ended", [False, True], ids=["from-to", "from"])
