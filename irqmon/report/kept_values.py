@@ -18,9 +18,10 @@ import shutil
 from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from tempfile import mkdtemp
 
 import numpy as np
+
+from irqmon.children import make_workdir
 
 HELD_VALUES = 1 << 22  # values held in memory in all (32 MiB) before they go to files
 CHUNK_VALUES = 1 << 20  # values read back from a file at a time (8 MiB)
@@ -257,7 +258,7 @@ class KeptValues:
         if not held:
             return
         if self._folder is None:
-            self._folder = Path(mkdtemp(prefix="irqmon-report-"))
+            self._folder = make_workdir()  # named for this process: removed by the next irqmon if killed
         path = self._files.setdefault(key, self._folder / f"series-{len(self._files)}.f64")
         with path.open("ab") as file:
             for values in held:

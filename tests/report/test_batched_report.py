@@ -14,6 +14,7 @@ from support import irqmon, sample_names
 from irqmon.analysis import AnalysisConfig, Analysis, all_rules, analysis_of
 from irqmon.analysis.batches import analyze_file
 from irqmon.analysis.facts import facts_of
+from irqmon.children import make_workdir
 from irqmon.elf_sources import recorded_elf, with_elf_sources
 from irqmon.report import kept_values, write_report, write_report_in_batches
 from irqmon.report.model import build_model, load_window
@@ -86,7 +87,8 @@ def test_timing_values_kept_in_files_give_the_same_tables_and_report(capture, tm
     path = TRACES / f"{capture}.csv"
     in_memory = _models(path)[0].model.isr_stats()
     folders = []
-    monkeypatch.setattr(kept_values, "mkdtemp", lambda **options: folders.append(tempfile.mkdtemp(dir=tmp_path, **options)) or folders[-1])
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(kept_values, "make_workdir", lambda: folders.append(make_workdir()) or folders[-1])
     for bound, value in (("HELD_VALUES", 1), ("CHUNK_VALUES", 5), ("GATHERED_VALUES", 2), ("BINS", 3)):
         monkeypatch.setattr(kept_values, bound, value)
     in_files = _models(path)[0].model.isr_stats()
