@@ -313,7 +313,7 @@ class Storms:
             record.entries += hi - lo
             record.start = float(np.fmin(record.start, earliest[number]))
             record.end = float(np.fmax(record.end, latest[number]))
-            record.busy = float(np.cumsum(np.r_[record.busy, busy[lo:hi]])[-1])  # in order, as one sum
+            record.busy = float(np.cumsum(np.concatenate(([record.busy], busy[lo:hi])))[-1])  # in order, as one sum
             record.timed = record.timed and bool(all_timed[number])
             record.last = (at_last[0][number], at_last[1][number], at_last[2][number])
             record.unwindowed += hi - lo
@@ -460,7 +460,7 @@ class Storms:
         blocked = blocked[blocked["run"].isin(list(self.runs))]
         if blocked.empty:
             return
-        holders = holder_labels(ctx, blocked).fillna("a context not in the trace")
+        holders = holder_labels(ctx, blocked).fillna("a context not in the trace").to_numpy(dtype=object)
         run, act = blocked["run"].to_numpy(dtype=np.int64), blocked[ACT].to_numpy(dtype=np.int64)
         keys, first = np.unique(run, return_index=True)
         # Per run, its activations that met a held lock, in order of their first event.
@@ -471,7 +471,7 @@ class Storms:
         for number, key in enumerate(keys.tolist()):
             record = self.runs[key]
             if record.cause is None:
-                record.cause = (str(names[first[number]]), str(holders.iloc[first[number]]))
+                record.cause = (str(names[first[number]]), str(holders[first[number]]))
             lo, hi = bounds[number], bounds[number + 1]
             record.cause_acts += int(hi - lo) - int(record.cause_last_act == act[met[lo]])
             record.cause_last_act = int(act[met[hi - 1]])
