@@ -33,13 +33,15 @@ def calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
     function among the context's own frames): what a kernel or library does inside a call, such
     as the critical section inside xQueueSemaphoreTake. They are the outer call's evidence, not
     findings of their own; computed once per analysis (columns `symbol`, `kind`, `callpath`, `act`)."""
-    if "inner_calls" not in ctx.shared:
-        rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=CALL_COLUMNS + ["kind"])
-        outer = ctx.outermost_calls(rows, isr=True).index
-        calls = rows[(rows["event"] == Event.CALL.value).to_numpy(dtype=bool) & ~rows.index.isin(outer)]
-        paths = ctx.rows_at(calls.index.to_numpy(), ["callpath"])["callpath"]
-        ctx.shared["inner_calls"] = calls.assign(callpath=paths.where(paths.notna(), None).astype(object))
-    return ctx.shared["inner_calls"]  # type: ignore[return-value]
+    return ctx.once("inner_calls", _calls_inside_other_calls)
+
+
+def _calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=CALL_COLUMNS + ["kind"])
+    outer = ctx.outermost_calls(rows, isr=True).index
+    calls = rows[(rows["event"] == Event.CALL.value).to_numpy(dtype=bool) & ~rows.index.isin(outer)]
+    paths = ctx.rows_at(calls.index.to_numpy(), ["callpath"])["callpath"]
+    return calls.assign(callpath=paths.where(paths.notna(), None).astype(object))
 
 
 def outer_calls_only(ctx: Context, calls: pd.DataFrame) -> pd.DataFrame:
@@ -88,15 +90,16 @@ def open_isr_call_rows(ctx: Context) -> np.ndarray:
     """Positions of what the next batch needs to tell an ISR's outermost calls without a call
     path: per kind, the last call or return row of each exception's last activation (worked
     out once per context: every rule of ISR calls carries them)."""
-    if "open_isr_call_rows" not in ctx.shared:
-        rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=["ipsr", "kind", ACT])
-        if rows.empty:
-            ctx.shared["open_isr_call_rows"] = np.zeros(0, dtype=np.int64)
-        else:
-            last_act = rows.groupby("ipsr")[ACT].transform("last")
-            rows = rows[rows[ACT] == last_act]
-            ctx.shared["open_isr_call_rows"] = np.sort(rows.groupby([ACT, rows["kind"].fillna("")], sort=False).tail(1).index.to_numpy())
-    return ctx.shared["open_isr_call_rows"]  # type: ignore[return-value]
+    return ctx.once("open_isr_call_rows", _open_isr_call_rows)
+
+
+def _open_isr_call_rows(ctx: Context) -> np.ndarray:
+    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=["ipsr", "kind", ACT])
+    if rows.empty:
+        return np.zeros(0, dtype=np.int64)
+    last_act = rows.groupby("ipsr")[ACT].transform("last")
+    rows = rows[rows[ACT] == last_act]
+    return np.sort(rows.groupby([ACT, rows["kind"].fillna("")], sort=False).tail(1).index.to_numpy())
 
 
 class IsrCallStream:

@@ -15,10 +15,11 @@ reports, as are the context labels.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -31,6 +32,8 @@ from irqmon.analysis.facts import TraceFacts
 from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS, logical_priority
 from irqmon.schema import Event
 from irqmon.tracefile import pandas_column
+
+T = TypeVar("T")
 
 ACT = "act"
 IN_ISR = "in_isr"
@@ -688,6 +691,13 @@ class Context:
         return handler.fillna(self.names(rows)).astype("string")
 
     # --- shared helpers ----------------------------------------------------------------------
+
+    def once(self, key: str, compute: Callable[[Context], T]) -> T:
+        """`compute(self)`, worked out the first time any rule asks for `key` in this context and
+        kept in `shared` for the others."""
+        if key not in self.shared:
+            self.shared[key] = compute(self)
+        return self.shared[key]  # type: ignore[return-value]
 
     def outermost_calls(self, rows: pd.DataFrame, kinds: Iterable[str] | None = None, isr: bool = False) -> pd.DataFrame:
         """Drop `call` rows nested in another call of the same set (malloc → _malloc_r).

@@ -32,9 +32,7 @@ EVENT_COLUMNS = ["seq", "time", "ipsr", "task", "kind", "role", "symbol", "addre
 def lock_events(ctx: Context) -> pd.DataFrame:
     """The lock events of the trace with their holders (computed once per analysis), with the
     trace's `EVENT_COLUMNS`."""
-    if "lock_events" not in ctx.shared:
-        ctx.shared["lock_events"] = _lock_events(ctx)
-    return ctx.shared["lock_events"]  # type: ignore[return-value]
+    return ctx.once("lock_events", _lock_events)
 
 
 def _lock_events(ctx: Context) -> pd.DataFrame:
