@@ -82,7 +82,7 @@ class SectionStream:
             evidence=lambda f, g: {"case": f["case"]},
         )  # fmt: skip
         self.deferred: set[int] = set()  # `seq` of unmaskings judged once the next row of their context and register is seen
-        self.pending: set[int] = set()  # ISR activations not judged yet
+        self.pending = np.zeros(0, dtype=np.int64)  # ISR activations not judged yet, sorted
         self.depth: dict[tuple, int] = {}  # (act, turn) -> sections open
         self.entered: dict[tuple, int] = {}  # (act, turn) -> its enters (a capture armed in turns)
         self.entered_ever: dict[tuple, int] = {}  # (act,) -> its enters
@@ -228,40 +228,42 @@ class SectionStream:
         """Judge the ISR activations whose end is known (or the trace's); the rows to carry of
         the others."""
         t, activations = ctx.timeline, ctx.activations
-        acts = activations[(activations["last_row"] >= ctx.carried).to_numpy() | activations.index.isin(list(self.pending))]
+        ids = activations.index.to_numpy()  # sorted
+        acts = activations[(activations["last_row"] >= ctx.carried).to_numpy() | _among(ids, self.pending)]
         isr_masks = masks[masks[IN_ISR].to_numpy(dtype=bool)]
         if ctx.ends_trace:  # what is still open stays open
-            self._judge(ctx, acts.index, isr_masks)
+            self._judge(ctx, acts.index.to_numpy(), isr_masks)
             return np.zeros(0, dtype=np.int64)
         thread = t.thread
         before = t.thread_rows[acts["first_row"].to_numpy()] - 1  # the thread row before each (-1: none)
         after = t.thread_rows[acts["last_row"].to_numpy()]  # the thread row after each (len(thread): none)
         running = _running(ctx, acts.index.to_numpy())
         settled = ~running & ((after < len(thread)) | (before < 0))
-        self._judge(ctx, acts.index[settled], isr_masks)
-        has_masks = acts.index.isin(isr_masks[ACT].unique())
-        waiting = ~settled & (running | has_masks | acts.index.isin(self.last_calls.index))
-        self.pending = set(acts.index[waiting].tolist())
+        acts_ids = acts.index.to_numpy()  # sorted
+        self._judge(ctx, acts_ids[settled], isr_masks)
+        has_masks = _among(acts_ids, np.unique(isr_masks[ACT].to_numpy()))
+        waiting = ~settled & (running | has_masks | _among(acts_ids, np.sort(self.last_calls.index.to_numpy())))
+        self.pending = acts_ids[waiting]
         if not waiting.any():
             return np.zeros(0, dtype=np.int64)
         kept = acts[waiting]
-        ends = isr_masks[isr_masks[ACT].isin(kept.index).to_numpy(dtype=bool)].groupby([ACT, "symbol"], sort=False)
+        ends = isr_masks[_among(isr_masks[ACT].to_numpy(), self.pending)].groupby([ACT, "symbol"], sort=False)
         around = np.r_[before[waiting], after[waiting]]
         return np.concatenate([
             kept["first_row"].to_numpy(), kept["last_row"].to_numpy(), thread[around[(around >= 0) & (around < len(thread))]],
             ends.head(1).index.to_numpy(), ends.tail(1).index.to_numpy(),
         ]).astype(np.int64)  # fmt: skip
 
-    def _judge(self, ctx: Context, judged: pd.Index, isr_masks: pd.DataFrame) -> None:
-        """Judge the activations `judged` and forget them."""
-        self._isr_changed_mask(ctx, isr_masks[isr_masks[ACT].isin(judged).to_numpy(dtype=bool)])
+    def _judge(self, ctx: Context, judged: np.ndarray, isr_masks: pd.DataFrame) -> None:
+        """Judge the activations `judged` (sorted ids) and forget them."""
+        self._isr_changed_mask(ctx, isr_masks[_among(isr_masks[ACT].to_numpy(), judged)])
         self._returned_inside(ctx, judged)
         if ctx.ends_trace:  # nothing comes after
             return
-        self.last_calls = self.last_calls[~self.last_calls.index.isin(judged)]
+        self.last_calls = self.last_calls[~_among(self.last_calls.index.to_numpy(), judged)]
         for counts in (self.depth, self.entered, self.entered_ever):
             keys = list(counts)
-            for key, done in zip(keys, pd.Index([key[0] for key in keys], dtype=np.int64).isin(judged), strict=True):
+            for key, done in zip(keys, _among(np.array([key[0] for key in keys], dtype=np.int64), judged), strict=True):
                 if done:
                     del counts[key]
 
@@ -280,9 +282,10 @@ class SectionStream:
             hits = hits[~ctx.coverage.changed_between(first, last_seq)]
         self.isr_changed.add(ctx, ctx.rows_at(hits.index.to_numpy()).assign(entered_with=hits["entered_with"]))
 
-    def _returned_inside(self, ctx: Context, judged: pd.Index) -> None:
-        """The last enter/exit call of each judged ISR activation that returned inside a section."""
-        left = self.last_calls[self.last_calls.index.isin(judged)]
+    def _returned_inside(self, ctx: Context, judged: np.ndarray) -> None:
+        """The last enter/exit call of each judged ISR activation (`judged`: sorted ids) that
+        returned inside a section."""
+        left = self.last_calls[_among(self.last_calls.index.to_numpy(), judged)]
         left = left[left["one_turn"].astype(bool).to_numpy() & (left["depth"] > 0).to_numpy()]
         if left.empty:
             return
@@ -307,6 +310,14 @@ def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:
     main), or an exception's latest activation in the batch."""
     acts = np.asarray(acts, dtype=np.int64)
     return ((acts < 0) & (acts != NO_CONTEXT)) | ctx.is_latest_activation(acts)
+
+
+def _among(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Per value, whether it is one of `sorted_ids` (a binary search: `isin` hashes every id)."""
+    values = np.asarray(values, dtype=np.int64)
+    if len(sorted_ids) == 0:
+        return np.zeros(len(values), dtype=bool)
+    return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
 
 
 def _strength(masks: pd.DataFrame, column: str) -> pd.Series:
@@ -365,7 +376,8 @@ def _held_before(marks: np.ndarray, first: np.ndarray, empty: float) -> np.ndarr
     """Per row, the last mark before it in its group (`empty` where there is none)."""
     marks = marks.copy()
     marks[first & np.isnan(marks)] = empty
-    carried = pd.Series(marks).ffill().to_numpy()
+    marked = np.where(np.isnan(marks), 0, np.arange(len(marks)))  # every group's first row is marked
+    carried = marks[np.maximum.accumulate(marked)] if len(marks) else marks
     shifted = np.r_[empty, carried[:-1]]
     shifted[first] = empty
     return shifted
