@@ -135,24 +135,31 @@ class SectionStream:
         without a call path (judged once the next row is seen)."""
         self.deferred = set()
         running = masks[_running(ctx, masks[ACT].to_numpy())]
+        register = pd.factorize(running["symbol"])[0]
+        seq = running["seq"].to_numpy()
+        order = np.lexsort((seq, register, running[ACT].to_numpy()))  # (context, register) groups, each in time order
+        act, register, seq = running[ACT].to_numpy()[order], register[order], seq[order]
+        rows = running.index.to_numpy()[order]
+        befores, afters = running["before"].to_numpy()[order], running["after"].to_numpy()[order]
+        levels = depth.reindex(rows).to_numpy()
+        judged = np.isin(rows, judged_rows)
+        bounds = np.flatnonzero(np.r_[True, (act[1:] != act[:-1]) | (register[1:] != register[:-1]), True]) if len(rows) else []
         carry = []
-        for _, group in running.groupby([ACT, "symbol"], sort=False):
-            before, after = group["before"].to_numpy(), group["after"].to_numpy()
-            level = depth.reindex(group.index).to_numpy()
+        for begin, end in zip(bounds[:-1], bounds[1:]):
+            group, before, after, level = rows[begin:end], befores[begin:end], afters[begin:end], levels[begin:end]
             starts = np.flatnonzero((before == 0) & (after > 0))
             if len(starts):  # the last section opened, and what closed it (older rows carried may not reopen it)
                 last = starts[-1]
                 rest = slice(last + 1, None)
                 lowers = after[rest] < before[rest]
                 closes = ((lowers & (after[rest] == 0)) | (before[rest] == 0)) | (lowers & (level[rest] == level[last]))
-                carry += [group.index[last], *group.index[rest][closes][:1]]
+                carry += [group[last], *group[rest][closes][:1]]
             period = slice(starts[-1] if len(starts) else 0, None)
             entries = (after[period] > 0) & (after[period] >= before[period])
-            carry += list(group.index[period][entries][:2])
-            end = group.index[-1]
-            if after[-1] < before[-1] and np.isnan(level[-1]) and end in judged_rows:
-                carry.append(end)
-                self.deferred.add(int(group["seq"].iloc[-1]))
+            carry += list(group[period][entries][:2])
+            if after[-1] < before[-1] and np.isnan(level[-1]) and judged[end - 1]:
+                carry.append(group[-1])
+                self.deferred.add(int(seq[end - 1]))
         return np.asarray(carry, dtype=np.int64)
 
     # --- RTOS enter/exit calls --------------------------------------------------------------
