@@ -33,7 +33,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import fresh, where
+from irqmon.analysis.common import where
 from irqmon.analysis.context import ACT, EXC_NAME, AnalysisConfig, Context, Timeline
 from irqmon.analysis.coverage import Coverage
 from irqmon.analysis.findings import Finding, Group, SiteGroups
@@ -160,28 +160,21 @@ class Storms:
         if self.config is None:
             self._learn(ctx)
         t = ctx.timeline
-        handler = np.flatnonzero(t.in_isr[ctx.carried :]) + ctx.carried
-        rows = _by_activation(t, handler)
-        acts = t.act[rows]
-        starts = np.flatnonzero(np.r_[True, acts[1:] != acts[:-1]]) if len(acts) else np.zeros(0, dtype=np.int64)
-        ends = np.r_[starts[1:], len(acts)][: len(starts)] - 1
-        first, last = rows[starts], rows[ends]
-        exceptions = t.ipsr[first]
+        acts, first, last, exceptions = _fresh_activations(ctx)
         mapped: list[tuple[np.ndarray, np.ndarray]] = []
         bounds = np.flatnonzero(np.r_[True, exceptions[1:] != exceptions[:-1], True]) if len(first) else np.zeros(1, dtype=np.int64)
         for lo, hi in zip(bounds[:-1], bounds[1:]):
-            mapped.append(self._activations(ctx, int(exceptions[lo]), acts[starts[lo:hi]], first[lo:hi], last[lo:hi]))
+            mapped.append(self._activations(ctx, int(exceptions[lo]), acts[lo:hi], first[lo:hi], last[lo:hi]))
         seen = set(exceptions.tolist())
         thread_ran = bool(t.thread_rows[-1] > (t.thread_rows[ctx.carried - 1] if ctx.carried else 0)) if len(t.time) else False
         for number, state in self.exceptions.items():
             if number not in seen:
                 state.thread_since |= thread_ran
+        # In order of id, as the activations are (by exception, then in order).
         act_ids = np.concatenate([m[0] for m in mapped]) if mapped else np.zeros(0, dtype=np.int64)
         run_ids = np.concatenate([m[1] for m in mapped]) if mapped else np.zeros(0, dtype=np.int64)
-        order = np.argsort(act_ids)
-        act_ids, run_ids = act_ids[order], run_ids[order]
         run_of = lambda act: run_ids[np.searchsorted(act_ids, act)]  # noqa: E731 (every act asked for is among them)
-        self._rows(ctx, handler, run_of)
+        self._rows(ctx, run_of)
         self._causes(ctx, run_of)
         hits: list[_Hit] = []
         for number in list(self.exceptions):
@@ -414,13 +407,14 @@ class Storms:
 
     # --- rows ---------------------------------------------------------------------------------
 
-    def _rows(self, ctx: Context, handler: np.ndarray, run_of: Callable[[np.ndarray], np.ndarray]) -> None:
+    def _rows(self, ctx: Context, run_of: Callable[[np.ndarray], np.ndarray]) -> None:
         """The batch's rows in the activations of runs that may become storms: each run's first
         row with a call path (the row to report; else its first row) and its last source line."""
         t = ctx.timeline
-        halting = handler[~t.irq[handler]]  # IRQ rows have neither a call path nor a source line
+        # IRQ rows have neither a call path nor a source line.
+        halting = np.flatnonzero(t.in_isr[ctx.carried :] & ~t.irq[ctx.carried :]) + ctx.carried
         run = run_of(t.act[halting]) if len(halting) else np.zeros(0, dtype=np.int64)
-        kept = np.isin(run, list(self.runs))
+        kept = np.isin(run, self._run_keys())
         halting, run = halting[kept], run[kept]
         with_path = ctx.has_value("callpath", halting)
         path_runs, at = np.unique(run[with_path], return_index=True)
@@ -450,40 +444,45 @@ class Storms:
 
     def _causes(self, ctx: Context, run_of: Callable[[np.ndarray], np.ndarray]) -> None:
         """The held locks the batch's activations met, counted into their runs."""
-        events = fresh(ctx, lock_events(ctx))
+        events = lock_events(ctx)
         if events.empty:
             return
-        blocked = events.loc[contended(events), ["ipsr", ACT, LOCK_NAME, "held_row"]]
-        if blocked.empty:
+        blocked = np.flatnonzero(contended(events).to_numpy(dtype=bool) & (events.index.to_numpy() >= ctx.carried))
+        act = events[ACT].to_numpy(dtype=np.int64)[blocked]
+        run = run_of(act)
+        kept = np.isin(run, self._run_keys())
+        if not kept.any():
             return
-        blocked = blocked.assign(run=run_of(blocked[ACT].to_numpy(dtype=np.int64)))
-        blocked = blocked[blocked["run"].isin(list(self.runs))]
-        if blocked.empty:
-            return
-        holders = holder_labels(ctx, blocked).fillna("a context not in the trace").to_numpy(dtype=object)
-        run, act = blocked["run"].to_numpy(dtype=np.int64), blocked[ACT].to_numpy(dtype=np.int64)
-        keys, first = np.unique(run, return_index=True)
-        # Per run, its activations that met a held lock, in order of their first event.
-        met = np.flatnonzero(~pd.DataFrame({"run": run, "act": act}).duplicated().to_numpy())
-        met = met[np.argsort(run[met], kind="stable")]
-        bounds = np.r_[np.searchsorted(run[met], keys), len(met)]
-        names = blocked[LOCK_NAME].to_numpy(dtype=object)
-        for number, key in enumerate(keys.tolist()):
+        blocked, act, run = blocked[kept], act[kept], run[kept]
+        # A run's activations are consecutive ones of its exception, and each one's events come
+        # after the one before's: in order of id, its activations that met a held lock, lined up.
+        met = np.unique(act)
+        met_run = run_of(met)
+        starts = np.flatnonzero(np.r_[True, met_run[1:] != met_run[:-1]])
+        ends = np.r_[starts[1:], len(met)]
+        keys, first = np.unique(run, return_index=True)  # each run's first event
+        first_event = dict(zip(keys.tolist(), blocked[first].tolist()))
+        new_causes = [key for key in met_run[starts].tolist() if self.runs[key].cause is None]
+        if new_causes:
+            found = events.iloc[[first_event[key] for key in new_causes]]
+            holders = holder_labels(ctx, found).fillna("a context not in the trace").tolist()
+            for key, name, holder in zip(new_causes, found[LOCK_NAME].tolist(), holders):
+                self.runs[key].cause = (str(name), str(holder))
+        for key, lo, hi in zip(met_run[starts].tolist(), starts.tolist(), ends.tolist()):
             record = self.runs[key]
-            if record.cause is None:
-                record.cause = (str(names[first[number]]), str(holders[first[number]]))
-            lo, hi = bounds[number], bounds[number + 1]
-            record.cause_acts += int(hi - lo) - int(record.cause_last_act == act[met[lo]])
-            record.cause_last_act = int(act[met[hi - 1]])
+            record.cause_acts += hi - lo - int(record.cause_last_act == met[lo])
+            record.cause_last_act = int(met[hi - 1])
 
 
-def _by_activation(t: Timeline, rows: np.ndarray) -> np.ndarray:
-    """`rows` (positions, in order) by exception, then activation, then position: a stable sort
-    by exception number (small numbers) is enough, as an exception's activation ids only grow
-    along the trace."""
-    numbers = t.ipsr[rows]
-    small = len(numbers) and numbers.max() < 2**15  # handler rows: exception numbers above 0
-    return rows[np.argsort(numbers.astype(np.int16) if small else numbers, kind="stable")]
+def _fresh_activations(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The ISR activations with rows in the batch beyond the carried ones, by exception, then id:
+    their ids, first and last rows, and exception numbers. An activation begun in a batch before
+    (its exception's latest there, which goes on) has a carried row first: its first row is not used."""
+    activations = ctx.activations
+    last = activations["last_row"].to_numpy()
+    fresh = last >= ctx.carried
+    ids, first, exceptions = activations.index.to_numpy(), activations["first_row"].to_numpy(), activations["ipsr"].to_numpy()
+    return ids[fresh], first[fresh], last[fresh], exceptions[fresh]
 
 
 def _halt_point(t: Timeline, position: int) -> HALT_POINT:
