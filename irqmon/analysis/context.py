@@ -15,8 +15,7 @@ reports, as are the context labels.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TypeVar
@@ -182,33 +181,67 @@ def _values(wanted: str | Iterable[str]) -> tuple[str, ...]:
     return (wanted,) if isinstance(wanted, str) else tuple(wanted)
 
 
+class _Columns:
+    """A context's working columns by name, each kept in the chunks it arrived in (the carried
+    rows', then the batch's) until it is looked up whole (`columns[name]`: combined into one array
+    then, once). Most columns are only ever taken a few rows at a time (`take`), which reads the
+    chunks as they are: combining a batch's every column would copy it all again."""
+
+    def __init__(self, columns: dict[str, pa.ChunkedArray]) -> None:
+        self._chunks = {name: column.chunks or [pa.array([], column.type)] for name, column in columns.items()}
+        self._whole: dict[str, pa.Array] = {}
+
+    def __getitem__(self, name: str) -> pa.Array:
+        if name not in self._whole:
+            chunks = self._chunks[name]
+            self._whole[name] = chunks[0] if len(chunks) == 1 else _one_array(pa.chunked_array(chunks))
+            self._chunks[name] = [self._whole[name]]  # the chunks are freed
+        return self._whole[name]
+
+    def __setitem__(self, name: str, column: pa.Array) -> None:
+        self._chunks[name], self._whole[name] = [column], column
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._chunks
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._chunks)
+
+    def type(self, name: str) -> pa.DataType:
+        return self._chunks[name][0].type
+
+    def pop(self, name: str) -> pa.Array:
+        column = self[name]
+        del self._chunks[name], self._whole[name]
+        return column
+
+    def take(self, name: str, positions: np.ndarray) -> pa.Array:
+        """The rows of column `name` at `positions` (any rows, in that order); a dictionary
+        column's values decoded (what a frame holds), not their codes."""
+        chunks = self._chunks[name]
+        if len(chunks) == 1:
+            return _decoded(chunks[0].take(pa.array(positions, type=pa.int64())))
+        starts = np.cumsum([0, *(len(chunk) for chunk in chunks[:-1])])
+        chunk_of = np.searchsorted(starts, positions, side="right") - 1
+        used = np.flatnonzero(np.bincount(chunk_of, minlength=len(chunks)))
+        if len(used) <= 1:  # no rows, or all in one chunk
+            only = int(used[0]) if len(used) else 0
+            return _decoded(chunks[only].take(pa.array(positions - starts[only], type=pa.int64())))
+        taken = [_decoded(chunks[i].take(pa.array(positions[chunk_of == i] - starts[i], type=pa.int64()))) for i in used]
+        rows = pa.concat_arrays(taken)  # each chunk's rows in turn: in order when `positions` go up
+        if (chunk_of[1:] >= chunk_of[:-1]).all():
+            return rows
+        return rows.take(pa.array(np.argsort(np.argsort(chunk_of, kind="stable")), type=pa.int64()))
+
+
+def _decoded(column: pa.Array) -> pa.Array:
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
+
+
 def _one_array(column: pa.ChunkedArray) -> pa.Array:
-    """A column's values as one array (combined only when they are in several chunks; a
-    dictionary column's chunks put on one dictionary first, which makes combining them cheap)."""
-    if column.num_chunks == 1:
-        return column.chunk(0)
+    """A column's values as one array (a dictionary column's chunks put on one dictionary first,
+    which makes combining them cheap)."""
     return (column.unify_dictionaries() if pa.types.is_dictionary(column.type) else column).combine_chunks()
-
-
-def _one_array_each(columns: dict[str, pa.ChunkedArray]) -> None:
-    """Replace each column by one array (taking rows out of a column of many chunks would
-    concatenate them every time). Combined in threads (Arrow works without the GIL); chunks no
-    one else holds are freed as it goes, their memory handed back every few columns."""
-    several = [name for name, column in columns.items() if column.num_chunks != 1]
-    for name in columns.keys() - several:
-        columns[name] = columns[name].chunk(0)
-    if not several:
-        return
-    memory = pa.default_memory_pool()
-
-    def combine(number: int, name: str) -> None:
-        columns[name] = _one_array(columns[name])
-        if number % 4 == 3:
-            memory.release_unused()
-
-    with ThreadPoolExecutor(max_workers=pa.cpu_count()) as pool:
-        list(pool.map(combine, range(len(several)), several))
-    memory.release_unused()
 
 
 def _tasks_on_process_stack(task: pa.Array, control: pa.Array) -> pa.Array:
@@ -328,10 +361,9 @@ class Context:
         kept = WORKING_COLUMNS if before else [*WORKING_COLUMNS, "exception"]
         if self.carried:
             table = pa.concat_tables([before.carried.select(WORKING_COLUMNS), table.select(WORKING_COLUMNS)])  # type: ignore[union-attr]
-        columns = {c: table[c] for c in kept if c in table.column_names}
+        columns = _Columns({c: table[c] for c in kept if c in table.column_names})
         del table  # the columns not kept are freed here when the table was handed over
-        _one_array_each(columns)
-        self._columns: dict[str, pa.Array] = columns  # type: ignore[assignment]
+        self._columns = columns
         ipsr = _integers(self._columns["ipsr"].cast(pa.int64()), -1)
         known = _valid(self._columns["ipsr"])
         self._by_exception = _ByException(ipsr, known)
@@ -391,8 +423,10 @@ class Context:
         for number, entered in zip(*np.unique(t.ipsr[self.carried :][fresh_enters], return_counts=True), strict=True):
             enters[int(number)] = enters.get(int(number), 0) + int(entered)
         carry = np.asarray(carry, dtype=np.int64)
-        at = pa.array(carry)
-        carried = {name: self._columns[name].take(at) for name in WORKING_COLUMNS}
+        carried = {name: self._columns.take(name, carry) for name in WORKING_COLUMNS}
+        for name in WORKING_COLUMNS:  # the codes the batches are held in (`take` decodes them)
+            if pa.types.is_dictionary(self._columns.type(name)):
+                carried[name] = carried[name].dictionary_encode()
         if t.halted is not None and t.halts is not None:  # as filled in here
             carried["halted"], carried["halts"] = pa.array(t.halted[carry]), pa.array(t.halts[carry])
         halted = self.before.halted if t.halted is None or not len(t.halted) else float(t.halted[-1])
@@ -479,8 +513,8 @@ class Context:
         what is still open at its end stays open."""
         if self.before is None or self.before.facts.last_seq is None:
             return True
-        seq = self._columns["seq"]
-        return len(seq) > 0 and seq[len(seq) - 1].as_py() == self.before.facts.last_seq
+        rows = len(self.timeline.time)
+        return rows > 0 and self._columns.take("seq", np.array([rows - 1]))[0].as_py() == self.before.facts.last_seq
 
     @cached_property
     def coverage(self) -> Coverage | None:
@@ -510,19 +544,18 @@ class Context:
         the working columns and the derived ones, or only `columns`."""
         positions = np.asarray(positions, dtype=np.int64)
         names = self.columns if columns is None else columns
-        at = pa.array(positions)
-        derived = {IN_ISR: lambda: self.timeline.in_isr[positions], PRIO: lambda: self._priorities(at, positions),
+        derived = {IN_ISR: lambda: self.timeline.in_isr[positions], PRIO: lambda: self._priorities(positions),
                    ACT: lambda: self.timeline.act[positions]}  # fmt: skip
-        data = {name: pandas_column(name, self._columns[name].take(at)) if name in self._columns else derived[name]() for name in names}
+        data = {name: pandas_column(name, self._columns.take(name, positions)) if name in self._columns else derived[name]() for name in names}
         return pd.DataFrame(data, index=pd.Index(positions, dtype=np.int64), copy=False)
 
     def has_value(self, column: str, positions: np.ndarray) -> np.ndarray:
         """Whether each row at `positions` has a value in `column`."""
-        return self._columns[column].take(pa.array(positions, type=pa.int64())).is_valid().to_numpy(zero_copy_only=False)
+        return self._columns.take(column, np.asarray(positions, dtype=np.int64)).is_valid().to_numpy(zero_copy_only=False)
 
-    def _priorities(self, at: pa.Array, positions: np.ndarray) -> pd.arrays.IntegerArray:
+    def _priorities(self, positions: np.ndarray) -> pd.arrays.IntegerArray:
         """The active exception's priority at each row: the row's own, else its exception's."""
-        own = self._columns["priority"].take(at).cast(pa.float64()).to_numpy(zero_copy_only=False)
+        own = self._columns.take("priority", positions).cast(pa.float64()).to_numpy(zero_copy_only=False)
         prio = np.where(np.isnan(own), self._prio_by_ipsr.reindex(self.timeline.ipsr[positions]).to_numpy(dtype=float), own)
         return pd.arrays.IntegerArray(np.nan_to_num(prio).astype(np.int64), np.isnan(prio))
 
