@@ -177,12 +177,52 @@ class _Site:
     other_seqs: dict[str, int] = field(default_factory=dict)  # the second parties (`other_context`), likewise
 
 
-def _in_order_of_appearance(first_seqs: dict[str, int], group: pd.DataFrame, column: str) -> list[str]:
-    """The labels of `column` so far, in order of their first hit's `seq` (`first_seqs`, updated
-    with `group`'s)."""
-    for label, seq in group.dropna(subset=[column]).groupby(column, sort=False)["seq"].min().items():
-        first_seqs[str(label)] = min(int(seq), first_seqs.get(str(label), int(seq)))
+def _in_order_of_appearance(first_seqs: dict[str, int], labels: list[str], seqs: list[int]) -> list[str]:
+    """The labels so far, in order of their first hit's `seq` (`first_seqs`, updated with
+    `labels`, each with the `seq` of its first hit in a batch)."""
+    for label, seq in zip(labels, seqs, strict=True):
+        first_seqs[label] = min(seq, first_seqs.get(label, seq))
     return sorted(first_seqs, key=first_seqs.__getitem__)
+
+
+def _in_seq_order(hits: pd.DataFrame) -> pd.DataFrame:
+    """`hits` sorted by `seq` (as they are, when they come in order already)."""
+    seq = hits["seq"].to_numpy()
+    return hits if len(seq) < 2 or bool((seq[1:] > seq[:-1]).all()) else hits.sort_values("seq")
+
+
+def _numbered(columns: list[pd.Series]) -> np.ndarray:
+    """Per row, a number for its combination of values of `columns` (missing values one value
+    each), numbered 0, 1, … in order of first appearance."""
+    combination = np.zeros(len(columns[0]), dtype=np.int64)
+    for column in columns:
+        codes, values = pd.factorize(column, use_na_sentinel=False)
+        combination = combination * (len(values) + 1) + codes
+    return pd.factorize(combination)[0]
+
+
+@dataclass
+class _Distinct:
+    """Per site of a batch, the distinct values of a column among its hits, each with the `seq`
+    of its first hit, in order of appearance (missing values left out)."""
+
+    values: list[list[Any]]
+    seqs: list[list[int]]
+
+
+def _distinct_per_site(site_of: np.ndarray, sites: int, column: pd.Series, seq: np.ndarray) -> _Distinct:
+    codes, uniques = pd.factorize(column)
+    keep = codes >= 0
+    pair = site_of[keep] * (len(uniques) + 1) + codes[keep]
+    _, first = np.unique(pair, return_index=True)
+    first = np.sort(first)  # in order of appearance (the hits are in order of seq)
+    values: list[list[Any]] = [[] for _ in range(sites)]
+    seqs: list[list[int]] = [[] for _ in range(sites)]
+    kept_sites, kept_codes, kept_seqs = site_of[keep][first].tolist(), codes[keep][first], seq[keep][first].tolist()
+    for site, value, first_seq in zip(kept_sites, uniques.take(kept_codes).tolist(), kept_seqs, strict=True):
+        values[site].append(value)
+        seqs[site].append(first_seq)
+    return _Distinct(values, seqs)
 
 
 class SiteGroups:
@@ -211,37 +251,61 @@ class SiteGroups:
         the end of the trace to judge them)."""
         acts = {key: site.acts for key, site in self.sites.items()}
         if not hits.empty:
-            hits = hits.sort_values("seq")
+            hits = _in_seq_order(hits)
             if ctx is not None:
                 hits = hits.assign(**{EXC_NAME: ctx.names(hits)})
                 hits["context"] = ctx.labels(hits)
-            for key, group in hits.groupby(self.site, dropna=False, sort=False):
-                site_key = tuple(plain(v) for v in (key if isinstance(key, tuple) else (key,)))
-                site = self.sites.get(site_key)
-                if site is None or int(group["seq"].iloc[0]) < int(site.first["seq"]):  # a rule may judge a hit late
-                    first = group.iloc[[0]]
-                    if ctx is not None:
-                        missing = [c for c in ctx.columns if c not in first]
-                        if missing:
-                            first = first.join(ctx.rows_at(first.index.to_numpy(), missing))
-                        first = first.assign(handler=ctx.handlers(first))
-                    if site is None:
-                        site = self.sites[site_key] = _Site(first.iloc[0], 0, np.inf, -np.inf, [], set(), set(), {})
-                    site.first = first.iloc[0]
-                site.count += len(group)
-                site.first_time = min(site.first_time, float(group["time"].min()))
-                site.last_time = max(site.last_time, float(group["time"].max()))
-                site.contexts = _in_order_of_appearance(site.context_seqs, group, "context")
-                if "other_context" in group:
-                    site.others = _in_order_of_appearance(site.other_seqs, group, "other_context")
-                site.symbols.update(group["symbol"].dropna().unique())  # the few distinct names, not every row
-                if self.collect is not None:
-                    self.collect(site.values, group)
-                acts[site_key] = acts.get(site_key, set()) | set(group[ACT].tolist())
-                site.acts = {int(group[ACT].iloc[-1])}  # a site's activations follow one another
+            self._add_sites(ctx, hits, acts)
         if self.inside is not None and ctx is not None:
             for key, site in self.sites.items():
                 site.values.setdefault("inside", set()).update(self.inside(ctx, acts[key], site.symbols))
+
+    def _add_sites(self, ctx: Context | None, hits: pd.DataFrame, acts: dict[tuple[Any, ...], set[int]]) -> None:
+        """Fold `hits` (in order of seq, labelled) into their sites, on arrays: the hits grouped
+        per site once, a frame only for a site's new first hit (and for `collect`)."""
+        site_of = _numbered([hits[column] for column in self.site])
+        sites = int(site_of.max()) + 1
+        order = np.argsort(site_of, kind="stable")  # each site's hits together, in order of seq
+        ends = np.cumsum(np.bincount(site_of, minlength=sites))
+        starts = ends - np.bincount(site_of, minlength=sites)
+        first_hits = order[starts]
+        seq = hits["seq"].to_numpy(dtype=np.int64)
+        time = hits["time"].to_numpy(dtype=float, na_value=np.nan)[order]
+        first_times = np.fmin.reduceat(time, starts).tolist()
+        last_times = np.fmax.reduceat(time, starts).tolist()
+        act = hits[ACT].to_numpy(dtype=np.int64)
+        act_sets = _distinct_per_site(site_of, sites, hits[ACT], seq).values
+        contexts = _distinct_per_site(site_of, sites, hits["context"], seq)
+        others = _distinct_per_site(site_of, sites, hits["other_context"], seq) if "other_context" in hits else None
+        symbols = _distinct_per_site(site_of, sites, hits["symbol"], seq).values
+        keys = zip(*(hits[column].iloc[first_hits].tolist() for column in self.site))
+        for number, key in enumerate(keys):
+            site_key = tuple(plain(v) for v in key)
+            first_hit = int(first_hits[number])
+            site = self.sites.get(site_key)
+            if site is None or int(seq[first_hit]) < int(site.first["seq"]):  # a rule may judge a hit late
+                first = hits.iloc[[first_hit]]
+                if ctx is not None:
+                    missing = [c for c in ctx.columns if c not in first]
+                    if missing:
+                        first = first.join(ctx.rows_at(first.index.to_numpy(), missing))
+                    first = first.assign(handler=ctx.handlers(first))
+                if site is None:
+                    site = self.sites[site_key] = _Site(first.iloc[0], 0, np.inf, -np.inf, [], set(), set(), {})
+                site.first = first.iloc[0]
+            site.count += int(ends[number] - starts[number])
+            site.first_time = min(site.first_time, first_times[number])
+            site.last_time = max(site.last_time, last_times[number])
+            labels = [str(label) for label in contexts.values[number]]
+            site.contexts = _in_order_of_appearance(site.context_seqs, labels, contexts.seqs[number])
+            if others is not None:
+                labels = [str(label) for label in others.values[number]]
+                site.others = _in_order_of_appearance(site.other_seqs, labels, others.seqs[number])
+            site.symbols.update(symbols[number])  # the few distinct names, not every row
+            if self.collect is not None:
+                self.collect(site.values, hits.iloc[order[starts[number] : ends[number]]])
+            acts[site_key] = acts.get(site_key, set()) | set(act_sets[number])
+            site.acts = {int(act[order[ends[number] - 1]])}  # a site's activations follow one another
 
     def findings(self) -> list[Finding]:
         findings = []

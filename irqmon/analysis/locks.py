@@ -67,15 +67,27 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     redundant = (events["role"] == Role.RELEASE.value) & (events["old_value"] == 0)
     events[STATE] = events["role"].isin([Role.ACQUIRE.value, Role.RELEASE.value]) & ~redundant.fillna(False)
     events[STATE] = events[STATE].fillna(False).astype(bool)
-    state = events[STATE]
     events["row"] = events.index
-    for column, source in (("held_role", "role"), ("held_act", ACT), ("held_row", "row")):
-        marked = events[source].where(state)
-        events[column] = marked.groupby(lock_code, sort=False).shift()
-        events[column] = events[column].groupby(lock_code, sort=False).ffill()
-    events["held_act"] = events["held_act"].astype("Int64")
-    events["held_row"] = events["held_row"].astype("Int64")
+    held = _last_change_before(lock_code, events[STATE].to_numpy(dtype=bool))
+    nobody = held < 0
+    events["held_role"] = events["role"].array.take(held, allow_fill=True)
+    events["held_act"] = pd.arrays.IntegerArray(events[ACT].to_numpy(dtype=np.int64)[held], nobody)
+    events["held_row"] = pd.arrays.IntegerArray(events.index.to_numpy(dtype=np.int64)[held], nobody)
     return events
+
+
+def _last_change_before(lock_code: np.ndarray, changes: np.ndarray) -> np.ndarray:
+    """Per event, the number (0, 1, …) of the last event before it of the same lock that changed
+    its state (`changes`); -1 where none did."""
+    order = np.argsort(lock_code, kind="stable")  # each lock's events together, in order
+    sorted_codes = lock_code[order]
+    lock_start = np.flatnonzero(np.r_[True, sorted_codes[1:] != sorted_codes[:-1]]) if len(order) else order
+    start_of = np.repeat(lock_start, np.diff(np.r_[lock_start, len(order)]))
+    last = np.maximum.accumulate(np.where(changes[order], np.arange(len(order)), -1))
+    before = np.r_[-1, last[:-1]] if len(order) else last
+    held = np.full(len(order), -1, dtype=np.int64)
+    held[order] = np.where(before >= start_of, order[np.maximum(before, 0)], -1)
+    return held
 
 
 def _taken_on_return(ctx: Context, take_returns: pd.DataFrame) -> set[str]:
