@@ -47,6 +47,8 @@ def findings_in_batches(
             stream.add(ctx)
             carry.append(stream.carry(ctx))
         before = ctx.leaving(np.unique(np.concatenate(carry)))
+        del ctx
+        pa.default_memory_pool().release_unused()  # the batch's Arrow memory handed back before the next is built
     return [finding for stream in streams for finding in stream.findings()], facts
 
 
