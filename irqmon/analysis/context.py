@@ -177,6 +177,14 @@ def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
     return np.repeat(np.maximum.reduceat(values, starts), np.diff(np.r_[starts, len(values)]))
 
 
+def among_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
+    """Per value, whether it is one of `sorted_ids` (a binary search: `isin` hashes every id)."""
+    values = np.asarray(values, dtype=np.int64)
+    if len(sorted_ids) == 0:
+        return np.zeros(len(values), dtype=bool)
+    return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
+
+
 def _values(wanted: str | Iterable[str]) -> tuple[str, ...]:
     return (wanted,) if isinstance(wanted, str) else tuple(wanted)
 
@@ -617,10 +625,7 @@ class Context:
 
     def is_latest_activation(self, acts: np.ndarray) -> np.ndarray:
         """Per id of `acts`, whether it is its exception's latest activation in these rows."""
-        latest, acts = self.latest_activations, np.asarray(acts, dtype=np.int64)
-        if len(latest) == 0:
-            return np.zeros(len(acts), dtype=bool)
-        return latest[np.minimum(np.searchsorted(latest, acts), len(latest) - 1)] == acts
+        return among_sorted(acts, self.latest_activations)
 
     def _activation_flag(self, act: pd.Series, column: str) -> pd.Series:
         ids = self.activations.index.to_numpy()

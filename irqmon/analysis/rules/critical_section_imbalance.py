@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, fresh, keep_last, open_isr_call_rows, outer_calls_only, running_sums, where
-from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, NO_CONTEXT, Context, own_paths
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, NO_CONTEXT, Context, among_sorted, own_paths
 from irqmon.analysis.findings import Finding, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
@@ -236,7 +236,7 @@ class SectionStream:
         the others."""
         t, activations = ctx.timeline, ctx.activations
         ids = activations.index.to_numpy()  # sorted
-        acts = activations[(activations["last_row"] >= ctx.carried).to_numpy() | _among(ids, self.pending)]
+        acts = activations[(activations["last_row"] >= ctx.carried).to_numpy() | among_sorted(ids, self.pending)]
         isr_masks = masks[masks[IN_ISR].to_numpy(dtype=bool)]
         if ctx.ends_trace:  # what is still open stays open
             self._judge(ctx, acts.index.to_numpy(), isr_masks)
@@ -248,13 +248,13 @@ class SectionStream:
         settled = ~running & ((after < len(thread)) | (before < 0))
         acts_ids = acts.index.to_numpy()  # sorted
         self._judge(ctx, acts_ids[settled], isr_masks)
-        has_masks = _among(acts_ids, np.unique(isr_masks[ACT].to_numpy()))
-        waiting = ~settled & (running | has_masks | _among(acts_ids, np.sort(self.last_calls.index.to_numpy())))
+        has_masks = among_sorted(acts_ids, np.unique(isr_masks[ACT].to_numpy()))
+        waiting = ~settled & (running | has_masks | among_sorted(acts_ids, np.sort(self.last_calls.index.to_numpy())))
         self.pending = acts_ids[waiting]
         if not waiting.any():
             return np.zeros(0, dtype=np.int64)
         kept = acts[waiting]
-        ends = isr_masks[_among(isr_masks[ACT].to_numpy(), self.pending)].groupby([ACT, "symbol"], sort=False)
+        ends = isr_masks[among_sorted(isr_masks[ACT].to_numpy(), self.pending)].groupby([ACT, "symbol"], sort=False)
         around = np.r_[before[waiting], after[waiting]]
         return np.concatenate([
             kept["first_row"].to_numpy(), kept["last_row"].to_numpy(), thread[around[(around >= 0) & (around < len(thread))]],
@@ -263,14 +263,14 @@ class SectionStream:
 
     def _judge(self, ctx: Context, judged: np.ndarray, isr_masks: pd.DataFrame) -> None:
         """Judge the activations `judged` (sorted ids) and forget them."""
-        self._isr_changed_mask(ctx, isr_masks[_among(isr_masks[ACT].to_numpy(), judged)])
+        self._isr_changed_mask(ctx, isr_masks[among_sorted(isr_masks[ACT].to_numpy(), judged)])
         self._returned_inside(ctx, judged)
         if ctx.ends_trace:  # nothing comes after
             return
-        self.last_calls = self.last_calls[~_among(self.last_calls.index.to_numpy(), judged)]
+        self.last_calls = self.last_calls[~among_sorted(self.last_calls.index.to_numpy(), judged)]
         for counts in (self.depth, self.entered, self.entered_ever):
             keys = list(counts)
-            for key, done in zip(keys, _among(np.array([key[0] for key in keys], dtype=np.int64), judged), strict=True):
+            for key, done in zip(keys, among_sorted(np.array([key[0] for key in keys], dtype=np.int64), judged), strict=True):
                 if done:
                     del counts[key]
 
@@ -292,7 +292,7 @@ class SectionStream:
     def _returned_inside(self, ctx: Context, judged: np.ndarray) -> None:
         """The last enter/exit call of each judged ISR activation (`judged`: sorted ids) that
         returned inside a section."""
-        left = self.last_calls[_among(self.last_calls.index.to_numpy(), judged)]
+        left = self.last_calls[among_sorted(self.last_calls.index.to_numpy(), judged)]
         left = left[left["one_turn"].astype(bool).to_numpy() & (left["depth"] > 0).to_numpy()]
         if left.empty:
             return
@@ -317,14 +317,6 @@ def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:
     main), or an exception's latest activation in the batch."""
     acts = np.asarray(acts, dtype=np.int64)
     return ((acts < 0) & (acts != NO_CONTEXT)) | ctx.is_latest_activation(acts)
-
-
-def _among(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
-    """Per value, whether it is one of `sorted_ids` (a binary search: `isin` hashes every id)."""
-    values = np.asarray(values, dtype=np.int64)
-    if len(sorted_ids) == 0:
-        return np.zeros(len(values), dtype=bool)
-    return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
 
 
 def _strength(masks: pd.DataFrame, column: str) -> pd.Series:
