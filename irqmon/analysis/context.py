@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -229,7 +229,7 @@ class _Columns:
         chunks = self._chunks[name]
         if len(chunks) == 1:
             return _decoded(chunks[0].take(pa.array(positions, type=pa.int64())))
-        starts = np.cumsum([0, *(len(chunk) for chunk in chunks[:-1])])
+        starts = self._starts(chunks)
         chunk_of = np.searchsorted(starts, positions, side="right") - 1
         used = np.flatnonzero(np.bincount(chunk_of, minlength=len(chunks)))
         if len(used) <= 1:  # no rows, or all in one chunk
@@ -240,6 +240,36 @@ class _Columns:
         if (chunk_of[1:] >= chunk_of[:-1]).all():
             return rows
         return rows.take(pa.array(np.argsort(np.argsort(chunk_of, kind="stable")), type=pa.int64()))
+
+    def frame_column(self, name: str, positions: np.ndarray) -> Any:
+        """The rows of column `name` at `positions` as a frame holds them (`pandas_column`).
+        Numbers are read straight from the chunks' buffers: no Arrow array is built for them."""
+        chunks = self._chunks[name]
+        kind = chunks[0].type
+        if not (pa.types.is_int64(kind) or pa.types.is_float64(kind)):
+            return pandas_column(name, self.take(name, positions))
+        values = np.empty(len(positions), dtype=kind.to_pandas_dtype())
+        valid = np.ones(len(positions), dtype=bool)
+        starts = self._starts(chunks)
+        chunk_of = np.searchsorted(starts, positions, side="right") - 1 if len(chunks) > 1 else None
+        for index, chunk in enumerate(chunks):
+            at = slice(None) if chunk_of is None else chunk_of == index
+            local = positions[at] - starts[index] + chunk.offset
+            validity, data = chunk.buffers()
+            values[at] = np.frombuffer(data, dtype=values.dtype, count=chunk.offset + len(chunk))[local]
+            if chunk.null_count:
+                valid[at] = (np.frombuffer(validity, dtype=np.uint8)[local >> 3] >> (local & 7)) & 1
+        if pa.types.is_float64(kind):
+            values[~valid] = np.nan
+            return values
+        if schema.COLUMNS.get(name) == "int64" and valid.all():
+            return values
+        return pd.arrays.IntegerArray(np.where(valid, values, 0), ~valid)
+
+    @staticmethod
+    def _starts(chunks: list[pa.Array]) -> np.ndarray:
+        """Where each chunk's rows begin."""
+        return np.cumsum([0, *(len(chunk) for chunk in chunks[:-1])])
 
 
 def _decoded(column: pa.Array) -> pa.Array:
@@ -554,7 +584,7 @@ class Context:
         names = self.columns if columns is None else columns
         derived = {IN_ISR: lambda: self.timeline.in_isr[positions], PRIO: lambda: self._priorities(positions),
                    ACT: lambda: self.timeline.act[positions]}  # fmt: skip
-        data = {name: pandas_column(name, self._columns.take(name, positions)) if name in self._columns else derived[name]() for name in names}
+        data = {name: self._columns.frame_column(name, positions) if name in self._columns else derived[name]() for name in names}
         return pd.DataFrame(data, index=pd.Index(positions, dtype=np.int64), copy=False)
 
     def has_value(self, column: str, positions: np.ndarray) -> np.ndarray:
