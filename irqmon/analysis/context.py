@@ -282,19 +282,21 @@ def _one_array(column: pa.ChunkedArray) -> pa.Array:
     return (column.unify_dictionaries() if pa.types.is_dictionary(column.type) else column).combine_chunks()
 
 
-def _tasks_on_process_stack(task: pa.Array, control: pa.Array) -> pa.Array:
+def _tasks_on_process_stack(task: pa.Array, control: pa.Array) -> tuple[pa.Array, np.ndarray, list[str]]:
     """The task column without the rows where thread mode runs on the main stack (CONTROL.SPSEL
-    clear, where the row says): an RTOS runs its tasks on the process stack, while main, before
-    the scheduler starts, runs on the main stack with the current-task pointer already naming
-    the first task it created."""
-    spsel = _integers(control.cast(pa.int64()), CONTROL_SPSEL) & CONTROL_SPSEL
-    if spsel.all():
-        return task
-    if not pa.types.is_dictionary(task.type):
-        return pc.if_else(pa.array(spsel == 0), pa.nulls(len(task), task.type), task)
-    # The codes masked, not the strings chosen row by row.
-    codes = pa.array(_integers(task.indices, 0), mask=(spsel == 0) | ~_valid(task.indices)).cast(task.indices.type)
-    return pa.DictionaryArray.from_arrays(codes, task.dictionary)
+    clear, where the row says), with its codes (-1: no task) and the values they stand for: an
+    RTOS runs its tasks on the process stack, while main, before the scheduler starts, runs on
+    the main stack with the current-task pointer already naming the first task it created."""
+    encoded = _dictionary_encoded(task)
+    codes, tasks = _integers(encoded.indices, -1), encoded.dictionary.to_pylist()
+    on_main_stack = (_integers(control.cast(pa.int64()), CONTROL_SPSEL) & CONTROL_SPSEL) == 0
+    if not on_main_stack.any():
+        return task, codes, tasks
+    codes = np.where(on_main_stack, -1, codes)
+    if not pa.types.is_dictionary(task.type):  # kept in its type: a batch's carried rows are in it too
+        return pc.if_else(pa.array(on_main_stack), pa.nulls(len(task), task.type), task), codes, tasks
+    masked = pa.array(codes, mask=codes < 0).cast(encoded.indices.type)  # the codes masked, not the strings row by row
+    return pa.DictionaryArray.from_arrays(masked, encoded.dictionary), codes, tasks
 
 
 def _forward_filled(values: np.ndarray, first: float) -> np.ndarray:
@@ -419,7 +421,8 @@ class Context:
         self.rules: frozenset[str] | None = None  # the rules this analysis runs (None: every rule)
         self._event_positions: dict[tuple[str, ...], np.ndarray] = {}
         self._codes = {c: _string_codes(self._columns[c]) for c in ("event", "kind", "role")}
-        self._columns["task"] = _tasks_on_process_stack(self._columns["task"], self._columns["control"])
+        task, codes, tasks = _tasks_on_process_stack(self._columns["task"], self._columns["control"])
+        self._columns["task"], self._codes["task"] = task, (codes, tasks)
         self.timeline = self._timeline(ipsr, known)
 
     # --- derived columns -------------------------------------------------------------------
@@ -442,12 +445,14 @@ class Context:
     def _task_numbers(self) -> np.ndarray:
         """Per row, a number for its task (-1 for none): the task column's codes, or, in a batch,
         numbers kept across batches (new tasks numbered on in order of appearance)."""
-        codes, tasks = _string_codes(self._columns["task"])
+        codes, tasks = self._codes["task"]
         if self.before is None:
             return codes
         known = self.before.tasks
-        for task in pd.unique(np.asarray(tasks, dtype=object)[codes[codes >= 0]]):
-            known.setdefault(task, len(known))
+        present = np.flatnonzero(np.bincount(codes + 1, minlength=len(tasks) + 1)[1:])
+        new = [code for code in present.tolist() if tasks[code] not in known]
+        for code in sorted(new, key=lambda code: int(np.argmax(codes == code))):  # few: tasks are named once
+            known[tasks[code]] = len(known)
         return np.r_[[known.get(t, -1) for t in tasks], -1].astype(np.int64)[codes]
 
     def leaving(self, carry: np.ndarray) -> Before:
