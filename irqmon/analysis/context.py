@@ -198,16 +198,19 @@ class _Columns:
     def __init__(self, columns: dict[str, pa.ChunkedArray]) -> None:
         self._chunks = {name: column.chunks or [pa.array([], column.type)] for name, column in columns.items()}
         self._whole: dict[str, pa.Array] = {}
+        self._strings: dict[str, pa.Array] = {}  # per dictionary column, its chunks' dictionaries as one array
 
     def __getitem__(self, name: str) -> pa.Array:
         if name not in self._whole:
             chunks = self._chunks[name]
             self._whole[name] = chunks[0] if len(chunks) == 1 else _one_array(pa.chunked_array(chunks))
             self._chunks[name] = [self._whole[name]]  # the chunks are freed
+            self._strings.pop(name, None)
         return self._whole[name]
 
     def __setitem__(self, name: str, column: pa.Array) -> None:
         self._chunks[name], self._whole[name] = [column], column
+        self._strings.pop(name, None)
 
     def __contains__(self, name: object) -> bool:
         return name in self._chunks
@@ -229,7 +232,7 @@ class _Columns:
         chunks = self._chunks[name]
         if len(chunks) == 1:
             return _decoded(chunks[0].take(pa.array(positions, type=pa.int64())))
-        starts = self._starts(chunks)
+        starts = np.cumsum([0, *(len(chunk) for chunk in chunks[:-1])])
         chunk_of = np.searchsorted(starts, positions, side="right") - 1
         used = np.flatnonzero(np.bincount(chunk_of, minlength=len(chunks)))
         if len(used) <= 1:  # no rows, or all in one chunk
@@ -241,24 +244,33 @@ class _Columns:
             return rows
         return rows.take(pa.array(np.argsort(np.argsort(chunk_of, kind="stable")), type=pa.int64()))
 
-    def frame_column(self, name: str, positions: np.ndarray) -> Any:
-        """The rows of column `name` at `positions` as a frame holds them (`pandas_column`).
-        Numbers are read straight from the chunks' buffers: no Arrow array is built for them."""
+    def frame_columns(self, names: Iterable[str], positions: np.ndarray) -> dict[str, Any]:
+        """The rows of columns `names` at `positions` as a frame holds them (`pandas_column`).
+        Numbers and dictionary codes are read straight from the chunks' buffers, and strings
+        looked up in the chunks' dictionaries in one take; where the rows lie among the chunks
+        is worked out once per chunk layout."""
+        parts_of: dict[tuple[int, ...], list[_Part]] = {}
+        columns = {}
+        for name in names:
+            chunks = self._chunks[name]
+            lengths = tuple(len(chunk) for chunk in chunks)
+            if lengths not in parts_of:
+                parts_of[lengths] = _parts(positions, lengths)
+            columns[name] = self._frame_column(name, positions, parts_of[lengths])
+        return columns
+
+    def _frame_column(self, name: str, positions: np.ndarray, parts: list[_Part]) -> Any:
         chunks = self._chunks[name]
         kind = chunks[0].type
+        if pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type):
+            if name not in self._strings:  # the chunks' dictionaries one after the other
+                self._strings[name] = pa.concat_arrays([chunk.dictionary for chunk in chunks]).cast(pa.large_string())
+            first_codes = np.cumsum([0, *(len(chunk.dictionary) for chunk in chunks[:-1])])
+            codes, valid = _gathered(chunks, parts, len(positions), [chunk.indices for chunk in chunks], first_codes, np.int64)
+            return pandas_column(name, self._strings[name].take(pa.array(codes, mask=None if valid.all() else ~valid)))
         if not (pa.types.is_int64(kind) or pa.types.is_float64(kind)):
             return pandas_column(name, self.take(name, positions))
-        values = np.empty(len(positions), dtype=kind.to_pandas_dtype())
-        valid = np.ones(len(positions), dtype=bool)
-        starts = self._starts(chunks)
-        chunk_of = np.searchsorted(starts, positions, side="right") - 1 if len(chunks) > 1 else None
-        for index, chunk in enumerate(chunks):
-            at = slice(None) if chunk_of is None else chunk_of == index
-            local = positions[at] - starts[index] + chunk.offset
-            validity, data = chunk.buffers()
-            values[at] = np.frombuffer(data, dtype=values.dtype, count=chunk.offset + len(chunk))[local]
-            if chunk.null_count:
-                valid[at] = (np.frombuffer(validity, dtype=np.uint8)[local >> 3] >> (local & 7)) & 1
+        values, valid = _gathered(chunks, parts, len(positions), chunks, np.zeros(len(chunks), dtype=np.int64), kind.to_pandas_dtype())
         if pa.types.is_float64(kind):
             values[~valid] = np.nan
             return values
@@ -266,10 +278,44 @@ class _Columns:
             return values
         return pd.arrays.IntegerArray(np.where(valid, values, 0), ~valid)
 
-    @staticmethod
-    def _starts(chunks: list[pa.Array]) -> np.ndarray:
-        """Where each chunk's rows begin."""
-        return np.cumsum([0, *(len(chunk) for chunk in chunks[:-1])])
+
+@dataclass
+class _Part:
+    """The rows taken from one chunk: where they go (`into`: a slice or positions of the result)
+    and where they are in the chunk (`rows`)."""
+
+    chunk: int
+    into: slice | np.ndarray
+    rows: np.ndarray
+
+
+def _parts(positions: np.ndarray, lengths: tuple[int, ...]) -> list[_Part]:
+    """Where the rows at `positions` lie among chunks of `lengths` rows, chunk by chunk."""
+    if len(lengths) == 1:
+        return [_Part(0, slice(None), positions)]
+    starts = np.cumsum([0, *lengths[:-1]])
+    chunk_of = np.searchsorted(starts, positions, side="right") - 1
+    if (chunk_of[1:] >= chunk_of[:-1]).all():  # in chunk order (rows taken in order): slices
+        bounds = np.searchsorted(chunk_of, np.arange(len(lengths) + 1))
+        return [_Part(i, slice(begin, end), positions[begin:end] - starts[i]) for i, (begin, end) in enumerate(zip(bounds[:-1], bounds[1:])) if end > begin]
+    return [_Part(i, into, positions[into] - starts[i]) for i in range(len(lengths)) if len(into := np.flatnonzero(chunk_of == i))]
+
+
+def _gathered(
+    chunks: list[pa.Array], parts: list[_Part], rows: int, numbers: list[pa.Array], added: np.ndarray, dtype: np.dtype
+) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
+    """The values of the numeric arrays `numbers` (one per chunk, each plus its `added`) at the
+    rows of `parts`, read from their buffers as `dtype`, and whether each has a value."""
+    values = np.empty(rows, dtype=dtype)
+    valid = np.ones(rows, dtype=bool)
+    for part in parts:
+        array = numbers[part.chunk]
+        at = part.rows + array.offset
+        validity, data = array.buffers()[:2]
+        values[part.into] = np.frombuffer(data, dtype=array.type.to_pandas_dtype(), count=array.offset + len(array))[at] + added[part.chunk]
+        if array.null_count:
+            valid[part.into] = (np.frombuffer(validity, dtype=np.uint8)[at >> 3] >> (at & 7)) & 1
+    return values, valid
 
 
 def _decoded(column: pa.Array) -> pa.Array:
@@ -589,7 +635,8 @@ class Context:
         names = self.columns if columns is None else columns
         derived = {IN_ISR: lambda: self.timeline.in_isr[positions], PRIO: lambda: self._priorities(positions),
                    ACT: lambda: self.timeline.act[positions]}  # fmt: skip
-        data = {name: self._columns.frame_column(name, positions) if name in self._columns else derived[name]() for name in names}
+        stored = self._columns.frame_columns([name for name in names if name in self._columns], positions)
+        data = {name: stored[name] if name in stored else derived[name]() for name in names}
         return pd.DataFrame(data, index=pd.Index(positions, dtype=np.int64), copy=False)
 
     def has_value(self, column: str, positions: np.ndarray) -> np.ndarray:
