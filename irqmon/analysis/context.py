@@ -574,7 +574,7 @@ class Context:
         if not without_irq_rows:
             return counts
         priority = self._columns["priority"].cast(pa.float64()).to_numpy(zero_copy_only=False)  # NaN where missing
-        prio = np.where(np.isnan(priority), self._prio_by_ipsr.reindex(ipsr).to_numpy(dtype=float), priority)
+        prio = np.where(np.isnan(priority), self._exception_priority(ipsr), priority)
         fresh = np.arange(len(ipsr)) >= self.carried
         for exc in without_irq_rows:  # per exception: a fallback without IRQ rows
             rows = np.flatnonzero((ipsr == exc) & fresh)
@@ -645,9 +645,22 @@ class Context:
 
     def _priorities(self, positions: np.ndarray) -> pd.arrays.IntegerArray:
         """The active exception's priority at each row: the row's own, else its exception's."""
-        own = self._columns.take("priority", positions).cast(pa.float64()).to_numpy(zero_copy_only=False)
-        prio = np.where(np.isnan(own), self._prio_by_ipsr.reindex(self.timeline.ipsr[positions]).to_numpy(dtype=float), own)
+        own = pd.array(self._columns.frame_columns(["priority"], positions)["priority"]).to_numpy(dtype=float, na_value=np.nan)
+        prio = np.where(np.isnan(own), self._exception_priority(self.timeline.ipsr[positions]), own)
         return pd.arrays.IntegerArray(np.nan_to_num(prio).astype(np.int64), np.isnan(prio))
+
+    def _exception_priority(self, ipsr: np.ndarray) -> np.ndarray:
+        """Per exception number of `ipsr` (-1: none), its first recorded priority (NaN: none)."""
+        return np.take(self._priority_of_number, ipsr + 1, mode="clip")  # numbers past the table: its last entry
+
+    @cached_property
+    def _priority_of_number(self) -> np.ndarray:
+        """`_prio_by_ipsr` as a table indexed by exception number + 1, NaN where it has none
+        (first and last entries included)."""
+        numbers = self._prio_by_ipsr.index.to_numpy()
+        table = np.full(int(numbers.max(initial=0)) + 3, np.nan)
+        table[numbers + 1] = self._prio_by_ipsr.to_numpy(dtype=float)
+        return table
 
     # --- ISR activations -----------------------------------------------------------------------
 
