@@ -20,7 +20,7 @@ Instead:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cached_property
 
 import numpy as np
@@ -89,12 +89,7 @@ class SectionStream:
         self.depth: dict[tuple, int] = {}  # (act, turn) -> sections open
         self.entered: dict[tuple, int] = {}  # (act, turn) -> its enters (a capture armed in turns)
         self.entered_ever: dict[tuple, int] = {}  # (act,) -> its enters
-        # Per ISR activation not judged yet, its last enter/exit call (`seq`, `symbol`, `turn`), the
-        # sections open after it (`depth`), and whether all its calls were in one turn of their site.
-        self.last_calls = pd.DataFrame(
-            {"seq": pd.Series(dtype=np.int64), "symbol": pd.Series(dtype=object), "turn": pd.Series(dtype=np.int64),
-             "depth": pd.Series(dtype=np.int64), "one_turn": pd.Series(dtype=bool)},
-        ).rename_axis(ACT)  # fmt: skip
+        self.last_calls = _LastCalls.none()  # per ISR activation not judged yet, its last enter/exit call
         self.carried = np.zeros(0, dtype=np.int64)
 
     def add(self, ctx: Context) -> None:
@@ -172,29 +167,34 @@ class SectionStream:
             self._count(ctx, calls)
         if ctx.ends_trace:
             return np.zeros(0, dtype=np.int64)
-        last_rows = rows.groupby(ACT, sort=False).tail(1)
-        return last_rows.index.to_numpy()[_running(ctx, last_rows[ACT].to_numpy())]
+        act = rows[ACT].to_numpy()
+        running = np.flatnonzero(_running(ctx, act))
+        _, from_end = np.unique(act[running][::-1], return_index=True)  # each context's last row
+        return rows.index.to_numpy()[running[len(running) - 1 - from_end]]
 
     def _last_call_rows(self, ctx: Context) -> np.ndarray:
         """The rows of the last calls of the activations not judged yet."""
         rows = ctx.select(event=Event.CALL.value, kind=Kind.CRITICAL_SECTION.value, columns=["seq"])
-        return rows.index.to_numpy()[rows["seq"].isin(self.last_calls["seq"]).to_numpy(dtype=bool)]
+        return rows.index.to_numpy()[np.isin(rows["seq"].to_numpy(), self.last_calls.seq)]
 
     def _count(self, ctx: Context, calls: pd.DataFrame) -> None:
         """Nesting per context and turn, counted on from the batches before."""
         # A rotated capture armed the enter/exit site in turns: calls pair up within one turn only
         # (a turn may begin inside a section: exits before its first enter close what it missed),
         # and only an activation seen whole in one turn can be said to return inside a section.
-        turn = ctx.coverage.turn(calls["symbol"], calls["seq"].to_numpy()) if ctx.coverage else np.zeros(len(calls), dtype=np.int64)
-        keys = pd.DataFrame({ACT: calls[ACT].to_numpy(), "turn": turn})
+        positions, seq, act = calls.index.to_numpy(), calls["seq"].to_numpy(dtype=np.int64), calls[ACT].to_numpy(dtype=np.int64)
+        symbol, in_isr = calls["symbol"].to_numpy(dtype=object), calls[IN_ISR].to_numpy(dtype=bool)
+        turn = ctx.coverage.turn(calls["symbol"], seq) if ctx.coverage else np.zeros(len(calls), dtype=np.int64)
+        keys = pd.DataFrame({ACT: act, "turn": turn})
         enters = (calls["role"] == Role.ENTER.value).to_numpy(dtype=bool)
         if ctx.coverage is not None:
             entered = running_sums(enters, keys, self.entered)
             keep_last(entered, keys, self.entered)
-            calls, keys, enters = calls[entered > 0], keys[entered > 0], enters[entered > 0]
-            if calls.empty:
+            kept = entered > 0
+            if not kept.any():
                 return
-        in_isr = calls[IN_ISR].to_numpy(dtype=bool)
+            positions, seq, act, symbol, in_isr, turn, enters = (column[kept] for column in (positions, seq, act, symbol, in_isr, turn, enters))
+            keys = pd.DataFrame({ACT: act, "turn": turn})
         # A task's exits before its first enter close sections entered before the capture began.
         entered_ever = running_sums(enters, keys[[ACT]], self.entered_ever)
         keep_last(entered_ever, keys[[ACT]], self.entered_ever)
@@ -202,18 +202,11 @@ class SectionStream:
         depth = running_sums(step, keys, self.depth)
         keep_last(depth, keys, self.depth)
         stray_exit = ~enters & (depth < 0)
-        self.unpaired.add(ctx, ctx.rows_at(calls.index[stray_exit].to_numpy()).assign(case="exit-without-enter"))
-        isr = pd.DataFrame({"seq": calls["seq"].to_numpy(), "symbol": calls["symbol"].to_numpy(dtype=object), "turn": keys["turn"].to_numpy(),
-                            "depth": depth, ACT: keys[ACT].to_numpy()})[in_isr]  # fmt: skip
-        if not isr.empty:
-            by_act = isr.groupby(ACT, sort=False)
-            last = by_act.tail(1).set_index(ACT)
-            last["one_turn"] = by_act["turn"].nunique() == 1
-            before = self.last_calls.reindex(last.index)
-            went_on = before["turn"].notna().to_numpy()  # activations with calls in the batches before
-            last.loc[went_on, "one_turn"] &= (before["one_turn"].astype(bool) & (before["turn"] == by_act["turn"].first()))[went_on]
-            kept = self.last_calls[~self.last_calls.index.isin(last.index)]
-            self.last_calls = pd.concat([kept, last]) if len(kept) else last
+        if stray_exit.any():
+            self.unpaired.add(ctx, ctx.rows_at(positions[stray_exit]).assign(case="exit-without-enter"))
+        isr = np.flatnonzero(in_isr)
+        if len(isr):
+            self.last_calls = self.last_calls.updated(act[isr], seq[isr], symbol[isr], turn[isr], depth[isr])
         self._forget_past_turns(ctx)
 
     def _forget_past_turns(self, ctx: Context) -> None:
@@ -246,7 +239,7 @@ class SectionStream:
         settled = ~running & ((after < len(thread)) | (before < 0))
         self._judge(ctx, ids[settled], masks)
         has_masks = among_sorted(ids, masks.act[masks.first & masks.in_isr])  # sorted (with repeats)
-        waiting = ~settled & (running | has_masks | among_sorted(ids, np.sort(self.last_calls.index.to_numpy())))
+        waiting = ~settled & (running | has_masks | among_sorted(ids, self.last_calls.act))
         self.pending = ids[waiting]
         if not waiting.any():
             return np.zeros(0, dtype=np.int64)
@@ -263,7 +256,7 @@ class SectionStream:
         self._returned_inside(ctx, judged)
         if ctx.ends_trace:  # nothing comes after
             return
-        self.last_calls = self.last_calls[~among_sorted(self.last_calls.index.to_numpy(), judged)]
+        self.last_calls = self.last_calls.where(~among_sorted(self.last_calls.act, judged))
         for counts in (self.depth, self.entered, self.entered_ever):
             keys = list(counts)
             for key, done in zip(keys, among_sorted(np.array([key[0] for key in keys], dtype=np.int64), judged), strict=True):
@@ -300,17 +293,17 @@ class SectionStream:
     def _returned_inside(self, ctx: Context, judged: np.ndarray) -> None:
         """The last enter/exit call of each judged ISR activation (`judged`: sorted ids) that
         returned inside a section."""
-        left = self.last_calls[among_sorted(self.last_calls.index.to_numpy(), judged)]
-        left = left[left["one_turn"].astype(bool).to_numpy() & (left["depth"] > 0).to_numpy()]
-        if left.empty:
+        left = self.last_calls.where(among_sorted(self.last_calls.act, judged))
+        left = left.where(left.one_turn & (left.depth > 0))
+        if not len(left.act):
             return
-        acts = pd.Series(left.index.to_numpy(dtype=np.int64))
+        acts = pd.Series(left.act)
         returned = ctx.is_closed(acts).to_numpy(copy=True)
         if ctx.coverage is not None:  # nor did the site's turn end before the activation did
             _, ends = self._span_seqs(ctx, acts)
-            returned &= ctx.coverage.turn(left["symbol"], ends) == left["turn"].to_numpy()
+            returned &= ctx.coverage.turn(pd.Series(left.symbol), ends) == left.turn
         rows = ctx.select(event=Event.CALL.value, kind=Kind.CRITICAL_SECTION.value, columns=["seq"])
-        hits = ctx.rows_at(rows.index.to_numpy()[rows["seq"].isin(left["seq"][returned]).to_numpy(dtype=bool)])
+        hits = ctx.rows_at(rows.index.to_numpy()[np.isin(rows["seq"].to_numpy(), left.seq[returned])])
         self.unpaired.add(ctx, hits.assign(case="isr-returned-inside"))
 
     @staticmethod
@@ -380,6 +373,48 @@ class _MaskRows:
     def group_start(self) -> np.ndarray:
         """Per row, its group's first row."""
         return np.maximum.accumulate(np.where(self.first, np.arange(len(self.first)), 0))
+
+
+@dataclass
+class _LastCalls:
+    """Per ISR activation not judged yet (`act`, sorted), its last enter/exit call (`seq`,
+    `symbol`, `turn`), the sections open after it (`depth`), and whether all its calls were in
+    one turn of their site (`one_turn`)."""
+
+    act: np.ndarray
+    seq: np.ndarray
+    symbol: np.ndarray
+    turn: np.ndarray
+    depth: np.ndarray
+    one_turn: np.ndarray
+
+    @classmethod
+    def none(cls) -> _LastCalls:
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(empty, empty, np.zeros(0, dtype=object), empty, empty, np.zeros(0, dtype=bool))
+
+    def _columns(self) -> list[np.ndarray]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def where(self, kept: np.ndarray) -> _LastCalls:
+        return _LastCalls(*(column[kept] for column in self._columns()))
+
+    def updated(self, act: np.ndarray, seq: np.ndarray, symbol: np.ndarray, turn: np.ndarray, depth: np.ndarray) -> _LastCalls:
+        """With a batch's calls (in time order): each activation's last one instead of what it had."""
+        order = np.argsort(act, kind="stable")  # each activation's calls together, in time order
+        starts = np.flatnonzero(np.r_[True, act[order][1:] != act[order][:-1]])
+        last = order[np.r_[starts[1:], len(order)] - 1]
+        turns = turn[order]
+        one_turn = np.minimum.reduceat(turns, starts) == np.maximum.reduceat(turns, starts)
+        acts = act[last]  # sorted
+        # An activation with calls in the batches before: in one turn if those were, and in the same.
+        went_on = among_sorted(acts, self.act)
+        before = np.searchsorted(self.act, acts[went_on])
+        one_turn[went_on] &= self.one_turn[before] & (self.turn[before] == turns[starts][went_on])
+        latest = _LastCalls(acts, seq[last], symbol[last], turn[last], depth[last], one_turn)
+        kept = self.where(~among_sorted(self.act, acts))
+        order = np.argsort(np.r_[kept.act, acts], kind="stable")
+        return _LastCalls(*(np.concatenate([old, new])[order] for old, new in zip(kept._columns(), latest._columns(), strict=True)))
 
 
 def _strength(register: pd.Series, basepri: np.ndarray) -> np.ndarray:
