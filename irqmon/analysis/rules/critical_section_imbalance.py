@@ -238,10 +238,11 @@ class SectionStream:
         running = _running(ctx, ids)
         settled = ~running & ((after < len(thread)) | (before < 0))
         self._judge(ctx, ids[settled], masks)
-        has_masks = among_sorted(ids, masks.act[masks.first & masks.in_isr])  # sorted (with repeats)
-        waiting = ~settled & (running | has_masks | among_sorted(ids, self.last_calls.act))
+        waiting = np.flatnonzero(~settled)
+        has_masks = among_sorted(ids[waiting], masks.act[masks.first & masks.in_isr])  # sorted (with repeats)
+        waiting = waiting[running[waiting] | has_masks | among_sorted(ids[waiting], self.last_calls.act)]
         self.pending = ids[waiting]
-        if not waiting.any():
+        if not len(waiting):
             return np.zeros(0, dtype=np.int64)
         ends = masks.in_isr & among_sorted(masks.act, self.pending)
         around = np.r_[before[waiting], after[waiting]]
@@ -288,7 +289,8 @@ class SectionStream:
             first, last_seq = self._span_seqs(ctx, pd.Series(masks.act[hits]))
             seen = ~ctx.coverage.changed_between(first, last_seq)
             hits, entered_with = hits[seen], entered_with[seen]
-        self.isr_changed.add(ctx, ctx.rows_at(masks.rows[hits]).assign(entered_with=entered_with))
+        if len(hits):
+            self.isr_changed.add(ctx, ctx.rows_at(masks.rows[hits]).assign(entered_with=entered_with))
 
     def _returned_inside(self, ctx: Context, judged: np.ndarray) -> None:
         """The last enter/exit call of each judged ISR activation (`judged`: sorted ids) that
