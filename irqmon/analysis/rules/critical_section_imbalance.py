@@ -94,7 +94,8 @@ class SectionStream:
 
     def add(self, ctx: Context) -> None:
         masks = _MaskRows.of(ctx)
-        carry = [self._early_enable(ctx, masks), self._sections(ctx), self._activations(ctx, masks), self._last_call_rows(ctx)]
+        sections = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=SECTION_COLUMNS)
+        carry = [self._early_enable(ctx, masks), self._sections(ctx, sections), self._activations(ctx, masks), self._last_call_rows(sections)]
         if ctx.before is not None:
             carry += [ctx.timeline.thread[-1:], open_isr_call_rows(ctx)]
         self.carried = np.unique(np.concatenate(carry)).astype(np.int64)
@@ -156,10 +157,10 @@ class SectionStream:
 
     # --- RTOS enter/exit calls --------------------------------------------------------------
 
-    def _sections(self, ctx: Context) -> np.ndarray:
-        """Add the batch's exits without an enter; keep each ISR activation's last call. The rows
-        to carry: each running context's last enter/exit call or return."""
-        rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=SECTION_COLUMNS)
+    def _sections(self, ctx: Context, rows: pd.DataFrame) -> np.ndarray:
+        """Add the batch's exits without an enter; keep each ISR activation's last call (`rows`:
+        the enter/exit calls and returns). The rows to carry: each running context's last enter/exit
+        call or return."""
         # A kernel call's own sections in an ISR: its evidence.
         calls = outer_calls_only(ctx, ctx.outermost_calls(rows, [Kind.CRITICAL_SECTION.value]))
         calls = fresh(ctx, calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)])
@@ -172,10 +173,11 @@ class SectionStream:
         _, from_end = np.unique(act[running][::-1], return_index=True)  # each context's last row
         return rows.index.to_numpy()[running[len(running) - 1 - from_end]]
 
-    def _last_call_rows(self, ctx: Context) -> np.ndarray:
-        """The rows of the last calls of the activations not judged yet."""
-        rows = ctx.select(event=Event.CALL.value, kind=Kind.CRITICAL_SECTION.value, columns=["seq"])
-        return rows.index.to_numpy()[np.isin(rows["seq"].to_numpy(), self.last_calls.seq)]
+    def _last_call_rows(self, sections: pd.DataFrame) -> np.ndarray:
+        """The rows of the last calls of the activations not judged yet (among `sections`, the
+        enter/exit calls and returns)."""
+        calls = (sections["event"] == Event.CALL.value).to_numpy(dtype=bool)
+        return sections.index.to_numpy()[calls & np.isin(sections["seq"].to_numpy(), self.last_calls.seq)]
 
     def _count(self, ctx: Context, calls: pd.DataFrame) -> None:
         """Nesting per context and turn, counted on from the batches before."""
@@ -343,27 +345,27 @@ class _MaskRows:
 
     @classmethod
     def of(cls, ctx: Context) -> _MaskRows:
-        positions = ctx.positions_of(event=Event.MASK.value)
-        rows = ctx.rows_at(positions, MASK_COLUMNS)
+        rows = ctx.rows_at(ctx.positions_of(event=Event.MASK.value), MASK_COLUMNS)
         seq = rows["seq"].to_numpy(dtype=np.int64)
         if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
             rows = rows.iloc[np.argsort(seq, kind="stable")]
             seq = rows["seq"].to_numpy(dtype=np.int64)
         # Registers numbered in order of first appearance; the registers' rows only.
         register, names = pd.factorize(rows["symbol"])
-        wanted = np.r_[np.isin(np.asarray(names, dtype=object), MASK_REGISTERS), False][register]
-        register, seq, positions = register[wanted], seq[wanted], rows.index.to_numpy()[wanted]
+        names = np.asarray(names, dtype=object)
+        kept = np.flatnonzero(np.r_[np.isin(names, MASK_REGISTERS), False][register])
+        positions = rows.index.to_numpy()
         act = ctx.timeline.act[positions]
-        order = np.lexsort((seq, register, act))
+        order = kept[np.lexsort((seq[kept], register[kept], act[kept]))]
         register, act, positions = register[order], act[order], positions[order]
         first = np.r_[True, (act[1:] != act[:-1]) | (register[1:] != register[:-1])] if len(order) else np.zeros(0, dtype=bool)
-        basepri = np.r_[np.asarray(names, dtype=object) == "basepri", False][register]
-        old_value, value = (rows[column].iloc[np.flatnonzero(wanted)[order]] for column in ("old_value", "value"))
+        basepri = np.r_[names == "basepri", False][register]
+        old_value, old_missing = (column[order] for column in _integers(rows["old_value"]))
+        value, value_missing = (column[order] for column in _integers(rows["value"]))
         return cls(
             rows=positions, act=act, in_isr=ctx.timeline.in_isr[positions], seq=seq[order],
-            before=_strength(old_value, basepri), after=_strength(value, basepri),
-            old_value=old_value.to_numpy(dtype=np.int64, na_value=0), old_missing=old_value.isna().to_numpy(),
-            value=value.to_numpy(dtype=np.int64, na_value=0), value_missing=value.isna().to_numpy(),
+            before=_strength(old_value, old_missing, basepri), after=_strength(value, value_missing, basepri),
+            old_value=old_value, old_missing=old_missing, value=value, value_missing=value_missing,
             first=first, last=np.r_[first[1:], True] if len(order) else first,
         )  # fmt: skip
 
@@ -419,11 +421,17 @@ class _LastCalls:
         return _LastCalls(*(np.concatenate([old, new])[order] for old, new in zip(kept._columns(), latest._columns(), strict=True)))
 
 
-def _strength(register: pd.Series, basepri: np.ndarray) -> np.ndarray:
-    """How much a mask register masks: 0 nothing; PRIMASK/FAULTMASK 1; BASEPRI 256 - value."""
-    raw = register.astype("Float64").to_numpy(dtype=float, na_value=np.nan)
+def _integers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """An integer column's values (0 where missing), and where they are missing."""
+    return column.to_numpy(dtype=np.int64, na_value=0), column.isna().to_numpy()
+
+
+def _strength(values: np.ndarray, missing: np.ndarray, basepri: np.ndarray) -> np.ndarray:
+    """How much a mask register masks: 0 nothing; PRIMASK/FAULTMASK 1; BASEPRI 256 - value;
+    NaN where the value is missing."""
+    raw = values.astype(float)
     strength = np.where(basepri, np.where(raw == 0, 0.0, 256.0 - raw), (raw != 0).astype(float))
-    return np.where(np.isnan(raw), np.nan, strength)
+    return np.where(missing, np.nan, strength)
 
 
 def _early_enable(ctx: Context, masks: _MaskRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
