@@ -178,10 +178,16 @@ def _group_max(values: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def among_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
-    """Per value, whether it is one of `sorted_ids` (a binary search: `isin` hashes every id)."""
+    """Per value, whether it is one of `sorted_ids` (a binary search: `isin` hashes every id).
+    Values in order, and many more than the ids, are found the other way round: each id's run of
+    equal values, by a binary search per id."""
     values = np.asarray(values, dtype=np.int64)
     if len(sorted_ids) == 0:
         return np.zeros(len(values), dtype=bool)
+    if len(values) > 8 * len(sorted_ids) and bool((values[1:] >= values[:-1]).all()):
+        starts, ends = np.searchsorted(values, sorted_ids), np.searchsorted(values, sorted_ids, side="right")
+        inside = np.bincount(starts, minlength=len(values) + 1) - np.bincount(ends, minlength=len(values) + 1)
+        return np.cumsum(inside[:-1]) > 0
     return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
 
 

@@ -20,6 +20,9 @@ Instead:
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
+from functools import cached_property
+
 import numpy as np
 import pandas as pd
 
@@ -35,7 +38,7 @@ RULE = Rule(
 )
 MASK_REGISTERS = ("primask", "basepri", "faultmask")
 # What the checks of mask rows read (mask rows are many: the findings' rows are taken whole, later).
-MASK_COLUMNS = ["seq", "symbol", "role", "old_value", "value", IN_ISR, ACT]
+MASK_COLUMNS = ["seq", "symbol", "old_value", "value"]
 SECTION_COLUMNS = ["seq", "event", "role", "symbol", IN_ISR, ACT]
 
 
@@ -86,19 +89,13 @@ class SectionStream:
         self.depth: dict[tuple, int] = {}  # (act, turn) -> sections open
         self.entered: dict[tuple, int] = {}  # (act, turn) -> its enters (a capture armed in turns)
         self.entered_ever: dict[tuple, int] = {}  # (act,) -> its enters
-        # Per ISR activation not judged yet, its last enter/exit call (`seq`, `symbol`, `turn`), the
-        # sections open after it (`depth`), and whether all its calls were in one turn of their site.
-        self.last_calls = pd.DataFrame(
-            {"seq": pd.Series(dtype=np.int64), "symbol": pd.Series(dtype=object), "turn": pd.Series(dtype=np.int64),
-             "depth": pd.Series(dtype=np.int64), "one_turn": pd.Series(dtype=bool)},
-        ).rename_axis(ACT)  # fmt: skip
+        self.last_calls = _LastCalls.none()  # per ISR activation not judged yet, its last enter/exit call
         self.carried = np.zeros(0, dtype=np.int64)
 
     def add(self, ctx: Context) -> None:
-        masks = ctx.select(event=Event.MASK.value, columns=MASK_COLUMNS)
-        masks = masks[masks["symbol"].isin(MASK_REGISTERS).fillna(False).astype(bool)].sort_values("seq")
-        masks = masks.assign(before=_strength(masks, "old_value"), after=_strength(masks, "value"))
-        carry = [self._early_enable(ctx, masks), self._sections(ctx), self._activations(ctx, masks), self._last_call_rows(ctx)]
+        masks = _MaskRows.of(ctx)
+        sections = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=SECTION_COLUMNS)
+        carry = [self._early_enable(ctx, masks), self._sections(ctx, sections), self._activations(ctx, masks), self._last_call_rows(sections)]
         if ctx.before is not None:
             carry += [ctx.timeline.thread[-1:], open_isr_call_rows(ctx)]
         self.carried = np.unique(np.concatenate(carry)).astype(np.int64)
@@ -111,39 +108,35 @@ class SectionStream:
 
     # --- an inner section's unmasking -------------------------------------------------------
 
-    def _early_enable(self, ctx: Context, masks: pd.DataFrame) -> np.ndarray:
+    def _early_enable(self, ctx: Context, masks: _MaskRows) -> np.ndarray:
         """Add the batch's early unmaskings; the rows the next batch needs to judge its own."""
         if masks.empty:
             return np.zeros(0, dtype=np.int64)
-        rows, premature, outer_row, depth = _early_enable(ctx, masks)
-        seq = ctx.rows_at(rows, ["seq"])["seq"].to_numpy()
-        judged = (rows >= ctx.carried) | np.isin(seq, list(self.deferred))
-        hits = ctx.rows_at(rows[premature & judged])
+        premature, outer_row, depth = _early_enable(ctx, masks)
+        judged = masks.rows >= ctx.carried
+        if self.deferred:
+            judged |= np.isin(masks.seq, list(self.deferred))
+        reported = premature & judged
+        hits = ctx.rows_at(masks.rows[reported])
         hits["frames"] = own_paths(hits["callpath"])
-        outer = outer_row[premature & judged]
-        known = ~np.isnan(outer) & (outer >= 0)
+        outer = outer_row[reported]
+        known = outer >= 0
         hits["outer_source"] = pd.Series(pd.NA, index=hits.index, dtype="string")
-        hits.loc[hits.index[known], "outer_source"] = ctx.rows_at(outer[known].astype(np.int64), ["source"])["source"].to_numpy()
+        hits.loc[hits.index[known], "outer_source"] = ctx.rows_at(outer[known], ["source"])["source"].to_numpy()
         self.inner_enable.add(ctx, hits)
         if ctx.ends_trace:
             return np.zeros(0, dtype=np.int64)
-        return self._open_sections(ctx, masks, judged_rows=rows[judged], depth=pd.Series(depth, index=rows))
+        return self._open_sections(ctx, masks, judged, depth)
 
-    def _open_sections(self, ctx: Context, masks: pd.DataFrame, judged_rows: np.ndarray, depth: pd.Series) -> np.ndarray:
+    def _open_sections(self, ctx: Context, masks: _MaskRows, judged: np.ndarray, depth: np.ndarray) -> np.ndarray:
         """Per context still running and register: the last section opened and the row that closed
         it, the current section's first two entries, and its last row where it is an unmasking
-        without a call path (judged once the next row is seen)."""
+        without a call path (judged once the next row is seen). `judged`, `depth`: per mask row."""
         self.deferred = set()
-        running = masks[_running(ctx, masks[ACT].to_numpy())]
-        register = pd.factorize(running["symbol"])[0]
-        seq = running["seq"].to_numpy()
-        order = np.lexsort((seq, register, running[ACT].to_numpy()))  # (context, register) groups, each in time order
-        act, register, seq = running[ACT].to_numpy()[order], register[order], seq[order]
-        rows = running.index.to_numpy()[order]
-        befores, afters = running["before"].to_numpy()[order], running["after"].to_numpy()[order]
-        levels = depth.reindex(rows).to_numpy()
-        judged = np.isin(rows, judged_rows)
-        bounds = np.flatnonzero(np.r_[True, (act[1:] != act[:-1]) | (register[1:] != register[:-1]), True]) if len(rows) else []
+        running = np.flatnonzero(_running(ctx, masks.act))  # whole (context, register) groups, in their order
+        rows, seq, befores, afters = masks.rows[running], masks.seq[running], masks.before[running], masks.after[running]
+        levels, judged = depth[running], judged[running]
+        bounds = np.flatnonzero(np.r_[masks.first[running], True])
         carry = []
         for begin, end in zip(bounds[:-1], bounds[1:]):
             group, before, after, level = rows[begin:end], befores[begin:end], afters[begin:end], levels[begin:end]
@@ -164,10 +157,10 @@ class SectionStream:
 
     # --- RTOS enter/exit calls --------------------------------------------------------------
 
-    def _sections(self, ctx: Context) -> np.ndarray:
-        """Add the batch's exits without an enter; keep each ISR activation's last call. The rows
-        to carry: each running context's last enter/exit call or return."""
-        rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=Kind.CRITICAL_SECTION.value, columns=SECTION_COLUMNS)
+    def _sections(self, ctx: Context, rows: pd.DataFrame) -> np.ndarray:
+        """Add the batch's exits without an enter; keep each ISR activation's last call (`rows`:
+        the enter/exit calls and returns). The rows to carry: each running context's last enter/exit
+        call or return."""
         # A kernel call's own sections in an ISR: its evidence.
         calls = outer_calls_only(ctx, ctx.outermost_calls(rows, [Kind.CRITICAL_SECTION.value]))
         calls = fresh(ctx, calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)])
@@ -175,29 +168,35 @@ class SectionStream:
             self._count(ctx, calls)
         if ctx.ends_trace:
             return np.zeros(0, dtype=np.int64)
-        last_rows = rows.groupby(ACT, sort=False).tail(1)
-        return last_rows.index.to_numpy()[_running(ctx, last_rows[ACT].to_numpy())]
+        act = rows[ACT].to_numpy()
+        running = np.flatnonzero(_running(ctx, act))
+        _, from_end = np.unique(act[running][::-1], return_index=True)  # each context's last row
+        return rows.index.to_numpy()[running[len(running) - 1 - from_end]]
 
-    def _last_call_rows(self, ctx: Context) -> np.ndarray:
-        """The rows of the last calls of the activations not judged yet."""
-        rows = ctx.select(event=Event.CALL.value, kind=Kind.CRITICAL_SECTION.value, columns=["seq"])
-        return rows.index.to_numpy()[rows["seq"].isin(self.last_calls["seq"]).to_numpy(dtype=bool)]
+    def _last_call_rows(self, sections: pd.DataFrame) -> np.ndarray:
+        """The rows of the last calls of the activations not judged yet (among `sections`, the
+        enter/exit calls and returns)."""
+        calls = (sections["event"] == Event.CALL.value).to_numpy(dtype=bool)
+        return sections.index.to_numpy()[calls & np.isin(sections["seq"].to_numpy(), self.last_calls.seq)]
 
     def _count(self, ctx: Context, calls: pd.DataFrame) -> None:
         """Nesting per context and turn, counted on from the batches before."""
         # A rotated capture armed the enter/exit site in turns: calls pair up within one turn only
         # (a turn may begin inside a section: exits before its first enter close what it missed),
         # and only an activation seen whole in one turn can be said to return inside a section.
-        turn = ctx.coverage.turn(calls["symbol"], calls["seq"].to_numpy()) if ctx.coverage else np.zeros(len(calls), dtype=np.int64)
-        keys = pd.DataFrame({ACT: calls[ACT].to_numpy(), "turn": turn})
+        positions, seq, act = calls.index.to_numpy(), calls["seq"].to_numpy(dtype=np.int64), calls[ACT].to_numpy(dtype=np.int64)
+        symbol, in_isr = calls["symbol"].to_numpy(dtype=object), calls[IN_ISR].to_numpy(dtype=bool)
+        turn = ctx.coverage.turn(calls["symbol"], seq) if ctx.coverage else np.zeros(len(calls), dtype=np.int64)
+        keys = pd.DataFrame({ACT: act, "turn": turn})
         enters = (calls["role"] == Role.ENTER.value).to_numpy(dtype=bool)
         if ctx.coverage is not None:
             entered = running_sums(enters, keys, self.entered)
             keep_last(entered, keys, self.entered)
-            calls, keys, enters = calls[entered > 0], keys[entered > 0], enters[entered > 0]
-            if calls.empty:
+            kept = entered > 0
+            if not kept.any():
                 return
-        in_isr = calls[IN_ISR].to_numpy(dtype=bool)
+            positions, seq, act, symbol, in_isr, turn, enters = (column[kept] for column in (positions, seq, act, symbol, in_isr, turn, enters))
+            keys = pd.DataFrame({ACT: act, "turn": turn})
         # A task's exits before its first enter close sections entered before the capture began.
         entered_ever = running_sums(enters, keys[[ACT]], self.entered_ever)
         keep_last(entered_ever, keys[[ACT]], self.entered_ever)
@@ -205,18 +204,11 @@ class SectionStream:
         depth = running_sums(step, keys, self.depth)
         keep_last(depth, keys, self.depth)
         stray_exit = ~enters & (depth < 0)
-        self.unpaired.add(ctx, ctx.rows_at(calls.index[stray_exit].to_numpy()).assign(case="exit-without-enter"))
-        isr = pd.DataFrame({"seq": calls["seq"].to_numpy(), "symbol": calls["symbol"].to_numpy(dtype=object), "turn": keys["turn"].to_numpy(),
-                            "depth": depth, ACT: keys[ACT].to_numpy()})[in_isr]  # fmt: skip
-        if not isr.empty:
-            by_act = isr.groupby(ACT, sort=False)
-            last = by_act.tail(1).set_index(ACT)
-            last["one_turn"] = by_act["turn"].nunique() == 1
-            before = self.last_calls.reindex(last.index)
-            went_on = before["turn"].notna().to_numpy()  # activations with calls in the batches before
-            last.loc[went_on, "one_turn"] &= (before["one_turn"].astype(bool) & (before["turn"] == by_act["turn"].first()))[went_on]
-            kept = self.last_calls[~self.last_calls.index.isin(last.index)]
-            self.last_calls = pd.concat([kept, last]) if len(kept) else last
+        if stray_exit.any():
+            self.unpaired.add(ctx, ctx.rows_at(positions[stray_exit]).assign(case="exit-without-enter"))
+        isr = np.flatnonzero(in_isr)
+        if len(isr):
+            self.last_calls = self.last_calls.updated(act[isr], seq[isr], symbol[isr], turn[isr], depth[isr])
         self._forget_past_turns(ctx)
 
     def _forget_past_turns(self, ctx: Context) -> None:
@@ -231,78 +223,91 @@ class SectionStream:
 
     # --- ISR activations: judged once it is known how they return ---------------------------
 
-    def _activations(self, ctx: Context, masks: pd.DataFrame) -> np.ndarray:
+    def _activations(self, ctx: Context, masks: _MaskRows) -> np.ndarray:
         """Judge the ISR activations whose end is known (or the trace's); the rows to carry of
         the others."""
         t, activations = ctx.timeline, ctx.activations
         ids = activations.index.to_numpy()  # sorted
-        acts = activations[(activations["last_row"] >= ctx.carried).to_numpy() | among_sorted(ids, self.pending)]
-        isr_masks = masks[masks[IN_ISR].to_numpy(dtype=bool)]
+        first_row, last_row = activations["first_row"].to_numpy(), activations["last_row"].to_numpy()
+        selected = (last_row >= ctx.carried) | among_sorted(ids, self.pending)
+        ids, first_row, last_row = ids[selected], first_row[selected], last_row[selected]
         if ctx.ends_trace:  # what is still open stays open
-            self._judge(ctx, acts.index.to_numpy(), isr_masks)
+            self._judge(ctx, ids, masks)
             return np.zeros(0, dtype=np.int64)
         thread = t.thread
-        before = t.thread_rows[acts["first_row"].to_numpy()] - 1  # the thread row before each (-1: none)
-        after = t.thread_rows[acts["last_row"].to_numpy()]  # the thread row after each (len(thread): none)
-        running = _running(ctx, acts.index.to_numpy())
+        before = t.thread_rows[first_row] - 1  # the thread row before each (-1: none)
+        after = t.thread_rows[last_row]  # the thread row after each (len(thread): none)
+        running = _running(ctx, ids)
         settled = ~running & ((after < len(thread)) | (before < 0))
-        acts_ids = acts.index.to_numpy()  # sorted
-        self._judge(ctx, acts_ids[settled], isr_masks)
-        has_masks = among_sorted(acts_ids, np.unique(isr_masks[ACT].to_numpy()))
-        waiting = ~settled & (running | has_masks | among_sorted(acts_ids, np.sort(self.last_calls.index.to_numpy())))
-        self.pending = acts_ids[waiting]
-        if not waiting.any():
+        self._judge(ctx, ids[settled], masks)
+        waiting = np.flatnonzero(~settled)
+        has_masks = among_sorted(ids[waiting], masks.act[masks.first & masks.in_isr])  # sorted (with repeats)
+        waiting = waiting[running[waiting] | has_masks | among_sorted(ids[waiting], self.last_calls.act)]
+        self.pending = ids[waiting]
+        if not len(waiting):
             return np.zeros(0, dtype=np.int64)
-        kept = acts[waiting]
-        ends = isr_masks[among_sorted(isr_masks[ACT].to_numpy(), self.pending)].groupby([ACT, "symbol"], sort=False)
+        ends = masks.in_isr & among_sorted(masks.act, self.pending)
         around = np.r_[before[waiting], after[waiting]]
         return np.concatenate([
-            kept["first_row"].to_numpy(), kept["last_row"].to_numpy(), thread[around[(around >= 0) & (around < len(thread))]],
-            ends.head(1).index.to_numpy(), ends.tail(1).index.to_numpy(),
+            first_row[waiting], last_row[waiting], thread[around[(around >= 0) & (around < len(thread))]],
+            masks.rows[ends & masks.first], masks.rows[ends & masks.last],
         ]).astype(np.int64)  # fmt: skip
 
-    def _judge(self, ctx: Context, judged: np.ndarray, isr_masks: pd.DataFrame) -> None:
+    def _judge(self, ctx: Context, judged: np.ndarray, masks: _MaskRows) -> None:
         """Judge the activations `judged` (sorted ids) and forget them."""
-        self._isr_changed_mask(ctx, isr_masks[among_sorted(isr_masks[ACT].to_numpy(), judged)])
+        self._isr_changed_mask(ctx, masks, masks.in_isr & among_sorted(masks.act, judged))
         self._returned_inside(ctx, judged)
         if ctx.ends_trace:  # nothing comes after
             return
-        self.last_calls = self.last_calls[~among_sorted(self.last_calls.index.to_numpy(), judged)]
+        self.last_calls = self.last_calls.where(~among_sorted(self.last_calls.act, judged))
         for counts in (self.depth, self.entered, self.entered_ever):
             keys = list(counts)
             for key, done in zip(keys, among_sorted(np.array([key[0] for key in keys], dtype=np.int64), judged), strict=True):
                 if done:
                     del counts[key]
 
-    def _isr_changed_mask(self, ctx: Context, isr: pd.DataFrame) -> None:
-        """An ISR activation whose last mask change leaves a register different from its first's."""
-        if isr.empty:
+    def _isr_changed_mask(self, ctx: Context, masks: _MaskRows, judged: np.ndarray) -> None:
+        """An ISR activation whose last mask change leaves a register different from its first's
+        (`judged`: per mask row, whether it is one of an activation judged now)."""
+        if not judged.any():
             return
-        isr = isr.assign(entered_with=isr.groupby([ACT, "symbol"], sort=False)["old_value"].transform("first"))
-        last = isr.groupby([ACT, "symbol"], sort=False).tail(1)
-        changed = (last["value"] != last["entered_with"]).fillna(False).astype(bool)
-        closed = ctx.is_closed(last[ACT])
-        switched = ctx.is_switch(last[ACT])
-        hits = last[changed & closed & ~switched]  # a context switch returns to another context's mask
-        if ctx.coverage is not None and not hits.empty:  # a site armed or disarmed inside it: its first or last change may be unseen
-            first, last_seq = self._span_seqs(ctx, hits[ACT])
-            hits = hits[~ctx.coverage.changed_between(first, last_seq)]
-        self.isr_changed.add(ctx, ctx.rows_at(hits.index.to_numpy()).assign(entered_with=hits["entered_with"]))
+        judged = np.flatnonzero(judged)  # whole (activation, register) groups
+        starts = np.flatnonzero(masks.first[judged])
+        ends = np.flatnonzero(masks.last[judged])
+        # What the register held on entry: the first old value the group has.
+        present = np.where(masks.old_missing[judged], len(judged), np.arange(len(judged)))
+        first_present = np.minimum.reduceat(present, starts)
+        known = first_present < len(judged)
+        entered_with = masks.old_value[judged][np.minimum(first_present, len(judged) - 1)]
+        last = judged[ends]
+        changed = known & ~masks.value_missing[last] & (masks.value[last] != entered_with)
+        acts = pd.Series(masks.act[last])
+        closed = ctx.is_closed(acts).to_numpy()
+        switched = ctx.is_switch(acts).to_numpy()
+        hit = changed & closed & ~switched  # a context switch returns to another context's mask
+        in_order = np.argsort(masks.seq[last[hit]], kind="stable")
+        hits, entered_with = last[hit][in_order], entered_with[hit][in_order]
+        if ctx.coverage is not None and len(hits):  # a site armed or disarmed inside it: its first or last change may be unseen
+            first, last_seq = self._span_seqs(ctx, pd.Series(masks.act[hits]))
+            seen = ~ctx.coverage.changed_between(first, last_seq)
+            hits, entered_with = hits[seen], entered_with[seen]
+        if len(hits):
+            self.isr_changed.add(ctx, ctx.rows_at(masks.rows[hits]).assign(entered_with=entered_with))
 
     def _returned_inside(self, ctx: Context, judged: np.ndarray) -> None:
         """The last enter/exit call of each judged ISR activation (`judged`: sorted ids) that
         returned inside a section."""
-        left = self.last_calls[among_sorted(self.last_calls.index.to_numpy(), judged)]
-        left = left[left["one_turn"].astype(bool).to_numpy() & (left["depth"] > 0).to_numpy()]
-        if left.empty:
+        left = self.last_calls.where(among_sorted(self.last_calls.act, judged))
+        left = left.where(left.one_turn & (left.depth > 0))
+        if not len(left.act):
             return
-        acts = pd.Series(left.index.to_numpy(dtype=np.int64))
+        acts = pd.Series(left.act)
         returned = ctx.is_closed(acts).to_numpy(copy=True)
         if ctx.coverage is not None:  # nor did the site's turn end before the activation did
             _, ends = self._span_seqs(ctx, acts)
-            returned &= ctx.coverage.turn(left["symbol"], ends) == left["turn"].to_numpy()
+            returned &= ctx.coverage.turn(pd.Series(left.symbol), ends) == left.turn
         rows = ctx.select(event=Event.CALL.value, kind=Kind.CRITICAL_SECTION.value, columns=["seq"])
-        hits = ctx.rows_at(rows.index.to_numpy()[rows["seq"].isin(left["seq"][returned]).to_numpy(dtype=bool)])
+        hits = ctx.rows_at(rows.index.to_numpy()[np.isin(rows["seq"].to_numpy(), left.seq[returned])])
         self.unpaired.add(ctx, hits.assign(case="isr-returned-inside"))
 
     @staticmethod
@@ -319,18 +324,120 @@ def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:
     return ((acts < 0) & (acts != NO_CONTEXT)) | ctx.is_latest_activation(acts)
 
 
-def _strength(masks: pd.DataFrame, column: str) -> pd.Series:
-    """How much a mask register masks: 0 nothing; PRIMASK/FAULTMASK 1; BASEPRI 256 - value."""
-    raw = masks[column].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
-    basepri = (masks["symbol"] == "basepri").to_numpy(dtype=bool)
+@dataclass
+class _MaskRows:
+    """A batch's rows that change a mask register, in (context, register, time) order: the rows
+    of each (context, register) together (`first`, `last`: a group's first and last row), in
+    time order within it; per row, as arrays."""
+
+    rows: np.ndarray  # positions
+    act: np.ndarray
+    in_isr: np.ndarray
+    seq: np.ndarray
+    before: np.ndarray  # how much the register masked before the row (`_strength`), NaN unknown
+    after: np.ndarray  # and after it
+    old_value: np.ndarray  # the register before the row (0 where `old_missing`)
+    old_missing: np.ndarray
+    value: np.ndarray  # the register after it (0 where `value_missing`)
+    value_missing: np.ndarray
+    first: np.ndarray
+    last: np.ndarray
+
+    @classmethod
+    def of(cls, ctx: Context) -> _MaskRows:
+        rows = ctx.rows_at(ctx.positions_of(event=Event.MASK.value), MASK_COLUMNS)
+        seq = rows["seq"].to_numpy(dtype=np.int64)
+        if len(seq) > 1 and not (seq[1:] > seq[:-1]).all():
+            rows = rows.iloc[np.argsort(seq, kind="stable")]
+            seq = rows["seq"].to_numpy(dtype=np.int64)
+        # Registers numbered in order of first appearance; the registers' rows only.
+        register, names = pd.factorize(rows["symbol"])
+        names = np.asarray(names, dtype=object)
+        kept = np.flatnonzero(np.r_[np.isin(names, MASK_REGISTERS), False][register])
+        positions = rows.index.to_numpy()
+        act = ctx.timeline.act[positions]
+        order = kept[np.lexsort((seq[kept], register[kept], act[kept]))]
+        register, act, positions = register[order], act[order], positions[order]
+        first = np.r_[True, (act[1:] != act[:-1]) | (register[1:] != register[:-1])] if len(order) else np.zeros(0, dtype=bool)
+        basepri = np.r_[names == "basepri", False][register]
+        old_value, old_missing = (column[order] for column in _integers(rows["old_value"]))
+        value, value_missing = (column[order] for column in _integers(rows["value"]))
+        return cls(
+            rows=positions, act=act, in_isr=ctx.timeline.in_isr[positions], seq=seq[order],
+            before=_strength(old_value, old_missing, basepri), after=_strength(value, value_missing, basepri),
+            old_value=old_value, old_missing=old_missing, value=value, value_missing=value_missing,
+            first=first, last=np.r_[first[1:], True] if len(order) else first,
+        )  # fmt: skip
+
+    @property
+    def empty(self) -> bool:
+        return len(self.rows) == 0
+
+    @cached_property
+    def group_start(self) -> np.ndarray:
+        """Per row, its group's first row."""
+        return np.maximum.accumulate(np.where(self.first, np.arange(len(self.first)), 0))
+
+
+@dataclass
+class _LastCalls:
+    """Per ISR activation not judged yet (`act`, sorted), its last enter/exit call (`seq`,
+    `symbol`, `turn`), the sections open after it (`depth`), and whether all its calls were in
+    one turn of their site (`one_turn`)."""
+
+    act: np.ndarray
+    seq: np.ndarray
+    symbol: np.ndarray
+    turn: np.ndarray
+    depth: np.ndarray
+    one_turn: np.ndarray
+
+    @classmethod
+    def none(cls) -> _LastCalls:
+        empty = np.zeros(0, dtype=np.int64)
+        return cls(empty, empty, np.zeros(0, dtype=object), empty, empty, np.zeros(0, dtype=bool))
+
+    def _columns(self) -> list[np.ndarray]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+    def where(self, kept: np.ndarray) -> _LastCalls:
+        return _LastCalls(*(column[kept] for column in self._columns()))
+
+    def updated(self, act: np.ndarray, seq: np.ndarray, symbol: np.ndarray, turn: np.ndarray, depth: np.ndarray) -> _LastCalls:
+        """With a batch's calls (in time order): each activation's last one instead of what it had."""
+        order = np.argsort(act, kind="stable")  # each activation's calls together, in time order
+        starts = np.flatnonzero(np.r_[True, act[order][1:] != act[order][:-1]])
+        last = order[np.r_[starts[1:], len(order)] - 1]
+        turns = turn[order]
+        one_turn = np.minimum.reduceat(turns, starts) == np.maximum.reduceat(turns, starts)
+        acts = act[last]  # sorted
+        # An activation with calls in the batches before: in one turn if those were, and in the same.
+        went_on = among_sorted(acts, self.act)
+        before = np.searchsorted(self.act, acts[went_on])
+        one_turn[went_on] &= self.one_turn[before] & (self.turn[before] == turns[starts][went_on])
+        latest = _LastCalls(acts, seq[last], symbol[last], turn[last], depth[last], one_turn)
+        kept = self.where(~among_sorted(self.act, acts))
+        order = np.argsort(np.r_[kept.act, acts], kind="stable")
+        return _LastCalls(*(np.concatenate([old, new])[order] for old, new in zip(kept._columns(), latest._columns(), strict=True)))
+
+
+def _integers(column: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """An integer column's values (0 where missing), and where they are missing."""
+    return column.to_numpy(dtype=np.int64, na_value=0), column.isna().to_numpy()
+
+
+def _strength(values: np.ndarray, missing: np.ndarray, basepri: np.ndarray) -> np.ndarray:
+    """How much a mask register masks: 0 nothing; PRIMASK/FAULTMASK 1; BASEPRI 256 - value;
+    NaN where the value is missing."""
+    raw = values.astype(float)
     strength = np.where(basepri, np.where(raw == 0, 0.0, 256.0 - raw), (raw != 0).astype(float))
-    return pd.Series(np.where(np.isnan(raw), np.nan, strength), index=masks.index)
+    return np.where(missing, np.nan, strength)
 
 
-def _early_enable(ctx: Context, masks: pd.DataFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """An unmasking while a section entered by a caller is still open: the masks' rows (in
-    context, register, time order), which unmask early, the row that opened the section each
-    of those ends early, and each row's call depth.
+def _early_enable(ctx: Context, masks: _MaskRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An unmasking while a section entered by a caller is still open: per mask row, whether it
+    unmasks early, the row that opened the section it ends early (-1: none known), and its call
+    depth.
 
     A section opens where a frame masks from nothing (`before` 0) and closes where that frame
     unmasks, where anything unmasks completely, or where the register is found unmasked. An
@@ -339,58 +446,43 @@ def _early_enable(ctx: Context, masks: pd.DataFrame) -> tuple[np.ndarray, np.nda
     Rows without a call path fall back on: a nested entry, an unmasking, and then an exit that
     finds nothing to unmask (the caller's own exit, come too late).
     """
-    # Rows in (context, register) order, in time order within each: group-wise fills and shifts
-    # become plain array operations with a reset at every group's first row.
-    register = pd.factorize(masks["symbol"])[0]
-    order = np.lexsort((masks["seq"].to_numpy(), register, masks[ACT].to_numpy()))
-    act, register = masks[ACT].to_numpy()[order], register[order]
-    first = np.r_[True, (np.diff(act) != 0) | (register[1:] != register[:-1])]
-    rows = masks.index.to_numpy()[order]
+    rows, before, after = masks.rows, masks.before, masks.after
     depth = ctx.frame_depth(rows)
-    before = masks["before"].to_numpy()[order]
-    after = masks["after"].to_numpy()[order]
     starts = (before == 0) & (after > 0)
     lowers = after < before
     # Found unmasked (by this context or one that ran meanwhile): no section is open any more.
     reset = (lowers & (after == 0)) | (before == 0)
-    premature = np.zeros(len(masks), dtype=bool)
-    outer_row = np.full(len(masks), np.nan)
-    positions = rows.astype(float)
-    for level in np.unique(depth[starts & ~np.isnan(depth)]):  # one pass per call depth that opens sections
+    premature = np.zeros(len(rows), dtype=bool)
+    outer_row = np.full(len(rows), -1, dtype=np.int64)
+    unmaskings = np.flatnonzero(lowers & ~np.isnan(depth))
+    for level in np.unique(depth[starts & ~np.isnan(depth)]):  # one pass per call depth that opens sections, outermost first
         opens = starts & (depth == level)
-        closes = reset | (lowers & (depth == level))
-        held = _held_before(np.where(opens, after, np.where(closes, 0.0, np.nan)), first, 0.0)
-        opener = _held_before(np.where(opens, positions, np.where(closes, -1.0, np.nan)), first, -1.0)
-        hit = lowers & (depth > level) & (held > after) & np.isnan(outer_row)
-        outer_row[hit] = opener[hit]
-        premature |= hit
+        # Per deeper unmasking not judged yet, the last mark of its group before it: an open of
+        # this depth (what the section masks, and its row), or a close (nothing, no row).
+        marks = np.r_[-1, np.flatnonzero(opens | reset | (lowers & (depth == level)))]
+        deeper = unmaskings[(depth[unmaskings] > level) & ~premature[unmaskings]]
+        mark = marks[np.searchsorted(marks, deeper) - 1]
+        open_before = (mark >= masks.group_start[deeper]) & opens[mark]
+        hit = np.where(open_before, after[mark], 0.0) > after[deeper]
+        outer_row[deeper[hit]] = np.where(open_before, rows[mark], -1)[hit]
+        premature[deeper[hit]] = True
     if np.isnan(depth).any():
-        # Group-wise in the masks' own order: within a (context, register) group it is time order too.
-        without_frames = _early_enable_without_frames(masks, [masks[ACT], masks["symbol"]], masks["after"] < masks["before"])
-        premature |= without_frames.to_numpy()[order] & np.isnan(depth)
-    return rows, premature, outer_row, depth
+        premature |= _early_enable_without_frames(ctx, masks, lowers) & np.isnan(depth)
+    return premature, outer_row, depth
 
 
-def _held_before(marks: np.ndarray, first: np.ndarray, empty: float) -> np.ndarray:
-    """Per row, the last mark before it in its group (`empty` where there is none)."""
-    marks = marks.copy()
-    marks[first & np.isnan(marks)] = empty
-    marked = np.where(np.isnan(marks), 0, np.arange(len(marks)))  # every group's first row is marked
-    carried = marks[np.maximum.accumulate(marked)] if len(marks) else marks
-    shifted = np.r_[empty, carried[:-1]]
-    shifted[first] = empty
-    return shifted
-
-
-def _early_enable_without_frames(masks: pd.DataFrame, key: list[pd.Series], lowers: pd.Series) -> pd.Series:
-    starts = (masks["before"] == 0) & (masks["after"] > 0)
-    entries = (masks["after"] > 0) & (masks["after"] >= masks["before"])
-    period = starts.astype(np.int64).groupby(key).cumsum()
-    entries_in_period = entries.astype(np.int64).groupby([*key, period]).cumsum()
-    exits = masks["role"].isin([Role.ENABLE.value, Role.WRITE.value]).fillna(False).astype(bool)
-    redundant_exit = exits & (masks["before"] == 0) & (masks["after"] == 0)
-    next_redundant = redundant_exit.groupby(key).shift(-1).fillna(False).astype(bool)
-    return (lowers & (entries_in_period >= 2) & next_redundant).fillna(False).astype(bool)
+def _early_enable_without_frames(ctx: Context, masks: _MaskRows, lowers: np.ndarray) -> np.ndarray:
+    before, after = masks.before, masks.after
+    starts = (before == 0) & (after > 0)
+    entries = (after > 0) & (after >= before)
+    # Entries counted per period: from a group's first row, or from a section's opening, on.
+    period_start = np.flatnonzero(masks.first | starts)
+    counted = np.cumsum(entries)
+    entries_in_period = counted - np.repeat(counted[period_start] - entries[period_start], np.diff(np.r_[period_start, len(entries)]))
+    exits = ctx.rows_at(masks.rows, ["role"])["role"].isin([Role.ENABLE.value, Role.WRITE.value]).fillna(False).to_numpy(dtype=bool)
+    redundant_exit = exits & (before == 0) & (after == 0)
+    next_redundant = np.r_[redundant_exit[1:], False] & ~masks.last
+    return lowers & (entries_in_period >= 2) & next_redundant
 
 
 def _hex(value: object) -> str:
