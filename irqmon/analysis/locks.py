@@ -159,11 +159,40 @@ def contended(events: pd.DataFrame) -> pd.Series:
     return (tries & (held_by_other.fillna(False) | read_locked.fillna(False))).astype(bool)
 
 
+def contended_events(ctx: Context) -> np.ndarray:
+    """`contended` of each lock event of the context, in order (worked out once per context)."""
+    return ctx.once("lock_contended", _contended_events)
+
+
+def _contended_events(ctx: Context) -> np.ndarray:
+    events = lock_events(ctx)
+    return contended(events).to_numpy(dtype=bool) if not events.empty else np.zeros(0, dtype=bool)
+
+
+def holder_events(ctx: Context) -> np.ndarray:
+    """Per lock event of the context, the number (0, 1, …) of the event at its `held_row`,
+    whose context held the lock then; -1 where nobody did (worked out once per context)."""
+    return ctx.once("lock_holder_events", _holder_events)
+
+
+def _holder_events(ctx: Context) -> np.ndarray:
+    events = lock_events(ctx)
+    if events.empty:
+        return np.zeros(0, dtype=np.int64)
+    held_row = events["held_row"].array
+    numbers = np.searchsorted(events.index.to_numpy(), held_row.to_numpy(dtype=np.int64, na_value=-1))  # in order of position
+    return np.where(held_row.isna(), -1, numbers)
+
+
 def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
-    """The label of the context that held the lock at each event (NA where nobody did)."""
-    rows = events["held_row"].dropna().astype(np.int64)
-    labels = ctx.labels_at(rows.to_numpy())
-    return pd.Series(labels.to_numpy(), index=rows.index, dtype="string").reindex(events.index)
+    """The label of the context that held the lock at each of `events` (lock events of this
+    context; NA where nobody did), worked out once per holding event."""
+    every = lock_events(ctx)
+    held = holder_events(ctx)[np.searchsorted(every.index.to_numpy(), events.index.to_numpy())]
+    holders, at = np.unique(held, return_inverse=True)
+    labels = ctx.labels(every.iloc[holders[holders >= 0]]).array
+    at -= int(len(holders) > 0 and holders[0] < 0)  # -1: nobody
+    return pd.Series(labels.take(at, allow_fill=True), index=events.index)
 
 
 def watched_while_held(ctx: Context, symbols: pd.Series, since: pd.Series, until: pd.Series) -> np.ndarray:

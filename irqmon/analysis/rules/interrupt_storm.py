@@ -37,7 +37,7 @@ from irqmon.analysis.common import where
 from irqmon.analysis.context import ACT, EXC_NAME, AnalysisConfig, Context, Timeline
 from irqmon.analysis.coverage import Coverage
 from irqmon.analysis.findings import Finding, Group, SiteGroups
-from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events, lock_rows_to_carry
+from irqmon.analysis.locks import LOCK_NAME, contended_events, holder_labels, lock_events, lock_rows_to_carry
 from irqmon.analysis.registry import Rule
 from irqmon.cortexm.exceptions import SYSTICK
 from irqmon.cortexm.registers import SYST_CSR_CLKSOURCE, SYST_CSR_ENABLE
@@ -447,7 +447,7 @@ class Storms:
         events = lock_events(ctx)
         if events.empty:
             return
-        blocked = np.flatnonzero(contended(events).to_numpy(dtype=bool) & (events.index.to_numpy() >= ctx.carried))
+        blocked = np.flatnonzero(contended_events(ctx) & (events.index.to_numpy() >= ctx.carried))
         act = events[ACT].to_numpy(dtype=np.int64)[blocked]
         run = run_of(act)
         kept = np.isin(run, self._run_keys())
