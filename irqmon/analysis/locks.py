@@ -13,6 +13,8 @@ before found (a call judged nested there has lost the rows that showed it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
@@ -41,11 +43,11 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     # RTOS calls whose row names a take or a give: a mutex's calls, and generic ones (a queue
     # send) whose object the capture found to be a mutex.
     mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS, columns=["event", "role", "symbol", "address", ACT])
-    is_call, with_object = _is(mutex_rows["event"], Event.CALL.value), mutex_rows["address"].notna().to_numpy()
+    is_call, with_object = is_value(mutex_rows["event"], Event.CALL.value), mutex_rows["address"].notna().to_numpy()
     outermost = among_sorted(mutex_rows.index.to_numpy(), ctx.outermost_calls(mutex_rows, MUTEX_KINDS).index.to_numpy())
-    takes_and_gives = outermost & _is(mutex_rows["role"], roles) & with_object
+    takes_and_gives = outermost & is_value(mutex_rows["role"], roles) & with_object
     # A take that may block owns the mutex once it returns: its call is only a try.
-    take_returns = _is(mutex_rows["event"], Event.RETURN.value) & _is(mutex_rows["role"], Role.ACQUIRE.value) & with_object
+    take_returns = is_value(mutex_rows["event"], Event.RETURN.value) & is_value(mutex_rows["role"], Role.ACQUIRE.value) & with_object
     positions = np.sort(np.concatenate((hal, mutex_rows.index.to_numpy()[takes_and_gives | take_returns])))
     if ctx.carried:  # the carried rows' events are those their batch found
         found = ctx.before.shared.get(CARRIED_EVENTS, frozenset())  # type: ignore[union-attr]
@@ -57,10 +59,10 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
     calls = mutex_rows.index.to_numpy()[is_call]
     taken_on_return = _taken_on_return(ctx, mutex_rows["symbol"][take_returns])
-    tries = among_sorted(positions, calls) & _is(events["symbol"], tuple(taken_on_return)) & _is(events["role"], Role.ACQUIRE.value)
+    tries = among_sorted(positions, calls) & is_value(events["symbol"], tuple(taken_on_return)) & is_value(events["role"], Role.ACQUIRE.value)
     if tries.any():
         events["role"] = events["role"].mask(tries, Role.TEST.value)
-    other_kind = ~_is(events["kind"], (Kind.LOCK.value, Kind.MUTEX.value))  # an RTOS call found working on a mutex
+    other_kind = ~is_value(events["kind"], (Kind.LOCK.value, Kind.MUTEX.value))  # an RTOS call found working on a mutex
     if other_kind.any():
         events["kind"] = events["kind"].mask(other_kind, Kind.MUTEX.value)
     lock_code, events[LOCK], events[LOCK_NAME] = _locks(events)
@@ -68,9 +70,9 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     if not known.all():
         events, lock_code = events[known], lock_code[known]
     # A release that writes the unlocked value over the unlocked value changes nothing.
-    is_release = _is(events["role"], Role.RELEASE.value)
+    is_release = is_value(events["role"], Role.RELEASE.value)
     redundant = is_release & (events["old_value"] == 0).to_numpy(dtype=bool, na_value=False)
-    changes = (_is(events["role"], Role.ACQUIRE.value) | is_release) & ~redundant
+    changes = (is_value(events["role"], Role.ACQUIRE.value) | is_release) & ~redundant
     events[STATE] = changes
     held = _last_change_before(lock_code, changes)
     nobody = held < 0
@@ -80,7 +82,7 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     return events
 
 
-def _is(values: pd.Series, wanted: str | tuple[str, ...]) -> np.ndarray:
+def is_value(values: pd.Series, wanted: str | tuple[str, ...]) -> np.ndarray:
     """Per row of a string column, whether it is `wanted` (one of them; missing values are not)."""
     return values.isin([wanted] if isinstance(wanted, str) else list(wanted)).to_numpy(dtype=bool)
 
@@ -111,6 +113,52 @@ def _taken_on_return(ctx: Context, take_returns: pd.Series) -> set[str]:
     }  # fmt: skip
 
 
+@dataclass(frozen=True)
+class LockChanges:
+    """The lock events that change a lock's state (`STATE`), in order, as arrays."""
+
+    numbers: np.ndarray  # their numbers among the lock events
+    positions: np.ndarray
+    seq: np.ndarray
+    time: np.ndarray
+    act: np.ndarray
+    lock: np.ndarray  # a number per lock
+    in_isr: np.ndarray
+    taken: np.ndarray  # an acquire (else a release)
+    following: np.ndarray  # the number (among the changes) of the same lock's next change; -1 where none is known yet
+
+
+def lock_changes(ctx: Context) -> LockChanges:
+    """The context's lock events that change a lock's state (worked out once per context)."""
+    return ctx.once("lock_changes", _lock_changes)
+
+
+def _lock_changes(ctx: Context) -> LockChanges:
+    events = lock_events(ctx)
+    numbers = np.flatnonzero(events[STATE].to_numpy(dtype=bool)) if not events.empty else np.zeros(0, dtype=np.int64)
+    lock = pd.factorize(events[LOCK].array.take(numbers))[0]
+    order = np.argsort(lock, kind="stable")  # each lock's changes together, in order
+    same_lock = lock[order][1:] == lock[order][:-1]
+    following = np.full(len(numbers), -1, dtype=np.int64)
+    following[order[:-1][same_lock]] = order[1:][same_lock]
+    return LockChanges(
+        numbers, events.index.to_numpy()[numbers], events["seq"].to_numpy(dtype=np.int64)[numbers],
+        events["time"].to_numpy(dtype=float)[numbers], events[ACT].to_numpy(dtype=np.int64)[numbers], lock,
+        events[IN_ISR].to_numpy(dtype=bool)[numbers], is_value(events["role"], Role.ACQUIRE.value)[numbers], following,
+    )  # fmt: skip
+
+
+def last_of_each(*keys: np.ndarray) -> np.ndarray:
+    """Per element, whether it is the last one with its combination of `keys` (integer arrays)."""
+    combination = np.zeros(len(keys[0]), dtype=np.int64)
+    for key in keys:
+        codes, values = pd.factorize(key)
+        combination = combination * len(values) + codes
+    last = np.zeros(len(combination), dtype=bool)
+    last[len(combination) - 1 - np.unique(combination[::-1], return_index=True)[1]] = True
+    return last
+
+
 def lock_rows_to_carry(ctx: Context) -> np.ndarray:
     """Positions of the rows the next batch needs to go on with the locks: per lock its last
     change (the holder), per ISR activation not seen to return and lock its last change, and
@@ -119,14 +167,14 @@ def lock_rows_to_carry(ctx: Context) -> np.ndarray:
         events = lock_events(ctx)
         carry = _last_calls(ctx)
         if len(events):
-            state = events[events[STATE]]
-            in_isr = state[state[IN_ISR].to_numpy(dtype=bool)]
-            open_isr = in_isr[~ctx.is_closed(in_isr[ACT]).to_numpy(dtype=bool)]
-            last_changes = state.groupby(LOCK, sort=False).tail(1).index.to_numpy()
-            open_changes = open_isr.groupby([ACT, LOCK], sort=False).tail(1).index.to_numpy()
-            carry = np.unique(np.r_[carry, last_changes, open_changes].astype(np.int64))
-        carried_events = events.index[events.index.isin(carry)]
-        ctx.shared_with_next[CARRIED_EVENTS] = frozenset(ctx.rows_at(carried_events.to_numpy(), ["seq"])["seq"].tolist())
+            changes = lock_changes(ctx)
+            last_changes = changes.positions[last_of_each(changes.lock)]
+            in_isr = np.flatnonzero(changes.in_isr)
+            open_isr = in_isr[~ctx.is_closed(pd.Series(changes.act[in_isr])).to_numpy(dtype=bool)]
+            open_changes = changes.positions[open_isr[last_of_each(changes.act[open_isr], changes.lock[open_isr])]]
+            carry = np.unique(np.concatenate((carry, last_changes, open_changes)).astype(np.int64))
+        carried_events = among_sorted(events.index.to_numpy(), carry)
+        ctx.shared_with_next[CARRIED_EVENTS] = frozenset(events["seq"].to_numpy(dtype=np.int64)[carried_events].tolist())
         ctx.shared["lock_carry"] = carry
     return ctx.shared["lock_carry"]  # type: ignore[return-value]
 
@@ -168,10 +216,10 @@ def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.api.extensions.Extensio
 def contended(events: pd.DataFrame) -> pd.Series:
     """Events where an ISR tests or takes a lock another context holds (or reads it locked
     with no take in the trace: held by a context the capture did not see)."""
-    is_test = _is(events["role"], Role.TEST.value)
-    tries = events[IN_ISR].to_numpy(dtype=bool) & (is_test | _is(events["role"], Role.ACQUIRE.value))
+    is_test = is_value(events["role"], Role.TEST.value)
+    tries = events[IN_ISR].to_numpy(dtype=bool) & (is_test | is_value(events["role"], Role.ACQUIRE.value))
     other_act = (events["held_act"] != events[ACT]).to_numpy(dtype=bool, na_value=False)
-    held_by_other = _is(events["held_role"], Role.ACQUIRE.value) & other_act
+    held_by_other = is_value(events["held_role"], Role.ACQUIRE.value) & other_act
     read_locked = is_test & (events["value"] != 0).to_numpy(dtype=bool, na_value=False) & events["held_role"].isna().to_numpy()
     return pd.Series(tries & (held_by_other | read_locked), index=events.index)
 
