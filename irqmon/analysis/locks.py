@@ -13,10 +13,12 @@ before found (a call judged nested there has lost the rows that showed it).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.context import ACT, IN_ISR, PRIO, Context
+from irqmon.analysis.context import ACT, IN_ISR, PRIO, Context, among_sorted
 from irqmon.schema import Event, Kind, Role
 
 LOCK = "lock"
@@ -41,39 +43,48 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     # RTOS calls whose row names a take or a give: a mutex's calls, and generic ones (a queue
     # send) whose object the capture found to be a mutex.
     mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS, columns=["event", "role", "symbol", "address", ACT])
-    mutex = ctx.outermost_calls(mutex_rows, MUTEX_KINDS)
-    mutex = mutex[mutex["role"].isin(roles).fillna(False).astype(bool) & mutex["address"].notna()]
+    is_call, with_object = is_value(mutex_rows["event"], Event.CALL.value), mutex_rows["address"].notna().to_numpy()
+    outermost = among_sorted(mutex_rows.index.to_numpy(), ctx.outermost_calls(mutex_rows, MUTEX_KINDS).index.to_numpy())
+    takes_and_gives = outermost & is_value(mutex_rows["role"], roles) & with_object
     # A take that may block owns the mutex once it returns: its call is only a try.
-    is_take_return = (mutex_rows["event"] == Event.RETURN.value) & (mutex_rows["role"] == Role.ACQUIRE.value)
-    take_returns = mutex_rows[is_take_return.fillna(False).astype(bool) & mutex_rows["address"].notna()]
-    positions = np.sort(np.r_[hal, mutex.index.to_numpy(), take_returns.index.to_numpy()])
+    take_returns = is_value(mutex_rows["event"], Event.RETURN.value) & is_value(mutex_rows["role"], Role.ACQUIRE.value) & with_object
+    positions = np.sort(np.concatenate((hal, mutex_rows.index.to_numpy()[takes_and_gives | take_returns])))
     if ctx.carried:  # the carried rows' events are those their batch found
         found = ctx.before.shared.get(CARRIED_EVENTS, frozenset())  # type: ignore[union-attr]
         carried = np.arange(ctx.carried)
         seqs = ctx.rows_at(carried, ["seq"])["seq"].to_numpy(dtype=np.int64)
-        positions = np.r_[carried[np.isin(seqs, list(found))], positions[positions >= ctx.carried]]
+        positions = np.concatenate((carried[np.isin(seqs, list(found))], positions[positions >= ctx.carried]))
     events = ctx.rows_at(positions, EVENT_COLUMNS)  # in order of position, so of seq (disjoint rows)
-    calls = mutex_rows.index[(mutex_rows["event"] == Event.CALL.value).to_numpy(dtype=bool)]
-    tries = events.index.isin(calls) & events["symbol"].isin(_taken_on_return(ctx, take_returns)).to_numpy(dtype=bool)
-    events.loc[tries & (events["role"] == Role.ACQUIRE.value).to_numpy(dtype=bool), "role"] = Role.TEST.value
-    events["kind"] = events["kind"].where(events["kind"] == Kind.LOCK.value, Kind.MUTEX.value)
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
+    calls = mutex_rows.index.to_numpy()[is_call]
+    taken_on_return = _taken_on_return(ctx, mutex_rows["symbol"][take_returns])
+    tries = among_sorted(positions, calls) & is_value(events["symbol"], tuple(taken_on_return)) & is_value(events["role"], Role.ACQUIRE.value)
+    if tries.any():
+        events["role"] = events["role"].mask(tries, Role.TEST.value)
+    other_kind = ~is_value(events["kind"], (Kind.LOCK.value, Kind.MUTEX.value))  # an RTOS call found working on a mutex
+    if other_kind.any():
+        events["kind"] = events["kind"].mask(other_kind, Kind.MUTEX.value)
     lock_code, events[LOCK], events[LOCK_NAME] = _locks(events)
-    known = events[LOCK].notna().to_numpy()
+    known = lock_code >= 0
     if not known.all():
         events, lock_code = events[known], lock_code[known]
     # A release that writes the unlocked value over the unlocked value changes nothing.
-    redundant = (events["role"] == Role.RELEASE.value) & (events["old_value"] == 0)
-    events[STATE] = events["role"].isin([Role.ACQUIRE.value, Role.RELEASE.value]) & ~redundant.fillna(False)
-    events[STATE] = events[STATE].fillna(False).astype(bool)
-    events["row"] = events.index
-    held = _last_change_before(lock_code, events[STATE].to_numpy(dtype=bool))
+    is_release = is_value(events["role"], Role.RELEASE.value)
+    redundant = is_release & (events["old_value"] == 0).to_numpy(dtype=bool, na_value=False)
+    changes = (is_value(events["role"], Role.ACQUIRE.value) | is_release) & ~redundant
+    events[STATE] = changes
+    held = _last_change_before(lock_code, changes)
     nobody = held < 0
     events["held_role"] = events["role"].array.take(held, allow_fill=True)
     events["held_act"] = pd.arrays.IntegerArray(events[ACT].to_numpy(dtype=np.int64)[held], nobody)
     events["held_row"] = pd.arrays.IntegerArray(events.index.to_numpy(dtype=np.int64)[held], nobody)
     return events
+
+
+def is_value(values: pd.Series, wanted: str | tuple[str, ...]) -> np.ndarray:
+    """Per row of a string column, whether it is `wanted` (one of them; missing values are not)."""
+    return values.isin([wanted] if isinstance(wanted, str) else list(wanted)).to_numpy(dtype=bool)
 
 
 def _last_change_before(lock_code: np.ndarray, changes: np.ndarray) -> np.ndarray:
@@ -90,15 +101,62 @@ def _last_change_before(lock_code: np.ndarray, changes: np.ndarray) -> np.ndarra
     return held
 
 
-def _taken_on_return(ctx: Context, take_returns: pd.DataFrame) -> set[str]:
-    """The take functions whose returns the trace has (with the object they took)."""
+def _taken_on_return(ctx: Context, take_returns: pd.Series) -> set[str]:
+    """The take functions whose returns the trace has (with the object they took); in a batch,
+    the whole trace's (`take_returns`: the symbols of the batch's)."""
     if ctx.before is None:
-        return set(take_returns["symbol"].dropna().unique())
+        return set(take_returns.dropna().unique())
     return {
         s.symbol for s in ctx.before.facts.signatures
         if s.event == Event.RETURN.value and s.kind in MUTEX_KINDS and s.role == Role.ACQUIRE.value and s.has_address
         and s.symbol is not None
     }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class LockChanges:
+    """The lock events that change a lock's state (`STATE`), in order, as arrays."""
+
+    numbers: np.ndarray  # their numbers among the lock events
+    positions: np.ndarray
+    seq: np.ndarray
+    time: np.ndarray
+    act: np.ndarray
+    lock: np.ndarray  # a number per lock
+    in_isr: np.ndarray
+    taken: np.ndarray  # an acquire (else a release)
+    following: np.ndarray  # the number (among the changes) of the same lock's next change; -1 where none is known yet
+
+
+def lock_changes(ctx: Context) -> LockChanges:
+    """The context's lock events that change a lock's state (worked out once per context)."""
+    return ctx.once("lock_changes", _lock_changes)
+
+
+def _lock_changes(ctx: Context) -> LockChanges:
+    events = lock_events(ctx)
+    numbers = np.flatnonzero(events[STATE].to_numpy(dtype=bool)) if not events.empty else np.zeros(0, dtype=np.int64)
+    lock = pd.factorize(events[LOCK].array.take(numbers))[0]
+    order = np.argsort(lock, kind="stable")  # each lock's changes together, in order
+    same_lock = lock[order][1:] == lock[order][:-1]
+    following = np.full(len(numbers), -1, dtype=np.int64)
+    following[order[:-1][same_lock]] = order[1:][same_lock]
+    return LockChanges(
+        numbers, events.index.to_numpy()[numbers], events["seq"].to_numpy(dtype=np.int64)[numbers],
+        events["time"].to_numpy(dtype=float)[numbers], events[ACT].to_numpy(dtype=np.int64)[numbers], lock,
+        events[IN_ISR].to_numpy(dtype=bool)[numbers], is_value(events["role"], Role.ACQUIRE.value)[numbers], following,
+    )  # fmt: skip
+
+
+def last_of_each(*keys: np.ndarray) -> np.ndarray:
+    """Per element, whether it is the last one with its combination of `keys` (integer arrays)."""
+    combination = np.zeros(len(keys[0]), dtype=np.int64)
+    for key in keys:
+        codes, values = pd.factorize(key)
+        combination = combination * len(values) + codes
+    last = np.zeros(len(combination), dtype=bool)
+    last[len(combination) - 1 - np.unique(combination[::-1], return_index=True)[1]] = True
+    return last
 
 
 def lock_rows_to_carry(ctx: Context) -> np.ndarray:
@@ -109,14 +167,14 @@ def lock_rows_to_carry(ctx: Context) -> np.ndarray:
         events = lock_events(ctx)
         carry = _last_calls(ctx)
         if len(events):
-            state = events[events[STATE]]
-            in_isr = state[state[IN_ISR].to_numpy(dtype=bool)]
-            open_isr = in_isr[~ctx.is_closed(in_isr[ACT]).to_numpy(dtype=bool)]
-            last_changes = state.groupby(LOCK, sort=False).tail(1).index.to_numpy()
-            open_changes = open_isr.groupby([ACT, LOCK], sort=False).tail(1).index.to_numpy()
-            carry = np.unique(np.r_[carry, last_changes, open_changes].astype(np.int64))
-        carried_events = events.index[events.index.isin(carry)]
-        ctx.shared_with_next[CARRIED_EVENTS] = frozenset(ctx.rows_at(carried_events.to_numpy(), ["seq"])["seq"].tolist())
+            changes = lock_changes(ctx)
+            last_changes = changes.positions[last_of_each(changes.lock)]
+            in_isr = np.flatnonzero(changes.in_isr)
+            open_isr = in_isr[~ctx.is_closed(pd.Series(changes.act[in_isr])).to_numpy(dtype=bool)]
+            open_changes = changes.positions[open_isr[last_of_each(changes.act[open_isr], changes.lock[open_isr])]]
+            carry = np.unique(np.concatenate((carry, last_changes, open_changes)).astype(np.int64))
+        carried_events = among_sorted(events.index.to_numpy(), carry)
+        ctx.shared_with_next[CARRIED_EVENTS] = frozenset(events["seq"].to_numpy(dtype=np.int64)[carried_events].tolist())
         ctx.shared["lock_carry"] = carry
     return ctx.shared["lock_carry"]  # type: ignore[return-value]
 
@@ -131,39 +189,75 @@ def _last_calls(ctx: Context) -> np.ndarray:
     return np.sort(last.index[~last.index.isin(isr.index[over.to_numpy(dtype=bool)])].to_numpy())
 
 
-def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.arrays.ArrowStringArray, pd.arrays.ArrowStringArray]:
-    """Per event: a number per lock, the lock (`kind:0xaddress`, or `kind:symbol` without an
-    address) and its name; worked out once per distinct (kind, address, symbol)."""
+def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray, pd.api.extensions.ExtensionArray]:
+    """Per event: a number per lock (-1 for none), the lock (`kind:0xaddress`, or `kind:symbol`
+    without an address) and its name; worked out once per distinct (kind, address, symbol)."""
     combination = np.zeros(len(events), dtype=np.int64)
     for column in ("kind", "address", "symbol"):  # missing values included
         codes, values = pd.factorize(events[column])
         combination = combination * (len(values) + 1) + codes + 1
-    combination, distinct_values = pd.factorize(combination)
-    distinct = events.iloc[np.unique(combination, return_index=True)[1]]  # in order of first appearance
-    addresses = distinct["address"].dropna().unique()
-    hex_of = pd.Series([f"0x{int(a):x}" for a in addresses], index=addresses, dtype="string")  # per object
-    address = distinct["address"].map(hex_of).astype("string")
-    lock = (distinct["kind"] + ":" + address.fillna(distinct["symbol"])).astype("string")
-    name = distinct["symbol"].where(distinct["kind"] == Kind.LOCK.value, distinct["symbol"] + "(" + address + ")")
-    name = name.fillna(address).astype("string")
+    combination = pd.factorize(combination)[0]
+    first = np.unique(combination, return_index=True)[1]  # per distinct combination, in order of first appearance
+    distinct = (events[column].array.take(first).to_numpy(dtype=object, na_value=None) for column in ("kind", "address", "symbol"))
+    locks, names = [], []
+    for kind, address, symbol in zip(*distinct, strict=True):
+        hex_address = None if address is None else f"0x{int(address):x}"
+        lock_object = hex_address if hex_address is not None else symbol
+        locks.append(None if lock_object is None or kind is None else f"{kind}:{lock_object}")
+        if kind == Kind.LOCK.value:  # a HAL lock by its field, a mutex by its function and object
+            names.append(symbol if symbol is not None else hex_address)
+        else:
+            names.append(f"{symbol}({hex_address})" if symbol is not None and hex_address is not None else hex_address)
+    lock = pd.array(locks, dtype="string")
     lock_code = pd.factorize(lock)[0][combination]
-    return lock_code, lock.array.take(combination), name.array.take(combination)
+    return lock_code, lock.take(combination), pd.array(names, dtype="string").take(combination)
 
 
 def contended(events: pd.DataFrame) -> pd.Series:
     """Events where an ISR tests or takes a lock another context holds (or reads it locked
     with no take in the trace: held by a context the capture did not see)."""
-    tries = events[IN_ISR] & events["role"].isin([Role.TEST.value, Role.ACQUIRE.value])
-    held_by_other = (events["held_role"] == Role.ACQUIRE.value) & (events["held_act"] != events[ACT])
-    read_locked = (events["role"] == Role.TEST.value) & (events["value"] != 0) & events["held_role"].isna()
-    return (tries & (held_by_other.fillna(False) | read_locked.fillna(False))).astype(bool)
+    is_test = is_value(events["role"], Role.TEST.value)
+    tries = events[IN_ISR].to_numpy(dtype=bool) & (is_test | is_value(events["role"], Role.ACQUIRE.value))
+    other_act = (events["held_act"] != events[ACT]).to_numpy(dtype=bool, na_value=False)
+    held_by_other = is_value(events["held_role"], Role.ACQUIRE.value) & other_act
+    read_locked = is_test & (events["value"] != 0).to_numpy(dtype=bool, na_value=False) & events["held_role"].isna().to_numpy()
+    return pd.Series(tries & (held_by_other | read_locked), index=events.index)
+
+
+def contended_events(ctx: Context) -> np.ndarray:
+    """`contended` of each lock event of the context, in order (worked out once per context)."""
+    return ctx.once("lock_contended", _contended_events)
+
+
+def _contended_events(ctx: Context) -> np.ndarray:
+    events = lock_events(ctx)
+    return contended(events).to_numpy(dtype=bool) if not events.empty else np.zeros(0, dtype=bool)
+
+
+def holder_events(ctx: Context) -> np.ndarray:
+    """Per lock event of the context, the number (0, 1, …) of the event at its `held_row`,
+    whose context held the lock then; -1 where nobody did (worked out once per context)."""
+    return ctx.once("lock_holder_events", _holder_events)
+
+
+def _holder_events(ctx: Context) -> np.ndarray:
+    events = lock_events(ctx)
+    if events.empty:
+        return np.zeros(0, dtype=np.int64)
+    held_row = events["held_row"].array
+    numbers = np.searchsorted(events.index.to_numpy(), held_row.to_numpy(dtype=np.int64, na_value=-1))  # in order of position
+    return np.where(held_row.isna(), -1, numbers)
 
 
 def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
-    """The label of the context that held the lock at each event (NA where nobody did)."""
-    rows = events["held_row"].dropna().astype(np.int64)
-    labels = ctx.labels_at(rows.to_numpy())
-    return pd.Series(labels.to_numpy(), index=rows.index, dtype="string").reindex(events.index)
+    """The label of the context that held the lock at each of `events` (lock events of this
+    context; NA where nobody did), worked out once per holding event."""
+    every = lock_events(ctx)
+    held = holder_events(ctx)[np.searchsorted(every.index.to_numpy(), events.index.to_numpy())]
+    holders, at = np.unique(held, return_inverse=True)
+    labels = ctx.labels(every.iloc[holders[holders >= 0]]).array
+    at -= int(len(holders) > 0 and holders[0] < 0)  # -1: nobody
+    return pd.Series(labels.take(at, allow_fill=True), index=events.index)
 
 
 def watched_while_held(ctx: Context, symbols: pd.Series, since: pd.Series, until: pd.Series) -> np.ndarray:

@@ -34,10 +34,10 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import where
-from irqmon.analysis.context import ACT, EXC_NAME, AnalysisConfig, Context, Timeline
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, AnalysisConfig, Context, Timeline, among_sorted
 from irqmon.analysis.coverage import Coverage
 from irqmon.analysis.findings import Finding, Group, SiteGroups
-from irqmon.analysis.locks import LOCK_NAME, contended, holder_labels, lock_events, lock_rows_to_carry
+from irqmon.analysis.locks import LOCK_NAME, contended_events, holder_labels, lock_events, lock_rows_to_carry
 from irqmon.analysis.registry import Rule
 from irqmon.cortexm.exceptions import SYSTICK
 from irqmon.cortexm.registers import SYST_CSR_CLKSOURCE, SYST_CSR_ENABLE
@@ -73,6 +73,8 @@ def configured_tick_period(ctx: Context) -> TickPeriod | None:
     return TickPeriod((int(reload) + 1) / clock, f"LOAD {int(reload)} at the {clock / 1e6:g} MHz core clock")
 
 
+# What a storm's finding reads of the row that names it (with its exception's name, label and handler).
+HIT_COLUMNS = ["seq", "time", "ipsr", "task", "symbol", "address", "callpath", "source", IN_ISR, PRIO, ACT]
 HALT_POINT = tuple[float, float, float]  # at a row: its time, the halts before it, the seconds halted before it
 
 
@@ -241,11 +243,12 @@ class Storms:
             return np.concatenate(ids), np.concatenate(runs)
         start, end, timed = t.run_time[first], t.run_time[last], t.enter[first]
         before_first = t.thread_rows[prev_last] if prev_last is not None else (t.thread_rows[ctx.carried - 1] if ctx.carried else 0)
-        thread_ran = t.thread_rows[first] - np.r_[before_first, t.thread_rows[last[:-1]]] > 0
+        thread_ran = t.thread_rows[first] - _after(before_first, t.thread_rows[last[:-1]]) > 0
         if prev_last is None:
             thread_ran[0] |= thread_since_before
-        follows = np.r_[state.act is not None, np.ones(len(acts) - 1, dtype=bool)]
-        prev_end = np.r_[state.end, end[:-1]]
+        follows = np.ones(len(acts), dtype=bool)
+        follows[0] = state.act is not None
+        prev_end = _after(state.end, end[:-1])
         back_to_back = follows & ~thread_ran & ((start - prev_end <= cfg.storm_gap) | ~timed)
         new_runs = np.cumsum(~back_to_back)
         run = np.where(new_runs == 0, state.run, self.next_run + new_runs - 1)
@@ -253,19 +256,24 @@ class Storms:
         # Runs that may still become storms get a record: the latest one, and those long enough.
         counts = np.bincount(new_runs)
         recorded = ~back_to_back & ((new_runs == new_runs[-1]) | (counts[new_runs] >= cfg.storm_min_entries))
-        for k in np.flatnonzero(recorded).tolist():
-            self.runs[int(run[k])] = _Run(number, _halt_point(t, first[k]), int(first[k]))
-        closed = np.r_[run[new_runs < new_runs[-1]], [state.run] if new_runs[-1] > 0 else []].astype(np.int64)
-        for key in np.unique(closed[np.isin(closed, self._run_keys())]).tolist():
+        recorded_at = first[recorded]
+        points = zip(*(values.tolist() for values in _halt_points(t, recorded_at)))
+        for key, point, position in zip(run[recorded].tolist(), points, recorded_at.tolist()):
+            self.runs[key] = _Run(number, point, position)
+        closed = run[new_runs < new_runs[-1]]
+        if new_runs[-1] > 0:
+            closed = _after(state.run, closed)
+        for key in np.unique(closed[among_sorted(closed, self._run_keys())]).tolist():
             self.runs[key].closed = True  # a later activation started another run
         # What was its latest activation is over, and so are all but the batch's last.
-        had = state.act is not None
-        points = _halt_points(t, last[:-1])
-        self._over(
-            number, np.r_[[state.start] * had, start[:-1]], np.r_[[state.end] * had, end[:-1]],
-            np.r_[[state.timed] * had, timed[:-1]].astype(bool), np.r_[[state.run] * had, run[:-1]].astype(np.int64),
-            tuple(np.r_[[state.last[i]] * had, points[i]] for i in range(3)),
-        )  # fmt: skip
+        if state.act is None:
+            self._over(number, start[:-1], end[:-1], timed[:-1], run[:-1], _halt_points(t, last[:-1]))
+        else:
+            points = _halt_points(t, last[:-1])
+            self._over(
+                number, _after(state.start, start[:-1]), _after(state.end, end[:-1]), _after(state.timed, timed[:-1]),
+                _after(state.run, run[:-1]), tuple(_after(state.last[i], points[i]) for i in range(3)),
+            )  # fmt: skip
         state.act, state.start, state.end, state.timed = int(acts[-1]), float(start[-1]), float(end[-1]), bool(timed[-1])
         state.last, state.run = _halt_point(t, last[-1]), int(run[-1])
         ids.append(acts), runs.append(run)
@@ -284,38 +292,41 @@ class Storms:
         state = self.exceptions[number]
         if number == SYSTICK:
             self._tick_starts(start)
-        cum = np.cumsum(np.r_[state.total_busy, np.nan_to_num(busy)])  # in order, as one sum over the trace
-        state.window_start = np.r_[state.window_start, start]
-        state.window_cum = np.r_[state.window_cum, cum[:-1]]
-        state.window_run = np.r_[state.window_run, run]
+        cum = np.cumsum(_after(state.total_busy, np.nan_to_num(busy)))  # in order, as one sum over the trace
+        state.window_start = np.concatenate((state.window_start, start))
+        state.window_cum = np.concatenate((state.window_cum, cum[:-1]))
+        state.window_run = np.concatenate((state.window_run, run))
         state.total_busy = float(cum[-1])
-        tracked = np.isin(run, self._run_keys())  # a run's activations are contiguous
+        tracked = among_sorted(run, self._run_keys())  # a run's activations are contiguous
         if not tracked.all():
             start, end, busy, timed, run = start[tracked], end[tracked], busy[tracked], timed[tracked], run[tracked]
             last = (last[0][tracked], last[1][tracked], last[2][tracked])
         if len(run) == 0:
             return
-        bounds = np.flatnonzero(np.r_[True, run[1:] != run[:-1], True])
-        starts = bounds[:-1]
-        earliest, latest = np.fmin.reduceat(start, starts), np.fmax.reduceat(end, starts)  # NaN only where all are
-        all_timed = np.logical_and.reduceat(timed, starts)
+        bounds = np.flatnonzero(np.concatenate(([True], run[1:] != run[:-1], [True])))
+        starts, ends = bounds[:-1], bounds[1:]
+        records = [self.runs[key] for key in run[starts].tolist()]
+        # Each run's earliest start and latest end so far (NaN only where all are).
+        earliest = np.fmin([record.start for record in records], np.fmin.reduceat(start, starts)).tolist()
+        latest = np.fmax([record.end for record in records], np.fmax.reduceat(end, starts)).tolist()
+        all_timed = np.logical_and.reduceat(timed, starts).tolist()
         busy = np.nan_to_num(busy)
-        at_last = [values[bounds[1:] - 1].tolist() for values in last]
-        for number, (lo, hi) in enumerate(zip(starts.tolist(), bounds[1:].tolist())):
-            record = self.runs[int(run[lo])]
+        at_last = zip(*(values[ends - 1].tolist() for values in last))
+        for record, lo, hi, first, latest_end, timed_all, point in zip(
+            records, starts.tolist(), ends.tolist(), earliest, latest, all_timed, at_last, strict=True,
+        ):  # fmt: skip
             record.entries += hi - lo
-            record.start = float(np.fmin(record.start, earliest[number]))
-            record.end = float(np.fmax(record.end, latest[number]))
+            record.start, record.end = first, latest_end
             record.busy = float(np.cumsum(np.concatenate(([record.busy], busy[lo:hi])))[-1])  # in order, as one sum
-            record.timed = record.timed and bool(all_timed[number])
-            record.last = (at_last[0][number], at_last[1][number], at_last[2][number])
+            record.timed = record.timed and timed_all
+            record.last = point
             record.unwindowed += hi - lo
 
     def _tick_starts(self, start: np.ndarray) -> None:
         """SysTick's entries, in order: the gaps between them kept where its period is not configured."""
         self.tick_starts_seen = True
         if self.configured is None:
-            gaps = np.diff(np.r_[self.last_tick_start, start])
+            gaps = np.diff(_after(self.last_tick_start, start))
             self.tick_gaps.append(gaps[gaps > 0])
         self.last_tick_start = float(start[-1])
 
@@ -333,15 +344,15 @@ class Storms:
             complete |= state.start >= reach
         done = int(np.argmin(complete)) if not complete.all() else len(start)
         if done:
-            cum = np.r_[state.window_cum, state.total_busy]
+            cum = np.append(state.window_cum, state.total_busy)
             entries = last[:done] - np.arange(done)
             busy = cum[last[:done]] - cum[:done]
             run = state.window_run[:done]
-            tracked = np.isin(run, self._run_keys())  # a run's activations are contiguous
+            tracked = among_sorted(run, self._run_keys())  # a run's activations are contiguous
             entries, busy, run = entries[tracked], busy[tracked], run[tracked]
             if len(run):
-                starts = np.flatnonzero(np.r_[True, run[1:] != run[:-1]])
-                sizes = np.diff(np.r_[starts, len(run)])
+                starts = np.flatnonzero(_after(True, run[1:] != run[:-1]))
+                sizes = np.diff(np.append(starts, len(run)))
                 peaks, busiest = np.maximum.reduceat(entries, starts), np.maximum.reduceat(busy, starts)
                 for key, peak, most, size in zip(run[starts].tolist(), peaks.tolist(), busiest.tolist(), sizes.tolist()):
                     record = self.runs[key]
@@ -402,7 +413,7 @@ class Storms:
         self.groups.add(None, pd.concat(pieces).assign(**{name: [fields[name] for fields in ordered] for name in ordered[0]}))
 
     def _run_keys(self) -> np.ndarray:
-        """The runs with a record."""
+        """The runs with a record, sorted (numbered in order, recorded as they start)."""
         return np.fromiter(self.runs, dtype=np.int64, count=len(self.runs))
 
     # --- rows ---------------------------------------------------------------------------------
@@ -414,7 +425,7 @@ class Storms:
         # IRQ rows have neither a call path nor a source line.
         halting = np.flatnonzero(t.in_isr[ctx.carried :] & ~t.irq[ctx.carried :]) + ctx.carried
         run = run_of(t.act[halting]) if len(halting) else np.zeros(0, dtype=np.int64)
-        kept = np.isin(run, self._run_keys())
+        kept = among_sorted(run, self._run_keys())
         halting, run = halting[kept], run[kept]
         with_path = ctx.has_value("callpath", halting)
         path_runs, at = np.unique(run[with_path], return_index=True)
@@ -426,7 +437,7 @@ class Storms:
             if record.hit_rows is None and key not in wanted and record.first_position is not None:
                 wanted[key] = (record.first_position, False)
         if wanted:
-            rows = ctx.rows_at(np.array([position for position, _ in wanted.values()], dtype=np.int64))
+            rows = ctx.rows_at(np.array([position for position, _ in wanted.values()], dtype=np.int64), HIT_COLUMNS)
             rows = rows.assign(**{EXC_NAME: ctx.names(rows)})
             rows["context"], rows["handler"] = ctx.labels(rows), ctx.handlers(rows)
             for number, (key, (_, has_path)) in enumerate(wanted.items()):
@@ -447,10 +458,10 @@ class Storms:
         events = lock_events(ctx)
         if events.empty:
             return
-        blocked = np.flatnonzero(contended(events).to_numpy(dtype=bool) & (events.index.to_numpy() >= ctx.carried))
+        blocked = np.flatnonzero(contended_events(ctx) & (events.index.to_numpy() >= ctx.carried))
         act = events[ACT].to_numpy(dtype=np.int64)[blocked]
         run = run_of(act)
-        kept = np.isin(run, self._run_keys())
+        kept = among_sorted(run, self._run_keys())
         if not kept.any():
             return
         blocked, act, run = blocked[kept], act[kept], run[kept]
@@ -458,8 +469,8 @@ class Storms:
         # after the one before's: in order of id, its activations that met a held lock, lined up.
         met = np.unique(act)
         met_run = run_of(met)
-        starts = np.flatnonzero(np.r_[True, met_run[1:] != met_run[:-1]])
-        ends = np.r_[starts[1:], len(met)]
+        starts = np.flatnonzero(_after(True, met_run[1:] != met_run[:-1]))
+        ends = np.append(starts[1:], len(met))
         keys, first = np.unique(run, return_index=True)  # each run's first event
         first_event = dict(zip(keys.tolist(), blocked[first].tolist()))
         new_causes = [key for key in met_run[starts].tolist() if self.runs[key].cause is None]
@@ -483,6 +494,11 @@ def _fresh_activations(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray
     fresh = last >= ctx.carried
     ids, first, exceptions = activations.index.to_numpy(), activations["first_row"].to_numpy(), activations["ipsr"].to_numpy()
     return ids[fresh], first[fresh], last[fresh], exceptions[fresh]
+
+
+def _after(value: object, values: np.ndarray) -> np.ndarray:
+    """`values` with `value` before them."""
+    return np.concatenate((np.array([value], dtype=values.dtype), values))
 
 
 def _halt_point(t: Timeline, position: int) -> HALT_POINT:

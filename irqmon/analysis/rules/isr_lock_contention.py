@@ -23,10 +23,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, where
+from irqmon.analysis.common import at, where
 from irqmon.analysis.context import ACT, EXC_NAME, Context
 from irqmon.analysis.findings import Finding, Group, SiteGroups
-from irqmon.analysis.locks import LOCK, LOCK_NAME, contended, holder_labels, lock_events, lock_rows_to_carry, watched_while_held
+from irqmon.analysis.locks import (
+    LOCK, LOCK_NAME, contended_events, holder_events, holder_labels, lock_events, lock_rows_to_carry, watched_while_held,
+)
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
@@ -50,7 +52,7 @@ class Contention:
     def add(self, ctx: Context) -> None:
         events = lock_events(ctx)
         if not events.empty:
-            self.groups.add(ctx, _hits(ctx, fresh(ctx, events)))
+            self.groups.add(ctx, _hits(ctx, events))
 
     def carry(self, ctx: Context) -> np.ndarray:
         return lock_rows_to_carry(ctx)
@@ -60,15 +62,19 @@ class Contention:
 
 
 def _hits(ctx: Context, events: pd.DataFrame) -> pd.DataFrame:
-    hits = events[contended(events)].copy()
+    """The batch's contended tries (not the carried ones: their batch judged them), with the
+    holder's label, the time it took the lock and where."""
+    tries = np.flatnonzero(contended_events(ctx) & (events.index.to_numpy() >= ctx.carried))
+    hits = events.iloc[tries]
     hits["other_context"] = holder_labels(ctx, hits)
-    held = hits["held_row"].notna().to_numpy()
-    holder = ctx.rows_at(hits["held_row"][held].astype(np.int64).to_numpy(), ["time", "source", "symbol"])
-    holder = holder.set_axis(hits.index[held]).reindex(hits.index)
-    hits["holder_time"], hits["holder_source"] = holder["time"], holder["source"]
+    held = holder_events(ctx)[tries]
+    has_holder = held >= 0
+    hits["holder_time"] = np.where(has_holder, events["time"].to_numpy(dtype=float)[held], np.nan)
+    hits["holder_source"] = events["source"].array.take(held, allow_fill=True)
     # A holder whose site a rotated capture disarmed before this try may have released it unseen.
-    seen_held = watched_while_held(ctx, holder["symbol"][held], holder["time"][held], hits["time"][held])
-    return hits.drop(hits.index[held][~seen_held])
+    held = held[has_holder]
+    seen_held = watched_while_held(ctx, events["symbol"].iloc[held], events["time"].iloc[held], hits["time"][has_holder])
+    return hits if seen_held.all() else hits.drop(hits.index[has_holder][~seen_held])
 
 
 def _collect(values: dict, hits: pd.DataFrame) -> None:

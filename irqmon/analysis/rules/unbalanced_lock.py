@@ -24,10 +24,13 @@ from dataclasses import replace
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, where
+from irqmon.analysis.common import at, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, Context
 from irqmon.analysis.findings import Finding, Group, SiteGroups, frame_list
-from irqmon.analysis.locks import LOCK, LOCK_NAME, STATE, holder_labels, lock_events, lock_rows_to_carry, watched_while_held
+from irqmon.analysis.locks import (
+    LOCK, LOCK_NAME, STATE, LockChanges, holder_events, holder_labels, is_value, last_of_each, lock_changes, lock_events,
+    lock_rows_to_carry, watched_while_held,
+)
 from irqmon.analysis.registry import Rule
 from irqmon.schema import EXCEPTION_FRAME, Kind, Role
 
@@ -73,7 +76,7 @@ class UnbalancedLocks:
         events = lock_events(ctx)
         if events.empty:
             return
-        self._foreign_release(ctx, fresh(ctx, events))
+        self._foreign_release(ctx, events)
         self._judge_takes(ctx, events, at_end=False)
 
     def carry(self, ctx: Context) -> np.ndarray:
@@ -89,12 +92,17 @@ class UnbalancedLocks:
         return [finding for group in groups for finding in group.findings()]
 
     def _foreign_release(self, ctx: Context, events: pd.DataFrame) -> None:
-        foreign = events[STATE] & (events["role"] == Role.RELEASE.value) & (events["held_role"] == Role.ACQUIRE.value)
-        hits = events[(foreign & (events["held_act"] != events[ACT])).fillna(False).astype(bool)].copy()
+        """Releases (in the batch's own rows) of a lock another context had taken."""
+        held = holder_events(ctx)
+        role = events["role"]
+        foreign = (held >= 0) & is_value(role, Role.RELEASE.value) & is_value(role, Role.ACQUIRE.value)[held]
+        act = events[ACT].to_numpy(dtype=np.int64)
+        foreign &= events[STATE].to_numpy(dtype=bool) & (act[held] != act) & (events.index.to_numpy() >= ctx.carried)
+        hits = events.iloc[np.flatnonzero(foreign)]
         hits = hits[~_handed_over(ctx, hits)]
-        holders = ctx.rows_at(hits["held_row"].astype(np.int64).to_numpy(), ["symbol", "time"])
+        holders = events.iloc[held[np.searchsorted(events.index.to_numpy(), hits.index.to_numpy())]]
         hits = hits[watched_while_held(ctx, holders["symbol"], holders["time"], hits["time"])]
-        hits["other_context"] = holder_labels(ctx, hits)
+        hits = hits.assign(other_context=holder_labels(ctx, hits))
         hal = (hits["kind"] == Kind.LOCK.value).to_numpy(dtype=bool)
         self.foreign[RULE.severity].add(ctx, hits[hal])
         self.foreign[AS_WARNING.severity].add(ctx, hits[~hal])
@@ -102,47 +110,50 @@ class UnbalancedLocks:
     def _judge_takes(self, ctx: Context, events: pd.DataFrame, at_end: bool) -> None:
         """Judge the batch's new takes (none at the end) and those still waiting: an ISR that
         returned with the lock taken, a lock never released or held too long."""
-        state = events[events[STATE]]
-        following = state.groupby(LOCK, sort=False)
-        next_role, next_time = following["role"].shift(-1), following["time"].shift(-1)
-        new = (state.index >= ctx.carried) & (not at_end)
-        self._isr_returns_locked(ctx, state[new | state["seq"].isin(self.waiting_return)], state, next_role, next_time, at_end)
-        takes = state[(new | state["seq"].isin(self.waiting_release)) & (state["role"] == Role.ACQUIRE.value).to_numpy(dtype=bool)]
-        self._never_released(ctx, takes, next_time, at_end)
+        changes = lock_changes(ctx)
+        new = (changes.positions >= ctx.carried) & (not at_end)
+        next_time = np.where(changes.following >= 0, changes.time[changes.following], np.nan)
+        self._isr_returns_locked(ctx, events, changes, new | np.isin(changes.seq, list(self.waiting_return)), next_time, at_end)
+        takes = np.flatnonzero((new | np.isin(changes.seq, list(self.waiting_release))) & changes.taken)
+        self._never_released(ctx, events, changes, takes, next_time, at_end)
 
     def _isr_returns_locked(
-        self, ctx: Context, candidates: pd.DataFrame, state: pd.DataFrame, next_role: pd.Series, next_time: pd.Series, at_end: bool,
+        self, ctx: Context, events: pd.DataFrame, changes: LockChanges, candidates: np.ndarray, next_time: np.ndarray, at_end: bool,
     ) -> None:  # fmt: skip
         """An ISR activation whose last change leaves the lock taken, and no later release ends it
         (a transfer the ISR started that the next completion interrupt ends is handed over)."""
-        in_isr = state[state[IN_ISR].to_numpy(dtype=bool)]
-        last = in_isr.groupby([ACT, LOCK], sort=False).tail(1)
-        takes = last[last.index.isin(candidates.index) & (last["role"] == Role.ACQUIRE.value).to_numpy(dtype=bool)]
-        returned = (ctx.is_closed(takes[ACT]) | takes["seq"].isin(self.returned_takes)).to_numpy(dtype=bool)
-        next_known = next_role[takes.index].notna().to_numpy(dtype=bool)
-        decided = (returned & next_known) | at_end
-        released_later = (next_role[takes.index] == Role.RELEASE.value).fillna(False).to_numpy(dtype=bool)
-        hits = takes[decided & returned & ~released_later]
-        held_until = next_time[hits.index].fillna(self.end)
-        hits = hits[watched_while_held(ctx, hits["symbol"], hits["time"], held_until)]
-        self.returned.add(ctx, hits)
-        self.waiting_return = set(takes["seq"][~decided].tolist())
-        self.returned_takes = set(takes["seq"][~decided & returned].tolist())
+        in_isr = np.flatnonzero(changes.in_isr)
+        last = in_isr[last_of_each(changes.act[in_isr], changes.lock[in_isr])]
+        takes = last[candidates[last] & changes.taken[last]]
+        seq = changes.seq[takes]
+        returned = ctx.is_closed(pd.Series(changes.act[takes])).to_numpy(dtype=bool) | np.isin(seq, list(self.returned_takes))
+        following = changes.following[takes]
+        decided = (returned & (following >= 0)) | at_end
+        released_later = (following >= 0) & ~changes.taken[following]
+        hit = takes[decided & returned & ~released_later]
+        held_until = np.where(np.isnan(next_time[hit]), self.end, next_time[hit])
+        hits = events.iloc[changes.numbers[hit]]
+        self.returned.add(ctx, hits[watched_while_held(ctx, hits["symbol"], hits["time"], held_until)])
+        self.waiting_return = set(seq[~decided].tolist())
+        self.returned_takes = set(seq[~decided & returned].tolist())
 
-    def _never_released(self, ctx: Context, takes: pd.DataFrame, next_time: pd.Series, at_end: bool) -> None:
-        """Held at the end of the trace (warning: the capture may have stopped first), or too long."""
-        next_change = next_time[takes.index]
-        decided = (next_change.notna() | at_end).to_numpy(dtype=bool)
-        held_until = next_change.fillna(self.end)
-        held_for = held_until - takes["time"]
-        ended = (next_change.isna() & ~takes[IN_ISR]).to_numpy(dtype=bool)
+    def _never_released(
+        self, ctx: Context, events: pd.DataFrame, changes: LockChanges, takes: np.ndarray, next_time: np.ndarray, at_end: bool,
+    ) -> None:  # fmt: skip
+        """Held at the end of the trace (warning: the capture may have stopped first), or too long
+        (`takes`: the numbers of the takes to judge among the changes)."""
+        next_change = next_time[takes]
+        unknown = np.isnan(next_change)
+        decided = ~unknown | at_end
+        held_until = np.where(unknown, self.end, next_change)
+        held_for = held_until - changes.time[takes]
+        ended = unknown & ~changes.in_isr[takes]
         window = ctx.config.lock_window
-        too_long = (held_for > window).to_numpy(dtype=bool) if window is not None else np.zeros(len(takes), dtype=bool)
+        too_long = held_for > window if window is not None else np.zeros(len(takes), dtype=bool)
         hit = decided & (ended | too_long)
-        hits = takes[hit].assign(held_for=held_for[hit], at_end=ended[hit])
-        hits = hits[watched_while_held(ctx, hits["symbol"], hits["time"], held_until[hits.index])]
-        self.unreleased.add(ctx, hits)
-        self.waiting_release = set(takes["seq"][~decided].tolist())
+        hits = events.iloc[changes.numbers[takes[hit]]].assign(held_for=held_for[hit], at_end=ended[hit])
+        self.unreleased.add(ctx, hits[watched_while_held(ctx, hits["symbol"], hits["time"], held_until[hit])])
+        self.waiting_release = set(changes.seq[takes][~decided].tolist())
 
 
 def _foreign_title(first: pd.Series, group: Group) -> str:
@@ -160,19 +171,28 @@ def _foreign_evidence(first: pd.Series, group: Group) -> dict:
     return {"lock": first[LOCK_NAME], "holder": first["other_context"], "case": "foreign-release"}
 
 
-def _handed_over(ctx: Context, releases: pd.DataFrame) -> pd.Series:
+def _handed_over(ctx: Context, releases: pd.DataFrame) -> np.ndarray:
     """Releases in an ISR of a lock whose holder had left the function that took it: the lock
     marked a transfer in flight, which the completion interrupt ends (ST's HAL_DMA_Start_IT
     locks, HAL_DMA_IRQHandler unlocks). The ISR's call path goes on into the code it
-    interrupted; the holder is still inside only where that function is among those frames."""
+    interrupted; the holder is still inside only where that function is among those frames
+    (judged once per distinct pair of call paths)."""
+    handed = np.zeros(len(releases), dtype=bool)
     known = (releases[IN_ISR] & releases["held_row"].notna()).to_numpy(dtype=bool)
     if not known.any():
-        return pd.Series(False, index=releases.index)
+        return handed
     rows = releases[known]
     takers = ctx.rows_at(rows["held_row"].astype(np.int64).to_numpy(), ["callpath"])["callpath"]
     releasers = ctx.rows_at(rows.index.to_numpy(), ["callpath"])["callpath"]
-    handed = [not _still_inside(taker, release) for taker, release in zip(takers, releasers, strict=True)]
-    return pd.Series(handed, index=rows.index).reindex(releases.index, fill_value=False)
+    taker_codes, taker_paths = pd.factorize(takers, use_na_sentinel=False)
+    releaser_codes, releaser_paths = pd.factorize(releasers, use_na_sentinel=False)
+    pairs, pair_of = np.unique(taker_codes * len(releaser_paths) + releaser_codes, return_inverse=True)
+    taker_paths, releaser_paths = np.asarray(taker_paths, dtype=object), np.asarray(releaser_paths, dtype=object)
+    still_inside = [
+        _still_inside(taker_paths[pair // len(releaser_paths)], releaser_paths[pair % len(releaser_paths)]) for pair in pairs.tolist()
+    ]  # fmt: skip
+    handed[known] = ~np.array(still_inside, dtype=bool)[pair_of]
+    return handed
 
 
 def _still_inside(taker_path: object, release_path: object) -> bool:
