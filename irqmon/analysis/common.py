@@ -14,18 +14,33 @@ from irqmon.schema import Event, Kind
 CALL_COLUMNS = ["event", "symbol", "role", ACT]  # what `outermost_calls` and the role filter read
 
 
-def isr_calls(ctx: Context, kind: str | Iterable[str], role: str | Iterable[str] | None = None) -> pd.DataFrame:
-    """Outermost `call` rows of `kind` (and `role`) made in handler mode, whole.
+def isr_calls(
+    ctx: Context, kind: str | Iterable[str], role: str | Iterable[str] | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Outermost `call` rows of `kind` (and `role`) made in handler mode: whole, or only `columns`.
 
     Nesting is judged among the ISR's calls of the kind, so `_malloc_r` under `malloc` counts once.
-    Only the columns that judging reads are converted for every call; whole rows for the calls kept.
+    Only the columns that judging reads are converted for every call (`isr_call_rows`, shared by
+    the rules); the other columns for the calls kept.
     """
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kind, isr=True, columns=CALL_COLUMNS)
-    calls = ctx.outermost_calls(rows, [kind] if isinstance(kind, str) else kind, isr=True)
+    every = isr_call_rows(ctx)
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    positions = ctx.positions_of(event=(Event.CALL.value, Event.RETURN.value), kind=kinds, isr=True)
+    rows = every.iloc[np.searchsorted(every.index.to_numpy(), positions)]
+    calls = ctx.outermost_calls(rows, kinds, isr=True)
     if role is not None:
         roles = [role] if isinstance(role, str) else list(role)
         calls = calls[calls["role"].isin(roles).fillna(False).astype(bool)]
-    return ctx.rows_at(calls.index.to_numpy())
+    return ctx.rows_at(calls.index.to_numpy(), columns)
+
+
+def isr_call_rows(ctx: Context) -> pd.DataFrame:
+    """Every `call` and `return` row in handler mode, with the columns judging their nesting reads,
+    `kind` and `ipsr` (worked out once per context)."""
+    return ctx.once(
+        "isr_call_rows",
+        lambda ctx: ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=[*CALL_COLUMNS, "kind", "ipsr"]),
+    )
 
 
 def calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
@@ -37,7 +52,7 @@ def calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
 
 
 def _calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=CALL_COLUMNS + ["kind"])
+    rows = isr_call_rows(ctx)
     outer = ctx.outermost_calls(rows, isr=True).index
     calls = rows[(rows["event"] == Event.CALL.value).to_numpy(dtype=bool) & ~rows.index.isin(outer)]
     paths = ctx.rows_at(calls.index.to_numpy(), ["callpath"])["callpath"]
@@ -94,7 +109,7 @@ def open_isr_call_rows(ctx: Context) -> np.ndarray:
 
 
 def _open_isr_call_rows(ctx: Context) -> np.ndarray:
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=["ipsr", "kind", ACT])
+    rows = isr_call_rows(ctx)
     if rows.empty:
         return np.zeros(0, dtype=np.int64)
     last_act = rows.groupby("ipsr")[ACT].transform("last")

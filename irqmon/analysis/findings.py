@@ -273,11 +273,12 @@ class SiteGroups:
         time = hits["time"].to_numpy(dtype=float, na_value=np.nan)[order]
         first_times = np.fmin.reduceat(time, starts).tolist()
         last_times = np.fmax.reduceat(time, starts).tolist()
-        act = hits[ACT].to_numpy(dtype=np.int64)
-        act_sets = _distinct_per_site(site_of, sites, hits[ACT], seq).values
         contexts = _distinct_per_site(site_of, sites, hits["context"], seq)
         others = _distinct_per_site(site_of, sites, hits["other_context"], seq) if "other_context" in hits else None
-        symbols = _distinct_per_site(site_of, sites, hits["symbol"], seq).values
+        if self.inside is not None:  # what `inside` reads: the sites' activations and functions
+            act = hits[ACT].to_numpy(dtype=np.int64)
+            act_sets = _distinct_per_site(site_of, sites, hits[ACT], seq).values
+            symbols = _distinct_per_site(site_of, sites, hits["symbol"], seq).values
         keys = zip(*(hits[column].iloc[first_hits].tolist() for column in self.site))
         for number, key in enumerate(keys):
             site_key = tuple(plain(v) for v in key)
@@ -301,11 +302,12 @@ class SiteGroups:
             if others is not None:
                 labels = [str(label) for label in others.values[number]]
                 site.others = _in_order_of_appearance(site.other_seqs, labels, others.seqs[number])
-            site.symbols.update(symbols[number])  # the few distinct names, not every row
             if self.collect is not None:
                 self.collect(site.values, hits.iloc[order[starts[number] : ends[number]]])
-            acts[site_key] = acts.get(site_key, set()) | set(act_sets[number])
-            site.acts = {int(act[order[ends[number] - 1]])}  # a site's activations follow one another
+            if self.inside is not None:
+                site.symbols.update(symbols[number])  # the few distinct names, not every row
+                acts[site_key] = acts.get(site_key, set()) | set(act_sets[number])
+                site.acts = {int(act[order[ends[number] - 1]])}  # a site's activations follow one another
 
     def findings(self) -> list[Finding]:
         findings = []
