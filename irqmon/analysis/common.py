@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -161,24 +161,62 @@ def frames_text(first: pd.Series) -> str:
 
 def running_sums(values: np.ndarray, keys: pd.DataFrame, before: dict[tuple, int]) -> np.ndarray:
     """Per row, the running sum of `values` within its group of `keys` (the rows alike in every
-    column of `keys`), counted on from the group's sum in the batches before (`before`, by key)."""
-    number = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
-    sums = pd.Series(values).groupby(number).cumsum().to_numpy()
-    if before:  # the groups numbered in order of first appearance, as `drop_duplicates` keeps them
-        known = pd.Series(list(before.values()), index=pd.MultiIndex.from_tuples(list(before), names=list(keys.columns)))
-        start = known.reindex(pd.MultiIndex.from_frame(keys.drop_duplicates())).fillna(0).to_numpy(dtype=np.int64)
-        sums = sums + start[number]
-    return sums
+    column of `keys`, none missing), counted on from the group's sum in the batches before
+    (`before`, by key)."""
+    group = _group_numbers(keys)
+    order = np.argsort(group, kind="stable")  # each group's rows together, in order
+    counts = np.bincount(group)
+    starts = np.cumsum(counts) - counts
+    ordered = np.asarray(values, dtype=np.int64)[order]
+    sums = np.cumsum(ordered)
+    sums -= np.repeat(sums[starts] - ordered[starts], counts)  # each group counted from 0
+    if before:
+        sums += np.repeat(np.array([before.get(key, 0) for key in _key_tuples(keys, order[starts])], dtype=np.int64), counts)
+    running = np.empty_like(sums)
+    running[order] = sums
+    return running
 
 
 def keep_last(sums: np.ndarray, keys: pd.DataFrame, kept: dict[tuple, int]) -> None:
     """Keep each group's last value of `sums` in `kept` (groups as `running_sums` has them),
     without the groups left at 0."""
-    last = ~keys.duplicated(keep="last").to_numpy()
-    groups, values = keys[last], sums[last]
-    if kept:
-        left_at_zero = pd.MultiIndex.from_frame(groups[values == 0])
-        for key in [key for key in kept if key in left_at_zero]:
-            del kept[key]
-    nonzero = values != 0
-    kept.update(zip(groups[nonzero].itertuples(index=False, name=None), values[nonzero].tolist(), strict=True))
+    group = _group_numbers(keys)
+    last = np.zeros(int(group.max()) + 1 if len(group) else 0, dtype=np.int64)
+    np.maximum.at(last, group, np.arange(len(group)))
+    last.sort()  # in order of the groups' last rows
+    for key, value in zip(_key_tuples(keys, last), sums[last].tolist(), strict=True):
+        if value:
+            kept[key] = value
+        else:
+            kept.pop(key, None)
+
+
+def last_marked(group: np.ndarray, marked: np.ndarray, before: bool = False) -> np.ndarray:
+    """Per element (in order), the index of the last `marked` element of its `group` up to it
+    (only before it with `before`); -1 where there is none."""
+    order = np.argsort(group, kind="stable")  # each group's elements together, in order
+    number = np.arange(len(order))
+    if not len(order):
+        return number
+    latest = np.maximum.accumulate(np.where(marked[order], number, -1))
+    if before:
+        latest = np.r_[-1, latest[:-1]]
+    sorted_group = group[order]
+    group_start = np.maximum.accumulate(np.where(np.r_[True, sorted_group[1:] != sorted_group[:-1]], number, 0))
+    found = np.empty(len(order), dtype=np.int64)
+    found[order] = np.where(latest >= group_start, order[latest], -1)
+    return found
+
+
+def _group_numbers(keys: pd.DataFrame) -> np.ndarray:
+    """Per row, a number for its combination of values of `keys`: 0, 1, … in order of first appearance."""
+    number = np.zeros(len(keys), dtype=np.int64)
+    for column in keys.columns:
+        codes, values = pd.factorize(keys[column].to_numpy())
+        number = pd.factorize(number * len(values) + codes)[0]
+    return number
+
+
+def _key_tuples(keys: pd.DataFrame, rows: np.ndarray) -> Iterator[tuple]:
+    """The values of `keys` at `rows`, a tuple per row."""
+    return zip(*(keys[column].to_numpy()[rows].tolist() for column in keys.columns), strict=True)

@@ -191,7 +191,7 @@ def _in_seq_order(hits: pd.DataFrame) -> pd.DataFrame:
     return hits if len(seq) < 2 or bool((seq[1:] > seq[:-1]).all()) else hits.sort_values("seq")
 
 
-def _numbered(columns: list[pd.Series]) -> np.ndarray:
+def numbered(columns: list[pd.Series]) -> np.ndarray:
     """Per row, a number for its combination of values of `columns` (missing values one value
     each), numbered 0, 1, … in order of first appearance."""
     combination = np.zeros(len(columns[0]), dtype=np.int64)
@@ -202,7 +202,7 @@ def _numbered(columns: list[pd.Series]) -> np.ndarray:
 
 
 @dataclass
-class _Distinct:
+class Distinct:
     """Per site of a batch, the distinct values of a column among its hits, each with the `seq`
     of its first hit, in order of appearance (missing values left out)."""
 
@@ -210,7 +210,7 @@ class _Distinct:
     seqs: list[list[int]]
 
 
-def _distinct_per_site(site_of: np.ndarray, sites: int, column: pd.Series, seq: np.ndarray) -> _Distinct:
+def distinct_per_site(site_of: np.ndarray, sites: int, column: pd.Series, seq: np.ndarray) -> Distinct:
     codes, uniques = pd.factorize(column)
     keep = codes >= 0
     pair = site_of[keep] * (len(uniques) + 1) + codes[keep]
@@ -222,7 +222,7 @@ def _distinct_per_site(site_of: np.ndarray, sites: int, column: pd.Series, seq: 
     for site, value, first_seq in zip(kept_sites, uniques.take(kept_codes).tolist(), kept_seqs, strict=True):
         values[site].append(value)
         seqs[site].append(first_seq)
-    return _Distinct(values, seqs)
+    return Distinct(values, seqs)
 
 
 class SiteGroups:
@@ -263,7 +263,7 @@ class SiteGroups:
     def _add_sites(self, ctx: Context | None, hits: pd.DataFrame, acts: dict[tuple[Any, ...], set[int]]) -> None:
         """Fold `hits` (in order of seq, labelled) into their sites, on arrays: the hits grouped
         per site once, a frame only for a site's new first hit (and for `collect`)."""
-        site_of = _numbered([hits[column] for column in self.site])
+        site_of = numbered([hits[column] for column in self.site])
         sites = int(site_of.max()) + 1
         order = np.argsort(site_of, kind="stable")  # each site's hits together, in order of seq
         ends = np.cumsum(np.bincount(site_of, minlength=sites))
@@ -273,12 +273,12 @@ class SiteGroups:
         time = hits["time"].to_numpy(dtype=float, na_value=np.nan)[order]
         first_times = np.fmin.reduceat(time, starts).tolist()
         last_times = np.fmax.reduceat(time, starts).tolist()
-        contexts = _distinct_per_site(site_of, sites, hits["context"], seq)
-        others = _distinct_per_site(site_of, sites, hits["other_context"], seq) if "other_context" in hits else None
+        contexts = distinct_per_site(site_of, sites, hits["context"], seq)
+        others = distinct_per_site(site_of, sites, hits["other_context"], seq) if "other_context" in hits else None
         if self.inside is not None:  # what `inside` reads: the sites' activations and functions
             act = hits[ACT].to_numpy(dtype=np.int64)
-            act_sets = _distinct_per_site(site_of, sites, hits[ACT], seq).values
-            symbols = _distinct_per_site(site_of, sites, hits["symbol"], seq).values
+            act_sets = distinct_per_site(site_of, sites, hits[ACT], seq).values
+            symbols = distinct_per_site(site_of, sites, hits["symbol"], seq).values
         keys = zip(*(hits[column].iloc[first_hits].tolist() for column in self.site))
         for number, key in enumerate(keys):
             site_key = tuple(plain(v) for v in key)
