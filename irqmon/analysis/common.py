@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from irqmon.analysis.context import ACT, Context
-from irqmon.analysis.findings import Finding, SiteGroups, frame_list
+from irqmon.analysis.findings import Finding, SiteGroups, frame_list, numbered
 from irqmon.schema import Event, Kind
 
 CALL_COLUMNS = ["event", "symbol", "role", ACT]  # what `outermost_calls` and the role filter read
@@ -91,9 +92,30 @@ def inside_isr_heap_calls(ctx: Context, calls: pd.DataFrame) -> np.ndarray:
 def calls_inside(ctx: Context, acts: Iterable[int], outer: set[str]) -> set[str]:
     """The probed calls that calls of `outer` made inside themselves in the activations `acts`,
     `symbol (kind)`."""
+    inner = ctx.once("distinct_inner_calls", _distinct_inner_calls)
+    made = np.unique(inner.distinct[np.isin(inner.act, np.fromiter(acts, dtype=np.int64))])
+    return {inner.texts[number] for number in made.tolist() if outer & inner.outer_frames[number]}
+
+
+@dataclass
+class _DistinctInnerCalls:
+    """The calls made inside other probed calls (`calls_inside_other_calls`) on arrays: per call,
+    its activation and the number of its distinct (symbol, kind, call path); per such number,
+    `symbol (kind)` and the frames outside the call within its context (where its outer call is)."""
+
+    act: np.ndarray
+    distinct: np.ndarray
+    texts: list[str]
+    outer_frames: list[set[str]]
+
+
+def _distinct_inner_calls(ctx: Context) -> _DistinctInnerCalls:
     inner = calls_inside_other_calls(ctx)
-    inner = inner.loc[inner[ACT].isin(list(acts)), ["symbol", "kind", "callpath"]].drop_duplicates()  # each distinct call once
-    return {f"{row.symbol} ({row.kind})" for row in inner.itertuples() if outer & set(frame_list(row.callpath, own=True)[1:])}
+    distinct = numbered([inner["symbol"], inner["kind"], inner["callpath"]])
+    firsts = inner.iloc[np.unique(distinct, return_index=True)[1]]  # each distinct call once
+    texts = [f"{symbol} ({kind})" for symbol, kind in zip(firsts["symbol"].tolist(), firsts["kind"].tolist(), strict=True)]
+    outer_frames = [set(frame_list(path, own=True)[1:]) for path in firsts["callpath"].tolist()]
+    return _DistinctInnerCalls(inner[ACT].to_numpy(dtype=np.int64), distinct, texts, outer_frames)
 
 
 def fresh(ctx: Context, rows: pd.DataFrame) -> pd.DataFrame:
