@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 
 from irqmon import schema
-from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, LABEL_COLUMNS, PRIO
 
 if TYPE_CHECKING:
     from irqmon.analysis.context import Context
     from irqmon.analysis.registry import Rule
 
 SEVERITIES = ("error", "warning", "note")
+# What `SiteGroups.add` reads of every hit besides the site's columns (a site's first hit gets the others).
+HIT_COLUMNS = ["seq", "time", *LABEL_COLUMNS, ACT, "symbol"]
 
 
 @dataclass
@@ -191,6 +193,14 @@ def _in_seq_order(hits: pd.DataFrame) -> pd.DataFrame:
     return hits if len(seq) < 2 or bool((seq[1:] > seq[:-1]).all()) else hits.sort_values("seq")
 
 
+def labelled(ctx: Context, hits: pd.DataFrame) -> pd.DataFrame:
+    """`hits` with their exception's name (`exc_name`) and their context's label (`context`),
+    each worked out once per distinct (exception, task, priority)."""
+    label_of = numbered([hits[column] for column in LABEL_COLUMNS])
+    distinct = hits.iloc[np.unique(label_of, return_index=True)[1]]
+    return hits.assign(**{EXC_NAME: ctx.names(distinct).array.take(label_of), "context": ctx.labels(distinct).array.take(label_of)})
+
+
 def numbered(columns: list[pd.Series]) -> np.ndarray:
     """Per row, a number for its combination of values of `columns` (missing values one value
     each), numbered 0, 1, … in order of first appearance."""
@@ -244,8 +254,8 @@ class SiteGroups:
         self.sites: dict[tuple[Any, ...], _Site] = {}
 
     def add(self, ctx: Context | None, hits: pd.DataFrame) -> None:
-        """Add a batch's hits (indexed by position, with the context's derived columns and at
-        least `seq`, `time`, `ipsr`, `task`, `prio` and the site's columns). An `other_context`
+        """Add a batch's hits (indexed by position, with at least `HIT_COLUMNS` and the site's
+        columns; a site's first hit gets the trace's other columns here). An `other_context`
         column, where a rule fills it, adds the second party's label. Without `ctx`, the hits are
         whole already: every column, `exc_name`, `context` and `handler` (rows a rule kept until
         the end of the trace to judge them)."""
@@ -253,8 +263,7 @@ class SiteGroups:
         if not hits.empty:
             hits = _in_seq_order(hits)
             if ctx is not None:
-                hits = hits.assign(**{EXC_NAME: ctx.names(hits)})
-                hits["context"] = ctx.labels(hits)
+                hits = labelled(ctx, hits)
             self._add_sites(ctx, hits, acts)
         if self.inside is not None and ctx is not None:
             for key, site in self.sites.items():

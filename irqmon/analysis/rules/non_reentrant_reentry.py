@@ -26,7 +26,7 @@ import pandas as pd
 
 from irqmon.analysis.common import at, fresh, keep_last, running_sums, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, Context
-from irqmon.analysis.findings import Finding, distinct_per_site, fingerprint, frame_list, numbered, plain
+from irqmon.analysis.findings import Finding, distinct_per_site, fingerprint, frame_list, labelled, numbered, plain
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
@@ -121,9 +121,7 @@ class ReentryStream:
     def _group(self, ctx: Context, hits: pd.DataFrame, nesting: pd.Series) -> None:
         """Fold a batch's hits into their sites, on arrays: the hits grouped per site once, a
         frame only for a site's new first hit."""
-        hits = hits.sort_values("seq").assign(nesting=nesting)
-        hits[EXC_NAME] = ctx.names(hits)
-        hits["context"] = ctx.labels(hits)
+        hits = labelled(ctx, hits.sort_values("seq").assign(nesting=nesting))
         columns = [*SITE, "nesting"]
         site_of = numbered([hits[column] for column in columns])
         sites = int(site_of.max()) + 1
