@@ -234,11 +234,11 @@ def _group_numbers(keys: pd.DataFrame) -> np.ndarray:
     """Per row, a number for its combination of values of `keys`: 0, 1, … in order of first appearance."""
     number = np.zeros(len(keys), dtype=np.int64)
     for column in keys.columns:
-        codes, values = pd.factorize(keys[column].to_numpy())
+        codes, values = pd.factorize(keys[column])
         number = pd.factorize(number * len(values) + codes)[0]
     return number
 
 
 def _key_tuples(keys: pd.DataFrame, rows: np.ndarray) -> Iterator[tuple]:
     """The values of `keys` at `rows`, a tuple per row."""
-    return zip(*(keys[column].to_numpy()[rows].tolist() for column in keys.columns), strict=True)
+    return zip(*(keys[column].iloc[rows].tolist() for column in keys.columns), strict=True)

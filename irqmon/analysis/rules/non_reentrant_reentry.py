@@ -89,7 +89,7 @@ class ReentryStream:
         # A rotated capture may have missed a return while the function's site was disarmed: calls
         # and returns pair up only within one turn of the site.
         turn = ctx.coverage.turn(rows["symbol"], rows["seq"].to_numpy()) if ctx.coverage else np.zeros(len(rows), dtype=np.int64)
-        keys = pd.DataFrame({"symbol": rows["symbol"].astype(object), "turn": turn, ACT: rows[ACT].to_numpy(),
+        keys = pd.DataFrame({"symbol": rows["symbol"], "turn": turn, ACT: rows[ACT].to_numpy(),
                              "sp": rows["sp"].fillna(-1).astype(np.int64).to_numpy()}, index=rows.index)  # fmt: skip
         balance = running_sums(np.where(is_call, 1, -1), keys, self.balance)
         paired_return = ~is_call & (balance >= 0)  # a return whose call is in the trace
