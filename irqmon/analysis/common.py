@@ -2,30 +2,46 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from irqmon.analysis.context import ACT, Context
-from irqmon.analysis.findings import Finding, SiteGroups, frame_list
+from irqmon.analysis.findings import Finding, SiteGroups, frame_list, numbered
 from irqmon.schema import Event, Kind
 
 CALL_COLUMNS = ["event", "symbol", "role", ACT]  # what `outermost_calls` and the role filter read
 
 
-def isr_calls(ctx: Context, kind: str | Iterable[str], role: str | Iterable[str] | None = None) -> pd.DataFrame:
-    """Outermost `call` rows of `kind` (and `role`) made in handler mode, whole.
+def isr_calls(
+    ctx: Context, kind: str | Iterable[str], role: str | Iterable[str] | None = None, columns: list[str] | None = None
+) -> pd.DataFrame:
+    """Outermost `call` rows of `kind` (and `role`) made in handler mode: whole, or only `columns`.
 
     Nesting is judged among the ISR's calls of the kind, so `_malloc_r` under `malloc` counts once.
-    Only the columns that judging reads are converted for every call; whole rows for the calls kept.
+    Only the columns that judging reads are converted for every call (`isr_call_rows`, shared by
+    the rules); the other columns for the calls kept.
     """
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=kind, isr=True, columns=CALL_COLUMNS)
-    calls = ctx.outermost_calls(rows, [kind] if isinstance(kind, str) else kind, isr=True)
+    every = isr_call_rows(ctx)
+    kinds = [kind] if isinstance(kind, str) else list(kind)
+    positions = ctx.positions_of(event=(Event.CALL.value, Event.RETURN.value), kind=kinds, isr=True)
+    rows = every.iloc[np.searchsorted(every.index.to_numpy(), positions)]
+    calls = ctx.outermost_calls(rows, kinds, isr=True)
     if role is not None:
         roles = [role] if isinstance(role, str) else list(role)
         calls = calls[calls["role"].isin(roles).fillna(False).astype(bool)]
-    return ctx.rows_at(calls.index.to_numpy())
+    return ctx.rows_at(calls.index.to_numpy(), columns)
+
+
+def isr_call_rows(ctx: Context) -> pd.DataFrame:
+    """Every `call` and `return` row in handler mode, with the columns judging their nesting reads,
+    `kind` and `ipsr` (worked out once per context)."""
+    return ctx.once(
+        "isr_call_rows",
+        lambda ctx: ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=[*CALL_COLUMNS, "kind", "ipsr"]),
+    )
 
 
 def calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
@@ -37,7 +53,7 @@ def calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
 
 
 def _calls_inside_other_calls(ctx: Context) -> pd.DataFrame:
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=CALL_COLUMNS + ["kind"])
+    rows = isr_call_rows(ctx)
     outer = ctx.outermost_calls(rows, isr=True).index
     calls = rows[(rows["event"] == Event.CALL.value).to_numpy(dtype=bool) & ~rows.index.isin(outer)]
     paths = ctx.rows_at(calls.index.to_numpy(), ["callpath"])["callpath"]
@@ -76,9 +92,30 @@ def inside_isr_heap_calls(ctx: Context, calls: pd.DataFrame) -> np.ndarray:
 def calls_inside(ctx: Context, acts: Iterable[int], outer: set[str]) -> set[str]:
     """The probed calls that calls of `outer` made inside themselves in the activations `acts`,
     `symbol (kind)`."""
+    inner = ctx.once("distinct_inner_calls", _distinct_inner_calls)
+    made = np.unique(inner.distinct[np.isin(inner.act, np.fromiter(acts, dtype=np.int64))])
+    return {inner.texts[number] for number in made.tolist() if outer & inner.outer_frames[number]}
+
+
+@dataclass
+class _DistinctInnerCalls:
+    """The calls made inside other probed calls (`calls_inside_other_calls`) on arrays: per call,
+    its activation and the number of its distinct (symbol, kind, call path); per such number,
+    `symbol (kind)` and the frames outside the call within its context (where its outer call is)."""
+
+    act: np.ndarray
+    distinct: np.ndarray
+    texts: list[str]
+    outer_frames: list[set[str]]
+
+
+def _distinct_inner_calls(ctx: Context) -> _DistinctInnerCalls:
     inner = calls_inside_other_calls(ctx)
-    inner = inner.loc[inner[ACT].isin(list(acts)), ["symbol", "kind", "callpath"]].drop_duplicates()  # each distinct call once
-    return {f"{row.symbol} ({row.kind})" for row in inner.itertuples() if outer & set(frame_list(row.callpath, own=True)[1:])}
+    distinct = numbered([inner["symbol"], inner["kind"], inner["callpath"]])
+    firsts = inner.iloc[np.unique(distinct, return_index=True)[1]]  # each distinct call once
+    texts = [f"{symbol} ({kind})" for symbol, kind in zip(firsts["symbol"].tolist(), firsts["kind"].tolist(), strict=True)]
+    outer_frames = [set(frame_list(path, own=True)[1:]) for path in firsts["callpath"].tolist()]
+    return _DistinctInnerCalls(inner[ACT].to_numpy(dtype=np.int64), distinct, texts, outer_frames)
 
 
 def fresh(ctx: Context, rows: pd.DataFrame) -> pd.DataFrame:
@@ -94,7 +131,7 @@ def open_isr_call_rows(ctx: Context) -> np.ndarray:
 
 
 def _open_isr_call_rows(ctx: Context) -> np.ndarray:
-    rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), isr=True, columns=["ipsr", "kind", ACT])
+    rows = isr_call_rows(ctx)
     if rows.empty:
         return np.zeros(0, dtype=np.int64)
     last_act = rows.groupby("ipsr")[ACT].transform("last")
@@ -146,24 +183,62 @@ def frames_text(first: pd.Series) -> str:
 
 def running_sums(values: np.ndarray, keys: pd.DataFrame, before: dict[tuple, int]) -> np.ndarray:
     """Per row, the running sum of `values` within its group of `keys` (the rows alike in every
-    column of `keys`), counted on from the group's sum in the batches before (`before`, by key)."""
-    number = keys.groupby(list(keys.columns), sort=False, dropna=False).ngroup().to_numpy()
-    sums = pd.Series(values).groupby(number).cumsum().to_numpy()
-    if before:  # the groups numbered in order of first appearance, as `drop_duplicates` keeps them
-        known = pd.Series(list(before.values()), index=pd.MultiIndex.from_tuples(list(before), names=list(keys.columns)))
-        start = known.reindex(pd.MultiIndex.from_frame(keys.drop_duplicates())).fillna(0).to_numpy(dtype=np.int64)
-        sums = sums + start[number]
-    return sums
+    column of `keys`, none missing), counted on from the group's sum in the batches before
+    (`before`, by key)."""
+    group = _group_numbers(keys)
+    order = np.argsort(group, kind="stable")  # each group's rows together, in order
+    counts = np.bincount(group)
+    starts = np.cumsum(counts) - counts
+    ordered = np.asarray(values, dtype=np.int64)[order]
+    sums = np.cumsum(ordered)
+    sums -= np.repeat(sums[starts] - ordered[starts], counts)  # each group counted from 0
+    if before:
+        sums += np.repeat(np.array([before.get(key, 0) for key in _key_tuples(keys, order[starts])], dtype=np.int64), counts)
+    running = np.empty_like(sums)
+    running[order] = sums
+    return running
 
 
 def keep_last(sums: np.ndarray, keys: pd.DataFrame, kept: dict[tuple, int]) -> None:
     """Keep each group's last value of `sums` in `kept` (groups as `running_sums` has them),
     without the groups left at 0."""
-    last = ~keys.duplicated(keep="last").to_numpy()
-    groups, values = keys[last], sums[last]
-    if kept:
-        left_at_zero = pd.MultiIndex.from_frame(groups[values == 0])
-        for key in [key for key in kept if key in left_at_zero]:
-            del kept[key]
-    nonzero = values != 0
-    kept.update(zip(groups[nonzero].itertuples(index=False, name=None), values[nonzero].tolist(), strict=True))
+    group = _group_numbers(keys)
+    last = np.zeros(int(group.max()) + 1 if len(group) else 0, dtype=np.int64)
+    np.maximum.at(last, group, np.arange(len(group)))
+    last.sort()  # in order of the groups' last rows
+    for key, value in zip(_key_tuples(keys, last), sums[last].tolist(), strict=True):
+        if value:
+            kept[key] = value
+        else:
+            kept.pop(key, None)
+
+
+def last_marked(group: np.ndarray, marked: np.ndarray, before: bool = False) -> np.ndarray:
+    """Per element (in order), the index of the last `marked` element of its `group` up to it
+    (only before it with `before`); -1 where there is none."""
+    order = np.argsort(group, kind="stable")  # each group's elements together, in order
+    number = np.arange(len(order))
+    if not len(order):
+        return number
+    latest = np.maximum.accumulate(np.where(marked[order], number, -1))
+    if before:
+        latest = np.r_[-1, latest[:-1]]
+    sorted_group = group[order]
+    group_start = np.maximum.accumulate(np.where(np.r_[True, sorted_group[1:] != sorted_group[:-1]], number, 0))
+    found = np.empty(len(order), dtype=np.int64)
+    found[order] = np.where(latest >= group_start, order[latest], -1)
+    return found
+
+
+def _group_numbers(keys: pd.DataFrame) -> np.ndarray:
+    """Per row, a number for its combination of values of `keys`: 0, 1, … in order of first appearance."""
+    number = np.zeros(len(keys), dtype=np.int64)
+    for column in keys.columns:
+        codes, values = pd.factorize(keys[column])
+        number = pd.factorize(number * len(values) + codes)[0]
+    return number
+
+
+def _key_tuples(keys: pd.DataFrame, rows: np.ndarray) -> Iterator[tuple]:
+    """The values of `keys` at `rows`, a tuple per row."""
+    return zip(*(keys[column].iloc[rows].tolist() for column in keys.columns), strict=True)

@@ -11,13 +11,15 @@ import numpy as np
 import pandas as pd
 
 from irqmon import schema
-from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, LABEL_COLUMNS, PRIO
 
 if TYPE_CHECKING:
     from irqmon.analysis.context import Context
     from irqmon.analysis.registry import Rule
 
 SEVERITIES = ("error", "warning", "note")
+# What `SiteGroups.add` reads of every hit besides the site's columns (a site's first hit gets the others).
+HIT_COLUMNS = ["seq", "time", *LABEL_COLUMNS, ACT, "symbol"]
 
 
 @dataclass
@@ -191,7 +193,15 @@ def _in_seq_order(hits: pd.DataFrame) -> pd.DataFrame:
     return hits if len(seq) < 2 or bool((seq[1:] > seq[:-1]).all()) else hits.sort_values("seq")
 
 
-def _numbered(columns: list[pd.Series]) -> np.ndarray:
+def labelled(ctx: Context, hits: pd.DataFrame) -> pd.DataFrame:
+    """`hits` with their exception's name (`exc_name`) and their context's label (`context`),
+    each worked out once per distinct (exception, task, priority)."""
+    label_of = numbered([hits[column] for column in LABEL_COLUMNS])
+    distinct = hits.iloc[np.unique(label_of, return_index=True)[1]]
+    return hits.assign(**{EXC_NAME: ctx.names(distinct).array.take(label_of), "context": ctx.labels(distinct).array.take(label_of)})
+
+
+def numbered(columns: list[pd.Series]) -> np.ndarray:
     """Per row, a number for its combination of values of `columns` (missing values one value
     each), numbered 0, 1, … in order of first appearance."""
     combination = np.zeros(len(columns[0]), dtype=np.int64)
@@ -202,7 +212,7 @@ def _numbered(columns: list[pd.Series]) -> np.ndarray:
 
 
 @dataclass
-class _Distinct:
+class Distinct:
     """Per site of a batch, the distinct values of a column among its hits, each with the `seq`
     of its first hit, in order of appearance (missing values left out)."""
 
@@ -210,7 +220,7 @@ class _Distinct:
     seqs: list[list[int]]
 
 
-def _distinct_per_site(site_of: np.ndarray, sites: int, column: pd.Series, seq: np.ndarray) -> _Distinct:
+def distinct_per_site(site_of: np.ndarray, sites: int, column: pd.Series, seq: np.ndarray) -> Distinct:
     codes, uniques = pd.factorize(column)
     keep = codes >= 0
     pair = site_of[keep] * (len(uniques) + 1) + codes[keep]
@@ -222,7 +232,7 @@ def _distinct_per_site(site_of: np.ndarray, sites: int, column: pd.Series, seq: 
     for site, value, first_seq in zip(kept_sites, uniques.take(kept_codes).tolist(), kept_seqs, strict=True):
         values[site].append(value)
         seqs[site].append(first_seq)
-    return _Distinct(values, seqs)
+    return Distinct(values, seqs)
 
 
 class SiteGroups:
@@ -244,8 +254,8 @@ class SiteGroups:
         self.sites: dict[tuple[Any, ...], _Site] = {}
 
     def add(self, ctx: Context | None, hits: pd.DataFrame) -> None:
-        """Add a batch's hits (indexed by position, with the context's derived columns and at
-        least `seq`, `time`, `ipsr`, `task`, `prio` and the site's columns). An `other_context`
+        """Add a batch's hits (indexed by position, with at least `HIT_COLUMNS` and the site's
+        columns; a site's first hit gets the trace's other columns here). An `other_context`
         column, where a rule fills it, adds the second party's label. Without `ctx`, the hits are
         whole already: every column, `exc_name`, `context` and `handler` (rows a rule kept until
         the end of the trace to judge them)."""
@@ -253,8 +263,7 @@ class SiteGroups:
         if not hits.empty:
             hits = _in_seq_order(hits)
             if ctx is not None:
-                hits = hits.assign(**{EXC_NAME: ctx.names(hits)})
-                hits["context"] = ctx.labels(hits)
+                hits = labelled(ctx, hits)
             self._add_sites(ctx, hits, acts)
         if self.inside is not None and ctx is not None:
             for key, site in self.sites.items():
@@ -263,7 +272,7 @@ class SiteGroups:
     def _add_sites(self, ctx: Context | None, hits: pd.DataFrame, acts: dict[tuple[Any, ...], set[int]]) -> None:
         """Fold `hits` (in order of seq, labelled) into their sites, on arrays: the hits grouped
         per site once, a frame only for a site's new first hit (and for `collect`)."""
-        site_of = _numbered([hits[column] for column in self.site])
+        site_of = numbered([hits[column] for column in self.site])
         sites = int(site_of.max()) + 1
         order = np.argsort(site_of, kind="stable")  # each site's hits together, in order of seq
         ends = np.cumsum(np.bincount(site_of, minlength=sites))
@@ -273,11 +282,12 @@ class SiteGroups:
         time = hits["time"].to_numpy(dtype=float, na_value=np.nan)[order]
         first_times = np.fmin.reduceat(time, starts).tolist()
         last_times = np.fmax.reduceat(time, starts).tolist()
-        act = hits[ACT].to_numpy(dtype=np.int64)
-        act_sets = _distinct_per_site(site_of, sites, hits[ACT], seq).values
-        contexts = _distinct_per_site(site_of, sites, hits["context"], seq)
-        others = _distinct_per_site(site_of, sites, hits["other_context"], seq) if "other_context" in hits else None
-        symbols = _distinct_per_site(site_of, sites, hits["symbol"], seq).values
+        contexts = distinct_per_site(site_of, sites, hits["context"], seq)
+        others = distinct_per_site(site_of, sites, hits["other_context"], seq) if "other_context" in hits else None
+        if self.inside is not None:  # what `inside` reads: the sites' activations and functions
+            act = hits[ACT].to_numpy(dtype=np.int64)
+            act_sets = distinct_per_site(site_of, sites, hits[ACT], seq).values
+            symbols = distinct_per_site(site_of, sites, hits["symbol"], seq).values
         keys = zip(*(hits[column].iloc[first_hits].tolist() for column in self.site))
         for number, key in enumerate(keys):
             site_key = tuple(plain(v) for v in key)
@@ -301,11 +311,12 @@ class SiteGroups:
             if others is not None:
                 labels = [str(label) for label in others.values[number]]
                 site.others = _in_order_of_appearance(site.other_seqs, labels, others.seqs[number])
-            site.symbols.update(symbols[number])  # the few distinct names, not every row
             if self.collect is not None:
                 self.collect(site.values, hits.iloc[order[starts[number] : ends[number]]])
-            acts[site_key] = acts.get(site_key, set()) | set(act_sets[number])
-            site.acts = {int(act[order[ends[number] - 1]])}  # a site's activations follow one another
+            if self.inside is not None:
+                site.symbols.update(symbols[number])  # the few distinct names, not every row
+                acts[site_key] = acts.get(site_key, set()) | set(act_sets[number])
+                site.acts = {int(act[order[ends[number] - 1]])}  # a site's activations follow one another
 
     def findings(self) -> list[Finding]:
         findings = []

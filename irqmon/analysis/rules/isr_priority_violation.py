@@ -21,7 +21,7 @@ import pandas as pd
 
 from irqmon.analysis.common import IsrCallStream, at, isr_calls, where
 from irqmon.analysis.context import EXC_NAME, PRIO, Context
-from irqmon.analysis.findings import Group, SiteGroups
+from irqmon.analysis.findings import HIT_COLUMNS, Group, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
@@ -52,8 +52,9 @@ def _hits(ctx: Context) -> pd.DataFrame:
     if raw is None or raw == 0 or ctx.priority_bits is None:
         return pd.DataFrame()  # nothing to compare with: no ceiling, or no way to convert it
     ceiling = ctx.logical_priority(raw)
-    calls = isr_calls(ctx, Kind.RTOS_FROMISR.value)
-    return calls[(calls[PRIO] < ceiling).fillna(False).astype(bool)].assign(ceiling=ceiling, ceiling_raw=raw)
+    calls = isr_calls(ctx, Kind.RTOS_FROMISR.value, columns=[PRIO])
+    above = calls.index[(calls[PRIO] < ceiling).fillna(False).to_numpy(dtype=bool)]
+    return ctx.rows_at(above.to_numpy(), [*HIT_COLUMNS, "source"]).assign(ceiling=ceiling, ceiling_raw=raw)
 
 
 def _title(first: pd.Series, group: Group) -> str:

@@ -21,7 +21,7 @@ from __future__ import annotations
 import pandas as pd
 
 from irqmon.analysis.common import IsrCallStream, at, calls_inside, frames_text, isr_calls, smallest, where
-from irqmon.analysis.findings import Group, SiteGroups, frame_list
+from irqmon.analysis.findings import HIT_COLUMNS, Group, SiteGroups, frame_list
 from irqmon.analysis.context import EXC_NAME
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind
@@ -34,7 +34,7 @@ RULE = Rule(
 
 def stream() -> IsrCallStream:
     return IsrCallStream(
-        lambda ctx: isr_calls(ctx, Kind.HEAP.value),
+        lambda ctx: isr_calls(ctx, Kind.HEAP.value, columns=[*HIT_COLUMNS, "source", "size"]),
         SiteGroups(RULE, site=(EXC_NAME, "symbol", "source"), title=_title, message=_message, evidence=_evidence,
                    collect=lambda values, group: smallest(values, "sizes", group["size"].dropna()), inside=calls_inside),
     )  # fmt: skip

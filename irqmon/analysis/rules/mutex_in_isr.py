@@ -22,7 +22,7 @@ import pandas as pd
 
 from irqmon.analysis.common import IsrCallStream, at, calls_inside, frames_text, inside_isr_heap_calls, isr_calls, smallest, where
 from irqmon.analysis.context import EXC_NAME, Context
-from irqmon.analysis.findings import Group, SiteGroups
+from irqmon.analysis.findings import HIT_COLUMNS, Group, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
@@ -41,8 +41,9 @@ def stream() -> IsrCallStream:
 
 
 def _hits(ctx: Context) -> pd.DataFrame:
-    takes = isr_calls(ctx, Kind.MUTEX.value, Role.ACQUIRE.value)
-    blocking = isr_calls(ctx, Kind.BLOCKING.value)
+    columns = [*HIT_COLUMNS, "source", "address"]
+    takes = isr_calls(ctx, Kind.MUTEX.value, Role.ACQUIRE.value, columns)
+    blocking = isr_calls(ctx, Kind.BLOCKING.value, columns=columns)
     hits = pd.concat([takes, blocking])
     return hits[~inside_isr_heap_calls(ctx, hits)] if ctx.reports("malloc-in-isr") else hits
 

@@ -26,7 +26,7 @@ import pandas as pd
 
 from irqmon.analysis.common import at, fresh, keep_last, running_sums, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, Context
-from irqmon.analysis.findings import Finding, fingerprint, frame_list, plain
+from irqmon.analysis.findings import Finding, distinct_per_site, fingerprint, frame_list, labelled, numbered, plain
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
@@ -89,7 +89,7 @@ class ReentryStream:
         # A rotated capture may have missed a return while the function's site was disarmed: calls
         # and returns pair up only within one turn of the site.
         turn = ctx.coverage.turn(rows["symbol"], rows["seq"].to_numpy()) if ctx.coverage else np.zeros(len(rows), dtype=np.int64)
-        keys = pd.DataFrame({"symbol": rows["symbol"].astype(object), "turn": turn, ACT: rows[ACT].to_numpy(),
+        keys = pd.DataFrame({"symbol": rows["symbol"], "turn": turn, ACT: rows[ACT].to_numpy(),
                              "sp": rows["sp"].fillna(-1).astype(np.int64).to_numpy()}, index=rows.index)  # fmt: skip
         balance = running_sums(np.where(is_call, 1, -1), keys, self.balance)
         paired_return = ~is_call & (balance >= 0)  # a return whose call is in the trace
@@ -119,30 +119,43 @@ class ReentryStream:
         self.open = {key: count for key, count in self.open.items() if key[1] >= now[key[0]]}
 
     def _group(self, ctx: Context, hits: pd.DataFrame, nesting: pd.Series) -> None:
-        hits = hits.sort_values("seq").assign(nesting=nesting)
-        hits[EXC_NAME] = ctx.names(hits)
-        hits["context"] = ctx.labels(hits)
-        for key, group in hits.groupby([*SITE, "nesting"], dropna=False, sort=False):
+        """Fold a batch's hits into their sites, on arrays: the hits grouped per site once, a
+        frame only for a site's new first hit."""
+        hits = labelled(ctx, hits.sort_values("seq").assign(nesting=nesting))
+        columns = [*SITE, "nesting"]
+        site_of = numbered([hits[column] for column in columns])
+        sites = int(site_of.max()) + 1
+        order = np.argsort(site_of, kind="stable")  # each site's hits together, in order of seq
+        counts = np.bincount(site_of, minlength=sites)
+        starts = np.cumsum(counts) - counts
+        first_hits = order[starts]
+        time = hits["time"].to_numpy(dtype=float, na_value=np.nan)[order]
+        first_times, last_times = np.fmin.reduceat(time, starts).tolist(), np.fmax.reduceat(time, starts).tolist()
+        seq = hits["seq"].to_numpy(dtype=np.int64)
+        contexts = distinct_per_site(site_of, sites, hits["context"], seq)
+        others = distinct_per_site(site_of, sites, hits["other_context"], seq)
+        for number, key in enumerate(zip(*(hits[column].iloc[first_hits].tolist() for column in columns))):
             site_key = tuple(plain(v) for v in key)
             site = self.sites.get(site_key)
             if site is None:
-                first = group.iloc[[0]]
+                first = hits.iloc[[first_hits[number]]]
                 site = self.sites[site_key] = _Site(first.assign(handler=ctx.handlers(first)).iloc[0], 0, np.inf, -np.inf, {}, {})
-            site.count += len(group)
-            site.first_time = min(site.first_time, float(group["time"].min()))
-            site.last_time = max(site.last_time, float(group["time"].max()))
-            for labels, column in ((site.contexts, "context"), (site.others, "other_context")):
-                for label, seq in group.dropna(subset=[column]).groupby(column, sort=False)["seq"].first().items():
-                    labels.setdefault(str(label), int(seq))
+            site.count += int(counts[number])
+            site.first_time = min(site.first_time, first_times[number])
+            site.last_time = max(site.last_time, last_times[number])
+            for labels, distinct in ((site.contexts, contexts), (site.others, others)):
+                for label, first_seq in zip(distinct.values[number], distinct.seqs[number], strict=True):
+                    labels.setdefault(str(label), first_seq)
 
     def carry(self, ctx: Context) -> np.ndarray:
         """Per function, its last call and the last call that ended a run of one context."""
         rows = ctx.select(event=Event.CALL.value, kind=Kind.NON_REENTRANT.value, columns=["seq", "symbol", ACT])
         rows = rows[rows["symbol"].notna()].sort_values("seq")
-        last = ~rows["symbol"].duplicated(keep="last")
-        ends_run = (rows[ACT] != rows.groupby("symbol")[ACT].shift(-1)) & ~last
-        run_ends = rows[ends_run.to_numpy(dtype=bool)]
-        return np.r_[rows.index[last.to_numpy(dtype=bool)], run_ends.index[~run_ends["symbol"].duplicated(keep="last").to_numpy(dtype=bool)]]
+        runs = _Runs(rows)
+        last = ~runs.same_function_next
+        run_ends = np.flatnonzero(runs.ends_run & ~last)
+        last_run_ends = run_ends[~_with_next(runs.function[run_ends])]
+        return rows.index.to_numpy()[runs.order[np.r_[np.flatnonzero(last), last_run_ends]]]
 
     def findings(self) -> list[Finding]:
         """One finding per (function, exception): the hits made inside another function that
@@ -162,16 +175,47 @@ def _with_returns(ctx: Context, rows: pd.DataFrame) -> set[str]:
     return set(rows.loc[(rows["event"] == Event.RETURN.value).to_numpy(dtype=bool), "symbol"].unique())
 
 
+class _Runs:
+    """Calls (in order of seq, each with a symbol) grouped per function, in order within each:
+    `order` (the calls so grouped), and per call in that order its `function` (a number),
+    whether the next is of the same function, and whether it ends a run of one context's calls."""
+
+    def __init__(self, calls: pd.DataFrame) -> None:
+        function = pd.factorize(calls["symbol"])[0]
+        self.order = np.argsort(function, kind="stable")
+        self.function, act = function[self.order], calls[ACT].to_numpy(dtype=np.int64)[self.order]
+        self.same_function_next = _with_next(self.function)
+        self.ends_run = ~(self.same_function_next & _with_next(act))  # the next is another context's
+
+    def previous_run_end(self) -> np.ndarray:
+        """Per call (in `order`), the last call of its function before it that ended a run (its
+        number in `order`; -1 for none)."""
+        number = np.arange(len(self.order))
+        if not len(number):
+            return number
+        previous_end = np.maximum.accumulate(np.r_[-1, np.where(self.ends_run, number, -1)[:-1]])
+        function_start = np.maximum.accumulate(np.where(np.r_[True, ~self.same_function_next[:-1]], number, 0))
+        return np.where(previous_end >= function_start, previous_end, -1)
+
+
+def _with_next(values: np.ndarray) -> np.ndarray:
+    """Per element, whether the next one is equal to it (False for the last)."""
+    same = np.zeros(len(values), dtype=bool)
+    same[:-1] = values[1:] == values[:-1]
+    return same
+
+
 def _other_contexts(ctx: Context, rows: pd.DataFrame, hits: pd.DataFrame) -> pd.Series:
     """Per hit, the label of the context whose run of calls of the function came last before it."""
     calls = rows[(rows["event"] == Event.CALL.value).to_numpy(dtype=bool)]
-    calls = calls.assign(row=calls.index)
-    last_of_run = calls["row"].where(calls[ACT] != calls.groupby("symbol")[ACT].shift(-1))
-    previous_other = last_of_run.groupby(calls["symbol"]).shift().groupby(calls["symbol"]).ffill()
-    other_rows = previous_other.reindex(hits.index)
-    known = other_rows.notna().to_numpy()
+    runs = _Runs(calls)
+    previous_end = runs.previous_run_end()
+    other_rows = np.empty(len(calls), dtype=np.int64)
+    other_rows[runs.order] = np.where(previous_end >= 0, calls.index.to_numpy()[runs.order][previous_end], -1)
+    other_rows = pd.Series(other_rows, index=calls.index).reindex(hits.index).to_numpy()
+    known = other_rows >= 0
     labels = pd.Series(pd.NA, index=hits.index, dtype="string")
-    labels[known] = ctx.labels_at(other_rows[known].astype(np.int64).to_numpy()).to_numpy()
+    labels[known] = ctx.labels_at(other_rows[known]).to_numpy()
     return labels
 
 

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, where
+from irqmon.analysis.common import at, fresh, last_marked, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, LABEL_COLUMNS, PRIO, Context
-from irqmon.analysis.findings import Finding, Group, SiteGroups
+from irqmon.analysis.findings import Finding, Group, SiteGroups, numbered
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind
 
@@ -49,26 +49,23 @@ def accesses(ctx: Context, columns: list[str] | None = None) -> pd.DataFrame:
 
 def rmw_pairs(ctx: Context) -> pd.DataFrame:
     """Every write preceded, in the same context, by a read of the same address with no own
-    write between: a read-modify-write. Columns added: `read_row`, `foreign_row` (the last
-    write by another context between the read and the write, NA if none)."""
+    write between: a read-modify-write. Columns added: `row` (its position), `read_row`,
+    `foreign_row` (the last write by another context between the read and the write, NA if none)."""
     acc = accesses(ctx)
     if acc.empty:
         return acc
-    acc = acc.assign(row=acc.index)
-    is_read = (acc["access"] == "r").astype(bool)
+    row = acc.index.to_numpy()
+    is_read = (acc["access"] == "r").to_numpy(dtype=bool)
     is_write = ~is_read
-    own = [acc["address"], acc[ACT]]
-    acc["read_row"] = acc["row"].where(is_read).groupby(own).ffill()
-    acc["own_write_row"] = acc["row"].where(is_write).groupby(own).shift().groupby(own).ffill()
-    writes_so_far = is_write.astype(np.int64).groupby(acc["address"]).cumsum()
-    acc["prev_write_row"] = acc["row"].where(is_write).groupby(acc["address"]).shift().groupby(acc["address"]).ffill()
-    pairs = acc[is_write & acc["read_row"].notna()]
-    pairs = pairs[pairs["own_write_row"].isna() | (pairs["own_write_row"] < pairs["read_row"])].copy()
-    read_rows = pairs["read_row"].astype(np.int64)
-    writes_between = (writes_so_far[pairs.index] - 1) - writes_so_far.reindex(read_rows.to_numpy()).to_numpy()
-    pairs["foreign_row"] = pairs["prev_write_row"].where(writes_between > 0).astype("Int64")
-    pairs["read_row"] = read_rows
-    return pairs
+    address, own = pd.factorize(acc["address"])[0], numbered([acc["address"], acc[ACT]])
+    read = last_marked(own, is_read)  # in order of seq: the context's last read up to each access
+    own_write, other_write = last_marked(own, is_write, before=True), last_marked(address, is_write, before=True)
+    paired = is_write & (read >= 0)
+    paired &= (own_write < 0) | (row[own_write] < row[read])  # no own write since the read
+    read, other_write = read[paired], other_write[paired]
+    foreign = other_write > read  # a write of the address came between (the last one: another context's)
+    foreign_row = pd.arrays.IntegerArray(np.where(foreign, row[other_write], 0), ~foreign)
+    return acc[paired].assign(row=row[paired], read_row=row[read], foreign_row=foreign_row)
 
 
 def stream() -> RmwStream:
@@ -132,20 +129,25 @@ class RmwStream:
         """Fold a batch's pairs into the per (address, exception, level) summaries: each context
         at the level of its first pair, the highest mask threshold of any of its pairs."""
         read = ctx.rows_at(pairs["read_row"].to_numpy(), ["primask", "faultmask", "basepri"])
-        level = pd.Series(np.where(pairs[IN_ISR], pairs[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan), THREAD_LEVEL), index=pairs.index)
-        pairs = pairs.assign(level=level, threshold=np.maximum(_mask_threshold(ctx, pairs).to_numpy(), _mask_threshold(ctx, read).to_numpy()))
-        per_context = pairs.groupby(["address", ACT], sort=False).agg(
-            level=("level", "first"), threshold=("threshold", "max"), row=("row", "first"), isr=(IN_ISR, "first"),
-            ipsr=("ipsr", "first"),
-        ).reset_index()  # fmt: skip
+        level = np.where(pairs[IN_ISR], pairs[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan), THREAD_LEVEL)
+        threshold = np.maximum(_mask_threshold(ctx, pairs).to_numpy(), _mask_threshold(ctx, read).to_numpy())
+        # Per context (address, activation or task), in order of its first pair.
+        order, starts = _grouped(numbered([pairs["address"], pairs[ACT]]))
+        first_pairs = order[starts]
+        address, act = (pairs[column].iloc[first_pairs].tolist() for column in ("address", ACT))
         # A context going on from a batch before keeps the level of its first pair there.
-        keys = zip(per_context["address"].tolist(), per_context[ACT].tolist(), strict=True)
-        levels = zip(keys, per_context["level"].tolist(), strict=True)
-        per_context["level"] = [self.context_levels.setdefault(key, level) for key, level in levels]
+        levels = zip(zip(address, act, strict=True), _first_known(level[order], starts).tolist(), strict=True)
+        context_level = np.array([self.context_levels.setdefault(key, first) for key, first in levels], dtype=float)
+        context_threshold = np.maximum.reduceat(threshold[order], starts)
+        row, isr = pairs["row"].to_numpy(dtype=np.int64)[first_pairs], pairs[IN_ISR].to_numpy(dtype=bool)[first_pairs]
+        ipsr = pairs["ipsr"].iloc[first_pairs]
         # Contexts are compared per exception (all activations of one ISR are one level) or task.
-        per_level = per_context.groupby(["address", "ipsr", "level"], dropna=False, sort=False).agg(
-            threshold=("threshold", "max"), row=("row", "first"), isr=("isr", "first")
-        ).reset_index()  # fmt: skip
+        order, starts = _grouped(numbered([pd.Series(address), ipsr, pd.Series(context_level)]))
+        per_level = pd.DataFrame({
+            "address": np.asarray(address, dtype=object)[order[starts]], "ipsr": ipsr.iloc[order[starts]].to_numpy(),
+            "level": context_level[order[starts]], "threshold": np.maximum.reduceat(context_threshold[order], starts),
+            "row": row[order[starts]], "isr": isr[order[starts]],
+        })  # fmt: skip
         keys = [(int(a), _known(i), _known(v)) for a, i, v in zip(per_level["address"], per_level["ipsr"], per_level["level"], strict=True)]
         seen = np.array([key in self.levels for key in keys], dtype=bool)
         firsts = _whole_rows(ctx, per_level["row"].to_numpy(dtype=np.int64)[~seen])
@@ -181,6 +183,22 @@ class RmwStream:
         hits = pd.concat([firsts[row] for row in exposed["row"]])
         other = pd.concat([firsts[row] for row in exposed["row_hi"]])
         return hits.assign(other_context=other["context"].to_numpy(), other_source=other["source"].to_numpy())
+
+
+def _grouped(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The elements in order of `group` (numbered 0, 1, …; in order within each group), and
+    where each group starts in that order."""
+    order = np.argsort(group, kind="stable")
+    counts = np.bincount(group)
+    return order, np.cumsum(counts) - counts
+
+
+def _first_known(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
+    """Per group of `values` (grouped, each from `starts`), its first value that is not NaN
+    (NaN where none is)."""
+    number = np.arange(len(values))
+    first = np.minimum.reduceat(np.where(np.isnan(values), len(values), number), starts)
+    return np.where(first < len(values), values[np.minimum(first, len(values) - 1)], np.nan)
 
 
 def _going_on(ctx: Context, acts: np.ndarray) -> np.ndarray:

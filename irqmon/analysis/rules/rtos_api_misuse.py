@@ -21,7 +21,7 @@ import pandas as pd
 
 from irqmon.analysis.common import IsrCallStream, at, calls_inside, isr_calls, outer_calls_only, where
 from irqmon.analysis.context import EXC_NAME, Context
-from irqmon.analysis.findings import Group, SiteGroups
+from irqmon.analysis.findings import HIT_COLUMNS, Group, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Kind, Role
 
@@ -42,8 +42,9 @@ def stream() -> IsrCallStream:
 
 
 def _hits(ctx: Context) -> pd.DataFrame:
-    api = isr_calls(ctx, Kind.RTOS_API.value)
-    critical = isr_calls(ctx, Kind.CRITICAL_SECTION.value, (Role.ENTER.value, Role.EXIT.value))
+    columns = [*HIT_COLUMNS, "source"]
+    api = isr_calls(ctx, Kind.RTOS_API.value, columns=columns)
+    critical = isr_calls(ctx, Kind.CRITICAL_SECTION.value, (Role.ENTER.value, Role.EXIT.value), columns)
     return outer_calls_only(ctx, pd.concat([api, critical]))
 
 
