@@ -272,11 +272,11 @@ class _Columns:
             if name not in self._strings:  # the chunks' dictionaries one after the other
                 self._strings[name] = pa.concat_arrays([chunk.dictionary for chunk in chunks]).cast(pa.large_string())
             first_codes = np.cumsum([0, *(len(chunk.dictionary) for chunk in chunks[:-1])])
-            codes, valid = _gathered(chunks, parts, len(positions), [chunk.indices for chunk in chunks], first_codes, np.int64)
+            codes, valid = _gathered(parts, len(positions), [chunk.indices for chunk in chunks], first_codes, np.int64)
             return pandas_column(name, self._strings[name].take(pa.array(codes, mask=None if valid.all() else ~valid)))
         if not (pa.types.is_int64(kind) or pa.types.is_float64(kind)):
             return pandas_column(name, self.take(name, positions))
-        values, valid = _gathered(chunks, parts, len(positions), chunks, np.zeros(len(chunks), dtype=np.int64), kind.to_pandas_dtype())
+        values, valid = _gathered(parts, len(positions), chunks, np.zeros(len(chunks), dtype=np.int64), kind.to_pandas_dtype())
         if pa.types.is_float64(kind):
             values[~valid] = np.nan
             return values
@@ -308,7 +308,7 @@ def _parts(positions: np.ndarray, lengths: tuple[int, ...]) -> list[_Part]:
 
 
 def _gathered(
-    chunks: list[pa.Array], parts: list[_Part], rows: int, numbers: list[pa.Array], added: np.ndarray, dtype: np.dtype
+    parts: list[_Part], rows: int, numbers: list[pa.Array], added: np.ndarray, dtype: np.dtype
 ) -> tuple[np.ndarray, np.ndarray]:  # fmt: skip
     """The values of the numeric arrays `numbers` (one per chunk, each plus its `added`) at the
     rows of `parts`, read from their buffers as `dtype`, and whether each has a value."""
