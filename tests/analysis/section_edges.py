@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from test_sections_and_reentry import USART, cpsid, cpsie, msr, nr, section
+from test_sections_and_reentry import USART, cpsid, cpsie, msr, nested_isr_sections, nr, section
 from tracebuild import THREAD, irq_pair, isr, task
 
 A, B, C = task("a"), task("b"), task("c")
@@ -156,5 +156,7 @@ TRACES = {
     "reentered-printf": _reentered_printf(),
     "reentered-puts": _reentered_puts(),
     "rotated-puts": _rotated_puts(),
+    "nested-isr-sections": nested_isr_sections(),
+    "nested-isr-sections-one-unbalanced": nested_isr_sections()[:6] + nested_isr_sections()[7:],
     }.items()
 }  # fmt: skip

@@ -193,3 +193,25 @@ def test_scheduler_start_seen_as_a_stack_switch(tmp_path):
         {**msr({**led, "control": 2}, "basepri", 0x50, 0), "callpath": "__set_BASEPRI;vPortSetBASEPRI;vPortExitCritical;xQueueReceive;print_task;led_func"},
     ]  # fmt: skip
     assert run_rule(tmp_path, "critical-section-imbalance", rows) == []
+
+
+
+def nested_isr_sections() -> list[dict]:
+    """Twice: a higher-priority ISR preempts one inside its section and runs its own; the first
+    ISR's calls begin before and end after the second's (activations interleaved)."""
+    usart, tim2 = isr(37, "USART1", 7), isr(28, "TIM2", 3)
+    usart_in, usart_out = irq_pair(37, "USART1", 7, 0, 0)
+    tim2_in, tim2_out = irq_pair(28, "TIM2", 3, 0, 0)
+    a = task("a")
+    rows = [section(a, "enter"), section(a, "exit"),
+            usart_in, section(usart, "enter"), tim2_in, section(tim2, "enter"), section(tim2, "exit"), tim2_out,
+            section(usart, "exit"), usart_out] * 2  # fmt: skip
+    return [{**row, "time": number * 1e-3} for number, row in enumerate(rows)]
+
+
+def test_nested_isrs_each_balancing_their_sections(tmp_path):
+    rows = nested_isr_sections()
+    assert run_rule(tmp_path, "critical-section-imbalance", rows) == []
+    unbalanced = rows[:6] + rows[7:]  # the first TIM2 activation returns inside its section
+    findings = run_rule(tmp_path, "critical-section-imbalance", unbalanced)
+    assert [(f.exception, f.evidence["case"], f.count) for f in findings] == [("TIM2", "isr-returned-inside", 1)]
