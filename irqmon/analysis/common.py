@@ -185,7 +185,7 @@ def running_sums(values: np.ndarray, keys: pd.DataFrame, before: dict[tuple, int
     """Per row, the running sum of `values` within its group of `keys` (the rows alike in every
     column of `keys`, none missing), counted on from the group's sum in the batches before
     (`before`, by key)."""
-    group = _group_numbers(keys)
+    group = numbered([keys[column] for column in keys.columns])
     order = np.argsort(group, kind="stable")  # each group's rows together, in order
     counts = np.bincount(group)
     starts = np.cumsum(counts) - counts
@@ -202,7 +202,7 @@ def running_sums(values: np.ndarray, keys: pd.DataFrame, before: dict[tuple, int
 def keep_last(sums: np.ndarray, keys: pd.DataFrame, kept: dict[tuple, int]) -> None:
     """Keep each group's last value of `sums` in `kept` (groups as `running_sums` has them),
     without the groups left at 0."""
-    group = _group_numbers(keys)
+    group = numbered([keys[column] for column in keys.columns])
     last = np.zeros(int(group.max()) + 1 if len(group) else 0, dtype=np.int64)
     np.maximum.at(last, group, np.arange(len(group)))
     last.sort()  # in order of the groups' last rows
@@ -228,15 +228,6 @@ def last_marked(group: np.ndarray, marked: np.ndarray, before: bool = False) -> 
     found = np.empty(len(order), dtype=np.int64)
     found[order] = np.where(latest >= group_start, order[latest], -1)
     return found
-
-
-def _group_numbers(keys: pd.DataFrame) -> np.ndarray:
-    """Per row, a number for its combination of values of `keys`: 0, 1, … in order of first appearance."""
-    number = np.zeros(len(keys), dtype=np.int64)
-    for column in keys.columns:
-        codes, values = pd.factorize(keys[column])
-        number = pd.factorize(number * len(values) + codes)[0]
-    return number
 
 
 def _key_tuples(keys: pd.DataFrame, rows: np.ndarray) -> Iterator[tuple]:

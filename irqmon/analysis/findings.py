@@ -201,7 +201,7 @@ def labelled(ctx: Context, hits: pd.DataFrame) -> pd.DataFrame:
     return hits.assign(**{EXC_NAME: ctx.names(distinct).array.take(label_of), "context": ctx.labels(distinct).array.take(label_of)})
 
 
-def numbered(columns: list[pd.Series]) -> np.ndarray:
+def numbered(columns: list[pd.Series] | list[np.ndarray]) -> np.ndarray:
     """Per row, a number for its combination of values of `columns` (missing values one value
     each), numbered 0, 1, … in order of first appearance."""
     combination = np.zeros(len(columns[0]), dtype=np.int64)

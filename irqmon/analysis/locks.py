@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.context import ACT, IN_ISR, PRIO, Context, among_sorted
+from irqmon.analysis.findings import numbered
 from irqmon.schema import Event, Kind, Role
 
 LOCK = "lock"
@@ -150,10 +151,7 @@ def _lock_changes(ctx: Context) -> LockChanges:
 
 def last_of_each(*keys: np.ndarray) -> np.ndarray:
     """Per element, whether it is the last one with its combination of `keys` (integer arrays)."""
-    combination = np.zeros(len(keys[0]), dtype=np.int64)
-    for key in keys:
-        codes, values = pd.factorize(key)
-        combination = combination * len(values) + codes
+    combination = numbered(list(keys))
     last = np.zeros(len(combination), dtype=bool)
     last[len(combination) - 1 - np.unique(combination[::-1], return_index=True)[1]] = True
     return last
