@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
 
-from irqmon.analysis.context import AnalysisConfig, Before, Context
+from irqmon import schema
+from irqmon.analysis.context import WORKING_COLUMNS, AnalysisConfig, Before, Context
 from irqmon.analysis.facts import FACT_COLUMNS, TraceFacts, facts_of
 from irqmon.analysis.findings import Finding
 from irqmon.analysis.registry import LoadedRule
@@ -64,6 +66,12 @@ def read_ahead(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
             del table
 
 
+_ONLY_CHECKED = [c for c, dtype in schema.COLUMNS.items() if c not in {*WORKING_COLUMNS, *FACT_COLUMNS} and dtype != "string"]
+"""Number columns (pc, lr, cycles) no pass needs: read by the first, only so that a bad cell in
+them is still a bad trace. The string columns no pass needs are not read at all (a CSV cell
+cannot be a bad string)."""
+
+
 def analyze_file(
     path: Path | str, config: AnalysisConfig, rules: Sequence[str] | None, elf_of: Callable[[dict[str, str]], Path | None],
     batch_rows: int | None = None,
@@ -78,7 +86,9 @@ def analyze_file(
 
     batches = read_batches(path, batch_rows or BATCH_ROWS)
     elf = elf_of(batches.metadata)
-    tables = batches_with_elf_sources(batches, elf) if elf else lambda: iter(batches)
-    facts = read_batches(path, batch_rows or BATCH_ROWS, FACT_COLUMNS)
+    # Without an ELF, only the columns a batch's context holds are read (the others are neither
+    # decoded nor held); the line lookup reads pc and lr.
+    tables = batches_with_elf_sources(batches, elf) if elf else partial(iter, read_batches(path, batch_rows or BATCH_ROWS, WORKING_COLUMNS))
+    facts = read_batches(path, batch_rows or BATCH_ROWS, [*FACT_COLUMNS, *_ONLY_CHECKED])
     findings, learned = analyze_in_batches(tables, batches.metadata, config, rules, facts)
     return Trace.read_in_batches(batches.path, batches.metadata, learned.rows), findings, learned

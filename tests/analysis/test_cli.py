@@ -61,6 +61,19 @@ def test_exit_status_2_on_bad_input(tmp_path, bad_trace, capsys):
     assert main(["analyze"]) == 2
 
 
+@pytest.mark.parametrize("column", ["pc", "lr", "cycles", "address"])
+def test_bad_number_cell_is_exit_2_even_in_a_column_no_rule_reads(bad_trace, column, capsys):
+    """The rules pass reads only the columns a rule needs: a bad cell in another is still a bad trace."""
+    lines = bad_trace.read_text().splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("seq,"))
+    cells = lines[header + 2].split(",")
+    cells[lines[header].split(",").index(column)] = "0xzz"
+    lines[header + 2] = ",".join(cells)
+    bad_trace.write_text("\n".join(lines) + "\n")
+    assert main(["analyze", str(bad_trace), "--no-elf"]) == 2
+    assert capsys.readouterr().err.strip() == f"irqmon: {bad_trace}:{header + 3}: column {column}: '0xzz' is not an integer"
+
+
 def test_rules_option_selects(bad_trace):
     assert main(["analyze", str(bad_trace), "--rules", "mutex-in-isr,rmw-race"]) == 0
     assert main(["analyze", str(bad_trace), "--rules", "malloc-in-isr"]) == 1
