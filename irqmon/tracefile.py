@@ -166,14 +166,32 @@ class TraceBatches:
         (Parquet) counted over the whole file, not the batch. `seq` must increase across batch
         edges too. A cut-off last line warns PartialRowWarning once and is dropped, as today.
         A trace without rows is one empty table, so its columns are seen."""
+        return self._checked(_in_batches(self._tables(), self._rows))
+
+    def as_read(self) -> Iterator[pa.Table]:
+        """The same rows, checked alike, in the tables the reader gives: not cut again into
+        batches of `rows` with each column in one chunk (a CSV's are ranges of its bytes, their
+        columns in many chunks with a dictionary each). For readers that take any table, at less
+        cost than joining chunks."""
+        return self._checked(_as_read(self._tables()))
+
+    def _checked(self, batches: Iterator[pa.Table]) -> Iterator[pa.Table]:
         done, last_seq = 0, None
-        for batch in _in_batches(self._tables(), self._rows):
+        for batch in batches:
             batch = with_optional_columns(batch)
             _check_rows(self.path, batch, self._first_line, first_row=done, previous_seq=last_seq)
             if batch.num_rows:
                 done += batch.num_rows
                 last_seq = batch["seq"][batch.num_rows - 1].as_py()
             yield batch
+
+
+def _as_read(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    """The tables after the first (empty) one of `tables`; if there are none, that one."""
+    empty = next(tables)
+    first = next(tables, None)
+    yield empty if first is None else first
+    yield from tables
 
 
 def _in_batches(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:

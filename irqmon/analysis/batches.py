@@ -89,6 +89,6 @@ def analyze_file(
     # Without an ELF, only the columns a batch's context holds are read (the others are neither
     # decoded nor held); the line lookup reads pc and lr.
     tables = batches_with_elf_sources(batches, elf) if elf else partial(iter, read_batches(path, batch_rows or BATCH_ROWS, WORKING_COLUMNS))
-    facts = read_batches(path, batch_rows or BATCH_ROWS, [*FACT_COLUMNS, *_ONLY_CHECKED])
+    facts = read_batches(path, batch_rows or BATCH_ROWS, [*FACT_COLUMNS, *_ONLY_CHECKED]).as_read()
     findings, learned = analyze_in_batches(tables, batches.metadata, config, rules, facts)
     return Trace.read_in_batches(batches.path, batches.metadata, learned.rows), findings, learned

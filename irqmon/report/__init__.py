@@ -81,7 +81,7 @@ def write_report_in_batches(
 
     rows = batch_rows or REPORT_BATCH_ROWS
     if facts is None:
-        facts = facts_of(read_batches(trace_path, rows, FACT_COLUMNS))
+        facts = facts_of(read_batches(trace_path, rows, FACT_COLUMNS).as_read())
     batches = read_batches(trace_path, rows)
     elf = elf_of(batches.metadata)
     if elf:

@@ -84,7 +84,8 @@ def test_a_trace_without_rows_is_one_empty_table_with_its_columns(tmp_path):
     for path in (header_only, as_parquet(header_only, tmp_path)):
         whole = load_trace(path).table
         (batch,) = read_batches(path, 3)
-        assert batch.num_rows == 0 and batch.schema == whole.schema
+        (as_read,) = read_batches(path, 3).as_read()
+        assert batch.num_rows == as_read.num_rows == 0 and batch.schema == as_read.schema == whole.schema
 
 
 def test_a_cut_off_last_line_warns_once_and_is_dropped(tmp_path):
@@ -111,6 +112,17 @@ def test_a_big_trace_in_small_batches_equals_load_trace(big_traces):
     for path in big_traces:
         batches = assert_batches_hold_the_trace(path, 4096)
         assert sum(batch.num_rows for batch in batches) == BIG_ROWS
+
+
+def test_a_big_trace_as_read_equals_load_trace(big_traces):
+    """`as_read` gives the reader's tables uncut: a CSV's byte ranges, in many chunks."""
+    csv, parquet = big_traces
+    for path in big_traces:
+        tables = list(read_batches(path, 65536).as_read())
+        assert decoded(pa.concat_tables(tables)).equals(decoded(load_trace(path).table))
+        assert all(table.schema == tables[0].schema for table in tables)
+    assert len(list(read_batches(csv, 65536).as_read())) > 1
+    assert max(table["seq"].num_chunks for table in read_batches(csv, 65536).as_read()) > 1
 
 
 # The process's own peak RSS (VmHWM: ru_maxrss would start from the forking pytest's).
@@ -246,7 +258,9 @@ def test_a_bad_file_read_in_batches_gets_load_traces_line(tmp_path, case, rows):
         load_trace(path)
     with pytest.raises(UsageError) as batched:
         list(read_batches(path, rows))
-    assert str(batched.value) == str(whole.value)
+    with pytest.raises(UsageError) as as_read:
+        list(read_batches(path, rows).as_read())
+    assert str(batched.value) == str(whole.value) == str(as_read.value)
     assert "\n" not in str(whole.value) and str(path) in str(whole.value)
 
 
