@@ -5,6 +5,7 @@ The streaming writer used while capturing is `irqmon.tracewriter`, which needs n
 from __future__ import annotations
 
 import csv
+import itertools
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -168,6 +169,11 @@ class TraceBatches:
         A trace without rows is one empty table, so its columns are seen."""
         return self._checked(_in_batches(self._tables(), self._rows))
 
+    @property
+    def parsed(self) -> bool:
+        """Whether the rows are parsed from text (a CSV): reading them again costs a parse."""
+        return self._first_line is not None
+
     def as_read(self) -> Iterator[pa.Table]:
         """The same rows, checked alike, in the tables the reader gives: not cut again into
         batches of `rows` with each column in one chunk (a CSV's are ranges of its bytes, their
@@ -184,6 +190,40 @@ class TraceBatches:
                 done += batch.num_rows
                 last_seq = batch["seq"][batch.num_rows - 1].as_py()
             yield batch
+
+
+class KeptRows:
+    """Some columns of a trace's rows, written to a file while a first pass reads them, read
+    back in batches by the next pass: for a CSV, whose second parse would cost far more than
+    reading this file (an LZ4-compressed Arrow stream, about 20 bytes a row)."""
+
+    def __init__(self, path: Path, columns: list[str], rows: int) -> None:
+        self.path = path
+        self._columns = columns
+        self._rows = rows
+
+    def writing(self, tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+        """`tables` as they come, each one's columns written to the file on the way."""
+        options = pa.ipc.IpcWriteOptions(compression="lz4")
+        with pa.OSFile(str(self.path), "wb") as sink:
+            writer = None
+            try:
+                for table in tables:
+                    kept = table.select([c for c in table.column_names if c in self._columns])
+                    writer = writer or pa.ipc.new_stream(sink, kept.schema, options=options)
+                    writer.write_table(kept)  # each chunk's own dictionary: a stream may replace them
+                    yield table
+            finally:
+                if writer is not None:
+                    writer.close()
+
+    def __iter__(self) -> Iterator[pa.Table]:
+        """The rows written, as `TraceBatches` gives them: tables of `rows` rows (the last may
+        be shorter), each column in one chunk; one empty table if there are none."""
+        with pa.OSFile(str(self.path)) as source:
+            reader = pa.ipc.open_stream(source)
+            tables = (pa.Table.from_batches([batch]) for batch in reader)
+            yield from _in_batches(itertools.chain([reader.schema.empty_table()], tables), self._rows)
 
 
 def _as_read(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -20,7 +21,7 @@ from tracebuild import write_trace
 
 from irqmon import schema
 from irqmon.errors import UsageError
-from irqmon.tracefile import PartialRowWarning, Trace, load_trace, read_batches, write_parquet
+from irqmon.tracefile import KeptRows, PartialRowWarning, Trace, load_trace, read_batches, write_parquet
 
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
@@ -307,6 +308,50 @@ def test_a_bad_value_in_a_column_not_read_is_left_to_the_read_of_every_column(tm
     assert list(read_batches(path, 5, ["ipsr"]))
     with pytest.raises(UsageError, match="column basepri: 999 is outside 0..255"):
         list(read_batches(path, 5))
+
+
+@pytest.mark.parametrize("rows", [1, 7, 65536])
+def test_kept_rows_read_back_as_the_batches_read_from_the_file(big_traces, tmp_path, rows):
+    """A CSV's first pass keeps some columns in a file: read back, they are the batches a
+    second read of the CSV would give (each first-pass table passed on unchanged)."""
+    csv = big_traces[0] if rows > 100 else RECORDED / "usb_cdc_malloc_isr.csv"
+    columns = ["seq", "time", "event", "symbol", "callpath", "ipsr", "halted", "halts"]
+    kept = KeptRows(tmp_path / "rows.arrows", columns, rows)
+    passed = list(kept.writing(read_batches(csv, rows).as_read()))
+    assert [t.num_rows for t in passed] == [t.num_rows for t in read_batches(csv, rows).as_read()]
+    again = list(read_batches(csv, rows, columns))
+    back = list(kept)
+    assert [t.num_rows for t in back] == [t.num_rows for t in again]
+    assert all(b.schema == a.schema and decoded(b).equals(decoded(a)) for b, a in zip(back, again, strict=True))
+    assert all(column.num_chunks == 1 for table in back for column in table.columns)
+
+
+def test_kept_rows_of_a_trace_without_rows_are_one_empty_table(tmp_path):
+    header_only = edit(tmp_path, lambda text: text[: text.index("\n", text.index("seq,")) + 1].encode())
+    kept = KeptRows(tmp_path / "rows.arrows", ["seq", "event", "ipsr"], 5)
+    assert sum(t.num_rows for t in kept.writing(read_batches(header_only, 5).as_read())) == 0
+    (table,) = kept
+    assert table.num_rows == 0 and table.column_names == ["seq", "event", "ipsr"]
+
+
+@pytest.mark.parametrize("trace", ["clean.csv", "bad"])
+def test_analysing_a_csv_leaves_no_kept_rows_behind(tmp_path, monkeypatch, trace):
+    """The rows a CSV's first pass keeps are deleted after the analysis, and after a bad row
+    far into the file ends it."""
+    from irqmon.analysis import AnalysisConfig
+    from irqmon.analysis.batches import analyze_file
+
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    if trace == "bad":
+        rows = [{"event": "mask", "ipsr": 0, "symbol": "primask", "value": 1}] * 50 + [{"event": "mask", "ipsr": 0, "basepri": 999}]
+        with pytest.raises(UsageError, match="column basepri"):
+            analyze_file(write_trace(tmp_path / "bad.csv", rows), AnalysisConfig(), None, lambda m: None, 8)
+    else:
+        _, findings, facts = analyze_file(RECORDED / trace, AnalysisConfig(), None, lambda m: None, 100)
+        assert facts.rows == load_trace(RECORDED / trace).rows
+    assert not list(scratch.iterdir())
 
 
 @pytest.mark.parametrize("recorded", ["printf_tasks_critical.csv", "uart_queue_primask.csv"])
