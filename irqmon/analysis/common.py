@@ -181,14 +181,19 @@ def frames_text(first: pd.Series) -> str:
     return " <- ".join(path.split(";")) if isinstance(path, str) and path else ""
 
 
+def grouped(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The elements in order of `group` (numbered 0, 1, …; in order within each group), where
+    each group starts in that order, and each group's size."""
+    order = np.argsort(group, kind="stable")
+    counts = np.bincount(group)
+    return order, np.cumsum(counts) - counts, counts
+
+
 def running_sums(values: np.ndarray, keys: pd.DataFrame, before: dict[tuple, int]) -> np.ndarray:
     """Per row, the running sum of `values` within its group of `keys` (the rows alike in every
     column of `keys`, none missing), counted on from the group's sum in the batches before
     (`before`, by key)."""
-    group = numbered([keys[column] for column in keys.columns])
-    order = np.argsort(group, kind="stable")  # each group's rows together, in order
-    counts = np.bincount(group)
-    starts = np.cumsum(counts) - counts
+    order, starts, counts = grouped(numbered([keys[column] for column in keys.columns]))
     ordered = np.asarray(values, dtype=np.int64)[order]
     sums = np.cumsum(ordered)
     sums -= np.repeat(sums[starts] - ordered[starts], counts)  # each group counted from 0

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 from irqmon import schema
 from irqmon.analysis.coverage import Coverage, coverage_of
 from irqmon.analysis.facts import TraceFacts
-from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS, logical_priority
+from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS, by_number, logical_priority
 from irqmon.schema import Event
 from irqmon.tracefile import pandas_column
 
@@ -96,7 +96,7 @@ def _exception_names(groups: _ByException, exception: pa.Array) -> pd.Series:
     names = exception.take(pa.array(named.rows, type=pa.int64())).to_pylist()
     name_of = dict(zip(named.numbers.tolist(), names, strict=True))
     return pd.Series(
-        [name_of[n] if n in name_of else SYSTEM_EXCEPTIONS.get(n, _numbered(n)) for n in numbers],
+        [name_of[n] if n in name_of else SYSTEM_EXCEPTIONS.get(n, by_number(n)) for n in numbers],
         index=pd.Index(numbers, dtype=np.int64), dtype="string",
     )  # fmt: skip
 
@@ -148,10 +148,6 @@ class _FirstRows:
 
 def _valid(column: pa.Array) -> np.ndarray:
     return column.is_valid().to_numpy(zero_copy_only=False)
-
-
-def _numbered(exception: int) -> str:
-    return f"IRQ {exception - schema.FIRST_IRQ}" if exception >= schema.FIRST_IRQ else f"exception {exception}"
 
 
 def _dictionary_encoded(column: pa.Array) -> pa.DictionaryArray:
@@ -800,14 +796,17 @@ class Context:
 
         Built once per distinct (exception, task, priority) and spread to the rows."""
         key = np.zeros(len(rows), dtype=np.int64)
-        for column in ("ipsr", "task", PRIO):  # one number per distinct combination, missing values included
+        for column in LABEL_COLUMNS:  # one number per distinct combination, missing values included
             codes, values = pd.factorize(rows[column])
             key = key * (len(values) + 1) + codes + 1
         same = pd.factorize(key)[0]
         _, first = np.unique(same, return_index=True)  # ids 0…n-1 in order of first appearance
-        distinct = zip(*(rows[column].iloc[first].tolist() for column in ("ipsr", "task", PRIO)))
-        labels = np.array([self._label(*values) for values in distinct], dtype=object)
+        labels = np.array(self.labels_of_distinct(rows.iloc[first]), dtype=object)
         return pd.Series(labels[same] if len(rows) else [], index=rows.index, dtype="string")
+
+    def labels_of_distinct(self, rows: pd.DataFrame) -> list[str | None]:
+        """The label of each of `rows`, worked out row by row: for rows that differ already."""
+        return [self._label(*values) for values in zip(*(rows[column].tolist() for column in LABEL_COLUMNS))]
 
     def _label(self, ipsr: int | None, task: str | None, prio: int | None) -> str | None:
         """The label of one (exception, task, priority), each possibly missing (NA); none without
@@ -816,9 +815,8 @@ class Context:
             return None
         if ipsr == 0:
             return "Thread" if pd.isna(task) else f"task {task}"
-        number = f"IRQ {ipsr - schema.FIRST_IRQ}" if ipsr >= schema.FIRST_IRQ else f"exception {ipsr}"
         priority = "" if pd.isna(prio) else f", priority {prio}"
-        return f"{self.exception_names[ipsr]} ({number}{priority})"
+        return f"{self.exception_names[ipsr]} ({by_number(ipsr)}{priority})"
 
     def labels_at(self, positions: np.ndarray) -> pd.Series:
         """`labels` of the rows at `positions` (taking only the columns labels read)."""

@@ -19,8 +19,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from irqmon import schema
-from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS
+from irqmon.cortexm.exceptions import SYSTEM_EXCEPTIONS, by_number
 from irqmon.schema import Event
 from irqmon.tracefile import pandas_column
 
@@ -120,7 +119,7 @@ def facts_of(batches: Iterable[pa.Table]) -> TraceFacts:
             last_seq = int(table["seq"][table.num_rows - 1].as_py())
     return TraceFacts(
         exception_names=pd.Series(
-            [name if name is not None else SYSTEM_EXCEPTIONS.get(n, _numbered(n)) for n, name in names.items()],
+            [name if name is not None else SYSTEM_EXCEPTIONS.get(n, by_number(n)) for n, name in names.items()],
             index=pd.Index(list(names), dtype=np.int64), dtype="string",
         ),
         prio_by_ipsr=pd.Series(list(prio.values()), index=pd.Index(list(prio), dtype=np.int64), dtype=np.int64),
@@ -192,7 +191,3 @@ def _thread_symbols(table: pa.Table, events: pa.Array) -> set[str]:
     wanted = pc.and_(wanted, pc.fill_null(pc.equal(table["ipsr"], 0), False).combine_chunks())
     symbols = table["symbol"].filter(wanted).cast(pa.string())
     return {s for s in pc.unique(symbols).to_pylist() if s is not None}
-
-
-def _numbered(exception: int) -> str:
-    return f"IRQ {exception - schema.FIRST_IRQ}" if exception >= schema.FIRST_IRQ else f"exception {exception}"

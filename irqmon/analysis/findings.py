@@ -198,7 +198,8 @@ def labelled(ctx: Context, hits: pd.DataFrame) -> pd.DataFrame:
     each worked out once per distinct (exception, task, priority)."""
     label_of = numbered([hits[column] for column in LABEL_COLUMNS])
     distinct = hits.iloc[np.unique(label_of, return_index=True)[1]]
-    return hits.assign(**{EXC_NAME: ctx.names(distinct).array.take(label_of), "context": ctx.labels(distinct).array.take(label_of)})
+    labels = pd.array(ctx.labels_of_distinct(distinct), dtype="string")
+    return hits.assign(**{EXC_NAME: ctx.names(distinct).array.take(label_of), "context": labels.take(label_of)})
 
 
 def numbered(columns: list[pd.Series] | list[np.ndarray]) -> np.ndarray:

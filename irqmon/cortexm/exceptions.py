@@ -29,6 +29,12 @@ EXC_RETURN_PSP = 1 << 2  # the interrupted code used the process stack
 EXC_RETURN_BASIC_FRAME = 1 << 4  # clear: the frame also holds s0-s15 and FPSCR
 
 
+def by_number(number: int) -> str:
+    """An exception named by its number, as labels and unnamed exceptions read: `IRQ 3` for an
+    interrupt, `exception 7` for a system exception."""
+    return f"IRQ {number - FIRST_IRQ}" if number >= FIRST_IRQ else f"exception {number}"
+
+
 def exception_name(number: int, irqs: dict[int, str]) -> str:
     """`Thread`, a system exception's name, the IRQ's name from `irqs` (by IRQ number), or
     `IRQn` / `ExceptionN` when unknown."""

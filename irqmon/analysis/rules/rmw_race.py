@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, last_marked, where
+from irqmon.analysis.common import at, fresh, grouped, last_marked, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, LABEL_COLUMNS, PRIO, Context
 from irqmon.analysis.findings import Finding, Group, SiteGroups, numbered
 from irqmon.analysis.registry import Rule
@@ -132,7 +132,7 @@ class RmwStream:
         level = np.where(pairs[IN_ISR], pairs[PRIO].astype("Float64").to_numpy(dtype=float, na_value=np.nan), THREAD_LEVEL)
         threshold = np.maximum(_mask_threshold(ctx, pairs).to_numpy(), _mask_threshold(ctx, read).to_numpy())
         # Per context (address, activation or task), in order of its first pair.
-        order, starts = _grouped(numbered([pairs["address"], pairs[ACT]]))
+        order, starts, _ = grouped(numbered([pairs["address"], pairs[ACT]]))
         first_pairs = order[starts]
         address, act = (pairs[column].iloc[first_pairs].tolist() for column in ("address", ACT))
         # A context going on from a batch before keeps the level of its first pair there.
@@ -142,7 +142,7 @@ class RmwStream:
         row, isr = pairs["row"].to_numpy(dtype=np.int64)[first_pairs], pairs[IN_ISR].to_numpy(dtype=bool)[first_pairs]
         ipsr = pairs["ipsr"].iloc[first_pairs]
         # Contexts are compared per exception (all activations of one ISR are one level) or task.
-        order, starts = _grouped(numbered([pd.Series(address), ipsr, pd.Series(context_level)]))
+        order, starts, _ = grouped(numbered([pd.Series(address), ipsr, pd.Series(context_level)]))
         per_level = pd.DataFrame({
             "address": np.asarray(address, dtype=object)[order[starts]], "ipsr": ipsr.iloc[order[starts]].to_numpy(),
             "level": context_level[order[starts]], "threshold": np.maximum.reduceat(context_threshold[order], starts),
@@ -183,14 +183,6 @@ class RmwStream:
         hits = pd.concat([firsts[row] for row in exposed["row"]])
         other = pd.concat([firsts[row] for row in exposed["row_hi"]])
         return hits.assign(other_context=other["context"].to_numpy(), other_source=other["source"].to_numpy())
-
-
-def _grouped(group: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The elements in order of `group` (numbered 0, 1, …; in order within each group), and
-    where each group starts in that order."""
-    order = np.argsort(group, kind="stable")
-    counts = np.bincount(group)
-    return order, np.cumsum(counts) - counts
 
 
 def _first_known(values: np.ndarray, starts: np.ndarray) -> np.ndarray:
