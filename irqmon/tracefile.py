@@ -4,8 +4,10 @@ The streaming writer used while capturing is `irqmon.tracewriter`, which needs n
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import itertools
+import tempfile
 import warnings
 from collections.abc import Callable, Iterable, Iterator
 from functools import partial
@@ -203,19 +205,30 @@ class KeptRows:
         self._rows = rows
 
     def writing(self, tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
-        """`tables` as they come, each one's columns written to the file on the way."""
+        """`tables` as they come, each one's columns written to the file on the way (a file that
+        cannot be written, such as on a full disk, is one UsageError line)."""
         options = pa.ipc.IpcWriteOptions(compression="lz4")
-        with pa.OSFile(str(self.path), "wb") as sink:
+        with self._writes():
+            sink = pa.OSFile(str(self.path), "wb")
+        with sink:
             writer = None
-            try:
-                for table in tables:
-                    kept = table.select([c for c in table.column_names if c in self._columns])
+            for table in tables:
+                kept = table.select([c for c in table.column_names if c in self._columns])
+                with self._writes():
                     writer = writer or pa.ipc.new_stream(sink, kept.schema, options=options)
                     writer.write_table(kept)  # each chunk's own dictionary: a stream may replace them
-                    yield table
-            finally:
-                if writer is not None:
+                yield table
+            if writer is not None:
+                with self._writes():
                     writer.close()
+
+    @contextlib.contextmanager
+    def _writes(self) -> Iterator[None]:
+        """An error writing the file (a full disk) as one UsageError line."""
+        try:
+            yield
+        except OSError as exc:
+            raise UsageError(f"{self.path}: cannot keep the trace's rows for the second pass: {exc.strerror or exc} (TMPDIR names the folder)") from None
 
     def __iter__(self) -> Iterator[pa.Table]:
         """The rows written, as `TraceBatches` gives them: tables of `rows` rows (the last may
@@ -224,6 +237,18 @@ class KeptRows:
             reader = pa.ipc.open_stream(source)
             tables = (pa.Table.from_batches([batch]) for batch in reader)
             yield from _in_batches(itertools.chain([reader.schema.empty_table()], tables), self._rows)
+
+
+@contextlib.contextmanager
+def scratch_folder() -> Iterator[Path]:
+    """A new folder under $TMPDIR, removed with what it holds on leaving (also on an error or
+    Ctrl-C); none to be made is one UsageError line."""
+    try:
+        folder = tempfile.TemporaryDirectory(prefix="irqmon-rows-")
+    except OSError as exc:
+        raise UsageError(f"no temporary folder to keep the trace's rows in: {exc.strerror or exc} (TMPDIR names the folder)") from None
+    with folder as name:
+        yield Path(name)
 
 
 def _as_read(tables: Iterator[pa.Table]) -> Iterator[pa.Table]:

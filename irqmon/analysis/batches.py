@@ -9,7 +9,6 @@ follows the batch size, the number of sites and what is still open, never the tr
 
 from __future__ import annotations
 
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -83,19 +82,21 @@ def analyze_file(
     over it, such as the report's)."""
     from irqmon.analysis import analyze_in_batches
     from irqmon.elf_sources import batches_with_elf_sources
-    from irqmon.tracefile import BATCH_ROWS, KeptRows, read_batches
+    from irqmon.tracefile import BATCH_ROWS, KeptRows, read_batches, scratch_folder
 
     rows = batch_rows or BATCH_ROWS
     batches = read_batches(path, rows)
     elf = elf_of(batches.metadata)
     first_pass = [*FACT_COLUMNS, *_ONLY_CHECKED]
-    with tempfile.TemporaryDirectory(prefix="irqmon-rows-") as scratch:
-        if elf:  # the line lookup reads pc and lr
-            tables, facts = batches_with_elf_sources(batches, elf), read_batches(path, rows, first_pass).as_read()
-        elif batches.parsed:  # a CSV is parsed once: the first pass keeps what the second reads
-            kept = KeptRows(Path(scratch) / "rows.arrows", WORKING_COLUMNS, rows)
-            tables, facts = partial(iter, kept), kept.writing(read_batches(path, rows, [*first_pass, *WORKING_COLUMNS]).as_read())
-        else:  # only the columns a batch's context holds: the others are neither decoded nor held
-            tables, facts = partial(iter, read_batches(path, rows, WORKING_COLUMNS)), read_batches(path, rows, first_pass).as_read()
+
+    def analyzed(tables: Callable[[], Iterable[pa.Table]], facts: Iterable[pa.Table]) -> tuple[Trace, list[Finding], TraceFacts]:
         findings, learned = analyze_in_batches(tables, batches.metadata, config, rules, facts)
-    return Trace.read_in_batches(batches.path, batches.metadata, learned.rows), findings, learned
+        return Trace.read_in_batches(batches.path, batches.metadata, learned.rows), findings, learned
+
+    if elf:  # the line lookup reads pc and lr
+        return analyzed(batches_with_elf_sources(batches, elf), read_batches(path, rows, first_pass).as_read())
+    if not batches.parsed:  # only the columns a batch's context holds: the others are neither decoded nor held
+        return analyzed(partial(iter, read_batches(path, rows, WORKING_COLUMNS)), read_batches(path, rows, first_pass).as_read())
+    with scratch_folder() as folder:  # a CSV is parsed once: the first pass keeps what the second reads
+        kept = KeptRows(folder / "rows.arrows", WORKING_COLUMNS, rows)
+        return analyzed(partial(iter, kept), kept.writing(read_batches(path, rows, [*first_pass, *WORKING_COLUMNS]).as_read()))

@@ -334,6 +334,13 @@ def test_kept_rows_of_a_trace_without_rows_are_one_empty_table(tmp_path):
     assert table.num_rows == 0 and table.column_names == ["seq", "event", "ipsr"]
 
 
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_kept_rows_on_a_full_disk_are_one_line():
+    kept = KeptRows(Path("/dev/full"), ["seq", "event"], 5)
+    with pytest.raises(UsageError, match="cannot keep the trace's rows for the second pass: .*No space left on device"):
+        list(kept.writing(read_batches(RECORDED / "clean.csv", 5).as_read()))
+
+
 @pytest.mark.parametrize("trace", ["clean.csv", "bad"])
 def test_analysing_a_csv_leaves_no_kept_rows_behind(tmp_path, monkeypatch, trace):
     """The rows a CSV's first pass keeps are deleted after the analysis, and after a bad row
