@@ -341,23 +341,32 @@ def test_kept_rows_on_a_full_disk_are_one_line():
         list(kept.writing(read_batches(RECORDED / "clean.csv", 5).as_read()))
 
 
-@pytest.mark.parametrize("trace", ["clean.csv", "bad"])
-def test_analysing_a_csv_leaves_no_kept_rows_behind(tmp_path, monkeypatch, trace):
-    """The rows a CSV's first pass keeps are deleted after the analysis, and after a bad row
-    far into the file ends it."""
+@pytest.mark.parametrize("ending", ["done", "bad row", "Ctrl-C"])
+def test_analysing_a_csv_leaves_no_kept_rows_behind(tmp_path, monkeypatch, ending):
+    """The rows a CSV's first pass keeps are deleted after the analysis, after a bad row far
+    into the file ends it, and after Ctrl-C in the second pass."""
+    import irqmon.analysis.batches as batches
     from irqmon.analysis import AnalysisConfig
-    from irqmon.analysis.batches import analyze_file
 
     scratch = tmp_path / "scratch"
     scratch.mkdir()
     monkeypatch.setattr(tempfile, "tempdir", str(scratch))
-    if trace == "bad":
+    if ending == "bad row":
         rows = [{"event": "mask", "ipsr": 0, "symbol": "primask", "value": 1}] * 50 + [{"event": "mask", "ipsr": 0, "basepri": 999}]
         with pytest.raises(UsageError, match="column basepri"):
-            analyze_file(write_trace(tmp_path / "bad.csv", rows), AnalysisConfig(), None, lambda m: None, 8)
+            batches.analyze_file(write_trace(tmp_path / "bad.csv", rows), AnalysisConfig(), None, lambda m: None, 8)
+    elif ending == "Ctrl-C":
+
+        def interrupted(*args: object) -> None:
+            assert [path.name for path in scratch.glob("*/*")] == ["rows.arrows"]
+            raise KeyboardInterrupt
+
+        monkeypatch.setattr(batches, "Context", interrupted)
+        with pytest.raises(KeyboardInterrupt):
+            batches.analyze_file(RECORDED / "clean.csv", AnalysisConfig(), None, lambda m: None, 100)
     else:
-        _, findings, facts = analyze_file(RECORDED / trace, AnalysisConfig(), None, lambda m: None, 100)
-        assert facts.rows == load_trace(RECORDED / trace).rows
+        _, findings, facts = batches.analyze_file(RECORDED / "clean.csv", AnalysisConfig(), None, lambda m: None, 100)
+        assert facts.rows == load_trace(RECORDED / "clean.csv").rows
     assert not list(scratch.iterdir())
 
 
