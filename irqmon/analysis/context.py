@@ -186,8 +186,11 @@ def among_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     if len(values) > 8 * len(sorted_ids) and bool((values[1:] >= values[:-1]).all()):
         starts, ends = np.searchsorted(values, sorted_ids), np.searchsorted(values, sorted_ids, side="right")
-        inside = np.bincount(starts, minlength=len(values) + 1) - np.bincount(ends, minlength=len(values) + 1)
-        return np.cumsum(inside[:-1]) > 0
+        found = ends > starts
+        # The runs, in order and apart, and the stretches between them, each repeated its length.
+        bounds = np.column_stack((starts[found], ends[found])).ravel()
+        inside = np.r_[np.tile([False, True], int(found.sum())), False]
+        return np.repeat(inside, np.diff(np.r_[0, bounds, len(values)]))
     return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
 
 
@@ -702,8 +705,8 @@ class Context:
         """Whether thread mode runs in another context after each activation (its first and last
         rows) than before it."""
         t = self.timeline
-        before = t.thread_rows[first_row] - 1  # activations run in handler mode: the thread rows up to the first row
-        after = t.thread_rows[last_row]
+        before = np.searchsorted(t.thread, first_row, side="right") - 1  # the thread row before each (-1: none)
+        after = np.searchsorted(t.thread, last_row, side="right")  # and after it (len(thread): none)
         known = np.flatnonzero((before >= 0) & (after < len(t.thread)))
         around = t.thread[np.r_[before[known], after[known]]]
         # The task (thread mode's context id), and the stack thread mode runs on (CONTROL.SPSEL:
