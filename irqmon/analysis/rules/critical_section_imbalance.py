@@ -28,7 +28,7 @@ import pandas as pd
 
 from irqmon.analysis.common import at, fresh, keep_last, open_isr_call_rows, outer_calls_only, running_sums, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, NO_CONTEXT, Context, among_sorted, own_paths
-from irqmon.analysis.findings import Finding, SiteGroups
+from irqmon.analysis.findings import HIT_COLUMNS, Finding, SiteGroups
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
 
@@ -39,6 +39,8 @@ RULE = Rule(
 MASK_REGISTERS = ("primask", "basepri", "faultmask")
 # What the checks of mask rows read (mask rows are many: the findings' rows are taken whole, later).
 MASK_COLUMNS = ["seq", "symbol", "old_value", "value"]
+# What the findings of early unmaskings read of every hit (a site's first hit is taken whole).
+EARLY_ENABLE_COLUMNS = [*HIT_COLUMNS, "source", "callpath", "old_value", "value"]
 SECTION_COLUMNS = ["seq", "event", "role", "symbol", IN_ISR, ACT]
 
 
@@ -88,7 +90,7 @@ class SectionStream:
         self.pending = np.zeros(0, dtype=np.int64)  # ISR activations not judged yet, sorted
         self.depth: dict[tuple, int] = {}  # (act, turn) -> sections open
         self.entered: dict[tuple, int] = {}  # (act, turn) -> its enters (a capture armed in turns)
-        self.entered_ever: dict[tuple, int] = {}  # (act,) -> its enters
+        self.entered_ever: dict[tuple, int] = {}  # (act,) -> its enters, per task (or thread mode)
         self.last_calls = _LastCalls.none()  # per ISR activation not judged yet, its last enter/exit call
         self.carried = np.zeros(0, dtype=np.int64)
 
@@ -117,7 +119,7 @@ class SectionStream:
         if self.deferred:
             judged |= np.isin(masks.seq, list(self.deferred))
         reported = premature & judged
-        hits = ctx.rows_at(masks.rows[reported])
+        hits = ctx.rows_at(masks.rows[reported], EARLY_ENABLE_COLUMNS)
         hits["frames"] = own_paths(hits["callpath"])
         outer = outer_row[reported]
         known = outer >= 0
@@ -198,9 +200,12 @@ class SectionStream:
             positions, seq, act, symbol, in_isr, turn, enters = (column[kept] for column in (positions, seq, act, symbol, in_isr, turn, enters))
             keys = pd.DataFrame({ACT: act, "turn": turn})
         # A task's exits before its first enter close sections entered before the capture began.
-        entered_ever = running_sums(enters, keys[[ACT]], self.entered_ever)
-        keep_last(entered_ever, keys[[ACT]], self.entered_ever)
-        step = np.where(enters, 1, np.where(~in_isr & (entered_ever == 0), 0, -1))
+        thread = np.flatnonzero(~in_isr)
+        thread_keys = keys[[ACT]].iloc[thread]
+        entered_ever = running_sums(enters[thread], thread_keys, self.entered_ever)
+        keep_last(entered_ever, thread_keys, self.entered_ever)
+        step = np.where(enters, 1, -1)
+        step[thread[entered_ever == 0]] = 0
         depth = running_sums(step, keys, self.depth)
         keep_last(depth, keys, self.depth)
         stray_exit = ~enters & (depth < 0)
@@ -235,10 +240,10 @@ class SectionStream:
             self._judge(ctx, ids, masks)
             return np.zeros(0, dtype=np.int64)
         thread = t.thread
-        before = t.thread_rows[first_row] - 1  # the thread row before each (-1: none)
-        after = t.thread_rows[last_row]  # the thread row after each (len(thread): none)
         running = _running(ctx, ids)
-        settled = ~running & ((after < len(thread)) | (before < 0))
+        # Thread mode seen after it, or none before it (then none will be).
+        first_thread, last_thread = (thread[0], thread[-1]) if len(thread) else (np.iinfo(np.int64).max, -1)
+        settled = ~running & ((last_row < last_thread) | (first_row < first_thread))
         self._judge(ctx, ids[settled], masks)
         waiting = np.flatnonzero(~settled)
         has_masks = among_sorted(ids[waiting], masks.act[masks.first & masks.in_isr])  # sorted (with repeats)
@@ -246,8 +251,10 @@ class SectionStream:
         self.pending = ids[waiting]
         if not len(waiting):
             return np.zeros(0, dtype=np.int64)
-        ends = masks.in_isr & among_sorted(masks.act, self.pending)
-        around = np.r_[before[waiting], after[waiting]]
+        ends = masks.in_isr & masks.of_contexts(self.pending)
+        before = np.searchsorted(thread, first_row[waiting], side="right") - 1  # the thread row before each (-1: none)
+        after = np.searchsorted(thread, last_row[waiting], side="right")  # the thread row after each (len(thread): none)
+        around = np.r_[before, after]
         return np.concatenate([
             first_row[waiting], last_row[waiting], thread[around[(around >= 0) & (around < len(thread))]],
             masks.rows[ends & masks.first], masks.rows[ends & masks.last],
@@ -255,7 +262,7 @@ class SectionStream:
 
     def _judge(self, ctx: Context, judged: np.ndarray, masks: _MaskRows) -> None:
         """Judge the activations `judged` (sorted ids) and forget them."""
-        self._isr_changed_mask(ctx, masks, masks.in_isr & among_sorted(masks.act, judged))
+        self._isr_changed_mask(ctx, masks, masks.in_isr & masks.of_contexts(judged))
         self._returned_inside(ctx, judged)
         if ctx.ends_trace:  # nothing comes after
             return
@@ -280,11 +287,9 @@ class SectionStream:
         known = first_present < len(judged)
         entered_with = masks.old_value[judged][np.minimum(first_present, len(judged) - 1)]
         last = judged[ends]
-        changed = known & ~masks.value_missing[last] & (masks.value[last] != entered_with)
-        acts = pd.Series(masks.act[last])
-        closed = ctx.is_closed(acts).to_numpy()
-        switched = ctx.is_switch(acts).to_numpy()
-        hit = changed & closed & ~switched  # a context switch returns to another context's mask
+        hit = known & ~masks.value_missing[last] & (masks.value[last] != entered_with)
+        hit[hit] = ctx.is_closed(pd.Series(masks.act[last[hit]])).to_numpy()
+        hit[hit] = ~ctx.is_switch(pd.Series(masks.act[last[hit]])).to_numpy()  # a context switch returns to another context's mask
         in_order = np.argsort(masks.seq[last[hit]], kind="stable")
         hits, entered_with = last[hit][in_order], entered_with[hit][in_order]
         if ctx.coverage is not None and len(hits):  # a site armed or disarmed inside it: its first or last change may be unseen
@@ -377,6 +382,11 @@ class _MaskRows:
     def group_start(self) -> np.ndarray:
         """Per row, its group's first row."""
         return np.maximum.accumulate(np.where(self.first, np.arange(len(self.first)), 0))
+
+    def of_contexts(self, acts: np.ndarray) -> np.ndarray:
+        """Per row, whether its context is one of `acts` (sorted ids); looked up once per group."""
+        starts = np.flatnonzero(self.first)
+        return np.repeat(among_sorted(self.act[starts], acts), np.diff(np.r_[starts, len(self.first)]))
 
 
 @dataclass
