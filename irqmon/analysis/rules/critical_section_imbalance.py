@@ -26,9 +26,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, keep_last, open_isr_call_rows, outer_calls_only, running_sums, where
+from irqmon.analysis.common import at, open_isr_call_rows, outer_calls_only, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, NO_CONTEXT, Context, among_sorted, own_paths
-from irqmon.analysis.findings import HIT_COLUMNS, Finding, SiteGroups
+from irqmon.analysis.findings import HIT_COLUMNS, Finding, SiteGroups, numbered
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
 
@@ -165,7 +165,8 @@ class SectionStream:
         call or return."""
         # A kernel call's own sections in an ISR: its evidence.
         calls = outer_calls_only(ctx, ctx.outermost_calls(rows, [Kind.CRITICAL_SECTION.value]))
-        calls = fresh(ctx, calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)])
+        enter_exit = calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).to_numpy(dtype=bool, na_value=False)
+        calls = calls[enter_exit & (calls.index.to_numpy() >= ctx.carried)]  # not the carried rows: judged before
         if not calls.empty:
             self._count(ctx, calls)
         if ctx.ends_trace:
@@ -187,33 +188,27 @@ class SectionStream:
         # (a turn may begin inside a section: exits before its first enter close what it missed),
         # and only an activation seen whole in one turn can be said to return inside a section.
         positions, seq, act = calls.index.to_numpy(), calls["seq"].to_numpy(dtype=np.int64), calls[ACT].to_numpy(dtype=np.int64)
-        symbol, in_isr = calls["symbol"].to_numpy(dtype=object), calls[IN_ISR].to_numpy(dtype=bool)
+        in_isr, rows = calls[IN_ISR].to_numpy(dtype=bool), np.arange(len(calls))
         turn = ctx.coverage.turn(calls["symbol"], seq) if ctx.coverage else np.zeros(len(calls), dtype=np.int64)
-        keys = pd.DataFrame({ACT: act, "turn": turn})
         enters = (calls["role"] == Role.ENTER.value).to_numpy(dtype=bool)
         if ctx.coverage is not None:
-            entered = running_sums(enters, keys, self.entered)
-            keep_last(entered, keys, self.entered)
-            kept = entered > 0
+            kept = _running_counts(enters, [act, turn], self.entered) > 0
             if not kept.any():
                 return
-            positions, seq, act, symbol, in_isr, turn, enters = (column[kept] for column in (positions, seq, act, symbol, in_isr, turn, enters))
-            keys = pd.DataFrame({ACT: act, "turn": turn})
+            positions, seq, act, in_isr, rows, turn, enters = (column[kept] for column in (positions, seq, act, in_isr, rows, turn, enters))
         # A task's exits before its first enter close sections entered before the capture began.
         thread = np.flatnonzero(~in_isr)
-        thread_keys = keys[[ACT]].iloc[thread]
-        entered_ever = running_sums(enters[thread], thread_keys, self.entered_ever)
-        keep_last(entered_ever, thread_keys, self.entered_ever)
+        entered_ever = _running_counts(enters[thread], [act[thread]], self.entered_ever)
         step = np.where(enters, 1, -1)
         step[thread[entered_ever == 0]] = 0
-        depth = running_sums(step, keys, self.depth)
-        keep_last(depth, keys, self.depth)
+        depth = _running_counts(step, [act, turn], self.depth)
         stray_exit = ~enters & (depth < 0)
         if stray_exit.any():
             self.unpaired.add(ctx, ctx.rows_at(positions[stray_exit]).assign(case="exit-without-enter"))
         isr = np.flatnonzero(in_isr)
         if len(isr):
-            self.last_calls = self.last_calls.updated(act[isr], seq[isr], symbol[isr], turn[isr], depth[isr])
+            symbol = calls["symbol"].iloc[rows[isr]].to_numpy(dtype=object)
+            self.last_calls = self.last_calls.updated(act[isr], seq[isr], symbol, turn[isr], depth[isr])
         self._forget_past_turns(ctx)
 
     def _forget_past_turns(self, ctx: Context) -> None:
@@ -320,6 +315,30 @@ class SectionStream:
         """The `seq` of each activation's first and last rows."""
         span = ctx.activations.loc[acts.to_numpy(), ["first_row", "last_row"]]
         return tuple(ctx.rows_at(span[end].to_numpy(), ["seq"])["seq"].to_numpy() for end in ("first_row", "last_row"))  # type: ignore[return-value]
+
+
+def _running_counts(steps: np.ndarray, keys: list[np.ndarray], counts: dict[tuple, int]) -> np.ndarray:
+    """Per row, the running sum of `steps` within its group (the rows alike in every array of
+    `keys`), counted on from the group's count in `counts` (by key tuple); `counts` then holds
+    each group's last sum (none at 0)."""
+    group = numbered(keys)
+    order = np.argsort(group, kind="stable")  # each group's rows together, in order
+    sizes = np.bincount(group)
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    ordered = np.asarray(steps, dtype=np.int64)[order]
+    sums = np.cumsum(ordered)
+    group_keys = list(zip(*(column[order[starts]].tolist() for column in keys), strict=True))
+    counted_before = np.array([counts.get(key, 0) for key in group_keys], dtype=np.int64)
+    sums += np.repeat(counted_before - (sums[starts] - ordered[starts]), sizes)  # each group from its count
+    for key, last in zip(group_keys, sums[ends - 1].tolist(), strict=True):
+        if last:
+            counts[key] = last
+        else:
+            counts.pop(key, None)
+    running = np.empty_like(sums)
+    running[order] = sums
+    return running
 
 
 def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:
