@@ -135,7 +135,7 @@ class SectionStream:
         it, the current section's first two entries, and its last row where it is an unmasking
         without a call path (judged once the next row is seen). `judged`, `depth`: per mask row."""
         self.deferred = set()
-        running = np.flatnonzero(_running(ctx, masks.act))  # whole (context, register) groups, in their order
+        running = np.flatnonzero(masks.per_row(_running(ctx, masks.group_contexts)))  # whole (context, register) groups, in their order
         rows, seq, befores, afters = masks.rows[running], masks.seq[running], masks.before[running], masks.after[running]
         levels, judged = depth[running], judged[running]
         bounds = np.flatnonzero(np.r_[masks.first[running], True])
@@ -179,8 +179,9 @@ class SectionStream:
     def _last_call_rows(self, sections: pd.DataFrame) -> np.ndarray:
         """The rows of the last calls of the activations not judged yet (among `sections`, the
         enter/exit calls and returns)."""
-        calls = (sections["event"] == Event.CALL.value).to_numpy(dtype=bool)
-        return sections.index.to_numpy()[calls & np.isin(sections["seq"].to_numpy(), self.last_calls.seq)]
+        last = np.flatnonzero(np.isin(sections["seq"].to_numpy(), self.last_calls.seq))
+        calls = (sections["event"].iloc[last] == Event.CALL.value).to_numpy(dtype=bool)
+        return sections.index.to_numpy()[last[calls]]
 
     def _count(self, ctx: Context, calls: pd.DataFrame) -> None:
         """Nesting per context and turn, counted on from the batches before."""
@@ -402,10 +403,18 @@ class _MaskRows:
         """Per row, its group's first row."""
         return np.maximum.accumulate(np.where(self.first, np.arange(len(self.first)), 0))
 
+    @cached_property
+    def group_contexts(self) -> np.ndarray:
+        """Per group, its context."""
+        return self.act[self.first]
+
+    def per_row(self, per_group: np.ndarray) -> np.ndarray:
+        """A value per group, repeated over the group's rows."""
+        return np.repeat(per_group, np.diff(np.r_[np.flatnonzero(self.first), len(self.first)]))
+
     def of_contexts(self, acts: np.ndarray) -> np.ndarray:
         """Per row, whether its context is one of `acts` (sorted ids); looked up once per group."""
-        starts = np.flatnonzero(self.first)
-        return np.repeat(among_sorted(self.act[starts], acts), np.diff(np.r_[starts, len(self.first)]))
+        return self.per_row(among_sorted(self.group_contexts, acts))
 
 
 @dataclass
@@ -484,14 +493,14 @@ def _early_enable(ctx: Context, masks: _MaskRows) -> tuple[np.ndarray, np.ndarra
     premature = np.zeros(len(rows), dtype=bool)
     outer_row = np.full(len(rows), -1, dtype=np.int64)
     unmaskings = np.flatnonzero(lowers & ~np.isnan(depth))
+    opens_or_lowers = starts | lowers
     for level in np.unique(depth[starts & ~np.isnan(depth)]):  # one pass per call depth that opens sections, outermost first
-        opens = starts & (depth == level)
         # Per deeper unmasking not judged yet, the last mark of its group before it: an open of
         # this depth (what the section masks, and its row), or a close (nothing, no row).
-        marks = np.r_[-1, np.flatnonzero(opens | reset | (lowers & (depth == level)))]
+        marks = np.r_[-1, np.flatnonzero(reset | (opens_or_lowers & (depth == level)))]
         deeper = unmaskings[(depth[unmaskings] > level) & ~premature[unmaskings]]
         mark = marks[np.searchsorted(marks, deeper) - 1]
-        open_before = (mark >= masks.group_start[deeper]) & opens[mark]
+        open_before = (mark >= masks.group_start[deeper]) & starts[mark] & (depth[mark] == level)
         hit = np.where(open_before, after[mark], 0.0) > after[deeper]
         outer_row[deeper[hit]] = np.where(open_before, rows[mark], -1)[hit]
         premature[deeper[hit]] = True
