@@ -236,7 +236,7 @@ class SectionStream:
             self._judge(ctx, ids, masks)
             return np.zeros(0, dtype=np.int64)
         thread = t.thread
-        running = _running(ctx, ids)
+        running = ctx.is_latest_activation(ids)  # an exception's latest activation may go on
         # Thread mode seen after it, or none before it (then none will be).
         first_thread, last_thread = (thread[0], thread[-1]) if len(thread) else (np.iinfo(np.int64).max, -1)
         settled = ~running & ((last_row < last_thread) | (first_row < first_thread))
@@ -468,8 +468,10 @@ def _strength(values: np.ndarray, missing: np.ndarray, basepri: np.ndarray) -> n
     """How much a mask register masks: 0 nothing; PRIMASK/FAULTMASK 1; BASEPRI 256 - value;
     NaN where the value is missing."""
     raw = values.astype(float)
-    strength = np.where(basepri, np.where(raw == 0, 0.0, 256.0 - raw), (raw != 0).astype(float))
-    return np.where(missing, np.nan, strength)
+    strength = np.where(basepri, 256.0 - raw, 1.0)
+    strength[raw == 0] = 0.0
+    strength[missing] = np.nan
+    return strength
 
 
 def _early_enable(ctx: Context, masks: _MaskRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
