@@ -263,7 +263,7 @@ class SectionStream:
         if ctx.ends_trace:  # nothing comes after
             return
         self.last_calls = self.last_calls.where(~among_sorted(self.last_calls.act, judged))
-        for counts in (self.depth, self.entered, self.entered_ever):
+        for counts in (self.depth, self.entered):  # (entered_ever counts thread mode only)
             keys = list(counts)
             for key, done in zip(keys, among_sorted(np.array([key[0] for key in keys], dtype=np.int64), judged), strict=True):
                 if done:
@@ -408,9 +408,14 @@ class _MaskRows:
         """Per group, its context."""
         return self.act[self.first]
 
+    @cached_property
+    def group_sizes(self) -> np.ndarray:
+        """Per group, how many rows it has."""
+        return np.diff(np.r_[np.flatnonzero(self.first), len(self.first)])
+
     def per_row(self, per_group: np.ndarray) -> np.ndarray:
         """A value per group, repeated over the group's rows."""
-        return np.repeat(per_group, np.diff(np.r_[np.flatnonzero(self.first), len(self.first)]))
+        return np.repeat(per_group, self.group_sizes)
 
     def of_contexts(self, acts: np.ndarray) -> np.ndarray:
         """Per row, whether its context is one of `acts` (sorted ids); looked up once per group."""
