@@ -182,8 +182,11 @@ def among_sorted(values: np.ndarray, sorted_ids: np.ndarray) -> np.ndarray:
         return np.zeros(len(values), dtype=bool)
     if len(values) > 8 * len(sorted_ids) and bool((values[1:] >= values[:-1]).all()):
         starts, ends = np.searchsorted(values, sorted_ids), np.searchsorted(values, sorted_ids, side="right")
-        inside = np.bincount(starts, minlength=len(values) + 1) - np.bincount(ends, minlength=len(values) + 1)
-        return np.cumsum(inside[:-1]) > 0
+        found = ends > starts
+        # The runs, in order and apart, and the stretches between them, each repeated its length.
+        bounds = np.column_stack((starts[found], ends[found])).ravel()
+        inside = np.r_[np.tile([False, True], int(found.sum())), False]
+        return np.repeat(inside, np.diff(np.r_[0, bounds, len(values)]))
     return sorted_ids[np.minimum(np.searchsorted(sorted_ids, values), len(sorted_ids) - 1)] == values
 
 
@@ -670,17 +673,16 @@ class Context:
     def activations(self) -> pd.DataFrame:
         """One row per ISR activation, indexed by its id (sorted: by exception, then in the order
         they start): `ipsr`, `first_row`, `last_row` (positions), `timed` (it has IRQ rows),
-        `exited` (an irq_exit), `closed` (seen to return), `switched` (thread mode resumed in
-        another task or on another stack: a context switch)."""
-        t = self.timeline
+        `exited` (an irq_exit), `closed` (seen to return)."""
+        t, groups = self.timeline, self._by_exception
         # An exception's activation ids only grow along the trace: in the rows grouped by
         # exception, each activation's rows are lined up, in order.
-        rows = self._by_exception.rows[self._by_exception.handler :]
+        rows = groups.rows[groups.handler :]
         ids = t.act[rows]
-        starts = np.r_[True, ids[1:] != ids[:-1]] if len(ids) else np.zeros(0, dtype=bool)
-        ends = np.r_[starts[1:], True] if len(ids) else starts
+        starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]]) if len(ids) else np.zeros(0, dtype=np.int64)
+        ends = np.r_[starts[1:], len(ids)] - 1 if len(ids) else starts
         first_row, last_row = rows[starts], rows[ends]
-        ipsr = t.ipsr[first_row]
+        ipsr = groups.numbers[groups.handler :][starts]
         exited = t.exit[last_row]
         thread = t.thread
         # Without irq_exit rows: a later row of thread mode or of the same exception proves it.
@@ -691,27 +693,26 @@ class Context:
                 # IRQ rows open and close their activation: its first row is the enter, its last the exit.
                 "timed": t.enter[first_row], "exited": exited,
                 "closed": exited | later_thread | (last_row < _group_max(last_row, ipsr)),
-                "switched": self._switched(first_row, last_row, thread),
             },
-            index=ids[starts],
+            index=ids[starts], copy=False,
         )  # fmt: skip
 
-    def _switched(self, first_row: np.ndarray, last_row: np.ndarray, thread: np.ndarray) -> np.ndarray:
-        """Whether thread mode (its rows: `thread`) runs in another context after each activation
-        than before it."""
-        if len(thread) == 0:
-            return np.zeros(len(first_row), dtype=bool)
+    def _switched(self, first_row: np.ndarray, last_row: np.ndarray) -> np.ndarray:
+        """Whether thread mode runs in another context after each activation (its first and last
+        rows) than before it."""
+        t = self.timeline
+        before = np.searchsorted(t.thread, first_row, side="right") - 1  # the thread row before each (-1: none)
+        after = np.searchsorted(t.thread, last_row, side="right")  # and after it (len(thread): none)
+        known = np.flatnonzero((before >= 0) & (after < len(t.thread)))
+        around = t.thread[np.r_[before[known], after[known]]]
         # The task (thread mode's context id), and the stack thread mode runs on (CONTROL.SPSEL:
         # the scheduler's start moves thread mode from MSP to a task's PSP even when the task
         # column already names the task).
-        control = self._columns["control"].take(pa.array(thread, type=pa.int64())).cast(pa.int64())
-        process_stack = (_integers(control, 0) & CONTROL_SPSEL) != 0
-        key = self.timeline.act[thread] * 4 + process_stack
-        # Activations run in handler mode: the thread rows before the first row are those up to it.
-        before = self.timeline.thread_rows[first_row] - 1
-        after = self.timeline.thread_rows[last_row]
-        known = (before >= 0) & (after < len(thread))
-        return known & (key[np.clip(before, 0, None)] != key[np.clip(after, None, len(thread) - 1)])
+        control = self._columns.take("control", around).cast(pa.int64())
+        key = t.act[around] * 4 + ((_integers(control, 0) & CONTROL_SPSEL) != 0)
+        switched = np.zeros(len(first_row), dtype=bool)
+        switched[known] = key[: len(known)] != key[len(known) :]
+        return switched
 
     @cached_property
     def latest_activations(self) -> np.ndarray:
@@ -724,21 +725,32 @@ class Context:
         """Per id of `acts`, whether it is its exception's latest activation in these rows."""
         return among_sorted(acts, self.latest_activations)
 
-    def _activation_flag(self, act: pd.Series, column: str) -> pd.Series:
+    def _activation_rows(self, act: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """Per row of `act`, whether it is an ISR activation's id, and that activation's row of
+        `activations` (any where it is not)."""
         ids = self.activations.index.to_numpy()
-        flags = self.activations[column].to_numpy(dtype=bool)
         wanted = act.to_numpy(dtype=np.int64)
+        if not len(ids):
+            return np.zeros(len(wanted), dtype=bool), np.zeros(len(wanted), dtype=np.int64)
         at = np.minimum(np.searchsorted(ids, wanted), len(ids) - 1)  # the ids are sorted
-        found = (ids[at] == wanted) & flags[at] if len(ids) else np.zeros(len(wanted), dtype=bool)
-        return pd.Series(found, index=act.index)
+        return ids[at] == wanted, at
 
     def is_closed(self, act: pd.Series) -> pd.Series:
         """Per row of `act`: whether that ISR activation is seen to return."""
-        return self._activation_flag(act, "closed")
+        found, at = self._activation_rows(act)
+        closed = np.zeros(len(act), dtype=bool)
+        closed[found] = self.activations["closed"].to_numpy(dtype=bool)[at[found]]
+        return pd.Series(closed, index=act.index)
 
     def is_switch(self, act: pd.Series) -> pd.Series:
-        """Per row of `act`: whether thread mode resumed in another context after that activation."""
-        return self._activation_flag(act, "switched")
+        """Per row of `act`: whether thread mode resumed in another context after that activation
+        (a context switch: in another task, or on another stack)."""
+        found, at = self._activation_rows(act)
+        at = at[found]
+        switched = np.zeros(len(act), dtype=bool)
+        activations = self.activations
+        switched[found] = self._switched(activations["first_row"].to_numpy()[at], activations["last_row"].to_numpy()[at])
+        return pd.Series(switched, index=act.index)
 
     # --- selections ---------------------------------------------------------------------------
 

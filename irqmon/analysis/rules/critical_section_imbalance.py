@@ -26,9 +26,9 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, keep_last, open_isr_call_rows, outer_calls_only, running_sums, where
+from irqmon.analysis.common import at, open_isr_call_rows, outer_calls_only, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, NO_CONTEXT, Context, among_sorted, own_paths
-from irqmon.analysis.findings import Finding, SiteGroups
+from irqmon.analysis.findings import HIT_COLUMNS, Finding, SiteGroups, numbered
 from irqmon.analysis.registry import Rule
 from irqmon.schema import Event, Kind, Role
 
@@ -39,6 +39,8 @@ RULE = Rule(
 MASK_REGISTERS = ("primask", "basepri", "faultmask")
 # What the checks of mask rows read (mask rows are many: the findings' rows are taken whole, later).
 MASK_COLUMNS = ["seq", "symbol", "old_value", "value"]
+# What the findings of early unmaskings read of every hit (a site's first hit is taken whole).
+EARLY_ENABLE_COLUMNS = [*HIT_COLUMNS, "source", "callpath", "old_value", "value"]
 SECTION_COLUMNS = ["seq", "event", "role", "symbol", IN_ISR, ACT]
 
 
@@ -88,7 +90,7 @@ class SectionStream:
         self.pending = np.zeros(0, dtype=np.int64)  # ISR activations not judged yet, sorted
         self.depth: dict[tuple, int] = {}  # (act, turn) -> sections open
         self.entered: dict[tuple, int] = {}  # (act, turn) -> its enters (a capture armed in turns)
-        self.entered_ever: dict[tuple, int] = {}  # (act,) -> its enters
+        self.entered_ever: dict[tuple, int] = {}  # (act,) -> its enters, per task (or thread mode)
         self.last_calls = _LastCalls.none()  # per ISR activation not judged yet, its last enter/exit call
         self.carried = np.zeros(0, dtype=np.int64)
 
@@ -117,7 +119,7 @@ class SectionStream:
         if self.deferred:
             judged |= np.isin(masks.seq, list(self.deferred))
         reported = premature & judged
-        hits = ctx.rows_at(masks.rows[reported])
+        hits = ctx.rows_at(masks.rows[reported], EARLY_ENABLE_COLUMNS)
         hits["frames"] = own_paths(hits["callpath"])
         outer = outer_row[reported]
         known = outer >= 0
@@ -133,7 +135,7 @@ class SectionStream:
         it, the current section's first two entries, and its last row where it is an unmasking
         without a call path (judged once the next row is seen). `judged`, `depth`: per mask row."""
         self.deferred = set()
-        running = np.flatnonzero(_running(ctx, masks.act))  # whole (context, register) groups, in their order
+        running = np.flatnonzero(masks.per_row(_running(ctx, masks.group_contexts)))  # whole (context, register) groups, in their order
         rows, seq, befores, afters = masks.rows[running], masks.seq[running], masks.before[running], masks.after[running]
         levels, judged = depth[running], judged[running]
         bounds = np.flatnonzero(np.r_[masks.first[running], True])
@@ -163,7 +165,8 @@ class SectionStream:
         call or return."""
         # A kernel call's own sections in an ISR: its evidence.
         calls = outer_calls_only(ctx, ctx.outermost_calls(rows, [Kind.CRITICAL_SECTION.value]))
-        calls = fresh(ctx, calls[calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).fillna(False).astype(bool)])
+        enter_exit = calls["role"].isin([Role.ENTER.value, Role.EXIT.value]).to_numpy(dtype=bool, na_value=False)
+        calls = calls[enter_exit & (calls.index.to_numpy() >= ctx.carried)]  # not the carried rows: judged before
         if not calls.empty:
             self._count(ctx, calls)
         if ctx.ends_trace:
@@ -176,8 +179,9 @@ class SectionStream:
     def _last_call_rows(self, sections: pd.DataFrame) -> np.ndarray:
         """The rows of the last calls of the activations not judged yet (among `sections`, the
         enter/exit calls and returns)."""
-        calls = (sections["event"] == Event.CALL.value).to_numpy(dtype=bool)
-        return sections.index.to_numpy()[calls & np.isin(sections["seq"].to_numpy(), self.last_calls.seq)]
+        last = np.flatnonzero(np.isin(sections["seq"].to_numpy(), self.last_calls.seq))
+        calls = (sections["event"].iloc[last] == Event.CALL.value).to_numpy(dtype=bool)
+        return sections.index.to_numpy()[last[calls]]
 
     def _count(self, ctx: Context, calls: pd.DataFrame) -> None:
         """Nesting per context and turn, counted on from the batches before."""
@@ -185,30 +189,27 @@ class SectionStream:
         # (a turn may begin inside a section: exits before its first enter close what it missed),
         # and only an activation seen whole in one turn can be said to return inside a section.
         positions, seq, act = calls.index.to_numpy(), calls["seq"].to_numpy(dtype=np.int64), calls[ACT].to_numpy(dtype=np.int64)
-        symbol, in_isr = calls["symbol"].to_numpy(dtype=object), calls[IN_ISR].to_numpy(dtype=bool)
+        in_isr, rows = calls[IN_ISR].to_numpy(dtype=bool), np.arange(len(calls))
         turn = ctx.coverage.turn(calls["symbol"], seq) if ctx.coverage else np.zeros(len(calls), dtype=np.int64)
-        keys = pd.DataFrame({ACT: act, "turn": turn})
         enters = (calls["role"] == Role.ENTER.value).to_numpy(dtype=bool)
         if ctx.coverage is not None:
-            entered = running_sums(enters, keys, self.entered)
-            keep_last(entered, keys, self.entered)
-            kept = entered > 0
+            kept = _running_counts(enters, [act, turn], self.entered) > 0
             if not kept.any():
                 return
-            positions, seq, act, symbol, in_isr, turn, enters = (column[kept] for column in (positions, seq, act, symbol, in_isr, turn, enters))
-            keys = pd.DataFrame({ACT: act, "turn": turn})
+            positions, seq, act, in_isr, rows, turn, enters = (column[kept] for column in (positions, seq, act, in_isr, rows, turn, enters))
         # A task's exits before its first enter close sections entered before the capture began.
-        entered_ever = running_sums(enters, keys[[ACT]], self.entered_ever)
-        keep_last(entered_ever, keys[[ACT]], self.entered_ever)
-        step = np.where(enters, 1, np.where(~in_isr & (entered_ever == 0), 0, -1))
-        depth = running_sums(step, keys, self.depth)
-        keep_last(depth, keys, self.depth)
+        thread = np.flatnonzero(~in_isr)
+        entered_ever = _running_counts(enters[thread], [act[thread]], self.entered_ever)
+        step = np.where(enters, 1, -1)
+        step[thread[entered_ever == 0]] = 0
+        depth = _running_counts(step, [act, turn], self.depth)
         stray_exit = ~enters & (depth < 0)
         if stray_exit.any():
             self.unpaired.add(ctx, ctx.rows_at(positions[stray_exit]).assign(case="exit-without-enter"))
         isr = np.flatnonzero(in_isr)
         if len(isr):
-            self.last_calls = self.last_calls.updated(act[isr], seq[isr], symbol[isr], turn[isr], depth[isr])
+            symbol = calls["symbol"].iloc[rows[isr]].to_numpy(dtype=object)
+            self.last_calls = self.last_calls.updated(act[isr], seq[isr], symbol, turn[isr], depth[isr])
         self._forget_past_turns(ctx)
 
     def _forget_past_turns(self, ctx: Context) -> None:
@@ -235,10 +236,10 @@ class SectionStream:
             self._judge(ctx, ids, masks)
             return np.zeros(0, dtype=np.int64)
         thread = t.thread
-        before = t.thread_rows[first_row] - 1  # the thread row before each (-1: none)
-        after = t.thread_rows[last_row]  # the thread row after each (len(thread): none)
-        running = _running(ctx, ids)
-        settled = ~running & ((after < len(thread)) | (before < 0))
+        running = ctx.is_latest_activation(ids)  # an exception's latest activation may go on
+        # Thread mode seen after it, or none before it (then none will be).
+        first_thread, last_thread = (thread[0], thread[-1]) if len(thread) else (np.iinfo(np.int64).max, -1)
+        settled = ~running & ((last_row < last_thread) | (first_row < first_thread))
         self._judge(ctx, ids[settled], masks)
         waiting = np.flatnonzero(~settled)
         has_masks = among_sorted(ids[waiting], masks.act[masks.first & masks.in_isr])  # sorted (with repeats)
@@ -246,8 +247,10 @@ class SectionStream:
         self.pending = ids[waiting]
         if not len(waiting):
             return np.zeros(0, dtype=np.int64)
-        ends = masks.in_isr & among_sorted(masks.act, self.pending)
-        around = np.r_[before[waiting], after[waiting]]
+        ends = masks.in_isr & masks.of_contexts(self.pending)
+        before = np.searchsorted(thread, first_row[waiting], side="right") - 1  # the thread row before each (-1: none)
+        after = np.searchsorted(thread, last_row[waiting], side="right")  # the thread row after each (len(thread): none)
+        around = np.r_[before, after]
         return np.concatenate([
             first_row[waiting], last_row[waiting], thread[around[(around >= 0) & (around < len(thread))]],
             masks.rows[ends & masks.first], masks.rows[ends & masks.last],
@@ -255,12 +258,12 @@ class SectionStream:
 
     def _judge(self, ctx: Context, judged: np.ndarray, masks: _MaskRows) -> None:
         """Judge the activations `judged` (sorted ids) and forget them."""
-        self._isr_changed_mask(ctx, masks, masks.in_isr & among_sorted(masks.act, judged))
+        self._isr_changed_mask(ctx, masks, masks.in_isr & masks.of_contexts(judged))
         self._returned_inside(ctx, judged)
         if ctx.ends_trace:  # nothing comes after
             return
         self.last_calls = self.last_calls.where(~among_sorted(self.last_calls.act, judged))
-        for counts in (self.depth, self.entered, self.entered_ever):
+        for counts in (self.depth, self.entered):  # (entered_ever counts thread mode only)
             keys = list(counts)
             for key, done in zip(keys, among_sorted(np.array([key[0] for key in keys], dtype=np.int64), judged), strict=True):
                 if done:
@@ -280,11 +283,9 @@ class SectionStream:
         known = first_present < len(judged)
         entered_with = masks.old_value[judged][np.minimum(first_present, len(judged) - 1)]
         last = judged[ends]
-        changed = known & ~masks.value_missing[last] & (masks.value[last] != entered_with)
-        acts = pd.Series(masks.act[last])
-        closed = ctx.is_closed(acts).to_numpy()
-        switched = ctx.is_switch(acts).to_numpy()
-        hit = changed & closed & ~switched  # a context switch returns to another context's mask
+        hit = known & ~masks.value_missing[last] & (masks.value[last] != entered_with)
+        hit[hit] = ctx.is_closed(pd.Series(masks.act[last[hit]])).to_numpy()
+        hit[hit] = ~ctx.is_switch(pd.Series(masks.act[last[hit]])).to_numpy()  # a context switch returns to another context's mask
         in_order = np.argsort(masks.seq[last[hit]], kind="stable")
         hits, entered_with = last[hit][in_order], entered_with[hit][in_order]
         if ctx.coverage is not None and len(hits):  # a site armed or disarmed inside it: its first or last change may be unseen
@@ -315,6 +316,30 @@ class SectionStream:
         """The `seq` of each activation's first and last rows."""
         span = ctx.activations.loc[acts.to_numpy(), ["first_row", "last_row"]]
         return tuple(ctx.rows_at(span[end].to_numpy(), ["seq"])["seq"].to_numpy() for end in ("first_row", "last_row"))  # type: ignore[return-value]
+
+
+def _running_counts(steps: np.ndarray, keys: list[np.ndarray], counts: dict[tuple, int]) -> np.ndarray:
+    """Per row, the running sum of `steps` within its group (the rows alike in every array of
+    `keys`), counted on from the group's count in `counts` (by key tuple); `counts` then holds
+    each group's last sum (none at 0)."""
+    group = numbered(keys)
+    order = np.argsort(group, kind="stable")  # each group's rows together, in order
+    sizes = np.bincount(group)
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    ordered = np.asarray(steps, dtype=np.int64)[order]
+    sums = np.cumsum(ordered)
+    group_keys = list(zip(*(column[order[starts]].tolist() for column in keys), strict=True))
+    counted_before = np.array([counts.get(key, 0) for key in group_keys], dtype=np.int64)
+    sums += np.repeat(counted_before - (sums[starts] - ordered[starts]), sizes)  # each group from its count
+    for key, last in zip(group_keys, sums[ends - 1].tolist(), strict=True):
+        if last:
+            counts[key] = last
+        else:
+            counts.pop(key, None)
+    running = np.empty_like(sums)
+    running[order] = sums
+    return running
 
 
 def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:
@@ -378,6 +403,24 @@ class _MaskRows:
         """Per row, its group's first row."""
         return np.maximum.accumulate(np.where(self.first, np.arange(len(self.first)), 0))
 
+    @cached_property
+    def group_contexts(self) -> np.ndarray:
+        """Per group, its context."""
+        return self.act[self.first]
+
+    @cached_property
+    def group_sizes(self) -> np.ndarray:
+        """Per group, how many rows it has."""
+        return np.diff(np.r_[np.flatnonzero(self.first), len(self.first)])
+
+    def per_row(self, per_group: np.ndarray) -> np.ndarray:
+        """A value per group, repeated over the group's rows."""
+        return np.repeat(per_group, self.group_sizes)
+
+    def of_contexts(self, acts: np.ndarray) -> np.ndarray:
+        """Per row, whether its context is one of `acts` (sorted ids); looked up once per group."""
+        return self.per_row(among_sorted(self.group_contexts, acts))
+
 
 @dataclass
 class _LastCalls:
@@ -430,8 +473,10 @@ def _strength(values: np.ndarray, missing: np.ndarray, basepri: np.ndarray) -> n
     """How much a mask register masks: 0 nothing; PRIMASK/FAULTMASK 1; BASEPRI 256 - value;
     NaN where the value is missing."""
     raw = values.astype(float)
-    strength = np.where(basepri, np.where(raw == 0, 0.0, 256.0 - raw), (raw != 0).astype(float))
-    return np.where(missing, np.nan, strength)
+    strength = np.where(basepri, 256.0 - raw, 1.0)
+    strength[raw == 0] = 0.0
+    strength[missing] = np.nan
+    return strength
 
 
 def _early_enable(ctx: Context, masks: _MaskRows) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -455,14 +500,14 @@ def _early_enable(ctx: Context, masks: _MaskRows) -> tuple[np.ndarray, np.ndarra
     premature = np.zeros(len(rows), dtype=bool)
     outer_row = np.full(len(rows), -1, dtype=np.int64)
     unmaskings = np.flatnonzero(lowers & ~np.isnan(depth))
+    opens_or_lowers = starts | lowers
     for level in np.unique(depth[starts & ~np.isnan(depth)]):  # one pass per call depth that opens sections, outermost first
-        opens = starts & (depth == level)
         # Per deeper unmasking not judged yet, the last mark of its group before it: an open of
         # this depth (what the section masks, and its row), or a close (nothing, no row).
-        marks = np.r_[-1, np.flatnonzero(opens | reset | (lowers & (depth == level)))]
+        marks = np.r_[-1, np.flatnonzero(reset | (opens_or_lowers & (depth == level)))]
         deeper = unmaskings[(depth[unmaskings] > level) & ~premature[unmaskings]]
         mark = marks[np.searchsorted(marks, deeper) - 1]
-        open_before = (mark >= masks.group_start[deeper]) & opens[mark]
+        open_before = (mark >= masks.group_start[deeper]) & starts[mark] & (depth[mark] == level)
         hit = np.where(open_before, after[mark], 0.0) > after[deeper]
         outer_row[deeper[hit]] = np.where(open_before, rows[mark], -1)[hit]
         premature[deeper[hit]] = True
