@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -189,33 +189,24 @@ def grouped(group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return order, np.cumsum(counts) - counts, counts
 
 
-def running_sums(values: np.ndarray, keys: pd.DataFrame, before: dict[tuple, int]) -> np.ndarray:
-    """Per row, the running sum of `values` within its group of `keys` (the rows alike in every
-    column of `keys`, none missing), counted on from the group's sum in the batches before
-    (`before`, by key)."""
-    order, starts, counts = grouped(numbered([keys[column] for column in keys.columns]))
-    ordered = np.asarray(values, dtype=np.int64)[order]
+def running_counts(steps: np.ndarray, keys: list[np.ndarray], counts: dict[tuple, int]) -> np.ndarray:
+    """Per row, the running sum of `steps` within its group (the rows alike in every array of
+    `keys`, none missing), counted on from the group's count in `counts` (by key tuple);
+    `counts` then holds each group's last sum (none at 0)."""
+    order, starts, sizes = grouped(numbered(keys))
+    ordered = np.asarray(steps, dtype=np.int64)[order]
     sums = np.cumsum(ordered)
-    sums -= np.repeat(sums[starts] - ordered[starts], counts)  # each group counted from 0
-    if before:
-        sums += np.repeat(np.array([before.get(key, 0) for key in _key_tuples(keys, order[starts])], dtype=np.int64), counts)
+    group_keys = list(zip(*(np.asarray(column)[order[starts]].tolist() for column in keys), strict=True))
+    counted_before = np.array([counts.get(key, 0) for key in group_keys], dtype=np.int64)
+    sums += np.repeat(counted_before - (sums[starts] - ordered[starts]), sizes)  # each group from its count
+    for key, last in zip(group_keys, sums[starts + sizes - 1].tolist(), strict=True):
+        if last:
+            counts[key] = last
+        else:
+            counts.pop(key, None)
     running = np.empty_like(sums)
     running[order] = sums
     return running
-
-
-def keep_last(sums: np.ndarray, keys: pd.DataFrame, kept: dict[tuple, int]) -> None:
-    """Keep each group's last value of `sums` in `kept` (groups as `running_sums` has them),
-    without the groups left at 0."""
-    group = numbered([keys[column] for column in keys.columns])
-    last = np.zeros(int(group.max()) + 1 if len(group) else 0, dtype=np.int64)
-    np.maximum.at(last, group, np.arange(len(group)))
-    last.sort()  # in order of the groups' last rows
-    for key, value in zip(_key_tuples(keys, last), sums[last].tolist(), strict=True):
-        if value:
-            kept[key] = value
-        else:
-            kept.pop(key, None)
 
 
 def last_marked(group: np.ndarray, marked: np.ndarray, before: bool = False) -> np.ndarray:
@@ -233,8 +224,3 @@ def last_marked(group: np.ndarray, marked: np.ndarray, before: bool = False) -> 
     found = np.empty(len(order), dtype=np.int64)
     found[order] = np.where(latest >= group_start, order[latest], -1)
     return found
-
-
-def _key_tuples(keys: pd.DataFrame, rows: np.ndarray) -> Iterator[tuple]:
-    """The values of `keys` at `rows`, a tuple per row."""
-    return zip(*(keys[column].iloc[rows].tolist() for column in keys.columns), strict=True)

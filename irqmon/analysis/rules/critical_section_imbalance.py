@@ -26,7 +26,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, open_isr_call_rows, outer_calls_only, where
+from irqmon.analysis.common import at, open_isr_call_rows, outer_calls_only, running_counts, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, NO_CONTEXT, Context, among_sorted, own_paths
 from irqmon.analysis.findings import HIT_COLUMNS, Finding, SiteGroups, numbered
 from irqmon.analysis.registry import Rule
@@ -193,16 +193,16 @@ class SectionStream:
         turn = ctx.coverage.turn(calls["symbol"], seq) if ctx.coverage else np.zeros(len(calls), dtype=np.int64)
         enters = (calls["role"] == Role.ENTER.value).to_numpy(dtype=bool)
         if ctx.coverage is not None:
-            kept = _running_counts(enters, [act, turn], self.entered) > 0
+            kept = running_counts(enters, [act, turn], self.entered) > 0
             if not kept.any():
                 return
             positions, seq, act, in_isr, rows, turn, enters = (column[kept] for column in (positions, seq, act, in_isr, rows, turn, enters))
         # A task's exits before its first enter close sections entered before the capture began.
         thread = np.flatnonzero(~in_isr)
-        entered_ever = _running_counts(enters[thread], [act[thread]], self.entered_ever)
+        entered_ever = running_counts(enters[thread], [act[thread]], self.entered_ever)
         step = np.where(enters, 1, -1)
         step[thread[entered_ever == 0]] = 0
-        depth = _running_counts(step, [act, turn], self.depth)
+        depth = running_counts(step, [act, turn], self.depth)
         stray_exit = ~enters & (depth < 0)
         if stray_exit.any():
             self.unpaired.add(ctx, ctx.rows_at(positions[stray_exit]).assign(case="exit-without-enter"))
@@ -316,30 +316,6 @@ class SectionStream:
         """The `seq` of each activation's first and last rows."""
         span = ctx.activations.loc[acts.to_numpy(), ["first_row", "last_row"]]
         return tuple(ctx.rows_at(span[end].to_numpy(), ["seq"])["seq"].to_numpy() for end in ("first_row", "last_row"))  # type: ignore[return-value]
-
-
-def _running_counts(steps: np.ndarray, keys: list[np.ndarray], counts: dict[tuple, int]) -> np.ndarray:
-    """Per row, the running sum of `steps` within its group (the rows alike in every array of
-    `keys`), counted on from the group's count in `counts` (by key tuple); `counts` then holds
-    each group's last sum (none at 0)."""
-    group = numbered(keys)
-    order = np.argsort(group, kind="stable")  # each group's rows together, in order
-    sizes = np.bincount(group)
-    ends = np.cumsum(sizes)
-    starts = ends - sizes
-    ordered = np.asarray(steps, dtype=np.int64)[order]
-    sums = np.cumsum(ordered)
-    group_keys = list(zip(*(column[order[starts]].tolist() for column in keys), strict=True))
-    counted_before = np.array([counts.get(key, 0) for key in group_keys], dtype=np.int64)
-    sums += np.repeat(counted_before - (sums[starts] - ordered[starts]), sizes)  # each group from its count
-    for key, last in zip(group_keys, sums[ends - 1].tolist(), strict=True):
-        if last:
-            counts[key] = last
-        else:
-            counts.pop(key, None)
-    running = np.empty_like(sums)
-    running[order] = sums
-    return running
 
 
 def _running(ctx: Context, acts: np.ndarray) -> np.ndarray:

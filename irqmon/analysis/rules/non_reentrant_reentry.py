@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.common import at, fresh, keep_last, running_sums, where
+from irqmon.analysis.common import at, fresh, running_counts, where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, Context
 from irqmon.analysis.findings import Finding, distinct_per_site, fingerprint, frame_list, labelled, numbered, plain
 from irqmon.analysis.registry import Rule
@@ -89,16 +89,14 @@ class ReentryStream:
         # A rotated capture may have missed a return while the function's site was disarmed: calls
         # and returns pair up only within one turn of the site.
         turn = ctx.coverage.turn(rows["symbol"], rows["seq"].to_numpy()) if ctx.coverage else np.zeros(len(rows), dtype=np.int64)
-        keys = pd.DataFrame({"symbol": rows["symbol"], "turn": turn, ACT: rows[ACT].to_numpy(),
-                             "sp": rows["sp"].fillna(-1).astype(np.int64).to_numpy()}, index=rows.index)  # fmt: skip
-        balance = running_sums(np.where(is_call, 1, -1), keys, self.balance)
+        keys = [rows["symbol"].to_numpy(dtype=object), turn, rows[ACT].to_numpy(), rows["sp"].fillna(-1).astype(np.int64).to_numpy()]
+        balance = running_counts(np.where(is_call, 1, -1), keys, self.balance)
         paired_return = ~is_call & (balance >= 0)  # a return whose call is in the trace
         delta = is_call.astype(np.int64) - paired_return
         # Open calls before each row: of the function in this turn, and of its own context.
-        inside = running_sums(delta, keys[["symbol", "turn"]], self._open_per(2)) - delta
-        inside_own = running_sums(delta, keys[["symbol", "turn", ACT]], self._open_per(3)) - delta
-        keep_last(balance, keys, self.balance)
-        keep_last(running_sums(delta, keys, self.open), keys, self.open)
+        inside = running_counts(delta, keys[:2], self._open_per(2)) - delta
+        inside_own = running_counts(delta, keys[:3], self._open_per(3)) - delta
+        running_counts(delta, keys, self.open)
         self._forget_past_turns(ctx, int(rows["seq"].iloc[-1]))
         return rows[is_call & (inside - inside_own > 0)]
 
