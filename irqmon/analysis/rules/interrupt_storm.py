@@ -167,7 +167,7 @@ class Storms:
         bounds = np.flatnonzero(np.r_[True, exceptions[1:] != exceptions[:-1], True]) if len(first) else np.zeros(1, dtype=np.int64)
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             mapped.append(self._activations(ctx, int(exceptions[lo]), acts[lo:hi], first[lo:hi], last[lo:hi]))
-        seen = set(exceptions.tolist())
+        seen = set(exceptions[bounds[:-1]].tolist()) if len(first) else set()
         thread_ran = bool(t.thread_rows[-1] > (t.thread_rows[ctx.carried - 1] if ctx.carried else 0)) if len(t.time) else False
         for number, state in self.exceptions.items():
             if number not in seen:
@@ -338,18 +338,13 @@ class Storms:
         assert cfg is not None
         start = state.window_start
         reach = start + cfg.storm_window
-        last = np.searchsorted(start, reach, side="left")
-        complete = (last < len(start)) | final
-        if state.act is not None:
-            complete |= state.start >= reach
-        done = int(np.argmin(complete)) if not complete.all() else len(start)
+        done = _complete_windows(start, reach, state.start if state.act is not None else None, final)
         if done:
             cum = np.append(state.window_cum, state.total_busy)
-            entries = last[:done] - np.arange(done)
-            busy = cum[last[:done]] - cum[:done]
-            run = state.window_run[:done]
-            tracked = among_sorted(run, self._run_keys())  # a run's activations are contiguous
-            entries, busy, run = entries[tracked], busy[tracked], run[tracked]
+            # Only the windows of runs with a record count (a run's activations are contiguous).
+            anchors = np.flatnonzero(among_sorted(state.window_run[:done], self._run_keys()))
+            last = np.searchsorted(start, reach[anchors], side="left")
+            entries, busy, run = last - anchors, cum[last] - cum[anchors], state.window_run[anchors]
             if len(run):
                 starts = np.flatnonzero(_after(True, run[1:] != run[:-1]))
                 sizes = np.diff(np.append(starts, len(run)))
@@ -427,10 +422,12 @@ class Storms:
         run = run_of(t.act[halting]) if len(halting) else np.zeros(0, dtype=np.int64)
         kept = among_sorted(run, self._run_keys())
         halting, run = halting[kept], run[kept]
-        with_path = ctx.has_value("callpath", halting)
-        path_runs, at = np.unique(run[with_path], return_index=True)
+        keys = self._run_keys()
+        pathless = keys[[not self.runs[key].hit_has_path for key in keys.tolist()]]
+        in_pathless = among_sorted(run, pathless)
+        path_runs, path_rows = _first_with_value(ctx, "callpath", halting[in_pathless], run[in_pathless])
         wanted: dict[int, tuple[int, bool]] = {}  # run -> the row to report, and whether it has a call path
-        for key, position in zip(path_runs.tolist(), halting[with_path][at].tolist()):
+        for key, position in zip(path_runs.tolist(), path_rows.tolist()):
             if not self.runs[key].hit_has_path:
                 wanted[key] = (position, True)
         for key, record in self.runs.items():
@@ -445,10 +442,8 @@ class Storms:
                 record.hit_rows, record.hit_at, record.hit_has_path = rows, number, has_path
         for record in self.runs.values():
             record.first_position = None
-        with_source = ctx.has_value("source", halting)
-        source_runs, at = np.unique(run[with_source][::-1], return_index=True)
+        source_runs, positions = _first_with_value(ctx, "source", halting[::-1], run[::-1])  # each run's last
         if len(source_runs):
-            positions = halting[with_source][::-1][at]
             sources = ctx.rows_at(positions, ["source"])["source"].tolist()
             for key, source in zip(source_runs.tolist(), sources):
                 self.runs[key].last_source = source
@@ -485,6 +480,23 @@ class Storms:
             record.cause_last_act = int(met[hi - 1])
 
 
+def _first_with_value(ctx: Context, column: str, positions: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per run of `runs` (one per row at `positions`), its first row with a value in `column`:
+    the runs that have one (sorted) and those rows' positions. A run's first row mostly has
+    one: the rows after it are looked at only for the runs whose first row has none."""
+    keys, first = np.unique(runs, return_index=True)
+    found = ctx.has_value(column, positions[first])
+    if found.all():
+        return keys, positions[first]
+    rest = among_sorted(runs, keys[~found])
+    with_value = ctx.has_value(column, positions[rest])
+    later_keys, later = np.unique(runs[rest][with_value], return_index=True)
+    keys = np.concatenate((keys[found], later_keys))
+    rows = np.concatenate((positions[first[found]], positions[rest][with_value][later]))
+    order = np.argsort(keys)
+    return keys[order], rows[order]
+
+
 def _fresh_activations(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The ISR activations with rows in the batch beyond the carried ones, by exception, then id:
     their ids, first and last rows, and exception numbers. An activation begun in a batch before
@@ -494,6 +506,21 @@ def _fresh_activations(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray
     fresh = last >= ctx.carried
     ids, first, exceptions = activations.index.to_numpy(), activations["first_row"].to_numpy(), activations["ipsr"].to_numpy()
     return ids[fresh], first[fresh], last[fresh], exceptions[fresh]
+
+
+def _complete_windows(start: np.ndarray, reach: np.ndarray, going_on: float | None, final: bool) -> int:
+    """How many of the windows anchored at `start` (in order; each ends at its `reach`) are
+    complete: up to the first that no entry so far (one at `going_on`, the start of an
+    activation that goes on, included) starts at or past the end of; every one, `final`ly."""
+    if final:
+        return len(start)
+    if bool((start[1:] >= start[:-1]).all()):  # in order: the latest start decides, one search
+        latest = start[-1] if len(start) else -np.inf
+        return int(np.searchsorted(reach, latest if going_on is None else max(latest, going_on), side="right"))
+    complete = np.searchsorted(start, reach, side="left") < len(start)
+    if going_on is not None:
+        complete |= going_on >= reach
+    return int(np.argmin(complete)) if not complete.all() else len(start)
 
 
 def _after(value: object, values: np.ndarray) -> np.ndarray:
