@@ -36,7 +36,7 @@ import pandas as pd
 from irqmon.analysis.common import where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, AnalysisConfig, Context, Timeline, among_sorted
 from irqmon.analysis.coverage import Coverage
-from irqmon.analysis.findings import Finding, Group, SiteGroups
+from irqmon.analysis.findings import Finding, Group, SiteGroups, labelled
 from irqmon.analysis.locks import LOCK_NAME, contended_events, holder_labels, lock_events, lock_rows_to_carry
 from irqmon.analysis.registry import Rule
 from irqmon.cortexm.exceptions import SYSTICK
@@ -260,10 +260,10 @@ class Storms:
         points = zip(*(values.tolist() for values in _halt_points(t, recorded_at)))
         for key, point, position in zip(run[recorded].tolist(), points, recorded_at.tolist()):
             self.runs[key] = _Run(number, point, position)
-        closed = run[new_runs < new_runs[-1]]
-        if new_runs[-1] > 0:
+        closed = run[np.flatnonzero(np.diff(new_runs))]  # each run the batch saw end, in order
+        if new_runs[0] > 0:  # and the run it was in before the batch
             closed = _after(state.run, closed)
-        for key in np.unique(closed[among_sorted(closed, self._run_keys())]).tolist():
+        for key in closed[among_sorted(closed, self._run_keys())].tolist():
             self.runs[key].closed = True  # a later activation started another run
         # What was its latest activation is over, and so are all but the batch's last.
         if state.act is None:
@@ -435,8 +435,8 @@ class Storms:
                 wanted[key] = (record.first_position, False)
         if wanted:
             rows = ctx.rows_at(np.array([position for position, _ in wanted.values()], dtype=np.int64), HIT_COLUMNS)
-            rows = rows.assign(**{EXC_NAME: ctx.names(rows)})
-            rows["context"], rows["handler"] = ctx.labels(rows), ctx.handlers(rows)
+            rows = labelled(ctx, rows)
+            rows["handler"] = ctx.handlers(rows)
             for number, (key, (_, has_path)) in enumerate(wanted.items()):
                 record = self.runs[key]
                 record.hit_rows, record.hit_at, record.hit_has_path = rows, number, has_path
