@@ -192,7 +192,7 @@ class Storms:
             if state.act is not None:
                 self._over(
                     number, np.array([state.start]), np.array([state.end]), np.array([state.timed]), np.array([state.run]),
-                    tuple(np.array([value]) for value in state.last),  # type: ignore[arg-type]
+                    np.array([-1]), None,
                 )  # fmt: skip
                 state.act = None
             hits += self._windows(number, final=True)
@@ -267,12 +267,11 @@ class Storms:
             self.runs[key].closed = True  # a later activation started another run
         # What was its latest activation is over, and so are all but the batch's last.
         if state.act is None:
-            self._over(number, start[:-1], end[:-1], timed[:-1], run[:-1], _halt_points(t, last[:-1]))
+            self._over(number, start[:-1], end[:-1], timed[:-1], run[:-1], last[:-1], t)
         else:
-            points = _halt_points(t, last[:-1])
             self._over(
                 number, _after(state.start, start[:-1]), _after(state.end, end[:-1]), _after(state.timed, timed[:-1]),
-                _after(state.run, run[:-1]), tuple(_after(state.last[i], points[i]) for i in range(3)),
+                _after(state.run, run[:-1]), _after(-1, last[:-1]), t,
             )  # fmt: skip
         state.act, state.start, state.end, state.timed = int(acts[-1]), float(start[-1]), float(end[-1]), bool(timed[-1])
         state.last, state.run = _halt_point(t, last[-1]), int(run[-1])
@@ -280,11 +279,12 @@ class Storms:
         return np.concatenate(ids), np.concatenate(runs)
 
     def _over(
-        self, number: int, start: np.ndarray, end: np.ndarray, timed: np.ndarray, run: np.ndarray,
-        last: tuple[np.ndarray, np.ndarray, np.ndarray],
+        self, number: int, start: np.ndarray, end: np.ndarray, timed: np.ndarray, run: np.ndarray, last_rows: np.ndarray,
+        t: Timeline | None,
     ) -> None:  # fmt: skip
         """Activations of exception `number` that are over, in order: counted into their runs
-        and their windows (and SysTick's gaps between entries)."""
+        and their windows (and SysTick's gaps between entries). `last_rows`: the positions of
+        their last rows in `t`'s rows, -1 for its latest activation before (at `state.last`)."""
         if len(start) == 0:
             return
         start, end = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
@@ -299,8 +299,8 @@ class Storms:
         state.total_busy = float(cum[-1])
         tracked = among_sorted(run, self._run_keys())  # a run's activations are contiguous
         if not tracked.all():
-            start, end, busy, timed, run = start[tracked], end[tracked], busy[tracked], timed[tracked], run[tracked]
-            last = (last[0][tracked], last[1][tracked], last[2][tracked])
+            start, end, busy, timed = start[tracked], end[tracked], busy[tracked], timed[tracked]
+            run, last_rows = run[tracked], last_rows[tracked]
         if len(run) == 0:
             return
         bounds = np.flatnonzero(np.concatenate(([True], run[1:] != run[:-1], [True])))
@@ -311,7 +311,7 @@ class Storms:
         latest = np.fmax([record.end for record in records], np.fmax.reduceat(end, starts)).tolist()
         all_timed = np.logical_and.reduceat(timed, starts).tolist()
         busy = np.nan_to_num(busy)
-        at_last = zip(*(values[ends - 1].tolist() for values in last))
+        at_last = _points_at(t, last_rows[ends - 1], state.last)
         for record, lo, hi, first, latest_end, timed_all, point in zip(
             records, starts.tolist(), ends.tolist(), earliest, latest, all_timed, at_last, strict=True,
         ):  # fmt: skip
@@ -526,6 +526,14 @@ def _complete_windows(start: np.ndarray, reach: np.ndarray, going_on: float | No
 def _after(value: object, values: np.ndarray) -> np.ndarray:
     """`values` with `value` before them."""
     return np.concatenate((np.array([value], dtype=values.dtype), values))
+
+
+def _points_at(t: Timeline | None, positions: np.ndarray, before: HALT_POINT) -> list[HALT_POINT]:
+    """The halt points at `positions` of `t`'s rows, `before` where a position is -1."""
+    if t is None:
+        return [before] * len(positions)
+    points = list(zip(*(values.tolist() for values in _halt_points(t, positions))))
+    return [before if position < 0 else point for position, point in zip(positions.tolist(), points)]
 
 
 def _halt_point(t: Timeline, position: int) -> HALT_POINT:
