@@ -42,14 +42,16 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     roles = (Role.ACQUIRE.value, Role.RELEASE.value, Role.TEST.value)
     hal = ctx.positions_of(event=Event.ACCESS.value, kind=Kind.LOCK.value, role=roles)
     # RTOS calls whose row names a take or a give: a mutex's calls, and generic ones (a queue
-    # send) whose object the capture found to be a mutex.
-    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS, columns=["event", "role", "symbol", "address", ACT])
-    is_call, with_object = is_value(mutex_rows["event"], Event.CALL.value), mutex_rows["address"].notna().to_numpy()
-    outermost = among_sorted(mutex_rows.index.to_numpy(), ctx.outermost_calls(mutex_rows, MUTEX_KINDS).index.to_numpy())
-    takes_and_gives = outermost & is_value(mutex_rows["role"], roles) & with_object
+    # send) whose object the capture found to be a mutex (picked on the context's codes).
+    calls_and_returns = (Event.CALL.value, Event.RETURN.value)
+    mutex = ctx.positions_of(event=calls_and_returns, kind=MUTEX_KINDS)
+    with_object = ctx.has_value("address", mutex)
+    mutex_rows = ctx.rows_at(mutex, ["event", "symbol", ACT])  # what `outermost_calls` reads
+    outermost = among_sorted(mutex, ctx.outermost_calls(mutex_rows, MUTEX_KINDS).index.to_numpy())
+    takes_and_gives = outermost & among_sorted(mutex, ctx.positions_of(event=calls_and_returns, kind=MUTEX_KINDS, role=roles)) & with_object
     # A take that may block owns the mutex once it returns: its call is only a try.
-    take_returns = is_value(mutex_rows["event"], Event.RETURN.value) & is_value(mutex_rows["role"], Role.ACQUIRE.value) & with_object
-    positions = np.sort(np.concatenate((hal, mutex_rows.index.to_numpy()[takes_and_gives | take_returns])))
+    take_returns = among_sorted(mutex, ctx.positions_of(event=Event.RETURN.value, kind=MUTEX_KINDS, role=Role.ACQUIRE.value)) & with_object
+    positions = np.sort(np.concatenate((hal, mutex[takes_and_gives | take_returns])), kind="stable")  # two sorted runs merged
     if ctx.carried:  # the carried rows' events are those their batch found
         found = ctx.before.shared.get(CARRIED_EVENTS, frozenset())  # type: ignore[union-attr]
         carried = np.arange(ctx.carried)
@@ -58,22 +60,24 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     events = ctx.rows_at(positions, EVENT_COLUMNS)  # in order of position, so of seq (disjoint rows)
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
-    calls = mutex_rows.index.to_numpy()[is_call]
+    calls = ctx.positions_of(event=Event.CALL.value, kind=MUTEX_KINDS)
     taken_on_return = _taken_on_return(ctx, mutex_rows["symbol"][take_returns])
-    tries = among_sorted(positions, calls) & is_value(events["symbol"], tuple(taken_on_return)) & is_value(events["role"], Role.ACQUIRE.value)
+    acquire = is_value(events["role"], Role.ACQUIRE.value)
+    tries = among_sorted(positions, calls) & is_value(events["symbol"], tuple(taken_on_return)) & acquire
     if tries.any():
         events["role"] = events["role"].mask(tries, Role.TEST.value)
+        acquire = acquire & ~tries
     other_kind = ~is_value(events["kind"], (Kind.LOCK.value, Kind.MUTEX.value))  # an RTOS call found working on a mutex
     if other_kind.any():
         events["kind"] = events["kind"].mask(other_kind, Kind.MUTEX.value)
     lock_code, events[LOCK], events[LOCK_NAME] = _locks(events)
     known = lock_code >= 0
     if not known.all():
-        events, lock_code = events[known], lock_code[known]
+        events, lock_code, acquire = events[known], lock_code[known], acquire[known]
     # A release that writes the unlocked value over the unlocked value changes nothing.
     is_release = is_value(events["role"], Role.RELEASE.value)
     redundant = is_release & (events["old_value"] == 0).to_numpy(dtype=bool, na_value=False)
-    changes = (is_value(events["role"], Role.ACQUIRE.value) | is_release) & ~redundant
+    changes = (acquire | is_release) & ~redundant
     events[STATE] = changes
     held = _last_change_before(lock_code, changes)
     nobody = held < 0
