@@ -184,11 +184,17 @@ def lock_rows_to_carry(ctx: Context) -> np.ndarray:
 def _last_calls(ctx: Context) -> np.ndarray:
     """Per task, and per exception's last activation (the ones before are over), the position of
     its last mutex call or return row."""
-    calls = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS, columns=["ipsr", ACT])
-    last = calls.groupby(ACT, sort=False).tail(1)
-    isr = last[(last["ipsr"] > 0).fillna(False).to_numpy(dtype=bool)]
-    over = isr[ACT] != isr.groupby("ipsr")[ACT].transform("max")
-    return np.sort(last.index[~last.index.isin(isr.index[over.to_numpy(dtype=bool)])].to_numpy())
+    t = ctx.timeline
+    rows = ctx.positions_of(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS)
+    rows = rows[last_of_each(t.act[rows])]  # each context's last, in order
+    act, ipsr = t.act[rows], t.ipsr[rows]
+    isr = np.flatnonzero(ipsr > 0)
+    exceptions, exception_of = np.unique(ipsr[isr], return_inverse=True)
+    latest = np.full(len(exceptions), np.iinfo(np.int64).min)
+    np.maximum.at(latest, exception_of, act[isr])  # each exception's latest activation
+    over = np.zeros(len(rows), dtype=bool)
+    over[isr] = act[isr] != latest[exception_of]
+    return rows[~over]
 
 
 def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray, pd.api.extensions.ExtensionArray]:
