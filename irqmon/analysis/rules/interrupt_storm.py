@@ -36,7 +36,7 @@ import pandas as pd
 from irqmon.analysis.common import where
 from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, AnalysisConfig, Context, Timeline, among_sorted
 from irqmon.analysis.coverage import Coverage
-from irqmon.analysis.findings import Finding, Group, SiteGroups, labelled
+from irqmon.analysis.findings import Finding, Group, SiteGroups
 from irqmon.analysis.locks import LOCK_NAME, contended_events, holder_labels, lock_events, lock_rows_to_carry
 from irqmon.analysis.registry import Rule
 from irqmon.cortexm.exceptions import SYSTICK
@@ -435,8 +435,8 @@ class Storms:
                 wanted[key] = (record.first_position, False)
         if wanted:
             rows = ctx.rows_at(np.array([position for position, _ in wanted.values()], dtype=np.int64), HIT_COLUMNS)
-            rows = labelled(ctx, rows)
-            rows["handler"] = ctx.handlers(rows)
+            rows = rows.assign(**{EXC_NAME: ctx.names(rows)})
+            rows["context"], rows["handler"] = ctx.labels(rows), ctx.handlers(rows)
             for number, (key, (_, has_path)) in enumerate(wanted.items()):
                 record = self.runs[key]
                 record.hit_rows, record.hit_at, record.hit_has_path = rows, number, has_path
