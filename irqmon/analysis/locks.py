@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.context import ACT, IN_ISR, PRIO, Context, among_sorted
+from irqmon.analysis.context import ACT, IN_ISR, LABEL_COLUMNS, PRIO, Context, among_sorted
 from irqmon.analysis.findings import numbered
 from irqmon.schema import Event, Kind, Role
 
@@ -263,7 +263,7 @@ def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
     every = lock_events(ctx)
     held = holder_events(ctx)[np.searchsorted(every.index.to_numpy(), events.index.to_numpy())]
     holders, at = np.unique(held, return_inverse=True)
-    labels = ctx.labels(every.iloc[holders[holders >= 0]]).array
+    labels = ctx.labels(every[LABEL_COLUMNS].iloc[holders[holders >= 0]]).array
     at -= int(len(holders) > 0 and holders[0] < 0)  # -1: nobody
     return pd.Series(labels.take(at, allow_fill=True), index=events.index)
 

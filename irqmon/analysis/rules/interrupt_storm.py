@@ -470,7 +470,7 @@ class Storms:
         first_event = dict(zip(keys.tolist(), blocked[first].tolist()))
         new_causes = [key for key in met_run[starts].tolist() if self.runs[key].cause is None]
         if new_causes:
-            found = events.iloc[[first_event[key] for key in new_causes]]
+            found = events[[LOCK_NAME]].iloc[[first_event[key] for key in new_causes]]
             holders = holder_labels(ctx, found).fillna("a context not in the trace").tolist()
             for key, name, holder in zip(new_causes, found[LOCK_NAME].tolist(), holders):
                 self.runs[key].cause = (str(name), str(holder))
