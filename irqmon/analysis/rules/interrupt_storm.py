@@ -420,16 +420,14 @@ class Storms:
         # IRQ rows have neither a call path nor a source line.
         halting = np.flatnonzero(t.in_isr[ctx.carried :] & ~t.irq[ctx.carried :]) + ctx.carried
         run = run_of(t.act[halting]) if len(halting) else np.zeros(0, dtype=np.int64)
-        kept = among_sorted(run, self._run_keys())
-        halting, run = halting[kept], run[kept]
         keys = self._run_keys()
-        pathless = keys[[not self.runs[key].hit_has_path for key in keys.tolist()]]
+        kept = among_sorted(run, keys)
+        halting, run = halting[kept], run[kept]
+        pathless = keys[[not self.runs[key].hit_has_path for key in keys.tolist()]]  # no row with a call path yet
         in_pathless = among_sorted(run, pathless)
         path_runs, path_rows = _first_with_value(ctx, "callpath", halting[in_pathless], run[in_pathless])
-        wanted: dict[int, tuple[int, bool]] = {}  # run -> the row to report, and whether it has a call path
-        for key, position in zip(path_runs.tolist(), path_rows.tolist()):
-            if not self.runs[key].hit_has_path:
-                wanted[key] = (position, True)
+        # run -> the row to report, and whether it has a call path
+        wanted: dict[int, tuple[int, bool]] = {key: (position, True) for key, position in zip(path_runs.tolist(), path_rows.tolist())}
         for key, record in self.runs.items():
             if record.hit_rows is None and key not in wanted and record.first_position is not None:
                 wanted[key] = (record.first_position, False)
