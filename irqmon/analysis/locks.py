@@ -225,7 +225,7 @@ def contended(events: pd.DataFrame) -> pd.Series:
     """Events where an ISR tests or takes a lock another context holds (or reads it locked
     with no take in the trace: held by a context the capture did not see)."""
     is_test = is_value(events["role"], Role.TEST.value)
-    tries = events[IN_ISR].to_numpy(dtype=bool) & (is_test | is_value(events["role"], Role.ACQUIRE.value))
+    tries = events[IN_ISR].to_numpy(dtype=bool) & is_value(events["role"], (Role.TEST.value, Role.ACQUIRE.value))
     other_act = (events["held_act"] != events[ACT]).to_numpy(dtype=bool, na_value=False)
     held_by_other = is_value(events["held_role"], Role.ACQUIRE.value) & other_act
     read_locked = is_test & (events["value"] != 0).to_numpy(dtype=bool, na_value=False) & events["held_role"].isna().to_numpy()
