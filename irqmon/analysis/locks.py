@@ -48,9 +48,11 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     with_object = ctx.has_value("address", mutex)
     mutex_rows = ctx.rows_at(mutex, ["event", "symbol", ACT])  # what `outermost_calls` reads
     outermost = among_sorted(mutex, ctx.outermost_calls(mutex_rows, MUTEX_KINDS).index.to_numpy())
-    takes_and_gives = outermost & among_sorted(mutex, ctx.positions_of(event=calls_and_returns, kind=MUTEX_KINDS, role=roles)) & with_object
+    with_role = lambda wanted: among_sorted(mutex, ctx.positions_of(event=calls_and_returns, kind=MUTEX_KINDS, role=wanted))  # noqa: E731
+    takes_and_gives = outermost & with_role(roles) & with_object
     # A take that may block owns the mutex once it returns: its call is only a try.
-    take_returns = among_sorted(mutex, ctx.positions_of(event=Event.RETURN.value, kind=MUTEX_KINDS, role=Role.ACQUIRE.value)) & with_object
+    calls = ctx.positions_of(event=Event.CALL.value, kind=MUTEX_KINDS)
+    take_returns = ~among_sorted(mutex, calls) & with_role(Role.ACQUIRE.value) & with_object
     positions = np.sort(np.concatenate((hal, mutex[takes_and_gives | take_returns])), kind="stable")  # two sorted runs merged
     if ctx.carried:  # the carried rows' events are those their batch found
         found = ctx.before.shared.get(CARRIED_EVENTS, frozenset())  # type: ignore[union-attr]
@@ -60,7 +62,6 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     events = ctx.rows_at(positions, EVENT_COLUMNS)  # in order of position, so of seq (disjoint rows)
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
-    calls = ctx.positions_of(event=Event.CALL.value, kind=MUTEX_KINDS)
     taken_on_return = _taken_on_return(ctx, mutex_rows["symbol"][take_returns])
     acquire = is_value(events["role"], Role.ACQUIRE.value)
     tries = among_sorted(positions, calls) & is_value(events["symbol"], tuple(taken_on_return)) & acquire
