@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from irqmon.analysis.context import ACT, IN_ISR, PRIO, Context, among_sorted
+from irqmon.analysis.context import ACT, IN_ISR, LABEL_COLUMNS, PRIO, Context, among_sorted
 from irqmon.analysis.findings import numbered
 from irqmon.schema import Event, Kind, Role
 
@@ -42,14 +42,18 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     roles = (Role.ACQUIRE.value, Role.RELEASE.value, Role.TEST.value)
     hal = ctx.positions_of(event=Event.ACCESS.value, kind=Kind.LOCK.value, role=roles)
     # RTOS calls whose row names a take or a give: a mutex's calls, and generic ones (a queue
-    # send) whose object the capture found to be a mutex.
-    mutex_rows = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS, columns=["event", "role", "symbol", "address", ACT])
-    is_call, with_object = is_value(mutex_rows["event"], Event.CALL.value), mutex_rows["address"].notna().to_numpy()
-    outermost = among_sorted(mutex_rows.index.to_numpy(), ctx.outermost_calls(mutex_rows, MUTEX_KINDS).index.to_numpy())
-    takes_and_gives = outermost & is_value(mutex_rows["role"], roles) & with_object
+    # send) whose object the capture found to be a mutex (picked on the context's codes).
+    calls_and_returns = (Event.CALL.value, Event.RETURN.value)
+    mutex = ctx.positions_of(event=calls_and_returns, kind=MUTEX_KINDS)
+    with_object = ctx.has_value("address", mutex)
+    mutex_rows = ctx.rows_at(mutex, ["event", "symbol", ACT])  # what `outermost_calls` reads
+    outermost = among_sorted(mutex, ctx.outermost_calls(mutex_rows, MUTEX_KINDS).index.to_numpy())
+    with_role = lambda wanted: among_sorted(mutex, ctx.positions_of(event=calls_and_returns, kind=MUTEX_KINDS, role=wanted))  # noqa: E731
+    takes_and_gives = outermost & with_role(roles) & with_object
     # A take that may block owns the mutex once it returns: its call is only a try.
-    take_returns = is_value(mutex_rows["event"], Event.RETURN.value) & is_value(mutex_rows["role"], Role.ACQUIRE.value) & with_object
-    positions = np.sort(np.concatenate((hal, mutex_rows.index.to_numpy()[takes_and_gives | take_returns])))
+    calls = ctx.positions_of(event=Event.CALL.value, kind=MUTEX_KINDS)
+    take_returns = ~among_sorted(mutex, calls) & with_role(Role.ACQUIRE.value) & with_object
+    positions = np.sort(np.concatenate((hal, mutex[takes_and_gives | take_returns])), kind="stable")  # two sorted runs merged
     if ctx.carried:  # the carried rows' events are those their batch found
         found = ctx.before.shared.get(CARRIED_EVENTS, frozenset())  # type: ignore[union-attr]
         carried = np.arange(ctx.carried)
@@ -58,22 +62,23 @@ def _lock_events(ctx: Context) -> pd.DataFrame:
     events = ctx.rows_at(positions, EVENT_COLUMNS)  # in order of position, so of seq (disjoint rows)
     if events.empty:
         return events.assign(**{LOCK: pd.Series(dtype="string"), LOCK_NAME: pd.Series(dtype="string")})
-    calls = mutex_rows.index.to_numpy()[is_call]
     taken_on_return = _taken_on_return(ctx, mutex_rows["symbol"][take_returns])
-    tries = among_sorted(positions, calls) & is_value(events["symbol"], tuple(taken_on_return)) & is_value(events["role"], Role.ACQUIRE.value)
+    acquire = is_value(events["role"], Role.ACQUIRE.value)
+    tries = among_sorted(positions, calls) & is_value(events["symbol"], tuple(taken_on_return)) & acquire
     if tries.any():
         events["role"] = events["role"].mask(tries, Role.TEST.value)
+        acquire = acquire & ~tries
     other_kind = ~is_value(events["kind"], (Kind.LOCK.value, Kind.MUTEX.value))  # an RTOS call found working on a mutex
     if other_kind.any():
         events["kind"] = events["kind"].mask(other_kind, Kind.MUTEX.value)
     lock_code, events[LOCK], events[LOCK_NAME] = _locks(events)
     known = lock_code >= 0
     if not known.all():
-        events, lock_code = events[known], lock_code[known]
+        events, lock_code, acquire = events[known], lock_code[known], acquire[known]
     # A release that writes the unlocked value over the unlocked value changes nothing.
     is_release = is_value(events["role"], Role.RELEASE.value)
     redundant = is_release & (events["old_value"] == 0).to_numpy(dtype=bool, na_value=False)
-    changes = (is_value(events["role"], Role.ACQUIRE.value) | is_release) & ~redundant
+    changes = (acquire | is_release) & ~redundant
     events[STATE] = changes
     held = _last_change_before(lock_code, changes)
     nobody = held < 0
@@ -180,11 +185,17 @@ def lock_rows_to_carry(ctx: Context) -> np.ndarray:
 def _last_calls(ctx: Context) -> np.ndarray:
     """Per task, and per exception's last activation (the ones before are over), the position of
     its last mutex call or return row."""
-    calls = ctx.select(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS, columns=["ipsr", ACT])
-    last = calls.groupby(ACT, sort=False).tail(1)
-    isr = last[(last["ipsr"] > 0).fillna(False).to_numpy(dtype=bool)]
-    over = isr[ACT] != isr.groupby("ipsr")[ACT].transform("max")
-    return np.sort(last.index[~last.index.isin(isr.index[over.to_numpy(dtype=bool)])].to_numpy())
+    t = ctx.timeline
+    rows = ctx.positions_of(event=(Event.CALL.value, Event.RETURN.value), kind=MUTEX_KINDS)
+    rows = rows[last_of_each(t.act[rows])]  # each context's last, in order
+    act, ipsr = t.act[rows], t.ipsr[rows]
+    isr = np.flatnonzero(ipsr > 0)
+    exceptions, exception_of = np.unique(ipsr[isr], return_inverse=True)
+    latest = np.full(len(exceptions), np.iinfo(np.int64).min)
+    np.maximum.at(latest, exception_of, act[isr])  # each exception's latest activation
+    over = np.zeros(len(rows), dtype=bool)
+    over[isr] = act[isr] != latest[exception_of]
+    return rows[~over]
 
 
 def _locks(events: pd.DataFrame) -> tuple[np.ndarray, pd.api.extensions.ExtensionArray, pd.api.extensions.ExtensionArray]:
@@ -215,7 +226,7 @@ def contended(events: pd.DataFrame) -> pd.Series:
     """Events where an ISR tests or takes a lock another context holds (or reads it locked
     with no take in the trace: held by a context the capture did not see)."""
     is_test = is_value(events["role"], Role.TEST.value)
-    tries = events[IN_ISR].to_numpy(dtype=bool) & (is_test | is_value(events["role"], Role.ACQUIRE.value))
+    tries = events[IN_ISR].to_numpy(dtype=bool) & is_value(events["role"], (Role.TEST.value, Role.ACQUIRE.value))
     other_act = (events["held_act"] != events[ACT]).to_numpy(dtype=bool, na_value=False)
     held_by_other = is_value(events["held_role"], Role.ACQUIRE.value) & other_act
     read_locked = is_test & (events["value"] != 0).to_numpy(dtype=bool, na_value=False) & events["held_role"].isna().to_numpy()
@@ -253,7 +264,7 @@ def holder_labels(ctx: Context, events: pd.DataFrame) -> pd.Series:
     every = lock_events(ctx)
     held = holder_events(ctx)[np.searchsorted(every.index.to_numpy(), events.index.to_numpy())]
     holders, at = np.unique(held, return_inverse=True)
-    labels = ctx.labels(every.iloc[holders[holders >= 0]]).array
+    labels = ctx.labels(every[LABEL_COLUMNS].iloc[holders[holders >= 0]]).array
     at -= int(len(holders) > 0 and holders[0] < 0)  # -1: nobody
     return pd.Series(labels.take(at, allow_fill=True), index=events.index)
 

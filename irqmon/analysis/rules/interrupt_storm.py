@@ -167,7 +167,7 @@ class Storms:
         bounds = np.flatnonzero(np.r_[True, exceptions[1:] != exceptions[:-1], True]) if len(first) else np.zeros(1, dtype=np.int64)
         for lo, hi in zip(bounds[:-1], bounds[1:]):
             mapped.append(self._activations(ctx, int(exceptions[lo]), acts[lo:hi], first[lo:hi], last[lo:hi]))
-        seen = set(exceptions.tolist())
+        seen = set(exceptions[bounds[:-1]].tolist()) if len(first) else set()
         thread_ran = bool(t.thread_rows[-1] > (t.thread_rows[ctx.carried - 1] if ctx.carried else 0)) if len(t.time) else False
         for number, state in self.exceptions.items():
             if number not in seen:
@@ -192,7 +192,7 @@ class Storms:
             if state.act is not None:
                 self._over(
                     number, np.array([state.start]), np.array([state.end]), np.array([state.timed]), np.array([state.run]),
-                    tuple(np.array([value]) for value in state.last),  # type: ignore[arg-type]
+                    np.array([-1]), None,
                 )  # fmt: skip
                 state.act = None
             hits += self._windows(number, final=True)
@@ -260,19 +260,18 @@ class Storms:
         points = zip(*(values.tolist() for values in _halt_points(t, recorded_at)))
         for key, point, position in zip(run[recorded].tolist(), points, recorded_at.tolist()):
             self.runs[key] = _Run(number, point, position)
-        closed = run[new_runs < new_runs[-1]]
-        if new_runs[-1] > 0:
+        closed = run[np.flatnonzero(np.diff(new_runs))]  # each run the batch saw end, in order
+        if new_runs[0] > 0:  # and the run it was in before the batch
             closed = _after(state.run, closed)
-        for key in np.unique(closed[among_sorted(closed, self._run_keys())]).tolist():
+        for key in closed[among_sorted(closed, self._run_keys())].tolist():
             self.runs[key].closed = True  # a later activation started another run
         # What was its latest activation is over, and so are all but the batch's last.
         if state.act is None:
-            self._over(number, start[:-1], end[:-1], timed[:-1], run[:-1], _halt_points(t, last[:-1]))
+            self._over(number, start[:-1], end[:-1], timed[:-1], run[:-1], last[:-1], t)
         else:
-            points = _halt_points(t, last[:-1])
             self._over(
                 number, _after(state.start, start[:-1]), _after(state.end, end[:-1]), _after(state.timed, timed[:-1]),
-                _after(state.run, run[:-1]), tuple(_after(state.last[i], points[i]) for i in range(3)),
+                _after(state.run, run[:-1]), _after(-1, last[:-1]), t,
             )  # fmt: skip
         state.act, state.start, state.end, state.timed = int(acts[-1]), float(start[-1]), float(end[-1]), bool(timed[-1])
         state.last, state.run = _halt_point(t, last[-1]), int(run[-1])
@@ -280,11 +279,12 @@ class Storms:
         return np.concatenate(ids), np.concatenate(runs)
 
     def _over(
-        self, number: int, start: np.ndarray, end: np.ndarray, timed: np.ndarray, run: np.ndarray,
-        last: tuple[np.ndarray, np.ndarray, np.ndarray],
+        self, number: int, start: np.ndarray, end: np.ndarray, timed: np.ndarray, run: np.ndarray, last_rows: np.ndarray,
+        t: Timeline | None,
     ) -> None:  # fmt: skip
         """Activations of exception `number` that are over, in order: counted into their runs
-        and their windows (and SysTick's gaps between entries)."""
+        and their windows (and SysTick's gaps between entries). `last_rows`: the positions of
+        their last rows in `t`'s rows, -1 for its latest activation before (at `state.last`)."""
         if len(start) == 0:
             return
         start, end = np.asarray(start, dtype=float), np.asarray(end, dtype=float)
@@ -299,8 +299,8 @@ class Storms:
         state.total_busy = float(cum[-1])
         tracked = among_sorted(run, self._run_keys())  # a run's activations are contiguous
         if not tracked.all():
-            start, end, busy, timed, run = start[tracked], end[tracked], busy[tracked], timed[tracked], run[tracked]
-            last = (last[0][tracked], last[1][tracked], last[2][tracked])
+            start, end, busy, timed = start[tracked], end[tracked], busy[tracked], timed[tracked]
+            run, last_rows = run[tracked], last_rows[tracked]
         if len(run) == 0:
             return
         bounds = np.flatnonzero(np.concatenate(([True], run[1:] != run[:-1], [True])))
@@ -311,7 +311,7 @@ class Storms:
         latest = np.fmax([record.end for record in records], np.fmax.reduceat(end, starts)).tolist()
         all_timed = np.logical_and.reduceat(timed, starts).tolist()
         busy = np.nan_to_num(busy)
-        at_last = zip(*(values[ends - 1].tolist() for values in last))
+        at_last = _points_at(t, last_rows[ends - 1], state.last)
         for record, lo, hi, first, latest_end, timed_all, point in zip(
             records, starts.tolist(), ends.tolist(), earliest, latest, all_timed, at_last, strict=True,
         ):  # fmt: skip
@@ -338,18 +338,13 @@ class Storms:
         assert cfg is not None
         start = state.window_start
         reach = start + cfg.storm_window
-        last = np.searchsorted(start, reach, side="left")
-        complete = (last < len(start)) | final
-        if state.act is not None:
-            complete |= state.start >= reach
-        done = int(np.argmin(complete)) if not complete.all() else len(start)
+        done = _complete_windows(start, reach, state.start if state.act is not None else None, final)
         if done:
             cum = np.append(state.window_cum, state.total_busy)
-            entries = last[:done] - np.arange(done)
-            busy = cum[last[:done]] - cum[:done]
-            run = state.window_run[:done]
-            tracked = among_sorted(run, self._run_keys())  # a run's activations are contiguous
-            entries, busy, run = entries[tracked], busy[tracked], run[tracked]
+            # Only the windows of runs with a record count (a run's activations are contiguous).
+            anchors = np.flatnonzero(among_sorted(state.window_run[:done], self._run_keys()))
+            last = np.searchsorted(start, reach[anchors], side="left")
+            entries, busy, run = last - anchors, cum[last] - cum[anchors], state.window_run[anchors]
             if len(run):
                 starts = np.flatnonzero(_after(True, run[1:] != run[:-1]))
                 sizes = np.diff(np.append(starts, len(run)))
@@ -425,14 +420,14 @@ class Storms:
         # IRQ rows have neither a call path nor a source line.
         halting = np.flatnonzero(t.in_isr[ctx.carried :] & ~t.irq[ctx.carried :]) + ctx.carried
         run = run_of(t.act[halting]) if len(halting) else np.zeros(0, dtype=np.int64)
-        kept = among_sorted(run, self._run_keys())
+        keys = self._run_keys()
+        kept = among_sorted(run, keys)
         halting, run = halting[kept], run[kept]
-        with_path = ctx.has_value("callpath", halting)
-        path_runs, at = np.unique(run[with_path], return_index=True)
-        wanted: dict[int, tuple[int, bool]] = {}  # run -> the row to report, and whether it has a call path
-        for key, position in zip(path_runs.tolist(), halting[with_path][at].tolist()):
-            if not self.runs[key].hit_has_path:
-                wanted[key] = (position, True)
+        pathless = keys[[not self.runs[key].hit_has_path for key in keys.tolist()]]  # no row with a call path yet
+        in_pathless = among_sorted(run, pathless)
+        path_runs, path_rows = _first_with_value(ctx, "callpath", halting[in_pathless], run[in_pathless])
+        # run -> the row to report, and whether it has a call path
+        wanted: dict[int, tuple[int, bool]] = {key: (position, True) for key, position in zip(path_runs.tolist(), path_rows.tolist())}
         for key, record in self.runs.items():
             if record.hit_rows is None and key not in wanted and record.first_position is not None:
                 wanted[key] = (record.first_position, False)
@@ -445,10 +440,8 @@ class Storms:
                 record.hit_rows, record.hit_at, record.hit_has_path = rows, number, has_path
         for record in self.runs.values():
             record.first_position = None
-        with_source = ctx.has_value("source", halting)
-        source_runs, at = np.unique(run[with_source][::-1], return_index=True)
+        source_runs, positions = _first_with_value(ctx, "source", halting[::-1], run[::-1])  # each run's last
         if len(source_runs):
-            positions = halting[with_source][::-1][at]
             sources = ctx.rows_at(positions, ["source"])["source"].tolist()
             for key, source in zip(source_runs.tolist(), sources):
                 self.runs[key].last_source = source
@@ -475,7 +468,7 @@ class Storms:
         first_event = dict(zip(keys.tolist(), blocked[first].tolist()))
         new_causes = [key for key in met_run[starts].tolist() if self.runs[key].cause is None]
         if new_causes:
-            found = events.iloc[[first_event[key] for key in new_causes]]
+            found = events[[LOCK_NAME]].iloc[[first_event[key] for key in new_causes]]
             holders = holder_labels(ctx, found).fillna("a context not in the trace").tolist()
             for key, name, holder in zip(new_causes, found[LOCK_NAME].tolist(), holders):
                 self.runs[key].cause = (str(name), str(holder))
@@ -483,6 +476,23 @@ class Storms:
             record = self.runs[key]
             record.cause_acts += hi - lo - int(record.cause_last_act == met[lo])
             record.cause_last_act = int(met[hi - 1])
+
+
+def _first_with_value(ctx: Context, column: str, positions: np.ndarray, runs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per run of `runs` (one per row at `positions`), its first row with a value in `column`:
+    the runs that have one (sorted) and those rows' positions. A run's first row mostly has
+    one: the rows after it are looked at only for the runs whose first row has none."""
+    keys, first = np.unique(runs, return_index=True)
+    found = ctx.has_value(column, positions[first])
+    if found.all():
+        return keys, positions[first]
+    rest = among_sorted(runs, keys[~found])
+    with_value = ctx.has_value(column, positions[rest])
+    later_keys, later = np.unique(runs[rest][with_value], return_index=True)
+    keys = np.concatenate((keys[found], later_keys))
+    rows = np.concatenate((positions[first[found]], positions[rest][with_value][later]))
+    order = np.argsort(keys)
+    return keys[order], rows[order]
 
 
 def _fresh_activations(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -496,9 +506,32 @@ def _fresh_activations(ctx: Context) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return ids[fresh], first[fresh], last[fresh], exceptions[fresh]
 
 
+def _complete_windows(start: np.ndarray, reach: np.ndarray, going_on: float | None, final: bool) -> int:
+    """How many of the windows anchored at `start` (in order; each ends at its `reach`) are
+    complete: up to the first that no entry so far (one at `going_on`, the start of an
+    activation that goes on, included) starts at or past the end of; every one, `final`ly."""
+    if final:
+        return len(start)
+    if bool((start[1:] >= start[:-1]).all()):  # in order: the latest start decides, one search
+        latest = start[-1] if len(start) else -np.inf
+        return int(np.searchsorted(reach, latest if going_on is None else max(latest, going_on), side="right"))
+    complete = np.searchsorted(start, reach, side="left") < len(start)
+    if going_on is not None:
+        complete |= going_on >= reach
+    return int(np.argmin(complete)) if not complete.all() else len(start)
+
+
 def _after(value: object, values: np.ndarray) -> np.ndarray:
     """`values` with `value` before them."""
     return np.concatenate((np.array([value], dtype=values.dtype), values))
+
+
+def _points_at(t: Timeline | None, positions: np.ndarray, before: HALT_POINT) -> list[HALT_POINT]:
+    """The halt points at `positions` of `t`'s rows, `before` where a position is -1."""
+    if t is None:
+        return [before] * len(positions)
+    points = list(zip(*(values.tolist() for values in _halt_points(t, positions))))
+    return [before if position < 0 else point for position, point in zip(positions.tolist(), points)]
 
 
 def _halt_point(t: Timeline, position: int) -> HALT_POINT:

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from irqmon.analysis.common import at, where
-from irqmon.analysis.context import ACT, EXC_NAME, Context
+from irqmon.analysis.context import ACT, EXC_NAME, IN_ISR, PRIO, Context
 from irqmon.analysis.findings import Finding, Group, SiteGroups
 from irqmon.analysis.locks import (
     LOCK, LOCK_NAME, contended_events, holder_events, holder_labels, lock_events, lock_rows_to_carry, watched_while_held,
@@ -36,6 +36,10 @@ RULE = Rule(
     id="isr-lock-contention", severity="error", summary="ISR tests or takes a lock held by the context it preempted",
     needs=(Kind.LOCK.value, Kind.MUTEX.value),
 )
+
+
+# What a try's finding reads of its lock event (a site's first hit gets the trace's other columns).
+HIT_COLUMNS = ["seq", "time", "ipsr", "task", "role", "symbol", IN_ISR, PRIO, ACT, LOCK, LOCK_NAME]
 
 
 def stream() -> Contention:
@@ -65,7 +69,7 @@ def _hits(ctx: Context, events: pd.DataFrame) -> pd.DataFrame:
     """The batch's contended tries (not the carried ones: their batch judged them), with the
     holder's label, the time it took the lock and where."""
     tries = np.flatnonzero(contended_events(ctx) & (events.index.to_numpy() >= ctx.carried))
-    hits = events.iloc[tries]
+    hits = events[HIT_COLUMNS].iloc[tries]
     hits["other_context"] = holder_labels(ctx, hits)
     held = holder_events(ctx)[tries]
     has_holder = held >= 0

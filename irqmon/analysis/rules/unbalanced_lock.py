@@ -100,7 +100,7 @@ class UnbalancedLocks:
         foreign &= events[STATE].to_numpy(dtype=bool) & (act[held] != act) & (events.index.to_numpy() >= ctx.carried)
         hits = events.iloc[np.flatnonzero(foreign)]
         hits = hits[~_handed_over(ctx, hits)]
-        holders = events.iloc[held[np.searchsorted(events.index.to_numpy(), hits.index.to_numpy())]]
+        holders = events[["symbol", "time"]].iloc[held[np.searchsorted(events.index.to_numpy(), hits.index.to_numpy())]]
         hits = hits[watched_while_held(ctx, holders["symbol"], holders["time"], hits["time"])]
         hits = hits.assign(other_context=holder_labels(ctx, hits))
         hal = (hits["kind"] == Kind.LOCK.value).to_numpy(dtype=bool)
