@@ -10,7 +10,7 @@ follows the batch size, the number of sites and what is still open, never the tr
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from pathlib import Path
 
@@ -37,11 +37,11 @@ def findings_in_batches(
     """The findings of the `selected` rules (each with a stream) over the trace `batches()` reads,
     unsorted; and the trace's facts, learned first from `fact_batches` (the trace's
     `FACT_COLUMNS` at least), else from `batches()`."""
-    facts = facts_of(table.select(FACT_COLUMNS) for table in read_ahead(batches() if fact_batches is None else fact_batches))
+    facts = facts_of(table.select(FACT_COLUMNS) for table, _ in read_ahead(batches() if fact_batches is None else fact_batches))
     streams = [rules[rule_id].stream() for rule_id in selected]  # type: ignore[misc]
     before = Before(facts)
-    for table in read_ahead(batches()):
-        ctx = Context([table], metadata, config, before)
+    for table, is_last in read_ahead(batches()):
+        ctx = Context([table], metadata, config, before, is_last)
         del table
         ctx.rules = frozenset(selected)
         carry = [np.zeros(0, dtype=np.int64)]
@@ -54,16 +54,21 @@ def findings_in_batches(
     return [finding for stream in streams for finding in stream.findings()], facts
 
 
-def read_ahead(tables: Iterable[pa.Table]) -> Iterator[pa.Table]:
+def read_ahead(tables: Iterable[pa.Table]) -> Iterator[tuple[pa.Table, Callable[[], bool]]]:
     """`tables` in order, each next one read in a thread while the caller works on the one
-    before (Arrow reads and converts without holding the GIL)."""
+    before (Arrow reads and converts without holding the GIL); with each, a call that says
+    whether it is the last (waiting for the next read when it is not done yet)."""
     remaining = iter(tables)
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="irqmon-read") as reader:
         following = reader.submit(next, remaining, None)
         while (table := following.result()) is not None:
             following = reader.submit(next, remaining, None)
-            yield table
+            yield table, partial(_none_read, following)
             del table
+
+
+def _none_read(read: Future[pa.Table | None]) -> bool:
+    return read.result() is None
 
 
 _ONLY_CHECKED = [c for c, dtype in schema.COLUMNS.items() if c not in {*WORKING_COLUMNS, *FACT_COLUMNS} and dtype != "string"]

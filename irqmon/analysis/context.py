@@ -429,15 +429,17 @@ class Context:
 
     def __init__(
         self, rows: pd.DataFrame | pa.Table | list[pa.Table], metadata: dict[str, str], config: AnalysisConfig,
-        before: Before | None = None,
+        before: Before | None = None, is_last: Callable[[], bool] | None = None,
     ) -> None:  # fmt: skip
         """`rows`: the trace's rows. A table in a one-item list is handed over: the context takes
         it out of the list and lets go of the columns it does not keep.
 
         `before`: the rows are one batch of a trace analysed in batches, after the batches
-        `before` describes; its carried rows come first (positions below `carried`)."""
+        `before` describes; its carried rows come first (positions below `carried`).
+        `is_last`: says whether no batch follows this one (`last_batch`); without it, none does."""
         self.metadata = metadata
         self.before = before
+        self._is_last = is_last
         self.carried = 0 if before is None or before.carried is None else before.carried.num_rows
         self.config = config
         bits = metadata.get(schema.META_PRIORITY_BITS)
@@ -475,6 +477,12 @@ class Context:
         task, codes, tasks = _tasks_on_process_stack(self._columns["task"], self._columns["control"])
         self._columns["task"], self._codes["task"] = task, (codes, tasks)
         self.timeline = self._timeline(ipsr, known)
+
+    @property
+    def last_batch(self) -> bool:
+        """Whether no batch follows this one (the whole trace is one batch): a rule can judge
+        what waits for the end of the trace here, rather than keep the context for it."""
+        return self._is_last is None or self._is_last()
 
     # --- derived columns -------------------------------------------------------------------
 

@@ -6,8 +6,11 @@ the rules that can judge a trace in batches."""
 
 from __future__ import annotations
 
+import gc
+import weakref
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -358,9 +361,35 @@ def test_read_ahead_gives_every_table_in_order_then_the_readers_error():
 
     seen = []
     with pytest.raises(UsageError, match="trace.csv:9"):
-        for table in read_ahead(tables()):
+        for table, _ in read_ahead(tables()):
             seen.append(table["n"][0].as_py())
     assert seen == [1, 2]
+
+
+@pytest.mark.parametrize("capture", sorted(TRACES.glob("*.csv")), ids=lambda p: p.stem)
+def test_no_rule_keeps_a_batchs_context(capture):
+    """A batch's context (its columns: a batch of memory) is freed once the rules are done with
+    it: a rule keeps only the rows it carries, not the context, even when it waits for the end."""
+    trace = load_trace(capture)
+    table = trace.table
+    streams = [RULES[rule_id].stream() for rule_id in STREAMING]
+    ctx = Context([table.slice(0, table.num_rows // 2)], trace.metadata, AnalysisConfig(), Before(facts_of([table.select(FACT_COLUMNS)])), lambda: False)
+    ctx.rules = frozenset(STREAMING)
+    carry = []
+    for stream in streams:
+        stream.add(ctx)
+        carry.append(stream.carry(ctx))
+    ctx.leaving(np.unique(np.concatenate(carry)))
+    first = weakref.ref(ctx)
+    del ctx
+    gc.collect()
+    assert first() is None
+
+
+def test_read_ahead_says_which_table_is_the_last():
+    """Each table comes with a call that says whether no table follows it."""
+    lasts = [(table["n"][0].as_py(), is_last()) for table, is_last in read_ahead(pa.table({"n": [n]}) for n in (1, 2, 3))]
+    assert lasts == [(1, False), (2, False), (3, True)]
 
 
 # The rule alone at every small batch size; with the other rules (what they carry too) at two.

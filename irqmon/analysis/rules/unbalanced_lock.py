@@ -49,7 +49,7 @@ def stream() -> UnbalancedLocks:
 class UnbalancedLocks:
     """The rule judged batch by batch. A take whose judgement needs rows after its batch (whether
     its activation returns, what the lock's next change is) waits, carried, for a later batch or
-    the end of the trace (`findings`, judged on the last batch's context)."""
+    the end of the trace (judged on the last batch's context)."""
 
     def __init__(self) -> None:
         site = (EXC_NAME, LOCK, "source")
@@ -66,10 +66,8 @@ class UnbalancedLocks:
         self.returned_takes: set[int] = set()  # of those, the ones whose activation was seen to return (seqs)
         self.waiting_release: set[int] = set()  # seqs of takes whose lock's next change has not come yet
         self.end = -np.inf  # the latest time so far
-        self.last: Context | None = None
 
     def add(self, ctx: Context) -> None:
-        self.last = ctx
         times = ctx.timeline.time[ctx.carried :]
         if len(times) and not np.isnan(times).all():
             self.end = max(self.end, float(np.nanmax(times)))
@@ -78,16 +76,13 @@ class UnbalancedLocks:
             return
         self._foreign_release(ctx, events)
         self._judge_takes(ctx, events, at_end=False)
+        if ctx.last_batch:
+            self._judge_takes(ctx, events, at_end=True)
 
     def carry(self, ctx: Context) -> np.ndarray:
         return lock_rows_to_carry(ctx)
 
     def findings(self) -> list[Finding]:
-        if self.last is not None:
-            events = lock_events(self.last)
-            if not events.empty:
-                self._judge_takes(self.last, events, at_end=True)
-            self.last = None
         groups = [*self.foreign.values(), self.returned, self.unreleased]
         return [finding for group in groups for finding in group.findings()]
 
