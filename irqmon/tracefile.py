@@ -263,21 +263,29 @@ def _in_batches(tables: Iterator[pa.Table], rows: int) -> Iterator[pa.Table]:
     """The rows of `tables` again, as tables of `rows` rows (the last may be shorter), each column
     in one chunk (combined here, in the reading thread, not by each reader of the batch); if there
     are none, one empty table (the first of `tables`, which gives the columns)."""
+    # No local names a table while a batch is out: once its reader lets go of a column, the
+    # column's memory is freed, not kept until the next batch is read.
     pending: list[pa.Table] = []
     count = 0
     yielded = False
     empty = next(tables)
     for table in tables:
-        while table.num_rows:
-            taken = table.slice(0, rows - count)
-            pending.append(taken)
-            count += taken.num_rows
-            table = table.slice(taken.num_rows)
+        while table is not None and table.num_rows:
+            pending.append(table.slice(0, rows - count))
+            count += pending[-1].num_rows
+            table = table.slice(pending[-1].num_rows) if pending[-1].num_rows < table.num_rows else None
             if count == rows:
-                yield pa.concat_tables(pending).combine_chunks()
-                pending, count, yielded = [], 0, True
+                yield _joined(pending)
+                count, yielded = 0, True
     if count or not yielded:
-        yield pa.concat_tables(pending or [empty]).combine_chunks()
+        yield _joined(pending or [empty])
+
+
+def _joined(tables: list[pa.Table]) -> pa.Table:
+    """`tables` as one table, each column in one chunk; the list is emptied."""
+    joined = pa.concat_tables(tables).combine_chunks()
+    tables.clear()
+    return joined
 
 
 def use_system_memory_pool() -> None:
