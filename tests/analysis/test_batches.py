@@ -3,6 +3,7 @@ bad file is refused with load_trace's own line, its line or row counted over the
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -20,6 +21,7 @@ from test_loader import FUZZ, edit, mixed_rows, valid
 from tracebuild import write_trace
 
 from irqmon import schema
+from irqmon.analysis.batches import _resident_bytes
 from irqmon.errors import UsageError
 from irqmon.tracefile import KeptRows, PartialRowWarning, Trace, load_trace, read_batches, write_parquet
 
@@ -408,3 +410,10 @@ def test_a_parquet_file_of_many_row_groups_gives_the_rows_load_trace_gives(tmp_p
     """Batches span row groups: each still has `rows` rows, in order."""
     assert_batches_hold_the_trace(parquet_in_row_groups(RECORDED / "hal_i2c_lock_deadlock.csv", tmp_path, 5), rows)
 
+
+
+def test_the_resident_memory_the_batches_watch_is_this_process():
+    """What decides whether a batch's freed memory is handed back: this process's resident bytes
+    (more than the interpreter's few MB, less than the machine)."""
+    machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    assert 10 << 20 < _resident_bytes() < machine
