@@ -213,10 +213,12 @@ class KeptRows:
         with sink:
             writer = None
             for table in tables:
-                kept = table.select([c for c in table.column_names if c in self._columns])
+                # Each column in one chunk (one dictionary): a CSV's ranges come in many small
+                # chunks, which compress and read back several times slower than one.
+                kept = table.select([c for c in table.column_names if c in self._columns]).combine_chunks()
                 with self._writes():
                     writer = writer or pa.ipc.new_stream(sink, kept.schema, options=options)
-                    writer.write_table(kept)  # each chunk's own dictionary: a stream may replace them
+                    writer.write_table(kept)  # each table's own dictionaries: a stream may replace them
                 yield table
             if writer is not None:
                 with self._writes():
