@@ -353,6 +353,38 @@ def _write_csv(frames: Iterable[pd.DataFrame], metadata: dict[str, str], path: P
             frame.to_csv(file, index=False, header=number == 0, float_format="%.6f", lineterminator="\n")
 
 
+def proven_in_range(path: Path | str, columns: Iterable[str]) -> set[str]:
+    """Those of the integer `columns` whose every value the Parquet file's row-group statistics
+    (each group's minimum and maximum) put within `INTEGER_RANGES`: the row checks need not read
+    them. None for a CSV, or where a group has no statistics for the column."""
+    path = Path(path)
+    if not _is_parquet(path):
+        return set()
+    try:
+        with pq.ParquetFile(path) as parquet:
+            metadata = parquet.metadata
+    except (pa.ArrowException, OSError):
+        return set()
+    positions = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
+    proven = set()
+    for name in columns:
+        if name not in positions or name not in INTEGER_RANGES:
+            continue
+        low, high = INTEGER_RANGES[name]
+        groups = (metadata.row_group(g).column(positions[name]).statistics for g in range(metadata.num_row_groups))
+        if all(_within(stats, low, high) for stats in groups):
+            proven.add(name)
+    return proven
+
+
+def _within(stats: pq.Statistics | None, low: int, high: int) -> bool:
+    if stats is None or stats.physical_type != "INT64":
+        return False
+    if stats.num_values == 0:  # every value null
+        return True
+    return stats.has_min_max and low <= stats.min and stats.max <= high
+
+
 def _is_parquet(path: Path) -> bool:
     """Whether the file starts as Parquet does (else it is read as CSV); unreadable or empty is a UsageError."""
     try:

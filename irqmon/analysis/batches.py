@@ -105,12 +105,13 @@ def analyze_file(
     over it, such as the report's)."""
     from irqmon.analysis import analyze_in_batches
     from irqmon.elf_sources import batches_with_elf_sources
-    from irqmon.tracefile import BATCH_ROWS, KeptRows, read_batches, scratch_folder
+    from irqmon.tracefile import BATCH_ROWS, KeptRows, proven_in_range, read_batches, scratch_folder
 
     rows = batch_rows or BATCH_ROWS
     batches = read_batches(path, rows)
     elf = elf_of(batches.metadata)
-    first_pass = [*FACT_COLUMNS, *_ONLY_CHECKED]
+    proven = proven_in_range(path, _ONLY_CHECKED)  # a Parquet file's statistics can spare reading them
+    first_pass = [*FACT_COLUMNS, *(c for c in _ONLY_CHECKED if c not in proven)]
 
     def analyzed(tables: Callable[[], Iterable[pa.Table]], facts: Iterable[pa.Table]) -> tuple[Trace, list[Finding], TraceFacts]:
         findings, learned = analyze_in_batches(tables, batches.metadata, config, rules, facts)

@@ -6,12 +6,14 @@ import json
 from pathlib import Path
 
 import jsonschema
+import pyarrow as pa
 import pytest
 from support import SARIF_SCHEMA_FILE
 from tracebuild import THREAD, isr, write_trace
 
 from irqmon.analysis import all_rules
 from irqmon.cli import main
+from irqmon.tracefile import INTEGER_RANGES, Trace, load_trace, proven_in_range, write_parquet
 
 USB = isr(67, "OTG_FS", 6)
 MALLOC_IN_ISR = {"event": "call", "kind": "heap", "role": "alloc", "symbol": "malloc", "size": 64,
@@ -72,6 +74,23 @@ def test_bad_number_cell_is_exit_2_even_in_a_column_no_rule_reads(bad_trace, col
     bad_trace.write_text("\n".join(lines) + "\n")
     assert main(["analyze", str(bad_trace), "--no-elf"]) == 2
     assert capsys.readouterr().err.strip() == f"irqmon: {bad_trace}:{header + 3}: column {column}: '0xzz' is not an integer"
+
+
+@pytest.mark.parametrize("column", ["pc", "lr", "cycles"])
+def test_parquet_statistics_spare_reading_only_columns_they_prove_in_range(bad_trace, tmp_path, column, capsys):
+    """A Parquet file's statistics put a column no rule reads within its range, so the first pass
+    need not read it; a value outside is read, and still a bad trace."""
+    good = tmp_path / "good.parquet"
+    write_parquet(load_trace(bad_trace), good)
+    assert proven_in_range(good, ["pc", "lr", "cycles"]) == {"pc", "lr", "cycles"} and not proven_in_range(bad_trace, ["pc"])
+    trace = load_trace(bad_trace)
+    table = trace.table
+    values = pa.array([-1] + [None] * (table.num_rows - 1), pa.int64())
+    outside = tmp_path / "outside.parquet"
+    write_parquet(Trace(table.set_column(table.column_names.index(column), column, values), trace.metadata, outside), outside)
+    assert proven_in_range(outside, ["pc", "lr", "cycles"]) == {"pc", "lr", "cycles"} - {column}
+    assert main(["analyze", str(outside), "--no-elf"]) == 2
+    assert capsys.readouterr().err.strip() == f"irqmon: {outside}: row 0: column {column}: -1 is outside {INTEGER_RANGES[column][0]}..{INTEGER_RANGES[column][1]}"
 
 
 def test_rules_option_selects(bad_trace):
