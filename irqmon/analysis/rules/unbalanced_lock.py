@@ -76,7 +76,7 @@ class UnbalancedLocks:
             return
         self._foreign_release(ctx, events)
         self._judge_takes(ctx, events, at_end=False)
-        if ctx.last_batch:
+        if (self.waiting_return or self.waiting_release) and ctx.last_batch:
             self._judge_takes(ctx, events, at_end=True)
 
     def carry(self, ctx: Context) -> np.ndarray:
