@@ -197,7 +197,7 @@ class TraceBatches:
 class KeptRows:
     """Some columns of a trace's rows, written to a file while a first pass reads them, read
     back in batches by the next pass: for a CSV, whose second parse would cost far more than
-    reading this file (an LZ4-compressed Arrow stream, about 20 bytes a row)."""
+    reading this file (an LZ4-compressed Arrow stream, about 16 bytes a row)."""
 
     def __init__(self, path: Path, columns: list[str], rows: int) -> None:
         self.path = path
