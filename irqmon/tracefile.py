@@ -356,7 +356,7 @@ def _write_csv(frames: Iterable[pd.DataFrame], metadata: dict[str, str], path: P
 def proven_in_range(path: Path | str, columns: Iterable[str]) -> set[str]:
     """Those of the integer `columns` whose every value the Parquet file's row-group statistics
     (each group's minimum and maximum) put within `INTEGER_RANGES`: the row checks need not read
-    them. None for a CSV, or where a group has no statistics for the column."""
+    them. Empty for a CSV; a column is left out where a row group has no statistics for it."""
     path = Path(path)
     if not _is_parquet(path):
         return set()
