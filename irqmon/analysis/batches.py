@@ -123,4 +123,5 @@ def analyze_file(
         return analyzed(partial(iter, read_batches(path, rows, WORKING_COLUMNS)), read_batches(path, rows, first_pass).as_read())
     with scratch_folder() as folder:  # a CSV is parsed once: the first pass keeps what the second reads
         kept = KeptRows(folder / "rows.arrows", WORKING_COLUMNS, rows)
-        return analyzed(partial(iter, kept), kept.writing(read_batches(path, rows, [*first_pass, *WORKING_COLUMNS]).as_read()))
+        parsed = (table for table, _ in read_ahead(read_batches(path, rows, [*first_pass, *WORKING_COLUMNS]).as_read()))
+        return analyzed(partial(iter, kept), kept.writing(parsed))  # parsed in one thread, written in another
