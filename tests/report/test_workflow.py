@@ -45,6 +45,7 @@ def run_script(script: str, tmp_path: Path, env: dict[str, str], *args: str) -> 
     environment = {k: v for k, v in os.environ.items() if not k.startswith(("IRQMON_", "GITHUB_"))}
     environment["PATH"] = f"{tmp_path / 'bin'}{os.pathsep}{environment['PATH']}"
     environment["GITHUB_OUTPUT"] = str(tmp_path / "github_output")
+    environment["RUNNER_TEMP"] = str(tmp_path)  # a runner's own, emptied after each job: where comment.sh leaves the body
     environment.update(env)
     return subprocess.run(
         ["bash", str(ACTION_DIR / script), *args], env=environment, cwd=tmp_path, capture_output=True, text=True
