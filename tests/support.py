@@ -20,6 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SARIF_SCHEMA_FILE = ROOT / "tests" / "data" / "sarif-schema-2.1.0.json"  # OASIS, vendored
 SAMPLES_DIR = ROOT / "firmware_samples"
 BUILD_DIR = SAMPLES_DIR / "build"
+PLUGIN_DIR = ROOT / "tests" / "backend_plugin"  # capture backends of the tests' own
 GDB = "gdb-multiarch"
 # QEMU counting virtual time in instructions (stopped while halted): two captures of one sample
 # see the same execution (see the `deterministic_qemu` fixture).
@@ -44,6 +45,19 @@ def build_samples(board: str = "netduinoplus2") -> subprocess.CompletedProcess:
         ["make", "-C", str(SAMPLES_DIR), f"BOARD={board}", "-j2"],
         capture_output=True, text=True, check=False,
     )  # fmt: skip
+
+
+def register_backends(site: Path, distribution: str, entries: dict[str, str]) -> str:
+    """Backends of `tests/backend_plugin/` registered as a third party would: a distribution
+    of their own under `site` whose metadata declares `irqmon.backends` entry points (name ->
+    module:attribute). The PYTHONPATH that lets irqmon subprocesses find them."""
+    dist = site / f"{distribution.replace('-', '_')}-1.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: 1.0\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in entries.items())
+    (dist / "entry_points.txt").write_text(f"[irqmon.backends]\n{lines}")
+    path = os.pathsep.join([str(site), str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])
+    return path.rstrip(os.pathsep)
 
 
 def irqmon(*args: str, timeout: float = 300.0) -> subprocess.CompletedProcess:

@@ -5,7 +5,6 @@ argparse stays in the command line's own modules."""
 from __future__ import annotations
 
 import ast
-import os
 from pathlib import Path
 
 import pandas as pd
@@ -13,9 +12,8 @@ import pytest
 
 from irqmon.analysis import analyze
 from irqmon.tracefile import load_trace
-from support import ROOT, capture_sample, comparable_rows, irqmon
+from support import ROOT, capture_sample, comparable_rows, irqmon, register_backends
 
-PLUGIN_DIR = Path(__file__).parent / "backend_plugin"
 # Breakpoints only (the test's backend sets no watchpoints): heap calls and the heap's mutex.
 BREAKPOINT_PACKS = "newlib_heap,cmsis_rtos2"
 SAMPLE = "usb_cdc_malloc_isr"
@@ -27,12 +25,8 @@ def plugin_installed(tmp_path, monkeypatch) -> None:
     """The test's backend registered as a third party would: a distribution of its own whose
     metadata declares an `irqmon.backends` entry point, found on the irqmon subprocesses' path.
     A second entry point names nothing that loads: it must not get in the others' way."""
-    dist = tmp_path / "site" / "plain_rsp_backend-1.0.dist-info"
-    dist.mkdir(parents=True)
-    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: plain-rsp-backend\nVersion: 1.0\n")
-    (dist / "entry_points.txt").write_text("[irqmon.backends]\nplain-rsp = plain_rsp:BACKEND\nbroken = plain_rsp:MISSING\n")
-    path = os.pathsep.join([str(dist.parent), str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])
-    monkeypatch.setenv("PYTHONPATH", path.rstrip(os.pathsep))
+    entries = {"plain-rsp": "plain_rsp:BACKEND", "broken": "plain_rsp:MISSING"}
+    monkeypatch.setenv("PYTHONPATH", register_backends(tmp_path / "site", "plain-rsp-backend", entries))
 
 
 def test_a_backend_of_its_own_module_captures_like_gdb(built_samples, deterministic_qemu, plugin_installed, tmp_path):
