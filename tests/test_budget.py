@@ -16,7 +16,9 @@ from irqmon.cortexm.elf import ElfImage
 from irqmon.probes import plan_capture
 from irqmon.targets import load_target
 from irqmon.tracefile import load_trace
-from support import expected, irqmon, sample_elf, sample_names, start_irqmon, stderr_once_ended, text_written
+from support import (
+    expected, irqmon, register_backends, sample_elf, sample_names, start_irqmon, stderr_once_ended, text_written,
+)  # fmt: skip
 
 F405 = load_target("stm32f405")
 TEST_ROTATION = "20ms"  # the samples run for about 0.25 s under capture: 5 sets, alternating with the first, each get a turn
@@ -148,6 +150,27 @@ def test_every_sample_under_the_chip_budget_with_rotation(built_samples, sample,
     assert (coverage.groupby("symbol")["value"].last() == 0).all(), "every site disarmed at the end"
     notes = {f["rule"] for f in findings if f["severity"] == "note"}
     assert ("probe-coverage" in notes) == ("rotated every" in result.stderr)
+
+
+@pytest.mark.parametrize("wrapped", ["gdb", "rsp"])
+def test_a_stop_only_a_rotation_halt_meets_still_counts(built_samples, wrapped, tmp_path, monkeypatch):
+    """The target reaches a breakpoint after the capture's poll and before its rotation halts
+    the core: that halt finds the stop, and its events are captured. When it is `--until`'s, the
+    capture ends there (it went on until its time ran out). A backend that reports no stop by
+    itself makes every stop that late."""
+    monkeypatch.setenv("PYTHONPATH", register_backends(tmp_path / "site", "late-stops-backend", {"late-stops": "late_stops:BACKEND"}))
+    sample = "printf_tasks_critical"  # 17 sites in 5 sets on the F405
+    trace = tmp_path / "late.csv"
+    result = irqmon("attach", "--target", "stm32f405", "--qemu", str(sample_elf(sample)), "--backend", "late-stops",
+                    "--late-over", wrapped, "--rotate", TEST_ROTATION, "--until", "sample_done", "--duration", "60",
+                    "-o", str(trace))  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "ended by reached --until" in result.stderr, result.stderr
+    assert expected(sample)["done_marker"] in trace.with_suffix(".usart1.log").read_text()
+    frame = load_trace(trace).frame
+    assert (frame["event"] == "call").any()  # found only at rotations' halts
+    coverage = frame.query("event == 'coverage'")
+    assert (coverage.groupby("symbol")["value"].last() == 0).all(), "every site disarmed at the end"
 
 
 def test_no_rotate_says_what_is_left_out_and_the_rules_that_saw_nothing(built_samples, tmp_path):

@@ -71,7 +71,10 @@ class Backend(Protocol):
     def wait_stop(self, timeout: float) -> Stop | None:
         """The next stop, or None if the target is still running after `timeout` seconds."""
 
-    def halt(self) -> Stop: ...
+    def halt(self) -> Stop:
+        """Halt the running core. The stop it met: one the core came to by itself before the
+        halt (a breakpoint, a watchpoint), or a breakpoint under pc it halted at before it fired
+        (a resume would step off it); else HALTED."""
 
     def step(self) -> Stop:
         """Execute one instruction with interrupts masked for the step."""

@@ -317,7 +317,16 @@ class GdbMiBackend:
         stop = self.wait_stop(self.command_timeout)
         if stop is None:
             raise CaptureError("the target did not halt")
-        return stop
+        return self._breakpoint_about_to_hit(stop)
+
+    def _breakpoint_about_to_hit(self, stop: Stop) -> Stop:
+        """A halt at a breakpoint's address that came before the breakpoint fired is that
+        breakpoint's hit: gdb steps off a breakpoint under pc when it resumes, whatever stopped
+        the core, so the hit would never come."""
+        if stop.reason is not StopReason.HALTED:
+            return stop
+        point = next((n for n, (kind, address, _) in self._points.items() if kind is PointKind.HARDWARE and address == stop.pc), None)
+        return stop if point is None else Stop(StopReason.BREAKPOINT, stop.pc, point)
 
     def step(self) -> Stop:
         self.command("-exec-step-instruction")

@@ -283,9 +283,14 @@ class RspBackend:
         reply = self._guard(self.client.stop)
         self.running = False
         if not reply.is_interrupt:
-            # The target stopped on its own before the interrupt arrived: keep that stop.
-            self._pending.insert(0, self._stop_from(reply))
-        return Stop(StopReason.HALTED, self._pc())
+            # The target stopped on its own before the interrupt arrived: that stop is the halt's,
+            # handled before anything changes the points (a rotation may remove its breakpoint).
+            return self._stop_from(reply)
+        pc = self._pc()
+        if pc in self._breakpoints:
+            # Halted at a breakpoint before it fired: resuming steps off it, so this is its hit.
+            return Stop(StopReason.BREAKPOINT, pc, self._breakpoints[pc])
+        return Stop(StopReason.HALTED, pc)
 
     def step(self) -> Stop:
         return self._take_early_step() or self._step_from(self._pc())

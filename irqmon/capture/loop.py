@@ -284,11 +284,14 @@ class Capture:
         self._set_since = time.monotonic()
 
     def _rotate_with_halt(self) -> None:
-        """Rotate while the target runs: halt it briefly (handling a stop the halt met)."""
+        """Rotate while the target runs: halt it briefly (handling a stop the halt met). A stop
+        that reached `--until` leaves it halted there: the capture ends."""
         stop = self.backend.halt()
         self._halted()
         if stop.reason in (StopReason.BREAKPOINT, StopReason.WATCHPOINT, StopReason.EXITED):
             self._handle(stop)
+            if self._until_reached:
+                return
         self._rotate()
         self._resume()
 
@@ -340,6 +343,9 @@ class Capture:
                     self._resume()
                 elif self._rotation_due():
                     self._rotate_with_halt()
+                    if self._until_reached:  # at a stop its halt met: the core is halted there
+                        self.summary.ended_by = "reached --until"
+                        break
                 if self.on_progress:
                     self.on_progress(self.summary)
         except KeyboardInterrupt:
